@@ -1,0 +1,80 @@
+//! The errors of the library.
+//!
+//! Input errors carry the exact names and messages of the Node module's contract
+//! (`missingParameter`, `invalidFormat`, `invalidValue`), because clients in other
+//! languages (through the REST server) match on them.
+
+use std::borrow::Cow;
+
+/// Everything that can go wrong in a call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A required input was absent or empty (`No app supplied`, …).
+    #[error("{0}")]
+    MissingParameter(Cow<'static, str>),
+    /// An input did not match its format (`Invalid token format`, …).
+    #[error("{0}")]
+    InvalidFormat(Cow<'static, str>),
+    /// An input had the right shape but a forbidden value (`ttl must be …`, `d must be …`).
+    #[error("{0}")]
+    InvalidValue(Cow<'static, str>),
+    /// Redis could not be reached in time; the call may succeed once it is back.
+    #[error("redis is unavailable: {0}")]
+    Unavailable(#[source] redis::RedisError),
+    /// Redis answered with an error.
+    #[error("redis error: {0}")]
+    Redis(#[source] redis::RedisError),
+    /// A stored session could not be read (written by something that is not a session store).
+    #[error("corrupt session data: {0}")]
+    Corrupt(String),
+    /// The store was shut down with `quit()`.
+    #[error("the session store was closed")]
+    Closed,
+}
+
+impl Error {
+    /// The error's name as in the contract, so that REST replies and logs match the Node module.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Error::MissingParameter(_) => "missingParameter",
+            Error::InvalidFormat(_) => "invalidFormat",
+            Error::InvalidValue(_) => "invalidValue",
+            Error::Unavailable(_) => "redisUnavailable",
+            Error::Redis(_) => "redisError",
+            Error::Corrupt(_) => "corruptSession",
+            Error::Closed => "closed",
+        }
+    }
+
+    /// True for errors caused by the caller's input (HTTP 400), as opposed to the backend.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Error::MissingParameter(_) | Error::InvalidFormat(_) | Error::InvalidValue(_)
+        )
+    }
+
+    /// True when the backend could not be reached (HTTP 503): worth retrying later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable(_) | Error::Closed)
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(err: redis::RedisError) -> Self {
+        // Connection-level failures mean "try again later", not "your request is wrong";
+        // callers (the REST server) answer 503 for them.
+        if err.is_io_error()
+            || err.is_connection_refusal()
+            || err.is_timeout()
+            || err.is_connection_dropped()
+        {
+            Error::Unavailable(err)
+        } else {
+            Error::Redis(err)
+        }
+    }
+}
+
+/// The result type of every call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,325 @@
+//! User sessions in Redis, shared by services in every language.
+//!
+//! This crate is the Rust implementation of the contract of the Node.js module
+//! [`redis-sessions`](https://www.npmjs.com/package/redis-sessions) v4: the same methods,
+//! the same errors and **the same Redis keys**, so a Node service and a Rust service
+//! pointed at the same Redis and namespace read and write each other's sessions. It fixes
+//! the module's defects: concurrent `set`s never lose each other's keys (every operation is
+//! one atomic round trip), tokens come from a CSPRNG, ids may contain `:`, validation is
+//! linear-time, and the expiry sweep is bounded and runs in one process of a fleet at a time.
+//!
+//! ```no_run
+//! use redis_sessions::{CreateOptions, Options, RedisSessions};
+//! use serde_json::json;
+//!
+//! # async fn demo() -> redis_sessions::Result<()> {
+//! let rs = RedisSessions::connect(Options::default()).await?;
+//! let token = rs
+//!     .create("myapp", "user@example.com", "127.0.0.1", CreateOptions::default())
+//!     .await?;
+//! rs.set("myapp", &token, &json!({ "theme": "dark" })).await?;
+//! let session = rs.get("myapp", &token).await?.expect("live session");
+//! assert_eq!(session.get::<String>("theme").as_deref(), Some("dark"));
+//! rs.kill("myapp", &token).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Without Redis, [`RedisSessions::in_memory`] gives the same behaviour in one process:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> redis_sessions::Result<()> {
+//! use redis_sessions::{CreateOptions, Options, RedisSessions};
+//! let rs = RedisSessions::in_memory(Options::default());
+//! let token = rs.create("myapp", "alice", "::1", CreateOptions::default()).await?;
+//! assert_eq!(rs.get("myapp", &token).await?.map(|s| s.id), Some("alice".to_string()));
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod clock;
+mod error;
+pub mod layout;
+mod memory_store;
+mod options;
+mod redis_store;
+mod session;
+mod store;
+mod sweeper;
+mod token;
+mod validate;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use options::Options;
+pub use session::{Data, Session};
+pub use validate::DEFAULT_TTL;
+
+use redis_store::{RedisStore, Timeouts};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use store::{Backend, NewSession};
+use tokio::task::JoinHandle;
+
+/// The optional inputs of [`RedisSessions::create`].
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Seconds of inactivity after which the session dies; default 7200, at least 10.
+    pub ttl: Option<i64>,
+    /// Initial data: a JSON object of scalar values (null values are dropped).
+    pub d: Option<Value>,
+    /// End the session at create time + ttl, however often it is used.
+    pub no_resave: bool,
+}
+
+impl CreateOptions {
+    /// Sets the ttl.
+    pub fn ttl(mut self, seconds: i64) -> Self {
+        self.ttl = Some(seconds);
+        self
+    }
+    /// Sets the initial data.
+    pub fn data(mut self, d: Value) -> Self {
+        self.d = Some(d);
+        self
+    }
+    /// Makes the session end at a fixed time.
+    pub fn no_resave(mut self, on: bool) -> Self {
+        self.no_resave = on;
+        self
+    }
+}
+
+/// A session store: cheap to clone (all clones share connections, cache and sweeper).
+#[derive(Clone)]
+pub struct RedisSessions {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+    sweeper: Mutex<Option<JoinHandle<()>>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        stop_sweeper(&self.sweeper);
+    }
+}
+
+fn stop_sweeper(sweeper: &Mutex<Option<JoinHandle<()>>>) {
+    if let Some(task) = sweeper.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        task.abort();
+    }
+}
+
+impl std::fmt::Debug for RedisSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.inner.backend {
+            Backend::Redis(_) => "redis",
+            Backend::Memory(_) => "memory",
+        };
+        f.debug_struct("RedisSessions").field("backend", &kind).finish()
+    }
+}
+
+impl RedisSessions {
+    /// Connects to Redis. Fails when Redis cannot be reached now; once connected, a lost
+    /// connection is re-established by itself, and calls made meanwhile fail fast with
+    /// [`Error::Unavailable`]. Must be called inside a tokio runtime (the sweeper is a task).
+    pub async fn connect(options: Options) -> Result<Self> {
+        let client = options.redis_client().map_err(Error::from)?;
+        let layout = layout::Layout::node(&options.namespace);
+        let timeouts = Timeouts {
+            connect: options.connect_timeout,
+            response: options.response_timeout,
+        };
+        let store = RedisStore::connect(client, layout, options.expire_keys, timeouts).await?;
+        Ok(Self::with_backend(Backend::Redis(store), &options))
+    }
+
+    /// The embedded store: the same behaviour in this process's memory, for tests, demos
+    /// and single-process servers. Sessions are lost when the process ends. Must be called
+    /// inside a tokio runtime when `wipe` is on.
+    pub fn in_memory(options: Options) -> Self {
+        Self::with_backend(Backend::Memory(memory_store::MemoryStore::new()), &options)
+    }
+
+    fn with_backend(backend: Backend, options: &Options) -> Self {
+        let sweeper = options
+            .wipe_interval()
+            .map(|every| sweeper::spawn(backend.clone(), options.clock.clone(), every));
+        RedisSessions {
+            inner: Arc::new(Inner {
+                backend,
+                clock: options.clock.clone(),
+                sweeper: Mutex::new(sweeper),
+                closed: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn backend(&self) -> Result<&Backend> {
+        if self.inner.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        Ok(&self.inner.backend)
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
+    /// Creates a session of user `id` in `app` and returns its token (64 characters).
+    pub async fn create(
+        &self,
+        app: &str,
+        id: &str,
+        ip: &str,
+        options: CreateOptions,
+    ) -> Result<String> {
+        validate::app(app)?;
+        validate::id(id)?;
+        validate::ip(ip)?;
+        let ttl = validate::ttl(options.ttl)?;
+        let d = match options.d {
+            None | Some(Value::Null) => None,
+            Some(d) => {
+                let mut d = validate::data(Some(&d))?.clone();
+                d.retain(|_, v| !v.is_null());
+                (!d.is_empty()).then_some(d)
+            }
+        };
+        let new = NewSession {
+            app,
+            id,
+            ip,
+            ttl,
+            d,
+            no_resave: options.no_resave,
+        };
+        let token = token::generate(clock::now_millis());
+        self.backend()?.create(&new, &token, self.now()).await?;
+        Ok(token)
+    }
+
+    /// The live session of `token`, counted as a read (its `r` is the count before this
+    /// read), or None when there is none.
+    pub async fn get(&self, app: &str, token: &str) -> Result<Option<Session>> {
+        validate::app(app)?;
+        validate::token(token)?;
+        let now = self.now();
+        let record = self.backend()?.get(app, token, now).await?;
+        Ok(record.and_then(|r| r.to_session(now)))
+    }
+
+    /// Merges `d` into the session's data (a null value deletes its key) and returns the
+    /// updated session, or None when there is no live session. Atomic: concurrent sets
+    /// never lose each other's keys.
+    pub async fn set(&self, app: &str, token: &str, d: &Value) -> Result<Option<Session>> {
+        validate::app(app)?;
+        validate::token(token)?;
+        let d = validate::data(Some(d))?;
+        let now = self.now();
+        let record = self.backend()?.set(app, token, d, now).await?;
+        Ok(record.and_then(|r| r.to_session(now)))
+    }
+
+    /// [`set`](Self::set) with any serializable value, e.g. a struct of scalar fields.
+    pub async fn set_typed<T: Serialize>(
+        &self,
+        app: &str,
+        token: &str,
+        d: &T,
+    ) -> Result<Option<Session>> {
+        let d = serde_json::to_value(d)
+            .map_err(|_| Error::InvalidValue("d must be an object".into()))?;
+        self.set(app, token, &d).await
+    }
+
+    /// Ends a session. Returns 1 when a live session was removed, else 0 (a dead one not
+    /// yet swept is removed too). Does not count as a read.
+    pub async fn kill(&self, app: &str, token: &str) -> Result<u64> {
+        validate::app(app)?;
+        validate::token(token)?;
+        let live = self.backend()?.kill(app, token, self.now()).await?;
+        Ok(u64::from(live))
+    }
+
+    /// Ends every session of an app; returns how many. Works in bounded batches, so a huge
+    /// app never blocks Redis for long (each batch is atomic, the whole is not).
+    pub async fn killall(&self, app: &str) -> Result<u64> {
+        validate::app(app)?;
+        let backend = self.backend()?;
+        let mut total = 0;
+        loop {
+            let (removed, left) = backend.killall_batch(app, sweeper::BATCH).await?;
+            total += removed;
+            if left == 0 || removed == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Ends every session of one id ("log out everywhere"); returns how many.
+    pub async fn killsoid(&self, app: &str, id: &str) -> Result<u64> {
+        validate::app(app)?;
+        validate::id(id)?;
+        self.backend()?.killsoid(app, id).await
+    }
+
+    /// How many distinct ids were active in the last `delta_time` seconds.
+    pub async fn activity(&self, app: &str, delta_time: i64) -> Result<u64> {
+        validate::app(app)?;
+        let dt = validate::delta_time(delta_time)?;
+        let since = self.now().saturating_sub(dt);
+        self.backend()?.activity(app, since).await
+    }
+
+    /// The live sessions active in the last `delta_time` seconds, most recent first.
+    pub async fn soapp(&self, app: &str, delta_time: i64) -> Result<Vec<Session>> {
+        validate::app(app)?;
+        let dt = validate::delta_time(delta_time)?;
+        let now = self.now();
+        let records = self.backend()?.soapp(app, now.saturating_sub(dt)).await?;
+        Ok(records.iter().filter_map(|r| r.to_session(now)).collect())
+    }
+
+    /// The live sessions of one id (its devices), most recently active first.
+    pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<Session>> {
+        validate::app(app)?;
+        validate::id(id)?;
+        let now = self.now();
+        let mut records = self.backend()?.soid(app, id).await?;
+        records.sort_by(|a, b| b.la.cmp(&a.la));
+        Ok(records.iter().filter_map(|r| r.to_session(now)).collect())
+    }
+
+    /// Kills every session whose time has come, now; returns how many. The background
+    /// sweeper calls this every `wipe` seconds; tests and cron-like setups may call it.
+    pub async fn sweep(&self) -> Result<u64> {
+        sweeper::sweep(self.backend()?, self.inner.clock.as_ref()).await
+    }
+
+    /// `PONG` when the store answers.
+    pub async fn ping(&self) -> Result<String> {
+        self.backend()?.ping().await
+    }
+
+    /// Stops the sweeper; later calls on this store (and its clones) fail with
+    /// [`Error::Closed`]. Connections close when the last clone is dropped.
+    pub async fn quit(&self) {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        stop_sweeper(&self.inner.sweeper);
+    }
+
+    /// True when this store keeps sessions in process memory rather than Redis.
+    pub fn is_in_memory(&self) -> bool {
+        matches!(self.inner.backend, Backend::Memory(_))
+    }
+}

@@ -1,0 +1,323 @@
+//! The embedded store: the Redis layout mirrored in process memory, for a zero-setup start
+//! (tests, demos, a single-process REST server). It follows the Redis store's semantics
+//! exactly — the same behaviour suite runs against both — but is not shared between
+//! processes and does not survive a restart.
+
+use crate::error::Result;
+use crate::session::{Data, Record};
+use crate::store::NewSession;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// A sorted set: members by score, ordered by (score, member) as Redis orders them.
+#[derive(Debug, Default)]
+struct SortedSet<M: Ord + Clone + std::hash::Hash> {
+    scores: HashMap<M, i64>,
+    order: BTreeSet<(i64, M)>,
+}
+
+impl<M: Ord + Clone + std::hash::Hash> SortedSet<M> {
+    fn add(&mut self, member: M, score: i64) {
+        if let Some(old) = self.scores.insert(member.clone(), score) {
+            self.order.remove(&(old, member.clone()));
+        }
+        self.order.insert((score, member));
+    }
+
+    fn remove(&mut self, member: &M) -> bool {
+        match self.scores.remove(member) {
+            Some(score) => {
+                self.order.remove(&(score, member.clone()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Members with a score of at least `since`, highest first. The default member sorts
+    /// before every other, so it bounds the range from below.
+    fn since(&self, since: i64) -> impl DoubleEndedIterator<Item = &(i64, M)>
+    where
+        M: Default,
+    {
+        self.order.range((since, M::default())..)
+    }
+
+    fn len(&self) -> usize {
+        self.scores.len()
+    }
+}
+
+/// The indexes of one app.
+#[derive(Debug, Default)]
+struct AppIndex {
+    /// `{token}:{id}` by last activity, kept as (token, id).
+    sessions: SortedSet<(String, String)>,
+    /// ids by last activity.
+    users: SortedSet<String>,
+    /// `us:{id}`: the tokens of one id.
+    user_tokens: HashMap<String, HashSet<String>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// `(app, token)` → hash.
+    hashes: HashMap<(String, String), Record>,
+    apps: HashMap<String, AppIndex>,
+    /// `SESSIONS`: (app, token, id) by time of death.
+    expiries: SortedSet<(String, String, String)>,
+    sweep_lease_until: Option<std::time::Instant>,
+}
+
+/// Sessions in this process's memory.
+#[derive(Clone, Default)]
+pub(crate) struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied operation behind
+        // (each one mutates after all checks), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn create(&self, s: &NewSession<'_>, token: &str, now: i64) -> Result<()> {
+        let mut st = self.lock();
+        let app = st.apps.entry(s.app.to_owned()).or_default();
+        app.sessions
+            .add((token.to_owned(), s.id.to_owned()), now);
+        app.users.add(s.id.to_owned(), now);
+        app.user_tokens
+            .entry(s.id.to_owned())
+            .or_default()
+            .insert(token.to_owned());
+        st.expiries.add(
+            (s.app.to_owned(), token.to_owned(), s.id.to_owned()),
+            now.saturating_add(s.ttl),
+        );
+        st.hashes.insert(
+            (s.app.to_owned(), token.to_owned()),
+            Record {
+                id: s.id.to_owned(),
+                r: 1,
+                w: 1,
+                ttl: s.ttl,
+                la: now,
+                ip: s.ip.to_owned(),
+                d: s.d.clone(),
+                no_resave: s.no_resave,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
+        let mut st = self.lock();
+        let key = (app.to_owned(), token.to_owned());
+        let Some(record) = st.hashes.get_mut(&key).filter(|r| r.is_live(now)) else {
+            return Ok(None);
+        };
+        let before = record.clone();
+        record.r += 1;
+        touch(&mut st, app, token, &before, now);
+        Ok(Some(before))
+    }
+
+    pub fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
+        let mut st = self.lock();
+        let key = (app.to_owned(), token.to_owned());
+        let Some(record) = st.hashes.get_mut(&key).filter(|r| r.is_live(now)) else {
+            return Ok(None);
+        };
+        let mut data = record.d.take().unwrap_or_default();
+        for (k, v) in d {
+            if v.is_null() {
+                data.remove(k);
+            } else {
+                data.insert(k.clone(), v.clone());
+            }
+        }
+        record.d = (!data.is_empty()).then_some(data);
+        record.w += 1;
+        // The reply carries the new w and d with the times as they were before this call.
+        let reply = record.clone();
+        touch(&mut st, app, token, &reply, now);
+        Ok(Some(reply))
+    }
+
+    pub fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
+        let mut st = self.lock();
+        let Some(record) = st.hashes.get(&(app.to_owned(), token.to_owned())) else {
+            return Ok(false);
+        };
+        let live = record.is_live(now);
+        let id = record.id.clone();
+        kill_session(&mut st, app, token, &id);
+        Ok(live)
+    }
+
+    pub fn killsoid(&self, app: &str, id: &str) -> Result<u64> {
+        let mut st = self.lock();
+        let tokens: Vec<String> = st
+            .apps
+            .get(app)
+            .and_then(|a| a.user_tokens.get(id))
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut killed = 0;
+        for token in tokens {
+            killed += u64::from(kill_session(&mut st, app, &token, id));
+        }
+        Ok(killed)
+    }
+
+    pub fn killall_batch(&self, app: &str, batch: usize) -> Result<(u64, u64)> {
+        let mut st = self.lock();
+        let members: Vec<(String, String)> = match st.apps.get(app) {
+            Some(a) => a
+                .sessions
+                .order
+                .iter()
+                .take(batch)
+                .map(|(_, m)| m.clone())
+                .collect(),
+            None => return Ok((0, 0)),
+        };
+        for (token, id) in &members {
+            kill_session(&mut st, app, token, id);
+        }
+        let left = st.apps.get(app).map_or(0, |a| a.sessions.len());
+        if left == 0 {
+            st.apps.remove(app);
+        }
+        Ok((members.len() as u64, left as u64))
+    }
+
+    pub fn activity(&self, app: &str, since: i64) -> Result<u64> {
+        let st = self.lock();
+        Ok(st
+            .apps
+            .get(app)
+            .map_or(0, |a| a.users.since(since).count()) as u64)
+    }
+
+    pub fn soid(&self, app: &str, id: &str) -> Result<Vec<Record>> {
+        let st = self.lock();
+        let Some(tokens) = st.apps.get(app).and_then(|a| a.user_tokens.get(id)) else {
+            return Ok(Vec::new());
+        };
+        Ok(tokens
+            .iter()
+            .filter_map(|t| st.hashes.get(&(app.to_owned(), t.clone())).cloned())
+            .collect())
+    }
+
+    pub fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
+        let st = self.lock();
+        let Some(index) = st.apps.get(app) else {
+            return Ok(Vec::new());
+        };
+        Ok(index
+            .sessions
+            .since(since)
+            .rev()
+            .filter_map(|(_, (token, _))| st.hashes.get(&(app.to_owned(), token.clone())).cloned())
+            .collect())
+    }
+
+    pub fn sweep_batch(&self, now: i64, batch: usize) -> Result<u64> {
+        let mut st = self.lock();
+        let due: Vec<(String, String, String)> = st
+            .expiries
+            .order
+            .iter()
+            .take_while(|(score, _)| *score <= now)
+            .take(batch)
+            .map(|(_, m)| m.clone())
+            .collect();
+        for (app, token, id) in &due {
+            kill_session(&mut st, app, token, id);
+        }
+        Ok(due.len() as u64)
+    }
+
+    pub fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
+        let mut st = self.lock();
+        let now = std::time::Instant::now();
+        if st.sweep_lease_until.is_some_and(|until| until > now) {
+            return Ok(false);
+        }
+        st.sweep_lease_until = Some(now + ttl);
+        Ok(true)
+    }
+
+    pub fn ping(&self) -> Result<String> {
+        Ok("PONG".to_owned())
+    }
+
+    /// Every stored item, for tests that check nothing is left behind.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        let st = self.lock();
+        st.hashes.is_empty() && st.apps.is_empty() && st.expiries.len() == 0
+    }
+}
+
+/// The refresh of a read or write, as in the `touch` of lua/prelude.lua.
+fn touch(st: &mut State, app: &str, token: &str, before: &Record, now: i64) {
+    let idle = before.idle(now);
+    if idle == 0 {
+        return;
+    }
+    if idle > 1 {
+        if let Some(record) = st.hashes.get_mut(&(app.to_owned(), token.to_owned())) {
+            record.la = now;
+            if record.no_resave {
+                record.ttl = before.ttl - idle;
+            }
+        }
+    }
+    if let Some(index) = st.apps.get_mut(app) {
+        index
+            .sessions
+            .add((token.to_owned(), before.id.clone()), now);
+        index.users.add(before.id.clone(), now);
+    }
+    if !before.no_resave {
+        st.expiries.add(
+            (app.to_owned(), token.to_owned(), before.id.clone()),
+            now.saturating_add(before.ttl),
+        );
+    }
+}
+
+/// Removes a session and its index entries; true when its hash existed.
+fn kill_session(st: &mut State, app: &str, token: &str, id: &str) -> bool {
+    let existed = st
+        .hashes
+        .remove(&(app.to_owned(), token.to_owned()))
+        .is_some();
+    st.expiries
+        .remove(&(app.to_owned(), token.to_owned(), id.to_owned()));
+    if let Some(index) = st.apps.get_mut(app) {
+        index.sessions.remove(&(token.to_owned(), id.to_owned()));
+        let now_empty = index.user_tokens.get_mut(id).is_some_and(|tokens| {
+            tokens.remove(token);
+            tokens.is_empty()
+        });
+        if now_empty || !index.user_tokens.contains_key(id) {
+            index.user_tokens.remove(id);
+            index.users.remove(&id.to_owned());
+        }
+        if index.sessions.len() == 0 && index.users.len() == 0 && index.user_tokens.is_empty() {
+            st.apps.remove(app);
+        }
+    }
+    existed
+}

@@ -1,0 +1,9 @@
+-- get: the live session, counted as a read. Returns its fields before the read, or nil.
+local now = tonumber(ARGV[1])
+local v, idle = read_live(now)
+if not v then
+  return false
+end
+redis.call('HINCRBY', KEYS[1], 'r', 1)
+touch(v, idle, now)
+return v

@@ -1,0 +1,139 @@
+//! The session object that every method returns, and the stored record it comes from.
+
+use crate::error::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A session's data: a JSON object whose values are strings, numbers, booleans (or null
+/// in a `set`, to delete a key).
+pub type Data = serde_json::Map<String, Value>;
+
+/// A live session as the Node module returns it: exactly the keys `id, r, w, ttl, idle, ip`,
+/// plus `d` when data exists and `no_resave: true` for sessions that end at a fixed time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The user id the session belongs to.
+    pub id: String,
+    /// Reads so far (before the read that returned this object).
+    pub r: u64,
+    /// Writes so far.
+    pub w: u64,
+    /// Seconds of life: the idle timeout, or for a `no_resave` session the time left.
+    pub ttl: i64,
+    /// Seconds since the last activity.
+    pub idle: i64,
+    /// The client address given at create.
+    pub ip: String,
+    /// The session's data, absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d: Option<Data>,
+    /// True for a session that ends at create time + ttl, however often it is read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_resave: bool,
+}
+
+impl Session {
+    /// Reads one data value as a typed value, so callers need not handle `serde_json::Value`.
+    ///
+    /// ```
+    /// # let session: redis_sessions::Session = serde_json::from_str(
+    /// #   r#"{"id":"u","r":1,"w":1,"ttl":60,"idle":0,"ip":"::1","d":{"visits":3}}"#).unwrap();
+    /// let visits: Option<u32> = session.get("visits");
+    /// assert_eq!(visits, Some(3));
+    /// ```
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let value = self.d.as_ref()?.get(key)?;
+        serde_json::from_value(value.clone()).ok()
+    }
+}
+
+/// A session as stored: the fields of the `{ns}:{app}:{token}` hash.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Record {
+    pub id: String,
+    pub r: u64,
+    pub w: u64,
+    pub ttl: i64,
+    pub la: i64,
+    pub ip: String,
+    pub d: Option<Data>,
+    pub no_resave: bool,
+}
+
+impl Record {
+    /// Seconds since the last activity.
+    pub fn idle(&self, now: i64) -> i64 {
+        now - self.la
+    }
+
+    /// A session is dead once it has been idle for longer than its ttl.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.ttl >= self.idle(now)
+    }
+
+    /// The reply for this record at `now`, or None when it is dead.
+    pub fn to_session(&self, now: i64) -> Option<Session> {
+        let idle = self.idle(now);
+        if self.ttl < idle {
+            return None;
+        }
+        Some(Session {
+            id: self.id.clone(),
+            r: self.r,
+            w: self.w,
+            ttl: if self.no_resave {
+                self.ttl - idle
+            } else {
+                self.ttl
+            },
+            idle,
+            ip: self.ip.clone(),
+            d: self.d.clone(),
+            no_resave: self.no_resave,
+        })
+    }
+
+    /// Builds a record from the hash fields `id r w ttl d la ip no_resave`, as HMGET returns them.
+    pub fn from_fields(fields: Vec<Option<String>>) -> Result<Option<Record>> {
+        let mut it = fields.into_iter();
+        let mut next = || it.next().flatten();
+        let Some(id) = next() else {
+            return Ok(None);
+        };
+        let r = parse_number(next(), "r")?;
+        let w = parse_number(next(), "w")?;
+        let ttl = parse_number(next(), "ttl")?;
+        let d = next().map(|text| parse_data(&text)).transpose()?;
+        let la = parse_number(next(), "la")?;
+        let ip = next().unwrap_or_default();
+        let no_resave = next().as_deref() == Some("1");
+        Ok(Some(Record {
+            id,
+            r,
+            w,
+            ttl,
+            la,
+            ip,
+            d,
+            no_resave,
+        }))
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(text: Option<String>, field: &str) -> Result<T> {
+    let text = text.unwrap_or_default();
+    // Node writes integers; a float form ("1.0") can only come from a foreign writer.
+    text.parse()
+        .or_else(|_| {
+            text.parse::<f64>()
+                .ok()
+                .and_then(|f| format!("{}", f as i64).parse().ok())
+                .ok_or(())
+        })
+        .map_err(|_| Error::Corrupt(format!("field {field} is not a number")))
+}
+
+fn parse_data(text: &str) -> Result<Data> {
+    serde_json::from_str(text).map_err(|_| Error::Corrupt("field d is not a JSON object".into()))
+}

@@ -1,0 +1,138 @@
+//! Throwaway `redis-server` processes for tests: each test starts its own on a free
+//! loopback port, so tests run in parallel and never touch a developer's Redis.
+
+use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`, stopped when dropped.
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on loopback")
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers.
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// Starts a server on `port` and waits until it answers.
+    pub fn start_on(port: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!("rs-test-redis-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut server = RedisServer { port, dir, child: None };
+        server.restart();
+        server
+    }
+
+    /// (Re)starts the process on the same port, e.g. after [`stop`](Self::stop).
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server not found: install it (apt-get install redis-server)");
+        self.child = Some(child);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if self.command(&["PING"]).map(|r| r.starts_with("+PONG")).unwrap_or(false) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+
+    /// Stops the process (the port stays reserved for `restart`).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:{port}/`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Sends one command (inline protocol args, RESP-encoded) and returns the raw reply
+    /// text — enough for test set-up and assertions without a client library.
+    pub fn command(&self, args: &[&str]) -> std::io::Result<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{}\r\n", arg.len(), arg));
+        }
+        stream.write_all(request.as_bytes())?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            let n = stream.read(&mut buf)?;
+            reply.extend_from_slice(&buf[..n]);
+            if n == 0 || resp_complete(&reply) {
+                break;
+            }
+        }
+        Ok(String::from_utf8_lossy(&reply).into_owned())
+    }
+}
+
+/// True when `buf` holds one whole RESP value.
+fn resp_complete(buf: &[u8]) -> bool {
+    fn parse(buf: &[u8], pos: usize) -> Option<usize> {
+        let line_end = buf[pos..].windows(2).position(|w| w == b"\r\n")? + pos;
+        let line = std::str::from_utf8(&buf[pos + 1..line_end]).ok()?;
+        let next = line_end + 2;
+        match buf.get(pos)? {
+            b'+' | b'-' | b':' => Some(next),
+            b'$' => {
+                let len: i64 = line.parse().ok()?;
+                if len < 0 {
+                    return Some(next);
+                }
+                let end = next + len as usize + 2;
+                (buf.len() >= end).then_some(end)
+            }
+            b'*' => {
+                let count: i64 = line.parse().ok()?;
+                let mut at = next;
+                for _ in 0..count.max(0) {
+                    at = parse(buf, at)?;
+                }
+                Some(at)
+            }
+            _ => None,
+        }
+    }
+    !buf.is_empty() && parse(buf, 0).is_some()
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
