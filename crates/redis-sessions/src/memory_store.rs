@@ -321,3 +321,26 @@ fn kill_session(st: &mut State, app: &str, token: &str, id: &str) -> bool {
     }
     existed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_removes_every_index_entry() {
+        let store = MemoryStore::new();
+        let new = NewSession {
+            app: "app",
+            id: "a:b",
+            ip: "1",
+            ttl: 60,
+            d: None,
+            no_resave: false,
+        };
+        store.create(&new, &"t".repeat(64), 100).expect("create");
+        store.get("app", &"t".repeat(64), 105).expect("get");
+        assert!(!store.is_empty());
+        assert!(store.kill("app", &"t".repeat(64), 106).expect("kill"));
+        assert!(store.is_empty());
+    }
+}

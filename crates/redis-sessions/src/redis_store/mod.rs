@@ -252,11 +252,6 @@ impl RedisStore {
             .await?;
         Ok(pong)
     }
-
-    /// A client for extra connections (the cache's subscription).
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
 }
 
 fn records(rows: Vec<Vec<Option<String>>>) -> Result<Vec<Record>> {
