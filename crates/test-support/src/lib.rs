@@ -1,6 +1,8 @@
 //! Throwaway `redis-server` processes for tests: each test starts its own on a free
 //! loopback port, so tests run in parallel and never touch a developer's Redis.
 
+pub mod node;
+
 use std::net::{TcpListener, TcpStream};
 use std::io::{Read, Write};
 use std::path::PathBuf;

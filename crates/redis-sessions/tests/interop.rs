@@ -1,0 +1,179 @@
+//! Interop with the real npm `redis-sessions@4.0.0` on the same Redis and namespace:
+//! sessions written by either side are read, changed and ended by the other.
+
+mod common;
+
+use redis::Commands;
+use redis_sessions::{CreateOptions, Options, RedisSessions};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use test_support::node::NodePeer;
+use test_support::RedisServer;
+
+const APP: &str = "mixedapp";
+
+struct Fleet {
+    server: RedisServer,
+    rs: RedisSessions,
+    node: NodePeer,
+}
+
+async fn fleet() -> Fleet {
+    let server = RedisServer::start();
+    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+        .await
+        .expect("connect");
+    let node = NodePeer::start(&format!(r#"{{"port":{},"namespace":"rs","wipe":0}}"#, server.port()));
+    Fleet { server, rs, node }
+}
+
+impl Fleet {
+    fn node(&mut self, method: &str, args: Value) -> Value {
+        let reply = self.node.call(method, &args.to_string()).expect("node call");
+        serde_json::from_str(&reply).expect("node reply is JSON")
+    }
+    fn raw(&self) -> redis::Connection {
+        redis::Client::open(self.server.url())
+            .and_then(|c| c.get_connection())
+            .expect("raw connection")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_creates_rust_reads_and_writes() {
+    let mut f = fleet().await;
+    let created = f.node("create", json!({"app": APP, "id": "node@user.com", "ip": "10.1.2.3", "ttl": 3600, "d": {"lang": "de", "n": 5, "gone": null}}));
+    let token = created["token"].as_str().expect("token").to_owned();
+    let s = f.rs.get(APP, &token).await.expect("get").expect("live");
+    assert_eq!((s.id.as_str(), s.ip.as_str(), s.ttl, s.r, s.w), ("node@user.com", "10.1.2.3", 3600, 1, 1));
+    assert_eq!(Value::Object(s.d.clone().expect("d")), json!({"lang": "de", "n": 5}));
+    // Node sets → Rust sees the merge
+    f.node("set", json!({"app": APP, "token": token, "d": {"n": 6, "x": true}}));
+    let s = f.rs.get(APP, &token).await.expect("get").expect("live");
+    assert_eq!(Value::Object(s.d.expect("d")), json!({"lang": "de", "n": 6, "x": true}));
+    assert_eq!((s.r, s.w), (2, 2));
+    // Rust sets → Node sees the merge
+    f.rs.set(APP, &token, &json!({"lang": null, "y": "ü"})).await.expect("set").expect("live");
+    let from_node = f.node("get", json!({"app": APP, "token": token}));
+    assert_eq!(from_node["d"], json!({"n": 6, "x": true, "y": "ü"}));
+    assert_eq!(from_node["w"], json!(3));
+    assert_eq!(from_node["r"], json!(3));
+    // Node kills → Rust sees nothing
+    assert_eq!(f.node("kill", json!({"app": APP, "token": token})), json!({"kill": 1}));
+    assert!(f.rs.get(APP, &token).await.expect("get").is_none());
+    common::assert_consistent(&mut f.raw(), "rs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rust_creates_node_reads_and_kills_follow() {
+    let mut f = fleet().await;
+    let opts = CreateOptions::default().ttl(600).data(json!({"cart": 3, "name": "김철수"}));
+    let token = f.rs.create(APP, "rustuser", "::1", opts).await.expect("create");
+    let s = f.node("get", json!({"app": APP, "token": token}));
+    assert_eq!(s, json!({"id": "rustuser", "r": 1, "w": 1, "ttl": 600, "idle": 0, "ip": "::1", "d": {"cart": 3, "name": "김철수"}}));
+    let s = f.rs.get(APP, &token).await.expect("get").expect("live");
+    assert_eq!(s.r, 2, "Node's read was counted");
+    assert_eq!(f.rs.kill(APP, &token).await.expect("kill"), 1);
+    assert_eq!(f.node("get", json!({"app": APP, "token": token})), Value::Null);
+    common::assert_consistent(&mut f.raw(), "rs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn activity_soid_soapp_agree() {
+    let mut f = fleet().await;
+    let mut tokens = Vec::new();
+    for i in 0..3 {
+        let t = f.node("create", json!({"app": APP, "id": format!("u{i}"), "ip": "1.1.1.1"}));
+        tokens.push(t["token"].as_str().expect("token").to_owned());
+    }
+    for _ in 0..2 {
+        tokens.push(f.rs.create(APP, "u0", "2.2.2.2", CreateOptions::default()).await.expect("create"));
+    }
+    assert_eq!(f.rs.activity(APP, 600).await.expect("activity"), 3);
+    assert_eq!(f.node("activity", json!({"app": APP, "deltaTime": 600})), json!({"activity": 3}));
+    let ours = f.rs.soid(APP, "u0").await.expect("soid");
+    let theirs = f.node("soid", json!({"app": APP, "id": "u0"}));
+    assert_eq!(ours.len(), 3);
+    assert_eq!(theirs["sessions"].as_array().map(Vec::len), Some(3));
+    let theirs_app = f.node("soapp", json!({"app": APP, "deltaTime": 600}));
+    assert_eq!(theirs_app["sessions"].as_array().map(Vec::len), Some(5));
+    assert_eq!(f.rs.soapp(APP, 600).await.expect("soapp").len(), 5);
+    // Rust's killsoid → Node sees the id gone; Node's killall → Rust sees the app empty.
+    assert_eq!(f.rs.killsoid(APP, "u0").await.expect("killsoid"), 3);
+    assert_eq!(f.node("soid", json!({"app": APP, "id": "u0"})), json!({"sessions": []}));
+    assert_eq!(f.node("activity", json!({"app": APP, "deltaTime": 600})), json!({"activity": 2}));
+    assert_eq!(f.node("killall", json!({"app": APP})), json!({"kill": 2}));
+    assert_eq!(f.rs.activity(APP, 600).await.expect("activity"), 0);
+    common::assert_consistent(&mut f.raw(), "rs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_resave_sessions_cross_over() {
+    let mut f = fleet().await;
+    let t = f.node("create", json!({"app": APP, "id": "nr", "ip": "1", "ttl": 100, "no_resave": true}));
+    let token = t["token"].as_str().expect("token").to_owned();
+    let s = f.rs.get(APP, &token).await.expect("get").expect("live");
+    assert!(s.no_resave);
+    assert!(s.ttl <= 100 && s.ttl >= 99);
+    let theirs = f.node("get", json!({"app": APP, "token": token}));
+    assert_eq!(theirs["no_resave"], json!(true));
+}
+
+/// After a create from each side, Redis holds exactly the keys and fields of the spec's
+/// layout, and the same ones whichever side wrote them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_layout_is_byte_compatible() {
+    let mut f = fleet().await;
+    let d = json!({"a": 1, "b": "two"});
+    let ours = f
+        .rs
+        .create(APP, "same:id", "127.0.0.1", CreateOptions::default().ttl(300).data(d.clone()))
+        .await
+        .expect("create");
+    let theirs = f.node("create", json!({"app": APP, "id": "other", "ip": "127.0.0.1", "ttl": 300, "d": d}));
+    let theirs = theirs["token"].as_str().expect("token").to_owned();
+    let mut con = f.raw();
+    let mut keys: Vec<String> = con.keys("*").expect("KEYS");
+    keys.sort();
+    let mut expected = vec![
+        format!("rs:{APP}:{ours}"),
+        format!("rs:{APP}:{theirs}"),
+        format!("rs:{APP}:_sessions"),
+        format!("rs:{APP}:_users"),
+        format!("rs:{APP}:us:same:id"),
+        format!("rs:{APP}:us:other"),
+        "rs:SESSIONS".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(keys, expected);
+    let hash: BTreeMap<String, String> = con.hgetall(format!("rs:{APP}:{ours}")).expect("HGETALL");
+    let la = hash.get("la").cloned().expect("la");
+    let now: i64 = la.parse().expect("la is an integer");
+    let want: BTreeMap<String, String> = [
+        ("id", "same:id"),
+        ("r", "1"),
+        ("w", "1"),
+        ("ip", "127.0.0.1"),
+        ("la", la.as_str()),
+        ("ttl", "300"),
+        ("d", r#"{"a":1,"b":"two"}"#),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(hash, want);
+    let node_hash: BTreeMap<String, String> = con.hgetall(format!("rs:{APP}:{theirs}")).expect("HGETALL");
+    assert_eq!(node_hash.keys().collect::<Vec<_>>(), hash.keys().collect::<Vec<_>>(), "same fields as Node writes");
+    assert_eq!(node_hash["d"], hash["d"], "same JSON text as Node writes");
+    let score: f64 = con.zscore(format!("rs:{APP}:_sessions"), format!("{ours}:same:id")).expect("ZSCORE");
+    assert_eq!(score as i64, now);
+    let score: f64 = con.zscore(format!("rs:{APP}:_users"), "same:id").expect("ZSCORE");
+    assert_eq!(score as i64, now);
+    let score: f64 = con.zscore("rs:SESSIONS", format!("{APP}:{ours}:same:id")).expect("ZSCORE");
+    assert_eq!(score as i64, now + 300);
+    let members: Vec<String> = con.smembers(format!("rs:{APP}:us:same:id")).expect("SMEMBERS");
+    assert_eq!(members, vec![ours.clone()]);
+    // Node's sessions wear the same score shapes.
+    let score: f64 = con.zscore("rs:SESSIONS", format!("{APP}:{theirs}:other")).expect("ZSCORE");
+    assert!((score as i64 - (now + 300)).abs() <= 1);
+}
