@@ -37,6 +37,7 @@
 
 #![warn(missing_docs)]
 
+mod cache;
 mod clock;
 mod error;
 pub mod layout;
@@ -49,6 +50,7 @@ mod sweeper;
 mod token;
 mod validate;
 
+pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use options::Options;
@@ -100,18 +102,20 @@ pub struct RedisSessions {
 struct Inner {
     backend: Backend,
     clock: Arc<dyn Clock>,
-    sweeper: Mutex<Option<JoinHandle<()>>>,
+    cache: Option<Arc<cache::Cache>>,
+    /// The sweeper and the cache's subscriber: stopped on quit and drop.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     closed: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        stop_sweeper(&self.sweeper);
+        stop_tasks(&self.tasks);
     }
 }
 
-fn stop_sweeper(sweeper: &Mutex<Option<JoinHandle<()>>>) {
-    if let Some(task) = sweeper.lock().unwrap_or_else(|e| e.into_inner()).take() {
+fn stop_tasks(tasks: &Mutex<Vec<JoinHandle<()>>>) {
+    for task in tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
         task.abort();
     }
 }
@@ -122,7 +126,9 @@ impl std::fmt::Debug for RedisSessions {
             Backend::Redis(_) => "redis",
             Backend::Memory(_) => "memory",
         };
-        f.debug_struct("RedisSessions").field("backend", &kind).finish()
+        f.debug_struct("RedisSessions")
+            .field("backend", &kind)
+            .finish()
     }
 }
 
@@ -137,13 +143,45 @@ impl RedisSessions {
             connect: options.connect_timeout,
             response: options.response_timeout,
         };
-        let store = RedisStore::connect(client, layout, options.expire_keys, timeouts).await?;
-        Ok(Self::with_backend(Backend::Redis(store), &options))
+        let channel = layout.cache_channel();
+        let store =
+            RedisStore::connect(client.clone(), layout, options.expire_keys, timeouts).await?;
+        let mut rs = Self::with_backend(Backend::Redis(store), &options);
+        if options.cachetime > 0 {
+            let cache = cache::Cache::new(
+                std::time::Duration::from_secs(options.cachetime),
+                options.cachemax,
+            );
+            let subscriber = cache.subscribe(client, channel, options.connect_timeout);
+            // Give the subscription a moment, so the cache serves from the first call.
+            let deadline = tokio::time::Instant::now() + options.connect_timeout;
+            while !cache.is_subscribed() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            rs.with_cache(cache, subscriber);
+        }
+        Ok(rs)
+    }
+
+    /// Attaches a cache to a store that has just been built (no clone exists yet).
+    fn with_cache(&mut self, cache: Arc<cache::Cache>, subscriber: JoinHandle<()>) {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.cache = Some(cache);
+                inner
+                    .tasks
+                    .get_mut()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(subscriber);
+            }
+            None => subscriber.abort(),
+        }
     }
 
     /// The embedded store: the same behaviour in this process's memory, for tests, demos
     /// and single-process servers. Sessions are lost when the process ends. Must be called
-    /// inside a tokio runtime when `wipe` is on.
+    /// inside a tokio runtime when `wipe` is on. `cachetime` is ignored: the store is
+    /// already in memory.
     pub fn in_memory(options: Options) -> Self {
         Self::with_backend(Backend::Memory(memory_store::MemoryStore::new()), &options)
     }
@@ -156,7 +194,8 @@ impl RedisSessions {
             inner: Arc::new(Inner {
                 backend,
                 clock: options.clock.clone(),
-                sweeper: Mutex::new(sweeper),
+                cache: None,
+                tasks: Mutex::new(sweeper.into_iter().collect()),
                 closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -211,9 +250,23 @@ impl RedisSessions {
     pub async fn get(&self, app: &str, token: &str) -> Result<Option<Session>> {
         validate::app(app)?;
         validate::token(token)?;
+        let backend = self.backend()?;
+        let lookup = match &self.inner.cache {
+            Some(cache) => match cache.lookup(app, token) {
+                Ok(cached) => return Ok(Some(cached)),
+                Err(lookup) => Some((cache, lookup)),
+            },
+            None => None,
+        };
         let now = self.now();
-        let record = self.backend()?.get(app, token, now).await?;
-        Ok(record.and_then(|r| r.to_session(now)))
+        let session = backend
+            .get(app, token, now)
+            .await?
+            .and_then(|r| r.to_session(now));
+        if let (Some((cache, lookup)), Some(session)) = (lookup, &session) {
+            cache.store(lookup, session);
+        }
+        Ok(session)
     }
 
     /// Merges `d` into the session's data (a null value deletes its key) and returns the
@@ -224,8 +277,9 @@ impl RedisSessions {
         validate::token(token)?;
         let d = validate::data(Some(d))?;
         let now = self.now();
-        let record = self.backend()?.set(app, token, d, now).await?;
-        Ok(record.and_then(|r| r.to_session(now)))
+        let record = self.backend()?.set(app, token, d, now).await;
+        self.forget(app, token);
+        Ok(record?.and_then(|r| r.to_session(now)))
     }
 
     /// [`set`](Self::set) with any serializable value, e.g. a struct of scalar fields.
@@ -245,8 +299,9 @@ impl RedisSessions {
     pub async fn kill(&self, app: &str, token: &str) -> Result<u64> {
         validate::app(app)?;
         validate::token(token)?;
-        let live = self.backend()?.kill(app, token, self.now()).await?;
-        Ok(u64::from(live))
+        let live = self.backend()?.kill(app, token, self.now()).await;
+        self.forget(app, token);
+        Ok(u64::from(live?))
     }
 
     /// Ends every session of an app; returns how many. Works in bounded batches, so a huge
@@ -254,11 +309,17 @@ impl RedisSessions {
     pub async fn killall(&self, app: &str) -> Result<u64> {
         validate::app(app)?;
         let backend = self.backend()?;
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_app(app);
+        }
         let mut total = 0;
         loop {
             let (removed, left) = backend.killall_batch(app, sweeper::BATCH).await?;
             total += removed;
             if left == 0 || removed == 0 {
+                if let Some(cache) = &self.inner.cache {
+                    cache.invalidate_app(app);
+                }
                 return Ok(total);
             }
         }
@@ -268,7 +329,11 @@ impl RedisSessions {
     pub async fn killsoid(&self, app: &str, id: &str) -> Result<u64> {
         validate::app(app)?;
         validate::id(id)?;
-        self.backend()?.killsoid(app, id).await
+        let killed = self.backend()?.killsoid(app, id).await;
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_id(app, id);
+        }
+        killed
     }
 
     /// How many distinct ids were active in the last `delta_time` seconds.
@@ -294,7 +359,7 @@ impl RedisSessions {
         validate::id(id)?;
         let now = self.now();
         let mut records = self.backend()?.soid(app, id).await?;
-        records.sort_by(|a, b| b.la.cmp(&a.la));
+        records.sort_by_key(|r| std::cmp::Reverse(r.la));
         Ok(records.iter().filter_map(|r| r.to_session(now)).collect())
     }
 
@@ -304,18 +369,37 @@ impl RedisSessions {
         sweeper::sweep(self.backend()?, self.inner.clock.as_ref()).await
     }
 
+    /// Drops this process's cached reply of a session it just wrote (read your own
+    /// writes); other processes learn of the write through the invalidation channel.
+    /// Done even when the write failed: it may have reached Redis before the failure.
+    fn forget(&self, app: &str, token: &str) {
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate(&layout::Layout::cache_message(app, token));
+        }
+    }
+
+    /// The cache's counters, or None when the cache is off.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// How many sessions the cache holds now (0 when it is off).
+    pub fn cache_len(&self) -> u64 {
+        self.inner.cache.as_ref().map_or(0, |c| c.len())
+    }
+
     /// `PONG` when the store answers.
     pub async fn ping(&self) -> Result<String> {
         self.backend()?.ping().await
     }
 
-    /// Stops the sweeper; later calls on this store (and its clones) fail with
+    /// Stops the sweeper and the cache's subscriber; later calls on this store (and its clones) fail with
     /// [`Error::Closed`]. Connections close when the last clone is dropped.
     pub async fn quit(&self) {
         self.inner
             .closed
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        stop_sweeper(&self.inner.sweeper);
+        stop_tasks(&self.inner.tasks);
     }
 
     /// True when this store keeps sessions in process memory rather than Redis.

@@ -90,8 +90,7 @@ impl MemoryStore {
     pub fn create(&self, s: &NewSession<'_>, token: &str, now: i64) -> Result<()> {
         let mut st = self.lock();
         let app = st.apps.entry(s.app.to_owned()).or_default();
-        app.sessions
-            .add((token.to_owned(), s.id.to_owned()), now);
+        app.sessions.add((token.to_owned(), s.id.to_owned()), now);
         app.users.add(s.id.to_owned(), now);
         app.user_tokens
             .entry(s.id.to_owned())
@@ -201,10 +200,7 @@ impl MemoryStore {
 
     pub fn activity(&self, app: &str, since: i64) -> Result<u64> {
         let st = self.lock();
-        Ok(st
-            .apps
-            .get(app)
-            .map_or(0, |a| a.users.since(since).count()) as u64)
+        Ok(st.apps.get(app).map_or(0, |a| a.users.since(since).count()) as u64)
     }
 
     pub fn soid(&self, app: &str, id: &str) -> Result<Vec<Record>> {

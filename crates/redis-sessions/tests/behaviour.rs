@@ -34,57 +34,176 @@ async fn validation_errors(env: &Env) {
     let rs = &env.rs;
     let token = "a".repeat(64);
     let no = CreateOptions::default;
-    expect_err(rs.create("", "u", "1.1.1.1", no()).await, "missingParameter", "No app supplied");
-    expect_err(rs.create("ab", "u", "1.1.1.1", no()).await, "invalidFormat", "Invalid app format");
-    expect_err(rs.create("a".repeat(21).as_str(), "u", "1", no()).await, "invalidFormat", "Invalid app format");
-    expect_err(rs.create("app!", "u", "1", no()).await, "invalidFormat", "Invalid app format");
-    expect_err(rs.create(APP, "", "1", no()).await, "missingParameter", "No id supplied");
-    expect_err(rs.create(APP, "a\nb", "1", no()).await, "invalidFormat", "Invalid id format");
-    expect_err(rs.create(APP, &"x".repeat(129), "1", no()).await, "invalidFormat", "Invalid id format");
-    expect_err(rs.create(APP, "u", "", no()).await, "missingParameter", "No ip supplied");
-    expect_err(rs.create(APP, "u", &"1".repeat(40), no()).await, "invalidFormat", "Invalid ip format");
-    expect_err(rs.create(APP, "u", "1", no().ttl(9)).await, "invalidValue", "ttl must be a positive integer >= 10");
-    expect_err(rs.create(APP, "u", "1", no().data(json!([1]))).await, "invalidValue", "d must be an object");
-    expect_err(rs.create(APP, "u", "1", no().data(json!({}))).await, "invalidValue", "d must containt at least one key.");
+    expect_err(
+        rs.create("", "u", "1.1.1.1", no()).await,
+        "missingParameter",
+        "No app supplied",
+    );
+    expect_err(
+        rs.create("ab", "u", "1.1.1.1", no()).await,
+        "invalidFormat",
+        "Invalid app format",
+    );
+    expect_err(
+        rs.create("a".repeat(21).as_str(), "u", "1", no()).await,
+        "invalidFormat",
+        "Invalid app format",
+    );
+    expect_err(
+        rs.create("app!", "u", "1", no()).await,
+        "invalidFormat",
+        "Invalid app format",
+    );
+    expect_err(
+        rs.create(APP, "", "1", no()).await,
+        "missingParameter",
+        "No id supplied",
+    );
+    expect_err(
+        rs.create(APP, "a\nb", "1", no()).await,
+        "invalidFormat",
+        "Invalid id format",
+    );
+    expect_err(
+        rs.create(APP, &"x".repeat(129), "1", no()).await,
+        "invalidFormat",
+        "Invalid id format",
+    );
+    expect_err(
+        rs.create(APP, "u", "", no()).await,
+        "missingParameter",
+        "No ip supplied",
+    );
+    expect_err(
+        rs.create(APP, "u", &"1".repeat(40), no()).await,
+        "invalidFormat",
+        "Invalid ip format",
+    );
+    expect_err(
+        rs.create(APP, "u", "1", no().ttl(9)).await,
+        "invalidValue",
+        "ttl must be a positive integer >= 10",
+    );
+    expect_err(
+        rs.create(APP, "u", "1", no().data(json!([1]))).await,
+        "invalidValue",
+        "d must be an object",
+    );
+    expect_err(
+        rs.create(APP, "u", "1", no().data(json!({}))).await,
+        "invalidValue",
+        "d must containt at least one key.",
+    );
     expect_err(
         rs.create(APP, "u", "1", no().data(json!({"a": [1]}))).await,
         "invalidValue",
         "d.a has a forbidden type. Only strings, numbers, boolean and null are allowed.",
     );
     // The order of the checks: app before id before ip before ttl.
-    expect_err(rs.create("x", "", "", no().ttl(1)).await, "invalidFormat", "Invalid app format");
-    expect_err(rs.create(APP, "", "", no().ttl(1)).await, "missingParameter", "No id supplied");
-    expect_err(rs.create(APP, "u", "", no().ttl(1)).await, "missingParameter", "No ip supplied");
-
-    expect_err(rs.get(APP, "").await, "missingParameter", "No token supplied");
-    expect_err(rs.get(APP, "short").await, "invalidFormat", "Invalid token format");
-    expect_err(rs.get(APP, &"-".repeat(64)).await, "invalidFormat", "Invalid token format");
-    expect_err(rs.get("", &token).await, "missingParameter", "No app supplied");
-    expect_err(rs.kill(APP, "x").await, "invalidFormat", "Invalid token format");
-    expect_err(rs.set(APP, &token, &Value::Null).await, "missingParameter", "No d supplied");
-    expect_err(rs.set(APP, &token, &json!("text")).await, "invalidValue", "d must be an object");
-    expect_err(rs.set(APP, &token, &json!({})).await, "invalidValue", "d must containt at least one key.");
     expect_err(
-        rs.set(APP, &token, &json!({"ok": 1, "bad": {"x": 1}})).await,
+        rs.create("x", "", "", no().ttl(1)).await,
+        "invalidFormat",
+        "Invalid app format",
+    );
+    expect_err(
+        rs.create(APP, "", "", no().ttl(1)).await,
+        "missingParameter",
+        "No id supplied",
+    );
+    expect_err(
+        rs.create(APP, "u", "", no().ttl(1)).await,
+        "missingParameter",
+        "No ip supplied",
+    );
+
+    expect_err(
+        rs.get(APP, "").await,
+        "missingParameter",
+        "No token supplied",
+    );
+    expect_err(
+        rs.get(APP, "short").await,
+        "invalidFormat",
+        "Invalid token format",
+    );
+    expect_err(
+        rs.get(APP, &"-".repeat(64)).await,
+        "invalidFormat",
+        "Invalid token format",
+    );
+    expect_err(
+        rs.get("", &token).await,
+        "missingParameter",
+        "No app supplied",
+    );
+    expect_err(
+        rs.kill(APP, "x").await,
+        "invalidFormat",
+        "Invalid token format",
+    );
+    expect_err(
+        rs.set(APP, &token, &Value::Null).await,
+        "missingParameter",
+        "No d supplied",
+    );
+    expect_err(
+        rs.set(APP, &token, &json!("text")).await,
+        "invalidValue",
+        "d must be an object",
+    );
+    expect_err(
+        rs.set(APP, &token, &json!({})).await,
+        "invalidValue",
+        "d must containt at least one key.",
+    );
+    expect_err(
+        rs.set(APP, &token, &json!({"ok": 1, "bad": {"x": 1}}))
+            .await,
         "invalidValue",
         "d.bad has a forbidden type. Only strings, numbers, boolean and null are allowed.",
     );
-    expect_err(rs.set(APP, "bad", &json!({})).await, "invalidFormat", "Invalid token format");
-    expect_err(rs.activity(APP, 9).await, "invalidValue", "deltaTime must be a positive integer >= 10");
-    expect_err(rs.soapp(APP, -1).await, "invalidValue", "deltaTime must be a positive integer >= 10");
-    expect_err(rs.soapp("a b", 100).await, "invalidFormat", "Invalid app format");
+    expect_err(
+        rs.set(APP, "bad", &json!({})).await,
+        "invalidFormat",
+        "Invalid token format",
+    );
+    expect_err(
+        rs.activity(APP, 9).await,
+        "invalidValue",
+        "deltaTime must be a positive integer >= 10",
+    );
+    expect_err(
+        rs.soapp(APP, -1).await,
+        "invalidValue",
+        "deltaTime must be a positive integer >= 10",
+    );
+    expect_err(
+        rs.soapp("a b", 100).await,
+        "invalidFormat",
+        "Invalid app format",
+    );
     expect_err(rs.soid(APP, "").await, "missingParameter", "No id supplied");
-    expect_err(rs.killsoid(APP, "\r").await, "invalidFormat", "Invalid id format");
+    expect_err(
+        rs.killsoid(APP, "\r").await,
+        "invalidFormat",
+        "Invalid id format",
+    );
     expect_err(rs.killall("").await, "missingParameter", "No app supplied");
     // Input errors are typed as such.
-    assert!(matches!(rs.killall("").await, Err(Error::MissingParameter(_))));
+    assert!(matches!(
+        rs.killall("").await,
+        Err(Error::MissingParameter(_))
+    ));
 }
 
 async fn create_get_counts_reads(env: &Env) {
     let token = create(env, "user1").await;
     assert_eq!(token.len(), 64);
     let s = get(env, &token).await.expect("live");
-    assert_eq!((s.id.as_str(), s.r, s.w, s.ttl, s.idle), ("user1", 1, 1, 7200, 0));
+    assert_eq!(
+        (s.id.as_str(), s.r, s.w, s.ttl, s.idle),
+        ("user1", 1, 1, 7200, 0)
+    );
     assert_eq!(s.ip, "127.0.0.1");
     assert!(s.d.is_none() && !s.no_resave);
     let s = get(env, &token).await.expect("live");
@@ -97,17 +216,31 @@ async fn create_get_counts_reads(env: &Env) {
     env.clock.advance(1);
     assert_eq!(get(env, &token).await.map(|s| s.idle), Some(1));
     env.clock.advance(1);
-    assert_eq!(get(env, &token).await.map(|s| s.idle), Some(2), "idle 1 does not move la");
+    assert_eq!(
+        get(env, &token).await.map(|s| s.idle),
+        Some(2),
+        "idle 1 does not move la"
+    );
     // The JSON shape: exactly the contract's keys.
     let v = serde_json::to_value(get(env, &token).await.expect("live")).expect("json");
-    let keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+    let keys: Vec<&str> = v
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys, ["id", "r", "w", "ttl", "idle", "ip"]);
 }
 
 async fn unknown_token_is_none(env: &Env) {
     let token = "b".repeat(64);
     assert!(get(env, &token).await.is_none());
-    assert!(env.rs.set(APP, &token, &json!({"a": 1})).await.expect("set").is_none());
+    assert!(env
+        .rs
+        .set(APP, &token, &json!({"a": 1}))
+        .await
+        .expect("set")
+        .is_none());
     assert_eq!(env.rs.kill(APP, &token).await.expect("kill"), 0);
 }
 
@@ -122,7 +255,12 @@ async fn ttl_expiry(env: &Env) {
     assert_eq!(s.ttl, 30);
     env.clock.advance(31);
     assert!(get(env, &token).await.is_none(), "idle > ttl is dead");
-    assert!(env.rs.set(APP, &token, &json!({"a": 1})).await.expect("set").is_none());
+    assert!(env
+        .rs
+        .set(APP, &token, &json!({"a": 1}))
+        .await
+        .expect("set")
+        .is_none());
     assert_eq!(env.rs.sweep().await.expect("sweep"), 1);
     assert_eq!(env.rs.activity(APP, 1000).await.expect("activity"), 0);
     if let Some(mut con) = env.raw() {
@@ -132,8 +270,16 @@ async fn ttl_expiry(env: &Env) {
 }
 
 async fn sweep_spares_live_sessions(env: &Env) {
-    let short = env.rs.create(APP, "a", "1", CreateOptions::default().ttl(10)).await.expect("create");
-    let long = env.rs.create(APP, "b", "1", CreateOptions::default().ttl(100)).await.expect("create");
+    let short = env
+        .rs
+        .create(APP, "a", "1", CreateOptions::default().ttl(10))
+        .await
+        .expect("create");
+    let long = env
+        .rs
+        .create(APP, "b", "1", CreateOptions::default().ttl(100))
+        .await
+        .expect("create");
     env.clock.advance(20);
     assert_eq!(env.rs.sweep().await.expect("sweep"), 1);
     assert!(get(env, &short).await.is_none());
@@ -163,7 +309,10 @@ async fn no_resave_ends_at_a_fixed_time(env: &Env) {
     let v = serde_json::to_value(get(env, &token).await.expect("live")).expect("json");
     assert_eq!(v["no_resave"], json!(true));
     env.clock.advance(60 - elapsed);
-    assert!(get(env, &token).await.is_some(), "alive at exactly create + ttl");
+    assert!(
+        get(env, &token).await.is_some(),
+        "alive at exactly create + ttl"
+    );
     env.clock.advance(1);
     assert!(get(env, &token).await.is_none(), "dead one second later");
     assert_eq!(env.rs.sweep().await.expect("sweep"), 1);
@@ -173,7 +322,12 @@ async fn no_resave_set_replies_stored_w(env: &Env) {
     let opts = CreateOptions::default().ttl(60).no_resave(true);
     let token = env.rs.create(APP, "nr", "1", opts).await.expect("create");
     env.clock.advance(3);
-    let s = env.rs.set(APP, &token, &json!({"a": 1})).await.expect("set").expect("live");
+    let s = env
+        .rs
+        .set(APP, &token, &json!({"a": 1}))
+        .await
+        .expect("set")
+        .expect("live");
     assert_eq!((s.w, s.ttl, s.no_resave), (2, 57, true));
 }
 
@@ -181,16 +335,48 @@ async fn data_merge_and_delete(env: &Env) {
     let opts = CreateOptions::default().data(json!({"a": "x", "n": null}));
     let token = env.rs.create(APP, "d", "1", opts).await.expect("create");
     let s = get(env, &token).await.expect("live");
-    assert_eq!(s.d, json!({"a": "x"}).as_object().cloned(), "nulls dropped at create");
-    let s = env.rs.set(APP, &token, &json!({"b": 2, "c": true})).await.expect("set").expect("live");
+    assert_eq!(
+        s.d,
+        json!({"a": "x"}).as_object().cloned(),
+        "nulls dropped at create"
+    );
+    let s = env
+        .rs
+        .set(APP, &token, &json!({"b": 2, "c": true}))
+        .await
+        .expect("set")
+        .expect("live");
     assert_eq!(s.w, 2);
     assert_eq!(s.r, 2, "set does not count a read");
-    assert_eq!(Value::Object(s.d.clone().expect("d")), json!({"a": "x", "b": 2, "c": true}));
-    let s = env.rs.set(APP, &token, &json!({"a": null, "b": 3.5, "e": "q\"uo\\te ☃"})).await.expect("set").expect("live");
-    assert_eq!(Value::Object(s.d.clone().expect("d")), json!({"b": 3.5, "c": true, "e": "q\"uo\\te ☃"}));
+    assert_eq!(
+        Value::Object(s.d.clone().expect("d")),
+        json!({"a": "x", "b": 2, "c": true})
+    );
+    let s = env
+        .rs
+        .set(
+            APP,
+            &token,
+            &json!({"a": null, "b": 3.5, "e": "q\"uo\\te ☃"}),
+        )
+        .await
+        .expect("set")
+        .expect("live");
+    assert_eq!(
+        Value::Object(s.d.clone().expect("d")),
+        json!({"b": 3.5, "c": true, "e": "q\"uo\\te ☃"})
+    );
     let s = get(env, &token).await.expect("live");
-    assert_eq!(Value::Object(s.d.expect("d")), json!({"b": 3.5, "c": true, "e": "q\"uo\\te ☃"}));
-    let s = env.rs.set(APP, &token, &json!({"b": null, "c": null, "e": null})).await.expect("set").expect("live");
+    assert_eq!(
+        Value::Object(s.d.expect("d")),
+        json!({"b": 3.5, "c": true, "e": "q\"uo\\te ☃"})
+    );
+    let s = env
+        .rs
+        .set(APP, &token, &json!({"b": null, "c": null, "e": null}))
+        .await
+        .expect("set")
+        .expect("live");
     assert!(s.d.is_none(), "no d when the data becomes empty");
     assert_eq!(s.w, 4);
     assert!(get(env, &token).await.expect("live").d.is_none());
@@ -203,15 +389,24 @@ async fn data_merge_and_delete(env: &Env) {
         assert_eq!(d, None, "the d field is deleted");
     }
     // A set with only nulls on a session without data stays without data.
-    let s = env.rs.set(APP, &token, &json!({"zz": null})).await.expect("set").expect("live");
+    let s = env
+        .rs
+        .set(APP, &token, &json!({"zz": null}))
+        .await
+        .expect("set")
+        .expect("live");
     assert!(s.d.is_none());
 }
 
 async fn numbers_keep_their_precision(env: &Env) {
     let token = create(env, "n").await;
-    let big = json!({"big": 12345678901234567u64, "neg": -9007199254740993i64, "f": 0.1, "e": 1e300});
+    let big =
+        json!({"big": 12345678901234567u64, "neg": -9007199254740993i64, "f": 0.1, "e": 1e300});
     env.rs.set(APP, &token, &big).await.expect("set");
-    env.rs.set(APP, &token, &json!({"other": 1})).await.expect("set");
+    env.rs
+        .set(APP, &token, &json!({"other": 1}))
+        .await
+        .expect("set");
     let s = get(env, &token).await.expect("live");
     assert_eq!(s.get::<String>("missing"), None);
     let d = s.d.expect("d");
@@ -230,22 +425,38 @@ async fn kill_and_indexes(env: &Env) {
     assert_eq!(env.rs.kill(APP, &t1).await.expect("kill"), 1);
     assert_eq!(env.rs.kill(APP, &t1).await.expect("kill"), 0);
     assert!(get(env, &t1).await.is_none());
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 2, "alice still has a session");
+    assert_eq!(
+        env.rs.activity(APP, 600).await.expect("activity"),
+        2,
+        "alice still has a session"
+    );
     assert_eq!(env.rs.soid(APP, "alice").await.expect("soid").len(), 1);
     // kill does not count a read
     let before = get(env, &t3).await.expect("live").r;
     assert_eq!(env.rs.kill(APP, &t2).await.expect("kill"), 1);
     assert_eq!(get(env, &t3).await.expect("live").r, before + 1);
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 1, "alice left _users");
+    assert_eq!(
+        env.rs.activity(APP, 600).await.expect("activity"),
+        1,
+        "alice left _users"
+    );
     assert_eq!(env.rs.kill(APP, &t3).await.expect("kill"), 1);
     assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 0);
 }
 
 async fn kill_of_a_dead_session_tidies_and_says_zero(env: &Env) {
-    let token = env.rs.create(APP, "x", "1", CreateOptions::default().ttl(10)).await.expect("create");
+    let token = env
+        .rs
+        .create(APP, "x", "1", CreateOptions::default().ttl(10))
+        .await
+        .expect("create");
     env.clock.advance(11);
     assert_eq!(env.rs.kill(APP, &token).await.expect("kill"), 0);
-    assert_eq!(env.rs.sweep().await.expect("sweep"), 0, "nothing left to sweep");
+    assert_eq!(
+        env.rs.sweep().await.expect("sweep"),
+        0,
+        "nothing left to sweep"
+    );
 }
 
 async fn killsoid_logs_out_everywhere(env: &Env) {
@@ -264,12 +475,19 @@ async fn killall_ends_an_app(env: &Env) {
     for i in 0..5 {
         create(env, &format!("user{i}")).await;
     }
-    let other = env.rs.create("otherapp", "user0", "1", CreateOptions::default()).await.expect("create");
+    let other = env
+        .rs
+        .create("otherapp", "user0", "1", CreateOptions::default())
+        .await
+        .expect("create");
     assert_eq!(env.rs.killall(APP).await.expect("killall"), 5);
     assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 0);
     assert!(env.rs.soapp(APP, 600).await.expect("soapp").is_empty());
     assert_eq!(env.rs.killall(APP).await.expect("killall"), 0);
-    assert!(env.rs.get("otherapp", &other).await.expect("get").is_some(), "other apps untouched");
+    assert!(
+        env.rs.get("otherapp", &other).await.expect("get").is_some(),
+        "other apps untouched"
+    );
 }
 
 async fn soapp_most_recent_first(env: &Env) {
@@ -278,33 +496,75 @@ async fn soapp_most_recent_first(env: &Env) {
     let _t2 = create(env, "u2").await;
     env.clock.advance(5);
     let _t3 = create(env, "u3").await;
-    let ids: Vec<String> = env.rs.soapp(APP, 100).await.expect("soapp").into_iter().map(|s| s.id).collect();
+    let ids: Vec<String> = env
+        .rs
+        .soapp(APP, 100)
+        .await
+        .expect("soapp")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     assert_eq!(ids, ["u3", "u2", "u1"]);
     env.clock.advance(5);
     get(env, &t1).await.expect("live");
-    let ids: Vec<String> = env.rs.soapp(APP, 100).await.expect("soapp").into_iter().map(|s| s.id).collect();
+    let ids: Vec<String> = env
+        .rs
+        .soapp(APP, 100)
+        .await
+        .expect("soapp")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     assert_eq!(ids, ["u1", "u3", "u2"]);
-    let ids: Vec<String> = env.rs.soapp(APP, 10).await.expect("soapp").into_iter().map(|s| s.id).collect();
+    let ids: Vec<String> = env
+        .rs
+        .soapp(APP, 10)
+        .await
+        .expect("soapp")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     assert_eq!(ids, ["u1", "u3", "u2"], "the window's start is inclusive");
     env.clock.advance(1);
-    let ids: Vec<String> = env.rs.soapp(APP, 10).await.expect("soapp").into_iter().map(|s| s.id).collect();
+    let ids: Vec<String> = env
+        .rs
+        .soapp(APP, 10)
+        .await
+        .expect("soapp")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     assert_eq!(ids, ["u1", "u3"], "only sessions active in the window");
     assert_eq!(env.rs.activity(APP, 10).await.expect("activity"), 2);
 }
 
 async fn special_ids(env: &Env) {
-    for id in ["a:b:c", "user@example.com", "김철수", ":", "x:", "with space"] {
+    for id in [
+        "a:b:c",
+        "user@example.com",
+        "김철수",
+        ":",
+        "x:",
+        "with space",
+    ] {
         let token = create(env, id).await;
         let s = get(env, &token).await.expect("live");
         assert_eq!(s.id, id);
         let devices = env.rs.soid(APP, id).await.expect("soid");
         assert_eq!(devices.len(), 1, "soid of {id}");
-        env.rs.set(APP, &token, &json!({"k": id})).await.expect("set");
+        env.rs
+            .set(APP, &token, &json!({"k": id}))
+            .await
+            .expect("set");
     }
     assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 6);
     assert_eq!(env.rs.killsoid(APP, "a:b:c").await.expect("killsoid"), 1);
     env.clock.advance(7201);
-    assert_eq!(env.rs.sweep().await.expect("sweep"), 5, "the sweep splits ids with ':' right");
+    assert_eq!(
+        env.rs.sweep().await.expect("sweep"),
+        5,
+        "the sweep splits ids with ':' right"
+    );
     assert_eq!(env.rs.activity(APP, 10_000).await.expect("activity"), 0);
 }
 
@@ -312,9 +572,14 @@ async fn bulk_1000_sessions(env: &Env) {
     let creates = (0..1000).map(|i| {
         let rs = env.rs.clone();
         async move {
-            rs.create(APP, &format!("user{}", i % 250), "10.0.0.1", CreateOptions::default())
-                .await
-                .expect("create")
+            rs.create(
+                APP,
+                &format!("user{}", i % 250),
+                "10.0.0.1",
+                CreateOptions::default(),
+            )
+            .await
+            .expect("create")
         }
     });
     let tokens = futures_util::future::join_all(creates).await;
@@ -349,7 +614,9 @@ async fn concurrent_sets_lose_nothing(env: &Env) {
         let rs = env.rs.clone();
         let token = token.clone();
         async move {
-            rs.set(APP, &token, &json!({ format!("k{i}"): i })).await.expect("set")
+            rs.set(APP, &token, &json!({ format!("k{i}"): i }))
+                .await
+                .expect("set")
         }
     });
     let handles: Vec<_> = sets.map(tokio::spawn).collect();
@@ -373,7 +640,14 @@ async fn typed_data(env: &Env) {
     }
     let token = create(env, "typed").await;
     env.rs
-        .set_typed(APP, &token, &Prefs { theme: "dark", visits: 3 })
+        .set_typed(
+            APP,
+            &token,
+            &Prefs {
+                theme: "dark",
+                visits: 3,
+            },
+        )
         .await
         .expect("set");
     let s = get(env, &token).await.expect("live");

@@ -23,13 +23,19 @@ async fn fleet() -> Fleet {
     let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
         .await
         .expect("connect");
-    let node = NodePeer::start(&format!(r#"{{"port":{},"namespace":"rs","wipe":0}}"#, server.port()));
+    let node = NodePeer::start(&format!(
+        r#"{{"port":{},"namespace":"rs","wipe":0}}"#,
+        server.port()
+    ));
     Fleet { server, rs, node }
 }
 
 impl Fleet {
     fn node(&mut self, method: &str, args: Value) -> Value {
-        let reply = self.node.call(method, &args.to_string()).expect("node call");
+        let reply = self
+            .node
+            .call(method, &args.to_string())
+            .expect("node call");
         serde_json::from_str(&reply).expect("node reply is JSON")
     }
     fn raw(&self) -> redis::Connection {
@@ -45,21 +51,39 @@ async fn node_creates_rust_reads_and_writes() {
     let created = f.node("create", json!({"app": APP, "id": "node@user.com", "ip": "10.1.2.3", "ttl": 3600, "d": {"lang": "de", "n": 5, "gone": null}}));
     let token = created["token"].as_str().expect("token").to_owned();
     let s = f.rs.get(APP, &token).await.expect("get").expect("live");
-    assert_eq!((s.id.as_str(), s.ip.as_str(), s.ttl, s.r, s.w), ("node@user.com", "10.1.2.3", 3600, 1, 1));
-    assert_eq!(Value::Object(s.d.clone().expect("d")), json!({"lang": "de", "n": 5}));
+    assert_eq!(
+        (s.id.as_str(), s.ip.as_str(), s.ttl, s.r, s.w),
+        ("node@user.com", "10.1.2.3", 3600, 1, 1)
+    );
+    assert_eq!(
+        Value::Object(s.d.clone().expect("d")),
+        json!({"lang": "de", "n": 5})
+    );
     // Node sets → Rust sees the merge
-    f.node("set", json!({"app": APP, "token": token, "d": {"n": 6, "x": true}}));
+    f.node(
+        "set",
+        json!({"app": APP, "token": token, "d": {"n": 6, "x": true}}),
+    );
     let s = f.rs.get(APP, &token).await.expect("get").expect("live");
-    assert_eq!(Value::Object(s.d.expect("d")), json!({"lang": "de", "n": 6, "x": true}));
+    assert_eq!(
+        Value::Object(s.d.expect("d")),
+        json!({"lang": "de", "n": 6, "x": true})
+    );
     assert_eq!((s.r, s.w), (2, 2));
     // Rust sets → Node sees the merge
-    f.rs.set(APP, &token, &json!({"lang": null, "y": "ü"})).await.expect("set").expect("live");
+    f.rs.set(APP, &token, &json!({"lang": null, "y": "ü"}))
+        .await
+        .expect("set")
+        .expect("live");
     let from_node = f.node("get", json!({"app": APP, "token": token}));
     assert_eq!(from_node["d"], json!({"n": 6, "x": true, "y": "ü"}));
     assert_eq!(from_node["w"], json!(3));
     assert_eq!(from_node["r"], json!(3));
     // Node kills → Rust sees nothing
-    assert_eq!(f.node("kill", json!({"app": APP, "token": token})), json!({"kill": 1}));
+    assert_eq!(
+        f.node("kill", json!({"app": APP, "token": token})),
+        json!({"kill": 1})
+    );
     assert!(f.rs.get(APP, &token).await.expect("get").is_none());
     common::assert_consistent(&mut f.raw(), "rs");
 }
@@ -67,14 +91,25 @@ async fn node_creates_rust_reads_and_writes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rust_creates_node_reads_and_kills_follow() {
     let mut f = fleet().await;
-    let opts = CreateOptions::default().ttl(600).data(json!({"cart": 3, "name": "김철수"}));
-    let token = f.rs.create(APP, "rustuser", "::1", opts).await.expect("create");
+    let opts = CreateOptions::default()
+        .ttl(600)
+        .data(json!({"cart": 3, "name": "김철수"}));
+    let token =
+        f.rs.create(APP, "rustuser", "::1", opts)
+            .await
+            .expect("create");
     let s = f.node("get", json!({"app": APP, "token": token}));
-    assert_eq!(s, json!({"id": "rustuser", "r": 1, "w": 1, "ttl": 600, "idle": 0, "ip": "::1", "d": {"cart": 3, "name": "김철수"}}));
+    assert_eq!(
+        s,
+        json!({"id": "rustuser", "r": 1, "w": 1, "ttl": 600, "idle": 0, "ip": "::1", "d": {"cart": 3, "name": "김철수"}})
+    );
     let s = f.rs.get(APP, &token).await.expect("get").expect("live");
     assert_eq!(s.r, 2, "Node's read was counted");
     assert_eq!(f.rs.kill(APP, &token).await.expect("kill"), 1);
-    assert_eq!(f.node("get", json!({"app": APP, "token": token})), Value::Null);
+    assert_eq!(
+        f.node("get", json!({"app": APP, "token": token})),
+        Value::Null
+    );
     common::assert_consistent(&mut f.raw(), "rs");
 }
 
@@ -83,14 +118,24 @@ async fn activity_soid_soapp_agree() {
     let mut f = fleet().await;
     let mut tokens = Vec::new();
     for i in 0..3 {
-        let t = f.node("create", json!({"app": APP, "id": format!("u{i}"), "ip": "1.1.1.1"}));
+        let t = f.node(
+            "create",
+            json!({"app": APP, "id": format!("u{i}"), "ip": "1.1.1.1"}),
+        );
         tokens.push(t["token"].as_str().expect("token").to_owned());
     }
     for _ in 0..2 {
-        tokens.push(f.rs.create(APP, "u0", "2.2.2.2", CreateOptions::default()).await.expect("create"));
+        tokens.push(
+            f.rs.create(APP, "u0", "2.2.2.2", CreateOptions::default())
+                .await
+                .expect("create"),
+        );
     }
     assert_eq!(f.rs.activity(APP, 600).await.expect("activity"), 3);
-    assert_eq!(f.node("activity", json!({"app": APP, "deltaTime": 600})), json!({"activity": 3}));
+    assert_eq!(
+        f.node("activity", json!({"app": APP, "deltaTime": 600})),
+        json!({"activity": 3})
+    );
     let ours = f.rs.soid(APP, "u0").await.expect("soid");
     let theirs = f.node("soid", json!({"app": APP, "id": "u0"}));
     assert_eq!(ours.len(), 3);
@@ -100,8 +145,14 @@ async fn activity_soid_soapp_agree() {
     assert_eq!(f.rs.soapp(APP, 600).await.expect("soapp").len(), 5);
     // Rust's killsoid → Node sees the id gone; Node's killall → Rust sees the app empty.
     assert_eq!(f.rs.killsoid(APP, "u0").await.expect("killsoid"), 3);
-    assert_eq!(f.node("soid", json!({"app": APP, "id": "u0"})), json!({"sessions": []}));
-    assert_eq!(f.node("activity", json!({"app": APP, "deltaTime": 600})), json!({"activity": 2}));
+    assert_eq!(
+        f.node("soid", json!({"app": APP, "id": "u0"})),
+        json!({"sessions": []})
+    );
+    assert_eq!(
+        f.node("activity", json!({"app": APP, "deltaTime": 600})),
+        json!({"activity": 2})
+    );
     assert_eq!(f.node("killall", json!({"app": APP})), json!({"kill": 2}));
     assert_eq!(f.rs.activity(APP, 600).await.expect("activity"), 0);
     common::assert_consistent(&mut f.raw(), "rs");
@@ -110,7 +161,10 @@ async fn activity_soid_soapp_agree() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_resave_sessions_cross_over() {
     let mut f = fleet().await;
-    let t = f.node("create", json!({"app": APP, "id": "nr", "ip": "1", "ttl": 100, "no_resave": true}));
+    let t = f.node(
+        "create",
+        json!({"app": APP, "id": "nr", "ip": "1", "ttl": 100, "no_resave": true}),
+    );
     let token = t["token"].as_str().expect("token").to_owned();
     let s = f.rs.get(APP, &token).await.expect("get").expect("live");
     assert!(s.no_resave);
@@ -125,12 +179,19 @@ async fn no_resave_sessions_cross_over() {
 async fn the_layout_is_byte_compatible() {
     let mut f = fleet().await;
     let d = json!({"a": 1, "b": "two"});
-    let ours = f
-        .rs
-        .create(APP, "same:id", "127.0.0.1", CreateOptions::default().ttl(300).data(d.clone()))
+    let ours =
+        f.rs.create(
+            APP,
+            "same:id",
+            "127.0.0.1",
+            CreateOptions::default().ttl(300).data(d.clone()),
+        )
         .await
         .expect("create");
-    let theirs = f.node("create", json!({"app": APP, "id": "other", "ip": "127.0.0.1", "ttl": 300, "d": d}));
+    let theirs = f.node(
+        "create",
+        json!({"app": APP, "id": "other", "ip": "127.0.0.1", "ttl": 300, "d": d}),
+    );
     let theirs = theirs["token"].as_str().expect("token").to_owned();
     let mut con = f.raw();
     let mut keys: Vec<String> = con.keys("*").expect("KEYS");
@@ -162,18 +223,33 @@ async fn the_layout_is_byte_compatible() {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     assert_eq!(hash, want);
-    let node_hash: BTreeMap<String, String> = con.hgetall(format!("rs:{APP}:{theirs}")).expect("HGETALL");
-    assert_eq!(node_hash.keys().collect::<Vec<_>>(), hash.keys().collect::<Vec<_>>(), "same fields as Node writes");
+    let node_hash: BTreeMap<String, String> =
+        con.hgetall(format!("rs:{APP}:{theirs}")).expect("HGETALL");
+    assert_eq!(
+        node_hash.keys().collect::<Vec<_>>(),
+        hash.keys().collect::<Vec<_>>(),
+        "same fields as Node writes"
+    );
     assert_eq!(node_hash["d"], hash["d"], "same JSON text as Node writes");
-    let score: f64 = con.zscore(format!("rs:{APP}:_sessions"), format!("{ours}:same:id")).expect("ZSCORE");
+    let score: f64 = con
+        .zscore(format!("rs:{APP}:_sessions"), format!("{ours}:same:id"))
+        .expect("ZSCORE");
     assert_eq!(score as i64, now);
-    let score: f64 = con.zscore(format!("rs:{APP}:_users"), "same:id").expect("ZSCORE");
+    let score: f64 = con
+        .zscore(format!("rs:{APP}:_users"), "same:id")
+        .expect("ZSCORE");
     assert_eq!(score as i64, now);
-    let score: f64 = con.zscore("rs:SESSIONS", format!("{APP}:{ours}:same:id")).expect("ZSCORE");
+    let score: f64 = con
+        .zscore("rs:SESSIONS", format!("{APP}:{ours}:same:id"))
+        .expect("ZSCORE");
     assert_eq!(score as i64, now + 300);
-    let members: Vec<String> = con.smembers(format!("rs:{APP}:us:same:id")).expect("SMEMBERS");
+    let members: Vec<String> = con
+        .smembers(format!("rs:{APP}:us:same:id"))
+        .expect("SMEMBERS");
     assert_eq!(members, vec![ours.clone()]);
     // Node's sessions wear the same score shapes.
-    let score: f64 = con.zscore("rs:SESSIONS", format!("{APP}:{theirs}:other")).expect("ZSCORE");
+    let score: f64 = con
+        .zscore("rs:SESSIONS", format!("{APP}:{theirs}:other"))
+        .expect("ZSCORE");
     assert!((score as i64 - (now + 300)).abs() <= 1);
 }

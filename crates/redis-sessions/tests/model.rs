@@ -16,9 +16,16 @@ const USERS: [&str; 4] = ["alice", "b:o:b", "김", "carol@x.org"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { user: usize, ttl: i64 },
+    Create {
+        user: usize,
+        ttl: i64,
+    },
     Get(usize),
-    Set { session: usize, key: usize, value: Option<i64> },
+    Set {
+        session: usize,
+        key: usize,
+        value: Option<i64>,
+    },
     Kill(usize),
     KillSoid(usize),
     KillAll,
@@ -80,20 +87,41 @@ async fn run(rs: &RedisSessions, clock: &ManualClock, ops: &[Op]) {
         match op {
             Op::Create { user, ttl } => {
                 let token = rs
-                    .create(APP, USERS[*user], "1.2.3.4", CreateOptions::default().ttl(*ttl))
+                    .create(
+                        APP,
+                        USERS[*user],
+                        "1.2.3.4",
+                        CreateOptions::default().ttl(*ttl),
+                    )
                     .await
                     .expect("create");
                 users.insert(USERS[*user].into(), now);
-                model.insert(token.clone(), M { id: USERS[*user].into(), r: 1, w: 1, ttl: *ttl, la: now, dies: now + ttl, d: Map::new() });
+                model.insert(
+                    token.clone(),
+                    M {
+                        id: USERS[*user].into(),
+                        r: 1,
+                        w: 1,
+                        ttl: *ttl,
+                        la: now,
+                        dies: now + ttl,
+                        d: Map::new(),
+                    },
+                );
                 tokens.push(token);
             }
             Op::Get(i) => {
-                let Some(token) = pick(&tokens, *i) else { continue };
+                let Some(token) = pick(&tokens, *i) else {
+                    continue;
+                };
                 let got = rs.get(APP, &token).await.expect("get");
                 match model.get_mut(&token).filter(|m| m.live(now)) {
                     Some(m) => {
                         let s = got.expect("model says live");
-                        assert_eq!((s.id.as_str(), s.r, s.w, s.idle), (m.id.as_str(), m.r, m.w, now - m.la));
+                        assert_eq!(
+                            (s.id.as_str(), s.r, s.w, s.idle),
+                            (m.id.as_str(), m.r, m.w, now - m.la)
+                        );
                         assert_eq!(s.d.unwrap_or_default(), m.d);
                         m.r += 1;
                         if now > m.la {
@@ -104,10 +132,19 @@ async fn run(rs: &RedisSessions, clock: &ManualClock, ops: &[Op]) {
                     None => assert!(got.is_none(), "model says dead or gone"),
                 }
             }
-            Op::Set { session, key, value } => {
-                let Some(token) = pick(&tokens, *session) else { continue };
+            Op::Set {
+                session,
+                key,
+                value,
+            } => {
+                let Some(token) = pick(&tokens, *session) else {
+                    continue;
+                };
                 let key = format!("k{key}");
-                let got = rs.set(APP, &token, &json!({ key.clone(): value })).await.expect("set");
+                let got = rs
+                    .set(APP, &token, &json!({ key.clone(): value }))
+                    .await
+                    .expect("set");
                 match model.get_mut(&token).filter(|m| m.live(now)) {
                     Some(m) => {
                         match value {
@@ -127,7 +164,9 @@ async fn run(rs: &RedisSessions, clock: &ManualClock, ops: &[Op]) {
                 }
             }
             Op::Kill(i) => {
-                let Some(token) = pick(&tokens, *i) else { continue };
+                let Some(token) = pick(&tokens, *i) else {
+                    continue;
+                };
                 let killed = rs.kill(APP, &token).await.expect("kill");
                 let expected = model.remove(&token).is_some_and(|m| m.live(now));
                 assert_eq!(killed, u64::from(expected));
@@ -154,7 +193,11 @@ async fn run(rs: &RedisSessions, clock: &ManualClock, ops: &[Op]) {
         users.retain(|id, _| model.values().any(|m| &m.id == id));
         let since = clock.now() - 10;
         let expected = users.values().filter(|&&t| t >= since).count() as u64;
-        assert_eq!(rs.activity(APP, 10).await.expect("activity"), expected, "activity");
+        assert_eq!(
+            rs.activity(APP, 10).await.expect("activity"),
+            expected,
+            "activity"
+        );
     }
 }
 

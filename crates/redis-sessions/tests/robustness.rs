@@ -15,13 +15,23 @@ async fn fails_fast_while_redis_is_down_and_recovers_by_itself() {
     let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
         .await
         .expect("connect");
-    let token = rs.create(APP, "u", "1", CreateOptions::default()).await.expect("create");
+    let token = rs
+        .create(APP, "u", "1", CreateOptions::default())
+        .await
+        .expect("create");
     server.stop();
     for _ in 0..3 {
         let started = Instant::now();
         let result = rs.get(APP, &token).await;
-        assert!(matches!(result, Err(Error::Unavailable(_))), "got {result:?}");
-        assert!(started.elapsed() < Duration::from_secs(2), "failed fast: {:?}", started.elapsed());
+        assert!(
+            matches!(result, Err(Error::Unavailable(_))),
+            "got {result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "failed fast: {:?}",
+            started.elapsed()
+        );
     }
     // A fresh server on the same port: no data, no scripts loaded (NOSCRIPT is handled).
     server.restart();
@@ -33,7 +43,10 @@ async fn fails_fast_while_redis_is_down_and_recovers_by_itself() {
                 break;
             }
             Err(err) => {
-                assert!(started.elapsed() < Duration::from_secs(5), "not recovered: {err}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "not recovered: {err}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -44,8 +57,12 @@ async fn fails_fast_while_redis_is_down_and_recovers_by_itself() {
 async fn connect_fails_when_redis_is_unreachable() {
     let port = test_support::free_port();
     let started = Instant::now();
-    let result = RedisSessions::connect(Options::default().host_port("127.0.0.1", port).wipe(0)).await;
-    assert!(matches!(result, Err(Error::Unavailable(_))), "got {result:?}");
+    let result =
+        RedisSessions::connect(Options::default().host_port("127.0.0.1", port).wipe(0)).await;
+    assert!(
+        matches!(result, Err(Error::Unavailable(_))),
+        "got {result:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -55,10 +72,17 @@ async fn script_flush_is_survived() {
     let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
         .await
         .expect("connect");
-    let token = rs.create(APP, "u", "1", CreateOptions::default()).await.expect("create");
+    let token = rs
+        .create(APP, "u", "1", CreateOptions::default())
+        .await
+        .expect("create");
     assert!(rs.get(APP, &token).await.expect("get").is_some());
     server.command(&["SCRIPT", "FLUSH"]).expect("flush");
-    assert!(rs.get(APP, &token).await.expect("get after SCRIPT FLUSH").is_some());
+    assert!(rs
+        .get(APP, &token)
+        .await
+        .expect("get after SCRIPT FLUSH")
+        .is_some());
 }
 
 /// The background sweeper of the embedded store, on tokio's paused clock.
@@ -66,17 +90,33 @@ async fn script_flush_is_survived() {
 async fn background_sweep_runs_every_wipe_seconds() {
     let clock = ManualClock::starting_now();
     let rs = RedisSessions::in_memory(Options::default().wipe(3).clock(clock.clone()));
-    rs.create(APP, "u", "1", CreateOptions::default().ttl(10)).await.expect("create");
-    rs.create(APP, "v", "1", CreateOptions::default().ttl(100)).await.expect("create");
+    rs.create(APP, "u", "1", CreateOptions::default().ttl(10))
+        .await
+        .expect("create");
+    rs.create(APP, "v", "1", CreateOptions::default().ttl(100))
+        .await
+        .expect("create");
     clock.advance(50);
     // wipe 3 becomes 10 seconds, as in the Node module.
     tokio::time::sleep(Duration::from_secs(9)).await;
-    assert_eq!(rs.killall(APP).await.expect("killall"), 2, "not swept before 10 s");
-    rs.create(APP, "u", "1", CreateOptions::default().ttl(10)).await.expect("create");
-    rs.create(APP, "v", "1", CreateOptions::default().ttl(100)).await.expect("create");
+    assert_eq!(
+        rs.killall(APP).await.expect("killall"),
+        2,
+        "not swept before 10 s"
+    );
+    rs.create(APP, "u", "1", CreateOptions::default().ttl(10))
+        .await
+        .expect("create");
+    rs.create(APP, "v", "1", CreateOptions::default().ttl(100))
+        .await
+        .expect("create");
     clock.advance(50);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(rs.killall(APP).await.expect("killall"), 1, "the dead one was swept");
+    assert_eq!(
+        rs.killall(APP).await.expect("killall"),
+        1,
+        "the dead one was swept"
+    );
 }
 
 /// Two processes on one Redis: one sweeps per interval (the lease), and the sweep happens.
@@ -84,21 +124,33 @@ async fn background_sweep_runs_every_wipe_seconds() {
 async fn one_process_of_a_fleet_sweeps() {
     let server = RedisServer::start();
     let clock = ManualClock::starting_now();
-    let options = Options::default().url(server.url()).wipe(10).clock(clock.clone());
-    let a = RedisSessions::connect(options.clone()).await.expect("connect");
+    let options = Options::default()
+        .url(server.url())
+        .wipe(10)
+        .clock(clock.clone());
+    let a = RedisSessions::connect(options.clone())
+        .await
+        .expect("connect");
     let _b = RedisSessions::connect(options).await.expect("connect");
     for i in 0..20 {
-        a.create(APP, &format!("u{i}"), "1", CreateOptions::default().ttl(10)).await.expect("create");
+        a.create(APP, &format!("u{i}"), "1", CreateOptions::default().ttl(10))
+            .await
+            .expect("create");
     }
     clock.advance(11);
-    let mut con = redis::Client::open(server.url()).and_then(|c| c.get_connection()).expect("raw");
+    let mut con = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("raw");
     let started = Instant::now();
     loop {
         let left: u64 = con.zcard("rs:SESSIONS").expect("ZCARD");
         if left == 0 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "no sweep happened");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no sweep happened"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let lease: Option<String> = con.get("rs:SESSIONS:sweeper").expect("GET");
@@ -109,18 +161,34 @@ async fn one_process_of_a_fleet_sweeps() {
 #[tokio::test(flavor = "multi_thread")]
 async fn expire_keys_lets_redis_free_dead_sessions() {
     let server = RedisServer::start();
-    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0).expire_keys(true))
+    let rs = RedisSessions::connect(
+        Options::default()
+            .url(server.url())
+            .wipe(0)
+            .expire_keys(true),
+    )
+    .await
+    .expect("connect");
+    let token = rs
+        .create(APP, "u", "1", CreateOptions::default().ttl(60))
         .await
-        .expect("connect");
-    let token = rs.create(APP, "u", "1", CreateOptions::default().ttl(60)).await.expect("create");
-    let mut con = redis::Client::open(server.url()).and_then(|c| c.get_connection()).expect("raw");
+        .expect("create");
+    let mut con = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("raw");
     let ttl: i64 = con.ttl(format!("rs:{APP}:{token}")).expect("TTL");
-    assert!((59..=61).contains(&ttl), "key TTL follows the session ttl: {ttl}");
+    assert!(
+        (59..=61).contains(&ttl),
+        "key TTL follows the session ttl: {ttl}"
+    );
     // Off by default: no key TTL in the Node-compatible layout.
     let plain = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
         .await
         .expect("connect");
-    let token = plain.create(APP, "u", "1", CreateOptions::default().ttl(60)).await.expect("create");
+    let token = plain
+        .create(APP, "u", "1", CreateOptions::default().ttl(60))
+        .await
+        .expect("create");
     let ttl: i64 = con.ttl(format!("rs:{APP}:{token}")).expect("TTL");
     assert_eq!(ttl, -1);
 }

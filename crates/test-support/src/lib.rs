@@ -3,8 +3,8 @@
 
 pub mod node;
 
-use std::net::{TcpListener, TcpStream};
 use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,7 +34,11 @@ impl RedisServer {
     pub fn start_on(port: u16) -> Self {
         let dir = std::env::temp_dir().join(format!("rs-test-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut server = RedisServer { port, dir, child: None };
+        let mut server = RedisServer {
+            port,
+            dir,
+            child: None,
+        };
         server.restart();
         server
     }
@@ -53,7 +57,11 @@ impl RedisServer {
         self.child = Some(child);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
-            if self.command(&["PING"]).map(|r| r.starts_with("+PONG")).unwrap_or(false) {
+            if self
+                .command(&["PING"])
+                .map(|r| r.starts_with("+PONG"))
+                .unwrap_or(false)
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -41,7 +41,12 @@ impl NodePeer {
             .expect("node not found");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        NodePeer { child, stdin, stdout, next_id: 0 }
+        NodePeer {
+            child,
+            stdin,
+            stdout,
+            next_id: 0,
+        }
     }
 
     /// Calls `method` of the module with `args_json` (its options object) and waits for
@@ -49,8 +54,11 @@ impl NodePeer {
     pub fn call(&mut self, method: &str, args_json: &str) -> NodeReply {
         self.next_id += 1;
         let id = self.next_id;
-        writeln!(self.stdin, r#"{{"id":{id},"method":"{method}","args":{args_json}}}"#)
-            .expect("write to node");
+        writeln!(
+            self.stdin,
+            r#"{{"id":{id},"method":"{method}","args":{args_json}}}"#
+        )
+        .expect("write to node");
         self.stdin.flush().expect("flush to node");
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("read from node");

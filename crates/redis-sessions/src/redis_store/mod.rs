@@ -98,7 +98,11 @@ impl RedisStore {
         }
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .zadd(l.app_sessions(s.app), Layout::session_member(token, s.id), now)
+            .zadd(
+                l.app_sessions(s.app),
+                Layout::session_member(token, s.id),
+                now,
+            )
             .ignore()
             .zadd(l.app_users(s.app), s.id, now)
             .ignore()

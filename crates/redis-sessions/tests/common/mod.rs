@@ -20,20 +20,32 @@ impl Env {
     pub async fn redis() -> Env {
         let server = RedisServer::start();
         let clock = ManualClock::starting_now();
-        let rs = RedisSessions::connect(options(&server, &clock)).await.expect("connect");
-        Env { rs, clock, server: Some(server) }
+        let rs = RedisSessions::connect(options(&server, &clock))
+            .await
+            .expect("connect");
+        Env {
+            rs,
+            clock,
+            server: Some(server),
+        }
     }
 
     pub fn memory() -> Env {
         let clock = ManualClock::starting_now();
         let rs = RedisSessions::in_memory(Options::default().wipe(0).clock(clock.clone()));
-        Env { rs, clock, server: None }
+        Env {
+            rs,
+            clock,
+            server: None,
+        }
     }
 
     /// A second store on the same Redis (another "process" of the fleet).
     pub async fn another_store(&self) -> RedisSessions {
         let server = self.server.as_ref().expect("redis env");
-        RedisSessions::connect(options(server, &self.clock)).await.expect("connect")
+        RedisSessions::connect(options(server, &self.clock))
+            .await
+            .expect("connect")
     }
 
     /// A plain synchronous Redis connection for assertions on the raw data.
@@ -52,7 +64,10 @@ impl Env {
 }
 
 pub fn options(server: &RedisServer, clock: &ManualClock) -> Options {
-    Options::default().url(server.url()).wipe(0).clock(clock.clone())
+    Options::default()
+        .url(server.url())
+        .wipe(0)
+        .clock(clock.clone())
 }
 
 /// Every hash has exactly its index entries and every index entry its hash: no orphans.
@@ -93,7 +108,10 @@ pub fn assert_consistent(con: &mut redis::Connection, ns: &str) {
             .filter(|((a, _), _)| a == app)
             .map(|((_, token), id)| format!("{token}:{id}"))
             .collect();
-        assert_eq!(members, expected, "{app}:_sessions disagrees with the hashes");
+        assert_eq!(
+            members, expected,
+            "{app}:_sessions disagrees with the hashes"
+        );
         let users: BTreeSet<String> = con
             .zrange::<_, Vec<String>>(format!("{ns}:{app}:_users"), 0, -1)
             .expect("_users")

@@ -1,0 +1,189 @@
+//! The optional in-process cache of `get` replies, kept coherent across a fleet through the
+//! Node module's invalidation channel (`{ns}:cache`, message `{app}:{token}`).
+//!
+//! Every write script publishes the sessions it touched, in Node's format, so Node
+//! processes with a cache and ours drop entries whichever side wrote. This process also
+//! drops its own entries before a write returns (read your own writes). The cache only
+//! serves while its subscription is up: when the subscription drops, the whole cache is
+//! dropped and nothing is cached until it is back, so no stale entry survives an outage.
+
+use crate::session::Session;
+use futures_util::StreamExt;
+use moka::policy::EvictionPolicy;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How often the cache was useful: for dashboards (the REST server's /metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// `get` calls answered from memory.
+    pub hits: u64,
+    /// `get` calls that went to Redis.
+    pub misses: u64,
+    /// Invalidation messages received (from any process, this one included).
+    pub invalidations: u64,
+    /// Times the whole cache was dropped because the subscription was interrupted.
+    pub flushes: u64,
+}
+
+pub(crate) struct Cache {
+    entries: moka::sync::Cache<String, Session>,
+    /// False while the subscription is down: nothing is served or stored then.
+    subscribed: AtomicBool,
+    /// Moves on every invalidation, so a `get` that raced with one does not store what it
+    /// read (it may be older than the write that was announced).
+    epoch: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    invalidations: AtomicU64,
+    flushes: AtomicU64,
+}
+
+/// What a `get` needs to store its reply afterwards.
+pub(crate) struct Lookup {
+    key: String,
+    epoch: u64,
+}
+
+impl Cache {
+    pub fn new(ttl: Duration, max: u64) -> Arc<Self> {
+        Arc::new(Cache {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(max)
+                .time_to_live(ttl)
+                .eviction_policy(EvictionPolicy::lru())
+                .support_invalidation_closures()
+                .build(),
+            subscribed: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+        })
+    }
+
+    /// The cached reply, or what is needed to store the reply about to be fetched.
+    pub fn lookup(&self, app: &str, token: &str) -> Result<Session, Lookup> {
+        let key = crate::layout::Layout::cache_message(app, token);
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        if self.subscribed.load(Ordering::SeqCst) {
+            if let Some(session) = self.entries.get(&key) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(session);
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        Err(Lookup { key, epoch })
+    }
+
+    /// Stores a fetched reply unless an invalidation (or outage) happened meanwhile.
+    pub fn store(&self, lookup: Lookup, session: &Session) {
+        if self.subscribed.load(Ordering::SeqCst)
+            && self.epoch.load(Ordering::SeqCst) == lookup.epoch
+        {
+            self.entries.insert(lookup.key, session.clone());
+        }
+    }
+
+    /// Drops one entry (`{app}:{token}`).
+    pub fn invalidate(&self, key: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.entries.invalidate(key);
+    }
+
+    /// Drops every entry of one id in an app (killsoid: the tokens are not known here).
+    pub fn invalidate_id(&self, app: &str, id: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("{app}:");
+        let id = id.to_owned();
+        // The closure only fails when closures are not enabled, which the builder does.
+        let _ = self.entries.invalidate_entries_if(move |key, session| {
+            key.starts_with(&prefix) && session.id == id
+        });
+    }
+
+    /// Drops every entry of an app (killall).
+    pub fn invalidate_app(&self, app: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("{app}:");
+        let _ = self
+            .entries
+            .invalidate_entries_if(move |key, _| key.starts_with(&prefix));
+    }
+
+    fn flush(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.entries.invalidate_all();
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            invalidations: self.invalidations.load(Ordering::Relaxed),
+            flushes: self.flushes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// True while invalidations are being received.
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::SeqCst)
+    }
+
+    /// Number of cached sessions (after pending maintenance).
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    /// Starts the subscriber task: subscribe, apply invalidations, and on any interruption
+    /// drop everything and subscribe again.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        client: redis::Client,
+        channel: String,
+        connect_timeout: Duration,
+    ) -> JoinHandle<()> {
+        let cache = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                match tokio::time::timeout(connect_timeout, subscribed(&client, &channel)).await {
+                    Ok(Ok(pubsub)) => {
+                        backoff = Duration::from_millis(50);
+                        // Writes may have been announced while we were not listening.
+                        cache.flush();
+                        cache.subscribed.store(true, Ordering::SeqCst);
+                        let mut messages = pubsub.into_on_message();
+                        while let Some(message) = messages.next().await {
+                            if let Ok(key) = message.get_payload::<String>() {
+                                cache.invalidations.fetch_add(1, Ordering::Relaxed);
+                                cache.invalidate(&key);
+                            }
+                        }
+                        cache.subscribed.store(false, Ordering::SeqCst);
+                        cache.flush();
+                        tracing::warn!("cache subscription lost; cache dropped, resubscribing");
+                    }
+                    Ok(Err(err)) => tracing::debug!(error = %err, "cache subscription failed"),
+                    Err(_) => tracing::debug!("cache subscription timed out"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        })
+    }
+}
+
+async fn subscribed(
+    client: &redis::Client,
+    channel: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need when it is
+# missing (redis-server, the npm module of the interop tests), then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# Tests start their own redis-server processes; a system one started by the package is not used.
+if [ ! -d interop/node_modules/redis-sessions ]; then
+  (cd interop && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+cargo test --workspace --all-targets
+cargo test --workspace --doc
