@@ -37,6 +37,8 @@
 
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod bench_support;
 mod cache;
 mod clock;
 mod error;

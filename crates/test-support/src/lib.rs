@@ -112,7 +112,17 @@ impl RedisServer {
 
 /// True when `buf` holds one whole RESP value.
 fn resp_complete(buf: &[u8]) -> bool {
-    fn parse(buf: &[u8], pos: usize) -> Option<usize> {
+    !buf.is_empty() && resp_value_end(buf, 0).is_some()
+}
+
+/// Where the RESP value that starts at `pos` ends, or None when `buf` does not hold all
+/// of it yet: lets a raw pipelined driver count replies without a client library.
+pub fn resp_value_end(buf: &[u8], pos: usize) -> Option<usize> {
+    parse(buf, pos)
+}
+
+fn parse(buf: &[u8], pos: usize) -> Option<usize> {
+    {
         let line_end = buf[pos..].windows(2).position(|w| w == b"\r\n")? + pos;
         let line = std::str::from_utf8(&buf[pos + 1..line_end]).ok()?;
         let next = line_end + 2;
@@ -137,7 +147,6 @@ fn resp_complete(buf: &[u8]) -> bool {
             _ => None,
         }
     }
-    !buf.is_empty() && parse(buf, 0).is_some()
 }
 
 impl Drop for RedisServer {

@@ -5,8 +5,9 @@ use redis::Script;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
-fn with_prelude(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}\n{body}"))
+fn with_prelude(body: &str) -> (Script, String) {
+    let source = format!("{PRELUDE}\n{body}");
+    (Script::new(&source), source)
 }
 
 /// Every script of the store.
@@ -20,19 +21,33 @@ pub(crate) struct Scripts {
     pub sweep: Script,
     pub soid: Script,
     pub soapp: Script,
+    /// The full source of each script, for SCRIPT LOAD by the benchmark.
+    sources: Vec<String>,
 }
 
 impl Scripts {
     pub fn new() -> Self {
+        let mut sources = Vec::new();
+        let mut load = |body: &str| {
+            let (script, source) = with_prelude(body);
+            sources.push(source);
+            script
+        };
         Scripts {
-            get: with_prelude(include_str!("lua/get.lua")),
-            set: with_prelude(include_str!("lua/set.lua")),
-            kill: with_prelude(include_str!("lua/kill.lua")),
-            killsoid: with_prelude(include_str!("lua/killsoid.lua")),
-            killall: with_prelude(include_str!("lua/killall.lua")),
-            sweep: with_prelude(include_str!("lua/sweep.lua")),
-            soid: with_prelude(include_str!("lua/soid.lua")),
-            soapp: with_prelude(include_str!("lua/soapp.lua")),
+            get: load(include_str!("lua/get.lua")),
+            set: load(include_str!("lua/set.lua")),
+            kill: load(include_str!("lua/kill.lua")),
+            killsoid: load(include_str!("lua/killsoid.lua")),
+            killall: load(include_str!("lua/killall.lua")),
+            sweep: load(include_str!("lua/sweep.lua")),
+            soid: load(include_str!("lua/soid.lua")),
+            soapp: load(include_str!("lua/soapp.lua")),
+            sources,
         }
+    }
+
+    /// Every script's source.
+    pub fn all(&self) -> Vec<&str> {
+        self.sources.iter().map(String::as_str).collect()
     }
 }

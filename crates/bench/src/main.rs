@@ -1,0 +1,231 @@
+//! `rs-bench`: the original module's headline workload, run through our library and the
+//! npm `redis-sessions@4.0.0` on the same fresh redis-server in the same run, with what
+//! Redis itself can do as the ceiling. Prints one table and writes it as JSON.
+//!
+//! Run: `cargo run --release -p rs-bench` (see `--help`).
+
+mod ceiling;
+mod redis_info;
+mod stats;
+mod workload;
+
+use clap::Parser;
+use redis_info::Cost;
+use redis_sessions::{CreateOptions, Options, RedisSessions};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+use test_support::node::NodePeer;
+use test_support::RedisServer;
+use workload::{Op, Runner, APP};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmarks redis-sessions (Rust) against the npm module and the Redis ceiling")]
+struct Args {
+    /// Numbers of concurrent calls per phase.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    sizes: Vec<usize>,
+    /// Repetitions of each size (median and spread are reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Calls of the sequential (one at a time) latency run.
+    #[arg(long, default_value_t = 2000)]
+    sequential: usize,
+    /// Cached gets to time.
+    #[arg(long, default_value_t = 2_000_000)]
+    cached_gets: usize,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench-results/bench.json")]
+    json: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    /// throughput[runner][n][op] = ops/s summary
+    throughput: BTreeMap<String, BTreeMap<usize, BTreeMap<String, stats::Summary>>>,
+    /// sequential latency [runner][op] = (p50 µs, p99 µs)
+    sequential: BTreeMap<String, BTreeMap<String, (f64, f64)>>,
+    /// Redis' cost per operation [runner][op]
+    cost: BTreeMap<String, BTreeMap<String, Cost>>,
+    /// Redis memory per session, bytes [runner]
+    memory_per_session: BTreeMap<String, f64>,
+    /// Cached gets per second in one process
+    cached_gets_per_sec: f64,
+    /// The ceiling of each script, ops/s [op]
+    ceiling: BTreeMap<String, f64>,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = Args::parse();
+    let server = RedisServer::start();
+    println!("redis-server on port {} (fresh, no persistence)", server.port());
+    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+        .await
+        .expect("connect to the benchmark's redis-server");
+    let peer = NodePeer::start(&format!(r#"{{"port":{},"namespace":"rs","wipe":0}}"#, server.port()));
+    let mut runners = [
+        Runner::Ours { rs: rs.clone(), tokens: Vec::new() },
+        Runner::Node { peer, tokens: Vec::new() },
+    ];
+    let mut report = Report::default();
+
+    // 1 + 2. Concurrent throughput, several repetitions, ours and Node's alternately first.
+    for &n in &args.sizes {
+        let mut rates: BTreeMap<(&str, Op), Vec<f64>> = BTreeMap::new();
+        for rep in 0..args.reps {
+            for k in 0..runners.len() {
+                let runner = &mut runners[(k + rep) % 2];
+                let _ = server.command(&["FLUSHALL"]);
+                for op in Op::ALL {
+                    let phase = runner.run(op, n, false).await;
+                    rates.entry((runner.label(), op)).or_default().push(stats::rate(n, phase.elapsed));
+                }
+            }
+        }
+        for ((label, op), values) in rates {
+            report
+                .throughput
+                .entry(label.into())
+                .or_default()
+                .entry(n)
+                .or_default()
+                .insert(op.name().into(), stats::summarize(&values));
+        }
+    }
+
+    // 4. What each operation costs Redis: commands and CPU, at the largest size.
+    let n = args.sizes.iter().copied().max().unwrap_or(10_000);
+    for runner in runners.iter_mut() {
+        let _ = server.command(&["FLUSHALL"]);
+        for op in Op::ALL {
+            let cost = redis_info::measure(&server, n, async {
+                runner.run(op, n, false).await;
+            })
+            .await;
+            report.cost.entry(runner.label().into()).or_default().insert(op.name().into(), cost);
+        }
+    }
+
+    // Sequential latency: one call at a time.
+    for runner in runners.iter_mut() {
+        let _ = server.command(&["FLUSHALL"]);
+        for op in Op::ALL {
+            let phase = runner.run(op, args.sequential, true).await;
+            report.sequential.entry(runner.label().into()).or_default().insert(
+                op.name().into(),
+                (phase.p50_ns as f64 / 1e3, phase.p99_ns as f64 / 1e3),
+            );
+        }
+    }
+
+    // Memory per session in Redis.
+    for runner in runners.iter_mut() {
+        let _ = server.command(&["FLUSHALL"]);
+        let before = redis_info::info_field(&server, "memory", "used_memory");
+        runner.run(Op::Create, 10_000, false).await;
+        let after = redis_info::info_field(&server, "memory", "used_memory");
+        report.memory_per_session.insert(runner.label().into(), (after - before) / 10_000.0);
+    }
+
+    // Cached gets in one process.
+    report.cached_gets_per_sec = cached_gets(&server, args.cached_gets).await;
+
+    // 3. The ceiling: the same scripts driven straight at Redis, pipelined.
+    let _ = server.command(&["FLUSHALL"]);
+    report.ceiling = ceiling::measure(&server, n).await;
+
+    print_table(&report, &args.sizes);
+    if let Some(dir) = std::path::Path::new(&args.json).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match serde_json::to_string_pretty(&report) {
+        Ok(text) => match std::fs::write(&args.json, text) {
+            Ok(()) => println!("\nJSON written to {}", args.json),
+            Err(err) => eprintln!("could not write {}: {err}", args.json),
+        },
+        Err(err) => eprintln!("could not serialize the report: {err}"),
+    }
+}
+
+async fn cached_gets(server: &RedisServer, total: usize) -> f64 {
+    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0).cache(600, 100_000))
+        .await
+        .expect("connect");
+    let mut tokens = Vec::new();
+    for i in 0..1000 {
+        tokens.push(rs.create(APP, &format!("c{i}"), "1", CreateOptions::default()).await.expect("create"));
+    }
+    for t in &tokens {
+        rs.get(APP, t).await.expect("warm");
+    }
+    let tokens = std::sync::Arc::new(tokens);
+    let workers = 2;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let rs = rs.clone();
+            let tokens = tokens.clone();
+            tokio::spawn(async move {
+                let mut hits = 0usize;
+                for i in 0..total / workers {
+                    if let Ok(Some(_)) = rs.get(APP, &tokens[(i + w * 7) % tokens.len()]).await {
+                        hits += 1;
+                    }
+                }
+                hits
+            })
+        })
+        .collect();
+    let mut hits = 0;
+    for t in tasks {
+        hits += t.await.unwrap_or(0);
+    }
+    let rate = stats::rate(hits, started.elapsed());
+    let served_from_cache = rs.cache_stats().map_or(0, |s| s.hits);
+    assert!(served_from_cache as usize >= hits, "cached gets must not reach Redis");
+    rate
+}
+
+fn print_table(r: &Report, sizes: &[usize]) {
+    let get = |runner: &str, n: usize, op: &str| {
+        r.throughput.get(runner).and_then(|m| m.get(&n)).and_then(|m| m.get(op)).copied()
+    };
+    println!("\n## Concurrent throughput (ops/s, median of reps [min..max])");
+    println!("| N | op | ours | node | ours/node | ceiling | ours/ceiling |");
+    println!("|---|---|---|---|---|---|---|");
+    for &n in sizes {
+        for op in Op::ALL {
+            let (Some(o), Some(nd)) = (get("ours", n, op.name()), get("node", n, op.name())) else { continue };
+            let ceiling = r.ceiling.get(op.name()).copied().unwrap_or(0.0);
+            println!(
+                "| {n} | {} | {:.0} [{:.0}..{:.0}] | {:.0} [{:.0}..{:.0}] | {:.2}x | {:.0} | {:.0}% |",
+                op.name(), o.median, o.min, o.max, nd.median, nd.min, nd.max,
+                o.median / nd.median.max(1e-9), ceiling, 100.0 * o.median / ceiling.max(1e-9)
+            );
+        }
+    }
+    println!("\n## Sequential latency (one call at a time, µs)");
+    println!("| op | ours p50 | ours p99 | node p50 | node p99 | p50 ours/node |");
+    println!("|---|---|---|---|---|---|");
+    for op in Op::ALL {
+        let s = |runner: &str| r.sequential.get(runner).and_then(|m| m.get(op.name())).copied().unwrap_or_default();
+        let (o, nd) = (s("ours"), s("node"));
+        println!("| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} |", op.name(), o.0, o.1, nd.0, nd.1, o.0 / nd.0.max(1e-9));
+    }
+    println!("\n## What Redis does per operation (N = {})", sizes.iter().max().unwrap_or(&0));
+    println!("| op | runner | commands/op | Redis CPU µs/op | commands (per op) |");
+    println!("|---|---|---|---|---|");
+    for op in Op::ALL {
+        for runner in ["ours", "node"] {
+            if let Some(c) = r.cost.get(runner).and_then(|m| m.get(op.name())) {
+                println!("| {} | {runner} | {:.2} | {:.2} | {} |", op.name(), c.commands_per_op, c.cpu_us_per_op, c.breakdown);
+            }
+        }
+    }
+    println!("\n## Memory per session in Redis (bytes)");
+    for (runner, bytes) in &r.memory_per_session {
+        println!("- {runner}: {bytes:.0}");
+    }
+    println!("\n## Cached get (one process, 2 threads): {:.0} per second", r.cached_gets_per_sec);
+}

@@ -1,0 +1,147 @@
+//! The original's workload (N concurrent creates, then gets, sets and kills of those
+//! tokens), run through our library or through the npm module.
+
+use crate::stats;
+use futures_util::future::join_all;
+use redis_sessions::{CreateOptions, RedisSessions};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use test_support::node::NodePeer;
+
+pub const APP: &str = "benchapp";
+
+/// The operations of the workload, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Create,
+    Get,
+    Set,
+    Kill,
+}
+
+impl Op {
+    pub const ALL: [Op; 4] = [Op::Create, Op::Get, Op::Set, Op::Kill];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Get => "get",
+            Op::Set => "set",
+            Op::Kill => "kill",
+        }
+    }
+}
+
+/// One phase's timing.
+#[derive(Debug, Clone, Copy)]
+pub struct Phase {
+    pub elapsed: Duration,
+    /// Per-call latency percentiles, nanoseconds.
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+}
+
+/// Who runs the workload.
+pub enum Runner {
+    Ours { rs: RedisSessions, tokens: Vec<String> },
+    Node { peer: NodePeer, tokens: Vec<String> },
+}
+
+impl Runner {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Runner::Ours { .. } => "ours",
+            Runner::Node { .. } => "node",
+        }
+    }
+
+    /// Runs `n` calls of `op`, all at once (`sequential` false) or one after another.
+    pub async fn run(&mut self, op: Op, n: usize, sequential: bool) -> Phase {
+        match self {
+            Runner::Ours { rs, tokens } => run_ours(rs, tokens, op, n, sequential).await,
+            Runner::Node { peer, tokens } => {
+                tokio::task::block_in_place(|| run_node(peer, tokens, op, n, sequential))
+            }
+        }
+    }
+}
+
+async fn one_call(rs: &RedisSessions, tokens: &[String], op: Op, i: usize) -> Option<String> {
+    let token = || &tokens[i % tokens.len().max(1)];
+    match op {
+        Op::Create => rs
+            .create(APP, &format!("user{}", i % 1000), "127.0.0.1", CreateOptions::default().ttl(7200))
+            .await
+            .ok(),
+        Op::Get => rs.get(APP, token()).await.ok().flatten().map(|_| String::new()),
+        Op::Set => rs
+            .set(APP, token(), &json!({ format!("k{}", i % 10): i }))
+            .await
+            .ok()
+            .flatten()
+            .map(|_| String::new()),
+        Op::Kill => rs.kill(APP, token()).await.ok().map(|_| String::new()),
+    }
+}
+
+async fn run_ours(rs: &RedisSessions, tokens: &mut Vec<String>, op: Op, n: usize, sequential: bool) -> Phase {
+    let mut latencies = Vec::with_capacity(n);
+    let started = Instant::now();
+    let results: Vec<Option<String>> = if sequential {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let t0 = Instant::now();
+            out.push(one_call(rs, tokens, op, i).await);
+            latencies.push(t0.elapsed().as_nanos() as u64);
+        }
+        out
+    } else {
+        let snapshot: &Vec<String> = tokens;
+        join_all((0..n).map(|i| async move {
+            let t0 = Instant::now();
+            let r = one_call(rs, snapshot, op, i).await;
+            (r, t0.elapsed().as_nanos() as u64)
+        }))
+        .await
+        .into_iter()
+        .map(|(r, ns)| {
+            latencies.push(ns);
+            r
+        })
+        .collect()
+    };
+    let elapsed = started.elapsed();
+    let failed = results.iter().filter(|r| r.is_none()).count();
+    assert!(failed == 0, "{failed} of {n} {} calls failed", op.name());
+    if op == Op::Create {
+        *tokens = results.into_iter().flatten().collect();
+    }
+    latencies.sort_unstable();
+    Phase {
+        elapsed,
+        p50_ns: stats::percentile(&latencies, 50.0),
+        p99_ns: stats::percentile(&latencies, 99.0),
+    }
+}
+
+fn run_node(peer: &mut NodePeer, tokens: &mut Vec<String>, op: Op, n: usize, sequential: bool) -> Phase {
+    let mut args = json!({"op": op.name(), "n": n, "app": APP, "sequential": sequential});
+    if op != Op::Create {
+        args["tokens"] = json!(tokens);
+    }
+    let reply = peer.call("bench", &args.to_string()).expect("node bench call");
+    let reply: Value = serde_json::from_str(&reply).expect("node bench reply");
+    if op == Op::Create {
+        *tokens = reply["tokens"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+    }
+    let ns = |k: &str| reply[k].as_u64().unwrap_or(0);
+    Phase {
+        elapsed: Duration::from_nanos(ns("elapsed_ns")),
+        p50_ns: ns("p50_ns"),
+        p99_ns: ns("p99_ns"),
+    }
+}

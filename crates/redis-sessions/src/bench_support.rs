@@ -1,0 +1,65 @@
+//! Not a stable API: the exact commands of each operation, so that the benchmark can drive
+//! them straight at Redis (the ceiling) with no client library in the way.
+
+use crate::layout::Layout;
+use crate::redis_store::commands::Commands;
+use crate::session::Data;
+use crate::store::NewSession;
+use redis::{Cmd, Pipeline};
+
+/// The commands of one namespace, as the store sends them.
+pub struct CommandSet(Commands);
+
+impl CommandSet {
+    /// The Node-compatible layout under `namespace`.
+    pub fn new(namespace: &str) -> Self {
+        CommandSet(Commands::new(Layout::node(namespace), false))
+    }
+
+    /// `SCRIPT LOAD` of every script, to run once before EVALSHA.
+    pub fn script_loads(&self) -> Vec<Cmd> {
+        self.0
+            .scripts()
+            .all()
+            .iter()
+            .map(|source| {
+                let mut cmd = redis::cmd("SCRIPT");
+                cmd.arg("LOAD").arg(*source);
+                cmd
+            })
+            .collect()
+    }
+
+    /// create's MULTI/EXEC.
+    pub fn create(&self, app: &str, id: &str, ip: &str, ttl: i64, token: &str, now: i64) -> Pipeline {
+        let new = NewSession {
+            app,
+            id,
+            ip,
+            ttl,
+            d: None,
+            no_resave: false,
+        };
+        self.0.create(&new, token, now)
+    }
+
+    /// get's EVALSHA.
+    pub fn get(&self, app: &str, token: &str, now: i64) -> Cmd {
+        self.0.get(app, token, now)
+    }
+
+    /// set's EVALSHA.
+    pub fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Cmd {
+        self.0.set(app, token, d, now)
+    }
+
+    /// kill's EVALSHA.
+    pub fn kill(&self, app: &str, token: &str, now: i64) -> Cmd {
+        self.0.kill(app, token, now)
+    }
+}
+
+/// A new token, as create makes them.
+pub fn new_token() -> String {
+    crate::token::generate(crate::clock::now_millis())
+}

@@ -1,0 +1,198 @@
+//! The exact commands each operation sends to Redis, built without sending them: the
+//! store sends them, and the benchmark drives the same bytes straight at Redis to measure
+//! the ceiling.
+
+use super::scripts::Scripts;
+use crate::layout::Layout;
+use crate::session::Data;
+use crate::store::NewSession;
+use redis::{Cmd, Pipeline, Script};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Builds the commands of one namespace's operations.
+#[derive(Debug, Clone)]
+pub struct Commands {
+    layout: Layout,
+    scripts: Arc<Scripts>,
+    expire_keys: bool,
+}
+
+/// `EVALSHA sha numkeys keys…` — arguments follow.
+fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(script.get_hash()).arg(keys.len());
+    for key in keys {
+        cmd.arg(*key);
+    }
+    cmd
+}
+
+impl Commands {
+    pub(crate) fn new(layout: Layout, expire_keys: bool) -> Self {
+        Commands {
+            layout,
+            scripts: Arc::new(Scripts::new()),
+            expire_keys,
+        }
+    }
+
+    pub(crate) fn scripts(&self) -> &Scripts {
+        &self.scripts
+    }
+
+    /// The scripts' common keys and arguments for one session (see lua/prelude.lua).
+    fn session_call(&self, script: &Script, app: &str, token: &str, now: i64) -> Cmd {
+        let l = &self.layout;
+        let mut cmd = evalsha(
+            script,
+            &[
+                &l.session(app, token),
+                &l.app_sessions(app),
+                &l.app_users(app),
+                &l.expiries(),
+            ],
+        );
+        cmd.arg(now)
+            .arg(app)
+            .arg(token)
+            .arg(l.user_sessions_prefix(app))
+            .arg(l.cache_channel())
+            .arg(if self.expire_keys { "1" } else { "0" });
+        cmd
+    }
+
+    /// create: a MULTI/EXEC of writes only (Redis runs it faster than a script).
+    pub(crate) fn create(&self, s: &NewSession<'_>, token: &str, now: i64) -> Pipeline {
+        let l = &self.layout;
+        let hash = l.session(s.app, token);
+        let now_text = now.to_string();
+        let ttl_text = s.ttl.to_string();
+        let d_text = s.d.as_ref().map(|d| Value::Object(d.clone()).to_string());
+        let mut fields: Vec<(&str, &str)> = vec![
+            ("id", s.id),
+            ("r", "1"),
+            ("w", "1"),
+            ("ip", s.ip),
+            ("la", &now_text),
+            ("ttl", &ttl_text),
+        ];
+        if let Some(d) = &d_text {
+            fields.push(("d", d));
+        }
+        if s.no_resave {
+            fields.push(("no_resave", "1"));
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zadd(l.app_sessions(s.app), Layout::session_member(token, s.id), now)
+            .ignore()
+            .zadd(l.app_users(s.app), s.id, now)
+            .ignore()
+            .zadd(
+                l.expiries(),
+                Layout::expiry_member(s.app, token, s.id),
+                now.saturating_add(s.ttl),
+            )
+            .ignore()
+            .sadd(l.user_sessions(s.app, s.id), token)
+            .ignore()
+            .hset_multiple(&hash, &fields)
+            .ignore();
+        if self.expire_keys {
+            pipe.expire(&hash, s.ttl.saturating_add(1)).ignore();
+        }
+        pipe
+    }
+
+    pub(crate) fn get(&self, app: &str, token: &str, now: i64) -> Cmd {
+        self.session_call(&self.scripts.get, app, token, now)
+    }
+
+    pub(crate) fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Cmd {
+        let mut cmd = self.session_call(&self.scripts.set, app, token, now);
+        for (key, value) in d {
+            // Keys and values go as JSON text: the script splices them into the stored
+            // object without parsing numbers, so no precision is lost.
+            cmd.arg(Value::String(key.clone()).to_string())
+                .arg(value.to_string());
+        }
+        cmd
+    }
+
+    pub(crate) fn kill(&self, app: &str, token: &str, now: i64) -> Cmd {
+        self.session_call(&self.scripts.kill, app, token, now)
+    }
+
+    pub(crate) fn killsoid(&self, app: &str, id: &str) -> Cmd {
+        let l = &self.layout;
+        let mut cmd = evalsha(
+            &self.scripts.killsoid,
+            &[
+                &l.user_sessions(app, id),
+                &l.app_sessions(app),
+                &l.app_users(app),
+                &l.expiries(),
+            ],
+        );
+        cmd.arg(app)
+            .arg(id)
+            .arg(l.app_prefix(app))
+            .arg(l.cache_channel());
+        cmd
+    }
+
+    pub(crate) fn killall_batch(&self, app: &str, batch: usize) -> Cmd {
+        let l = &self.layout;
+        let mut cmd = evalsha(
+            &self.scripts.killall,
+            &[&l.app_sessions(app), &l.app_users(app), &l.expiries()],
+        );
+        cmd.arg(batch)
+            .arg(app)
+            .arg(l.app_prefix(app))
+            .arg(l.user_sessions_prefix(app))
+            .arg(l.cache_channel());
+        cmd
+    }
+
+    pub(crate) fn activity(&self, app: &str, since: i64) -> Cmd {
+        let mut cmd = redis::cmd("ZCOUNT");
+        cmd.arg(self.layout.app_users(app)).arg(since).arg("+inf");
+        cmd
+    }
+
+    pub(crate) fn soid(&self, app: &str, id: &str) -> Cmd {
+        let l = &self.layout;
+        let mut cmd = evalsha(&self.scripts.soid, &[&l.user_sessions(app, id)]);
+        cmd.arg(l.app_prefix(app));
+        cmd
+    }
+
+    pub(crate) fn soapp(&self, app: &str, since: i64) -> Cmd {
+        let l = &self.layout;
+        let mut cmd = evalsha(&self.scripts.soapp, &[&l.app_sessions(app)]);
+        cmd.arg(since).arg(l.app_prefix(app));
+        cmd
+    }
+
+    pub(crate) fn sweep_batch(&self, now: i64, batch: usize) -> Cmd {
+        let l = &self.layout;
+        let mut cmd = evalsha(&self.scripts.sweep, &[&l.expiries()]);
+        cmd.arg(now)
+            .arg(batch)
+            .arg(l.prefix())
+            .arg(l.cache_channel());
+        cmd
+    }
+
+    pub(crate) fn sweep_lease(&self, ttl_ms: u64) -> Cmd {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.layout.sweep_lease())
+            .arg(std::process::id())
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        cmd
+    }
+}
