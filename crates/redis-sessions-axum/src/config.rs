@@ -1,0 +1,291 @@
+//! The middleware's settings and the [`SessionLayer`] that carries them.
+
+use crate::service::SessionService;
+use http::request::Parts;
+use redis_sessions::RedisSessions;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The cookie's `SameSite` attribute: how the browser sends it on cross-site requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent only to the same site: the strongest CSRF defence, but a link from another
+    /// site arrives logged out.
+    Strict,
+    /// Sent to the same site and on top-level navigations from elsewhere (the default):
+    /// links work, cross-site form posts do not carry the session.
+    #[default]
+    Lax,
+    /// Sent everywhere; browsers require `Secure` with it (embedded, cross-site apps).
+    None,
+}
+
+impl SameSite {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// When the cookie gets the `Secure` attribute (sent over HTTPS only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CookieSecure {
+    /// Always: for sites served over HTTPS only.
+    Always,
+    /// Never: plain-HTTP development setups.
+    Never,
+    /// When the request came over HTTPS (the default): an `https` request URI, or, with
+    /// [`SessionLayer::trust_proxy`], `X-Forwarded-Proto: https` from a TLS-terminating proxy.
+    /// A plain `http://localhost` keeps working while production behind TLS gets `Secure`.
+    #[default]
+    Auto,
+}
+
+impl From<bool> for CookieSecure {
+    fn from(on: bool) -> Self {
+        if on {
+            CookieSecure::Always
+        } else {
+            CookieSecure::Never
+        }
+    }
+}
+
+/// The cookie's attributes (its name aside, which defaults to the app name).
+#[derive(Debug, Clone)]
+pub(crate) struct CookieSettings {
+    pub name: Option<String>,
+    pub path: String,
+    pub domain: Option<String>,
+    pub http_only: bool,
+    pub secure: CookieSecure,
+    pub same_site: SameSite,
+    pub max_age: Option<Duration>,
+}
+
+/// Computes the app name of a request, e.g. from its `Host` header (multi-tenant setups).
+pub(crate) type AppFn = Arc<dyn Fn(&Parts) -> String + Send + Sync>;
+
+/// Where a request's app name comes from.
+#[derive(Clone)]
+pub(crate) enum AppSource {
+    Fixed(String),
+    PerRequest(AppFn),
+}
+
+/// Everything the middleware needs, shared by every request.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub store: RedisSessions,
+    pub app: AppSource,
+    pub cookie: CookieSettings,
+    pub ttl: Option<i64>,
+    pub no_resave: bool,
+    pub trust_proxy: bool,
+    pub bearer: bool,
+}
+
+/// The session middleware, as a [`tower::Layer`](tower_layer::Layer): add it to an axum
+/// `Router` (or any tower stack) and handlers get a [`Session`](crate::Session).
+///
+/// It reads the token from the cookie (or `Authorization: Bearer`), lets the handler use
+/// the session, then writes the changed data once and sets or clears the cookie. Built
+/// with defaults that are safe for a browser app: cookie named after the app, `Path=/`,
+/// `HttpOnly`, `SameSite=Lax`, `Secure` on HTTPS requests, a browser-session cookie, a
+/// session ttl of 7200 s, and proxy headers ignored.
+///
+/// ```
+/// use redis_sessions::{Options, RedisSessions};
+/// use redis_sessions_axum::{SameSite, SessionLayer};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = SessionLayer::new(RedisSessions::in_memory(Options::default()), "shop")
+///     .secure(true)
+///     .same_site(SameSite::Strict)
+///     .max_age(std::time::Duration::from_secs(30 * 24 * 3600))
+///     .ttl(30 * 24 * 3600);
+/// # let _ = layer; }
+/// ```
+#[derive(Clone)]
+pub struct SessionLayer {
+    config: Arc<Config>,
+}
+
+impl fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let app = match &self.config.app {
+            AppSource::Fixed(app) => app.as_str(),
+            AppSource::PerRequest(_) => "<per request>",
+        };
+        f.debug_struct("SessionLayer")
+            .field("app", &app)
+            .field("cookie", &self.config.cookie)
+            .field("ttl", &self.config.ttl)
+            .field("trust_proxy", &self.config.trust_proxy)
+            .field("store", &self.config.store)
+            .finish()
+    }
+}
+
+/// True for an app name the store accepts: `^[A-Za-z0-9_-]{3,20}$`.
+pub(crate) fn is_app(app: &str) -> bool {
+    (3..=20).contains(&app.len())
+        && app
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl SessionLayer {
+    /// Sessions of the app `app` (its namespace in the store, and the cookie's name),
+    /// kept in `store` — [`RedisSessions::connect`] for Redis, or
+    /// [`RedisSessions::in_memory`] for one process.
+    ///
+    /// # Panics
+    /// When `app` does not match `^[A-Za-z0-9_-]{3,20}$`: a configuration mistake is
+    /// reported at start-up rather than as a 500 on every request.
+    pub fn new(store: RedisSessions, app: impl Into<String>) -> Self {
+        let app = app.into();
+        assert!(
+            is_app(&app),
+            "session app name {app:?} must match ^[A-Za-z0-9_-]{{3,20}}$"
+        );
+        Self::build(store, AppSource::Fixed(app))
+    }
+
+    /// Sessions whose app is computed for each request, e.g. from the `Host` header,
+    /// so one server keeps the sessions of several sites apart. A name the store refuses
+    /// makes the request fail with 500.
+    pub fn per_request_app<F>(store: RedisSessions, app: F) -> Self
+    where
+        F: Fn(&Parts) -> String + Send + Sync + 'static,
+    {
+        Self::build(store, AppSource::PerRequest(Arc::new(app)))
+    }
+
+    fn build(store: RedisSessions, app: AppSource) -> Self {
+        SessionLayer {
+            config: Arc::new(Config {
+                store,
+                app,
+                cookie: CookieSettings {
+                    name: None,
+                    path: "/".into(),
+                    domain: None,
+                    http_only: true,
+                    secure: CookieSecure::Auto,
+                    same_site: SameSite::Lax,
+                    max_age: None,
+                },
+                ttl: None,
+                no_resave: false,
+                trust_proxy: false,
+                bearer: true,
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// Names the cookie (default: the app name, as connect-redis-sessions did).
+    ///
+    /// # Panics
+    /// When `name` is empty or has characters a cookie name may not have.
+    pub fn cookie_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        assert!(
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)),
+            "invalid cookie name {name:?}"
+        );
+        self.edit(|c| c.cookie.name = Some(name))
+    }
+
+    /// Sets the cookie's `Path` (default `/`, so every page of the site sees the session).
+    pub fn cookie_path(self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.edit(|c| c.cookie.path = path)
+    }
+
+    /// Sets the cookie's `Domain`, to share the session with subdomains (default: none,
+    /// the cookie stays on the exact host).
+    pub fn cookie_domain(self, domain: impl Into<String>) -> Self {
+        let domain = domain.into();
+        self.edit(|c| c.cookie.domain = Some(domain))
+    }
+
+    /// Turns `HttpOnly` off or on (default on: page scripts, and so XSS, cannot read the
+    /// token). Turn it off only when scripts must see the token.
+    pub fn http_only(self, on: bool) -> Self {
+        self.edit(|c| c.cookie.http_only = on)
+    }
+
+    /// When to mark the cookie `Secure`: `true`, `false`, or [`CookieSecure::Auto`]
+    /// (the default: on HTTPS requests).
+    pub fn secure(self, secure: impl Into<CookieSecure>) -> Self {
+        let secure = secure.into();
+        self.edit(|c| c.cookie.secure = secure)
+    }
+
+    /// Sets `SameSite` (default [`SameSite::Lax`]).
+    pub fn same_site(self, same_site: SameSite) -> Self {
+        self.edit(|c| c.cookie.same_site = same_site)
+    }
+
+    /// Gives the cookie a `Max-Age`, so it outlives the browser (a "remember me" login).
+    /// Without it (the default) the cookie is a browser-session cookie, forgotten when the
+    /// browser closes. The session itself lives for its [`ttl`](Self::ttl) in the store.
+    pub fn max_age(self, max_age: impl Into<Option<Duration>>) -> Self {
+        let max_age = max_age.into();
+        self.edit(|c| c.cookie.max_age = max_age)
+    }
+
+    /// Seconds of inactivity after which a session dies in the store (default 7200).
+    ///
+    /// # Panics
+    /// When `seconds` < 10, which the store refuses.
+    pub fn ttl(self, seconds: i64) -> Self {
+        assert!(seconds >= 10, "session ttl must be >= 10 seconds");
+        self.edit(|c| c.ttl = Some(seconds))
+    }
+
+    /// Makes sessions end at login time + ttl however active they are (an absolute
+    /// timeout, for sensitive apps). Default off: the ttl counts from the last request.
+    pub fn no_resave(self, on: bool) -> Self {
+        self.edit(|c| c.no_resave = on)
+    }
+
+    /// Trusts `X-Forwarded-For` (the client address stored with the session) and
+    /// `X-Forwarded-Proto` (whether the request came over HTTPS, for `Secure`). Default
+    /// off: turn it on only behind a proxy that sets them, since any client can send them.
+    /// The leftmost `X-Forwarded-For` address is taken, as Express's `trust proxy` does.
+    pub fn trust_proxy(self, on: bool) -> Self {
+        self.edit(|c| c.trust_proxy = on)
+    }
+
+    /// Accepts a token from `Authorization: Bearer <token>` (default on), for API and
+    /// mobile clients that keep the token themselves. It wins over the cookie.
+    pub fn bearer(self, on: bool) -> Self {
+        self.edit(|c| c.bearer = on)
+    }
+
+    /// The store behind the layer, e.g. for admin pages that list every session.
+    pub fn store(&self) -> &RedisSessions {
+        &self.config.store
+    }
+}
+
+impl<S> tower_layer::Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService::new(inner, self.config.clone())
+    }
+}

@@ -1,0 +1,147 @@
+//! The tower [`Service`](tower_service::Service) that wraps every request: it prepares the
+//! request's session, runs the inner service, then saves and sets the cookie.
+
+use crate::config::{is_app, AppSource, Config, CookieSecure};
+use crate::cookie;
+use crate::error::SessionError;
+use crate::session::{Handle, Shared};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::Request;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// The service built by [`SessionLayer`](crate::SessionLayer) around an inner service.
+/// Its responses carry an axum [`Body`], so a store failure can be answered with 503.
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> std::fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionService").finish_non_exhaustive()
+    }
+}
+
+impl<S> SessionService<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        SessionService { inner, config }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for SessionService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The clone that was polled ready serves this request; a fresh clone waits for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (mut parts, body) = req.into_parts();
+        let shared = match prepare(&self.config, &parts) {
+            Ok(shared) => Arc::new(shared),
+            Err(err) => return Box::pin(async move { Ok(err.into_response()) }),
+        };
+        parts.extensions.insert(Handle(shared.clone()));
+        let req = Request::from_parts(parts, body);
+        Box::pin(async move {
+            let response = inner.call(req).await?.map(Body::new);
+            Ok(shared.finish(response).await)
+        })
+    }
+}
+
+/// The request's session before anyone uses it: no store call is made here.
+fn prepare(config: &Arc<Config>, parts: &Parts) -> Result<Shared, SessionError> {
+    let app = match &config.app {
+        AppSource::Fixed(app) => app.clone(),
+        AppSource::PerRequest(f) => {
+            let app = f(parts);
+            if !is_app(&app) {
+                return Err(SessionError::InvalidApp(app));
+            }
+            app
+        }
+    };
+    let cookie_name = config.cookie.name.clone().unwrap_or_else(|| app.clone());
+    let bearer = config
+        .bearer
+        .then(|| cookie::from_bearer(&parts.headers))
+        .flatten();
+    let (token, from_cookie) = match bearer {
+        Some(token) => (Some(token), false),
+        None => {
+            let token = cookie::from_cookie(&parts.headers, &cookie_name);
+            let found = token.is_some();
+            (token, found)
+        }
+    };
+    let secure = match config.cookie.secure {
+        CookieSecure::Always => true,
+        CookieSecure::Never => false,
+        CookieSecure::Auto => is_https(parts, config.trust_proxy),
+    };
+    Ok(Shared::new(
+        config.clone(),
+        app,
+        client_ip(parts, config.trust_proxy),
+        cookie_name,
+        secure,
+        token,
+        from_cookie,
+    ))
+}
+
+/// The first value of a comma-separated proxy header, when proxies are trusted.
+fn forwarded<'a>(parts: &'a Parts, name: &str, trust_proxy: bool) -> Option<&'a str> {
+    if !trust_proxy {
+        return None;
+    }
+    let value = parts.headers.get(name)?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    (!first.is_empty()).then_some(first)
+}
+
+fn is_https(parts: &Parts, trust_proxy: bool) -> bool {
+    parts.uri.scheme_str() == Some("https")
+        || forwarded(parts, "x-forwarded-proto", trust_proxy)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// The client's address as given to the store (1..39 characters, as it requires).
+fn client_ip(parts: &Parts, trust_proxy: bool) -> String {
+    let ip = forwarded(parts, "x-forwarded-for", trust_proxy)
+        .map(str::to_owned)
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    ip.chars().take(39).collect()
+}
