@@ -1,0 +1,184 @@
+//! The server's settings: command-line flags, each with the environment variable of the
+//! original `rest-sessions` (`RS_PORT`, `RS_REDISHOST`, …) so that existing deployments
+//! start it unchanged.
+
+use clap::{Parser, ValueEnum};
+use redis_sessions::Options;
+
+/// One megabyte: the default limit of a request body, as the spec asks.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Where sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// A Redis server shared by every process (the default, and what the original did).
+    Redis,
+    /// This process's memory: zero set-up, but single-process and lost at exit.
+    Memory,
+}
+
+impl StoreKind {
+    /// The name used in logs, `/health` and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Redis => "redis",
+            StoreKind::Memory => "memory",
+        }
+    }
+}
+
+/// How request logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Every setting of the server. Each flag can also be given by its environment variable;
+/// a flag wins over the variable.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "rest-sessions",
+    version,
+    about = "REST server for redis-sessions: user sessions shared by services in any language."
+)]
+pub struct Config {
+    /// Port to listen on.
+    #[arg(long, env = "RS_PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// Address to listen on; loopback by default, so the server is not exposed by accident.
+    #[arg(long, env = "RS_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Where sessions are kept: `redis` or `memory` (single process, lost at exit).
+    #[arg(long, env = "RS_STORE", value_enum, default_value_t = StoreKind::Redis)]
+    pub store: StoreKind,
+
+    /// Redis host [default: 127.0.0.1].
+    #[arg(long = "redis-host", alias = "redishost", env = "RS_REDISHOST")]
+    pub redis_host: Option<String>,
+
+    /// Redis port [default: 6379].
+    #[arg(long = "redis-port", alias = "redisport", env = "RS_REDISPORT")]
+    pub redis_port: Option<u16>,
+
+    /// Redis URL (`redis://[:password@]host:port/db`); wins over host and port.
+    #[arg(
+        long = "redis-url",
+        alias = "redisurl",
+        env = "RS_REDISURL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key; processes that share sessions use the same one.
+    #[arg(long, env = "RS_NAMESPACE", default_value = "rs")]
+    pub namespace: String,
+
+    /// Seconds between sweeps of expired sessions (0 = off, 1..9 become 10).
+    #[arg(long, env = "RS_WIPE", default_value_t = 600)]
+    pub wipe: u64,
+
+    /// Seconds a `get` reply may be served from the in-process cache (0 = no cache).
+    #[arg(long, env = "RS_CACHETIME", default_value_t = 0)]
+    pub cachetime: u64,
+
+    /// Most sessions held in the cache.
+    #[arg(long, env = "RS_CACHEMAX", default_value_t = 5000)]
+    pub cachemax: u64,
+
+    /// Largest accepted request body, in bytes; larger ones get 413.
+    #[arg(long = "body-limit", env = "RS_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+
+    /// Shared secret: when set, every route but /ping, /health and /openapi.json requires
+    /// `Authorization: Bearer <secret>`.
+    #[arg(long = "auth-token", env = "RS_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+
+    /// Log format: `text` or `json`. The level is set with RUST_LOG (default `info`).
+    #[arg(long = "log-format", env = "RS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// True when the operator pointed the server at a Redis of their own choosing: then a
+    /// failed connection is their configuration problem, not a missing local Redis.
+    pub fn redis_explicit(&self) -> bool {
+        self.redis_host.is_some() || self.redis_port.is_some() || self.redis_url.is_some()
+    }
+
+    /// The library options these settings stand for.
+    pub fn store_options(&self) -> Options {
+        let mut options = Options::default()
+            .namespace(self.namespace.clone())
+            .wipe(self.wipe)
+            .cache(self.cachetime, self.cachemax);
+        if let Some(url) = &self.redis_url {
+            options = options.url(url.clone());
+        } else {
+            let host = self
+                .redis_host
+                .clone()
+                .unwrap_or_else(|| options.host.clone());
+            let port = self.redis_port.unwrap_or(options.port);
+            options = options.host_port(host, port);
+        }
+        options
+    }
+
+    /// Where Redis is, for messages: the URL without its password, or `host:port`.
+    pub fn redis_location(&self) -> String {
+        match &self.redis_url {
+            Some(url) => redact_url(url),
+            None => {
+                let defaults = Options::default();
+                format!(
+                    "{}:{}",
+                    self.redis_host.as_deref().unwrap_or(&defaults.host),
+                    self.redis_port.unwrap_or(defaults.port)
+                )
+            }
+        }
+    }
+}
+
+/// A Redis URL with its user info removed, so a password never reaches a log.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return "<redis url>".to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}://***@{}", &url[..scheme_end], &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_password() {
+        assert_eq!(
+            redact_url("redis://:secret@example:6379/0"),
+            "redis://***@example:6379/0"
+        );
+        assert_eq!(redact_url("redis://h:1/"), "redis://h:1/");
+        assert_eq!(redact_url("nonsense"), "<redis url>");
+    }
+
+    #[test]
+    fn flags_parse() {
+        let c = Config::try_parse_from(["rest-sessions", "--store", "memory", "--port", "1"])
+            .expect("valid flags");
+        assert_eq!(c.store, StoreKind::Memory);
+        assert_eq!(c.port, 1);
+        assert!(!c.redis_explicit());
+    }
+}

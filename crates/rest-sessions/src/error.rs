@@ -1,0 +1,139 @@
+//! Every failure of a request, turned into the JSON error shape of the contract:
+//! `{"error": "<name>", "message": "<text>"}`, with the status a client can act on
+//! (400 fix your input, 401 authenticate, 413 send less, 503 retry later).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::borrow::Cow;
+
+/// The JSON body of every error reply.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable name to match on: `missingParameter`, `invalidFormat`, `invalidValue`,
+    /// `redisUnavailable`, `notFound`, …
+    pub error: Cow<'static, str>,
+    /// A human-readable explanation.
+    pub message: Cow<'static, str>,
+}
+
+/// The error name of a reply, kept in the response's extensions so the metrics layer can
+/// count errors by name without parsing bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorName(pub &'static str);
+
+/// Why a request failed.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The session library refused the input or could not reach its store.
+    Store(redis_sessions::Error),
+    /// A broken input rule found before calling the library (e.g. a path segment that is
+    /// not UTF-8): name and message as the library would give them.
+    Input {
+        /// `missingParameter`, `invalidFormat` or `invalidValue`.
+        name: &'static str,
+        /// The contract's message.
+        message: Cow<'static, str>,
+    },
+    /// The request body was larger than the configured limit.
+    PayloadTooLarge,
+    /// The request body could not be read (client went away, broken framing).
+    BadBody,
+    /// Missing or wrong `Authorization: Bearer` secret.
+    Unauthorized,
+    /// No route has this path.
+    NotFound,
+    /// The path exists but not with this method.
+    MethodNotAllowed,
+    /// The request took longer than the server's deadline (the store is too slow or away).
+    Timeout,
+    /// A bug: a handler panicked. The process keeps serving.
+    Internal,
+}
+
+impl ApiError {
+    /// An `invalidFormat` error with the contract's message for `what`.
+    pub fn invalid_format(what: &str) -> Self {
+        ApiError::Input {
+            name: "invalidFormat",
+            message: format!("Invalid {what} format").into(),
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Store(e) if e.is_input_error() => StatusCode::BAD_REQUEST,
+            ApiError::Store(redis_sessions::Error::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            // Unreachable, closed, or Redis answering with an error (LOADING, READONLY, OOM…):
+            // nothing the client did, and worth retrying.
+            ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Input { .. } | ApiError::BadBody => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The error's name in the reply.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApiError::Store(e) if e.is_unavailable() => "redisUnavailable",
+            ApiError::Store(e) => e.name(),
+            ApiError::Input { name, .. } => name,
+            ApiError::PayloadTooLarge => "payloadTooLarge",
+            ApiError::BadBody => "invalidBody",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound => "notFound",
+            ApiError::MethodNotAllowed => "methodNotAllowed",
+            ApiError::Timeout => "redisUnavailable",
+            ApiError::Internal => "internalError",
+        }
+    }
+
+    fn message(&self) -> Cow<'static, str> {
+        match self {
+            ApiError::Store(e) => e.to_string().into(),
+            ApiError::Input { message, .. } => message.clone(),
+            ApiError::PayloadTooLarge => "The request body is larger than the limit".into(),
+            ApiError::BadBody => "The request body could not be read".into(),
+            ApiError::Unauthorized => "Missing or wrong bearer token".into(),
+            ApiError::NotFound => "No such route".into(),
+            ApiError::MethodNotAllowed => "Method not allowed on this route".into(),
+            ApiError::Timeout => "The session store did not answer in time".into(),
+            ApiError::Internal => "Internal server error".into(),
+        }
+    }
+}
+
+impl From<redis_sessions::Error> for ApiError {
+    fn from(err: redis_sessions::Error) -> Self {
+        ApiError::Store(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let name = self.name();
+        if status.is_server_error() {
+            // The message of a store error names the failure, never a token or session data.
+            tracing::warn!(error = name, message = %self.message(), "request failed");
+        }
+        let body = ErrorBody {
+            error: name.into(),
+            message: self.message(),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response.extensions_mut().insert(ErrorName(name));
+        response
+    }
+}

@@ -1,0 +1,276 @@
+//! `rest-sessions`: the REST server over [`redis_sessions`], a drop-in replacement for the
+//! Node.js `rest-sessions`. PHP, Python, Ruby, .NET or Java services behind one reverse
+//! proxy share a single set of user sessions through it: same routes, same environment
+//! variables, same reply shapes, plus defined errors, limits and outage behaviour.
+//!
+//! The binary is a thin shell around [`run`]; the [`router`] is public so tests and
+//! embedders can serve it on a listener of their own.
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod observe;
+pub mod openapi;
+pub mod routes;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use config::{Config, LogFormat, StoreKind};
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis_sessions::RedisSessions;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// How long in-flight requests may take to finish after a shutdown signal before the
+/// server stops anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The longest the first connection to Redis may take at start.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What every handler needs; cheap to clone (the store and secrets are shared).
+#[derive(Clone)]
+pub struct AppState {
+    /// The session store (Redis or in memory).
+    pub store: RedisSessions,
+    /// Which store it is, for `/health`.
+    pub store_kind: StoreKind,
+    /// The shared secret callers must present, when one is configured.
+    pub auth_token: Option<Arc<str>>,
+    /// The Prometheus recorder's handle, rendered at `/metrics`.
+    pub metrics: Option<PrometheusHandle>,
+    /// Largest accepted request body in bytes.
+    pub body_limit: usize,
+}
+
+impl AppState {
+    /// State for `store` with the defaults: no secret, the 1 MB body limit, and the
+    /// process-wide metrics recorder.
+    pub fn new(store: RedisSessions) -> Self {
+        let store_kind = if store.is_in_memory() {
+            StoreKind::Memory
+        } else {
+            StoreKind::Redis
+        };
+        AppState {
+            store,
+            store_kind,
+            auth_token: None,
+            metrics: metrics::install(),
+            body_limit: config::DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+/// The whole HTTP API: the contract's routes, `/health`, `/metrics`, `/openapi.json`,
+/// JSON 404/405 replies, the body limit, the optional secret, logs, metrics and the
+/// request deadline.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/ping", get(routes::ping))
+        .route("/health", get(routes::health))
+        .route("/metrics", get(routes::metrics))
+        .route("/openapi.json", get(routes::openapi))
+        .route("/{app}/create/{id}", put(routes::create))
+        .route("/{app}/get/{token}", get(routes::get))
+        .route("/{app}/set/{token}", post(routes::set))
+        .route("/{app}/activity", get(routes::activity))
+        .route("/{app}/soapp", get(routes::soapp))
+        .route("/{app}/soid/{id}", get(routes::soid))
+        .route("/{app}/kill/{token}", delete(routes::kill))
+        .route("/{app}/killsoid/{id}", delete(routes::killsoid))
+        .route("/{app}/killall", delete(routes::killall))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        // Innermost first: a panic becomes a JSON 500 that the outer layers still log.
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send + 'static>| error::ApiError::Internal.into_response(),
+        ))
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(from_fn_with_state(state.clone(), auth::require_token))
+        .layer(from_fn(observe::observe))
+        .with_state(state)
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The settings contradict themselves or are empty where a value is required.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Redis could not be reached at start; the message says what to do.
+    #[error("{0}")]
+    Redis(String),
+    /// The listen address could not be bound (in use, no permission, bad host).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// `host:port` as configured.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The server failed while serving.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Sets up logging: `text` or `json` lines, level from `RUST_LOG` (default `info`).
+/// Does nothing when a subscriber is already installed.
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Opens the configured store. Never falls back from Redis to memory by itself: a server
+/// that silently kept sessions in one process would break every other process sharing them.
+pub async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
+    let options = config.store_options();
+    if config.store == StoreKind::Memory {
+        if config.redis_explicit() {
+            tracing::warn!("RS_STORE=memory: the Redis settings are ignored");
+        }
+        tracing::warn!(
+            "store: in memory — sessions live in this single process only and are lost at \
+             exit; use the Redis store to share them between processes"
+        );
+        return Ok(RedisSessions::in_memory(options));
+    }
+    let location = config.redis_location();
+    let connected = tokio::time::timeout(CONNECT_DEADLINE, RedisSessions::connect(options)).await;
+    let reason = match connected {
+        Ok(Ok(store)) => {
+            tracing::info!(redis = %location, namespace = %config.namespace, "store: redis");
+            return Ok(store);
+        }
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => format!("no answer within {} s", CONNECT_DEADLINE.as_secs()),
+    };
+    let message = if config.redis_explicit() {
+        format!(
+            "cannot connect to Redis at {location} ({reason}), as configured by \
+             RS_REDISHOST/RS_REDISPORT/RS_REDISURL (or --redis-host/--redis-port/--redis-url). \
+             Check that Redis runs there and the settings are right, or run without Redis: \
+             `--store memory` (RS_STORE=memory) keeps sessions in this process's memory \
+             (single process, lost at exit)."
+        )
+    } else {
+        format!(
+            "cannot connect to Redis at {location} ({reason}); no Redis was configured, so \
+             the default was tried. Start Redis there, point the server at one with \
+             RS_REDISHOST/RS_REDISPORT or RS_REDISURL, or run without Redis: \
+             `--store memory` (RS_STORE=memory) keeps sessions in this process's memory \
+             (single process, lost at exit)."
+        )
+    };
+    Err(StartError::Redis(message))
+}
+
+/// Runs the server until SIGTERM or SIGINT: opens the store, binds, serves, then drains
+/// in-flight requests and closes the store.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let auth_token = match config.auth_token.as_deref() {
+        Some("") => {
+            return Err(StartError::Config(
+                "RS_AUTH_TOKEN / --auth-token is empty; unset it or give a secret".into(),
+            ))
+        }
+        Some(secret) => Some(Arc::<str>::from(secret)),
+        None => None,
+    };
+    if config.body_limit == 0 {
+        return Err(StartError::Config(
+            "RS_BODY_LIMIT must be at least 1".into(),
+        ));
+    }
+
+    let store = open_store(&config).await?;
+    let metrics = metrics::install();
+    let upkeep = metrics.clone().map(metrics::spawn_upkeep);
+
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    tracing::info!(
+        addr = %local,
+        store = config.store.as_str(),
+        auth = auth_token.is_some(),
+        body_limit = config.body_limit,
+        "rest-sessions listening"
+    );
+
+    let state = AppState {
+        store: store.clone(),
+        store_kind: config.store,
+        auth_token,
+        metrics,
+        body_limit: config.body_limit,
+    };
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received; finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    };
+    let serve = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
+    let grace = async move {
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let result = tokio::select! {
+        result = serve => result.map_err(StartError::Serve),
+        _ = grace => {
+            tracing::warn!("requests still running after the grace period; stopping anyway");
+            Ok(())
+        }
+    };
+
+    if let Some(task) = upkeep {
+        task.abort();
+    }
+    store.quit().await;
+    tracing::info!("rest-sessions stopped");
+    result
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM (what orchestrators send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

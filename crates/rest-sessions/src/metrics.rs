@@ -1,0 +1,87 @@
+//! Prometheus metrics at `/metrics`: request counts, latencies and errors by route
+//! template, so an operator sees load, slowness and failures per endpoint without
+//! reading logs. Labels are route templates, never raw paths, which hold tokens and ids
+//! and would make the number of series unbounded.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Requests answered, by `method`, `route` and `status`.
+pub const REQUESTS: &str = "rest_sessions_http_requests_total";
+/// Seconds from request to response, by `method` and `route`.
+pub const LATENCY: &str = "rest_sessions_http_request_duration_seconds";
+/// Error replies (status >= 400), by `route`, `status` and `error` name.
+pub const ERRORS: &str = "rest_sessions_http_errors_total";
+
+/// Latency buckets in seconds: sub-millisecond Redis round trips up to the 1.8 s deadline.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once and returns its handle (the same
+/// handle on later calls), or None when another recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(LATENCY.to_string()), &BUCKETS)
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    metrics::describe_counter!(REQUESTS, "HTTP requests answered");
+                    metrics::describe_histogram!(
+                        LATENCY,
+                        metrics::Unit::Seconds,
+                        "HTTP request latency"
+                    );
+                    metrics::describe_counter!(ERRORS, "HTTP error replies");
+                    Some(handle)
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "metrics recorder not installed; /metrics stays empty");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// Runs the recorder's periodic upkeep (draining histogram buckets) in the background, as
+/// the exporter requires when it has no HTTP listener of its own. Needs a tokio runtime.
+pub fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    })
+}
+
+/// Counts one answered request.
+pub fn record(
+    method: &'static str,
+    route: &str,
+    status: u16,
+    error: Option<&'static str>,
+    elapsed: Duration,
+) {
+    let route = route.to_string();
+    let status_text = status.to_string();
+    metrics::counter!(REQUESTS, "method" => method, "route" => route.clone(), "status" => status_text.clone())
+        .increment(1);
+    metrics::histogram!(LATENCY, "method" => method, "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    if status >= 400 {
+        metrics::counter!(
+            ERRORS,
+            "route" => route,
+            "status" => status_text,
+            "error" => error.unwrap_or("unknown")
+        )
+        .increment(1);
+    }
+}

@@ -1,0 +1,447 @@
+//! The handlers of the contract's routes, plus `/health`, `/metrics` and `/openapi.json`.
+//!
+//! Inputs are handed to the library as they come, so it checks them in the contract's
+//! order and with its messages: a malformed query number or body becomes a value the
+//! library rejects with the right error, rather than an error raised here out of order.
+//! Query strings and bodies are parsed by hand, never by an extractor that could answer
+//! with its own plain-text rejection.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use redis_sessions::{CreateOptions, Session};
+use serde::Serialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// A value the library rejects as "d must be an object": stands for a body that is not a
+/// JSON object (malformed, an array, a string, invalid UTF-8), so the error comes in the
+/// contract's order, after app, id/token, ip and ttl are checked.
+const NOT_AN_OBJECT: Value = Value::Bool(false);
+
+/// How long `/health` waits for the store's answer.
+const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// The reply of `create`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenReply {
+    /// The new session's token: 64 characters.
+    pub token: String,
+}
+
+/// A session, or `{}` when none is live (what the original replied).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum MaybeSession {
+    /// The live session.
+    Live(Session),
+    /// No live session: serialized as `{}`.
+    None(Empty),
+}
+
+/// `{}`.
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+impl From<Option<Session>> for MaybeSession {
+    fn from(session: Option<Session>) -> Self {
+        match session {
+            Some(s) => MaybeSession::Live(s),
+            None => MaybeSession::None(Empty {}),
+        }
+    }
+}
+
+/// The reply of `activity`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActivityReply {
+    /// Distinct ids active in the window.
+    pub activity: u64,
+}
+
+/// The reply of `soapp` and `soid`.
+#[derive(Debug, Serialize)]
+pub struct SessionsReply {
+    /// Live sessions, most recently active first.
+    pub sessions: Vec<Session>,
+}
+
+/// The reply of `kill`, `killsoid` and `killall`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KillReply {
+    /// How many sessions were removed.
+    pub kill: u64,
+}
+
+/// The reply of `/health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthReply {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    /// `redis` or `memory`.
+    pub store: &'static str,
+    /// Why the store is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+type Reply<T> = Result<Json<T>, ApiError>;
+
+/// The path parameters, or the contract's error for the one that is not valid UTF-8 once
+/// percent-decoded.
+fn path_params<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    match path {
+        Ok(Path(params)) => Ok(params),
+        Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
+            ErrorKind::InvalidUtf8InPathParam { key } => Err(ApiError::invalid_format(key)),
+            _ => Err(ApiError::invalid_format("path")),
+        },
+        Err(_) => Err(ApiError::invalid_format("path")),
+    }
+}
+
+/// The body, or 413 when it is over the limit.
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadBody
+        }
+    })
+}
+
+/// Query parameters; the first of repeated keys wins. Never fails: bad percent-encoding
+/// decodes lossily and then fails the library's checks like any other bad value.
+fn query(raw: Option<&str>) -> std::collections::HashMap<String, String> {
+    let mut params = std::collections::HashMap::new();
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        params
+            .entry(key.into_owned())
+            .or_insert_with(|| value.into_owned());
+    }
+    params
+}
+
+/// A query number: an integer, or 0 (which every numeric rule rejects) when it is not one,
+/// so the library reports it with the contract's message and in the contract's order.
+fn integer(value: &str) -> i64 {
+    value.parse().unwrap_or(0)
+}
+
+/// The body as JSON, or None when it is empty; anything that is not JSON becomes
+/// [`NOT_AN_OBJECT`].
+fn json_body(body: &[u8]) -> Option<Value> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(serde_json::from_slice(body).unwrap_or(NOT_AN_OBJECT))
+}
+
+/// Liveness: `PONG` while the process serves (it does not ask the store; see `/health`).
+#[utoipa::path(get, path = "/ping", tag = "operations",
+    responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
+pub async fn ping() -> &'static str {
+    "PONG"
+}
+
+/// Readiness: whether the store answers.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "The store answers", body = HealthReply),
+        (status = 503, description = "The store is unreachable", body = HealthReply)))]
+pub async fn health(State(state): State<AppState>) -> Response {
+    let store = state.store_kind.as_str();
+    let message = match tokio::time::timeout(HEALTH_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(err)) => Some(err.to_string()),
+        Err(_) => Some("the store did not answer in time".to_string()),
+    };
+    let status = if message.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let reply = HealthReply {
+        status: if message.is_none() {
+            "ok"
+        } else {
+            "unavailable"
+        },
+        store,
+        message,
+    };
+    (status, Json(reply)).into_response()
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state
+        .metrics
+        .as_ref()
+        .map(|handle| handle.render())
+        .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// This API's OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI document", content_type = "application/json")))]
+pub async fn openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
+}
+
+/// Creates a session of user `id` in `app`.
+#[utoipa::path(put, path = "/{app}/create/{id}", tag = "sessions",
+    params(
+        ("app" = String, Path, description = "App name: 3-20 of A-Z a-z 0-9 _ -"),
+        ("id" = String, Path, description = "User id: 1-128 characters, no line breaks (percent-encoded)"),
+        ("ip" = String, Query, description = "Client IP: 1-39 characters"),
+        ("ttl" = Option<i64>, Query, description = "Idle timeout in seconds, >= 10 (default 7200)"),
+        ("no_resave" = Option<bool>, Query, description = "`true`: the session ends at create time + ttl"),
+    ),
+    request_body(content = Option<Object>, description = "Optional data `d`: a JSON object of strings, numbers, booleans; empty or `{}` for none", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Created", body = TokenReply),
+        (status = 400, description = "Broken input rule", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<TokenReply> {
+    let (app, id) = path_params(path)?;
+    let body = body_bytes(body)?;
+    let params = query(raw.as_deref());
+    let ip = params.get("ip").map(String::as_str).unwrap_or("");
+    let options = CreateOptions {
+        ttl: params.get("ttl").map(|t| integer(t)),
+        d: match json_body(&body) {
+            // `{}` stores no data, as the original did.
+            Some(Value::Object(map)) if map.is_empty() => None,
+            // null is not an object either.
+            Some(Value::Null) => Some(NOT_AN_OBJECT),
+            other => other,
+        },
+        no_resave: params.get("no_resave").is_some_and(|v| v == "true"),
+    };
+    let token = state.store.create(&app, &id, ip, options).await?;
+    Ok(Json(TokenReply { token }))
+}
+
+/// The live session of `token` (a read), or `{}`.
+#[utoipa::path(get, path = "/{app}/get/{token}", tag = "sessions",
+    params(
+        ("app" = String, Path, description = "App name"),
+        ("token" = String, Path, description = "Session token: 64 alphanumerics"),
+    ),
+    responses(
+        (status = 200, description = "The session, or `{}` when none is live", body = crate::openapi::SessionSchema),
+        (status = 400, description = "Broken input rule", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Reply<MaybeSession> {
+    let (app, token) = path_params(path)?;
+    let session = state.store.get(&app, &token).await?;
+    Ok(Json(session.into()))
+}
+
+/// Merges the body into the session's data (null deletes a key).
+#[utoipa::path(post, path = "/{app}/set/{token}", tag = "sessions",
+    params(
+        ("app" = String, Path, description = "App name"),
+        ("token" = String, Path, description = "Session token"),
+    ),
+    request_body(content = Object, description = "Data `d`: a JSON object of strings, numbers, booleans, or null to delete a key", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated session, or `{}` when none is live", body = crate::openapi::SessionSchema),
+        (status = 400, description = "Broken input rule", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+pub async fn set(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<MaybeSession> {
+    let (app, token) = path_params(path)?;
+    let body = body_bytes(body)?;
+    // An empty body is "No d supplied", as the library says for a missing d.
+    let d = json_body(&body).unwrap_or(Value::Null);
+    let session = state.store.set(&app, &token, &d).await?;
+    Ok(Json(session.into()))
+}
+
+/// How many distinct ids were active in the last `dt` seconds.
+#[utoipa::path(get, path = "/{app}/activity", tag = "sessions",
+    params(
+        ("app" = String, Path, description = "App name"),
+        ("dt" = i64, Query, description = "Window in seconds, >= 10"),
+    ),
+    responses(
+        (status = 200, description = "Active ids", body = ActivityReply),
+        (status = 400, description = "Broken input rule", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+pub async fn activity(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Reply<ActivityReply> {
+    let app = path_params(path)?;
+    let dt = query(raw.as_deref()).get("dt").map_or(0, |v| integer(v));
+    let activity = state.store.activity(&app, dt).await?;
+    Ok(Json(ActivityReply { activity }))
+}
+
+/// The live sessions active in the last `dt` seconds, most recent first.
+#[utoipa::path(get, path = "/{app}/soapp", tag = "sessions",
+    params(
+        ("app" = String, Path, description = "App name"),
+        ("dt" = i64, Query, description = "Window in seconds, >= 10"),
+    ),
+    responses(
+        (status = 200, description = "Sessions", body = crate::openapi::SessionsSchema),
+        (status = 400, description = "Broken input rule", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+pub async fn soapp(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Reply<SessionsReply> {
+    let app = path_params(path)?;
+    let dt = query(raw.as_deref()).get("dt").map_or(0, |v| integer(v));
+    let sessions = state.store.soapp(&app, dt).await?;
+    Ok(Json(SessionsReply { sessions }))
+}
+
+/// The live sessions of one id.
+#[utoipa::path(get, path = "/{app}/soid/{id}", tag = "sessions",
+    params(
+        ("app" = String, Path, description = "App name"),
+        ("id" = String, Path, description = "User id (percent-encoded)"),
+    ),
+    responses(
+        (status = 200, description = "Sessions", body = crate::openapi::SessionsSchema),
+        (status = 400, description = "Broken input rule", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+pub async fn soid(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Reply<SessionsReply> {
+    let (app, id) = path_params(path)?;
+    let sessions = state.store.soid(&app, &id).await?;
+    Ok(Json(SessionsReply { sessions }))
+}
+
+/// Ends one session.
+#[utoipa::path(delete, path = "/{app}/kill/{token}", tag = "sessions",
+    params(
+        ("app" = String, Path, description = "App name"),
+        ("token" = String, Path, description = "Session token"),
+    ),
+    responses(
+        (status = 200, description = "1 when a live session was removed, else 0", body = KillReply),
+        (status = 400, description = "Broken input rule", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+pub async fn kill(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Reply<KillReply> {
+    let (app, token) = path_params(path)?;
+    let kill = state.store.kill(&app, &token).await?;
+    Ok(Json(KillReply { kill }))
+}
+
+/// Ends every session of one id ("log out everywhere").
+#[utoipa::path(delete, path = "/{app}/killsoid/{id}", tag = "sessions",
+    params(
+        ("app" = String, Path, description = "App name"),
+        ("id" = String, Path, description = "User id (percent-encoded)"),
+    ),
+    responses(
+        (status = 200, description = "Sessions removed", body = KillReply),
+        (status = 400, description = "Broken input rule", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+pub async fn killsoid(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Reply<KillReply> {
+    let (app, id) = path_params(path)?;
+    let kill = state.store.killsoid(&app, &id).await?;
+    Ok(Json(KillReply { kill }))
+}
+
+/// Ends every session of an app.
+#[utoipa::path(delete, path = "/{app}/killall", tag = "sessions",
+    params(("app" = String, Path, description = "App name")),
+    responses(
+        (status = 200, description = "Sessions removed", body = KillReply),
+        (status = 400, description = "Broken input rule", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+pub async fn killall(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Reply<KillReply> {
+    let app = path_params(path)?;
+    let kill = state.store.killall(&app).await?;
+    Ok(Json(KillReply { kill }))
+}
+
+/// Fallback for paths no route has: a JSON 404.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+/// Fallback for a known path with the wrong method: a JSON 405.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_first_wins_and_decodes() {
+        let q = query(Some("ip=1.2.3.4&ttl=30&ttl=5&x=%ZZ"));
+        assert_eq!(q["ip"], "1.2.3.4");
+        assert_eq!(q["ttl"], "30");
+        assert!(q.contains_key("x"));
+        assert!(query(None).is_empty());
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(integer("30"), 30);
+        assert_eq!(integer("abc"), 0);
+        assert_eq!(integer("3.5"), 0);
+        assert_eq!(integer("99999999999999999999"), 0);
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(json_body(b""), None);
+        assert_eq!(json_body(b" \n"), None);
+        assert_eq!(json_body(b"{oops"), Some(NOT_AN_OBJECT));
+        assert_eq!(json_body(b"\xff\xfe"), Some(NOT_AN_OBJECT));
+        assert_eq!(json_body(b"[1]"), Some(serde_json::json!([1])));
+    }
+}

@@ -1,0 +1,185 @@
+//! Black-box helpers: the real `rest-sessions` binary on a free port, against the test's
+//! own `redis-server` (or the embedded store), and an HTTP client.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+pub use test_support::{free_port, RedisServer};
+
+/// Every variable the server reads: cleared so a developer's environment cannot leak in.
+const VARS: [&str; 14] = [
+    "RS_PORT",
+    "RS_HOST",
+    "RS_STORE",
+    "RS_REDISHOST",
+    "RS_REDISPORT",
+    "RS_REDISURL",
+    "RS_NAMESPACE",
+    "RS_WIPE",
+    "RS_CACHETIME",
+    "RS_CACHEMAX",
+    "RS_BODY_LIMIT",
+    "RS_AUTH_TOKEN",
+    "RS_LOG_FORMAT",
+    "RUST_LOG",
+];
+
+/// A 64-character token that is well-formed but belongs to no session.
+pub const UNKNOWN_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// A running server process, killed when dropped.
+pub struct Server {
+    child: Child,
+    port: u16,
+}
+
+/// The binary's command with a clean environment, a fresh port and no sweeper.
+pub fn command(port: u16) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rest-sessions"));
+    for var in VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("RS_PORT", port.to_string())
+        .env("RS_WIPE", "0")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+impl Server {
+    /// Starts the server against `redis` with extra environment variables.
+    pub fn with_redis(redis: &RedisServer, env: &[(&str, &str)]) -> Server {
+        let port = redis.port().to_string();
+        let mut all = vec![("RS_REDISPORT", port.as_str())];
+        all.extend_from_slice(env);
+        Server::start(&all, &[])
+    }
+
+    /// Starts the server with the embedded store.
+    pub fn in_memory(env: &[(&str, &str)]) -> Server {
+        Server::start(env, &["--store", "memory"])
+    }
+
+    /// Starts the server with these variables and flags, and waits until /ping answers.
+    pub fn start(env: &[(&str, &str)], args: &[&str]) -> Server {
+        let port = free_port();
+        let mut cmd = command(port);
+        cmd.envs(env.iter().copied()).args(args);
+        let child = cmd.spawn().expect("spawn rest-sessions");
+        let mut server = Server { child, port };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("rest-sessions exited at start: {status}");
+            }
+            if raw_request(
+                self.port,
+                b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .is_some_and(|reply| reply.ends_with("PONG"))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("rest-sessions did not answer /ping");
+    }
+
+    /// `http://127.0.0.1:{port}`
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base(), path)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`) for the process to exit.
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends raw bytes and returns the whole reply as text (None when the connection failed).
+pub fn raw_request(port: u16, request: &[u8]) -> Option<String> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .ok()?;
+    stream.write_all(request).ok()?;
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    Some(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// An HTTP client with a deadline, so a hanging server fails the test instead of blocking it.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// Status and JSON body of a reply (Null when the body is not JSON).
+pub async fn json(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Creates a session and returns its token.
+pub async fn create(http: &reqwest::Client, server: &Server, app: &str, id: &str) -> String {
+    let (status, body) = json(
+        http.put(server.url(&format!("/{app}/create/{id}?ip=127.0.0.1&ttl=3600")))
+            .send()
+            .await
+            .expect("create"),
+    )
+    .await;
+    assert_eq!(status, 200, "create {app}/{id}: {body}");
+    let token = body["token"].as_str().expect("token").to_string();
+    assert_eq!(token.len(), 64);
+    token
+}
