@@ -31,7 +31,16 @@ impl CommandSet {
     }
 
     /// create's MULTI/EXEC.
-    pub fn create(&self, app: &str, id: &str, ip: &str, ttl: i64, token: &str, now: i64) -> Pipeline {
+    pub fn create(
+        &self,
+        app: &str,
+        id: &str,
+        ip: &str,
+        ttl: i64,
+        token: &str,
+        now: i64,
+    ) -> Pipeline {
+        let shard = &self.0.layout().shards()[0];
         let new = NewSession {
             app,
             id,
@@ -40,26 +49,26 @@ impl CommandSet {
             d: None,
             no_resave: false,
         };
-        self.0.create(&new, token, now)
+        self.0.create(shard, &new, token, now)
     }
 
     /// get's EVALSHA.
     pub fn get(&self, app: &str, token: &str, now: i64) -> Cmd {
-        self.0.get(app, token, now)
+        self.0.get(&self.0.layout().shards()[0], app, token, now)
     }
 
     /// set's EVALSHA.
     pub fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Cmd {
-        self.0.set(app, token, d, now)
+        self.0.set(&self.0.layout().shards()[0], app, token, d, now)
     }
 
     /// kill's EVALSHA.
     pub fn kill(&self, app: &str, token: &str, now: i64) -> Cmd {
-        self.0.kill(app, token, now)
+        self.0.kill(&self.0.layout().shards()[0], app, token, now)
     }
 }
 
 /// A new token, as create makes them.
 pub fn new_token() -> String {
-    crate::token::generate(crate::clock::now_millis())
+    crate::token::generate(crate::clock::now_millis(), None)
 }

@@ -1,7 +1,7 @@
 //! Where sessions live in Redis: every key name the store uses is made here.
 //!
-//! The default layout is the Node module's, byte for byte, so that Node and Rust processes
-//! pointed at the same Redis and namespace share sessions:
+//! **The Node-compatible layout** (the default, for one Redis server) is the Node module's,
+//! byte for byte, so Node and Rust processes on the same Redis and namespace share sessions:
 //!
 //! | key | type | content |
 //! |---|---|---|
@@ -11,73 +11,152 @@
 //! | `{ns}:{app}:_users` | zset | `{id}` by last activity |
 //! | `{ns}:SESSIONS` | zset | `{app}:{token}:{id}` by time of death |
 //!
-//! Keeping every name in one place lets a second layout (for Redis Cluster) be added
-//! without touching the operations.
+//! **The cluster layout** divides the namespace into S shards. Every key of a shard starts
+//! with `{ns}:{tag}:` where `{tag}` is a Redis Cluster hash tag, so a shard lives in one hash
+//! slot and every script touches one slot. Within a shard the keys are the Node layout's
+//! (`{ns}:{tag}:{app}:{token}`, `…:_sessions`, `…:SESSIONS`, …). The tags are chosen so the
+//! shards' slots are spread evenly over the slot range, hence over the masters. A user's
+//! sessions live in the shard of their id (soid/killsoid: one call), and a token carries its
+//! shard in its first two characters (get/set/kill: one call to one node).
+//!
+//! The operations only ask a [`Shard`] for key names, so the two layouts share them all.
 
-/// The key names of one namespace.
+const SLOTS: u32 = 16384;
+
+/// Characters of the random part of a token; two of them encode a shard (61² shards max).
+const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Most shards a cluster layout may have (two token characters encode the shard).
+pub const MAX_SHARDS: u16 = 61 * 61;
+
+/// The key names of one shard: `{ns}:` in the Node layout, `{ns}:{tag}:` in the cluster one.
 #[derive(Debug, Clone)]
-pub struct Layout {
-    /// `{ns}:`
+pub struct Shard {
     prefix: String,
 }
 
-impl Layout {
-    /// The Node-compatible layout under namespace `ns`.
-    pub fn node(namespace: &str) -> Self {
-        Layout {
-            prefix: format!("{namespace}:"),
-        }
-    }
-
-    /// `{ns}:{app}:` — prefix of an app's session hashes.
-    pub fn app_prefix(&self, app: &str) -> String {
-        format!("{}{app}:", self.prefix)
-    }
-
-    /// `{ns}:{app}:{token}`
-    pub fn session(&self, app: &str, token: &str) -> String {
-        format!("{}{app}:{token}", self.prefix)
-    }
-
-    /// `{ns}:{app}:_sessions`
-    pub fn app_sessions(&self, app: &str) -> String {
-        format!("{}{app}:_sessions", self.prefix)
-    }
-
-    /// `{ns}:{app}:_users`
-    pub fn app_users(&self, app: &str) -> String {
-        format!("{}{app}:_users", self.prefix)
-    }
-
-    /// `{ns}:{app}:us:` — prefix of the per-id token sets.
-    pub fn user_sessions_prefix(&self, app: &str) -> String {
-        format!("{}{app}:us:", self.prefix)
-    }
-
-    /// `{ns}:{app}:us:{id}`
-    pub fn user_sessions(&self, app: &str, id: &str) -> String {
-        format!("{}{app}:us:{id}", self.prefix)
-    }
-
-    /// `{ns}:SESSIONS` — every session of every app, by time of death.
-    pub fn expiries(&self) -> String {
-        format!("{}SESSIONS", self.prefix)
-    }
-
-    /// `{ns}:` — scripts that walk `SESSIONS` rebuild per-app keys from it.
+impl Shard {
+    /// The prefix every key of this shard starts with.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
+    /// `…{app}:` — prefix of an app's session hashes.
+    pub fn app_prefix(&self, app: &str) -> String {
+        format!("{}{app}:", self.prefix)
+    }
+
+    /// `…{app}:{token}`
+    pub fn session(&self, app: &str, token: &str) -> String {
+        format!("{}{app}:{token}", self.prefix)
+    }
+
+    /// `…{app}:_sessions`
+    pub fn app_sessions(&self, app: &str) -> String {
+        format!("{}{app}:_sessions", self.prefix)
+    }
+
+    /// `…{app}:_users`
+    pub fn app_users(&self, app: &str) -> String {
+        format!("{}{app}:_users", self.prefix)
+    }
+
+    /// `…{app}:us:` — prefix of the per-id token sets.
+    pub fn user_sessions_prefix(&self, app: &str) -> String {
+        format!("{}{app}:us:", self.prefix)
+    }
+
+    /// `…{app}:us:{id}`
+    pub fn user_sessions(&self, app: &str, id: &str) -> String {
+        format!("{}{app}:us:{id}", self.prefix)
+    }
+
+    /// `…SESSIONS` — every session of the shard, by time of death.
+    pub fn expiries(&self) -> String {
+        format!("{}SESSIONS", self.prefix)
+    }
+}
+
+/// The key names of one namespace.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    namespace: String,
+    shards: Vec<Shard>,
+    clustered: bool,
+}
+
+impl Layout {
+    /// The Node-compatible layout under namespace `ns`: one shard, prefix `{ns}:`.
+    pub fn node(namespace: &str) -> Self {
+        Layout {
+            namespace: namespace.to_owned(),
+            shards: vec![Shard {
+                prefix: format!("{namespace}:"),
+            }],
+            clustered: false,
+        }
+    }
+
+    /// The cluster layout under namespace `ns` with `shards` shards (clamped to
+    /// 1..=[`MAX_SHARDS`]).
+    pub fn cluster(namespace: &str, shards: u16) -> Self {
+        let count = u32::from(shards.clamp(1, MAX_SHARDS));
+        let shards = (0..count)
+            .map(|k| Shard {
+                prefix: format!("{namespace}:{{{}}}:", tag_in_slot_range(k, count)),
+            })
+            .collect();
+        Layout {
+            namespace: namespace.to_owned(),
+            shards,
+            clustered: true,
+        }
+    }
+
+    /// True for the cluster layout.
+    pub fn is_clustered(&self) -> bool {
+        self.clustered
+    }
+
+    /// Every shard (one in the Node layout).
+    pub fn shards(&self) -> &[Shard] {
+        &self.shards
+    }
+
+    /// The shard holding the sessions of `id`.
+    pub fn shard_for_id(&self, id: &str) -> usize {
+        if self.shards.len() == 1 {
+            return 0;
+        }
+        (crc16::State::<crc16::XMODEM>::calculate(id.as_bytes()) as usize) % self.shards.len()
+    }
+
+    /// The shard a token names, or None when it names none (then no such session exists).
+    pub fn shard_for_token(&self, token: &str) -> Option<&Shard> {
+        if !self.clustered {
+            return self.shards.first();
+        }
+        let bytes = token.as_bytes();
+        let digit = |b: u8| TOKEN_ALPHABET.iter().position(|&c| c == b);
+        let index = digit(*bytes.first()?)? * 61 + digit(*bytes.get(1)?)?;
+        self.shards.get(index)
+    }
+
+    /// The two characters that start a token of shard `index` (cluster layout only).
+    pub fn token_marker(&self, index: usize) -> Option<[u8; 2]> {
+        self.clustered
+            .then(|| [TOKEN_ALPHABET[index / 61 % 61], TOKEN_ALPHABET[index % 61]])
+    }
+
     /// `{ns}:cache` — the pub/sub channel of cache invalidations.
     pub fn cache_channel(&self) -> String {
-        format!("{}cache", self.prefix)
+        format!("{}:cache", self.namespace)
     }
 
     /// `{ns}:SESSIONS:sweeper` — a short lease so that one process of a fleet sweeps at a time.
     /// Not part of the Node layout; Node processes never read it.
     pub fn sweep_lease(&self) -> String {
-        format!("{}SESSIONS:sweeper", self.prefix)
+        format!("{}:SESSIONS:sweeper", self.namespace)
     }
 
     /// `{token}:{id}` — member of `_sessions`.
@@ -93,5 +172,67 @@ impl Layout {
     /// `{app}:{token}` — cache key and invalidation message.
     pub fn cache_message(app: &str, token: &str) -> String {
         format!("{app}:{token}")
+    }
+}
+
+/// A hash tag whose slot lies in the k-th of `count` equal parts of the slot range, so that
+/// shards spread evenly over masters that own contiguous, equal slot ranges.
+fn tag_in_slot_range(k: u32, count: u32) -> String {
+    let low = k * SLOTS / count;
+    let high = ((k + 1) * SLOTS / count).max(low + 1);
+    let slot =
+        |tag: &str| u32::from(crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes())) % SLOTS;
+    // The slots of `k.n` are spread uniformly, so a tag in a range of SLOTS/count slots is
+    // found after about `count` tries.
+    (0u32..)
+        .map(|n| format!("{k}.{n}"))
+        .find(|tag| (low..high).contains(&slot(tag)))
+        .unwrap_or_else(|| k.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_shards_spread_over_the_slot_range() {
+        let layout = Layout::cluster("rs", 48);
+        assert_eq!(layout.shards().len(), 48);
+        let mut slots: Vec<u32> = layout
+            .shards()
+            .iter()
+            .map(|s| {
+                let tag = s
+                    .prefix()
+                    .split('{')
+                    .nth(1)
+                    .and_then(|t| t.split('}').next())
+                    .unwrap_or("");
+                u32::from(crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes())) % SLOTS
+            })
+            .collect();
+        slots.sort_unstable();
+        for (k, slot) in slots.iter().enumerate() {
+            assert!((k as u32 * SLOTS / 48..(k as u32 + 1) * SLOTS / 48).contains(slot));
+        }
+    }
+
+    #[test]
+    fn tokens_carry_their_shard() {
+        let layout = Layout::cluster("rs", 100);
+        for index in [0, 1, 60, 61, 99] {
+            let marker = layout.token_marker(index).expect("cluster");
+            let token = format!(
+                "{}{}",
+                std::str::from_utf8(&marker).unwrap_or(""),
+                "a".repeat(62)
+            );
+            let shard = layout.shard_for_token(&token).expect("shard");
+            assert_eq!(shard.prefix(), layout.shards()[index].prefix());
+        }
+        assert!(Layout::cluster("rs", 10)
+            .shard_for_token(&"9".repeat(64))
+            .is_none());
+        assert!(Layout::node("rs").token_marker(0).is_none());
     }
 }

@@ -55,7 +55,7 @@ mod validate;
 pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
-pub use options::Options;
+pub use options::{KeyLayout, Options, DEFAULT_SHARDS};
 pub use session::{Data, Session};
 pub use validate::DEFAULT_TTL;
 
@@ -139,17 +139,27 @@ impl RedisSessions {
     /// connection is re-established by itself, and calls made meanwhile fail fast with
     /// [`Error::Unavailable`]. Must be called inside a tokio runtime (the sweeper is a task).
     pub async fn connect(options: Options) -> Result<Self> {
-        let client = options.redis_client().map_err(Error::from)?;
-        let layout = layout::Layout::node(&options.namespace);
+        let layout = options.layout();
+        let expire_keys = options.expire_keys.unwrap_or(layout.is_clustered());
         let timeouts = Timeouts {
             connect: options.connect_timeout,
             response: options.response_timeout,
         };
         let channel = layout.cache_channel();
-        let store =
-            RedisStore::connect(client.clone(), layout, options.expire_keys, timeouts).await?;
+        let store = if options.cluster.is_empty() {
+            let client = options.redis_client().map_err(Error::from)?;
+            RedisStore::connect(client, layout, expire_keys, timeouts).await?
+        } else {
+            RedisStore::connect_cluster(&options.cluster, layout, expire_keys, timeouts).await?
+        };
         let mut rs = Self::with_backend(Backend::Redis(store), &options);
+        // The cache subscribes on one node: a PUBLISH in a cluster reaches every node.
+        let cache_client = match options.cluster.first() {
+            Some(seed) => redis::Client::open(seed.as_str()),
+            None => options.redis_client(),
+        };
         if options.cachetime > 0 {
+            let client = cache_client.map_err(Error::from)?;
             let cache = cache::Cache::new(
                 std::time::Duration::from_secs(options.cachetime),
                 options.cachemax,
@@ -164,7 +174,6 @@ impl RedisSessions {
         }
         Ok(rs)
     }
-
     /// Attaches a cache to a store that has just been built (no clone exists yet).
     fn with_cache(&mut self, cache: Arc<cache::Cache>, subscriber: JoinHandle<()>) {
         match Arc::get_mut(&mut self.inner) {
@@ -242,9 +251,7 @@ impl RedisSessions {
             d,
             no_resave: options.no_resave,
         };
-        let token = token::generate(clock::now_millis());
-        self.backend()?.create(&new, &token, self.now()).await?;
-        Ok(token)
+        self.backend()?.create(&new, self.now()).await
     }
 
     /// The live session of `token`, counted as a read (its `r` is the count before this
@@ -310,21 +317,11 @@ impl RedisSessions {
     /// app never blocks Redis for long (each batch is atomic, the whole is not).
     pub async fn killall(&self, app: &str) -> Result<u64> {
         validate::app(app)?;
-        let backend = self.backend()?;
+        let killed = self.backend()?.killall(app).await;
         if let Some(cache) = &self.inner.cache {
             cache.invalidate_app(app);
         }
-        let mut total = 0;
-        loop {
-            let (removed, left) = backend.killall_batch(app, sweeper::BATCH).await?;
-            total += removed;
-            if left == 0 || removed == 0 {
-                if let Some(cache) = &self.inner.cache {
-                    cache.invalidate_app(app);
-                }
-                return Ok(total);
-            }
-        }
+        killed
     }
 
     /// Ends every session of one id ("log out everywhere"); returns how many.

@@ -87,7 +87,9 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn create(&self, s: &NewSession<'_>, token: &str, now: i64) -> Result<()> {
+    pub fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
+        let token = crate::token::generate(crate::clock::now_millis(), None);
+        let token = token.as_str();
         let mut st = self.lock();
         let app = st.apps.entry(s.app.to_owned()).or_default();
         app.sessions.add((token.to_owned(), s.id.to_owned()), now);
@@ -113,7 +115,7 @@ impl MemoryStore {
                 no_resave: s.no_resave,
             },
         );
-        Ok(())
+        Ok(token.to_owned())
     }
 
     pub fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
@@ -176,26 +178,18 @@ impl MemoryStore {
         Ok(killed)
     }
 
-    pub fn killall_batch(&self, app: &str, batch: usize) -> Result<(u64, u64)> {
+    /// Every session of an app (in memory there is no server to hold up: no batches).
+    pub fn killall(&self, app: &str) -> Result<u64> {
         let mut st = self.lock();
         let members: Vec<(String, String)> = match st.apps.get(app) {
-            Some(a) => a
-                .sessions
-                .order
-                .iter()
-                .take(batch)
-                .map(|(_, m)| m.clone())
-                .collect(),
-            None => return Ok((0, 0)),
+            Some(a) => a.sessions.order.iter().map(|(_, m)| m.clone()).collect(),
+            None => return Ok(0),
         };
         for (token, id) in &members {
             kill_session(&mut st, app, token, id);
         }
-        let left = st.apps.get(app).map_or(0, |a| a.sessions.len());
-        if left == 0 {
-            st.apps.remove(app);
-        }
-        Ok((members.len() as u64, left as u64))
+        st.apps.remove(app);
+        Ok(members.len() as u64)
     }
 
     pub fn activity(&self, app: &str, since: i64) -> Result<u64> {
@@ -227,14 +221,13 @@ impl MemoryStore {
             .collect())
     }
 
-    pub fn sweep_batch(&self, now: i64, batch: usize) -> Result<u64> {
+    pub fn sweep(&self, now: i64) -> Result<u64> {
         let mut st = self.lock();
         let due: Vec<(String, String, String)> = st
             .expiries
             .order
             .iter()
             .take_while(|(score, _)| *score <= now)
-            .take(batch)
             .map(|(_, m)| m.clone())
             .collect();
         for (app, token, id) in &due {
@@ -333,10 +326,10 @@ mod tests {
             d: None,
             no_resave: false,
         };
-        store.create(&new, &"t".repeat(64), 100).expect("create");
-        store.get("app", &"t".repeat(64), 105).expect("get");
+        let token = store.create(&new, 100).expect("create");
+        store.get("app", &token, 105).expect("get");
         assert!(!store.is_empty());
-        assert!(store.kill("app", &"t".repeat(64), 106).expect("kill"));
+        assert!(store.kill("app", &token, 106).expect("kill"));
         assert!(store.is_empty());
     }
 }

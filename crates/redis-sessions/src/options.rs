@@ -4,6 +4,24 @@ use crate::clock::{Clock, SystemClock};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Shards of the sharded layout by default: divisible by 2, 3, 4, 5 and 6, so that the
+/// shards divide evenly among that many masters.
+pub const DEFAULT_SHARDS: u16 = 60;
+
+/// How sessions are laid out in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLayout {
+    /// The Node module's keys, byte for byte: Node and Rust processes share sessions.
+    /// For a single Redis server (its multi-key operations span hash slots).
+    Node,
+    /// Keys divided into `shards` hash-tagged shards, so every call touches one hash slot
+    /// and one app spreads over every master of a cluster. Not readable by Node processes.
+    Sharded {
+        /// How many shards (1..=3721).
+        shards: u16,
+    },
+}
+
 /// How to reach Redis and how the store behaves. Start from `Options::default()` and
 /// change what you need:
 ///
@@ -23,6 +41,12 @@ pub struct Options {
     pub host: String,
     /// Redis port, default 6379.
     pub port: u16,
+    /// Seed nodes (`redis://host:port`) of a Redis Cluster; when given, the store runs on
+    /// the cluster (and `url`/`host`/`port` are not used).
+    pub cluster: Vec<String>,
+    /// The key layout; by default the Node-compatible one on a single Redis and the
+    /// sharded one on a cluster (the Node layout cannot run on a cluster).
+    pub key_layout: Option<KeyLayout>,
     /// Prefix of every key, default `rs`; Node and Rust processes that share sessions use
     /// the same one.
     pub namespace: String,
@@ -37,7 +61,8 @@ pub struct Options {
     /// a Node process refreshes a session without refreshing that TTL, so in a fleet that
     /// mixes Node and Rust, Redis would delete sessions still in use. Turn it on when no
     /// Node process shares the namespace.
-    pub expire_keys: bool,
+    /// None (default): on in the sharded layout, off in the Node-compatible one.
+    pub expire_keys: Option<bool>,
     /// How long a connection attempt may take before the call fails.
     pub connect_timeout: Duration,
     /// How long a call may wait for Redis' answer before it fails.
@@ -56,7 +81,9 @@ impl Default for Options {
             wipe: 600,
             cachetime: 0,
             cachemax: 5000,
-            expire_keys: false,
+            expire_keys: None,
+            cluster: Vec::new(),
+            key_layout: None,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
@@ -94,8 +121,35 @@ impl Options {
     }
     /// Sets whether session hashes get a key TTL (see the field's docs).
     pub fn expire_keys(mut self, on: bool) -> Self {
-        self.expire_keys = on;
+        self.expire_keys = Some(on);
         self
+    }
+    /// Runs on a Redis Cluster reached through these seed nodes.
+    pub fn cluster<S: Into<String>>(mut self, nodes: impl IntoIterator<Item = S>) -> Self {
+        self.cluster = nodes.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Chooses the key layout.
+    pub fn key_layout(mut self, layout: KeyLayout) -> Self {
+        self.key_layout = Some(layout);
+        self
+    }
+
+    /// The key layout in force.
+    pub(crate) fn layout(&self) -> crate::layout::Layout {
+        let chosen = self.key_layout.unwrap_or(if self.cluster.is_empty() {
+            KeyLayout::Node
+        } else {
+            KeyLayout::Sharded {
+                shards: DEFAULT_SHARDS,
+            }
+        });
+        match chosen {
+            KeyLayout::Node => crate::layout::Layout::node(&self.namespace),
+            KeyLayout::Sharded { shards } => {
+                crate::layout::Layout::cluster(&self.namespace, shards)
+            }
+        }
     }
     /// Sets the clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {

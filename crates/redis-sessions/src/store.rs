@@ -38,8 +38,9 @@ macro_rules! dispatch {
 }
 
 impl Backend {
-    pub async fn create(&self, s: &NewSession<'_>, token: &str, now: i64) -> Result<()> {
-        dispatch!(self.create(s, token, now))
+    /// Creates the session; returns its token.
+    pub async fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
+        dispatch!(self.create(s, now))
     }
     pub async fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
         dispatch!(self.get(app, token, now))
@@ -53,8 +54,8 @@ impl Backend {
     pub async fn killsoid(&self, app: &str, id: &str) -> Result<u64> {
         dispatch!(self.killsoid(app, id))
     }
-    pub async fn killall_batch(&self, app: &str, batch: usize) -> Result<(u64, u64)> {
-        dispatch!(self.killall_batch(app, batch))
+    pub async fn killall(&self, app: &str) -> Result<u64> {
+        dispatch!(self.killall(app))
     }
     pub async fn activity(&self, app: &str, since: i64) -> Result<u64> {
         dispatch!(self.activity(app, since))
@@ -65,8 +66,8 @@ impl Backend {
     pub async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
         dispatch!(self.soapp(app, since))
     }
-    pub async fn sweep_batch(&self, now: i64, batch: usize) -> Result<u64> {
-        dispatch!(self.sweep_batch(now, batch))
+    pub async fn sweep(&self, now: i64) -> Result<u64> {
+        dispatch!(self.sweep(now))
     }
     pub async fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
         dispatch!(self.try_sweep_lease(ttl))

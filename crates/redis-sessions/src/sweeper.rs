@@ -11,20 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// Most sessions one sweep script kills: bounds how long it holds Redis.
-pub(crate) const BATCH: usize = 1000;
-
 /// Kills every session whose time of death has come; returns how many.
 pub(crate) async fn sweep(backend: &Backend, clock: &dyn Clock) -> Result<u64> {
-    let now = clock.now();
-    let mut total = 0;
-    loop {
-        let killed = backend.sweep_batch(now, BATCH).await?;
-        total += killed;
-        if (killed as usize) < BATCH {
-            return Ok(total);
-        }
-    }
+    backend.sweep(clock.now()).await
 }
 
 /// Starts the periodic sweep; the task ends when its handle is aborted (quit or drop).

@@ -10,11 +10,20 @@ use rand::Rng;
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYabcdefghijklmnopqrstuvwxyz0123456789";
 const RANDOM_LEN: usize = 55;
 
-/// A new, unguessable token.
-pub fn generate(now_ms: u64) -> String {
+/// A new, unguessable token. In the cluster layout its first two characters name its
+/// shard (`marker`); the other 53 random characters still carry over 300 bits.
+pub fn generate(now_ms: u64, marker: Option<[u8; 2]>) -> String {
     let mut rng = rand::rng();
     let mut token = String::with_capacity(64);
-    for _ in 0..RANDOM_LEN {
+    let random_len = match marker {
+        Some(m) => {
+            token.push(char::from(m[0]));
+            token.push(char::from(m[1]));
+            RANDOM_LEN - 2
+        }
+        None => RANDOM_LEN,
+    };
+    for _ in 0..random_len {
         // `random_range` rejects biased draws, so every character is equally likely.
         let index = rng.random_range(0..ALPHABET.len());
         token.push(char::from(ALPHABET[index]));
@@ -45,7 +54,7 @@ mod tests {
     #[test]
     fn token_has_the_node_shape() {
         let now_ms = 1_764_000_000_000;
-        let t = generate(now_ms);
+        let t = generate(now_ms, None);
         assert_eq!(t.len(), 64);
         assert!(t[..55].bytes().all(|b| ALPHABET.contains(&b)));
         assert_eq!(&t[55..56], "Z");
@@ -55,6 +64,7 @@ mod tests {
 
     #[test]
     fn tokens_differ() {
-        assert_ne!(generate(1), generate(1));
+        assert_ne!(generate(1, None), generate(1, None));
+        assert!(generate(1, Some(*b"ab")).starts_with("ab"));
     }
 }

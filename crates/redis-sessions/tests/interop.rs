@@ -12,10 +12,12 @@ use test_support::RedisServer;
 
 const APP: &str = "mixedapp";
 
+/// Fields drop in order: the Node peer goes before its Redis (it would log the lost
+/// connection otherwise).
 struct Fleet {
-    server: RedisServer,
-    rs: RedisSessions,
     node: NodePeer,
+    rs: RedisSessions,
+    server: RedisServer,
 }
 
 async fn fleet() -> Fleet {
@@ -100,7 +102,10 @@ async fn rust_creates_node_reads_and_kills_follow() {
             .expect("create");
     let mut s = f.node("get", json!({"app": APP, "token": token}));
     // A second boundary may pass between the create and the read.
-    let idle = s.as_object_mut().and_then(|o| o.remove("idle")).and_then(|v| v.as_i64());
+    let idle = s
+        .as_object_mut()
+        .and_then(|o| o.remove("idle"))
+        .and_then(|v| v.as_i64());
     assert!(matches!(idle, Some(0 | 1)), "idle {idle:?}");
     assert_eq!(
         s,

@@ -1,6 +1,7 @@
 //! Throwaway `redis-server` processes for tests: each test starts its own on a free
 //! loopback port, so tests run in parallel and never touch a developer's Redis.
 
+pub mod cluster;
 pub mod node;
 
 use std::io::{Read, Write};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -32,15 +34,28 @@ impl RedisServer {
 
     /// Starts a server on `port` and waits until it answers.
     pub fn start_on(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    /// Starts a server on `port` with extra configuration arguments.
+    pub fn start_with(port: u16, extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("rs-test-redis-{port}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
+        let extra = extra.iter().map(|s| s.to_string()).collect();
         let mut server = RedisServer {
             port,
             dir,
+            extra,
             child: None,
         };
         server.restart();
         server
+    }
+
+    /// True while the process runs (not stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// (Re)starts the process on the same port, e.g. after [`stop`](Self::stop).
@@ -50,10 +65,12 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server not found: install it (apt-get install redis-server)");
+        reap_with_this_process(child.id());
         self.child = Some(child);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
@@ -108,6 +125,22 @@ impl RedisServer {
         }
         Ok(String::from_utf8_lossy(&reply).into_owned())
     }
+}
+
+/// Ends the process `pid` once this test process is gone, even when it never drops its
+/// handle (a server in a `static`, a test binary killed mid-run): no redis-server outlives
+/// the tests that started it.
+pub fn reap_with_this_process(pid: u32) {
+    let me = std::process::id();
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; kill {pid} 2>/dev/null"
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
 }
 
 /// True when `buf` holds one whole RESP value.

@@ -3,7 +3,7 @@
 //! the ceiling.
 
 use super::scripts::Scripts;
-use crate::layout::Layout;
+use crate::layout::{Layout, Shard};
 use crate::session::Data;
 use crate::store::NewSession;
 use redis::{Cmd, Pipeline, Script};
@@ -41,9 +41,12 @@ impl Commands {
         &self.scripts
     }
 
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     /// The scripts' common keys and arguments for one session (see lua/prelude.lua).
-    fn session_call(&self, script: &Script, app: &str, token: &str, now: i64) -> Cmd {
-        let l = &self.layout;
+    fn session_call(&self, script: &Script, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
         let mut cmd = evalsha(
             script,
             &[
@@ -57,14 +60,13 @@ impl Commands {
             .arg(app)
             .arg(token)
             .arg(l.user_sessions_prefix(app))
-            .arg(l.cache_channel())
+            .arg(self.layout.cache_channel())
             .arg(if self.expire_keys { "1" } else { "0" });
         cmd
     }
 
     /// create: a MULTI/EXEC of writes only (Redis runs it faster than a script).
-    pub(crate) fn create(&self, s: &NewSession<'_>, token: &str, now: i64) -> Pipeline {
-        let l = &self.layout;
+    pub(crate) fn create(&self, l: &Shard, s: &NewSession<'_>, token: &str, now: i64) -> Pipeline {
         let hash = l.session(s.app, token);
         let now_text = now.to_string();
         let ttl_text = s.ttl.to_string();
@@ -85,7 +87,11 @@ impl Commands {
         }
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .zadd(l.app_sessions(s.app), Layout::session_member(token, s.id), now)
+            .zadd(
+                l.app_sessions(s.app),
+                Layout::session_member(token, s.id),
+                now,
+            )
             .ignore()
             .zadd(l.app_users(s.app), s.id, now)
             .ignore()
@@ -105,12 +111,12 @@ impl Commands {
         pipe
     }
 
-    pub(crate) fn get(&self, app: &str, token: &str, now: i64) -> Cmd {
-        self.session_call(&self.scripts.get, app, token, now)
+    pub(crate) fn get(&self, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
+        self.session_call(&self.scripts.get, l, app, token, now)
     }
 
-    pub(crate) fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Cmd {
-        let mut cmd = self.session_call(&self.scripts.set, app, token, now);
+    pub(crate) fn set(&self, l: &Shard, app: &str, token: &str, d: &Data, now: i64) -> Cmd {
+        let mut cmd = self.session_call(&self.scripts.set, l, app, token, now);
         for (key, value) in d {
             // Keys and values go as JSON text: the script splices them into the stored
             // object without parsing numbers, so no precision is lost.
@@ -120,12 +126,11 @@ impl Commands {
         cmd
     }
 
-    pub(crate) fn kill(&self, app: &str, token: &str, now: i64) -> Cmd {
-        self.session_call(&self.scripts.kill, app, token, now)
+    pub(crate) fn kill(&self, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
+        self.session_call(&self.scripts.kill, l, app, token, now)
     }
 
-    pub(crate) fn killsoid(&self, app: &str, id: &str) -> Cmd {
-        let l = &self.layout;
+    pub(crate) fn killsoid(&self, l: &Shard, app: &str, id: &str) -> Cmd {
         let mut cmd = evalsha(
             &self.scripts.killsoid,
             &[
@@ -138,12 +143,11 @@ impl Commands {
         cmd.arg(app)
             .arg(id)
             .arg(l.app_prefix(app))
-            .arg(l.cache_channel());
+            .arg(self.layout.cache_channel());
         cmd
     }
 
-    pub(crate) fn killall_batch(&self, app: &str, batch: usize) -> Cmd {
-        let l = &self.layout;
+    pub(crate) fn killall_batch(&self, l: &Shard, app: &str, batch: usize) -> Cmd {
         let mut cmd = evalsha(
             &self.scripts.killall,
             &[&l.app_sessions(app), &l.app_users(app), &l.expiries()],
@@ -152,37 +156,34 @@ impl Commands {
             .arg(app)
             .arg(l.app_prefix(app))
             .arg(l.user_sessions_prefix(app))
-            .arg(l.cache_channel());
+            .arg(self.layout.cache_channel());
         cmd
     }
 
-    pub(crate) fn activity(&self, app: &str, since: i64) -> Cmd {
+    pub(crate) fn activity(&self, l: &Shard, app: &str, since: i64) -> Cmd {
         let mut cmd = redis::cmd("ZCOUNT");
-        cmd.arg(self.layout.app_users(app)).arg(since).arg("+inf");
+        cmd.arg(l.app_users(app)).arg(since).arg("+inf");
         cmd
     }
 
-    pub(crate) fn soid(&self, app: &str, id: &str) -> Cmd {
-        let l = &self.layout;
+    pub(crate) fn soid(&self, l: &Shard, app: &str, id: &str) -> Cmd {
         let mut cmd = evalsha(&self.scripts.soid, &[&l.user_sessions(app, id)]);
         cmd.arg(l.app_prefix(app));
         cmd
     }
 
-    pub(crate) fn soapp(&self, app: &str, since: i64) -> Cmd {
-        let l = &self.layout;
+    pub(crate) fn soapp(&self, l: &Shard, app: &str, since: i64) -> Cmd {
         let mut cmd = evalsha(&self.scripts.soapp, &[&l.app_sessions(app)]);
         cmd.arg(since).arg(l.app_prefix(app));
         cmd
     }
 
-    pub(crate) fn sweep_batch(&self, now: i64, batch: usize) -> Cmd {
-        let l = &self.layout;
+    pub(crate) fn sweep_batch(&self, l: &Shard, now: i64, batch: usize) -> Cmd {
         let mut cmd = evalsha(&self.scripts.sweep, &[&l.expiries()]);
         cmd.arg(now)
             .arg(batch)
             .arg(l.prefix())
-            .arg(l.cache_channel());
+            .arg(self.layout.cache_channel());
         cmd
     }
 
