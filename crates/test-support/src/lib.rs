@@ -94,6 +94,15 @@ impl RedisServer {
         }
     }
 
+    /// Asks the process to shut down (SIGTERM) and waits for it: Redis' own orderly
+    /// shutdown, which lets replicas catch up first — a master "killed" by its operator.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port

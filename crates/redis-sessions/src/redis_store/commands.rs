@@ -65,26 +65,60 @@ impl Commands {
         cmd
     }
 
+    /// The fields of a new session's hash, in the order the Node module writes them.
+    fn new_fields(s: &NewSession<'_>, now: i64) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("id", s.id.to_owned()),
+            ("r", "1".to_owned()),
+            ("w", "1".to_owned()),
+            ("ip", s.ip.to_owned()),
+            ("la", now.to_string()),
+            ("ttl", s.ttl.to_string()),
+        ];
+        if let Some(d) = &s.d {
+            fields.push(("d", Value::Object(d.clone()).to_string()));
+        }
+        if s.no_resave {
+            fields.push(("no_resave", "1".to_owned()));
+        }
+        fields
+    }
+
+    /// create as a script: for the sharded layout, whose calls the cluster client retries
+    /// while a slot migrates (a MULTI/EXEC would abort).
+    pub(crate) fn create_script(
+        &self,
+        l: &Shard,
+        s: &NewSession<'_>,
+        token: &str,
+        now: i64,
+    ) -> Cmd {
+        let mut cmd = evalsha(
+            &self.scripts.create,
+            &[
+                &l.session(s.app, token),
+                &l.app_sessions(s.app),
+                &l.app_users(s.app),
+                &l.expiries(),
+                &l.user_sessions(s.app, s.id),
+            ],
+        );
+        cmd.arg(now)
+            .arg(s.app)
+            .arg(token)
+            .arg(s.id)
+            .arg(s.ttl)
+            .arg(if self.expire_keys { "1" } else { "0" });
+        for (field, value) in Self::new_fields(s, now) {
+            cmd.arg(field).arg(value);
+        }
+        cmd
+    }
+
     /// create: a MULTI/EXEC of writes only (Redis runs it faster than a script).
     pub(crate) fn create(&self, l: &Shard, s: &NewSession<'_>, token: &str, now: i64) -> Pipeline {
         let hash = l.session(s.app, token);
-        let now_text = now.to_string();
-        let ttl_text = s.ttl.to_string();
-        let d_text = s.d.as_ref().map(|d| Value::Object(d.clone()).to_string());
-        let mut fields: Vec<(&str, &str)> = vec![
-            ("id", s.id),
-            ("r", "1"),
-            ("w", "1"),
-            ("ip", s.ip),
-            ("la", &now_text),
-            ("ttl", &ttl_text),
-        ];
-        if let Some(d) = &d_text {
-            fields.push(("d", d));
-        }
-        if s.no_resave {
-            fields.push(("no_resave", "1"));
-        }
+        let fields = Self::new_fields(s, now);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .zadd(

@@ -56,11 +56,9 @@ impl RedisStore {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         let con = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self::with_connection(
-            Connection::Single(con),
-            layout,
-            expire_keys,
-        ))
+        Self::with_connection(Connection::Single(con), layout, expire_keys)
+            .load_scripts()
+            .await
     }
 
     /// A store on a Redis Cluster, from a list of seed nodes.
@@ -73,16 +71,16 @@ impl RedisStore {
         let client = redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
             .connection_timeout(timeouts.connect)
             .response_timeout(timeouts.response)
-            .retries(4)
+            // A failover takes a few seconds and a slot migration some hundred ms: retry
+            // through them rather than fail the call.
+            .retries(10)
             .min_retry_wait(50)
             .max_retry_wait(1000)
             .build()?;
         let con = client.get_async_connection().await?;
-        Ok(Self::with_connection(
-            Connection::Cluster(con),
-            layout,
-            expire_keys,
-        ))
+        Self::with_connection(Connection::Cluster(con), layout, expire_keys)
+            .load_scripts()
+            .await
     }
 
     fn with_connection(con: Connection, layout: Layout, expire_keys: bool) -> Self {
@@ -90,6 +88,15 @@ impl RedisStore {
             con,
             commands: Commands::new(layout, expire_keys),
         }
+    }
+
+    /// Loads every script now (on every master of a cluster), so the first calls need no
+    /// NOSCRIPT round trip.
+    async fn load_scripts(self) -> Result<Self> {
+        for script in self.commands.scripts().each() {
+            self.con.load(script).await?;
+        }
+        Ok(self)
     }
 
     fn layout(&self) -> &Layout {
@@ -118,10 +125,15 @@ impl RedisStore {
             crate::clock::now_millis(),
             self.layout().token_marker(index),
         );
-        let pipe = self
-            .commands
-            .create(&self.layout().shards()[index], s, &token, now);
-        self.con.query_pipeline::<()>(&pipe).await?;
+        let shard = &self.layout().shards()[index];
+        if self.layout().is_clustered() {
+            let cmd = self.commands.create_script(shard, s, &token, now);
+            self.eval::<i64>(&self.commands.scripts().create, cmd)
+                .await?;
+        } else {
+            let pipe = self.commands.create(shard, s, &token, now);
+            self.con.query_pipeline::<()>(&pipe).await?;
+        }
         Ok(token)
     }
 

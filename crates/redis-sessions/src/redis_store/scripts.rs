@@ -13,6 +13,7 @@ fn with_prelude(body: &str) -> (Script, String) {
 /// Every script of the store.
 #[derive(Debug)]
 pub(crate) struct Scripts {
+    pub create: Script,
     pub get: Script,
     pub set: Script,
     pub kill: Script,
@@ -34,6 +35,7 @@ impl Scripts {
             script
         };
         Scripts {
+            create: load(include_str!("lua/create.lua")),
             get: load(include_str!("lua/get.lua")),
             set: load(include_str!("lua/set.lua")),
             kill: load(include_str!("lua/kill.lua")),
@@ -44,6 +46,21 @@ impl Scripts {
             soapp: load(include_str!("lua/soapp.lua")),
             sources,
         }
+    }
+
+    /// Every script.
+    pub fn each(&self) -> [&Script; 9] {
+        [
+            &self.create,
+            &self.get,
+            &self.set,
+            &self.kill,
+            &self.killsoid,
+            &self.killall,
+            &self.sweep,
+            &self.soid,
+            &self.soapp,
+        ]
     }
 
     /// Every script's source.

@@ -30,6 +30,34 @@ impl Env {
         }
     }
 
+    /// A store in the sharded layout on a 3-master cluster shared by the tests of this
+    /// binary; each store gets a namespace of its own.
+    pub async fn cluster() -> Env {
+        static CLUSTER: std::sync::OnceLock<test_support::cluster::RedisCluster> =
+            std::sync::OnceLock::new();
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let cluster = CLUSTER.get_or_init(|| test_support::cluster::RedisCluster::start(3, 0));
+        let ns = format!(
+            "c{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let clock = ManualClock::starting_now();
+        let rs = RedisSessions::connect(
+            Options::default()
+                .cluster(cluster.urls())
+                .namespace(ns)
+                .wipe(0)
+                .clock(clock.clone()),
+        )
+        .await
+        .expect("connect to the cluster");
+        Env {
+            rs,
+            clock,
+            server: None,
+        }
+    }
+
     pub fn memory() -> Env {
         let clock = ManualClock::starting_now();
         let rs = RedisSessions::in_memory(Options::default().wipe(0).clock(clock.clone()));
@@ -152,6 +180,11 @@ macro_rules! both_stores {
                     let env = $crate::common::Env::redis().await;
                     super::$name(&env).await;
                     env.assert_consistent();
+                }
+                #[tokio::test]
+                async fn cluster() {
+                    let env = $crate::common::Env::cluster().await;
+                    super::$name(&env).await;
                 }
                 #[tokio::test]
                 async fn memory() {
