@@ -30,29 +30,54 @@ pub async fn measure(server: &RedisServer, n: usize) -> BTreeMap<String, f64> {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let tokens: Vec<String> = (0..n).map(|_| new_token()).collect();
-    let d = serde_json::json!({"k1": 1}).as_object().cloned().unwrap_or_default();
+    let d = serde_json::json!({"k1": 1})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let mut rates = BTreeMap::new();
 
     let create: Vec<(Vec<u8>, usize)> = tokens
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let pipe = commands.create(APP, &format!("user{}", i % 1000), "127.0.0.1", 7200, t, now);
+            let pipe =
+                commands.create(APP, &format!("user{}", i % 1000), "127.0.0.1", 7200, t, now);
             // MULTI, five commands, EXEC: seven replies.
             (pipe.get_packed_pipeline(), 7)
         })
         .collect();
-    rates.insert("create".to_owned(), rate(n, blast(server.port(), create).await));
-    let get = tokens.iter().map(|t| (commands.get(APP, t, now).get_packed_command(), 1)).collect();
+    rates.insert(
+        "create".to_owned(),
+        rate(n, blast(server.port(), create).await),
+    );
+    let get = tokens
+        .iter()
+        .map(|t| (commands.get(APP, t, now).get_packed_command(), 1))
+        .collect();
     rates.insert("get".to_owned(), rate(n, blast(server.port(), get).await));
-    let set = tokens.iter().map(|t| (commands.set(APP, t, &d, now).get_packed_command(), 1)).collect();
+    let set = tokens
+        .iter()
+        .map(|t| (commands.set(APP, t, &d, now).get_packed_command(), 1))
+        .collect();
     rates.insert("set".to_owned(), rate(n, blast(server.port(), set).await));
-    let check = server.command(&["HGET", &format!("rs:{APP}:{}", tokens[0]), "r"]).unwrap_or_default();
-    assert!(check.contains("\r\n2\r\n"), "the ceiling's gets did their work: {check:?}");
-    let kill = tokens.iter().map(|t| (commands.kill(APP, t, now).get_packed_command(), 1)).collect();
+    let check = server
+        .command(&["HGET", &format!("rs:{APP}:{}", tokens[0]), "r"])
+        .unwrap_or_default();
+    assert!(
+        check.contains("\r\n2\r\n"),
+        "the ceiling's gets did their work: {check:?}"
+    );
+    let kill = tokens
+        .iter()
+        .map(|t| (commands.kill(APP, t, now).get_packed_command(), 1))
+        .collect();
     rates.insert("kill".to_owned(), rate(n, blast(server.port(), kill).await));
     let left = server.command(&["DBSIZE"]).unwrap_or_default();
-    assert_eq!(left.trim(), ":0", "the ceiling's kills removed every session");
+    assert_eq!(
+        left.trim(),
+        ":0",
+        "the ceiling's kills removed every session"
+    );
     rates
 }
 
@@ -71,7 +96,11 @@ async fn blast(port: u16, requests: Vec<(Vec<u8>, usize)>) -> f64 {
     }
     let mut streams = Vec::new();
     for _ in 0..chunks.len() {
-        streams.push(TcpStream::connect(("127.0.0.1", port)).await.expect("connect"));
+        streams.push(
+            TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect"),
+        );
     }
     let started = Instant::now();
     let tasks: Vec<_> = chunks
@@ -97,7 +126,11 @@ async fn drive(mut stream: TcpStream, requests: Vec<(Vec<u8>, usize)>) {
         while expected > 0 {
             match test_support::resp_value_end(&buf, pos) {
                 Some(end) => {
-                    assert!(buf[pos] != b'-', "Redis error: {}", String::from_utf8_lossy(&buf[pos..end]));
+                    assert!(
+                        buf[pos] != b'-',
+                        "Redis error: {}",
+                        String::from_utf8_lossy(&buf[pos..end])
+                    );
                     pos = end;
                     expected -= 1;
                 }

@@ -59,14 +59,26 @@ struct Report {
 async fn main() {
     let args = Args::parse();
     let server = RedisServer::start();
-    println!("redis-server on port {} (fresh, no persistence)", server.port());
+    println!(
+        "redis-server on port {} (fresh, no persistence)",
+        server.port()
+    );
     let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
         .await
         .expect("connect to the benchmark's redis-server");
-    let peer = NodePeer::start(&format!(r#"{{"port":{},"namespace":"rs","wipe":0}}"#, server.port()));
+    let peer = NodePeer::start(&format!(
+        r#"{{"port":{},"namespace":"rs","wipe":0}}"#,
+        server.port()
+    ));
     let mut runners = [
-        Runner::Ours { rs: rs.clone(), tokens: Vec::new() },
-        Runner::Node { peer, tokens: Vec::new() },
+        Runner::Ours {
+            rs: rs.clone(),
+            tokens: Vec::new(),
+        },
+        Runner::Node {
+            peer,
+            tokens: Vec::new(),
+        },
     ];
     let mut report = Report::default();
 
@@ -79,7 +91,10 @@ async fn main() {
                 let _ = server.command(&["FLUSHALL"]);
                 for op in Op::ALL {
                     let phase = runner.run(op, n, false).await;
-                    rates.entry((runner.label(), op)).or_default().push(stats::rate(n, phase.elapsed));
+                    rates
+                        .entry((runner.label(), op))
+                        .or_default()
+                        .push(stats::rate(n, phase.elapsed));
                 }
             }
         }
@@ -103,7 +118,11 @@ async fn main() {
                 runner.run(op, n, false).await;
             })
             .await;
-            report.cost.entry(runner.label().into()).or_default().insert(op.name().into(), cost);
+            report
+                .cost
+                .entry(runner.label().into())
+                .or_default()
+                .insert(op.name().into(), cost);
         }
     }
 
@@ -112,10 +131,14 @@ async fn main() {
         let _ = server.command(&["FLUSHALL"]);
         for op in Op::ALL {
             let phase = runner.run(op, args.sequential, true).await;
-            report.sequential.entry(runner.label().into()).or_default().insert(
-                op.name().into(),
-                (phase.p50_ns as f64 / 1e3, phase.p99_ns as f64 / 1e3),
-            );
+            report
+                .sequential
+                .entry(runner.label().into())
+                .or_default()
+                .insert(
+                    op.name().into(),
+                    (phase.p50_ns as f64 / 1e3, phase.p99_ns as f64 / 1e3),
+                );
         }
     }
 
@@ -125,7 +148,9 @@ async fn main() {
         let before = redis_info::info_field(&server, "memory", "used_memory");
         runner.run(Op::Create, 10_000, false).await;
         let after = redis_info::info_field(&server, "memory", "used_memory");
-        report.memory_per_session.insert(runner.label().into(), (after - before) / 10_000.0);
+        report
+            .memory_per_session
+            .insert(runner.label().into(), (after - before) / 10_000.0);
     }
 
     // Cached gets in one process.
@@ -149,12 +174,21 @@ async fn main() {
 }
 
 async fn cached_gets(server: &RedisServer, total: usize) -> f64 {
-    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0).cache(600, 100_000))
-        .await
-        .expect("connect");
+    let rs = RedisSessions::connect(
+        Options::default()
+            .url(server.url())
+            .wipe(0)
+            .cache(600, 100_000),
+    )
+    .await
+    .expect("connect");
     let mut tokens = Vec::new();
     for i in 0..1000 {
-        tokens.push(rs.create(APP, &format!("c{i}"), "1", CreateOptions::default()).await.expect("create"));
+        tokens.push(
+            rs.create(APP, &format!("c{i}"), "1", CreateOptions::default())
+                .await
+                .expect("create"),
+        );
     }
     for t in &tokens {
         rs.get(APP, t).await.expect("warm");
@@ -183,20 +217,29 @@ async fn cached_gets(server: &RedisServer, total: usize) -> f64 {
     }
     let rate = stats::rate(hits, started.elapsed());
     let served_from_cache = rs.cache_stats().map_or(0, |s| s.hits);
-    assert!(served_from_cache as usize >= hits, "cached gets must not reach Redis");
+    assert!(
+        served_from_cache as usize >= hits,
+        "cached gets must not reach Redis"
+    );
     rate
 }
 
 fn print_table(r: &Report, sizes: &[usize]) {
     let get = |runner: &str, n: usize, op: &str| {
-        r.throughput.get(runner).and_then(|m| m.get(&n)).and_then(|m| m.get(op)).copied()
+        r.throughput
+            .get(runner)
+            .and_then(|m| m.get(&n))
+            .and_then(|m| m.get(op))
+            .copied()
     };
     println!("\n## Concurrent throughput (ops/s, median of reps [min..max])");
     println!("| N | op | ours | node | ours/node | ceiling | ours/ceiling |");
     println!("|---|---|---|---|---|---|---|");
     for &n in sizes {
         for op in Op::ALL {
-            let (Some(o), Some(nd)) = (get("ours", n, op.name()), get("node", n, op.name())) else { continue };
+            let (Some(o), Some(nd)) = (get("ours", n, op.name()), get("node", n, op.name())) else {
+                continue;
+            };
             let ceiling = r.ceiling.get(op.name()).copied().unwrap_or(0.0);
             println!(
                 "| {n} | {} | {:.0} [{:.0}..{:.0}] | {:.0} [{:.0}..{:.0}] | {:.2}x | {:.0} | {:.0}% |",
@@ -209,17 +252,40 @@ fn print_table(r: &Report, sizes: &[usize]) {
     println!("| op | ours p50 | ours p99 | node p50 | node p99 | p50 ours/node |");
     println!("|---|---|---|---|---|---|");
     for op in Op::ALL {
-        let s = |runner: &str| r.sequential.get(runner).and_then(|m| m.get(op.name())).copied().unwrap_or_default();
+        let s = |runner: &str| {
+            r.sequential
+                .get(runner)
+                .and_then(|m| m.get(op.name()))
+                .copied()
+                .unwrap_or_default()
+        };
         let (o, nd) = (s("ours"), s("node"));
-        println!("| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} |", op.name(), o.0, o.1, nd.0, nd.1, o.0 / nd.0.max(1e-9));
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} |",
+            op.name(),
+            o.0,
+            o.1,
+            nd.0,
+            nd.1,
+            o.0 / nd.0.max(1e-9)
+        );
     }
-    println!("\n## What Redis does per operation (N = {})", sizes.iter().max().unwrap_or(&0));
+    println!(
+        "\n## What Redis does per operation (N = {})",
+        sizes.iter().max().unwrap_or(&0)
+    );
     println!("| op | runner | commands/op | Redis CPU µs/op | commands (per op) |");
     println!("|---|---|---|---|---|");
     for op in Op::ALL {
         for runner in ["ours", "node"] {
             if let Some(c) = r.cost.get(runner).and_then(|m| m.get(op.name())) {
-                println!("| {} | {runner} | {:.2} | {:.2} | {} |", op.name(), c.commands_per_op, c.cpu_us_per_op, c.breakdown);
+                println!(
+                    "| {} | {runner} | {:.2} | {:.2} | {} |",
+                    op.name(),
+                    c.commands_per_op,
+                    c.cpu_us_per_op,
+                    c.breakdown
+                );
             }
         }
     }
@@ -227,5 +293,8 @@ fn print_table(r: &Report, sizes: &[usize]) {
     for (runner, bytes) in &r.memory_per_session {
         println!("- {runner}: {bytes:.0}");
     }
-    println!("\n## Cached get (one process, 2 threads): {:.0} per second", r.cached_gets_per_sec);
+    println!(
+        "\n## Cached get (one process, 2 threads): {:.0} per second",
+        r.cached_gets_per_sec
+    );
 }

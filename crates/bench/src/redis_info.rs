@@ -19,11 +19,17 @@ pub fn cpu_us(server: &RedisServer) -> f64 {
 
 /// Calls per command since the last `CONFIG RESETSTAT`.
 pub fn command_calls(server: &RedisServer) -> BTreeMap<String, u64> {
-    let text = server.command(&["INFO", "commandstats"]).unwrap_or_default();
+    let text = server
+        .command(&["INFO", "commandstats"])
+        .unwrap_or_default();
     let mut calls = BTreeMap::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("cmdstat_") else { continue };
-        let Some((name, stats)) = rest.split_once(':') else { continue };
+        let Some(rest) = line.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let Some((name, stats)) = rest.split_once(':') else {
+            continue;
+        };
         let n = stats
             .split(',')
             .find_map(|kv| kv.strip_prefix("calls="))
@@ -47,7 +53,11 @@ pub struct Cost {
 }
 
 /// Measures what `phase` costs Redis.
-pub async fn measure<F: std::future::Future<Output = ()>>(server: &RedisServer, n: usize, phase: F) -> Cost {
+pub async fn measure<F: std::future::Future<Output = ()>>(
+    server: &RedisServer,
+    n: usize,
+    phase: F,
+) -> Cost {
     let _ = server.command(&["CONFIG", "RESETSTAT"]);
     let cpu_before = cpu_us(server);
     phase.await;

@@ -44,8 +44,14 @@ pub struct Phase {
 
 /// Who runs the workload.
 pub enum Runner {
-    Ours { rs: RedisSessions, tokens: Vec<String> },
-    Node { peer: NodePeer, tokens: Vec<String> },
+    Ours {
+        rs: RedisSessions,
+        tokens: Vec<String>,
+    },
+    Node {
+        peer: NodePeer,
+        tokens: Vec<String>,
+    },
 }
 
 impl Runner {
@@ -71,10 +77,20 @@ async fn one_call(rs: &RedisSessions, tokens: &[String], op: Op, i: usize) -> Op
     let token = || &tokens[i % tokens.len().max(1)];
     match op {
         Op::Create => rs
-            .create(APP, &format!("user{}", i % 1000), "127.0.0.1", CreateOptions::default().ttl(7200))
+            .create(
+                APP,
+                &format!("user{}", i % 1000),
+                "127.0.0.1",
+                CreateOptions::default().ttl(7200),
+            )
             .await
             .ok(),
-        Op::Get => rs.get(APP, token()).await.ok().flatten().map(|_| String::new()),
+        Op::Get => rs
+            .get(APP, token())
+            .await
+            .ok()
+            .flatten()
+            .map(|_| String::new()),
         Op::Set => rs
             .set(APP, token(), &json!({ format!("k{}", i % 10): i }))
             .await
@@ -85,7 +101,13 @@ async fn one_call(rs: &RedisSessions, tokens: &[String], op: Op, i: usize) -> Op
     }
 }
 
-async fn run_ours(rs: &RedisSessions, tokens: &mut Vec<String>, op: Op, n: usize, sequential: bool) -> Phase {
+async fn run_ours(
+    rs: &RedisSessions,
+    tokens: &mut Vec<String>,
+    op: Op,
+    n: usize,
+    sequential: bool,
+) -> Phase {
     let mut latencies = Vec::with_capacity(n);
     let started = Instant::now();
     let results: Vec<Option<String>> = if sequential {
@@ -125,17 +147,29 @@ async fn run_ours(rs: &RedisSessions, tokens: &mut Vec<String>, op: Op, n: usize
     }
 }
 
-fn run_node(peer: &mut NodePeer, tokens: &mut Vec<String>, op: Op, n: usize, sequential: bool) -> Phase {
+fn run_node(
+    peer: &mut NodePeer,
+    tokens: &mut Vec<String>,
+    op: Op,
+    n: usize,
+    sequential: bool,
+) -> Phase {
     let mut args = json!({"op": op.name(), "n": n, "app": APP, "sequential": sequential});
     if op != Op::Create {
         args["tokens"] = json!(tokens);
     }
-    let reply = peer.call("bench", &args.to_string()).expect("node bench call");
+    let reply = peer
+        .call("bench", &args.to_string())
+        .expect("node bench call");
     let reply: Value = serde_json::from_str(&reply).expect("node bench reply");
     if op == Op::Create {
         *tokens = reply["tokens"]
             .as_array()
-            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
     }
     let ns = |k: &str| reply[k].as_u64().unwrap_or(0);
