@@ -18,6 +18,23 @@ use crate::workload::APP;
 const CONNECTIONS: usize = 4;
 const DEPTH: usize = 32;
 
+/// [`measure`] on a runtime of its own with a thread per core: the driver must not be
+/// what limits the figure.
+pub fn measure_on_all_cores(server: &RedisServer, n: usize) -> BTreeMap<String, f64> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| rt.block_on(measure(server, n)))
+                    .unwrap_or_default()
+            })
+            .join()
+            .unwrap_or_default()
+    })
+}
+
 /// Ops per second of each operation's commands, at Redis' own limit.
 pub async fn measure(server: &RedisServer, n: usize) -> BTreeMap<String, f64> {
     let commands = CommandSet::new("rs");

@@ -66,9 +66,8 @@ impl Runner {
     pub async fn run(&mut self, op: Op, n: usize, sequential: bool) -> Phase {
         match self {
             Runner::Ours { rs, tokens } => run_ours(rs, tokens, op, n, sequential).await,
-            Runner::Node { peer, tokens } => {
-                tokio::task::block_in_place(|| run_node(peer, tokens, op, n, sequential))
-            }
+            // The Node peer is driven synchronously: nothing else runs meanwhile.
+            Runner::Node { peer, tokens } => run_node(peer, tokens, op, n, sequential),
         }
     }
 }

@@ -271,7 +271,7 @@ impl RedisSessions {
         let session = backend
             .get(app, token, now)
             .await?
-            .and_then(|r| r.to_session(now));
+            .and_then(|r| r.into_session(now));
         if let (Some((cache, lookup)), Some(session)) = (lookup, &session) {
             cache.store(lookup, session);
         }
@@ -288,7 +288,7 @@ impl RedisSessions {
         let now = self.now();
         let record = self.backend()?.set(app, token, d, now).await;
         self.forget(app, token);
-        Ok(record?.and_then(|r| r.to_session(now)))
+        Ok(record?.and_then(|r| r.into_session(now)))
     }
 
     /// [`set`](Self::set) with any serializable value, e.g. a struct of scalar fields.
@@ -349,7 +349,10 @@ impl RedisSessions {
         let dt = validate::delta_time(delta_time)?;
         let now = self.now();
         let records = self.backend()?.soapp(app, now.saturating_sub(dt)).await?;
-        Ok(records.iter().filter_map(|r| r.to_session(now)).collect())
+        Ok(records
+            .into_iter()
+            .filter_map(|r| r.into_session(now))
+            .collect())
     }
 
     /// The live sessions of one id (its devices), most recently active first.
@@ -359,7 +362,10 @@ impl RedisSessions {
         let now = self.now();
         let mut records = self.backend()?.soid(app, id).await?;
         records.sort_by_key(|r| std::cmp::Reverse(r.la));
-        Ok(records.iter().filter_map(|r| r.to_session(now)).collect())
+        Ok(records
+            .into_iter()
+            .filter_map(|r| r.into_session(now))
+            .collect())
     }
 
     /// Kills every session whose time has come, now; returns how many. The background

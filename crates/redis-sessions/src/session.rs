@@ -73,13 +73,13 @@ impl Record {
     }
 
     /// The reply for this record at `now`, or None when it is dead.
-    pub fn to_session(&self, now: i64) -> Option<Session> {
+    pub fn into_session(self, now: i64) -> Option<Session> {
         let idle = self.idle(now);
         if self.ttl < idle {
             return None;
         }
         Some(Session {
-            id: self.id.clone(),
+            id: self.id,
             r: self.r,
             w: self.w,
             ttl: if self.no_resave {
@@ -88,8 +88,8 @@ impl Record {
                 self.ttl
             },
             idle,
-            ip: self.ip.clone(),
-            d: self.d.clone(),
+            ip: self.ip,
+            d: self.d,
             no_resave: self.no_resave,
         })
     }

@@ -20,8 +20,9 @@ pub struct Commands {
 
 /// `EVALSHA sha numkeys keys…` — arguments follow.
 fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(script.get_hash()).arg(keys.len());
+    // Room for the keys and the usual arguments, so building the command does not regrow.
+    let mut cmd = Cmd::with_capacity(2 + keys.len() + 8, 512);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys.len());
     for key in keys {
         cmd.arg(*key);
     }
