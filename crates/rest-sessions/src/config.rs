@@ -74,6 +74,21 @@ pub struct Config {
     )]
     pub redis_url: Option<String>,
 
+    /// Seed nodes of a Redis Cluster, comma-separated (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`).
+    /// Sessions then use the sharded layout, spread over every master (not readable by
+    /// Node processes, which cannot run on a cluster).
+    #[arg(
+        long = "redis-cluster",
+        env = "RS_REDIS_CLUSTER",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub redis_cluster: Vec<String>,
+
+    /// Shards of the sharded (cluster) layout.
+    #[arg(long, env = "RS_SHARDS", default_value_t = redis_sessions::DEFAULT_SHARDS)]
+    pub shards: u16,
+
     /// Prefix of every Redis key; processes that share sessions use the same one.
     #[arg(long, env = "RS_NAMESPACE", default_value = "rs")]
     pub namespace: String,
@@ -108,7 +123,10 @@ impl Config {
     /// True when the operator pointed the server at a Redis of their own choosing: then a
     /// failed connection is their configuration problem, not a missing local Redis.
     pub fn redis_explicit(&self) -> bool {
-        self.redis_host.is_some() || self.redis_port.is_some() || self.redis_url.is_some()
+        self.redis_host.is_some()
+            || self.redis_port.is_some()
+            || self.redis_url.is_some()
+            || !self.redis_cluster.is_empty()
     }
 
     /// The library options these settings stand for.
@@ -117,7 +135,13 @@ impl Config {
             .namespace(self.namespace.clone())
             .wipe(self.wipe)
             .cache(self.cachetime, self.cachemax);
-        if let Some(url) = &self.redis_url {
+        if !self.redis_cluster.is_empty() {
+            options = options.cluster(self.redis_cluster.clone()).key_layout(
+                redis_sessions::KeyLayout::Sharded {
+                    shards: self.shards,
+                },
+            );
+        } else if let Some(url) = &self.redis_url {
             options = options.url(url.clone());
         } else {
             let host = self
@@ -132,6 +156,10 @@ impl Config {
 
     /// Where Redis is, for messages: the URL without its password, or `host:port`.
     pub fn redis_location(&self) -> String {
+        if !self.redis_cluster.is_empty() {
+            let seeds: Vec<String> = self.redis_cluster.iter().map(|u| redact_url(u)).collect();
+            return format!("the cluster {}", seeds.join(","));
+        }
         match &self.redis_url {
             Some(url) => redact_url(url),
             None => {
@@ -180,5 +208,14 @@ mod tests {
         assert_eq!(c.store, StoreKind::Memory);
         assert_eq!(c.port, 1);
         assert!(!c.redis_explicit());
+        let c = Config::try_parse_from([
+            "rest-sessions",
+            "--redis-cluster",
+            "redis://127.0.0.1:7000,redis://127.0.0.1:7001",
+        ])
+        .expect("valid flags");
+        assert_eq!(c.redis_cluster.len(), 2);
+        assert!(c.redis_explicit());
+        assert_eq!(c.store_options().cluster.len(), 2);
     }
 }

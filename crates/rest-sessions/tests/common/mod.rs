@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 pub use test_support::{free_port, RedisServer};
 
 /// Every variable the server reads: cleared so a developer's environment cannot leak in.
-const VARS: [&str; 14] = [
+const VARS: [&str; 16] = [
+    "RS_REDIS_CLUSTER",
+    "RS_SHARDS",
     "RS_PORT",
     "RS_HOST",
     "RS_STORE",
