@@ -6,14 +6,18 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# The middleware's browser test drives the example app in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 # Tests start their own redis-server processes; a system one started by the package is not used.
-if [ ! -d interop/node_modules/redis-sessions ]; then
+if [ ! -d interop/node_modules/redis-sessions ] || [ ! -d interop/node_modules/express ]; then
   (cd interop && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
