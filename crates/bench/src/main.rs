@@ -34,6 +34,10 @@ struct Args {
     /// Cached gets to time.
     #[arg(long, default_value_t = 2_000_000)]
     cached_gets: usize,
+    /// Run our workload on a 3-master Redis Cluster (sharded layout) instead; the npm
+    /// module cannot run on a cluster, so only our figures are printed.
+    #[arg(long)]
+    cluster: bool,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results/bench.json")]
     json: String,
@@ -59,6 +63,9 @@ struct Report {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Args::parse();
+    if args.cluster {
+        return cluster_run(&args).await;
+    }
     let server = RedisServer::start();
     println!(
         "redis-server on port {} (fresh, no persistence)",
@@ -181,6 +188,68 @@ async fn main() {
         },
         Err(err) => eprintln!("could not serialize the report: {err}"),
     }
+}
+
+/// Our concurrent workload on a fresh 3-master cluster: ops/s per phase and how the calls
+/// divided over the masters.
+async fn cluster_run(args: &Args) {
+    let cluster = test_support::cluster::RedisCluster::start(3, 0);
+    println!(
+        "3-master Redis Cluster on ports {:?}",
+        cluster
+            .masters()
+            .iter()
+            .map(|m| m.port())
+            .collect::<Vec<_>>()
+    );
+    let rs = RedisSessions::connect(Options::default().cluster(cluster.urls()).wipe(0))
+        .await
+        .expect("connect to the benchmark's cluster");
+    let mut runner = Runner::Ours {
+        rs,
+        tokens: Vec::new(),
+    };
+    println!("| N | op | ops/s (median [min..max]) |");
+    println!("|---|---|---|");
+    for &n in &args.sizes {
+        let mut rates: BTreeMap<Op, Vec<f64>> = BTreeMap::new();
+        for _ in 0..args.reps {
+            for m in cluster.masters() {
+                let _ = m.command(&["FLUSHALL"]);
+            }
+            for op in Op::ALL {
+                let phase = runner.run(op, n, false).await;
+                rates
+                    .entry(op)
+                    .or_default()
+                    .push(stats::rate(n, phase.elapsed));
+            }
+        }
+        for (op, values) in rates {
+            let s = stats::summarize(&values);
+            println!(
+                "| {n} | {} | {:.0} [{:.0}..{:.0}] |",
+                op.name(),
+                s.median,
+                s.min,
+                s.max
+            );
+        }
+    }
+    let calls: Vec<String> = cluster
+        .masters()
+        .iter()
+        .map(|m| {
+            let stats = m.command(&["INFO", "commandstats"]).unwrap_or_default();
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+                .and_then(|v| v.split(',').next())
+                .unwrap_or("0")
+                .to_owned()
+        })
+        .collect();
+    println!("\nEVALSHA calls per master: {}", calls.join(" / "));
 }
 
 async fn cached_gets(server: &RedisServer, total: usize) -> f64 {

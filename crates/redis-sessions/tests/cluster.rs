@@ -290,3 +290,48 @@ async fn resharding_under_load_loses_nothing() {
     assert!(acked.len() > 100, "the load ran: {} sessions", acked.len());
     assert_all_readable(&rs, &acked).await;
 }
+
+/// Moving from one Redis onto the cluster: old tokens keep working, new ones go to the
+/// cluster, "log out everywhere" reaches both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_moves_onto_the_cluster_without_logging_anybody_out() {
+    let single = RedisServer::start();
+    let old = RedisSessions::connect(Options::default().url(single.url()).wipe(0))
+        .await
+        .expect("connect");
+    let before = old
+        .create(APP, "alice", "1", CreateOptions::default())
+        .await
+        .expect("create");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let cutover_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .expect("clock");
+    let cluster = RedisCluster::start(3, 0);
+    let new = store(&cluster).await;
+    let sessions = redis_sessions::Migration::new(old.clone(), new.clone(), cutover_ms);
+    let after = sessions
+        .create(APP, "alice", "2", CreateOptions::default())
+        .await
+        .expect("create");
+    assert!(
+        sessions.get(APP, &before).await.expect("get").is_some(),
+        "old token still served"
+    );
+    assert!(sessions.get(APP, &after).await.expect("get").is_some());
+    assert!(
+        new.get(APP, &after).await.expect("get").is_some(),
+        "new sessions live in the cluster"
+    );
+    assert!(old.get(APP, &after).await.expect("get").is_none());
+    sessions
+        .set(APP, &before, &json!({"kept": true}))
+        .await
+        .expect("set")
+        .expect("live");
+    assert_eq!(sessions.soid(APP, "alice").await.expect("soid").len(), 2);
+    assert_eq!(sessions.killsoid(APP, "alice").await.expect("killsoid"), 2);
+    assert!(sessions.get(APP, &before).await.expect("get").is_none());
+    assert!(sessions.get(APP, &after).await.expect("get").is_none());
+}

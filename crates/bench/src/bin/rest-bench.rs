@@ -75,7 +75,12 @@ fn main() {
     std::fs::write(&get_lua, GET_LUA).expect("write lua");
     let rest_binary = rest_sessions_binary();
     let redis = RedisServer::start();
-    println!("redis-server on port {}; {} s per phase, {} connections", redis.port(), args.seconds, args.connections);
+    println!(
+        "redis-server on port {}; {} s per phase, {} connections",
+        redis.port(),
+        args.seconds,
+        args.connections
+    );
 
     let mut rows = Vec::new();
     for which in 0..2 {
@@ -126,7 +131,13 @@ fn main() {
     for (name, c, g, rss) in &rows {
         println!(
             "| {name} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} |",
-            c.rps, c.p50_ms, c.p99_ms, g.rps, g.p50_ms, g.p99_ms, *rss as f64 / 1024.0
+            c.rps,
+            c.p50_ms,
+            c.p99_ms,
+            g.rps,
+            g.p50_ms,
+            g.p99_ms,
+            *rss as f64 / 1024.0
         );
         if c.errors + g.errors > 0 {
             println!("  ({} non-2xx or socket errors)", c.errors + g.errors);
@@ -166,31 +177,45 @@ fn rest_sessions_binary() -> PathBuf {
 fn wait_for_ping(peer: &mut Peer) {
     let started = Instant::now();
     loop {
-        let reply = std::net::TcpStream::connect(("127.0.0.1", peer.port)).ok().and_then(|mut s| {
-            use std::io::{Read, Write};
-            s.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-            let mut out = String::new();
-            s.read_to_string(&mut out).ok()?;
-            Some(out)
-        });
+        let reply = std::net::TcpStream::connect(("127.0.0.1", peer.port))
+            .ok()
+            .and_then(|mut s| {
+                use std::io::{Read, Write};
+                s.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .ok()?;
+                let mut out = String::new();
+                s.read_to_string(&mut out).ok()?;
+                Some(out)
+            });
         if reply.is_some_and(|r| r.contains("PONG")) {
             return;
         }
         if let Ok(Some(status)) = peer.child.try_wait() {
             panic!("{} exited at start: {status}", peer.name);
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "{} did not start", peer.name);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{} did not start",
+            peer.name
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn wrk(base: &str, script: &Path, args: &Args, tokens: Option<&Path>) -> Figures {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t", "1", "-c", &args.connections.to_string(), "-d", &format!("{}s", args.seconds)])
-        .arg("--latency")
-        .arg("-s")
-        .arg(script)
-        .arg(base);
+    cmd.args([
+        "-t",
+        "1",
+        "-c",
+        &args.connections.to_string(),
+        "-d",
+        &format!("{}s", args.seconds),
+    ])
+    .arg("--latency")
+    .arg("-s")
+    .arg(script)
+    .arg(base);
     if let Some(file) = tokens {
         cmd.env("TOKENS_FILE", file);
     }
@@ -221,7 +246,9 @@ fn parse_wrk(text: &str) -> Figures {
 }
 
 fn millis(text: &str) -> f64 {
-    let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
     let value: f64 = text[..split].parse().unwrap_or(0.0);
     match &text[split..] {
         "us" => value / 1000.0,
