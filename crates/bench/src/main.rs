@@ -45,17 +45,17 @@ struct Args {
 
 #[derive(Debug, Default, Serialize)]
 struct Report {
-    /// throughput[runner][n][op] = ops/s summary
+    /// Throughput: runner → N → op → ops/s summary.
     throughput: BTreeMap<String, BTreeMap<usize, BTreeMap<String, stats::Summary>>>,
-    /// sequential latency [runner][op] = (p50 µs, p99 µs)
+    /// Sequential latency: runner → op → (p50 µs, p99 µs).
     sequential: BTreeMap<String, BTreeMap<String, (f64, f64)>>,
-    /// Redis' cost per operation [runner][op]
+    /// Redis' cost per operation: runner → op.
     cost: BTreeMap<String, BTreeMap<String, Cost>>,
-    /// Redis memory per session, bytes [runner]
+    /// Redis memory per session, bytes, by runner.
     memory_per_session: BTreeMap<String, f64>,
     /// Cached gets per second in one process
     cached_gets_per_sec: f64,
-    /// The ceiling of each script, ops/s [op]
+    /// The ceiling of each operation's commands, ops/s, by op.
     ceiling: BTreeMap<String, f64>,
 }
 
