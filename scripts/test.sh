@@ -21,5 +21,11 @@ if [ ! -d interop/node_modules/redis-sessions ] || [ ! -d interop/node_modules/e
   (cd interop && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-cargo test --workspace --all-targets
-cargo test --workspace --doc
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --all-targets 2>&1 | tee "$log" || status=$?
+cargo test --workspace --doc 2>&1 | tee -a "$log" || status=$?
+# One closing line for the whole run (cargo's last line is often a crate with no tests).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -159,15 +159,12 @@ async fn main() {
         }
     }
 
-    // Memory per session in Redis.
+    // Memory per session in Redis: every key's MEMORY USAGE after 10000 creates.
     for runner in runners.iter_mut() {
         let _ = server.command(&["FLUSHALL"]);
-        let before = redis_info::info_field(&server, "memory", "used_memory");
         runner.run(Op::Create, 10_000, false).await;
-        let after = redis_info::info_field(&server, "memory", "used_memory");
-        report
-            .memory_per_session
-            .insert(runner.label().into(), (after - before) / 10_000.0);
+        let bytes = redis_info::keys_memory(&server);
+        report.memory_per_session.insert(runner.label().into(), bytes as f64 / 10_000.0);
     }
 
     // Cached gets in one process.

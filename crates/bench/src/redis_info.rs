@@ -81,3 +81,21 @@ pub async fn measure<F: std::future::Future<Output = ()>>(
         cpu_us_per_op: cpu / n as f64,
     }
 }
+
+/// Bytes Redis holds for every key of the database (`MEMORY USAGE` of each, summed): the
+/// data's own footprint, unaffected by client buffers or allocator slack.
+pub fn keys_memory(server: &RedisServer) -> u64 {
+    let Ok(client) = redis::Client::open(server.url()) else {
+        return 0;
+    };
+    let Ok(mut con) = client.get_connection() else {
+        return 0;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap_or_default();
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        pipe.cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0);
+    }
+    let sizes: Vec<Option<u64>> = pipe.query(&mut con).unwrap_or_default();
+    sizes.into_iter().flatten().sum()
+}
