@@ -55,8 +55,8 @@ struct Report {
     memory_per_session: BTreeMap<String, f64>,
     /// Cached gets per second in one process
     cached_gets_per_sec: f64,
-    /// The ceiling of each operation's commands, ops/s, by op.
-    ceiling: BTreeMap<String, f64>,
+    /// Medians of the per-repetition ratios: N → "op/ours_vs_node" or "op/ours_vs_ceiling".
+    ratios: BTreeMap<usize, BTreeMap<String, f64>>,
 }
 
 // One client thread, as the Node module has: on a 2-core machine the other core is Redis'.
@@ -90,7 +90,9 @@ async fn main() {
     ];
     let mut report = Report::default();
 
-    // 1 + 2. Concurrent throughput, several repetitions, ours and Node's alternately first.
+    // 1 + 2 + 3. Concurrent throughput, several repetitions: ours, Node's (alternately
+    // first) and the ceiling in every repetition, so each ratio is taken between figures
+    // measured moments apart (this machine's speed drifts over a run) and then the median.
     for &n in &args.sizes {
         let mut rates: BTreeMap<(&str, Op), Vec<f64>> = BTreeMap::new();
         for rep in 0..args.reps {
@@ -105,6 +107,27 @@ async fn main() {
                         .push(stats::rate(n, phase.elapsed));
                 }
             }
+            let _ = server.command(&["FLUSHALL"]);
+            for (op, rate) in ceiling::measure_on_all_cores(&server, n) {
+                if let Some(op) = Op::ALL.into_iter().find(|o| o.name() == op) {
+                    rates.entry(("ceiling", op)).or_default().push(rate);
+                }
+            }
+        }
+        for op in Op::ALL {
+            let paired = |a: &str, b: &str| -> Vec<f64> {
+                let (xs, ys) = (&rates[&(a, op)], &rates[&(b, op)]);
+                xs.iter().zip(ys).map(|(x, y)| x / y.max(1e-9)).collect()
+            };
+            let entry = report.ratios.entry(n).or_default();
+            entry.insert(
+                format!("{}/ours_vs_node", op.name()),
+                stats::summarize(&paired("ours", "node")).median,
+            );
+            entry.insert(
+                format!("{}/ours_vs_ceiling", op.name()),
+                stats::summarize(&paired("ours", "ceiling")).median,
+            );
         }
         for ((label, op), values) in rates {
             report
@@ -159,22 +182,24 @@ async fn main() {
         }
     }
 
-    // Memory per session in Redis: every key's MEMORY USAGE after 10000 creates.
+    // Memory per session in Redis: every key's MEMORY USAGE after 10000 creates, the median
+    // of three (sorted-set nodes get random skiplist levels, so bytes vary a little).
     for runner in runners.iter_mut() {
-        let _ = server.command(&["FLUSHALL"]);
-        runner.run(Op::Create, 10_000, false).await;
-        // Let Redis finish rehashing its dictionaries (a table mid-resize counts twice).
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        let bytes = redis_info::keys_memory(&server);
-        report.memory_per_session.insert(runner.label().into(), bytes as f64 / 10_000.0);
+        let mut samples = Vec::new();
+        for _ in 0..3 {
+            let _ = server.command(&["FLUSHALL"]);
+            runner.run(Op::Create, 10_000, false).await;
+            // Let Redis finish rehashing its dictionaries (a table mid-resize counts twice).
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            samples.push(redis_info::keys_memory(&server) as f64 / 10_000.0);
+        }
+        report
+            .memory_per_session
+            .insert(runner.label().into(), stats::summarize(&samples).median);
     }
 
     // Cached gets in one process.
     report.cached_gets_per_sec = cached_gets(&server, args.cached_gets).await;
-
-    // 3. The ceiling: the same scripts driven straight at Redis, pipelined.
-    let _ = server.command(&["FLUSHALL"]);
-    report.ceiling = ceiling::measure_on_all_cores(&server, n);
 
     print_table(&report, &args.sizes);
     if let Some(dir) = std::path::Path::new(&args.json).parent() {
@@ -310,19 +335,39 @@ fn print_table(r: &Report, sizes: &[usize]) {
             .and_then(|m| m.get(op))
             .copied()
     };
-    println!("\n## Concurrent throughput (ops/s, median of reps [min..max])");
-    println!("| N | op | ours | node | ours/node | ceiling | ours/ceiling |");
+    println!("\n## Concurrent throughput (ops/s, median of reps [min..max]; ratios: median of the per-rep ratios)");
+    println!("| N | op | ours | node | ceiling | ours/node | ours/ceiling |");
     println!("|---|---|---|---|---|---|---|");
     for &n in sizes {
         for op in Op::ALL {
-            let (Some(o), Some(nd)) = (get("ours", n, op.name()), get("node", n, op.name())) else {
+            let (Some(o), Some(nd), Some(c)) = (
+                get("ours", n, op.name()),
+                get("node", n, op.name()),
+                get("ceiling", n, op.name()),
+            ) else {
                 continue;
             };
-            let ceiling = r.ceiling.get(op.name()).copied().unwrap_or(0.0);
+            let ratio = |kind: &str| {
+                r.ratios
+                    .get(&n)
+                    .and_then(|m| m.get(&format!("{}/{kind}", op.name())))
+                    .copied()
+                    .unwrap_or(0.0)
+            };
             println!(
-                "| {n} | {} | {:.0} [{:.0}..{:.0}] | {:.0} [{:.0}..{:.0}] | {:.2}x | {:.0} | {:.0}% |",
-                op.name(), o.median, o.min, o.max, nd.median, nd.min, nd.max,
-                o.median / nd.median.max(1e-9), ceiling, 100.0 * o.median / ceiling.max(1e-9)
+                "| {n} | {} | {:.0} [{:.0}..{:.0}] | {:.0} [{:.0}..{:.0}] | {:.0} [{:.0}..{:.0}] | {:.2}x | {:.0}% |",
+                op.name(),
+                o.median,
+                o.min,
+                o.max,
+                nd.median,
+                nd.min,
+                nd.max,
+                c.median,
+                c.min,
+                c.max,
+                ratio("ours_vs_node"),
+                100.0 * ratio("ours_vs_ceiling")
             );
         }
     }

@@ -91,10 +91,17 @@ pub fn keys_memory(server: &RedisServer) -> u64 {
     let Ok(mut con) = client.get_connection() else {
         return 0;
     };
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap_or_default();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut con)
+        .unwrap_or_default();
     let mut pipe = redis::pipe();
     for key in &keys {
-        pipe.cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0);
+        pipe.cmd("MEMORY")
+            .arg("USAGE")
+            .arg(key)
+            .arg("SAMPLES")
+            .arg(0);
     }
     let sizes: Vec<Option<u64>> = pipe.query(&mut con).unwrap_or_default();
     sizes.into_iter().flatten().sum()

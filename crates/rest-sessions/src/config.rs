@@ -114,6 +114,11 @@ pub struct Config {
     #[arg(long = "auth-token", env = "RS_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
 
+    /// Worker threads [default: one per core]. On a small machine that also runs Redis,
+    /// fewer workers than cores leave Redis its core (the benchmark uses 1 on 2 cores).
+    #[arg(long, env = "RS_WORKERS")]
+    pub workers: Option<usize>,
+
     /// Log format: `text` or `json`. The level is set with RUST_LOG (default `info`).
     #[arg(long = "log-format", env = "RS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -23,6 +23,12 @@ struct Args {
     /// Open connections of the load generator.
     #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// Repetitions (servers alternate; medians are reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Sessions the get phase reads (the same number for both servers).
+    #[arg(long, default_value_t = 20_000)]
+    get_sessions: usize,
 }
 
 /// One phase's figures, as wrk reports them.
@@ -82,48 +88,55 @@ fn main() {
         args.connections
     );
 
+    let mut peers = vec![
+        start_peer("rest-sessions (Rust)", || {
+            let port = free_port();
+            let child = Command::new(&rest_binary)
+                .env("RS_PORT", port.to_string())
+                .env("RS_REDISPORT", redis.port().to_string())
+                .env("RS_WIPE", "0")
+                // One worker, as Node runs its JavaScript on one thread: on this 2-core
+                // machine Redis and the load generator need the other core.
+                .env("RS_WORKERS", "1")
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start rest-sessions");
+            (child, port)
+        }),
+        start_peer("Express + redis-sessions (Node)", || {
+            let port = free_port();
+            let child = Command::new("node")
+                .arg(interop_dir().join("express-server.js"))
+                .arg(port.to_string())
+                .arg(redis.port().to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start node");
+            (child, port)
+        }),
+    ];
+    let mut creates: Vec<Vec<Figures>> = vec![Vec::new(); peers.len()];
+    let mut gets: Vec<Vec<Figures>> = vec![Vec::new(); peers.len()];
+    let tokens_file = work.join("tokens.txt");
+    for rep in 0..args.reps {
+        for k in 0..peers.len() {
+            let i = (k + rep) % peers.len();
+            let _ = redis.command(&["FLUSHALL"]);
+            let base = format!("http://127.0.0.1:{}", peers[i].port);
+            creates[i].push(wrk(&base, &create_lua, &args, None));
+            let mut tokens = tokens_from_redis(&redis);
+            tokens.truncate(args.get_sessions);
+            std::fs::write(&tokens_file, tokens.join("\n")).expect("write tokens");
+            gets[i].push(wrk(&base, &get_lua, &args, Some(&tokens_file)));
+        }
+    }
     let mut rows = Vec::new();
-    for which in 0..2 {
-        let _ = redis.command(&["FLUSHALL"]);
-        let port = free_port();
-        let mut peer = if which == 0 {
-            Peer {
-                name: "rest-sessions (Rust)",
-                child: Command::new(&rest_binary)
-                    .env("RS_PORT", port.to_string())
-                    .env("RS_REDISPORT", redis.port().to_string())
-                    .env("RS_WIPE", "0")
-                    .env("RUST_LOG", "warn")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("start rest-sessions"),
-                port,
-            }
-        } else {
-            Peer {
-                name: "Express + redis-sessions (Node)",
-                child: Command::new("node")
-                    .arg(interop_dir().join("express-server.js"))
-                    .arg(port.to_string())
-                    .arg(redis.port().to_string())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("start node"),
-                port,
-            }
-        };
-        wait_for_ping(&mut peer);
-        let base = format!("http://127.0.0.1:{}", peer.port);
-        let create = wrk(&base, &create_lua, &args, None);
-        let tokens_file = work.join("tokens.txt");
-        let tokens = tokens_from_redis(&redis);
-        std::fs::write(&tokens_file, tokens.join("\n")).expect("write tokens");
-        let get = wrk(&base, &get_lua, &args, Some(&tokens_file));
+    for (i, peer) in peers.iter_mut().enumerate() {
         let rss = peak_rss_kib(peer.child.id());
-        println!("{}: {} sessions created", peer.name, tokens.len());
-        rows.push((peer.name, create, get, rss));
+        rows.push((peer.name, median(&creates[i]), median(&gets[i]), rss));
     }
 
     println!("\n| server | create req/s | create p50 ms | create p99 ms | get req/s | get p50 ms | get p99 ms | peak RSS MiB |");
@@ -155,6 +168,29 @@ fn main() {
         );
     }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Starts a server and waits until it answers /ping.
+fn start_peer(name: &'static str, spawn: impl FnOnce() -> (Child, u16)) -> Peer {
+    let (child, port) = spawn();
+    let mut peer = Peer { name, child, port };
+    wait_for_ping(&mut peer);
+    peer
+}
+
+/// The median of each figure over repetitions.
+fn median(runs: &[Figures]) -> Figures {
+    let mid = |f: fn(&Figures) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    Figures {
+        rps: mid(|f| f.rps),
+        p50_ms: mid(|f| f.p50_ms),
+        p99_ms: mid(|f| f.p99_ms),
+        errors: runs.iter().map(|f| f.errors).sum(),
+    }
 }
 
 /// The release `rest-sessions` next to this binary, built first when missing.

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 pub use test_support::{free_port, RedisServer};
 
 /// Every variable the server reads: cleared so a developer's environment cannot leak in.
-const VARS: [&str; 16] = [
+const VARS: [&str; 17] = [
+    "RS_WORKERS",
     "RS_REDIS_CLUSTER",
     "RS_SHARDS",
     "RS_PORT",
