@@ -14,6 +14,11 @@ pub const LATENCY: &str = "rest_sessions_http_request_duration_seconds";
 /// Error replies (status >= 400), by `route`, `status` and `error` name.
 pub const ERRORS: &str = "rest_sessions_http_errors_total";
 
+/// The in-process cache's counters (present when the cache is on), by `kind`: `hits`,
+/// `misses`, `invalidations` (messages received) and `flushes` (whole cache dropped after
+/// an interrupted subscription).
+pub const CACHE: &str = "rest_sessions_cache_events_total";
+
 /// Latency buckets in seconds: sub-millisecond Redis round trips up to the 1.8 s deadline.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0,
@@ -59,6 +64,18 @@ pub fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
             handle.run_upkeep();
         }
     })
+}
+
+/// Publishes the cache's counters, read from the store when `/metrics` is scraped.
+pub fn record_cache(stats: redis_sessions::CacheStats) {
+    for (kind, value) in [
+        ("hits", stats.hits),
+        ("misses", stats.misses),
+        ("invalidations", stats.invalidations),
+        ("flushes", stats.flushes),
+    ] {
+        metrics::counter!(CACHE, "kind" => kind).absolute(value);
+    }
 }
 
 /// Counts one answered request.

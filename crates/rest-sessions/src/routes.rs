@@ -184,6 +184,9 @@ pub async fn health(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some(stats) = state.store.cache_stats() {
+        crate::metrics::record_cache(stats);
+    }
     let text = state
         .metrics
         .as_ref()

@@ -141,3 +141,39 @@ async fn the_server_runs_on_a_redis_cluster() {
         assert!(stats.contains("cmdstat_evalsha"), "a master got no calls");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cache_is_served_and_counted_in_metrics() {
+    let redis = RedisServer::start();
+    let server = Server::with_redis(&redis, &[("RS_CACHETIME", "60")]);
+    let http = client();
+    let token = create(&http, &server, APP, "cached").await;
+    for expected_r in [1, 1, 1] {
+        let (_, body) = json(
+            http.get(server.url(&format!("/{APP}/get/{token}")))
+                .send()
+                .await
+                .expect("get"),
+        )
+        .await;
+        assert_eq!(
+            body["r"],
+            json!(expected_r),
+            "served from the cache: r stays"
+        );
+    }
+    let text = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let hits = text
+        .lines()
+        .find(|l| l.starts_with("rest_sessions_cache_events_total") && l.contains("kind=\"hits\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(hits, Some(2), "metrics:\n{text}");
+}
