@@ -88,7 +88,7 @@ fn main() {
         args.connections
     );
 
-    let mut peers = vec![
+    let mut peers = [
         start_peer("rest-sessions (Rust)", || {
             let port = free_port();
             let child = Command::new(&rest_binary)
