@@ -84,6 +84,9 @@ pub async fn measure(server: &RedisServer, n: usize) -> BTreeMap<String, f64> {
         check.contains("\r\n2\r\n"),
         "the ceiling's gets did their work: {check:?}"
     );
+    if let Some(rate) = redis_benchmark_get(server, &commands, &tokens[0], now) {
+        rates.insert("get (redis-benchmark, one session)".to_owned(), rate);
+    }
     let kill = tokens
         .iter()
         .map(|t| (commands.kill(APP, t, now).get_packed_command(), 1))
@@ -96,6 +99,49 @@ pub async fn measure(server: &RedisServer, n: usize) -> BTreeMap<String, f64> {
         "the ceiling's kills removed every session"
     );
     rates
+}
+
+/// Cross-check with `redis-benchmark` itself (when installed): get's EVALSHA of one
+/// session, pipelined (-P 16, 50 clients). One session only, because redis-benchmark draws
+/// each `__rand_int__` of a command separately and the key and the token argument would
+/// name different sessions.
+fn redis_benchmark_get(
+    server: &RedisServer,
+    commands: &CommandSet,
+    token: &str,
+    now: i64,
+) -> Option<f64> {
+    let cmd = commands.get(APP, token, now);
+    let args: Vec<String> = cmd
+        .args_iter()
+        .filter_map(|arg| match arg {
+            redis::Arg::Simple(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        })
+        .collect();
+    let output = std::process::Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &server.port().to_string(),
+            "-n",
+            "200000",
+            "-c",
+            "50",
+            "-P",
+            "16",
+            "-q",
+        ])
+        .args(&args)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "EVALSHA …: 123456.79 requests per second, p50=… msec"
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("requests per second"))?;
+    let before = line.split(" requests per second").next()?;
+    before.rsplit(' ').next()?.parse().ok()
 }
 
 fn rate(n: usize, seconds: f64) -> f64 {

@@ -55,6 +55,8 @@ struct Report {
     memory_per_session: BTreeMap<String, f64>,
     /// Cached gets per second in one process
     cached_gets_per_sec: f64,
+    /// Other ceilings measured alongside (redis-benchmark), ops/s per repetition.
+    cross_checks: BTreeMap<String, Vec<f64>>,
     /// Medians of the per-repetition ratios: N → "op/ours_vs_node" or "op/ours_vs_ceiling".
     ratios: BTreeMap<usize, BTreeMap<String, f64>>,
 }
@@ -109,8 +111,11 @@ async fn main() {
             }
             let _ = server.command(&["FLUSHALL"]);
             for (op, rate) in ceiling::measure_on_all_cores(&server, n) {
-                if let Some(op) = Op::ALL.into_iter().find(|o| o.name() == op) {
-                    rates.entry(("ceiling", op)).or_default().push(rate);
+                match Op::ALL.into_iter().find(|o| o.name() == op) {
+                    Some(op) => rates.entry(("ceiling", op)).or_default().push(rate),
+                    None => {
+                        report.cross_checks.entry(op).or_default().push(rate);
+                    }
                 }
             }
         }
@@ -370,6 +375,13 @@ fn print_table(r: &Report, sizes: &[usize]) {
                 100.0 * ratio("ours_vs_ceiling")
             );
         }
+    }
+    for (what, values) in &r.cross_checks {
+        let s = stats::summarize(values);
+        println!(
+            "\nCeiling cross-check, {what}: {:.0} ops/s [{:.0}..{:.0}]",
+            s.median, s.min, s.max
+        );
     }
     println!("\n## Sequential latency (one call at a time, µs)");
     println!("| op | ours p50 | ours p99 | node p50 | node p99 | p50 ours/node |");
