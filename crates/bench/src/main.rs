@@ -145,30 +145,32 @@ async fn main() {
         }
     }
 
-    // 4. What each operation costs Redis: commands and CPU, at the largest size, the
-    // median of the repetitions (Redis' CPU accounting is noisy on a shared machine).
+    // 4. What each operation costs Redis: commands and CPU, at the largest size, ours and
+    // Node's alternately in each repetition, the median of the repetitions (Redis' CPU
+    // accounting is noisy on a shared machine, and its speed drifts over a run).
     let n = args.sizes.iter().copied().max().unwrap_or(10_000);
-    for runner in runners.iter_mut() {
-        let mut costs: BTreeMap<Op, Vec<Cost>> = BTreeMap::new();
-        for _ in 0..args.reps.max(1) {
+    let mut costs: BTreeMap<(&str, Op), Vec<Cost>> = BTreeMap::new();
+    for rep in 0..args.reps.max(1) {
+        for k in 0..runners.len() {
+            let runner = &mut runners[(k + rep) % 2];
             let _ = server.command(&["FLUSHALL"]);
             for op in Op::ALL {
                 let cost = redis_info::measure(&server, n, async {
                     runner.run(op, n, false).await;
                 })
                 .await;
-                costs.entry(op).or_default().push(cost);
+                costs.entry((runner.label(), op)).or_default().push(cost);
             }
         }
-        for (op, mut all) in costs {
-            all.sort_by(|a, b| a.cpu_us_per_op.total_cmp(&b.cpu_us_per_op));
-            let median = all.swap_remove(all.len() / 2);
-            report
-                .cost
-                .entry(runner.label().into())
-                .or_default()
-                .insert(op.name().into(), median);
-        }
+    }
+    for ((label, op), mut all) in costs {
+        all.sort_by(|a, b| a.cpu_us_per_op.total_cmp(&b.cpu_us_per_op));
+        let median = all.swap_remove(all.len() / 2);
+        report
+            .cost
+            .entry(label.into())
+            .or_default()
+            .insert(op.name().into(), median);
     }
 
     // Sequential latency: one call at a time.

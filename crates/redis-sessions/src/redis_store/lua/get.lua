@@ -4,6 +4,5 @@ local v, idle = read_live(now)
 if not v then
   return false
 end
-redis.call('HINCRBY', KEYS[1], 'r', 1)
-touch(v, idle, now)
+touch(v, idle, now, {'r', tonumber(v[2]) + 1})
 return v

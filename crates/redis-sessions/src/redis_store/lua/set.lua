@@ -5,13 +5,15 @@ if not v then
   return false
 end
 local d = merge(v[5], 7)
+v[3] = tostring(tonumber(v[3]) + 1)
+local fields = {'w', v[3]}
 if d then
-  redis.call('HSET', KEYS[1], 'd', d)
-else
+  fields[3] = 'd'
+  fields[4] = d
+elseif v[5] then
   redis.call('HDEL', KEYS[1], 'd')
 end
 v[5] = d or false
-v[3] = tostring(redis.call('HINCRBY', KEYS[1], 'w', 1))
-touch(v, idle, now)
+touch(v, idle, now, fields)
 redis.call('PUBLISH', ARGV[5], ARGV[2] .. ':' .. ARGV[3])
 return v
