@@ -26,7 +26,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     sizes: Vec<usize>,
     /// Repetitions of each size (median and spread are reported).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 7)]
     reps: usize,
     /// Calls of the sequential (one at a time) latency run.
     #[arg(long, default_value_t = 2000)]
@@ -110,7 +110,9 @@ async fn main() {
                 }
             }
             let _ = server.command(&["FLUSHALL"]);
-            for (op, rate) in ceiling::measure_on_all_cores(&server, n) {
+            // The ceiling runs at least 30000 operations: at its speed fewer would take
+            // too short a time to measure steadily on this machine.
+            for (op, rate) in ceiling::measure_on_all_cores(&server, n.max(30_000)) {
                 match Op::ALL.into_iter().find(|o| o.name() == op) {
                     Some(op) => rates.entry(("ceiling", op)).or_default().push(rate),
                     None => {
