@@ -258,7 +258,7 @@ impl MemoryStore {
     }
 }
 
-/// The refresh of a read or write, as in the `touch` of lua/prelude.lua.
+/// The refresh of a read or write, as in lua/lib/touch.lua.
 fn touch(st: &mut State, app: &str, token: &str, before: &Record, now: i64) {
     let idle = before.idle(now);
     if idle == 0 {

@@ -398,6 +398,54 @@ async fn data_merge_and_delete(env: &Env) {
     assert!(s.d.is_none());
 }
 
+async fn deletes_anywhere_in_the_data(env: &Env) {
+    let token = create(env, "del").await;
+    let d = |s: &Session| Value::Object(s.d.clone().unwrap_or_default());
+    let set = |v: Value| {
+        let token = token.clone();
+        async move {
+            env.rs
+                .set(APP, &token, &v)
+                .await
+                .expect("set")
+                .expect("live")
+        }
+    };
+    set(json!({"k1": 1, "k10": "ten", "k100": true, "x": "a,b}c"})).await;
+    assert_eq!(
+        d(&set(json!({"k10": null})).await),
+        json!({"k1": 1, "k100": true, "x": "a,b}c"}),
+        "middle"
+    );
+    assert_eq!(
+        d(&set(json!({"k1": null})).await),
+        json!({"k100": true, "x": "a,b}c"}),
+        "first"
+    );
+    assert_eq!(
+        d(&set(json!({"x": null})).await),
+        json!({"k100": true}),
+        "last"
+    );
+    assert_eq!(
+        d(&set(json!({"k100": "now a string", "k1": 2})).await),
+        json!({"k100": "now a string", "k1": 2})
+    );
+    assert_eq!(
+        d(&set(json!({"k100": "with \"quotes\""})).await),
+        json!({"k100": "with \"quotes\"", "k1": 2})
+    );
+    assert_eq!(
+        d(&set(json!({"k1": 3})).await),
+        json!({"k100": "with \"quotes\"", "k1": 3}),
+        "escaped text is merged too"
+    );
+    assert!(
+        set(json!({"k100": null, "k1": null})).await.d.is_none(),
+        "only key deleted"
+    );
+}
+
 async fn numbers_keep_their_precision(env: &Env) {
     let token = create(env, "n").await;
     let big =
@@ -672,6 +720,7 @@ both_stores!(
     no_resave_set_replies_stored_w,
     data_merge_and_delete,
     numbers_keep_their_precision,
+    deletes_anywhere_in_the_data,
     kill_and_indexes,
     kill_of_a_dead_session_tidies_and_says_zero,
     killsoid_logs_out_everywhere,

@@ -46,7 +46,7 @@ impl Commands {
         &self.layout
     }
 
-    /// The scripts' common keys and arguments for one session (see lua/prelude.lua).
+    /// The scripts' common keys and arguments for one session (see lua/lib/README.md).
     fn session_call(&self, script: &Script, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
         let mut cmd = evalsha(
             script,

@@ -3,10 +3,17 @@
 
 use redis::Script;
 
-const PRELUDE: &str = include_str!("lua/prelude.lua");
+/// Shared helpers (see lua/lib/README.md); each script gets only the ones it names,
+/// because every helper is a closure created again on every call of the script.
+const CALL_CHUNKED: &str = include_str!("lua/lib/call_chunked.lua");
+const KILL_SESSION: &str = include_str!("lua/lib/kill_session.lua");
+const TOUCH: &str = include_str!("lua/lib/touch.lua");
+const READ_LIVE: &str = include_str!("lua/lib/read_live.lua");
+const MERGE: &str = include_str!("lua/lib/merge.lua");
 
-fn with_prelude(body: &str) -> (Script, String) {
-    let source = format!("{PRELUDE}\n{body}");
+fn with_helpers(helpers: &[&str], body: &str) -> (Script, String) {
+    let mut source = helpers.concat();
+    source.push_str(body);
     (Script::new(&source), source)
 }
 
@@ -29,21 +36,21 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub fn new() -> Self {
         let mut sources = Vec::new();
-        let mut load = |body: &str| {
-            let (script, source) = with_prelude(body);
+        let mut load = |helpers: &[&str], body: &str| {
+            let (script, source) = with_helpers(helpers, body);
             sources.push(source);
             script
         };
         Scripts {
-            create: load(include_str!("lua/create.lua")),
-            get: load(include_str!("lua/get.lua")),
-            set: load(include_str!("lua/set.lua")),
-            kill: load(include_str!("lua/kill.lua")),
-            killsoid: load(include_str!("lua/killsoid.lua")),
-            killall: load(include_str!("lua/killall.lua")),
-            sweep: load(include_str!("lua/sweep.lua")),
-            soid: load(include_str!("lua/soid.lua")),
-            soapp: load(include_str!("lua/soapp.lua")),
+            create: load(&[], include_str!("lua/create.lua")),
+            get: load(&[READ_LIVE, TOUCH], include_str!("lua/get.lua")),
+            set: load(&[READ_LIVE, TOUCH, MERGE], include_str!("lua/set.lua")),
+            kill: load(&[KILL_SESSION], include_str!("lua/kill.lua")),
+            killsoid: load(&[CALL_CHUNKED], include_str!("lua/killsoid.lua")),
+            killall: load(&[CALL_CHUNKED], include_str!("lua/killall.lua")),
+            sweep: load(&[KILL_SESSION], include_str!("lua/sweep.lua")),
+            soid: load(&[], include_str!("lua/soid.lua")),
+            soapp: load(&[], include_str!("lua/soapp.lua")),
             sources,
         }
     }
