@@ -72,6 +72,15 @@ pub async fn measure(server: &RedisServer, n: usize) -> BTreeMap<String, f64> {
         .map(|t| (commands.get(APP, t, now).get_packed_command(), 1))
         .collect();
     rates.insert("get".to_owned(), rate(n, blast(server.port(), get).await));
+    // The same gets a second later: idle 1, every index rewritten.
+    let later = tokens
+        .iter()
+        .map(|t| (commands.get(APP, t, now + 1).get_packed_command(), 1))
+        .collect();
+    rates.insert(
+        "get_next_second".to_owned(),
+        rate(n, blast(server.port(), later).await),
+    );
     let set = tokens
         .iter()
         .map(|t| (commands.set(APP, t, &d, now).get_packed_command(), 1))
@@ -81,8 +90,8 @@ pub async fn measure(server: &RedisServer, n: usize) -> BTreeMap<String, f64> {
         .command(&["HGET", &format!("rs:{APP}:{}", tokens[0]), "r"])
         .unwrap_or_default();
     assert!(
-        check.contains("\r\n2\r\n"),
-        "the ceiling's gets did their work: {check:?}"
+        check.contains("\r\n3\r\n"),
+        "the ceiling's two gets did their work: {check:?}"
     );
     if let Some(rate) = redis_benchmark_get(server, &commands, &tokens[0], now) {
         rates.insert("get (redis-benchmark, one session)".to_owned(), rate);

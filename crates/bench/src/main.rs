@@ -102,6 +102,7 @@ async fn main() {
                 let runner = &mut runners[(k + rep) % 2];
                 let _ = server.command(&["FLUSHALL"]);
                 for op in Op::ALL {
+                    op.align().await;
                     let phase = runner.run(op, n, false).await;
                     rates
                         .entry((runner.label(), op))
@@ -157,6 +158,7 @@ async fn main() {
             let runner = &mut runners[(k + rep) % 2];
             let _ = server.command(&["FLUSHALL"]);
             for op in Op::ALL {
+                op.align().await;
                 let cost = redis_info::measure(&server, n, async {
                     runner.run(op, n, false).await;
                 })

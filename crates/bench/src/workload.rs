@@ -15,20 +15,46 @@ pub const APP: &str = "benchapp";
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Create,
+    /// Gets within the second of the creates: sessions read again within the same second,
+    /// whose indexes already hold `now` (the case the get target names).
     Get,
+    /// The same gets in the next second: every index is rewritten, as the Node module
+    /// does on every get.
+    GetNextSecond,
     Set,
     Kill,
 }
 
 impl Op {
-    pub const ALL: [Op; 4] = [Op::Create, Op::Get, Op::Set, Op::Kill];
+    pub const ALL: [Op; 5] = [Op::Create, Op::Get, Op::GetNextSecond, Op::Set, Op::Kill];
 
     pub fn name(self) -> &'static str {
         match self {
             Op::Create => "create",
             Op::Get => "get",
+            Op::GetNextSecond => "get_next_second",
             Op::Set => "set",
             Op::Kill => "kill",
+        }
+    }
+
+    /// The name of the operation the Node driver runs for it.
+    fn node_name(self) -> &'static str {
+        match self {
+            Op::GetNextSecond => "get",
+            other => other.name(),
+        }
+    }
+
+    /// Waits for the second boundary this phase needs: creates start a second (so the
+    /// gets that follow fall in it), and the next-second gets start the following one.
+    pub async fn align(self) {
+        if matches!(self, Op::Create | Op::GetNextSecond) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let to_next = Duration::from_secs(1) - Duration::from_nanos(now.subsec_nanos() as u64);
+            tokio::time::sleep(to_next + Duration::from_millis(5)).await;
         }
     }
 }
@@ -84,7 +110,7 @@ async fn one_call(rs: &RedisSessions, tokens: &[String], op: Op, i: usize) -> Op
             )
             .await
             .ok(),
-        Op::Get => rs
+        Op::Get | Op::GetNextSecond => rs
             .get(APP, token())
             .await
             .ok()
@@ -153,7 +179,7 @@ fn run_node(
     n: usize,
     sequential: bool,
 ) -> Phase {
-    let mut args = json!({"op": op.name(), "n": n, "app": APP, "sequential": sequential});
+    let mut args = json!({"op": op.node_name(), "n": n, "app": APP, "sequential": sequential});
     if op != Op::Create {
         args["tokens"] = json!(tokens);
     }
