@@ -159,7 +159,8 @@ async fn main() {
             let _ = server.command(&["FLUSHALL"]);
             for op in Op::ALL {
                 op.align().await;
-                let cost = redis_info::measure(&server, n, async {
+                let top_level = runner.top_level_commands();
+                let cost = redis_info::measure(&server, n, top_level, async {
                     runner.run(op, n, false).await;
                 })
                 .await;
@@ -415,15 +416,16 @@ fn print_table(r: &Report, sizes: &[usize]) {
         "\n## What Redis does per operation (N = {})",
         sizes.iter().max().unwrap_or(&0)
     );
-    println!("| op | runner | commands/op | Redis CPU µs/op | commands (per op) |");
-    println!("|---|---|---|---|---|");
+    println!("| op | runner | commands/op | Redis µs/op (commandstats) | Redis CPU µs/op (INFO cpu) | commands (per op) |");
+    println!("|---|---|---|---|---|---|");
     for op in Op::ALL {
         for runner in ["ours", "node"] {
             if let Some(c) = r.cost.get(runner).and_then(|m| m.get(op.name())) {
                 println!(
-                    "| {} | {runner} | {:.2} | {:.2} | {} |",
+                    "| {} | {runner} | {:.2} | {:.2} | {:.2} | {} |",
                     op.name(),
                     c.commands_per_op,
+                    c.commandstats_us_per_op,
                     c.cpu_us_per_op,
                     c.breakdown
                 );

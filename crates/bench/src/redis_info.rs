@@ -17,27 +17,29 @@ pub fn cpu_us(server: &RedisServer) -> f64 {
     (info_field(server, "cpu", "used_cpu_user") + info_field(server, "cpu", "used_cpu_sys")) * 1e6
 }
 
-/// Calls per command since the last `CONFIG RESETSTAT`.
-pub fn command_calls(server: &RedisServer) -> BTreeMap<String, u64> {
+/// Calls and microseconds per command since the last `CONFIG RESETSTAT`.
+pub fn command_stats(server: &RedisServer) -> BTreeMap<String, (u64, u64)> {
     let text = server
         .command(&["INFO", "commandstats"])
         .unwrap_or_default();
-    let mut calls = BTreeMap::new();
+    let mut stats = BTreeMap::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("cmdstat_") else {
             continue;
         };
-        let Some((name, stats)) = rest.split_once(':') else {
+        let Some((name, fields)) = rest.split_once(':') else {
             continue;
         };
-        let n = stats
-            .split(',')
-            .find_map(|kv| kv.strip_prefix("calls="))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        calls.insert(name.to_owned(), n);
+        let field = |key: &str| -> u64 {
+            fields
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(key))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        stats.insert(name.to_owned(), (field("calls="), field("usec=")));
     }
-    calls
+    stats
 }
 
 /// What one phase cost Redis, per operation.
@@ -48,37 +50,49 @@ pub struct Cost {
     /// Top-level requests per operation: EVALSHA/MULTI/EXEC and plain commands outside a
     /// transaction or script — what crossed the network.
     pub breakdown: String,
-    /// Redis CPU time per operation, microseconds (from INFO cpu).
+    /// Redis CPU time per operation, microseconds (from INFO cpu: the whole process,
+    /// network reads and writes included).
     pub cpu_us_per_op: f64,
+    /// Redis' time per operation in the commands the client sent, microseconds (from INFO
+    /// commandstats: a script's or a MULTI/EXEC's time includes the commands inside it, so
+    /// only the requests the client sent are summed).
+    pub commandstats_us_per_op: f64,
 }
 
 /// Measures what `phase` costs Redis.
+/// Measures what `phase` costs Redis; `top_level` names the commands the client sends
+/// itself (outside scripts and transactions), whose time commandstats reports in full.
 pub async fn measure<F: std::future::Future<Output = ()>>(
     server: &RedisServer,
     n: usize,
+    top_level: &[&str],
     phase: F,
 ) -> Cost {
     let _ = server.command(&["CONFIG", "RESETSTAT"]);
     let cpu_before = cpu_us(server);
     phase.await;
     let cpu = cpu_us(server) - cpu_before;
-    let calls = command_calls(server);
+    let stats = command_stats(server);
     // The INFO calls of the measurement itself are not the workload's.
-    let total: u64 = calls
-        .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "info" | "config|resetstat"))
-        .map(|(_, n)| n)
-        .sum();
-    let breakdown = calls
-        .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "info" | "config|resetstat"))
-        .map(|(name, c)| format!("{name}={:.2}", *c as f64 / n as f64))
+    let workload = || {
+        stats
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "info" | "config|resetstat"))
+    };
+    let total: u64 = workload().map(|(_, (calls, _))| calls).sum();
+    let breakdown = workload()
+        .map(|(name, (calls, _))| format!("{name}={:.2}", *calls as f64 / n as f64))
         .collect::<Vec<_>>()
         .join(" ");
+    let top_usec: u64 = workload()
+        .filter(|(name, _)| top_level.contains(&name.as_str()))
+        .map(|(_, (_, usec))| usec)
+        .sum();
     Cost {
         commands_per_op: total as f64 / n as f64,
         breakdown,
         cpu_us_per_op: cpu / n as f64,
+        commandstats_us_per_op: top_usec as f64 / n as f64,
     }
 }
 

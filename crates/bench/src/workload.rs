@@ -81,6 +81,16 @@ pub enum Runner {
 }
 
 impl Runner {
+    /// The commands this client sends itself, outside scripts and transactions (the Node
+    /// module's kill also sends a ZREM of `_users` outside its MULTI when a user's last
+    /// session ends; left out, which only favours the Node module).
+    pub fn top_level_commands(&self) -> &'static [&'static str] {
+        match self {
+            Runner::Ours { .. } => &["evalsha", "multi", "exec"],
+            Runner::Node { .. } => &["hmget", "multi", "exec"],
+        }
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             Runner::Ours { .. } => "ours",
