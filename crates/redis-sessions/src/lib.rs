@@ -154,41 +154,33 @@ impl RedisSessions {
         } else {
             RedisStore::connect_cluster(&options.cluster, layout, expire_keys, timeouts).await?
         };
-        let mut rs = Self::with_backend(Backend::Redis(store), &options);
-        // The cache subscribes on one node: a PUBLISH in a cluster reaches every node.
-        let cache_client = match options.cluster.first() {
+        let cache = match options.cachetime {
+            0 => None,
+            seconds => Some(Self::start_cache(&options, seconds, channel).await?),
+        };
+        Ok(Self::with_backend(Backend::Redis(store), &options, cache))
+    }
+
+    /// Starts the cache and its subscriber, and gives the subscription a moment so the
+    /// cache serves from the first call. In a cluster it subscribes on one node: a PUBLISH
+    /// there reaches every node.
+    async fn start_cache(
+        options: &Options,
+        seconds: u64,
+        channel: String,
+    ) -> Result<(Arc<cache::Cache>, JoinHandle<()>)> {
+        let client = match options.cluster.first() {
             Some(seed) => redis::Client::open(seed.as_str()),
             None => options.redis_client(),
-        };
-        if options.cachetime > 0 {
-            let client = cache_client.map_err(Error::from)?;
-            let cache = cache::Cache::new(
-                std::time::Duration::from_secs(options.cachetime),
-                options.cachemax,
-            );
-            let subscriber = cache.subscribe(client, channel, options.connect_timeout);
-            // Give the subscription a moment, so the cache serves from the first call.
-            let deadline = tokio::time::Instant::now() + options.connect_timeout;
-            while !cache.is_subscribed() && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-            rs.with_cache(cache, subscriber);
         }
-        Ok(rs)
-    }
-    /// Attaches a cache to a store that has just been built (no clone exists yet).
-    fn with_cache(&mut self, cache: Arc<cache::Cache>, subscriber: JoinHandle<()>) {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => {
-                inner.cache = Some(cache);
-                inner
-                    .tasks
-                    .get_mut()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(subscriber);
-            }
-            None => subscriber.abort(),
+        .map_err(Error::from)?;
+        let cache = cache::Cache::new(std::time::Duration::from_secs(seconds), options.cachemax);
+        let subscriber = cache.subscribe(client, channel, options.connect_timeout);
+        let deadline = tokio::time::Instant::now() + options.connect_timeout;
+        while !cache.is_subscribed() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+        Ok((cache, subscriber))
     }
 
     /// The embedded store: the same behaviour in this process's memory, for tests, demos
@@ -196,19 +188,28 @@ impl RedisSessions {
     /// inside a tokio runtime when `wipe` is on. `cachetime` is ignored: the store is
     /// already in memory.
     pub fn in_memory(options: Options) -> Self {
-        Self::with_backend(Backend::Memory(memory_store::MemoryStore::new()), &options)
+        Self::with_backend(
+            Backend::Memory(memory_store::MemoryStore::new()),
+            &options,
+            None,
+        )
     }
 
-    fn with_backend(backend: Backend, options: &Options) -> Self {
+    fn with_backend(
+        backend: Backend,
+        options: &Options,
+        cache: Option<(Arc<cache::Cache>, JoinHandle<()>)>,
+    ) -> Self {
         let sweeper = options
             .wipe_interval()
             .map(|every| sweeper::spawn(backend.clone(), options.clock.clone(), every));
+        let (cache, subscriber) = cache.unzip();
         RedisSessions {
             inner: Arc::new(Inner {
                 backend,
                 clock: options.clock.clone(),
-                cache: None,
-                tasks: Mutex::new(sweeper.into_iter().collect()),
+                cache,
+                tasks: Mutex::new(sweeper.into_iter().chain(subscriber).collect()),
                 closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -373,7 +374,7 @@ impl RedisSessions {
     /// Kills every session whose time has come, now; returns how many. The background
     /// sweeper calls this every `wipe` seconds; tests and cron-like setups may call it.
     pub async fn sweep(&self) -> Result<u64> {
-        sweeper::sweep(self.backend()?, self.inner.clock.as_ref()).await
+        self.backend()?.sweep(self.now()).await
     }
 
     /// Drops this process's cached reply of a session it just wrote (read your own

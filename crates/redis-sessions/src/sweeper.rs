@@ -5,16 +5,10 @@
 //! than N times, and no single script holds Redis for long.
 
 use crate::clock::Clock;
-use crate::error::Result;
 use crate::store::Backend;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
-
-/// Kills every session whose time of death has come; returns how many.
-pub(crate) async fn sweep(backend: &Backend, clock: &dyn Clock) -> Result<u64> {
-    backend.sweep(clock.now()).await
-}
 
 /// Starts the periodic sweep; the task ends when its handle is aborted (quit or drop).
 pub(crate) fn spawn(backend: Backend, clock: Arc<dyn Clock>, every: Duration) -> JoinHandle<()> {
@@ -27,7 +21,7 @@ pub(crate) fn spawn(backend: Backend, clock: Arc<dyn Clock>, every: Duration) ->
             // fleet always gets the next one.
             let lease = every.mul_f64(0.9);
             match backend.try_sweep_lease(lease).await {
-                Ok(true) => match sweep(&backend, clock.as_ref()).await {
+                Ok(true) => match backend.sweep(clock.now()).await {
                     Ok(killed) => tracing::debug!(killed, "swept expired sessions"),
                     Err(err) => tracing::warn!(error = %err, "sweep failed"),
                 },
