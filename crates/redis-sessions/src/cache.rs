@@ -1,8 +1,15 @@
-//! The optional in-process cache of `get` replies, kept coherent across a fleet through the
-//! Node module's invalidation channel (`{ns}:cache`, message `{app}:{token}`).
+//! The optional in-process cache of `get` replies, kept coherent across a fleet through
+//! invalidation messages (`{app}:{token}`).
 //!
-//! Every write script publishes the sessions it touched, in Node's format, so Node
-//! processes with a cache and ours drop entries whichever side wrote. This process also
+//! Every write script announces the sessions it touched. In the Node layout it PUBLISHes
+//! on the Node module's channel (`{ns}:cache`), so Node processes with a cache and ours
+//! drop entries whichever side wrote. In the cluster layout it SPUBLISHes on its shard's
+//! channel (`{ns}:{tag}:cache`, in the shard's slot): a plain PUBLISH on a cluster is copied
+//! to every node over the cluster bus, whether anybody listens or not, while a shard
+//! channel's message stays on the shard's master and replicas. The cache then SSUBSCRIBEs
+//! every shard's channel through a cluster connection, which follows the slots; when a
+//! slot moves, Redis drops the subscriptions of its channel (`sunsubscribe`), the cache
+//! is dropped and serves nothing until that channel is subscribed again on its new node. This process also
 //! drops its own entries before a write returns (read your own writes). The cache only
 //! serves while its subscription is up: when the subscription drops, the whole cache is
 //! dropped and nothing is cached until it is back, so no stale entry survives an outage.
@@ -114,6 +121,17 @@ impl Cache {
             .invalidate_entries_if(move |key, _| key.starts_with(&prefix));
     }
 
+    /// The subscription was interrupted: serve nothing until it is whole again.
+    fn interrupted(&self, why: &str) {
+        if self.subscribed.swap(false, Ordering::SeqCst) {
+            tracing::warn!(
+                why,
+                "cache subscription interrupted; cache dropped, resubscribing"
+            );
+        }
+        self.flush();
+    }
+
     fn flush(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.entries.invalidate_all();
@@ -177,6 +195,82 @@ impl Cache {
             }
         })
     }
+}
+
+/// The subscriber of the cluster layout: one shard channel per shard, through a cluster
+/// connection in RESP3 whose pushes (messages, confirmations, disconnections) arrive on
+/// one queue. The cache serves only while every channel is confirmed.
+pub(crate) fn subscribe_sharded(
+    cache: &Arc<Cache>,
+    client: redis::cluster::ClusterClient,
+    channels: Vec<String>,
+    mut pushes: tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+    connect_timeout: Duration,
+) -> JoinHandle<()> {
+    let cache = Arc::clone(cache);
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(50);
+        let mut con = loop {
+            match tokio::time::timeout(connect_timeout, client.get_async_connection()).await {
+                Ok(Ok(con)) => break con,
+                Ok(Err(err)) => tracing::debug!(error = %err, "cache subscription failed"),
+                Err(_) => tracing::debug!("cache subscription timed out"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        };
+        let mut confirmed = std::collections::HashSet::new();
+        // Channels not confirmed are asked for again on every tick, so a subscription
+        // Redis dropped (slot moved) or one lost with a connection comes back by itself.
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    for channel in channels.iter().filter(|c| !confirmed.contains(*c)) {
+                        let asked =
+                            tokio::time::timeout(connect_timeout, con.ssubscribe(channel)).await;
+                        if !matches!(asked, Ok(Ok(()))) {
+                            tracing::debug!(channel, "cache shard subscription failed");
+                        }
+                    }
+                }
+                push = pushes.recv() => {
+                    let Some(push) = push else { return };
+                    let channel = push.data.first().and_then(|c| {
+                        redis::from_redis_value_ref::<String>(c).ok()
+                    });
+                    match (push.kind, channel) {
+                        (redis::PushKind::SMessage, _) => {
+                            if let Some(Ok(key)) =
+                                push.data.get(1).map(redis::from_redis_value_ref::<String>)
+                            {
+                                cache.invalidations.fetch_add(1, Ordering::Relaxed);
+                                cache.invalidate(&key);
+                            }
+                        }
+                        (redis::PushKind::SSubscribe, Some(channel)) => {
+                            confirmed.insert(channel);
+                            if confirmed.len() == channels.len() && !cache.is_subscribed() {
+                                // Writes may have been announced while we were not listening.
+                                cache.flush();
+                                cache.subscribed.store(true, Ordering::SeqCst);
+                            }
+                        }
+                        (redis::PushKind::SUnsubscribe, Some(channel)) => {
+                            confirmed.remove(&channel);
+                            cache.interrupted("a shard channel moved with its slot");
+                        }
+                        (redis::PushKind::Disconnection, _) => {
+                            confirmed.clear();
+                            cache.interrupted("a node connection was lost");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    })
 }
 
 async fn subscribed(

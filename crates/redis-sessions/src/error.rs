@@ -27,6 +27,25 @@ pub enum Error {
     /// A stored session could not be read (written by something that is not a session store).
     #[error("corrupt session data: {0}")]
     Corrupt(String),
+    /// The namespace was written with another layout (kind, shard count or key format)
+    /// than this process asks for. Serving it would answer `{}` for every existing token, so
+    /// the store refuses to start; changing the layout is a migration (see CLUSTER.md).
+    #[error("the namespace {namespace:?} holds the {stored}, but this process asks for the {asked}; change the options to match, or move the sessions (see CLUSTER.md: changing the shard count)")]
+    LayoutMismatch {
+        /// The namespace.
+        namespace: String,
+        /// What the namespace's layout record holds.
+        stored: crate::layout::LayoutRecord,
+        /// What this process's options ask for.
+        asked: crate::layout::LayoutRecord,
+    },
+    /// An index kept changing between the read of its members and the script that acts
+    /// on them (cluster layout: e.g. a user created sessions while killsoid ran). Nothing
+    /// was changed by the attempts; worth retrying.
+    #[error(
+        "the sessions of {0} kept changing while they were read; nothing was changed, try again"
+    )]
+    Contended(String),
     /// The store was shut down with `quit()`.
     #[error("the session store was closed")]
     Closed,
@@ -42,6 +61,8 @@ impl Error {
             Error::Unavailable(_) => "redisUnavailable",
             Error::Redis(_) => "redisError",
             Error::Corrupt(_) => "corruptSession",
+            Error::LayoutMismatch { .. } => "layoutMismatch",
+            Error::Contended(_) => "contended",
             Error::Closed => "closed",
         }
     }
@@ -56,7 +77,10 @@ impl Error {
 
     /// True when the backend could not be reached (HTTP 503): worth retrying later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::Closed)
+        matches!(
+            self,
+            Error::Unavailable(_) | Error::Closed | Error::Contended(_)
+        )
     }
 }
 

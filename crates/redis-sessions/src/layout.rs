@@ -75,6 +75,41 @@ impl Shard {
     pub fn expiries(&self) -> String {
         format!("{}SESSIONS", self.prefix)
     }
+
+    /// `{ns}:{tag}:cache` — the shard's channel of cache invalidations (cluster layout):
+    /// its hash tag puts it in the shard's slot, so an SPUBLISH reaches only the shard's
+    /// master and replicas.
+    pub fn cache_channel(&self) -> String {
+        format!("{}cache", self.prefix)
+    }
+}
+
+/// The version of the key format recorded with the layout; it changes only when a release
+/// lays keys out differently, so that processes of two formats never share a namespace.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// What the layout record (`{ns}:{layout}`) holds: the layout a namespace was written with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutRecord {
+    /// `node` or `sharded`.
+    pub kind: String,
+    /// Shards (1 in the Node layout).
+    pub shards: u16,
+    /// [`LAYOUT_VERSION`] of the process that wrote it first.
+    pub version: u32,
+}
+
+impl std::fmt::Display for LayoutRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} layout, {} shard{}, version {}",
+            self.kind,
+            self.shards,
+            if self.shards == 1 { "" } else { "s" },
+            self.version
+        )
+    }
 }
 
 /// The key names of one namespace.
@@ -148,9 +183,42 @@ impl Layout {
             .then(|| [TOKEN_ALPHABET[index / 61 % 61], TOKEN_ALPHABET[index % 61]])
     }
 
-    /// `{ns}:cache` — the pub/sub channel of cache invalidations.
+    /// `{ns}:cache` — the pub/sub channel of cache invalidations of the Node layout (the
+    /// Node module's).
     pub fn cache_channel(&self) -> String {
         format!("{}:cache", self.namespace)
+    }
+
+    /// The channel a write to `shard` announces itself on, with its command as the first
+    /// character (see lua/lib/announce.lua): `P{ns}:cache` in the Node layout, where Node
+    /// processes listen; `S{ns}:{tag}:cache` (SPUBLISH) in the cluster layout, because a
+    /// plain PUBLISH on a cluster is copied to every node over the cluster bus.
+    pub fn invalidation_spec(&self, shard: &Shard) -> String {
+        if self.clustered {
+            format!("S{}", shard.cache_channel())
+        } else {
+            format!("P{}", self.cache_channel())
+        }
+    }
+
+    /// `{ns}:{layout}` — the record of the layout the namespace was written with. The hash
+    /// tag gives it one fixed slot whatever the shard count; Node processes never read it.
+    pub fn record_key(&self) -> String {
+        format!("{}:{{layout}}", self.namespace)
+    }
+
+    /// What this layout records (and expects to find recorded).
+    pub fn record(&self) -> LayoutRecord {
+        LayoutRecord {
+            kind: if self.clustered { "sharded" } else { "node" }.to_owned(),
+            shards: self.shards.len() as u16,
+            version: LAYOUT_VERSION,
+        }
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// `{ns}:SESSIONS:sweeper` — a short lease so that one process of a fleet sweeps at a time.

@@ -147,35 +147,52 @@ impl RedisSessions {
             connect: options.connect_timeout,
             response: options.response_timeout,
         };
-        let channel = layout.cache_channel();
         let store = if options.cluster.is_empty() {
             let client = options.redis_client().map_err(Error::from)?;
-            RedisStore::connect(client, layout, expire_keys, timeouts).await?
+            RedisStore::connect(client, layout.clone(), expire_keys, timeouts).await?
         } else {
-            RedisStore::connect_cluster(&options.cluster, layout, expire_keys, timeouts).await?
+            RedisStore::connect_cluster(
+                &options.cluster,
+                layout.clone(),
+                expire_keys,
+                timeouts,
+                options.read_from_replicas,
+            )
+            .await?
         };
         let cache = match options.cachetime {
             0 => None,
-            seconds => Some(Self::start_cache(&options, seconds, channel).await?),
+            seconds => Some(Self::start_cache(&options, seconds, &layout).await?),
         };
         Ok(Self::with_backend(Backend::Redis(store), &options, cache))
     }
 
     /// Starts the cache and its subscriber, and gives the subscription a moment so the
-    /// cache serves from the first call. In a cluster it subscribes on one node: a PUBLISH
-    /// there reaches every node.
+    /// cache serves from the first call. On one Redis it SUBSCRIBEs the Node module's
+    /// channel; on a cluster it SSUBSCRIBEs every shard's channel (see cache.rs).
     async fn start_cache(
         options: &Options,
         seconds: u64,
-        channel: String,
+        layout: &layout::Layout,
     ) -> Result<(Arc<cache::Cache>, JoinHandle<()>)> {
-        let client = match options.cluster.first() {
-            Some(seed) => redis::Client::open(seed.as_str()),
-            None => options.redis_client(),
-        }
-        .map_err(Error::from)?;
         let cache = cache::Cache::new(std::time::Duration::from_secs(seconds), options.cachemax);
-        let subscriber = cache.subscribe(client, channel, options.connect_timeout);
+        let subscriber = if options.cluster.is_empty() {
+            let client = options.redis_client().map_err(Error::from)?;
+            cache.subscribe(client, layout.cache_channel(), options.connect_timeout)
+        } else {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let client = redis::cluster::ClusterClientBuilder::new(
+                options.cluster.iter().map(String::as_str),
+            )
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(tx)
+            .connection_timeout(options.connect_timeout)
+            .response_timeout(options.response_timeout)
+            .build()
+            .map_err(Error::from)?;
+            let channels = layout.shards().iter().map(|s| s.cache_channel()).collect();
+            cache::subscribe_sharded(&cache, client, channels, rx, options.connect_timeout)
+        };
         let deadline = tokio::time::Instant::now() + options.connect_timeout;
         while !cache.is_subscribed() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -67,6 +67,11 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// How long a call may wait for Redis' answer before it fails.
     pub response_timeout: Duration,
+    /// Send soid, soapp and activity to replicas (Redis Cluster only; ignored on one
+    /// Redis). They then may miss the writes of the last moments (replication lag, usually
+    /// below a millisecond), and take their load off the masters. Off by default. Writes,
+    /// get, and the reads that come before a write always go to the masters.
+    pub read_from_replicas: bool,
     /// The source of "now"; tests use a [`ManualClock`](crate::ManualClock).
     pub clock: Arc<dyn Clock>,
 }
@@ -86,6 +91,7 @@ impl Default for Options {
             key_layout: None,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
+            read_from_replicas: false,
             clock: Arc::new(SystemClock),
         }
     }
@@ -127,6 +133,11 @@ impl Options {
     /// Runs on a Redis Cluster reached through these seed nodes.
     pub fn cluster<S: Into<String>>(mut self, nodes: impl IntoIterator<Item = S>) -> Self {
         self.cluster = nodes.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Sends soid, soapp and activity to replicas (see the field's docs).
+    pub fn read_from_replicas(mut self, on: bool) -> Self {
+        self.read_from_replicas = on;
         self
     }
     /// Chooses the key layout.

@@ -20,13 +20,45 @@ pub struct Commands {
 
 /// `EVALSHA sha numkeys keys…` — arguments follow.
 fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
+    eval_verb("EVALSHA", script, keys)
+}
+
+/// `{verb} sha numkeys keys…`: EVALSHA, or EVALSHA_RO for the read-only scripts of the
+/// cluster layout (Redis ≥ 7), which a replica may answer.
+fn eval_verb(verb: &str, script: &Script, keys: &[&str]) -> Cmd {
     // Room for the keys and the usual arguments, so building the command does not regrow.
     let mut cmd = Cmd::with_capacity(2 + keys.len() + 8, 512);
-    cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys.len());
+    cmd.arg(verb).arg(script.get_hash()).arg(keys.len());
     for key in keys {
         cmd.arg(*key);
     }
     cmd
+}
+
+/// How a script that acts on an index's members gets them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Members<'a> {
+    /// The script reads them itself and names their keys in Lua: one round trip, for the
+    /// Node layout on one Redis (where undeclared keys are allowed).
+    Read,
+    /// The caller read them first and the script gets them with every key declared: the
+    /// cluster layout, whose scripts may touch only declared keys (checked by Redis before
+    /// the script runs, so that a slot migration stops it before it starts, never half way).
+    Given(&'a [String]),
+}
+
+/// A session of an index member `{token}:{id}` (`_sessions`) or `{app}:{token}:{id}`
+/// (`SESSIONS`), or None for a member of another shape.
+pub(crate) fn split_session_member(member: &str) -> Option<(&str, &str)> {
+    member.split_once(':')
+}
+
+/// `{app}:{token}:{id}` → (app, token, id), as sweep.lua cuts it (a token is 64 characters).
+pub(crate) fn split_expiry_member(member: &str) -> Option<(&str, &str, &str)> {
+    let (app, rest) = member.split_once(':')?;
+    let token = rest.get(..64)?;
+    let id = rest.get(64..)?.strip_prefix(':')?;
+    Some((app, token, id))
 }
 
 impl Commands {
@@ -61,7 +93,7 @@ impl Commands {
             .arg(app)
             .arg(token)
             .arg(l.user_sessions_prefix(app))
-            .arg(self.layout.cache_channel())
+            .arg(self.layout.invalidation_spec(l))
             .arg(if self.expire_keys { "1" } else { "0" });
         cmd
     }
@@ -161,64 +193,266 @@ impl Commands {
         cmd
     }
 
+    /// kill in one round trip: the script names the id's `us:` set itself (Node layout).
     pub(crate) fn kill(&self, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
         self.session_call(&self.scripts.kill, l, app, token, now)
     }
 
-    pub(crate) fn killsoid(&self, l: &Shard, app: &str, id: &str) -> Cmd {
+    /// kill with every key declared: `id` was read from the hash first (cluster layout).
+    pub(crate) fn kill_declared(
+        &self,
+        l: &Shard,
+        app: &str,
+        token: &str,
+        id: &str,
+        now: i64,
+    ) -> Cmd {
         let mut cmd = evalsha(
-            &self.scripts.killsoid,
+            &self.scripts.kill,
             &[
-                &l.user_sessions(app, id),
+                &l.session(app, token),
                 &l.app_sessions(app),
                 &l.app_users(app),
                 &l.expiries(),
+                &l.user_sessions(app, id),
             ],
         );
+        cmd.arg(now)
+            .arg(app)
+            .arg(token)
+            .arg(l.user_sessions_prefix(app))
+            .arg(self.layout.invalidation_spec(l))
+            .arg(if self.expire_keys { "1" } else { "0" });
+        cmd
+    }
+
+    /// `HGET hash id` — kill's first read in the cluster layout.
+    pub(crate) fn session_id(&self, l: &Shard, app: &str, token: &str) -> Cmd {
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(l.session(app, token)).arg("id");
+        cmd
+    }
+
+    /// `SMEMBERS us:{id}` — the first read of killsoid and soid in the cluster layout.
+    pub(crate) fn user_tokens(&self, l: &Shard, app: &str, id: &str) -> Cmd {
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(l.user_sessions(app, id));
+        cmd
+    }
+
+    /// killsoid: with `Members::Given`, `whole` says the tokens are the whole set as read.
+    pub(crate) fn killsoid(
+        &self,
+        l: &Shard,
+        app: &str,
+        id: &str,
+        tokens: Members<'_>,
+        whole: bool,
+        batch: usize,
+    ) -> Cmd {
+        let us = l.user_sessions(app, id);
+        let mut keys = vec![us, l.app_sessions(app), l.app_users(app), l.expiries()];
+        if let Members::Given(tokens) = tokens {
+            keys.extend(tokens.iter().map(|t| l.session(app, t)));
+        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut cmd = evalsha(&self.scripts.killsoid, &keys);
         cmd.arg(app)
             .arg(id)
             .arg(l.app_prefix(app))
-            .arg(self.layout.cache_channel());
+            .arg(self.layout.invalidation_spec(l));
+        match tokens {
+            Members::Read => {
+                cmd.arg("read").arg(batch);
+            }
+            Members::Given(tokens) => {
+                cmd.arg(if whole { "whole" } else { "part" });
+                for t in tokens {
+                    cmd.arg(t);
+                }
+            }
+        }
         cmd
     }
 
-    pub(crate) fn killall_batch(&self, l: &Shard, app: &str, batch: usize) -> Cmd {
-        let mut cmd = evalsha(
-            &self.scripts.killall,
-            &[&l.app_sessions(app), &l.app_users(app), &l.expiries()],
-        );
-        cmd.arg(batch)
-            .arg(app)
+    /// `ZRANGE _sessions 0 batch-1` — killall's first read in the cluster layout.
+    pub(crate) fn app_members(&self, l: &Shard, app: &str, batch: usize) -> Cmd {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(l.app_sessions(app))
+            .arg(0)
+            .arg(batch.saturating_sub(1));
+        cmd
+    }
+
+    pub(crate) fn killall_batch(
+        &self,
+        l: &Shard,
+        app: &str,
+        members: Members<'_>,
+        batch: usize,
+    ) -> Cmd {
+        let mut keys = vec![l.app_sessions(app), l.app_users(app), l.expiries()];
+        if let Members::Given(members) = members {
+            let mut ids = std::collections::BTreeSet::new();
+            for (token, id) in members.iter().filter_map(|m| split_session_member(m)) {
+                keys.push(l.session(app, token));
+                ids.insert(id);
+            }
+            keys.extend(ids.into_iter().map(|id| l.user_sessions(app, id)));
+        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut cmd = evalsha(&self.scripts.killall, &keys);
+        cmd.arg(app)
             .arg(l.app_prefix(app))
             .arg(l.user_sessions_prefix(app))
-            .arg(self.layout.cache_channel());
+            .arg(self.layout.invalidation_spec(l));
+        match members {
+            Members::Read => {
+                cmd.arg("read").arg(batch);
+            }
+            Members::Given(members) => {
+                cmd.arg("given").arg(batch);
+                for m in members {
+                    cmd.arg(m);
+                }
+            }
+        }
         cmd
     }
 
+    /// `ZCOUNT _users since +inf`.
     pub(crate) fn activity(&self, l: &Shard, app: &str, since: i64) -> Cmd {
         let mut cmd = redis::cmd("ZCOUNT");
         cmd.arg(l.app_users(app)).arg(since).arg("+inf");
         cmd
     }
 
-    pub(crate) fn soid(&self, l: &Shard, app: &str, id: &str) -> Cmd {
-        let mut cmd = evalsha(&self.scripts.soid, &[&l.user_sessions(app, id)]);
+    /// soid: EVALSHA in the Node layout (Redis < 7 stays supported), EVALSHA_RO with every
+    /// key declared in the cluster layout.
+    pub(crate) fn soid(&self, l: &Shard, app: &str, id: &str, tokens: Members<'_>) -> Cmd {
+        let mut keys = vec![l.user_sessions(app, id)];
+        if let Members::Given(tokens) = tokens {
+            keys.extend(tokens.iter().map(|t| l.session(app, t)));
+        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut cmd = eval_verb(self.read_verb(), &self.scripts.soid, &keys);
         cmd.arg(l.app_prefix(app));
+        match tokens {
+            Members::Read => {
+                cmd.arg("read");
+            }
+            Members::Given(tokens) => {
+                cmd.arg("given");
+                for t in tokens {
+                    cmd.arg(t);
+                }
+            }
+        }
         cmd
     }
 
-    pub(crate) fn soapp(&self, l: &Shard, app: &str, since: i64) -> Cmd {
-        let mut cmd = evalsha(&self.scripts.soapp, &[&l.app_sessions(app)]);
+    /// `ZREVRANGEBYSCORE _sessions +inf since` — soapp's first read in the cluster layout.
+    pub(crate) fn active_members(&self, l: &Shard, app: &str, since: i64) -> Cmd {
+        let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
+        cmd.arg(l.app_sessions(app)).arg("+inf").arg(since);
+        cmd
+    }
+
+    pub(crate) fn soapp(&self, l: &Shard, app: &str, since: i64, members: Members<'_>) -> Cmd {
+        let mut keys = vec![l.app_sessions(app)];
+        if let Members::Given(members) = members {
+            keys.extend(
+                members
+                    .iter()
+                    .map(|m| l.session(app, split_session_member(m).map_or(m.as_str(), |p| p.0))),
+            );
+        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut cmd = eval_verb(self.read_verb(), &self.scripts.soapp, &keys);
         cmd.arg(since).arg(l.app_prefix(app));
+        match members {
+            Members::Read => {
+                cmd.arg("read");
+            }
+            Members::Given(members) => {
+                cmd.arg("given");
+                for m in members {
+                    cmd.arg(m);
+                }
+            }
+        }
         cmd
     }
 
-    pub(crate) fn sweep_batch(&self, l: &Shard, now: i64, batch: usize) -> Cmd {
-        let mut cmd = evalsha(&self.scripts.sweep, &[&l.expiries()]);
+    /// `ZRANGEBYSCORE SESSIONS -inf now LIMIT 0 batch` — the sweep's first read in the
+    /// cluster layout.
+    pub(crate) fn due_members(&self, l: &Shard, now: i64, batch: usize) -> Cmd {
+        let mut cmd = redis::cmd("ZRANGEBYSCORE");
+        cmd.arg(l.expiries())
+            .arg("-inf")
+            .arg(now)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(batch);
+        cmd
+    }
+
+    pub(crate) fn sweep_batch(
+        &self,
+        l: &Shard,
+        now: i64,
+        members: Members<'_>,
+        batch: usize,
+    ) -> Cmd {
+        let mut keys = vec![l.expiries()];
+        if let Members::Given(members) = members {
+            let mut per_app = std::collections::BTreeSet::new();
+            for (app, token, id) in members.iter().filter_map(|m| split_expiry_member(m)) {
+                keys.push(l.session(app, token));
+                per_app.insert((app, None));
+                per_app.insert((app, Some(id)));
+            }
+            for (app, id) in per_app {
+                match id {
+                    None => keys.extend([l.app_sessions(app), l.app_users(app)]),
+                    Some(id) => keys.push(l.user_sessions(app, id)),
+                }
+            }
+        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut cmd = evalsha(&self.scripts.sweep, &keys);
         cmd.arg(now)
             .arg(batch)
             .arg(l.prefix())
-            .arg(self.layout.cache_channel());
+            .arg(self.layout.invalidation_spec(l));
+        match members {
+            Members::Read => {
+                cmd.arg("read");
+            }
+            Members::Given(members) => {
+                cmd.arg("given");
+                for m in members {
+                    cmd.arg(m);
+                }
+            }
+        }
+        cmd
+    }
+
+    /// The verb of the read-only scripts (soid, soapp).
+    fn read_verb(&self) -> &'static str {
+        if self.layout.is_clustered() {
+            "EVALSHA_RO"
+        } else {
+            "EVALSHA"
+        }
+    }
+
+    /// Records the layout on first use, and returns what is recorded (see layout.lua).
+    pub(crate) fn layout_record(&self) -> Cmd {
+        let record = self.layout.record();
+        let mut cmd = evalsha(&self.scripts.layout, &[&self.layout.record_key()]);
+        cmd.arg(record.kind).arg(record.shards).arg(record.version);
         cmd
     }
 

@@ -1,8 +1,19 @@
-//! The Redis store: each operation is one round trip and atomic — a Lua script (EVALSHA)
-//! where it must read before it writes, a MULTI/EXEC where it only writes (create, which
-//! Redis runs faster than a script). In the cluster layout every call touches one hash
-//! slot; the operations over a whole app (activity, soapp, killall, the sweep) ask every
-//! shard in parallel and combine the answers.
+//! The Redis store: each operation is atomic — a Lua script (EVALSHA) where it must read
+//! before it writes, a MULTI/EXEC where it only writes (create, which Redis runs faster
+//! than a script). In the cluster layout every call touches one hash slot; the operations
+//! over a whole app (activity, soapp, killall, the sweep) ask every shard in parallel and
+//! combine the answers.
+//!
+//! Round trips. In the Node layout (one Redis) every operation is one round trip: the
+//! scripts of kill, killsoid, killall, soid, soapp and the sweep read an index and name the
+//! keys of its members in Lua. A cluster allows a script only the keys it declares (while
+//! a slot migrates, an undeclared key that has moved stops the script half way, its first
+//! writes done), so in the cluster layout those operations take two: a plain read of the
+//! index (HGET id, SMEMBERS, ZRANGE, ZRANGEBYSCORE), then the script with every key
+//! declared. The script checks the index again: killsoid and soid get a "retry" answer,
+//! without any change, when a session was added since the read, and read again (at most
+//! [`RETRIES`] times); killall, soapp and the sweep act on the members still there. create,
+//! get, set and activity stay one round trip in both layouts.
 
 pub(crate) mod commands;
 mod connection;
@@ -12,7 +23,7 @@ use crate::error::Result;
 use crate::layout::{Layout, Shard};
 use crate::session::{Data, Record};
 use crate::store::NewSession;
-use commands::Commands;
+use commands::{Commands, Members};
 pub(crate) use connection::Connection;
 use futures_util::future::try_join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -22,13 +33,25 @@ use std::time::Duration;
 /// Fields as HMGET returns them, or nil for a missing/dead session.
 type Fields = Option<Vec<Option<String>>>;
 
-/// Most sessions one killall or sweep script handles: bounds how long it holds Redis.
+/// Most sessions one killall, killsoid or sweep script handles: bounds how long it holds
+/// Redis.
 pub(crate) const BATCH: usize = 1000;
+
+/// Reads of an index a killsoid or soid makes before it gives up with
+/// [`Error::Contended`](crate::Error::Contended): each retry means a session of that very
+/// user was created between the read and the script, a rare race.
+pub(crate) const RETRIES: usize = 5;
+
+/// Most scripts one killsoid runs (BATCH sessions each).
+const MAX_ROUNDS: usize = 1000;
 
 /// Sessions in one Redis server or one Redis Cluster.
 #[derive(Clone)]
 pub(crate) struct RedisStore {
     con: Connection,
+    /// Where soid, soapp and activity go: `con`, or a connection that reads from replicas
+    /// when the caller accepts slightly stale answers (cluster only).
+    reads: Connection,
     commands: Commands,
 }
 
@@ -56,38 +79,86 @@ impl RedisStore {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         let con = ConnectionManager::new_with_config(client, config).await?;
-        Self::with_connection(Connection::Single(con), layout, expire_keys)
+        Self::with_connection(Connection::Single(con), None, layout, expire_keys)
             .load_scripts()
+            .await?
+            .check_layout()
             .await
     }
 
     /// A store on a Redis Cluster, from a list of seed nodes.
+    /// With `read_from_replicas`, soid, soapp and activity go to replicas.
     pub async fn connect_cluster(
         nodes: &[String],
         layout: Layout,
         expire_keys: bool,
         timeouts: Timeouts,
+        read_from_replicas: bool,
     ) -> Result<Self> {
-        let client = redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
-            .connection_timeout(timeouts.connect)
-            .response_timeout(timeouts.response)
-            // A failover takes a few seconds and a slot migration some hundred ms: retry
-            // through them rather than fail the call.
-            .retries(10)
-            .min_retry_wait(50)
-            .max_retry_wait(1000)
-            .build()?;
-        let con = client.get_async_connection().await?;
-        Self::with_connection(Connection::Cluster(con), layout, expire_keys)
+        let builder = || {
+            redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                .connection_timeout(timeouts.connect)
+                .response_timeout(timeouts.response)
+                // A failover takes a few seconds and a slot migration some hundred ms: retry
+                // through them rather than fail the call.
+                .retries(10)
+                .min_retry_wait(50)
+                .max_retry_wait(1000)
+        };
+        let con = builder().build()?.get_async_connection().await?;
+        // A second connection, so that only the calls that accept stale answers read from
+        // replicas: the reads that come before a write (kill, killsoid, killall, the sweep)
+        // must see the master's index.
+        let reads = match read_from_replicas {
+            true => Some(Connection::Cluster(
+                builder()
+                    .read_routing_strategy(redis::cluster_read_routing::RandomReplicaStrategy)
+                    .build()?
+                    .get_async_connection()
+                    .await?,
+            )),
+            false => None,
+        };
+        Self::with_connection(Connection::Cluster(con), reads, layout, expire_keys)
             .load_scripts()
+            .await?
+            .check_layout()
             .await
     }
 
-    fn with_connection(con: Connection, layout: Layout, expire_keys: bool) -> Self {
+    fn with_connection(
+        con: Connection,
+        reads: Option<Connection>,
+        layout: Layout,
+        expire_keys: bool,
+    ) -> Self {
         RedisStore {
+            reads: reads.unwrap_or_else(|| con.clone()),
             con,
             commands: Commands::new(layout, expire_keys),
         }
+    }
+
+    /// Records the layout in the namespace on first use; refuses a namespace written with
+    /// another one (a shard count changed by a restart would lose every session silently).
+    async fn check_layout(self) -> Result<Self> {
+        let cmd = self.commands.layout_record();
+        let (kind, shards, version): (String, Option<u16>, Option<u32>) =
+            self.eval(&self.commands.scripts().layout, cmd).await?;
+        let stored = crate::layout::LayoutRecord {
+            kind,
+            shards: shards.unwrap_or(0),
+            version: version.unwrap_or(0),
+        };
+        let asked = self.layout().record();
+        if stored != asked {
+            return Err(crate::Error::LayoutMismatch {
+                namespace: self.layout().namespace().to_owned(),
+                stored,
+                asked,
+            });
+        }
+        Ok(self)
     }
 
     /// Loads every script now (on every master of a cluster), so the first calls need no
@@ -107,11 +178,22 @@ impl RedisStore {
     /// script and sends it once more.
     async fn eval<T: FromRedisValue>(&self, script: &Script, cmd: Cmd) -> Result<T> {
         match self.con.query(&cmd).await {
-            Err(err)
-                if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-            {
+            Err(err) if is_noscript(&err) => {
                 self.con.load(script).await?;
                 Ok(self.con.query(&cmd).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Sends a read-only script call on the reads connection; on NOSCRIPT sends it once
+    /// more as EVAL_RO with the script's source, which also caches the script on the node
+    /// that answered (SCRIPT LOAD reaches only masters, and a replica may be the one asked).
+    async fn eval_read<T: FromRedisValue>(&self, script: &Script, cmd: Cmd) -> Result<T> {
+        match self.reads.query(&cmd).await {
+            Err(err) if is_noscript(&err) => {
+                let source = self.commands.scripts().source(script).unwrap_or_default();
+                Ok(self.reads.query(&with_source(&cmd, source)).await?)
             }
             other => Ok(other?),
         }
@@ -155,19 +237,77 @@ impl RedisStore {
         fields.map_or(Ok(None), Record::from_fields)
     }
 
+    /// Node layout: one round trip. Cluster layout: the hash's id is read first, so the
+    /// script can declare the id's `us:` set.
     pub async fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
         let Some(shard) = self.layout().shard_for_token(token) else {
             return Ok(false);
         };
-        let cmd = self.commands.kill(shard, app, token, now);
-        let killed: i64 = self.eval(&self.commands.scripts().kill, cmd).await?;
-        Ok(killed == 1)
+        if !self.layout().is_clustered() {
+            let cmd = self.commands.kill(shard, app, token, now);
+            let killed: i64 = self.eval(&self.commands.scripts().kill, cmd).await?;
+            return Ok(killed == 1);
+        }
+        for _ in 0..RETRIES {
+            let id: Option<String> = self
+                .con
+                .query(&self.commands.session_id(shard, app, token))
+                .await?;
+            let Some(id) = id else {
+                return Ok(false);
+            };
+            let cmd = self.commands.kill_declared(shard, app, token, &id, now);
+            match self.eval::<i64>(&self.commands.scripts().kill, cmd).await? {
+                -1 => continue,
+                killed => return Ok(killed == 1),
+            }
+        }
+        Err(crate::Error::Contended("a token".into()))
     }
 
+    /// "Log out everywhere". Cluster layout: the id's set is read first; the script acts
+    /// only when it holds no token the read missed, so a call that fails changes nothing.
+    /// Atomic for up to [`BATCH`] sessions of one id; more go in several scripts.
     pub async fn killsoid(&self, app: &str, id: &str) -> Result<u64> {
         let shard = &self.layout().shards()[self.layout().shard_for_id(id)];
-        let cmd = self.commands.killsoid(shard, app, id);
-        self.eval(&self.commands.scripts().killsoid, cmd).await
+        let script = &self.commands.scripts().killsoid;
+        let mut total = 0;
+        let mut retries = 0;
+        // A set larger than BATCH takes several scripts; the bound stops a loop that
+        // another process feeds with new sessions of this id.
+        for _ in 0..MAX_ROUNDS {
+            let (killed, left): (i64, u64) = if self.layout().is_clustered() {
+                let mut tokens: Vec<String> = self
+                    .con
+                    .query(&self.commands.user_tokens(shard, app, id))
+                    .await?;
+                if tokens.is_empty() {
+                    return Ok(total);
+                }
+                let whole = tokens.len() <= BATCH;
+                tokens.truncate(BATCH);
+                let given = Members::Given(&tokens);
+                let cmd = self.commands.killsoid(shard, app, id, given, whole, BATCH);
+                self.eval(script, cmd).await?
+            } else {
+                let cmd = self
+                    .commands
+                    .killsoid(shard, app, id, Members::Read, true, BATCH);
+                self.eval(script, cmd).await?
+            };
+            if killed < 0 {
+                retries += 1;
+                if retries >= RETRIES {
+                    return Err(crate::Error::Contended(format!("one id in {app}")));
+                }
+                continue;
+            }
+            total += killed as u64;
+            if left == 0 {
+                return Ok(total);
+            }
+        }
+        Ok(total)
     }
 
     /// Every session of an app, shard by shard in parallel, in bounded batches.
@@ -175,7 +315,17 @@ impl RedisStore {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let mut total = 0;
             loop {
-                let cmd = self.commands.killall_batch(shard, app, BATCH);
+                let cmd = if self.layout().is_clustered() {
+                    let members: Vec<String> = self
+                        .con
+                        .query(&self.commands.app_members(shard, app, BATCH))
+                        .await?;
+                    self.commands
+                        .killall_batch(shard, app, Members::Given(&members), BATCH)
+                } else {
+                    self.commands
+                        .killall_batch(shard, app, Members::Read, BATCH)
+                };
                 let (removed, left): (u64, u64) =
                     self.eval(&self.commands.scripts().killall, cmd).await?;
                 total += removed;
@@ -191,7 +341,7 @@ impl RedisStore {
     pub async fn activity(&self, app: &str, since: i64) -> Result<u64> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let count: u64 = self
-                .con
+                .reads
                 .query(&self.commands.activity(shard, app, since))
                 .await?;
             Ok::<u64, crate::Error>(count)
@@ -199,21 +349,58 @@ impl RedisStore {
         Ok(try_join_all(per_shard).await?.into_iter().sum())
     }
 
+    /// Cluster layout: the id's set is read first, and read again when the script finds a
+    /// token the read missed.
     pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<Record>> {
         let shard = &self.layout().shards()[self.layout().shard_for_id(id)];
-        let cmd = self.commands.soid(shard, app, id);
-        records(self.eval(&self.commands.scripts().soid, cmd).await?)
+        let script = &self.commands.scripts().soid;
+        if !self.layout().is_clustered() {
+            let cmd = self.commands.soid(shard, app, id, Members::Read);
+            let reply: redis::Value = self.eval_read(script, cmd).await?;
+            return records(checked_rows(reply)?.unwrap_or_default());
+        }
+        for _ in 0..RETRIES {
+            let tokens: Vec<String> = self
+                .reads
+                .query(&self.commands.user_tokens(shard, app, id))
+                .await?;
+            if tokens.is_empty() {
+                return Ok(Vec::new());
+            }
+            let cmd = self.commands.soid(shard, app, id, Members::Given(&tokens));
+            let reply: redis::Value = self.eval_read(script, cmd).await?;
+            if let Some(rows) = checked_rows(reply)? {
+                return records(rows);
+            }
+        }
+        Err(crate::Error::Contended(format!("one id in {app}")))
     }
 
-    /// Sessions active since `since`, most recent first (merged across shards).
+    /// Sessions active since `since`, most recent first (merged across shards). Cluster
+    /// layout: each shard's members are read first; a session added after that read is
+    /// not listed, one killed after it is left out.
     pub async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
+        let script = &self.commands.scripts().soapp;
         let per_shard = self
             .layout()
             .shards()
             .iter()
             .map(|shard: &Shard| async move {
-                let cmd = self.commands.soapp(shard, app, since);
-                records(self.eval(&self.commands.scripts().soapp, cmd).await?)
+                if !self.layout().is_clustered() {
+                    let cmd = self.commands.soapp(shard, app, since, Members::Read);
+                    return records(self.eval_read(script, cmd).await?);
+                }
+                let members: Vec<String> = self
+                    .reads
+                    .query(&self.commands.active_members(shard, app, since))
+                    .await?;
+                if members.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let cmd = self
+                    .commands
+                    .soapp(shard, app, since, Members::Given(&members));
+                records(self.eval_read(script, cmd).await?)
             });
         let mut all: Vec<Record> = try_join_all(per_shard)
             .await?
@@ -231,10 +418,28 @@ impl RedisStore {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let mut total = 0;
             loop {
-                let cmd = self.commands.sweep_batch(shard, now, BATCH);
+                let (cmd, read) = if self.layout().is_clustered() {
+                    let members: Vec<String> = self
+                        .con
+                        .query(&self.commands.due_members(shard, now, BATCH))
+                        .await?;
+                    if members.is_empty() {
+                        return Ok::<u64, crate::Error>(total);
+                    }
+                    let read = members.len();
+                    let cmd =
+                        self.commands
+                            .sweep_batch(shard, now, Members::Given(&members), BATCH);
+                    (cmd, Some(read))
+                } else {
+                    (
+                        self.commands.sweep_batch(shard, now, Members::Read, BATCH),
+                        None,
+                    )
+                };
                 let killed: u64 = self.eval(&self.commands.scripts().sweep, cmd).await?;
                 total += killed;
-                if (killed as usize) < BATCH {
+                if read.unwrap_or(killed as usize) < BATCH {
                     return Ok::<u64, crate::Error>(total);
                 }
             }
@@ -252,6 +457,42 @@ impl RedisStore {
     pub async fn ping(&self) -> Result<String> {
         Ok(self.con.query(&redis::cmd("PING")).await?)
     }
+}
+
+/// soid's reply: `{1, rows}` → the rows; `{0}` (read again) → None.
+fn checked_rows(reply: redis::Value) -> Result<Option<Vec<Vec<Option<String>>>>> {
+    match reply {
+        redis::Value::Array(mut items) if items.len() == 2 => {
+            let rows = items.pop().unwrap_or(redis::Value::Nil);
+            Ok(Some(
+                redis::from_redis_value(rows).map_err(redis::RedisError::from)?,
+            ))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn is_noscript(err: &redis::RedisError) -> bool {
+    err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
+/// `EVALSHA[_RO] sha numkeys …` → `EVAL[_RO] source numkeys …`.
+fn with_source(cmd: &Cmd, source: &str) -> Cmd {
+    let mut args = cmd.args_iter().filter_map(|arg| match arg {
+        redis::Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    });
+    let verb = args.next().unwrap_or_default();
+    let mut out = redis::cmd(if verb.ends_with(b"_RO") {
+        "EVAL_RO"
+    } else {
+        "EVAL"
+    });
+    out.arg(source);
+    for arg in args.skip(1) {
+        out.arg(arg);
+    }
+    out
 }
 
 fn records(rows: Vec<Vec<Option<String>>>) -> Result<Vec<Record>> {

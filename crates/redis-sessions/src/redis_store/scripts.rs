@@ -5,8 +5,8 @@ use redis::Script;
 
 /// Shared helpers (see lua/lib/README.md); each script gets only the ones it names,
 /// because every helper is a closure created again on every call of the script.
-const CALL_CHUNKED: &str = include_str!("lua/lib/call_chunked.lua");
-const KILL_SESSION: &str = include_str!("lua/lib/kill_session.lua");
+const ANNOUNCE: &str = include_str!("lua/lib/announce.lua");
+const KILL_SESSIONS: &str = include_str!("lua/lib/kill_sessions.lua");
 const TOUCH: &str = include_str!("lua/lib/touch.lua");
 const READ_LIVE: &str = include_str!("lua/lib/read_live.lua");
 const MERGE: &str = include_str!("lua/lib/merge.lua");
@@ -29,6 +29,8 @@ pub(crate) struct Scripts {
     pub sweep: Script,
     pub soid: Script,
     pub soapp: Script,
+    /// Writes the namespace's layout record on first use, returns what it holds.
+    pub layout: Script,
     /// The full source of each script, for SCRIPT LOAD by the benchmark.
     sources: Vec<String>,
 }
@@ -44,19 +46,23 @@ impl Scripts {
         Scripts {
             create: load(&[], include_str!("lua/create.lua")),
             get: load(&[READ_LIVE, TOUCH], include_str!("lua/get.lua")),
-            set: load(&[READ_LIVE, TOUCH, MERGE], include_str!("lua/set.lua")),
-            kill: load(&[KILL_SESSION], include_str!("lua/kill.lua")),
-            killsoid: load(&[CALL_CHUNKED], include_str!("lua/killsoid.lua")),
-            killall: load(&[CALL_CHUNKED], include_str!("lua/killall.lua")),
-            sweep: load(&[KILL_SESSION], include_str!("lua/sweep.lua")),
+            set: load(
+                &[READ_LIVE, TOUCH, MERGE, ANNOUNCE],
+                include_str!("lua/set.lua"),
+            ),
+            kill: load(&[ANNOUNCE, KILL_SESSIONS], include_str!("lua/kill.lua")),
+            killsoid: load(&[ANNOUNCE, KILL_SESSIONS], include_str!("lua/killsoid.lua")),
+            killall: load(&[ANNOUNCE, KILL_SESSIONS], include_str!("lua/killall.lua")),
+            sweep: load(&[ANNOUNCE, KILL_SESSIONS], include_str!("lua/sweep.lua")),
             soid: load(&[], include_str!("lua/soid.lua")),
             soapp: load(&[], include_str!("lua/soapp.lua")),
+            layout: load(&[], include_str!("lua/layout.lua")),
             sources,
         }
     }
 
     /// Every script.
-    pub fn each(&self) -> [&Script; 9] {
+    pub fn each(&self) -> [&Script; 10] {
         [
             &self.create,
             &self.get,
@@ -67,7 +73,17 @@ impl Scripts {
             &self.sweep,
             &self.soid,
             &self.soapp,
+            &self.layout,
         ]
+    }
+
+    /// The full source of one of the scripts (for EVAL_RO on a replica that lacks it).
+    pub fn source(&self, script: &Script) -> Option<&str> {
+        self.each()
+            .iter()
+            .position(|s| s.get_hash() == script.get_hash())
+            .and_then(|i| self.sources.get(i))
+            .map(String::as_str)
     }
 
     /// Every script's source.

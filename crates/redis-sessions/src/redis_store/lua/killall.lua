@@ -1,30 +1,41 @@
--- killall, one bounded batch: removes up to ARGV[1] sessions of an app.
--- KEYS[1] _sessions, KEYS[2] _users, KEYS[3] SESSIONS
--- ARGV[1] batch size, ARGV[2] app, ARGV[3] hash prefix, ARGV[4] us:{id} prefix, ARGV[5] channel
+-- killall, one bounded batch: removes up to ARGV[6] sessions of an app.
+-- KEYS[1] _sessions, KEYS[2] _users, KEYS[3] SESSIONS, KEYS[4..] the hashes and us: sets of
+-- the members given (cluster layout: every key declared).
+-- ARGV[1] app, ARGV[2] hash prefix, ARGV[3] us: prefix, ARGV[4] channel spec, ARGV[5]
+-- 'read' (the batch is read here: Node layout on one Redis) or 'given' (the caller read it
+-- first: ARGV[7..] the members; those gone meanwhile are skipped), ARGV[6] batch size.
 -- Returns {sessions removed, sessions left}.
-local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-local hashes, expiring, ids = {}, {}, {}
+local members
+local total = redis.call('ZCARD', KEYS[1])
+if ARGV[5] == 'read' then
+  members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[6]) - 1)
+else
+  members = {}
+  for i = 7, #ARGV do
+    if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+      members[#members + 1] = ARGV[i]
+    end
+  end
+end
+local tokens, ids, junk = {}, {}, {}
 for _, m in ipairs(members) do
   local p = string.find(m, ':', 1, true)
   if p then
-    local token, id = string.sub(m, 1, p - 1), string.sub(m, p + 1)
-    hashes[#hashes + 1] = ARGV[3] .. token
-    expiring[#expiring + 1] = ARGV[2] .. ':' .. m
-    redis.call('SREM', ARGV[4] .. id, token)
-    ids[id] = true
-    redis.call('PUBLISH', ARGV[5], ARGV[2] .. ':' .. token)
+    tokens[#tokens + 1] = string.sub(m, 1, p - 1)
+    ids[#ids + 1] = string.sub(m, p + 1)
+  else
+    junk[#junk + 1] = m
   end
 end
-call_chunked('DEL', nil, hashes)
-call_chunked('ZREM', KEYS[1], members)
-call_chunked('ZREM', KEYS[3], expiring)
-for id in pairs(ids) do
-  if redis.call('EXISTS', ARGV[4] .. id) == 0 then
-    redis.call('ZREM', KEYS[2], id)
-  end
+local expiring = {}
+local _, emptied = kill_sessions({ARGV[2], KEYS[1], ARGV[3], ARGV[1], ARGV[4]}, tokens, ids, expiring, junk)
+if #expiring > 0 then
+  redis.call('ZREM', KEYS[3], unpack(expiring))
 end
-local left = redis.call('ZCARD', KEYS[1])
+local left = total - #members
 if left == 0 then
   redis.call('DEL', KEYS[2])
+elseif #emptied > 0 then
+  redis.call('ZREM', KEYS[2], unpack(emptied))
 end
 return {#members, left}

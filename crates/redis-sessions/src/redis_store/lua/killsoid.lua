@@ -1,20 +1,49 @@
--- killsoid: every session of one id ("log out everywhere"). Returns how many hashes went.
--- KEYS[1] us:{id}, KEYS[2] _sessions, KEYS[3] _users, KEYS[4] SESSIONS
--- ARGV[1] app, ARGV[2] id, ARGV[3] prefix of the app's session hashes, ARGV[4] cache channel
-local tokens = redis.call('SMEMBERS', KEYS[1])
+-- killsoid: sessions of one id ("log out everywhere").
+-- KEYS[1] us:{id}, KEYS[2] _sessions, KEYS[3] _users, KEYS[4] SESSIONS, KEYS[5..] the
+-- hashes of the tokens given (cluster layout: every key declared).
+-- ARGV[1] app, ARGV[2] id, ARGV[3] hash prefix, ARGV[4] channel spec, ARGV[5] 'read' (the
+-- tokens are read here: Node layout on one Redis) or 'whole'/'part' (the caller read the set
+-- first and gives all / the first part of its tokens), ARGV[6..] those tokens; with
+-- 'read', ARGV[6] the most tokens one call kills (bounds the script's time).
+-- Returns {hashes deleted, tokens left}, or {-1, 0} without changing anything when the
+-- caller said 'whole' and the set has a token it was not given (a session was created
+-- since the caller's read: it reads again).
+local current = redis.call('SMEMBERS', KEYS[1])
+local tokens = current
+if ARGV[5] == 'read' then
+  local most = tonumber(ARGV[6])
+  if #current > most then
+    tokens = {}
+    for i = 1, most do
+      tokens[i] = current[i]
+    end
+  end
+else
+  local given = {}
+  for i = 6, #ARGV do
+    given[ARGV[i]] = true
+  end
+  tokens = {}
+  for _, t in ipairs(current) do
+    if given[t] then
+      tokens[#tokens + 1] = t
+    elseif ARGV[5] == 'whole' then
+      return {-1, 0}
+    end
+  end
+end
 if #tokens == 0 then
-  return 0
+  return {0, #current}
 end
-local hashes, members, expiring = {}, {}, {}
-for i, t in ipairs(tokens) do
-  hashes[i] = ARGV[3] .. t
-  members[i] = t .. ':' .. ARGV[2]
-  expiring[i] = ARGV[1] .. ':' .. t .. ':' .. ARGV[2]
-  redis.call('PUBLISH', ARGV[4], ARGV[1] .. ':' .. t)
+local ids = {}
+for i = 1, #tokens do
+  ids[i] = ARGV[2]
 end
-local n = call_chunked('DEL', nil, hashes)
-call_chunked('ZREM', KEYS[2], members)
-call_chunked('ZREM', KEYS[4], expiring)
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[3], ARGV[2])
-return n
+local expiring = {}
+local n, emptied = kill_sessions({ARGV[3], KEYS[2], string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[2]), ARGV[1], ARGV[4]},
+  tokens, ids, expiring)
+redis.call('ZREM', KEYS[4], unpack(expiring))
+if #emptied > 0 then
+  redis.call('ZREM', KEYS[3], ARGV[2])
+end
+return {n, #current - #tokens}

@@ -15,5 +15,5 @@ elseif v[5] then
 end
 v[5] = d or false
 touch(v, idle, now, fields)
-redis.call('PUBLISH', ARGV[5], ARGV[2] .. ':' .. ARGV[3])
+announce(ARGV[5], ARGV[2] .. ':' .. ARGV[3])
 return v

@@ -1,18 +1,50 @@
 -- sweep, one bounded batch: kills up to ARGV[2] sessions whose time of death has come.
--- KEYS[1] SESSIONS; ARGV[1] now, ARGV[2] batch size, ARGV[3] namespace prefix, ARGV[4] channel
+-- KEYS[1] SESSIONS, KEYS[2..] the keys of the members given (cluster layout: every key
+-- declared): each app's _sessions and _users, each session's hash and us: set.
+-- ARGV[1] now, ARGV[2] batch size, ARGV[3] namespace (or shard) prefix, ARGV[4] channel
+-- spec, ARGV[5] 'read' (the batch is read here: Node layout on one Redis) or 'given' (the
+-- caller read it first: ARGV[6..] the members; those no longer due are skipped).
 -- Members are {app}:{token}:{id}: app has no ':' and the token is 64 characters, so the id
--- is cut by position and may itself contain ':'.
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+-- is cut by position and may itself contain ':'. Returns how many members were handled.
+local now = tonumber(ARGV[1])
+local members
+if ARGV[5] == 'read' then
+  members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+else
+  members = {}
+  for i = 6, #ARGV do
+    local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+    if score and tonumber(score) <= now then
+      members[#members + 1] = ARGV[i]
+    end
+  end
+end
+local apps, order, expiring = {}, {}, {}
 for _, m in ipairs(members) do
   local p = string.find(m, ':', 1, true)
   if p and string.sub(m, p + 65, p + 65) == ':' then
     local app = string.sub(m, 1, p - 1)
-    local token = string.sub(m, p + 1, p + 64)
-    local id = string.sub(m, p + 66)
-    local a = ARGV[3] .. app .. ':'
-    kill_session(a .. token, a .. '_sessions', a .. '_users', KEYS[1], a .. 'us:', app, token, id, ARGV[4])
+    if not apps[app] then
+      apps[app] = {tokens = {}, ids = {}}
+      order[#order + 1] = app
+    end
+    local a = apps[app]
+    a.tokens[#a.tokens + 1] = string.sub(m, p + 1, p + 64)
+    a.ids[#a.ids + 1] = string.sub(m, p + 66)
   else
-    redis.call('ZREM', KEYS[1], m)
+    expiring[#expiring + 1] = m
   end
+end
+for _, app in ipairs(order) do
+  local a = apps[app]
+  local prefix = ARGV[3] .. app .. ':'
+  local _, emptied = kill_sessions({prefix, prefix .. '_sessions', prefix .. 'us:', app, ARGV[4]},
+    a.tokens, a.ids, expiring)
+  if #emptied > 0 then
+    redis.call('ZREM', prefix .. '_users', unpack(emptied))
+  end
+end
+if #expiring > 0 then
+  redis.call('ZREM', KEYS[1], unpack(expiring))
 end
 return #members
