@@ -53,7 +53,16 @@ pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
 
 /// The value Node would hold after reading `value`: a number becomes the double nearest to
 /// it (so `12345678901234567890` becomes `12345678901234567000`), anything else is kept.
-pub(crate) fn node_number(value: &Value) -> Value {
+///
+/// What a session returns after storing `value`, so a caller that keeps the value it wrote
+/// (the middleware does, for the rest of a request) sees what later reads will see.
+///
+/// ```
+/// use serde_json::json;
+/// use redis_sessions::node_json::node_value;
+/// assert_eq!(node_value(&json!(9007199254740993u64)), json!(9007199254740992u64));
+/// ```
+pub fn node_value(value: &Value) -> Value {
     match value {
         Value::Number(n) => {
             let text = js_number(n);
@@ -67,7 +76,7 @@ pub(crate) fn node_number(value: &Value) -> Value {
 /// `d` as the Node module holds it before writing it: numbers as doubles, array-index keys
 /// first in ascending order, every other key in its given order.
 pub(crate) fn normalize(d: &Data) -> Data {
-    let mut out: Data = d.iter().map(|(k, v)| (k.clone(), node_number(v))).collect();
+    let mut out: Data = d.iter().map(|(k, v)| (k.clone(), node_value(v))).collect();
     sort_index_keys(&mut out);
     out
 }
@@ -191,7 +200,7 @@ mod tests {
 
     fn node(text: &str) -> String {
         let v: Value = serde_json::from_str(text).unwrap();
-        to_string(&node_number(&v))
+        to_string(&node_value(&v))
     }
 
     #[test]
