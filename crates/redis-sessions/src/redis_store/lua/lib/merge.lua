@@ -70,8 +70,6 @@ end
 
 -- The spelling JSON.stringify gives the key whose JSON text is k (quotes included): a key
 -- read with other escapes (`\/`, `\u0041`) then compares equal to the same key sent by us.
-local short = {[8] = '\\b', [9] = '\\t', [10] = '\\n', [12] = '\\f', [13] = '\\r',
-  [34] = '\\"', [92] = '\\\\'}
 local function utf8(c)
   if c < 0x80 then
     return string.char(c)
@@ -88,6 +86,9 @@ local function canonical_key(k)
   if not string.find(k, '\\', 1, true) then
     return k
   end
+  -- Built here, not at the top: most keys have no escape, and a script's top runs every call.
+  local short = {[8] = '\\b', [9] = '\\t', [10] = '\\n', [12] = '\\f', [13] = '\\r',
+    [34] = '\\"', [92] = '\\\\'}
   local out, i = {}, 1
   while true do
     local e = string.find(k, '\\', i, true)
