@@ -22,6 +22,9 @@ rl.on("line", async (line) => {
     let value;
     if (req.method === "bench") {
       value = await bench(req.args);
+    } else if (req.method === "echo") {
+      // The arguments as Node read them: the reply shows what JSON.stringify writes for them.
+      value = req.args;
     } else {
       value = await rs[req.method](req.args);
     }

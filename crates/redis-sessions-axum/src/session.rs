@@ -325,6 +325,8 @@ impl Session {
             }
             Value::Array(_) | Value::Object(_) => Err(not_scalar()),
             value => {
+                // Kept as later reads will return it (numbers are doubles, as in Node).
+                let value = redis_sessions::node_json::node_value(&value);
                 let mut st = self.state();
                 if st.data.get(key) != Some(&value) {
                     st.data.insert(key.to_owned(), value.clone());

@@ -94,6 +94,9 @@ impl From<redis::RedisError> for Error {
             || err.is_connection_dropped()
         {
             Error::Unavailable(err)
+        } else if err.code() == Some("CORRUPT") {
+            // A script found stored data it cannot read (written by a foreign program).
+            Error::Corrupt(err.detail().unwrap_or("stored d").to_owned())
         } else {
             Error::Redis(err)
         }

@@ -45,6 +45,7 @@ mod error;
 pub mod layout;
 mod memory_store;
 mod migration;
+pub mod node_json;
 mod options;
 mod redis_store;
 mod session;
@@ -258,7 +259,7 @@ impl RedisSessions {
         let d = match options.d {
             None | Some(Value::Null) => None,
             Some(d) => {
-                let mut d = validate::data(Some(&d))?.clone();
+                let mut d = node_json::normalize(validate::data(Some(&d))?);
                 d.retain(|_, v| !v.is_null());
                 (!d.is_empty()).then_some(d)
             }
@@ -304,9 +305,9 @@ impl RedisSessions {
     pub async fn set(&self, app: &str, token: &str, d: &Value) -> Result<Option<Session>> {
         validate::app(app)?;
         validate::token(token)?;
-        let d = validate::data(Some(d))?;
+        let d = node_json::normalize(validate::data(Some(d))?);
         let now = self.now();
-        let record = self.backend()?.set(app, token, d, now).await;
+        let record = self.backend()?.set(app, token, &d, now).await;
         self.forget(app, token);
         Ok(record?.and_then(|r| r.into_session(now)))
     }

@@ -137,13 +137,7 @@ impl MemoryStore {
             return Ok(None);
         };
         let mut data = record.d.take().unwrap_or_default();
-        for (k, v) in d {
-            if v.is_null() {
-                data.remove(k);
-            } else {
-                data.insert(k.clone(), v.clone());
-            }
-        }
+        crate::node_json::merge(&mut data, d);
         record.d = (!data.is_empty()).then_some(data);
         record.w += 1;
         // The reply carries the new w and d with the times as they were before this call.

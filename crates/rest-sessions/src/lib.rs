@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod metrics;
+mod node_reply;
 pub mod observe;
 pub mod openapi;
 pub mod routes;

@@ -7,6 +7,7 @@
 //! with its own plain-text rejection.
 
 use crate::error::{ApiError, ErrorBody};
+use crate::node_reply::NodeJson;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
@@ -91,7 +92,7 @@ pub struct HealthReply {
     pub message: Option<String>,
 }
 
-type Reply<T> = Result<Json<T>, ApiError>;
+type Reply<T> = Result<NodeJson<T>, ApiError>;
 
 /// The path parameters, or the contract's error for the one that is not valid UTF-8 once
 /// percent-decoded.
@@ -246,7 +247,7 @@ pub async fn create(
         no_resave: params.get("no_resave").is_some_and(|v| v == "true"),
     };
     let token = state.store.create(&app, &id, ip, options).await?;
-    Ok(Json(TokenReply { token }))
+    Ok(NodeJson(TokenReply { token }))
 }
 
 /// The live session of `token` (a read), or `{}`.
@@ -265,7 +266,7 @@ pub async fn get(
 ) -> Reply<MaybeSession> {
     let (app, token) = path_params(path)?;
     let session = state.store.get(&app, &token).await?;
-    Ok(Json(session.into()))
+    Ok(NodeJson(session.into()))
 }
 
 /// Merges the body into the session's data (null deletes a key).
@@ -290,7 +291,7 @@ pub async fn set(
     // An empty body is "No d supplied", as the library says for a missing d.
     let d = json_body(&body).unwrap_or(Value::Null);
     let session = state.store.set(&app, &token, &d).await?;
-    Ok(Json(session.into()))
+    Ok(NodeJson(session.into()))
 }
 
 /// How many distinct ids were active in the last `dt` seconds.
@@ -311,7 +312,7 @@ pub async fn activity(
     let app = path_params(path)?;
     let dt = query(raw.as_deref()).get("dt").map_or(0, |v| integer(v));
     let activity = state.store.activity(&app, dt).await?;
-    Ok(Json(ActivityReply { activity }))
+    Ok(NodeJson(ActivityReply { activity }))
 }
 
 /// The live sessions active in the last `dt` seconds, most recent first.
@@ -332,7 +333,7 @@ pub async fn soapp(
     let app = path_params(path)?;
     let dt = query(raw.as_deref()).get("dt").map_or(0, |v| integer(v));
     let sessions = state.store.soapp(&app, dt).await?;
-    Ok(Json(SessionsReply { sessions }))
+    Ok(NodeJson(SessionsReply { sessions }))
 }
 
 /// The live sessions of one id.
@@ -351,7 +352,7 @@ pub async fn soid(
 ) -> Reply<SessionsReply> {
     let (app, id) = path_params(path)?;
     let sessions = state.store.soid(&app, &id).await?;
-    Ok(Json(SessionsReply { sessions }))
+    Ok(NodeJson(SessionsReply { sessions }))
 }
 
 /// Ends one session.
@@ -370,7 +371,7 @@ pub async fn kill(
 ) -> Reply<KillReply> {
     let (app, token) = path_params(path)?;
     let kill = state.store.kill(&app, &token).await?;
-    Ok(Json(KillReply { kill }))
+    Ok(NodeJson(KillReply { kill }))
 }
 
 /// Ends every session of one id ("log out everywhere").
@@ -389,7 +390,7 @@ pub async fn killsoid(
 ) -> Reply<KillReply> {
     let (app, id) = path_params(path)?;
     let kill = state.store.killsoid(&app, &id).await?;
-    Ok(Json(KillReply { kill }))
+    Ok(NodeJson(KillReply { kill }))
 }
 
 /// Ends every session of an app.
@@ -405,7 +406,7 @@ pub async fn killall(
 ) -> Reply<KillReply> {
     let app = path_params(path)?;
     let kill = state.store.killall(&app).await?;
-    Ok(Json(KillReply { kill }))
+    Ok(NodeJson(KillReply { kill }))
 }
 
 /// Fallback for paths no route has: a JSON 404.

@@ -7,7 +7,6 @@ use crate::layout::{Layout, Shard};
 use crate::session::Data;
 use crate::store::NewSession;
 use redis::{Cmd, Pipeline, Script};
-use serde_json::Value;
 use std::sync::Arc;
 
 /// Builds the commands of one namespace's operations.
@@ -109,7 +108,7 @@ impl Commands {
             ("ttl", s.ttl.to_string()),
         ];
         if let Some(d) = &s.d {
-            fields.push(("d", Value::Object(d.clone()).to_string()));
+            fields.push(("d", crate::node_json::to_string(d)));
         }
         if s.no_resave {
             fields.push(("no_resave", "1".to_owned()));
@@ -185,10 +184,10 @@ impl Commands {
     pub(crate) fn set(&self, l: &Shard, app: &str, token: &str, d: &Data, now: i64) -> Cmd {
         let mut cmd = self.session_call(&self.scripts.set, l, app, token, now);
         for (key, value) in d {
-            // Keys and values go as JSON text: the script splices them into the stored
-            // object without parsing numbers, so no precision is lost.
-            cmd.arg(Value::String(key.clone()).to_string())
-                .arg(value.to_string());
+            // Keys and values go as the JSON text Node writes: the script compares keys as
+            // text and splices values in without reading numbers, so none loses a digit.
+            cmd.arg(crate::node_json::to_vec(key))
+                .arg(crate::node_json::to_vec(value));
         }
         cmd
     }

@@ -1,10 +1,32 @@
+-- The set merge, on JSON text, exactly as the Node module merges (JSON.parse, lodash
+-- extend, JSON.stringify) but without reading a number: values stay the bytes they were.
+--
+-- Correct by construction: the stored text is read token by token by a JSON tokenizer
+-- (strings end at their first unescaped quote, nothing is found by searching for a key),
+-- and keys are compared in one spelling, the one JSON.stringify writes. The client sends
+-- each given key and value in that spelling (ARGV pairs; a value `null` deletes).
+
+-- Ends the script with a typed error: the stored d is not a JSON object.
+local function corrupt()
+  error({err = 'CORRUPT stored d is not a JSON object'})
+end
+
+-- Index of the first byte at or after i that is not JSON whitespace.
+local function skip_ws(s, i)
+  local b = string.byte(s, i)
+  if b == 32 or b == 9 or b == 10 or b == 13 then
+    return (select(2, string.find(s, '^[ \t\n\r]*', i))) + 1
+  end
+  return i
+end
+
 -- Index of the closing quote of the JSON string that opens at i.
 local function string_end(s, i)
   local j = i + 1
   while true do
     local c = string.find(s, '["\\]', j)
     if not c then
-      error('corrupt d: unterminated string')
+      corrupt()
     end
     if string.byte(s, c) == 34 then
       return c
@@ -13,120 +35,199 @@ local function string_end(s, i)
   end
 end
 
--- Reads a flat JSON object of scalars into ordered keys and raw value texts. Values stay
--- text: numbers are never converted, so no precision is lost and Node's bytes are kept.
-local function parse_flat(s, keys, vals)
-  local i = string.find(s, '{', 1, true)
-  if not i then
-    error('corrupt d: not an object')
+-- Index of the last byte of the JSON value that starts at i.
+local function value_end(s, i)
+  local b = string.byte(s, i)
+  if b == 34 then
+    return string_end(s, i)
   end
-  i = i + 1
-  while true do
-    i = string.find(s, '[^%s,]', i)
-    if not i then
-      error('corrupt d: not closed')
+  if b == 123 or b == 91 then
+    -- An object or array (Node's set never writes one; a foreign writer may): skip it whole.
+    local depth, j = 0, i
+    while true do
+      local c = string.find(s, '["{}%[%]]', j)
+      if not c then
+        corrupt()
+      end
+      local cb = string.byte(s, c)
+      if cb == 34 then
+        j = string_end(s, c) + 1
+      else
+        depth = depth + ((cb == 123 or cb == 91) and 1 or -1)
+        if depth == 0 then
+          return c
+        end
+        j = c + 1
+      end
     end
-    if string.byte(s, i) == 125 then
-      return
+  end
+  local e = string.find(s, '[ \t\n\r,}]', i)
+  if not e or e == i then
+    corrupt()
+  end
+  return e - 1
+end
+
+-- The spelling JSON.stringify gives the key whose JSON text is k (quotes included): a key
+-- read with other escapes (`\/`, `\u0041`) then compares equal to the same key sent by us.
+local function utf8(c)
+  if c < 0x80 then
+    return string.char(c)
+  elseif c < 0x800 then
+    return string.char(0xC0 + math.floor(c / 0x40), 0x80 + c % 0x40)
+  elseif c < 0x10000 then
+    return string.char(0xE0 + math.floor(c / 0x1000), 0x80 + math.floor(c / 0x40) % 0x40,
+      0x80 + c % 0x40)
+  end
+  return string.char(0xF0 + math.floor(c / 0x40000), 0x80 + math.floor(c / 0x1000) % 0x40,
+    0x80 + math.floor(c / 0x40) % 0x40, 0x80 + c % 0x40)
+end
+local function canonical_key(k)
+  if not string.find(k, '\\', 1, true) then
+    return k
+  end
+  -- Built here, not at the top: most keys have no escape, and a script's top runs every call.
+  local short = {[8] = '\\b', [9] = '\\t', [10] = '\\n', [12] = '\\f', [13] = '\\r',
+    [34] = '\\"', [92] = '\\\\'}
+  local out, i = {}, 1
+  while true do
+    local e = string.find(k, '\\', i, true)
+    if not e then
+      out[#out + 1] = string.sub(k, i)
+      return table.concat(out)
+    end
+    out[#out + 1] = string.sub(k, i, e - 1)
+    local x = string.sub(k, e + 1, e + 1)
+    i = e + 2
+    if x == 'u' then
+      local c = tonumber(string.sub(k, e + 2, e + 5), 16)
+      if not c then
+        corrupt()
+      end
+      i = e + 6
+      if c >= 0xD800 and c < 0xDC00 and string.sub(k, i, i + 1) == '\\u' then
+        local lo = tonumber(string.sub(k, i + 2, i + 5), 16)
+        if lo and lo >= 0xDC00 and lo < 0xE000 then
+          c = 0x10000 + (c - 0xD800) * 0x400 + (lo - 0xDC00)
+          i = i + 6
+        end
+      end
+      if short[c] then
+        out[#out + 1] = short[c]
+      elseif c < 0x20 or (c >= 0xD800 and c < 0xE000) then
+        -- Control characters and lone surrogates: JSON.stringify writes \u00xx / \udxxx.
+        out[#out + 1] = string.format('\\u%04x', c)
+      else
+        out[#out + 1] = utf8(c)
+      end
+    elseif x == '/' then
+      out[#out + 1] = '/'
+    else
+      out[#out + 1] = '\\' .. x
+    end
+  end
+end
+
+-- Reads the JSON object s into keys (JSON.stringify spelling), raw value texts and each
+-- key's place. A key given twice keeps its first place and its last value, as JSON.parse.
+local function parse_object(s, keys, vals, at)
+  local i = skip_ws(s, 1)
+  if string.byte(s, i) ~= 123 then
+    corrupt()
+  end
+  i = skip_ws(s, i + 1)
+  if string.byte(s, i) == 125 then
+    return
+  end
+  while true do
+    if string.byte(s, i) ~= 34 then
+      corrupt()
     end
     local ke = string_end(s, i)
-    local k = string.sub(s, i, ke)
-    i = string.find(s, '[^%s:]', ke + 1)
-    local ve
-    if string.byte(s, i) == 34 then
-      ve = string_end(s, i)
-    else
-      ve = string.find(s, '[%s,}]', i) - 1
+    local k = canonical_key(string.sub(s, i, ke))
+    i = skip_ws(s, ke + 1)
+    if string.byte(s, i) ~= 58 then
+      corrupt()
     end
-    if vals[k] == nil then
-      keys[#keys + 1] = k
+    i = skip_ws(s, i + 1)
+    local ve = value_end(s, i)
+    local p = at[k]
+    if not p then
+      p = #keys + 1
+      keys[p] = k
+      at[k] = p
     end
-    vals[k] = string.sub(s, i, ve)
-    i = ve + 1
+    vals[p] = string.sub(s, i, ve)
+    i = skip_ws(s, ve + 1)
+    local b = string.byte(s, i)
+    if b == 125 then
+      return
+    end
+    if b ~= 44 then
+      corrupt()
+    end
+    i = skip_ws(s, i + 1)
   end
 end
 
--- True when `s` is compact JSON without escapes (as JSON.stringify and serde_json write
--- it): then no string can hold a quote, so `"key":` can only be that key.
-local function plain(s)
-  return not (string.find(s, '\\', 1, true) or string.find(s, '[\n\r\t]')
-    or string.find(s, '": ', 1, true) or string.find(s, '" :', 1, true)
-    or string.find(s, ', "', 1, true) or string.find(s, '" ,', 1, true)
-    or string.find(s, '{ ', 1, true) or string.find(s, ' }', 1, true))
-end
-
--- The merge for plain text: each given key is found with one plain search and its value
--- spliced in place, so the cost does not grow with the size of the stored object.
-local function merge_plain(stored, from)
-  local s = stored or '{}'
-  for i = from, #ARGV, 2 do
-    local k, val = ARGV[i], ARGV[i + 1]
-    local at = string.find(s, k .. ':', 1, true)
-    if at then
-      local vs = at + #k + 1
-      local ve
-      if string.byte(s, vs) == 34 then
-        ve = string.find(s, '"', vs + 1, true)
-      else
-        ve = (string.find(s, '[,}]', vs) or (#s + 1)) - 1
-      end
-      if val ~= 'null' then
-        s = string.sub(s, 1, vs - 1) .. val .. string.sub(s, ve + 1)
-      elseif string.byte(s, ve + 1) == 44 then
-        s = string.sub(s, 1, at - 1) .. string.sub(s, ve + 2)
-      elseif string.byte(s, at - 1) == 44 then
-        s = string.sub(s, 1, at - 2) .. string.sub(s, ve + 1)
-      else
-        s = string.sub(s, 1, at - 1) .. string.sub(s, ve + 1)
-      end
-    elseif val ~= 'null' then
-      if s == '{}' then
-        s = '{' .. k .. ':' .. val .. '}'
-      else
-        s = string.sub(s, 1, #s - 1) .. ',' .. k .. ':' .. val .. '}'
-      end
-    end
-  end
-  if s == '{}' then
+-- The number an array-index key names ("0", "7"; not "07" or "4294967295"), else nil.
+local function array_index(k)
+  if #k > 12 or not (k == '"0"' or string.find(k, '^"[1-9]%d*"$')) then
     return nil
   end
-  return s
+  local n = tonumber(string.sub(k, 2, -2))
+  if n > 4294967294 then
+    return nil
+  end
+  return n
 end
 
--- Merges ARGV[from..] (key, value JSON texts; value `null` deletes) into the stored object.
--- Existing keys keep their place and new ones are appended, as lodash's extend does.
--- Returns the new JSON text, or nil when no key is left.
+-- Merges ARGV[from..] (key, value pairs) into the stored object: a null value deletes,
+-- an existing key keeps its place, a new one goes last, and array-index keys come first in
+-- ascending order, as in every JavaScript object. Returns the new text, or nil when empty.
 local function merge(stored, from)
-  local fast = (not stored) or plain(stored)
-  for i = from, #ARGV do
-    if fast and string.find(ARGV[i], '\\', 1, true) then
-      fast = false
-    end
-  end
-  if fast then
-    return merge_plain(stored, from)
-  end
-  local keys, vals = {}, {}
+  local keys, vals, at = {}, {}, {}
   if stored then
-    parse_flat(stored, keys, vals)
+    parse_object(stored, keys, vals, at)
   end
   for i = from, #ARGV, 2 do
-    local k, val = ARGV[i], ARGV[i + 1]
-    if vals[k] == nil then
-      keys[#keys + 1] = k
-    end
-    if val == 'null' then
-      vals[k] = false
+    local k, v = ARGV[i], ARGV[i + 1]
+    local p = at[k]
+    if v == 'null' then
+      if p then
+        vals[p] = false
+      end
+    elseif p then
+      vals[p] = v
     else
-      vals[k] = val
+      p = #keys + 1
+      keys[p] = k
+      vals[p] = v
+      at[k] = p
     end
   end
-  local out = {}
-  for _, k in ipairs(keys) do
-    local val = vals[k]
-    if val then
-      out[#out + 1] = k .. ':' .. val
+  local out, indexed = {}, nil
+  for p = 1, #keys do
+    if vals[p] then
+      local k = keys[p]
+      local n = string.byte(k, 2) < 58 and array_index(k)
+      if n then
+        indexed = indexed or {}
+        indexed[#indexed + 1] = {n, k .. ':' .. vals[p]}
+      else
+        out[#out + 1] = k .. ':' .. vals[p]
+      end
     end
+  end
+  if indexed then
+    table.sort(indexed, function(a, b) return a[1] < b[1] end)
+    for j = 1, #indexed do
+      indexed[j] = indexed[j][2]
+    end
+    for j = 1, #out do
+      indexed[#indexed + 1] = out[j]
+    end
+    out = indexed
   end
   if #out == 0 then
     return nil

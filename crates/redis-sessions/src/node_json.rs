@@ -1,0 +1,249 @@
+//! Session data as the Node module keeps it: a JavaScript object, written by
+//! `JSON.stringify`.
+//!
+//! Node and Rust processes share the stored `d` text, so ours must be the bytes the Node
+//! module would have written for the same calls. Three JavaScript rules decide those bytes,
+//! and serde_json follows none of them by default:
+//!
+//! - **numbers are doubles**: `JSON.parse` rounds every number to the nearest double and
+//!   `JSON.stringify` writes the shortest text that reads back as that double, in
+//!   ECMAScript's format (`1e+21`, `12345678901234567000`, `0.000001`, `1e-7`);
+//! - **array-index keys come first**: an object lists the keys `"0"`..`"4294967294"` in
+//!   ascending numeric order before every other key, which keep insertion order;
+//! - a key given twice keeps its first place and its last value (serde_json's map does the same).
+//!
+//! String escapes already agree: serde_json and `JSON.stringify` escape exactly `"`, `\` and
+//! the control characters, the same way.
+
+use crate::session::Data;
+use serde::Serialize;
+use serde_json::ser::Formatter;
+use serde_json::{Number, Value};
+use std::io;
+
+/// Largest array index of a JavaScript object (2³² − 2).
+const MAX_ARRAY_INDEX: u64 = 4_294_967_294;
+
+/// The JSON text `JSON.stringify` writes for `value` in Node: numbers in ECMAScript's
+/// shortest round-trip form, strings escaped as Node escapes them.
+///
+/// The REST server answers with it, so a client reads the bytes the Node server would send.
+///
+/// ```
+/// use serde_json::json;
+/// let text = redis_sessions::node_json::to_vec(&json!({ "big": 12345678901234567890u64, "tiny": 1e-7, "huge": 1e21 }));
+/// assert_eq!(text, br#"{"big":12345678901234567000,"tiny":1e-7,"huge":1e+21}"#);
+/// ```
+pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, NodeFormatter);
+    // Writing to a Vec cannot fail, and serde_json's own types always serialize.
+    if value.serialize(&mut ser).is_err() {
+        out.clear();
+        out.extend_from_slice(b"null");
+    }
+    out
+}
+
+/// [`to_vec`] as a `String`.
+pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
+    // JSON text written from Rust strings is UTF-8.
+    String::from_utf8(to_vec(value)).unwrap_or_default()
+}
+
+/// The value Node would hold after reading `value`: a number becomes the double nearest to
+/// it (so `12345678901234567890` becomes `12345678901234567000`), anything else is kept.
+///
+/// What a session returns after storing `value`, so a caller that keeps the value it wrote
+/// (the middleware does, for the rest of a request) sees what later reads will see.
+///
+/// ```
+/// use serde_json::json;
+/// use redis_sessions::node_json::node_value;
+/// assert_eq!(node_value(&json!(9007199254740993u64)), json!(9007199254740992u64));
+/// ```
+pub fn node_value(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => {
+            let text = js_number(n);
+            // ECMAScript number text is valid JSON: parsing it cannot fail.
+            serde_json::from_str::<Number>(&text).map_or_else(|_| value.clone(), Value::Number)
+        }
+        other => other.clone(),
+    }
+}
+
+/// `d` as the Node module holds it before writing it: numbers as doubles, array-index keys
+/// first in ascending order, every other key in its given order.
+pub(crate) fn normalize(d: &Data) -> Data {
+    let mut out: Data = d.iter().map(|(k, v)| (k.clone(), node_value(v))).collect();
+    sort_index_keys(&mut out);
+    out
+}
+
+/// Merges `changes` into `stored` as the Node module's set does: a null value removes its
+/// key, an existing key keeps its place, a new key goes last (array-index keys first).
+pub(crate) fn merge(stored: &mut Data, changes: &Data) {
+    for (key, value) in changes {
+        if value.is_null() {
+            stored.shift_remove(key);
+        } else {
+            stored.insert(key.clone(), value.clone());
+        }
+    }
+    sort_index_keys(stored);
+}
+
+/// The number a key names when JavaScript treats it as an array index (`"0"`, `"7"`, not
+/// `"07"`, `"-1"` or `"4294967295"`).
+pub(crate) fn array_index(key: &str) -> Option<u64> {
+    let bytes = key.as_bytes();
+    let canonical = match bytes {
+        [b'0'] => true,
+        [b'1'..=b'9', rest @ ..] => rest.len() < 10 && rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !canonical {
+        return None;
+    }
+    key.parse::<u64>().ok().filter(|n| *n <= MAX_ARRAY_INDEX)
+}
+
+/// Moves array-index keys to the front in ascending order; others keep their order.
+fn sort_index_keys(d: &mut Data) {
+    if !d.keys().any(|k| array_index(k).is_some()) {
+        return;
+    }
+    let mut entries: Vec<(String, Value)> = std::mem::take(d).into_iter().collect();
+    // A stable sort: index keys by their number, then every other key in place.
+    entries.sort_by_key(|(k, _)| array_index(k).unwrap_or(u64::MAX));
+    d.extend(entries);
+}
+
+/// ECMAScript's `Number.prototype.toString` of the double nearest to `n`.
+fn js_number(n: &Number) -> String {
+    let float = if let Some(u) = n.as_u64() {
+        u as f64
+    } else if let Some(i) = n.as_i64() {
+        i as f64
+    } else {
+        n.as_f64().unwrap_or(0.0)
+    };
+    js_double(float)
+}
+
+fn js_double(value: f64) -> String {
+    if value == 0.0 {
+        // -0 too: JSON.stringify(-0) is "0".
+        return "0".to_owned();
+    }
+    ryu_js::Buffer::new().format(value).to_owned()
+}
+
+/// serde_json's formatter with numbers written as JavaScript writes them.
+struct NodeFormatter;
+
+impl NodeFormatter {
+    fn number<W: ?Sized + io::Write>(writer: &mut W, value: f64) -> io::Result<()> {
+        writer.write_all(js_double(value).as_bytes())
+    }
+}
+
+impl Formatter for NodeFormatter {
+    fn write_i8<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i8) -> io::Result<()> {
+        Self::number(w, f64::from(v))
+    }
+    fn write_i16<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i16) -> io::Result<()> {
+        Self::number(w, f64::from(v))
+    }
+    fn write_i32<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i32) -> io::Result<()> {
+        Self::number(w, f64::from(v))
+    }
+    fn write_i64<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i64) -> io::Result<()> {
+        Self::number(w, v as f64)
+    }
+    fn write_i128<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i128) -> io::Result<()> {
+        Self::number(w, v as f64)
+    }
+    fn write_u8<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u8) -> io::Result<()> {
+        Self::number(w, f64::from(v))
+    }
+    fn write_u16<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u16) -> io::Result<()> {
+        Self::number(w, f64::from(v))
+    }
+    fn write_u32<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u32) -> io::Result<()> {
+        Self::number(w, f64::from(v))
+    }
+    fn write_u64<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u64) -> io::Result<()> {
+        Self::number(w, v as f64)
+    }
+    fn write_u128<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u128) -> io::Result<()> {
+        Self::number(w, v as f64)
+    }
+    fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, v: f32) -> io::Result<()> {
+        Self::number(w, f64::from(v))
+    }
+    fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, v: f64) -> io::Result<()> {
+        if v.is_finite() {
+            Self::number(w, v)
+        } else {
+            // JSON.stringify writes NaN and ±Infinity as null.
+            w.write_all(b"null")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(text: &str) -> String {
+        let v: Value = serde_json::from_str(text).unwrap();
+        to_string(&node_value(&v))
+    }
+
+    #[test]
+    fn numbers_are_written_as_javascript_writes_them() {
+        for (given, node_writes) in [
+            ("3.7998950481414795", "3.7998950481414795"),
+            ("12345678901234567890", "12345678901234567000"),
+            ("-0", "0"),
+            ("-0.0", "0"),
+            ("1.0", "1"),
+            ("1e21", "1e+21"),
+            ("1e20", "100000000000000000000"),
+            ("0.000001", "0.000001"),
+            ("0.0000001", "1e-7"),
+            ("5e-324", "5e-324"),
+            ("1.7976931348623157e308", "1.7976931348623157e+308"),
+            ("-9007199254740993", "-9007199254740992"),
+            ("0.1", "0.1"),
+        ] {
+            assert_eq!(node(given), node_writes, "{given}");
+        }
+    }
+
+    #[test]
+    fn array_index_keys_go_first_in_numeric_order() {
+        let d = json!({"b": 1, "10": 2, "a": 3, "2": 4, "07": 5, "4294967295": 6, "4294967294": 7});
+        let Value::Object(d) = d else { unreachable!() };
+        let keys: Vec<_> = normalize(&d).keys().cloned().collect();
+        assert_eq!(
+            keys,
+            ["2", "10", "4294967294", "b", "a", "07", "4294967295"]
+        );
+    }
+
+    #[test]
+    fn merge_keeps_places_appends_new_keys_and_deletes_nulls() {
+        let Value::Object(mut d) = json!({"a": 1, "b": 2, "c": 3}) else {
+            unreachable!()
+        };
+        let Value::Object(changes) = json!({"b": null, "d": 4, "a": "x", "5": true}) else {
+            unreachable!()
+        };
+        merge(&mut d, &changes);
+        assert_eq!(to_string(&d), r#"{"5":true,"a":"x","c":3,"d":4}"#);
+    }
+}
