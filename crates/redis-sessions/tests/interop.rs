@@ -212,9 +212,19 @@ async fn the_layout_is_byte_compatible() {
         format!("rs:{APP}:us:same:id"),
         format!("rs:{APP}:us:other"),
         "rs:SESSIONS".to_owned(),
+        // The layout record: ours alone, Node processes never read it.
+        "rs:{layout}".to_owned(),
     ];
     expected.sort();
     assert_eq!(keys, expected);
+    let record: BTreeMap<String, String> = con.hgetall("rs:{layout}").expect("HGETALL");
+    assert_eq!(
+        record,
+        [("kind", "node"), ("shards", "1"), ("version", "1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect::<BTreeMap<_, _>>()
+    );
     let hash: BTreeMap<String, String> = con.hgetall(format!("rs:{APP}:{ours}")).expect("HGETALL");
     let la = hash.get("la").cloned().expect("la");
     let now: i64 = la.parse().expect("la is an integer");

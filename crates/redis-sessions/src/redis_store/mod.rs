@@ -20,12 +20,12 @@ mod connection;
 mod scripts;
 
 use crate::error::Result;
-use crate::layout::{Layout, Shard};
+use crate::layout::Layout;
 use crate::session::{Data, Record};
 use crate::store::NewSession;
 use commands::{Commands, Members};
 pub(crate) use connection::Connection;
-use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, Script};
 use std::time::Duration;
@@ -41,6 +41,26 @@ pub(crate) const BATCH: usize = 1000;
 /// [`Error::Contended`](crate::Error::Contended): each retry means a session of that very
 /// user was created between the read and the script, a rare race.
 pub(crate) const RETRIES: usize = 5;
+
+/// Most shards an app-wide operation (activity, soapp, killall, the sweep) asks at once.
+/// Asking all 60 at once multiplies a few callers into hundreds of requests in flight,
+/// which is what wedges the `redis` 1.8 cluster client during a reshard (see
+/// shared/repro/cluster-reshard-hang); a few at a time costs little more on a LAN.
+const FANOUT: usize = 8;
+
+/// Runs the calls of every shard, at most [`FANOUT`] at a time; the answers in shard order.
+async fn each_shard<T, Fut>(per_shard: impl Iterator<Item = Fut>) -> Result<Vec<T>>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    // Collected first: a stream over the lazy iterator would borrow its closure in a way
+    // that keeps the future from being Send.
+    let calls: Vec<Fut> = per_shard.collect();
+    futures_util::stream::iter(calls)
+        .buffered(FANOUT)
+        .try_collect()
+        .await
+}
 
 /// Most scripts one killsoid runs (BATCH sessions each).
 const MAX_ROUNDS: usize = 1000;
@@ -112,7 +132,7 @@ impl RedisStore {
         let reads = match read_from_replicas {
             true => Some(Connection::Cluster(
                 builder()
-                    .read_routing_strategy(redis::cluster_read_routing::RandomReplicaStrategy)
+                    .read_routing_strategy(replica_reads())
                     .build()?
                     .get_async_connection()
                     .await?,
@@ -334,7 +354,7 @@ impl RedisStore {
                 }
             }
         });
-        Ok(try_join_all(per_shard).await?.into_iter().sum())
+        Ok(each_shard(per_shard).await?.into_iter().sum())
     }
 
     /// Distinct ids active since `since`: each id lives in one shard, so shards add up.
@@ -346,7 +366,7 @@ impl RedisStore {
                 .await?;
             Ok::<u64, crate::Error>(count)
         });
-        Ok(try_join_all(per_shard).await?.into_iter().sum())
+        Ok(each_shard(per_shard).await?.into_iter().sum())
     }
 
     /// Cluster layout: the id's set is read first, and read again when the script finds a
@@ -381,32 +401,24 @@ impl RedisStore {
     /// not listed, one killed after it is left out.
     pub async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
         let script = &self.commands.scripts().soapp;
-        let per_shard = self
-            .layout()
-            .shards()
-            .iter()
-            .map(|shard: &Shard| async move {
-                if !self.layout().is_clustered() {
-                    let cmd = self.commands.soapp(shard, app, since, Members::Read);
-                    return records(self.eval_read(script, cmd).await?);
-                }
-                let members: Vec<String> = self
-                    .reads
-                    .query(&self.commands.active_members(shard, app, since))
-                    .await?;
-                if members.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let cmd = self
-                    .commands
-                    .soapp(shard, app, since, Members::Given(&members));
-                records(self.eval_read(script, cmd).await?)
-            });
-        let mut all: Vec<Record> = try_join_all(per_shard)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
+        let per_shard = self.layout().shards().iter().map(|shard| async move {
+            if !self.layout().is_clustered() {
+                let cmd = self.commands.soapp(shard, app, since, Members::Read);
+                return records(self.eval_read(script, cmd).await?);
+            }
+            let members: Vec<String> = self
+                .reads
+                .query(&self.commands.active_members(shard, app, since))
+                .await?;
+            if members.is_empty() {
+                return Ok(Vec::new());
+            }
+            let cmd = self
+                .commands
+                .soapp(shard, app, since, Members::Given(&members));
+            records(self.eval_read(script, cmd).await?)
+        });
+        let mut all: Vec<Record> = each_shard(per_shard).await?.into_iter().flatten().collect();
         if self.layout().shards().len() > 1 {
             all.sort_by_key(|r| std::cmp::Reverse(r.la));
         }
@@ -444,7 +456,7 @@ impl RedisStore {
                 }
             }
         });
-        Ok(try_join_all(per_shard).await?.into_iter().sum())
+        Ok(each_shard(per_shard).await?.into_iter().sum())
     }
 
     /// Takes the fleet-wide sweep lease for `ttl`; false when another process holds it.
@@ -457,6 +469,13 @@ impl RedisStore {
     pub async fn ping(&self) -> Result<String> {
         Ok(self.con.query(&redis::cmd("PING")).await?)
     }
+}
+
+/// The routing of replica reads: a random replica of the slot's master. Built by
+/// `default()`, because redis 2 makes the struct non-exhaustive.
+#[allow(clippy::default_constructed_unit_structs)]
+fn replica_reads() -> redis::cluster_read_routing::RandomReplicaStrategy {
+    redis::cluster_read_routing::RandomReplicaStrategy::default()
 }
 
 /// soid's reply: `{1, rows}` → the rows; `{0}` (read again) → None.
