@@ -85,9 +85,20 @@ pub struct Config {
     )]
     pub redis_cluster: Vec<String>,
 
-    /// Shards of the sharded (cluster) layout.
+    /// Shards of the sharded (cluster) layout. Recorded in Redis on first use: a server
+    /// started with another count refuses to start (changing it is a migration, see
+    /// crates/redis-sessions/CLUSTER.md).
     #[arg(long, env = "RS_SHARDS", default_value_t = redis_sessions::DEFAULT_SHARDS)]
     pub shards: u16,
+
+    /// Send soid, soapp and activity to replicas (Redis Cluster only): takes their load
+    /// off the masters, at the price of answers that may miss the last moments' writes.
+    #[arg(
+        long = "read-from-replicas",
+        env = "RS_READ_FROM_REPLICAS",
+        default_value_t = false
+    )]
+    pub read_from_replicas: bool,
 
     /// Prefix of every Redis key; processes that share sessions use the same one.
     #[arg(long, env = "RS_NAMESPACE", default_value = "rs")]
@@ -141,11 +152,12 @@ impl Config {
             .wipe(self.wipe)
             .cache(self.cachetime, self.cachemax);
         if !self.redis_cluster.is_empty() {
-            options = options.cluster(self.redis_cluster.clone()).key_layout(
-                redis_sessions::KeyLayout::Sharded {
+            options = options
+                .cluster(self.redis_cluster.clone())
+                .key_layout(redis_sessions::KeyLayout::Sharded {
                     shards: self.shards,
-                },
-            );
+                })
+                .read_from_replicas(self.read_from_replicas);
         } else if let Some(url) = &self.redis_url {
             options = options.url(url.clone());
         } else {

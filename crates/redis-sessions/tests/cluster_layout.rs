@@ -1,0 +1,301 @@
+//! What the cluster layout records and announces: the layout record checked at connect,
+//! reads sent to replicas, and cache invalidations on shard channels that follow their
+//! slots through a reshard.
+
+use redis_sessions::{CreateOptions, Error, KeyLayout, Options, RedisSessions};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use test_support::cluster::RedisCluster;
+use test_support::RedisServer;
+
+const APP: &str = "layoutapp";
+
+fn sharded(cluster: &RedisCluster, shards: u16) -> Options {
+    Options::default()
+        .cluster(cluster.urls())
+        .key_layout(KeyLayout::Sharded { shards })
+        .wipe(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_shard_count_refuses_to_start() {
+    let cluster = RedisCluster::start(3, 0);
+    let first = RedisSessions::connect(sharded(&cluster, 60))
+        .await
+        .expect("first use records the layout");
+    let token = first
+        .create(APP, "alice", "1", CreateOptions::default())
+        .await
+        .expect("create");
+    let err = RedisSessions::connect(sharded(&cluster, 61))
+        .await
+        .expect_err("61 shards on a namespace written with 60");
+    let text = err.to_string();
+    println!("{text}");
+    assert!(matches!(err, Error::LayoutMismatch { .. }), "{err:?}");
+    assert_eq!(err.name(), "layoutMismatch");
+    assert!(
+        text.contains("sharded layout, 60 shards, version 1")
+            && text.contains("sharded layout, 61 shards, version 1"),
+        "the message says what is stored and what was asked: {text}"
+    );
+    // The same count is accepted, and another namespace is another record.
+    let again = RedisSessions::connect(sharded(&cluster, 60))
+        .await
+        .expect("same layout");
+    assert!(again.get(APP, &token).await.expect("get").is_some());
+    RedisSessions::connect(sharded(&cluster, 61).namespace("other"))
+        .await
+        .expect("a fresh namespace takes any count");
+}
+
+#[tokio::test]
+async fn one_redis_refuses_a_layout_other_than_the_recorded_one() {
+    let server = RedisServer::start();
+    let node = Options::default().url(server.url()).wipe(0);
+    RedisSessions::connect(node.clone())
+        .await
+        .expect("node layout recorded");
+    let err = RedisSessions::connect(node.clone().key_layout(KeyLayout::Sharded { shards: 4 }))
+        .await
+        .expect_err("the sharded layout on a namespace written with the Node one");
+    assert!(
+        err.to_string()
+            .contains("holds the node layout, 1 shard, version 1"),
+        "{err}"
+    );
+    RedisSessions::connect(node).await.expect("node again");
+}
+
+/// commandstats `calls=` of one command on one node.
+fn calls(node: &RedisServer, command: &str) -> u64 {
+    stat(node, command, "calls")
+}
+
+/// One field (`calls`, `usec`) of a command's commandstats line on one node.
+fn stat(node: &RedisServer, command: &str, field: &str) -> u64 {
+    let text = node.command(&["INFO", "commandstats"]).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:")))
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{field}=")))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn is_master(node: &RedisServer) -> bool {
+    node.command(&["INFO", "replication"])
+        .map(|r| r.contains("role:master"))
+        .unwrap_or(false)
+}
+
+/// Read commands and their Redis time (µs) of `rounds` × (soid, soapp, activity), as
+/// ((calls, µs) on masters, (calls, µs) on replicas).
+async fn reads_per_role(
+    cluster: &RedisCluster,
+    rs: &RedisSessions,
+    rounds: usize,
+) -> ((u64, u64), (u64, u64)) {
+    for node in &cluster.nodes {
+        let _ = node.command(&["CONFIG", "RESETSTAT"]);
+    }
+    for i in 0..rounds {
+        let id = format!("user{}", i % 50);
+        assert_eq!(rs.soid(APP, &id).await.expect("soid").len(), 2);
+        assert_eq!(rs.soapp(APP, 3600).await.expect("soapp").len(), 100);
+        assert_eq!(rs.activity(APP, 3600).await.expect("activity"), 50);
+    }
+    let mut on = ((0, 0), (0, 0));
+    for node in &cluster.nodes {
+        let commands = [
+            "evalsha_ro",
+            "eval_ro",
+            "smembers",
+            "zrevrangebyscore",
+            "zcount",
+        ];
+        let n: u64 = commands.iter().map(|c| calls(node, c)).sum();
+        let usec: u64 = commands.iter().map(|c| stat(node, c, "usec")).sum();
+        let role = if is_master(node) {
+            &mut on.0
+        } else {
+            &mut on.1
+        };
+        role.0 += n;
+        role.1 += usec;
+    }
+    on
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_from_replicas_take_soid_soapp_and_activity_off_the_masters() {
+    let cluster = RedisCluster::start(3, 1);
+    let writer = RedisSessions::connect(sharded(&cluster, 60))
+        .await
+        .expect("connect");
+    for i in 0..100 {
+        writer
+            .create(
+                APP,
+                &format!("user{}", i % 50),
+                "1",
+                CreateOptions::default(),
+            )
+            .await
+            .expect("create");
+    }
+    // The client learns the replicas from CLUSTER SLOTS when it connects: wait until every
+    // replica is listed (Redis leaves a replica out of CLUSTER SLOTS until it has received
+    // data, and tells the others of its offset by gossip).
+    let started = Instant::now();
+    while !cluster.nodes[3..].iter().all(|n| {
+        n.command(&["INFO", "replication"])
+            .map(|r| r.contains("master_link_status:up"))
+            .unwrap_or(false)
+    }) || !cluster.nodes.iter().all(|n| {
+        n.command(&["CLUSTER", "SHARDS"])
+            .map(|r| r.matches("online").count() == 6)
+            .unwrap_or(false)
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "replicas not linked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let replicas = RedisSessions::connect(sharded(&cluster, 60).read_from_replicas(true))
+        .await
+        .expect("connect with replica reads");
+    let rounds = 20;
+    let ((masters_off, masters_off_us), (replicas_off, _)) =
+        reads_per_role(&cluster, &writer, rounds).await;
+    let ((masters_on, _), (replicas_on, replicas_on_us)) =
+        reads_per_role(&cluster, &replicas, rounds).await;
+    println!(
+        "{rounds} × (soid, soapp, activity) on 60 shards: read commands on masters / replicas: \
+         {masters_off} ({masters_off_us} µs of Redis time) / {replicas_off} without replica \
+         reads, {masters_on} / {replicas_on} ({replicas_on_us} µs) with"
+    );
+    assert_eq!(replicas_off, 0, "by default every read goes to a master");
+    assert!(masters_off >= rounds as u64 * (2 + 60 + 60));
+    assert_eq!(masters_on, 0, "with replica reads the masters answer none");
+    // The first call of a script on each replica finds no script there (NOSCRIPT) and is
+    // sent again with its source (EVAL_RO).
+    assert!(
+        (masters_off..=masters_off + 12).contains(&replicas_on),
+        "the replicas answer the same reads"
+    );
+    // Writes still go to the masters.
+    let token = replicas
+        .create(APP, "late", "1", CreateOptions::default())
+        .await
+        .expect("create");
+    assert!(replicas.get(APP, &token).await.expect("get").is_some());
+}
+
+async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+fn node_id(node: &RedisServer) -> String {
+    let reply = node.command(&["CLUSTER", "MYID"]).unwrap_or_default();
+    reply.lines().nth(1).unwrap_or_default().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shard_channels_invalidate_caches_and_follow_their_slots() {
+    let cluster = RedisCluster::start(3, 0);
+    let cached = |cluster: &RedisCluster| sharded(cluster, 60).cache(60, 1000);
+    let a = RedisSessions::connect(cached(&cluster)).await.expect("a");
+    let b = RedisSessions::connect(cached(&cluster)).await.expect("b");
+    let mut tokens = Vec::new();
+    for i in 0..30 {
+        tokens.push(
+            a.create(APP, &format!("u{i}"), "1", CreateOptions::default())
+                .await
+                .expect("create"),
+        );
+    }
+    let seen = |n: i64| {
+        move |s: Option<redis_sessions::Session>| s.and_then(|s| s.get::<i64>("n")) == Some(n)
+    };
+    for t in &tokens {
+        assert!(b.get(APP, t).await.expect("get").is_some(), "cached in b");
+    }
+    for t in &tokens {
+        a.set(APP, t, &json!({"n": 1})).await.expect("set");
+    }
+    let took = within(Duration::from_secs(2), async || {
+        let mut all = true;
+        for t in &tokens {
+            all &= seen(1)(b.get(APP, t).await.expect("get"));
+        }
+        all
+    })
+    .await;
+    println!("b saw a's 30 sets after {took:?}");
+    // No plain PUBLISH on the cluster bus: only SPUBLISH on the shards' channels.
+    let publishes: u64 = cluster.masters().iter().map(|n| calls(n, "publish")).sum();
+    assert_eq!(publishes, 0, "nothing is broadcast to every node");
+
+    // Move a third of the slots: the channels of the moved shards are dropped by Redis and
+    // subscribed again on their new node; meanwhile the cache serves nothing stale.
+    let flushes = b.cache_stats().map(|s| s.flushes).unwrap_or(0);
+    let ids: Vec<String> = cluster.masters().iter().map(node_id).collect();
+    let seed = format!("127.0.0.1:{}", cluster.nodes[0].port());
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("redis-cli")
+            .args(["--cluster", "reshard", &seed, "--cluster-from", &ids[0]])
+            .args([
+                "--cluster-to",
+                &ids[1],
+                "--cluster-slots",
+                "3000",
+                "--cluster-yes",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+    })
+    .await
+    .expect("join")
+    .expect("redis-cli");
+    assert!(status.success());
+    let resubscribed = within(Duration::from_secs(5), async || {
+        b.get(APP, &tokens[0]).await.expect("get");
+        b.get(APP, &tokens[0]).await.expect("get");
+        b.cache_stats().map(|s| s.hits).unwrap_or(0) > 0 && b.cache_len() > 0
+    })
+    .await;
+    println!("b's cache serves again {resubscribed:?} after the reshard");
+    assert!(
+        b.cache_stats().map(|s| s.flushes).unwrap_or(0) > flushes,
+        "the moved channels dropped the cache"
+    );
+    for t in &tokens {
+        b.get(APP, t).await.expect("get");
+    }
+    for t in &tokens {
+        a.set(APP, t, &json!({"n": 2})).await.expect("set");
+    }
+    within(Duration::from_secs(2), async || {
+        let mut all = true;
+        for t in &tokens {
+            all &= seen(2)(b.get(APP, t).await.expect("get"));
+        }
+        all
+    })
+    .await;
+    a.killsoid(APP, "u3").await.expect("killsoid");
+    within(Duration::from_secs(2), async || {
+        b.get(APP, &tokens[3]).await.expect("get").is_none()
+    })
+    .await;
+}
