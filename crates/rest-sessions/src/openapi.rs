@@ -1,18 +1,102 @@
 //! The OpenAPI document served at `/openapi.json`, generated from the handlers'
 //! annotations so it cannot drift from the routes: clients in any language can generate
-//! their bindings from it.
+//! their bindings from it, and schemathesis tests the server against it.
+//!
+//! Every parameter carries the contract's pattern and bounds, every reply its schema
+//! (including `{}` for "no session"), and every route each error it can answer. The
+//! patterns are checked against the library's own validation by this module's tests, and
+//! the session schema against real serialized sessions.
 
 use crate::error::ErrorBody;
 use crate::routes::{ActivityReply, HealthReply, KillReply, TokenReply};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::openapi::{OneOfBuilder, RefOr};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
 
-/// A session as the API returns it (documentation of `redis_sessions::Session`).
-#[derive(ToSchema)]
-#[schema(as = Session)]
+/// `app` in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-pub struct SessionSchema {
+pub struct AppParam {
+    /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
+    #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
+    app: String,
+}
+
+/// `app` and `token` in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct AppTokenParams {
+    /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
+    #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
+    app: String,
+    /// Session token: 64 letters and digits.
+    #[param(pattern = "^[A-Za-z0-9]{64}$", min_length = 64, max_length = 64)]
+    token: String,
+}
+
+/// `app` and `id` in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct AppIdParams {
+    /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
+    #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
+    app: String,
+    /// User id: 1-128 characters, any but line breaks (e-mail addresses, Korean, `:`),
+    /// percent-encoded as UTF-8; an invalid encoding is a 400.
+    #[param(pattern = "^[^\\n\\r\\u2028\\u2029]{1,128}$", min_length = 1, max_length = 128)]
+    id: String,
+}
+
+/// The query of `create`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CreateQuery {
+    /// The client's address: 1-39 characters, no line breaks.
+    #[param(pattern = "^[^\\n\\r\\u2028\\u2029]{1,39}$", min_length = 1, max_length = 39)]
+    ip: String,
+    /// Idle timeout in seconds (default 7200).
+    #[param(minimum = 10)]
+    ttl: Option<i64>,
+    /// `true`: the session ends at create time + ttl, however often it is used.
+    no_resave: Option<bool>,
+}
+
+/// The query of `activity` and `soapp`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct WindowQuery {
+    /// Window in seconds.
+    #[param(minimum = 10)]
+    dt: i64,
+}
+
+/// A value of a session's data: a string, a number or a boolean.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// A string.
+    Text(String),
+    /// A number, any JSON number.
+    Number(f64),
+    /// A boolean.
+    Flag(bool),
+}
+
+/// A session as the API returns it: the documentation of `redis_sessions::Session`, whose
+/// crate does not depend on utoipa. The tests deserialize real sessions into it (unknown
+/// fields refused) and serialize them back unchanged, so the two cannot drift apart.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Session)]
+pub struct SessionDoc {
     /// The user id.
     id: String,
     /// Reads before this one.
@@ -26,18 +110,122 @@ pub struct SessionSchema {
     /// The client address given at create.
     ip: String,
     /// The data, absent when there is none.
-    d: Option<BTreeMap<String, serde_json::Value>>,
-    /// Present (true) for sessions that end at a fixed time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    d: Option<BTreeMap<String, Scalar>>,
+    /// Present, and true, only for sessions that end at a fixed time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<bool>)]
     no_resave: Option<bool>,
 }
 
-/// The reply of `soapp` and `soid` (documentation).
-#[derive(ToSchema)]
+/// `{}`: no live session.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NoSession)]
+pub struct NoSessionDoc {}
+
+/// The reply of `get` and `set`: the session, or `{}` when none is live.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = MaybeSession)]
+pub enum MaybeSessionDoc {
+    /// The live session.
+    Live(SessionDoc),
+    /// No live session.
+    None(NoSessionDoc),
+}
+
+/// The reply of `soapp` and `soid`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = Sessions)]
-#[allow(dead_code)]
-pub struct SessionsSchema {
+pub struct SessionsDoc {
     /// Live sessions, most recently active first.
-    sessions: Vec<SessionSchema>,
+    sessions: Vec<SessionDoc>,
+}
+
+/// A data object in a request body: string, number or boolean values, `null` to delete a
+/// key (at `set`) or to leave it out (at `create`).
+fn data_schema(min_properties: usize) -> Schema {
+    let value = OneOfBuilder::new()
+        .item(Scalar::schema())
+        .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Null)))
+        .build();
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Object))
+        .min_properties(Some(min_properties))
+        .additional_properties(Some(RefOr::T(Schema::OneOf(value))))
+        .build()
+        .into()
+}
+
+/// The body of `create`: optional data (`{}` or no body: none).
+pub struct CreateBody;
+
+impl PartialSchema for CreateBody {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(data_schema(0))
+    }
+}
+
+impl ToSchema for CreateBody {}
+
+/// The body of `set`: the keys to change, at least one.
+pub struct SetBody;
+
+impl PartialSchema for SetBody {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(data_schema(1))
+    }
+}
+
+impl ToSchema for SetBody {}
+
+/// The error replies of a route that reads the store but takes no body.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum StoreErrors {
+    /// A broken input rule (`missingParameter`, `invalidFormat`, `invalidValue`), including
+    /// a path segment whose percent-encoding is invalid.
+    #[response(status = 400)]
+    BadInput(ErrorBody),
+    /// Missing or wrong bearer secret (`unauthorized`), when the server has one.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Stored data that cannot be read (`internalError` and the library's names).
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// The store did not answer within 2 s (`redisUnavailable`), or the server is at its
+    /// connection limit (`tooManyConnections`, with `Retry-After`). On a write the outcome
+    /// is unknown: it may have been applied.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// The error replies of a route that takes a body: [`StoreErrors`] and the body's own.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyErrors {
+    /// A broken input rule (`missingParameter`, `invalidFormat`, `invalidValue`), including
+    /// a body that is not a JSON object and a badly encoded path segment.
+    #[response(status = 400)]
+    BadInput(ErrorBody),
+    /// Missing or wrong bearer secret (`unauthorized`), when the server has one.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The body did not arrive within the body timeout (`requestTimeout`).
+    #[response(status = 408)]
+    RequestTimeout(ErrorBody),
+    /// The body is over the body limit (`payloadTooLarge`).
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
+    /// Stored data that cannot be read (`internalError` and the library's names).
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// The store did not answer within 2 s (`redisUnavailable`), or the server is at its
+    /// connection limit (`tooManyConnections`). The write may have been applied.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
 /// Declares the optional bearer secret (`RS_AUTH_TOKEN`).
@@ -60,7 +248,8 @@ impl Modify for BearerSecret {
         title = "rest-sessions",
         description = "User sessions shared by services in any language, over Redis. When the \
             server runs with RS_AUTH_TOKEN, every route but /ping, /health and /openapi.json \
-            needs `Authorization: Bearer <secret>`."
+            needs `Authorization: Bearer <secret>`. Path segments are percent-decoded as \
+            UTF-8; an invalid encoding is a 400."
     ),
     paths(
         crate::routes::ping,
@@ -78,8 +267,11 @@ impl Modify for BearerSecret {
         crate::routes::killall,
     ),
     components(schemas(
-        SessionSchema,
-        SessionsSchema,
+        SessionDoc,
+        NoSessionDoc,
+        MaybeSessionDoc,
+        SessionsDoc,
+        Scalar,
         TokenReply,
         ActivityReply,
         KillReply,
