@@ -40,7 +40,7 @@ const BUSY_REPLY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\n\
 retry-after: 1\r\n\
 connection: close\r\n\
-content-length: 84\r\n\
+content-length: 87\r\n\
 \r\n\
 {\"error\":\"tooManyConnections\",\"message\":\"The server is at its connection limit; retry\"}";
 
