@@ -110,12 +110,11 @@ pub struct SessionDoc {
     /// The client address given at create.
     ip: String,
     /// The data, absent when there is none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    d: Option<BTreeMap<String, Scalar>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    d: BTreeMap<String, Scalar>,
     /// Present, and true, only for sessions that end at a fixed time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<bool>)]
-    no_resave: Option<bool>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    no_resave: bool,
 }
 
 /// `{}`: no live session.
@@ -241,6 +240,52 @@ impl Modify for BearerSecret {
     }
 }
 
+/// Links the token that `create` returns to the routes that take one, so generated
+/// clients (and schemathesis' stateful phase) can follow a session through its life.
+struct TokenLinks;
+
+impl Modify for TokenLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        let created = openapi
+            .paths
+            .paths
+            .get_mut("/{app}/create/{id}")
+            .and_then(|item| item.put.as_mut())
+            .and_then(|create| create.responses.responses.get_mut("200"));
+        let Some(RefOr::T(created)) = created else {
+            return;
+        };
+        for operation in ["get", "set", "kill"] {
+            let link = LinkBuilder::new()
+                .operation_id(operation)
+                .parameter("app", "$request.path.app")
+                .parameter("token", "$response.body#/token")
+                .description(format!("`{operation}` on the new session"))
+                .build();
+            created.links.insert(operation.to_string(), RefOr::T(link));
+        }
+    }
+}
+
+/// Marks the body of `create` optional. utoipa makes a body optional only for an
+/// `Option<T>` content type, and then also allows a JSON `null`, which `create` refuses.
+struct OptionalCreateBody;
+
+impl Modify for OptionalCreateBody {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let body = openapi
+            .paths
+            .paths
+            .get_mut("/{app}/create/{id}")
+            .and_then(|item| item.put.as_mut())
+            .and_then(|create| create.request_body.as_mut());
+        if let Some(RefOr::T(body)) = body {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
+
 /// Every route and reply schema of the server.
 #[derive(OpenApi)]
 #[openapi(
@@ -278,7 +323,7 @@ impl Modify for BearerSecret {
         HealthReply,
         ErrorBody
     )),
-    modifiers(&BearerSecret),
+    modifiers(&BearerSecret, &OptionalCreateBody, &TokenLinks),
     tags(
         (name = "sessions", description = "The redis-sessions contract"),
         (name = "operations", description = "Liveness, readiness, metrics, this document")

@@ -200,7 +200,7 @@ pub async fn openapi() -> Response {
 /// Creates a session of user `id` in `app`.
 #[utoipa::path(put, path = "/{app}/create/{id}", tag = "sessions",
     params(AppIdParams, CreateQuery),
-    request_body(content = Option<CreateBody>, description = "Optional data `d`: a JSON object \
+    request_body(content = CreateBody, description = "Optional data `d`: a JSON object \
         of strings, numbers, booleans (null values are left out); no body or `{}` for none",
         content_type = "application/json"),
     responses(
