@@ -64,8 +64,9 @@ pub struct CreateQuery {
     /// Idle timeout in seconds (default 7200).
     #[param(minimum = 10)]
     ttl: Option<i64>,
-    /// `true`: the session ends at create time + ttl, however often it is used.
-    no_resave: Option<bool>,
+    /// `true`: the session ends at create time + ttl, however often it is used. Any other
+    /// value is ignored, as the original server did.
+    no_resave: Option<String>,
 }
 
 /// The query of `activity` and `soapp`.
