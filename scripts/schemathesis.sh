@@ -4,11 +4,14 @@
 # outside the schema rejected, inputs inside it accepted, the create -> get/set/kill links),
 # once on a throwaway redis-server and once on the embedded store. Bounded: a fixed seed,
 # a few dozen examples per operation, and each run under `timeout`.
-# Needs: a built target/debug/rest-sessions, redis-server, and `st` (pip install schemathesis).
+# Needs: cargo, redis-server, curl, and schemathesis (pip install schemathesis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin=target/debug/rest-sessions
+cargo build --quiet -p rest-sessions
+# `st` where pip put it on PATH, else the same CLI through the interpreter.
+if command -v st >/dev/null 2>&1; then st=(st); else st=(python3 -m schemathesis.cli); fi
 examples=${ST_MAX_EXAMPLES:-50}
 seed=${ST_SEED:-20261129}
 pids=()
@@ -35,7 +38,7 @@ wait_ping() {
 
 run_st() { # name port
   echo "== schemathesis: $1 store =="
-  timeout 600 st run "http://127.0.0.1:$2/openapi.json" \
+  timeout 600 "${st[@]}" run "http://127.0.0.1:$2/openapi.json" \
     --checks all \
     --max-examples "$examples" \
     --seed "$seed" \

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # The middleware's browser test drives the example app in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
@@ -17,7 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 # The REST server is also tested against its OpenAPI document with schemathesis (PyPI).
-if ! command -v st >/dev/null 2>&1; then
+if ! command -v st >/dev/null 2>&1 && ! python3 -m schemathesis.cli --version >/dev/null 2>&1; then
   echo "installing: schemathesis"
   if ! python3 -m pip --version >/dev/null 2>&1; then
     apt-get update -qq
