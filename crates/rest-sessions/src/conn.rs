@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -67,6 +67,10 @@ enum Phase {
 struct State {
     phase: Phase,
     since: Instant,
+    /// The task of the read that waits for the next request. hyper does not read again
+    /// after a reply until the socket wakes it, so the end of a request wakes it here:
+    /// the read then arms the idle deadline.
+    reader: Option<Waker>,
 }
 
 /// What the service tells the socket wrapper: when a request starts and ends. Cheap to
@@ -86,6 +90,7 @@ impl Activity {
         Activity(Arc::new(Mutex::new(State {
             phase: Phase::Opened,
             since: Instant::now(),
+            reader: None,
         })))
     }
 
@@ -102,9 +107,22 @@ impl Activity {
 
     /// The service answered: the connection waits for its next request.
     pub fn request_finished(&self) {
+        let mut reader = None;
         self.set(|s| {
             s.phase = Phase::Idle;
             s.since = Instant::now();
+            reader = s.reader.take();
+        });
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+    }
+
+    fn wait_for_bytes(&self, waker: &Waker) {
+        self.set(|s| {
+            if !s.reader.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                s.reader = Some(waker.clone());
+            }
         });
     }
 
@@ -204,6 +222,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
             Poll::Pending => {
+                this.activity.wait_for_bytes(cx.waker());
                 let Some((at, why)) = this.activity.read_deadline(&this.timeouts) else {
                     this.read_armed = None;
                     return Poll::Pending;

@@ -228,7 +228,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let upkeep = metrics.clone().map(metrics::spawn_upkeep);
 
     let addr = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
+    let listener = server::bind(&config.host, config.port)
         .await
         .map_err(|source| StartError::Bind {
             addr: addr.clone(),

@@ -44,6 +44,33 @@ content-length: 87\r\n\
 \r\n\
 {\"error\":\"tooManyConnections\",\"message\":\"The server is at its connection limit; retry\"}";
 
+/// Connections the kernel may queue before they are accepted. The usual 128 drops the
+/// connections of a burst (their clients retry after a second); the kernel caps it at
+/// `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `host:port` with [`LISTEN_BACKLOG`] (the first address `host` resolves to that
+/// can be bound).
+pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to listen on")
+    }))
+}
+
 /// The limits of the accept loop.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
