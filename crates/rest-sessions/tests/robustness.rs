@@ -209,6 +209,12 @@ async fn redis_outage_is_a_fast_503_and_heals_without_restart() {
         assert!(body["message"].is_string());
         assert!(elapsed < Duration::from_secs(2), "503 took {elapsed:?}");
     }
+    // /ping asks the store, as the original's did: load balancers see the outage.
+    let started = Instant::now();
+    let (status, body) = json(http.get(server.url("/ping")).send().await.unwrap()).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "redisUnavailable");
     let started = Instant::now();
     let (status, health) = json(http.get(server.url("/health")).send().await.unwrap()).await;
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -242,6 +248,9 @@ async fn redis_outage_is_a_fast_503_and_heals_without_restart() {
     }
     let (status, health) = json(http.get(server.url("/health")).send().await.unwrap()).await;
     assert_eq!((status, health["status"].clone()), (200, json!("ok")));
+    let ping = http.get(server.url("/ping")).send().await.unwrap();
+    assert_eq!(ping.status().as_u16(), 200);
+    assert_eq!(ping.text().await.unwrap(), "PONG");
     create(&http, &server, "outage", "u2").await;
 }
 
@@ -284,6 +293,11 @@ async fn a_hung_redis_is_a_503_within_2s_never_a_hang() {
     let elapsed = started.elapsed();
     assert_eq!(status, 503, "{body}");
     assert!(elapsed < Duration::from_secs(2), "503 took {elapsed:?}");
+    let started = Instant::now();
+    let (status, body) = json(http.get(server.url("/ping")).send().await.unwrap()).await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert!(elapsed < Duration::from_secs(2), "/ping 503 took {elapsed:?}");
 
     // Kill the script; the server serves again by itself.
     let deadline = Instant::now() + Duration::from_secs(10);
