@@ -183,7 +183,11 @@ impl<T> Guarded<T> {
 
     /// Applies the send deadline to a write-side poll: it runs from the first write that
     /// could not proceed until one does.
-    fn guard_write<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+    fn guard_write<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
         match poll {
             Poll::Ready(result) => {
                 self.write_armed = false;

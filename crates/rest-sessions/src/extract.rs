@@ -117,7 +117,16 @@ mod tests {
         assert_eq!(decode_strict("%EA%b9%80").as_deref(), Some("김"));
         assert_eq!(decode_strict("plain+text").as_deref(), Some("plain+text"));
         assert_eq!(decode_strict("").as_deref(), Some(""));
-        for bad in ["%ZZ", "%", "a%4", "%4g", "%E0%A4", "%FF", "%ED%A0%80", "%C3%28"] {
+        for bad in [
+            "%ZZ",
+            "%",
+            "a%4",
+            "%4g",
+            "%E0%A4",
+            "%FF",
+            "%ED%A0%80",
+            "%C3%28",
+        ] {
             assert_eq!(decode_strict(bad), None, "{bad}");
         }
     }

@@ -49,7 +49,11 @@ pub struct AppIdParams {
     app: String,
     /// User id: 1-128 characters, any but line breaks (e-mail addresses, Korean, `:`),
     /// percent-encoded as UTF-8; an invalid encoding is a 400.
-    #[param(pattern = "^[^\\n\\r\\u2028\\u2029]{1,128}$", min_length = 1, max_length = 128)]
+    #[param(
+        pattern = "^[^\\n\\r\\u2028\\u2029]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
     id: String,
 }
 
@@ -59,7 +63,11 @@ pub struct AppIdParams {
 #[allow(dead_code)]
 pub struct CreateQuery {
     /// The client's address: 1-39 characters, no line breaks.
-    #[param(pattern = "^[^\\n\\r\\u2028\\u2029]{1,39}$", min_length = 1, max_length = 39)]
+    #[param(
+        pattern = "^[^\\n\\r\\u2028\\u2029]{1,39}$",
+        min_length = 1,
+        max_length = 39
+    )]
     ip: String,
     /// Idle timeout in seconds (default 7200).
     #[param(minimum = 10)]
@@ -335,4 +343,240 @@ pub struct ApiDoc;
 /// The document, built once per call (cheap; requested rarely).
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use redis_sessions::{CreateOptions, Options, RedisSessions, Session};
+    use serde_json::{json, Value};
+
+    const TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    fn doc() -> Value {
+        serde_json::to_value(document()).expect("document as JSON")
+    }
+
+    /// The schema of parameter `name` of `method path`.
+    fn param(doc: &Value, path: &str, method: &str, name: &str) -> Value {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .and_then(|params| params.iter().find(|p| p["name"] == name))
+            .map(|p| p["schema"].clone())
+            .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))
+    }
+
+    /// Whether the library takes `value` as `what` (`app`, `token`, `id`, `ip`): the
+    /// embedded store checks inputs exactly as the Redis one does.
+    fn library_accepts(what: &str, value: &str) -> bool {
+        thread_local! {
+            static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+        }
+        RUNTIME.with(|runtime| {
+            runtime.block_on(async {
+                let store = RedisSessions::in_memory(Options::default().wipe(0));
+                let result = match what {
+                    "app" => store.get(value, TOKEN).await.map(drop),
+                    "token" => store.get("app", value).await.map(drop),
+                    "id" => store.soid("app", value).await.map(drop),
+                    "ip" => store
+                        .create("app", "u", value, CreateOptions::default())
+                        .await
+                        .map(drop),
+                    _ => unreachable!(),
+                };
+                match result {
+                    Ok(()) => true,
+                    Err(err) => {
+                        assert!(err.is_input_error(), "{what} {value:?}: {err}");
+                        false
+                    }
+                }
+            })
+        })
+    }
+
+    /// (what, route, method): where each string parameter is documented.
+    const STRINGS: [(&str, &str, &str); 4] = [
+        ("app", "/{app}/killall", "delete"),
+        ("token", "/{app}/get/{token}", "get"),
+        ("id", "/{app}/soid/{id}", "get"),
+        ("ip", "/{app}/create/{id}", "put"),
+    ];
+
+    fn pattern(what: &str) -> String {
+        let (_, path, method) = STRINGS.iter().find(|(w, _, _)| *w == what).unwrap();
+        let schema = param(&doc(), path, method, what);
+        schema["pattern"].as_str().expect("a pattern").to_string()
+    }
+
+    /// The documented patterns, compiled once.
+    fn matcher(what: &str) -> &'static regex::Regex {
+        static MATCHERS: std::sync::OnceLock<Vec<(&str, regex::Regex)>> =
+            std::sync::OnceLock::new();
+        let matchers = MATCHERS.get_or_init(|| {
+            STRINGS
+                .iter()
+                .map(|(w, _, _)| (*w, regex::Regex::new(&pattern(w)).unwrap()))
+                .collect()
+        });
+        &matchers.iter().find(|(w, _)| *w == what).unwrap().1
+    }
+
+    /// Strings that match the documented pattern of `what` (generation needs it unanchored).
+    fn generate(what: &str) -> proptest::string::RegexGeneratorStrategy<String> {
+        let pattern = pattern(what);
+        let bare = pattern.trim_start_matches('^').trim_end_matches('$');
+        proptest::string::string_regex(bare).expect("a pattern proptest can generate from")
+    }
+
+    /// Strings near every rule's edges: lengths around the bounds, line breaks, the
+    /// characters the app and token rules allow and refuse, non-ASCII.
+    fn edgy() -> impl Strategy<Value = String> {
+        let alphabet = prop::sample::select(vec![
+            'a', 'Z', '0', '9', '_', '-', ':', ' ', '.', '@', '%', '/', '\n', '\r', '\u{2028}',
+            '\u{2029}', '\t', '\0', 'é', '김', '😀',
+        ]);
+        prop_oneof![
+            prop::collection::vec(alphabet.clone(), 0..24).prop_map(|c| c.into_iter().collect()),
+            prop::collection::vec(alphabet, 60..140).prop_map(|c| c.into_iter().collect()),
+            "[A-Za-z0-9]{62,66}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Every string the documented pattern describes, the library accepts...
+        #[test]
+        fn documented_values_are_accepted(
+            app in generate("app"),
+            token in generate("token"),
+            id in generate("id"),
+            ip in generate("ip"),
+        ) {
+            prop_assert!(library_accepts("app", &app), "app {:?}", app);
+            prop_assert!(library_accepts("token", &token), "token {:?}", token);
+            prop_assert!(library_accepts("id", &id), "id {:?}", id);
+            prop_assert!(library_accepts("ip", &ip), "ip {:?}", ip);
+        }
+
+        /// ...and every string it does not describe, the library refuses.
+        #[test]
+        fn the_patterns_are_the_library_rules(value in edgy()) {
+            for (what, _, _) in STRINGS {
+                let documented = matcher(what).is_match(&value);
+                prop_assert_eq!(
+                    documented,
+                    library_accepts(what, &value),
+                    "{} {:?}", what, value
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lengths_and_numbers_are_bounded_as_the_contract_says() {
+        let doc = doc();
+        for (what, path, method, min, max) in [
+            ("app", "/{app}/killall", "delete", 3, 20),
+            ("token", "/{app}/kill/{token}", "delete", 64, 64),
+            ("id", "/{app}/killsoid/{id}", "delete", 1, 128),
+            ("ip", "/{app}/create/{id}", "put", 1, 39),
+        ] {
+            let schema = param(&doc, path, method, what);
+            assert_eq!(schema["minLength"], min, "{what}");
+            assert_eq!(schema["maxLength"], max, "{what}");
+        }
+        assert_eq!(
+            param(&doc, "/{app}/create/{id}", "put", "ttl")["minimum"],
+            10
+        );
+        assert_eq!(param(&doc, "/{app}/activity", "get", "dt")["minimum"], 10);
+        assert_eq!(param(&doc, "/{app}/soapp", "get", "dt")["minimum"], 10);
+    }
+
+    #[test]
+    fn every_route_documents_its_errors_and_get_set_allow_no_session() {
+        let doc = doc();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = operation["responses"].as_object().unwrap();
+                let has = |status: &str| responses.contains_key(status);
+                if path.starts_with("/{app}") {
+                    for status in ["200", "400", "401", "500", "503"] {
+                        assert!(has(status), "{method} {path} lacks {status}");
+                    }
+                    if method == "put" || method == "post" {
+                        assert!(has("408") && has("413"), "{method} {path}");
+                    }
+                    for (status, reply) in responses {
+                        if status != "200" {
+                            assert_eq!(
+                                reply["content"]["application/json"]["schema"]["$ref"],
+                                "#/components/schemas/ErrorBody",
+                                "{method} {path} {status}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(doc["paths"]["/ping"]["get"]["responses"]
+            .as_object()
+            .unwrap()
+            .contains_key("503"));
+        let maybe = &doc["components"]["schemas"]["MaybeSession"]["oneOf"];
+        assert_eq!(maybe[1]["$ref"], "#/components/schemas/NoSession");
+        for route in ["/{app}/get/{token}", "/{app}/set/{token}"] {
+            let ok = &doc["paths"][route];
+            let method = if route.contains("/get/") {
+                "get"
+            } else {
+                "post"
+            };
+            assert_eq!(
+                ok[method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/MaybeSession"
+            );
+        }
+        assert_eq!(
+            doc["paths"]["/{app}/create/{id}"]["put"]["requestBody"]["required"],
+            false
+        );
+    }
+
+    /// The documented session and the library's serialize the same: a session with every
+    /// field, and one with none of the optional ones, go through the documentation type
+    /// (unknown fields refused) unchanged.
+    #[test]
+    fn the_session_schema_is_the_library_session() {
+        for text in [
+            json!({"id":"a@b","r":2,"w":3,"ttl":60,"idle":1,"ip":"::1",
+                   "d":{"s":"x","n":1.5,"b":true},"no_resave":true}),
+            json!({"id":"u","r":1,"w":1,"ttl":7200,"idle":0,"ip":"1.2.3.4"}),
+        ] {
+            let session: Session = serde_json::from_value(text.clone()).unwrap();
+            let served = serde_json::to_value(&session).unwrap();
+            assert_eq!(served, text, "the library's own form");
+            let documented: SessionDoc = serde_json::from_value(served.clone())
+                .expect("a served session is a documented one");
+            assert_eq!(serde_json::to_value(documented).unwrap(), served);
+        }
+        let schema = &doc()["components"]["schemas"]["Session"];
+        let mut required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        required.sort_unstable();
+        assert_eq!(required, ["id", "idle", "ip", "r", "ttl", "w"]);
+        assert_eq!(schema["additionalProperties"], false);
+    }
 }

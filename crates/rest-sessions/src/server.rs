@@ -61,13 +61,19 @@ pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
         };
         #[cfg(unix)]
         socket.set_reuseaddr(true)?;
-        match socket.bind(addr).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
             Ok(listener) => return Ok(listener),
             Err(err) => last = Some(err),
         }
     }
     Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to listen on")
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "no address to listen on",
+        )
     }))
 }
 
@@ -233,7 +239,10 @@ mod tests {
     fn busy_reply_is_well_formed() {
         let text = std::str::from_utf8(BUSY_REPLY).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
         let body: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(body["error"], "tooManyConnections");
         assert!(body["message"].is_string());

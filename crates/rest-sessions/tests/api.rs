@@ -899,9 +899,19 @@ async fn invalid_percent_encoding_is_a_400_on_every_route() {
             body.len()
         );
         let reply = raw_request(server.port(), request.as_bytes()).expect("a reply");
-        let status: u16 = reply.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
-        (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null))
+        let status: u16 = reply
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = reply
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
     };
     for (method, template, second, body) in routes {
         for encoding in bad {
@@ -917,9 +927,7 @@ async fn invalid_percent_encoding_is_a_400_on_every_route() {
                 continue;
             }
             // A badly encoded token or id after a valid app.
-            let path = template
-                .replace("{app}", "pctapp")
-                .replace("{p}", encoding);
+            let path = template.replace("{app}", "pctapp").replace("{p}", encoding);
             let (status, reply) = send(method, &path, body);
             assert_eq!(status, 400, "{method} {path}: {reply}");
             assert_eq!(reply["error"], "invalidFormat", "{method} {path}");

@@ -84,7 +84,10 @@ async fn stalled_clients_past_the_open_files_limit_do_not_starve_new_ones() {
     let served_after = loop {
         let (answer, took) = request(port, PING, Duration::from_secs(3));
         slowest_answer = slowest_answer.max(took);
-        assert!(took < Duration::from_secs(1), "an attempt took {took:?}: {answer:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "an attempt took {took:?}: {answer:?}"
+        );
         match answer {
             Some((200, body)) => {
                 assert_eq!(body, "PONG");
@@ -122,7 +125,10 @@ async fn stalled_clients_past_the_open_files_limit_do_not_starve_new_ones() {
             Err(_) => {}
         }
     }
-    assert!(closed > STALLED * 9 / 10, "only {closed} of {STALLED} closed");
+    assert!(
+        closed > STALLED * 9 / 10,
+        "only {closed} of {STALLED} closed"
+    );
 
     let text = metrics(&server).await;
     let expired = metric_sum(
@@ -133,7 +139,10 @@ async fn stalled_clients_past_the_open_files_limit_do_not_starve_new_ones() {
     let refused = metric_sum(&text, "rest_sessions_connections_refused_total", &[]);
     // 1024 open files less the reserve: at most 896 served at once, the rest refused.
     assert!(expired >= 800.0, "header timeouts counted: {expired}");
-    assert!(refused >= (STALLED - 896) as f64, "refusals counted: {refused}");
+    assert!(
+        refused >= (STALLED - 896) as f64,
+        "refusals counted: {refused}"
+    );
     eprintln!("header timeouts: {expired}, refusals: {refused}");
 }
 
@@ -145,7 +154,10 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
         let mut buf = [0u8; 1024];
         let n = stream.read(&mut buf).expect("reply");
         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        assert!(text.starts_with("HTTP/1.1 200") && text.ends_with("PONG"), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 200") && text.ends_with("PONG"),
+            "{text}"
+        );
     };
 
     // A connection in use stays open past the idle timeout.
@@ -161,7 +173,9 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     let mut idle: Vec<TcpStream> = (0..200)
         .map(|_| {
             let mut stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
-            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
             stream.write_all(keep_alive.as_bytes()).unwrap();
             read_reply(&mut stream);
             stream
@@ -275,5 +289,8 @@ fn a_timeout_of_zero_is_refused_at_start() {
         .expect("run rest-sessions");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("header-timeout") || stderr.contains("RS_HEADER_TIMEOUT"), "{stderr}");
+    assert!(
+        stderr.contains("header-timeout") || stderr.contains("RS_HEADER_TIMEOUT"),
+        "{stderr}"
+    );
 }

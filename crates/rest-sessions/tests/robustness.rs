@@ -297,7 +297,10 @@ async fn a_hung_redis_is_a_503_within_2s_never_a_hang() {
     let (status, body) = json(http.get(server.url("/ping")).send().await.unwrap()).await;
     let elapsed = started.elapsed();
     assert_eq!(status, 503, "{body}");
-    assert!(elapsed < Duration::from_secs(2), "/ping 503 took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "/ping 503 took {elapsed:?}"
+    );
 
     // Kill the script; the server serves again by itself.
     let deadline = Instant::now() + Duration::from_secs(10);
