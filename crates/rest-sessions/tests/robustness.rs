@@ -3,31 +3,10 @@
 
 mod common;
 
-use common::{client, command, create, free_port, json, raw_request, RedisServer, Server};
+use common::{client, command, create, free_port, json, raw_request, RedisServer, Rng, Server};
 use serde_json::json;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// xorshift64*: a seeded generator, so a failing fuzz case can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// A path segment: a word of the API, a plausible value, or random percent-encoded bytes.
 fn segment(rng: &mut Rng, token: &str) -> String {
