@@ -137,12 +137,13 @@ pub async fn serve(
     // hyper's own header timer also runs between requests; ours tells the two apart.
     http.header_read_timeout(None);
     tokio::pin!(shutdown);
+    let mut last_warning = None;
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(err) => {
-                    accept_failed(&err).await;
+                    accept_failed(&err, &mut last_warning).await;
                     continue;
                 }
             },
@@ -188,7 +189,7 @@ pub async fn serve(
 
 /// Logs an accept error (at most once a second at warn level) and pauses briefly when it
 /// is about resources, so the loop does not spin.
-async fn accept_failed(err: &std::io::Error) {
+async fn accept_failed(err: &std::io::Error, last_warning: &mut Option<std::time::Instant>) {
     use std::io::ErrorKind;
     // The client gave up between connect and accept: nothing wrong here.
     if matches!(
@@ -197,15 +198,10 @@ async fn accept_failed(err: &std::io::Error) {
     ) {
         return;
     }
-    static LAST_WARN: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-    let mut last = LAST_WARN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-        *last = Some(std::time::Instant::now());
+    if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+        *last_warning = Some(std::time::Instant::now());
         tracing::warn!(%err, "accept failed; retrying");
     }
-    drop(last);
     tokio::time::sleep(ACCEPT_BACKOFF).await;
 }
 
