@@ -118,14 +118,6 @@ impl Activity {
         }
     }
 
-    fn wait_for_bytes(&self, waker: &Waker) {
-        self.set(|s| {
-            if !s.reader.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                s.reader = Some(waker.clone());
-            }
-        });
-    }
-
     fn bytes_arrived(&self) {
         self.set(|s| {
             if s.phase == Phase::Idle {
@@ -135,9 +127,13 @@ impl Activity {
         });
     }
 
-    /// When a read still pending must give up, and why; None while a request is served.
-    fn read_deadline(&self, timeouts: &Timeouts) -> Option<(Instant, Expiry)> {
-        let state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Registers the waiting reader and returns when its read must give up, and why;
+    /// None while a request is served.
+    fn wait_for_bytes(&self, waker: &Waker, timeouts: &Timeouts) -> Option<(Instant, Expiry)> {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !state.reader.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            state.reader = Some(waker.clone());
+        }
         match state.phase {
             Phase::Opened | Phase::Head => Some((state.since + timeouts.header, Expiry::Header)),
             Phase::Idle => Some((state.since + timeouts.idle, Expiry::Idle)),
@@ -226,8 +222,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
             Poll::Pending => {
-                this.activity.wait_for_bytes(cx.waker());
-                let Some((at, why)) = this.activity.read_deadline(&this.timeouts) else {
+                let deadline = this.activity.wait_for_bytes(cx.waker(), &this.timeouts);
+                let Some((at, why)) = deadline else {
                     this.read_armed = None;
                     return Poll::Pending;
                 };
