@@ -79,6 +79,9 @@ pub fn decode_strict(raw: &str) -> Option<String> {
 }
 
 /// The whole request body, read within the body timeout and the size limit.
+///
+/// The timeout covers the whole body. tower-http's `RequestBodyTimeoutLayer` restarts its
+/// timer at every frame, so a client sending a byte a second would never time out.
 #[derive(Debug)]
 pub struct TimedBody(pub Bytes);
 
