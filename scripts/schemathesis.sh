@@ -38,13 +38,18 @@ wait_ping() {
 
 run_st() { # name port
   echo "== schemathesis: $1 store =="
-  timeout 600 "${st[@]}" run "http://127.0.0.1:$2/openapi.json" \
+  # From the scratch folder: schemathesis leaves a cache folder where it runs.
+  (cd "$work" && timeout 600 "${st[@]}" run "http://127.0.0.1:$2/openapi.json" \
     --checks all \
     --max-examples "$examples" \
     --seed "$seed" \
     --request-timeout 10 \
     --generation-database none \
-    --no-color
+    --no-color) || {
+    echo "-- the server's log ($1 store), last lines:"
+    tail -n 20 "$work/$1-store.log"
+    return 1
+  }
 }
 
 redis_port=$(free_port)
