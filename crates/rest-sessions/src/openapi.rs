@@ -189,6 +189,18 @@ impl PartialSchema for SetBody {
 
 impl ToSchema for SetBody {}
 
+/// The 503 of `/health`: its own reply when the store is away, or the error body when the
+/// server is at its connection limit.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum HealthUnavailable {
+    /// The store does not answer.
+    Store(HealthReply),
+    /// `tooManyConnections`.
+    Busy(ErrorBody),
+}
+
 /// The error replies of a route that reads the store but takes no body.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
@@ -330,6 +342,7 @@ impl Modify for OptionalCreateBody {
         ActivityReply,
         KillReply,
         HealthReply,
+        HealthUnavailable,
         ErrorBody
     )),
     modifiers(&BearerSecret, &OptionalCreateBody, &TokenLinks),
@@ -508,6 +521,8 @@ mod tests {
             for (method, operation) in item.as_object().unwrap() {
                 let responses = operation["responses"].as_object().unwrap();
                 let has = |status: &str| responses.contains_key(status);
+                // The connection bound can answer any route.
+                assert!(has("503"), "{method} {path} lacks 503");
                 if path.starts_with("/{app}") {
                     for status in ["200", "400", "401", "500", "503"] {
                         assert!(has(status), "{method} {path} lacks {status}");

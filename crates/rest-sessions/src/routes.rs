@@ -141,7 +141,8 @@ pub async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiErro
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
         (status = 200, description = "The store answers", body = HealthReply),
-        (status = 503, description = "The store is unreachable", body = HealthReply)))]
+        (status = 503, description = "The store is unreachable, or the server is at its \
+            connection limit (`tooManyConnections`)", body = crate::openapi::HealthUnavailable)))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let store = state.store_kind.as_str();
     let message = match tokio::time::timeout(HEALTH_TIMEOUT, state.store.ping()).await {
@@ -170,7 +171,9 @@ pub async fn health(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses(
         (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
-        (status = 401, description = "Missing or wrong bearer secret (`unauthorized`)", body = ErrorBody)))]
+        (status = 401, description = "Missing or wrong bearer secret (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "The server is at its connection limit (`tooManyConnections`)",
+            body = ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(stats) = state.store.cache_stats() {
         crate::metrics::record_cache(stats);
@@ -192,7 +195,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 /// This API's OpenAPI document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "OpenAPI document", content_type = "application/json")))]
+    responses(
+        (status = 200, description = "OpenAPI document", content_type = "application/json"),
+        (status = 503, description = "The server is at its connection limit (`tooManyConnections`)",
+            body = ErrorBody)))]
 pub async fn openapi() -> Response {
     Json(crate::openapi::document()).into_response()
 }
