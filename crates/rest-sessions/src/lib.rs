@@ -203,6 +203,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             "RS_BODY_LIMIT must be at least 1".into(),
         ));
     }
+    if config.max_connections == 0 {
+        return Err(StartError::Config(
+            "RS_MAX_CONNECTIONS must be at least 1".into(),
+        ));
+    }
 
     let open_files = server::raise_open_files_limit();
     let max_connections = server::effective_max_connections(config.max_connections, open_files);

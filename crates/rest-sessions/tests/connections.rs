@@ -280,6 +280,19 @@ async fn a_slow_body_is_a_408_and_never_counted_as_an_outage() {
 }
 
 #[test]
+fn no_connections_at_all_is_refused_at_start() {
+    let output = common::command(free_port())
+        .env("RS_STORE", "memory")
+        .env("RS_MAX_CONNECTIONS", "0")
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run rest-sessions");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("RS_MAX_CONNECTIONS"), "{stderr}");
+}
+
+#[test]
 fn a_timeout_of_zero_is_refused_at_start() {
     let output = common::command(free_port())
         .env("RS_STORE", "memory")
