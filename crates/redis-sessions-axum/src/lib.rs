@@ -49,13 +49,24 @@
 mod config;
 mod cookie;
 mod error;
+mod request;
 mod service;
 mod session;
+mod value;
+mod visitor;
 
 pub use config::{CookieSecure, SameSite, SessionLayer};
-pub use error::SessionError;
+pub use error::{SessionError, RETRY_AFTER_SECONDS};
+pub use request::Tls;
 pub use service::SessionService;
-pub use session::Session;
+pub use session::{Carry, Session};
+pub use value::JSON_MARKER;
+pub use visitor::{is_visitor_id, VISITOR_PREFIX};
+
+/// A session as the store keeps and lists it (`redis_sessions::Session`): what
+/// [`Session::soid`] and [`Session::soapp`] return. Named apart from the extractor
+/// [`Session`], which is a request's live session.
+pub type SessionInfo = redis_sessions::Session;
 
 /// The session library, re-exported so that apps need one dependency and one version.
 pub use redis_sessions;
