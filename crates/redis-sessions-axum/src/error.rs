@@ -82,8 +82,8 @@ impl IntoResponse for SessionError {
         match &self {
             SessionError::Store(e) if e.is_unavailable() => {
                 tracing::warn!(error = %e, "session store unavailable: answering 503");
-                let mut response = (status, "session store unavailable, try again later")
-                    .into_response();
+                let mut response =
+                    (status, "session store unavailable, try again later").into_response();
                 response
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));

@@ -566,8 +566,7 @@ impl Session {
         let (old, data) = {
             let st = self.state();
             let previous_user = st.meta.as_ref().map(|m| m.id.as_str());
-            let other_user =
-                previous_user.is_some_and(|p| !is_visitor_id(p) && p != user_id);
+            let other_user = previous_user.is_some_and(|p| !is_visitor_id(p) && p != user_id);
             let data = match &carry {
                 Carry::Safe if other_user => Data::new(),
                 Carry::Safe | Carry::Everything => st.data.clone(),
