@@ -616,6 +616,33 @@ impl Session {
         Ok(killed)
     }
 
+    /// Signs the user out on every other device and keeps this one ("sign out all other
+    /// devices"): every session of the user ends, then this device gets a new session
+    /// with its data (a new token, the cookie set). Returns how many other sessions ended.
+    ///
+    /// Two store calls, not one atomic step: a request of another device that lands
+    /// between them finds its session gone, as it should; if the second call fails, this
+    /// device is signed out too (the safe side) and the error is returned.
+    pub async fn destroy_others(&self) -> Result<u64, SessionError> {
+        let id = self.id().ok_or(SessionError::NotAuthenticated)?;
+        let data = self.state().data.clone();
+        let app = self.app_name();
+        let killed = self.store().killsoid(app, &id).await?;
+        let ip = self.shared.new_session_ip();
+        let options = self.shared.create_options(&data);
+        match self.store().create(app, &id, &ip, options).await {
+            Ok(token) => {
+                let mut st = self.state();
+                self.shared.created(&mut st, &token, &id, ip, data);
+                Ok(killed.saturating_sub(1))
+            }
+            Err(err) => {
+                self.logged_out();
+                Err(err.into())
+            }
+        }
+    }
+
     fn logged_out(&self) {
         let mut st = self.state();
         st.forget();
