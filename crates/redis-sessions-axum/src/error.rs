@@ -57,10 +57,6 @@ pub enum SessionError {
          `.layer(SessionLayer::new(store, \"app\"))` to the Router after the routes that take a Session"
     )]
     MissingLayer,
-    /// No session has the device handle given to
-    /// [`Session::kill_device`](crate::Session::kill_device) among this user's sessions.
-    #[error("no device with this handle")]
-    UnknownDevice,
 }
 
 impl SessionError {
@@ -70,7 +66,6 @@ impl SessionError {
             SessionError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             SessionError::Store(e) if e.is_input_error() => StatusCode::BAD_REQUEST,
             SessionError::NotAuthenticated => StatusCode::UNAUTHORIZED,
-            SessionError::UnknownDevice => StatusCode::NOT_FOUND,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,9 +85,7 @@ impl IntoResponse for SessionError {
                 response
             }
             SessionError::Store(e) if e.is_input_error() => (status, e.to_string()).into_response(),
-            SessionError::NotAuthenticated | SessionError::UnknownDevice => {
-                (status, self.to_string()).into_response()
-            }
+            SessionError::NotAuthenticated => (status, self.to_string()).into_response(),
             // A configuration mistake: the message says what to change, to the developer
             // who meets it first in the browser, and to the log.
             SessionError::MissingLayer => {

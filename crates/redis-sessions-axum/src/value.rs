@@ -17,9 +17,20 @@ use serde_json::Value;
 
 /// The prefix that marks a stored string as the JSON text of a structured value.
 ///
-/// Chosen to be rare in ordinary text and readable in `redis-cli`. A Node.js service that
-/// shares the sessions decodes such a value with
-/// `v.startsWith("$json:") ? JSON.parse(v.slice(6)) : v`.
+/// How [`Session::insert`](crate::Session::insert) stores a value, so the stored data
+/// stays a flat object of strings, numbers and booleans for the Node.js module and the
+/// REST server:
+/// - a string, number or boolean is stored as itself (numbers as doubles, as in Node);
+/// - a list, a map or a struct is stored as a string: this marker followed by its JSON
+///   text, e.g. `{"cart":"$json:[\"apple\",\"pear\"]"}`;
+/// - a string that itself starts with the marker is stored the same way (the marker, then
+///   the string as JSON text), so every string reads back exactly as it was written;
+/// - null (`None`, `()`) removes the key.
+///
+/// Reading reverses this: a stored string that starts with the marker and whose rest is
+/// JSON text is that JSON value; every other stored value is itself. The marker is rare in
+/// ordinary text and readable in `redis-cli`; a Node.js service that shares the sessions
+/// decodes a value with `v.startsWith("$json:") ? JSON.parse(v.slice(6)) : v`.
 pub const JSON_MARKER: &str = "$json:";
 
 /// The stored form of `value` (already serialized by serde), or None for null (remove).
