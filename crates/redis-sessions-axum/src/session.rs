@@ -469,14 +469,15 @@ impl Session {
             return Ok(None);
         };
         let value = value::decode(&stored);
-        match serde_json::from_value(value) {
-            Ok(typed) => Ok(Some(typed)),
-            Err(_) => Err(SessionError::WrongType {
+        let found = value::kind(&value);
+        // serde's message is not kept: it may quote the stored value.
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|_| SessionError::WrongType {
                 key: key.to_owned(),
-                found: value::kind(&value::decode(&stored)),
+                found,
                 expected: std::any::type_name::<T>(),
-            }),
-        }
+            })
     }
 
     /// All the data as the handler sees it now (pending changes included), structured
