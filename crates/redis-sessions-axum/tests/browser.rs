@@ -326,7 +326,10 @@ async fn scenario(
             .await
             .unwrap();
         assert_eq!(mine.len(), 1);
-        assert!(mine[0].text().await.unwrap().contains("this device"));
+        let text = mine[0].text().await.unwrap();
+        assert!(text.contains("this device"), "{text}");
+        // Served with connect info: the session recorded the browser's address.
+        assert!(text.contains("from 127.0.0.1"), "{text}");
         assert_eq!(
             browser
                 .find_all(Locator::Css("li.device"))

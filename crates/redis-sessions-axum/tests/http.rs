@@ -1004,3 +1004,38 @@ async fn secure_follows_the_tls_extension_and_trusted_proxy_headers() {
     let r = send(&app, "POST", "/login/alice", None).await;
     assert!(!r.set_cookie().unwrap().contains("Secure"));
 }
+
+#[tokio::test]
+async fn a_missing_peer_address_is_explained_once() {
+    let logs = Logs::capture();
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    // Through a trusted proxy the address is known: nothing to say.
+    let app = routes().layer(SessionLayer::new(store.clone(), APP).trust_proxy(true));
+    let r = send_with(
+        &app,
+        "POST",
+        "/login/alice",
+        None,
+        &[("x-forwarded-for", "198.51.100.4")],
+    )
+    .await;
+    assert_eq!(
+        store.get(APP, &r.body).await.unwrap().unwrap().ip,
+        "198.51.100.4"
+    );
+    assert!(!logs.text().contains("into_make_service_with_connect_info"));
+    // oneshot, like a server without connect info: "unknown", and the log says why, once.
+    let app = routes().layer(SessionLayer::new(store.clone(), APP));
+    for _ in 0..2 {
+        let token = log_in(&app, "alice", None).await;
+        assert_eq!(store.get(APP, &token).await.unwrap().unwrap().ip, "unknown");
+    }
+    let text = logs.text();
+    assert_eq!(
+        text.matches("into_make_service_with_connect_info::<SocketAddr>()")
+            .count(),
+        1,
+        "{text}"
+    );
+}
