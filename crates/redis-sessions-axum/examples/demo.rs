@@ -17,7 +17,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
-use redis_sessions_axum::{Session, SessionError, SessionLayer};
+use redis_sessions_axum::{Session, SessionError, SessionInfoExt, SessionLayer};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -39,6 +39,16 @@ pub const PRODUCTS: [(&str, &str, u32); 4] = [
 struct Line {
     sku: String,
     qty: u32,
+}
+
+/// What a session remembers about the device it was signed in on (a structured value).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Device {
+    /// Tells this sign-in apart from the user's others (not a secret).
+    label: String,
+    browser: String,
+    /// Unix time of the sign-in.
+    since: i64,
 }
 
 /// The whole site, over `store`. Visitor sessions are on, so the cart works before login.
@@ -342,9 +352,12 @@ async fn login(
         .unwrap_or("");
     session.upgrade(name).await?;
     // After upgrade: these belong to the new session whoever was signed in before.
-    session.insert("device", device_label())?;
-    session.insert("browser", browser_name(agent))?;
-    session.insert("since", unix_now())?;
+    let device = Device {
+        label: device_label(),
+        browser: browser_name(agent).to_owned(),
+        since: unix_now(),
+    };
+    session.insert("device", &device)?;
     let items: u32 = cart_of(&session)?.iter().map(|l| l.qty).sum();
     let flash = if items > 0 {
         format!("Welcome, {name}! Your cart ({items} item(s)) came along.")
@@ -361,14 +374,16 @@ async fn devices(session: Session) -> Result<Response, SessionError> {
         return Ok(Redirect::to("/").into_response());
     };
     let flash = take_flash(&session)?;
-    let current: Option<String> = session.get("device")?;
+    let current = session.get::<Device>("device")?.map(|d| d.label);
     let sessions = session.soid().await?;
     let now = unix_now();
     let mut list = String::new();
     for s in &sessions {
-        let device: String = s.get("device").unwrap_or_default();
-        let browser: String = s.get("browser").unwrap_or_else(|| "unknown browser".into());
-        let since = s.get::<i64>("since").map_or(0, |t| (now - t).max(0));
+        // A session signed in elsewhere (say by a Node.js service) may have no device.
+        let (device, browser, since) = match s.value::<Device>("device") {
+            Ok(Some(d)) => (d.label, d.browser, (now - d.since).max(0)),
+            _ => (String::new(), "unknown browser".to_owned(), 0),
+        };
         let me = current.as_deref() == Some(device.as_str());
         let _ = write!(
             list,

@@ -94,7 +94,7 @@ pub use error::{SessionError, RETRY_AFTER_SECONDS};
 pub use request::Tls;
 pub use service::SessionService;
 pub use session::{Carry, Session};
-pub use value::JSON_MARKER;
+pub use value::{SessionInfoExt, JSON_MARKER};
 pub use visitor::{is_visitor_id, VISITOR_PREFIX};
 
 /// A session as the store keeps and lists it (`redis_sessions::Session`): what

@@ -465,19 +465,8 @@ impl Session {
     /// number, a list read as a struct), so a mistake is an error rather than a silent
     /// `None`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        let Some(stored) = self.state().data.get(key).cloned() else {
-            return Ok(None);
-        };
-        let value = value::decode(&stored);
-        let found = value::kind(&value);
-        // serde's message is not kept: it may quote the stored value.
-        serde_json::from_value(value)
-            .map(Some)
-            .map_err(|_| SessionError::WrongType {
-                key: key.to_owned(),
-                found,
-                expected: std::any::type_name::<T>(),
-            })
+        let stored = self.state().data.get(key).cloned();
+        value::read(stored.as_ref(), key)
     }
 
     /// All the data as the handler sees it now (pending changes included), structured
@@ -651,8 +640,9 @@ impl Session {
     }
 
     /// The live sessions of this user (one per device or browser), most recent first.
-    /// They carry no tokens. Their data is as stored (structured values as marked JSON
-    /// text).
+    /// They carry no tokens. Read their data with
+    /// [`SessionInfoExt::value`](crate::SessionInfoExt::value), which decodes structured
+    /// values as [`get`](Self::get) does.
     pub async fn soid(&self) -> Result<Vec<crate::SessionInfo>, SessionError> {
         let id = self.id().ok_or(SessionError::NotAuthenticated)?;
         Ok(self.store().soid(self.app_name(), &id).await?)

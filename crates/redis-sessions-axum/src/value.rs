@@ -13,6 +13,8 @@
 //! Reading reverses this: a stored string that starts with the marker and whose rest is JSON
 //! text is that JSON value; every other stored value is itself.
 
+use crate::error::SessionError;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// The prefix that marks a stored string as the JSON text of a structured value.
@@ -59,6 +61,48 @@ pub(crate) fn decode(stored: &Value) -> Value {
         }
     }
     stored.clone()
+}
+
+/// Reads the stored value of `key` (None when absent) as `T`, decoding structured values.
+pub(crate) fn read<T: DeserializeOwned>(
+    stored: Option<&Value>,
+    key: &str,
+) -> Result<Option<T>, SessionError> {
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let value = decode(stored);
+    let found = kind(&value);
+    // serde's message is not kept: it may quote the stored value.
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|_| SessionError::WrongType {
+            key: key.to_owned(),
+            found,
+            expected: std::any::type_name::<T>(),
+        })
+}
+
+/// Typed reads of the data of a [`SessionInfo`](crate::SessionInfo) (the records that
+/// `soid` and `soapp` list), with the same rules as [`Session::get`](crate::Session::get):
+/// structured values decoded, a type mismatch an error.
+///
+/// ```
+/// use redis_sessions_axum::{SessionInfo, SessionInfoExt};
+/// # let info: SessionInfo = serde_json::from_str(
+/// #   r#"{"id":"u","r":1,"w":1,"ttl":60,"idle":0,"ip":"::1","d":{"tags":"$json:[\"a\",\"b\"]"}}"#).unwrap();
+/// let tags: Option<Vec<String>> = info.value("tags").unwrap();
+/// assert_eq!(tags, Some(vec!["a".to_string(), "b".to_string()]));
+/// ```
+pub trait SessionInfoExt {
+    /// The value of `key` as `T`: `Ok(None)` when absent, `Err(WrongType)` on a mismatch.
+    fn value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError>;
+}
+
+impl SessionInfoExt for redis_sessions::Session {
+    fn value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        read(self.d.as_ref().and_then(|d| d.get(key)), key)
+    }
 }
 
 /// The JSON kind of a value, for error messages that must not quote session data.
