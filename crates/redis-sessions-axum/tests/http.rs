@@ -596,18 +596,28 @@ async fn the_embedded_store_behaves_the_same() {
 }
 
 /// Captures what the code under test logs through `tracing` on this thread (the tests run
-/// on tokio's current-thread runtime, so every task of the test logs here).
+/// on tokio's current-thread runtime, so every task of a test logs on its thread).
+///
+/// One global subscriber writes each event to the buffer of the thread that logs it: with a
+/// subscriber per test (`set_default`), tracing's cache of which call sites are enabled,
+/// shared by all threads, can drop events of tests that run in parallel.
 struct Logs {
     buffer: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
 }
 
-#[derive(Clone)]
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    static SINK: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { std::cell::RefCell::new(None) };
+}
 
-impl std::io::Write for LogWriter {
+struct ThreadSink;
+
+impl std::io::Write for ThreadSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        SINK.with(|sink| {
+            if let Some(buffer) = &*sink.borrow() {
+                buffer.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -617,17 +627,18 @@ impl std::io::Write for LogWriter {
 
 impl Logs {
     fn capture() -> Logs {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(|| ThreadSink)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        });
         let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = LogWriter(buffer.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        Logs {
-            buffer,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
+        SINK.with(|sink| *sink.borrow_mut() = Some(buffer.clone()));
+        Logs { buffer }
     }
 
     fn text(&self) -> String {
