@@ -7,14 +7,28 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # The middleware's browser test drives the example app in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# The middleware's TLS test makes its certificate with the openssl command.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# The REST server is also tested against its OpenAPI document with schemathesis (PyPI).
+if ! command -v st >/dev/null 2>&1 && ! python3 -m schemathesis.cli --version >/dev/null 2>&1; then
+  echo "installing: schemathesis"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+  fi
+  python3 -m pip install --quiet schemathesis 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages schemathesis
+  hash -r
 fi
 # Tests start their own redis-server processes; a system one started by the package is not used.
 if [ ! -d interop/node_modules/redis-sessions ] || [ ! -d interop/node_modules/express ]; then
@@ -26,6 +40,11 @@ trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --all-targets 2>&1 | tee "$log" || status=$?
 cargo test --workspace --doc 2>&1 | tee -a "$log" || status=$?
+# schemathesis against the real binary (built by the cargo tests above), counted as one test.
+st_passed=0
+st_failed=0
+if scripts/schemathesis.sh; then st_passed=1; else st_failed=1; status=1; fi
 # One closing line for the whole run (cargo's last line is often a crate with no tests).
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+awk -v sp="$st_passed" -v sf="$st_failed" '/^test result:/ { p += $4; f += $6 }
+  END { printf "tests: %d passed, %d failed\n", p + sp, f + sf }' "$log"
 exit "$status"

@@ -108,6 +108,12 @@ impl Runner {
     }
 }
 
+/// Reports the first failed call of the run, so a failing phase says why.
+fn first_error(err: redis_sessions::Error) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| eprintln!("first failed call: {err}"));
+}
+
 async fn one_call(rs: &RedisSessions, tokens: &[String], op: Op, i: usize) -> Option<String> {
     let token = || &tokens[i % tokens.len().max(1)];
     match op {
@@ -119,20 +125,28 @@ async fn one_call(rs: &RedisSessions, tokens: &[String], op: Op, i: usize) -> Op
                 CreateOptions::default().ttl(7200),
             )
             .await
+            .map_err(first_error)
             .ok(),
         Op::Get | Op::GetNextSecond => rs
             .get(APP, token())
             .await
+            .map_err(first_error)
             .ok()
             .flatten()
             .map(|_| String::new()),
         Op::Set => rs
             .set(APP, token(), &json!({ format!("k{}", i % 10): i }))
             .await
+            .map_err(first_error)
             .ok()
             .flatten()
             .map(|_| String::new()),
-        Op::Kill => rs.kill(APP, token()).await.ok().map(|_| String::new()),
+        Op::Kill => rs
+            .kill(APP, token())
+            .await
+            .map_err(first_error)
+            .ok()
+            .map(|_| String::new()),
     }
 }
 

@@ -1,5 +1,6 @@
-//! A small site with logins kept by redis-sessions-axum: log in with a user name, a page
-//! that counts your visits, the list of your devices, log out, log out everywhere.
+//! A small shop with logins kept by redis-sessions-axum: a cart that works before login
+//! and comes along at login, a visit counter, and a "my devices" page that signs out this
+//! device or all the others.
 //!
 //! ```text
 //! cargo run -p redis-sessions-axum --example demo                  # embedded store
@@ -8,6 +9,7 @@
 //! ```
 //!
 //! Then open http://127.0.0.1:3000/ in two browsers (or a normal and a private window).
+//! The page uses no external assets: styles are inline.
 
 use axum::extract::Form;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -15,8 +17,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
-use redis_sessions_axum::{Session, SessionError, SessionLayer};
-use serde::Deserialize;
+use redis_sessions_axum::{Session, SessionError, SessionInfoExt, SessionLayer};
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,15 +26,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The app name: the sessions' namespace in the store and the cookie's name.
 pub const APP: &str = "demo";
 
-/// The whole site, over `store`.
+/// What the shop sells: (sku, name, price in cents).
+pub const PRODUCTS: [(&str, &str, u32); 4] = [
+    ("tea", "Green tea", 450),
+    ("mug", "Stoneware mug", 1200),
+    ("honey", "Forest honey", 890),
+    ("pot", "Cast-iron teapot", 3900),
+];
+
+/// One line of the cart, kept in the session as a list of these (a structured value).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Line {
+    sku: String,
+    qty: u32,
+}
+
+/// What a session remembers about the device it was signed in on (a structured value).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Device {
+    /// Tells this sign-in apart from the user's others (not a secret).
+    label: String,
+    browser: String,
+    /// Unix time of the sign-in.
+    since: i64,
+}
+
+/// The whole site, over `store`. Visitor sessions are on, so the cart works before login.
 pub fn app(store: RedisSessions) -> Router {
     Router::new()
         .route("/", get(home))
+        .route("/cart/add", post(add_to_cart))
+        .route("/cart/clear", post(clear_cart))
         .route("/login", post(login))
         .route("/devices", get(devices))
         .route("/logout", post(logout))
+        .route("/logout-others", post(logout_others))
         .route("/logout-everywhere", post(logout_everywhere))
-        .layer(SessionLayer::new(store, APP))
+        .layer(SessionLayer::new(store, APP).visitors(true))
 }
 
 #[tokio::main]
@@ -72,6 +102,7 @@ async fn main() {
     };
     let store_name = redis.as_deref().unwrap_or("embedded (in memory)");
     println!("demo on http://127.0.0.1:{port}/ — sessions in {store_name}");
+    // With connect info, sessions record the client's address (else "unknown").
     let service = app(store).into_make_service_with_connect_info::<SocketAddr>();
     if let Err(err) = axum::serve(listener, service).await {
         eprintln!("server error: {err}");
@@ -94,54 +125,203 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title} · sessions demo</title>\
-         <style>body{{font-family:sans-serif;max-width:42em;margin:2em auto;line-height:1.5}}\
-         li{{margin:.5em 0}} form{{display:inline}} .me{{font-weight:bold}}</style></head>\
-         <body><h1>{title}</h1>{body}</body></html>",
-        title = escape(title)
-    ))
-}
+const STYLE: &str = "\
+:root{--ink:#1d2433;--muted:#5b6477;--line:#e3e6ee;--bg:#f6f7fb;--accent:#2f6fed;--danger:#c23a3a}\
+*{box-sizing:border-box}\
+body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:var(--ink);background:var(--bg)}\
+header{background:#fff;border-bottom:1px solid var(--line)}\
+header .bar{max-width:60rem;margin:0 auto;padding:.8rem 1.2rem;display:flex;gap:1rem;align-items:center}\
+header .brand{font-weight:700;letter-spacing:.02em;margin-right:auto}\
+header a{color:var(--ink);text-decoration:none}\
+header .who{color:var(--muted);font-size:.9rem}\
+main{max-width:60rem;margin:1.5rem auto;padding:0 1.2rem;display:grid;gap:1.2rem;grid-template-columns:2fr 1fr}\
+main.single{grid-template-columns:1fr}\
+.card{background:#fff;border:1px solid var(--line);border-radius:12px;padding:1.1rem 1.3rem}\
+h1{font-size:1.3rem;margin:0 0 .6rem}h2{font-size:1.05rem;margin:0 0 .6rem}\
+.products{display:grid;grid-template-columns:repeat(auto-fill,minmax(12rem,1fr));gap:.8rem}\
+.product{border:1px solid var(--line);border-radius:10px;padding:.8rem;display:flex;flex-direction:column;gap:.4rem}\
+.price{color:var(--muted)}\
+ul{list-style:none;padding:0;margin:0}li{padding:.45rem 0;border-bottom:1px solid var(--line)}li:last-child{border:0}\
+button{font:inherit;border:0;border-radius:8px;padding:.45rem .9rem;background:var(--accent);color:#fff;cursor:pointer}\
+button.quiet{background:#eef1f7;color:var(--ink)}button.danger{background:var(--danger)}\
+form{display:inline}input{font:inherit;padding:.45rem .6rem;border:1px solid var(--line);border-radius:8px}\
+.flash{background:#e9f7ef;border:1px solid #bfe5cd;border-radius:10px;padding:.6rem 1rem;grid-column:1/-1}\
+.error{background:#fdecec;border-color:#f3c2c2}\
+.stat{font-size:2rem;font-weight:700}.muted{color:var(--muted);font-size:.9rem}\
+.device.me{background:#f1f6ff;border-radius:8px;padding-left:.5rem}\
+.tag{display:inline-block;font-size:.75rem;background:var(--accent);color:#fff;border-radius:99px;padding:0 .5rem;margin-left:.4rem}\
+.actions{display:flex;gap:.5rem;flex-wrap:wrap;margin-top:.8rem}";
 
-const LOGOUT_FORMS: &str = "<p><form method=\"post\" action=\"/logout\">\
-     <button id=\"logout\">Log out</button></form> \
-     <form method=\"post\" action=\"/logout-everywhere\">\
-     <button id=\"logout-everywhere\">Log out everywhere</button></form></p>";
+/// A cup, inline (the page loads nothing from elsewhere).
+const LOGO: &str = "<svg width=\"20\" height=\"20\" viewBox=\"0 0 24 24\" aria-hidden=\"true\" \
+     style=\"vertical-align:-4px\"><path fill=\"#2f6fed\" d=\"M3 8h14v5a6 6 0 0 1-6 6H9a6 6 0 0 1-6-6z\"/>\
+     <path fill=\"none\" stroke=\"#2f6fed\" stroke-width=\"2\" d=\"M17 10h1.5a2.5 2.5 0 0 1 0 5H16\"/></svg>";
 
-/// The visit counter for a logged-in user, the login form for a visitor.
-async fn home(session: Session) -> Result<Html<String>, SessionError> {
-    let Some(user) = session.id() else {
-        return Ok(login_page(None));
+/// A whole page: the header (with the user, if any) and `body` in the main area.
+fn page(title: &str, user: Option<&str>, single: bool, body: &str) -> Html<String> {
+    let nav = match user {
+        Some(user) => format!(
+            "<span class=\"who\">signed in as <b id=\"user\">{}</b></span>\
+             <a id=\"devices-link\" href=\"/devices\">My devices</a>",
+            escape(user)
+        ),
+        None => "<span class=\"who\">not signed in</span>".to_owned(),
     };
-    let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
-    session.insert("visits", visits)?;
-    let active = session.activity(600).await?;
-    Ok(page(
-        "Welcome",
-        &format!(
-            "<p>Signed in as <b id=\"user\">{user}</b>.</p>\
-             <p>You have seen this page <b id=\"visits\">{visits}</b> time(s) in this session.</p>\
-             <p>{active} user(s) active in the last 10 minutes.</p>\
-             <p><a id=\"devices-link\" href=\"/devices\">My devices</a></p>{LOGOUT_FORMS}",
-            user = escape(&user)
-        ),
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{title} · Teashop sessions demo</title><style>{STYLE}</style></head><body>\
+         <header><div class=\"bar\"><a class=\"brand\" href=\"/\">{LOGO} Teashop</a>{nav}</div></header>\
+         <main class=\"{cls}\">{body}</main></body></html>",
+        title = escape(title),
+        cls = if single { "single" } else { "" },
     ))
 }
 
-fn login_page(error: Option<&str>) -> Html<String> {
+fn money(cents: u32) -> String {
+    format!("€{}.{:02}", cents / 100, cents % 100)
+}
+
+/// The cart of the session (a visitor's or a user's).
+fn cart_of(session: &Session) -> Result<Vec<Line>, SessionError> {
+    Ok(session.get("cart")?.unwrap_or_default())
+}
+
+/// Takes the one-time message left by the previous request (a "flash").
+fn take_flash(session: &Session) -> Result<Option<String>, SessionError> {
+    let flash = session.get::<String>("flash")?;
+    if flash.is_some() {
+        session.remove("flash");
+    }
+    Ok(flash)
+}
+
+/// The shop: products, the cart, and the visit counter or the login form.
+async fn home(session: Session) -> Result<Html<String>, SessionError> {
+    let user = session.id();
+    let flash = take_flash(&session)?;
+    let cart = cart_of(&session)?;
+    let mut body = String::new();
+    if let Some(flash) = flash {
+        let _ = write!(
+            body,
+            "<div class=\"flash\" id=\"flash\">{}</div>",
+            escape(&flash)
+        );
+    }
+    body.push_str("<section class=\"card\"><h1>Shop</h1><div class=\"products\">");
+    for (sku, name, price) in PRODUCTS {
+        let _ = write!(
+            body,
+            "<div class=\"product\"><b>{name}</b><span class=\"price\">{price}</span>\
+             <form method=\"post\" action=\"/cart/add\"><input type=\"hidden\" name=\"sku\" value=\"{sku}\">\
+             <button id=\"add-{sku}\">Add to cart</button></form></div>",
+            price = money(price)
+        );
+    }
+    body.push_str("</div></section><aside style=\"display:grid;gap:1.2rem;align-content:start\">");
+    body.push_str(&cart_card(&cart));
+    match &user {
+        Some(_) => {
+            let visits = session.get::<u64>("visits")?.unwrap_or(0) + 1;
+            session.insert("visits", visits)?;
+            let _ = write!(
+                body,
+                "<section class=\"card\"><h2>Your visits</h2><div class=\"stat\" id=\"visits\">{visits}</div>\
+                 <p class=\"muted\">page views in this session (kept in Redis)</p>{SIGN_OUT}</section>"
+            );
+        }
+        None => body.push_str(&login_card(None)),
+    }
+    body.push_str("</aside>");
+    Ok(page("Shop", user.as_deref(), false, &body))
+}
+
+/// Sign out, and signing in as someone else in the same browser (whose session then
+/// starts without this user's data).
+const SIGN_OUT: &str = "<div class=\"actions\"><form method=\"post\" action=\"/logout\">\
+     <button class=\"quiet\" id=\"logout\">Sign out</button></form></div>\
+     <form method=\"post\" action=\"/login\" style=\"display:flex;gap:.5rem;margin-top:.8rem\">\
+     <input id=\"switch-name\" name=\"name\" placeholder=\"switch user\" required>\
+     <button class=\"quiet\" id=\"switch\">Switch</button></form>";
+
+fn cart_card(cart: &[Line]) -> String {
+    let count: u32 = cart.iter().map(|l| l.qty).sum();
+    let mut out = format!(
+        "<section class=\"card\"><h2>Cart <span class=\"tag\" id=\"cart-count\">{count}</span></h2><ul id=\"cart\">"
+    );
+    let mut total = 0;
+    for line in cart {
+        let Some((_, name, price)) = PRODUCTS.iter().find(|p| p.0 == line.sku) else {
+            continue;
+        };
+        total += price * line.qty;
+        let _ = write!(
+            out,
+            "<li class=\"cart-item\" data-sku=\"{sku}\">{qty} × {name} <span class=\"price\">{sum}</span></li>",
+            sku = escape(&line.sku),
+            qty = line.qty,
+            sum = money(price * line.qty)
+        );
+    }
+    if cart.is_empty() {
+        out.push_str("<li class=\"muted\">empty — add something, no login needed</li>");
+    }
+    let _ = write!(
+        out,
+        "</ul><p>Total <b id=\"cart-total\">{}</b></p>",
+        money(total)
+    );
+    if !cart.is_empty() {
+        out.push_str(
+            "<form method=\"post\" action=\"/cart/clear\"><button class=\"quiet\" id=\"clear-cart\">Empty cart</button></form>",
+        );
+    }
+    out.push_str("</section>");
+    out
+}
+
+fn login_card(error: Option<&str>) -> String {
     let error = error
-        .map(|e| format!("<p id=\"error\" style=\"color:#b00\">{}</p>", escape(e)))
+        .map(|e| format!("<p id=\"error\" class=\"flash error\">{}</p>", escape(e)))
         .unwrap_or_default();
-    page(
-        "Log in",
-        &format!(
-            "{error}<form method=\"post\" action=\"/login\">\
-             <label>User name <input id=\"name\" name=\"name\" autofocus required></label> \
-             <button id=\"login\">Log in</button></form>\
-             <p>No password: this demo shows sessions, not authentication.</p>"
-        ),
+    format!(
+        "<section class=\"card\"><h2>Sign in</h2>{error}<form method=\"post\" action=\"/login\">\
+         <p><input id=\"name\" name=\"name\" placeholder=\"user name\" autocomplete=\"username\" required></p>\
+         <button id=\"login\">Sign in</button></form>\
+         <p class=\"muted\">No password: this demo shows sessions, not authentication. \
+         Your cart comes along.</p></section>"
     )
+}
+
+#[derive(Deserialize)]
+struct AddForm {
+    sku: String,
+}
+
+/// Adds one item to the cart; a visitor's first add creates their (visitor) session.
+async fn add_to_cart(
+    session: Session,
+    Form(form): Form<AddForm>,
+) -> Result<Response, SessionError> {
+    if !PRODUCTS.iter().any(|p| p.0 == form.sku) {
+        return Ok((StatusCode::BAD_REQUEST, "no such product").into_response());
+    }
+    let mut cart = cart_of(&session)?;
+    match cart.iter_mut().find(|l| l.sku == form.sku) {
+        Some(line) => line.qty += 1,
+        None => cart.push(Line {
+            sku: form.sku,
+            qty: 1,
+        }),
+    }
+    session.insert("cart", &cart)?;
+    Ok(Redirect::to("/").into_response())
+}
+
+async fn clear_cart(session: Session) -> Result<Redirect, SessionError> {
+    session.remove("cart");
+    Ok(Redirect::to("/"))
 }
 
 #[derive(Deserialize)]
@@ -149,80 +329,109 @@ struct LoginForm {
     name: String,
 }
 
-/// Logs in as the user name given: a new session (new token, cookie set) that remembers
-/// which device it is, for the devices page.
+/// Signs in as the user name given: a new session (new token, cookie set) that keeps a
+/// visitor's cart, but never another user's data; then records which device this is.
 async fn login(
     session: Session,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, SessionError> {
     let name = form.name.trim();
-    if name.is_empty() || name.chars().count() > 128 || name.contains(['\r', '\n']) {
-        let html = login_page(Some("A user name has 1 to 128 characters on one line."));
+    if name.is_empty()
+        || name.chars().count() > 128
+        || name.contains(['\r', '\n'])
+        || redis_sessions_axum::is_visitor_id(name)
+    {
+        let body = login_card(Some("A user name has 1 to 128 characters on one line."));
+        let html = page("Sign in", None, true, &body);
         return Ok((StatusCode::BAD_REQUEST, html).into_response());
     }
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    session.insert("device", device_label())?;
-    session.insert("browser", browser_name(agent))?;
-    session.insert("since", unix_now())?;
     session.upgrade(name).await?;
+    // After upgrade: these belong to the new session whoever was signed in before.
+    let device = Device {
+        label: device_label(),
+        browser: browser_name(agent).to_owned(),
+        since: unix_now(),
+    };
+    session.insert("device", &device)?;
+    let items: u32 = cart_of(&session)?.iter().map(|l| l.qty).sum();
+    let flash = if items > 0 {
+        format!("Welcome, {name}! Your cart ({items} item(s)) came along.")
+    } else {
+        format!("Welcome, {name}!")
+    };
+    session.insert("flash", flash)?;
     Ok(Redirect::to("/").into_response())
 }
 
-/// The devices (sessions) of the user, with "log out this device" on the current one.
+/// The devices (sessions) of the user, with this one marked.
 async fn devices(session: Session) -> Result<Response, SessionError> {
-    if !session.is_authenticated() {
+    let Some(user) = session.id() else {
         return Ok(Redirect::to("/").into_response());
-    }
-    let current: Option<String> = session.get("device");
+    };
+    let flash = take_flash(&session)?;
+    let current = session.get::<Device>("device")?.map(|d| d.label);
     let sessions = session.soid().await?;
     let now = unix_now();
     let mut list = String::new();
     for s in &sessions {
-        let device: String = s.get("device").unwrap_or_default();
-        let browser: String = s.get("browser").unwrap_or_else(|| "unknown browser".into());
-        let since = s.get::<i64>("since").map_or(0, |t| (now - t).max(0));
+        // A session signed in elsewhere (say by a Node.js service) may have no device.
+        let (device, browser, since) = match s.value::<Device>("device") {
+            Ok(Some(d)) => (d.label, d.browser, (now - d.since).max(0)),
+            _ => (String::new(), "unknown browser".to_owned(), 0),
+        };
         let me = current.as_deref() == Some(device.as_str());
         let _ = write!(
             list,
-            "<li class=\"device{cls}\" data-device=\"{device}\">{browser} from {ip}, \
-             logged in {since} s ago, last active {idle} s ago, {r} request(s){this}</li>",
+            "<li class=\"device{cls}\" data-device=\"{device}\"><b>{browser}</b>{tag} \
+             <span class=\"muted\">from {ip} · signed in {since} s ago · last active {idle} s ago · \
+             {r} request(s)</span></li>",
             cls = if me { " me" } else { "" },
+            tag = if me { "<span class=\"tag\">this device</span>" } else { "" },
             device = escape(&device),
             browser = escape(&browser),
             ip = escape(&s.ip),
             idle = s.idle,
             r = s.r,
-            this = if me {
-                " — this device <form method=\"post\" action=\"/logout\">\
-                 <button id=\"logout-this\">Log out this device</button></form>"
-            } else {
-                ""
-            },
         );
     }
-    let user = escape(&session.id().unwrap_or_default());
-    Ok(page(
-        "My devices",
-        &format!(
-            "<p><b id=\"user\">{user}</b> is signed in on <b id=\"device-count\">{n}</b> device(s):</p>\
-             <ul>{list}</ul><p><a href=\"/\">Back</a></p>{LOGOUT_FORMS}",
-            n = sessions.len()
-        ),
-    )
-    .into_response())
+    let flash = flash
+        .map(|f| format!("<div class=\"flash\" id=\"flash\">{}</div>", escape(&f)))
+        .unwrap_or_default();
+    let body = format!(
+        "{flash}<section class=\"card\"><h1>My devices</h1>\
+         <p>Signed in on <b id=\"device-count\">{n}</b> device(s):</p><ul>{list}</ul>\
+         <div class=\"actions\">\
+         <form method=\"post\" action=\"/logout\"><button class=\"quiet\" id=\"logout-this\">Sign out this device</button></form>\
+         <form method=\"post\" action=\"/logout-others\"><button id=\"logout-others\">Sign out all other devices</button></form>\
+         <form method=\"post\" action=\"/logout-everywhere\"><button class=\"danger\" id=\"logout-everywhere\">Sign out everywhere</button></form>\
+         </div><p><a href=\"/\">← Back to the shop</a></p></section>",
+        n = sessions.len()
+    );
+    Ok(page("My devices", Some(&user), true, &body).into_response())
 }
 
-/// Logs this device out.
+/// Signs this device out.
 async fn logout(session: Session) -> Result<Redirect, SessionError> {
     session.destroy().await?;
     Ok(Redirect::to("/"))
 }
 
-/// Logs the user out on every device.
+/// Signs out every other device of the user; this one stays signed in.
+async fn logout_others(session: Session) -> Result<Redirect, SessionError> {
+    if session.is_authenticated() {
+        let ended = session.destroy_others().await?;
+        session.insert("flash", format!("Signed out {ended} other device(s)."))?;
+        return Ok(Redirect::to("/devices"));
+    }
+    Ok(Redirect::to("/"))
+}
+
+/// Signs the user out on every device.
 async fn logout_everywhere(session: Session) -> Result<Redirect, SessionError> {
     if session.is_authenticated() {
         session.destroyall().await?;

@@ -4,6 +4,7 @@ use crate::service::SessionService;
 use http::request::Parts;
 use redis_sessions::RedisSessions;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,9 +39,16 @@ pub enum CookieSecure {
     Always,
     /// Never: plain-HTTP development setups.
     Never,
-    /// When the request came over HTTPS (the default): an `https` request URI, or, with
-    /// [`SessionLayer::trust_proxy`], `X-Forwarded-Proto: https` from a TLS-terminating proxy.
-    /// A plain `http://localhost` keeps working while production behind TLS gets `Secure`.
+    /// When the request came over HTTPS (the default). A request counts as HTTPS when
+    /// - its URI has the `https` scheme (HTTP/2 and HTTP/3 always carry it), or
+    /// - it carries the [`Tls`](crate::Tls) extension: HTTP/1.1 requests do not name their
+    ///   scheme, so an app that terminates TLS itself (axum-server with rustls, a
+    ///   tokio-rustls acceptor) marks the requests of its TLS listener, or
+    /// - with [`SessionLayer::trust_proxy`], a TLS-terminating proxy said so:
+    ///   `X-Forwarded-Proto: https` or `Forwarded: proto=https`.
+    ///
+    /// A plain `http://localhost` keeps working while production over TLS gets `Secure`.
+    /// A server that only ever serves HTTPS can simply use `.secure(true)`.
     #[default]
     Auto,
 }
@@ -67,6 +75,21 @@ pub(crate) struct CookieSettings {
     pub max_age: Option<Duration>,
 }
 
+/// Things the layer reports once per layer rather than on every request, so a
+/// misconfiguration is seen without flooding the log.
+#[derive(Debug, Default)]
+pub(crate) struct ReportedOnce {
+    pub invalid_app: AtomicBool,
+    pub no_peer_address: AtomicBool,
+}
+
+impl ReportedOnce {
+    /// True the first time it is called for `flag`.
+    pub fn first(flag: &AtomicBool) -> bool {
+        !flag.swap(true, Ordering::Relaxed)
+    }
+}
+
 /// Computes the app name of a request, e.g. from its `Host` header (multi-tenant setups).
 pub(crate) type AppFn = Arc<dyn Fn(&Parts) -> String + Send + Sync>;
 
@@ -87,6 +110,9 @@ pub(crate) struct Config {
     pub no_resave: bool,
     pub trust_proxy: bool,
     pub bearer: bool,
+    pub visitors: bool,
+    pub absolute_timeout: Option<Duration>,
+    pub reported: Arc<ReportedOnce>,
 }
 
 /// The session middleware, as a [`tower::Layer`](tower_layer::Layer): add it to an axum
@@ -125,6 +151,8 @@ impl fmt::Debug for SessionLayer {
             .field("cookie", &self.config.cookie)
             .field("ttl", &self.config.ttl)
             .field("trust_proxy", &self.config.trust_proxy)
+            .field("visitors", &self.config.visitors)
+            .field("absolute_timeout", &self.config.absolute_timeout)
             .field("store", &self.config.store)
             .finish()
     }
@@ -156,8 +184,14 @@ impl SessionLayer {
     }
 
     /// Sessions whose app is computed for each request, e.g. from the `Host` header,
-    /// so one server keeps the sessions of several sites apart. A name the store refuses
-    /// makes the request fail with 500.
+    /// so one server keeps the sessions of several sites apart.
+    ///
+    /// A name the store would refuse (not `^[A-Za-z0-9_-]{3,20}$`, e.g. a host name of more
+    /// than 20 characters) is a configuration error: it is logged once at error level, and
+    /// only the routes that take a [`Session`](crate::Session) answer 500
+    /// ([`SessionError::InvalidApp`](crate::SessionError::InvalidApp)); routes that do not
+    /// use the session are served as usual. Map every host your server answers to a valid
+    /// name, e.g. with a lookup table and a fallback.
     pub fn per_request_app<F>(store: RedisSessions, app: F) -> Self
     where
         F: Fn(&Parts) -> String + Send + Sync + 'static,
@@ -183,6 +217,9 @@ impl SessionLayer {
                 no_resave: false,
                 trust_proxy: false,
                 bearer: true,
+                visitors: false,
+                absolute_timeout: None,
+                reported: Arc::default(),
             }),
         }
     }
@@ -256,16 +293,60 @@ impl SessionLayer {
         self.edit(|c| c.ttl = Some(seconds))
     }
 
-    /// Makes sessions end at login time + ttl however active they are (an absolute
-    /// timeout, for sensitive apps). Default off: the ttl counts from the last request.
+    /// Makes sessions end at login time + ttl however active they are: the ttl becomes
+    /// an absolute timeout and there is no idle timeout. Default off: the ttl counts from
+    /// the last request. To have both an idle and an absolute timeout (as OWASP
+    /// recommends), keep this off and use [`absolute_timeout`](Self::absolute_timeout).
     pub fn no_resave(self, on: bool) -> Self {
         self.edit(|c| c.no_resave = on)
     }
 
+    /// Ends every session `limit` after it was created (at login or rotation), however
+    /// active it is: the absolute timeout of OWASP's session management guidance, on top
+    /// of the idle timeout ([`ttl`](Self::ttl)). The creation time is read from the token
+    /// itself (its part after the `Z`), so the check costs no store call; a session past
+    /// it is killed in the store and the request goes on as a visitor's. Default: none
+    /// (sessions live while they are used); OWASP suggests 4 to 8 hours for most apps.
+    ///
+    /// # Panics
+    /// When `limit` is shorter than 10 seconds.
+    pub fn absolute_timeout(self, limit: impl Into<Option<Duration>>) -> Self {
+        let limit = limit.into();
+        assert!(
+            limit.is_none_or(|l| l >= Duration::from_secs(10)),
+            "absolute timeout must be >= 10 seconds"
+        );
+        self.edit(|c| c.absolute_timeout = limit)
+    }
+
+    /// Gives visitors (requests without a logged-in session) a session of their own, for
+    /// a cart, a flash message or the CSRF/OAuth state of a login form. Default off: a
+    /// visitor's data lasts for the request only.
+    ///
+    /// On: the first request of a visitor that writes data creates a session (one store
+    /// call, the cookie set); requests that only read create nothing. Its user id is
+    /// [`VISITOR_PREFIX`](crate::VISITOR_PREFIX) followed by 24 random letters and digits
+    /// (see [`is_visitor_id`](crate::is_visitor_id)); for the handler it is not
+    /// authenticated ([`Session::id`](crate::Session::id) is None). At login,
+    /// [`Session::upgrade`](crate::Session::upgrade) turns it into the user's session with
+    /// a new token and kills the visitor's.
+    ///
+    /// Visitor sessions are sessions of the app for the store: they count in `activity`
+    /// and are listed by `soapp`. See [`is_visitor_id`](crate::is_visitor_id) to leave
+    /// them out.
+    pub fn visitors(self, on: bool) -> Self {
+        self.edit(|c| c.visitors = on)
+    }
+
     /// Trusts `X-Forwarded-For` (the client address stored with the session) and
-    /// `X-Forwarded-Proto` (whether the request came over HTTPS, for `Secure`). Default
-    /// off: turn it on only behind a proxy that sets them, since any client can send them.
-    /// The leftmost `X-Forwarded-For` address is taken, as Express's `trust proxy` does.
+    /// `X-Forwarded-Proto` or `Forwarded: proto=` (whether the request came over HTTPS, for
+    /// `Secure`). Default off: turn it on only behind a proxy that sets them, since any
+    /// client can send them. The leftmost `X-Forwarded-For` address is taken, as Express's
+    /// `trust proxy` does.
+    ///
+    /// Without a trusted proxy the address is the peer's, which axum only knows when the
+    /// app is served with `into_make_service_with_connect_info::<SocketAddr>()`; otherwise
+    /// sessions store the ip `"unknown"` (and a warning is logged once).
     pub fn trust_proxy(self, on: bool) -> Self {
         self.edit(|c| c.trust_proxy = on)
     }

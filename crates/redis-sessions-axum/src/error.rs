@@ -2,36 +2,60 @@
 //! failure becomes a proper HTTP response instead of a panic.
 
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, StatusCode};
+
+/// Seconds a client is asked to wait (`Retry-After`) when the store is unreachable: long
+/// enough for the connection to be re-established after a Redis restart or failover.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
 
 /// What can go wrong with a request's session.
 ///
 /// It implements [`IntoResponse`], so handlers can use `?` on every session operation and
-/// still answer with a sensible status: 503 while the store is unreachable (worth a
-/// retry), 400 for an input the store refused (say a user id with a line break), 401 for
-/// an operation that needs a logged-in session, 500 for the rest.
+/// still answer with a sensible status: 503 with `Retry-After` while the store is
+/// unreachable, 400 for an input the store refused (say a user id with a line break), 401
+/// for an operation that needs a logged-in session, 500 for the rest. Every 500 is logged
+/// through `tracing` at error level with its cause (never with tokens or session data).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
     /// The session store failed or refused the call.
     #[error("session store: {0}")]
     Store(#[from] redis_sessions::Error),
-    /// A value given to [`Session::insert`](crate::Session::insert) is not a string,
-    /// number, boolean or null: the store keeps only such values (shared with Node.js).
-    #[error("session value `{key}` must be a string, number, boolean or null")]
-    NotScalar {
+    /// A value given to [`Session::insert`](crate::Session::insert) cannot be serialized
+    /// to JSON (e.g. a map whose keys are not strings or numbers).
+    #[error("session value `{key}` cannot be stored: {reason}")]
+    Encode {
         /// The key whose value was refused.
         key: String,
+        /// serde's reason.
+        reason: String,
+    },
+    /// [`Session::get`](crate::Session::get) found a value of another type than asked.
+    #[error("session value `{key}` is {found}, which does not read as {expected}")]
+    WrongType {
+        /// The key that was read.
+        key: String,
+        /// What is stored: "a string", "a number", "a list", …
+        found: &'static str,
+        /// The Rust type asked for.
+        expected: &'static str,
     },
     /// The operation needs a logged-in session (after [`upgrade`](crate::Session::upgrade)).
     #[error("this request has no logged-in session")]
     NotAuthenticated,
-    /// The app name computed for the request does not match `^[A-Za-z0-9_-]{3,20}$`.
-    #[error("invalid session app name `{0}`")]
+    /// The app name computed for the request by
+    /// [`per_request_app`](crate::SessionLayer::per_request_app) does not match
+    /// `^[A-Za-z0-9_-]{3,20}$`: a configuration error, reported to the routes that use the
+    /// session only.
+    #[error("invalid session app name `{0}` computed for this request (it must match ^[A-Za-z0-9_-]{{3,20}}$)")]
     InvalidApp(String),
     /// The [`Session`](crate::Session) extractor was used on a route without the
     /// [`SessionLayer`](crate::SessionLayer).
-    #[error("the Session extractor needs the SessionLayer on this route")]
+    #[error(
+        "the Session extractor was used on a route without SessionLayer: add \
+         `.layer(SessionLayer::new(store, \"app\"))` to the Router after the routes that take a Session"
+    )]
     MissingLayer,
 }
 
@@ -50,18 +74,34 @@ impl SessionError {
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = match &self {
-            SessionError::Store(e) if e.is_input_error() => e.to_string(),
-            SessionError::NotAuthenticated => self.to_string(),
+        match &self {
             SessionError::Store(e) if e.is_unavailable() => {
-                tracing::warn!(error = %e, "session store unavailable");
-                "session store unavailable, try again later".to_string()
+                tracing::warn!(error = %e, "session store unavailable: answering 503");
+                let mut response =
+                    (status, "session store unavailable, try again later").into_response();
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                response
+            }
+            SessionError::Store(e) if e.is_input_error() => (status, e.to_string()).into_response(),
+            SessionError::NotAuthenticated => (status, self.to_string()).into_response(),
+            // A configuration mistake: the message says what to change, to the developer
+            // who meets it first in the browser, and to the log.
+            SessionError::MissingLayer => {
+                tracing::error!(error = %self, "session error: answering 500");
+                (status, self.to_string()).into_response()
+            }
+            // Logged at error level once per layer, when first met (see the service); a
+            // client that sends odd Host headers must not flood the log.
+            SessionError::InvalidApp(_) => {
+                tracing::debug!(error = %self, "session error: answering 500");
+                (status, "session error").into_response()
             }
             other => {
-                tracing::error!(error = %other, "session error");
-                "session error".to_string()
+                tracing::error!(error = %other, "session error: answering 500");
+                (status, "session error").into_response()
             }
-        };
-        (status, body).into_response()
+        }
     }
 }

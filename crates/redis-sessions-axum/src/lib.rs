@@ -1,61 +1,112 @@
 //! Sessions for axum and tower, kept by [`redis_sessions`]: the Rust counterpart of the
-//! Express middleware `connect-redis-sessions`.
+//! Express middleware `connect-redis-sessions`, sharing logins with Node.js services.
 //!
 //! Add a [`SessionLayer`] to the router and take a [`Session`] in handlers:
 //!
 //! ```
 //! use axum::{routing::{get, post}, Router};
-//! use redis_sessions::{Options, RedisSessions};
+//! use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
 //! use redis_sessions_axum::{Session, SessionError, SessionLayer};
 //!
+//! async fn add_to_cart(s: Session) -> Result<String, SessionError> {
+//!     let mut cart: Vec<String> = s.get("cart")?.unwrap_or_default();
+//!     cart.push("tea".into());
+//!     s.insert("cart", &cart)?; // any serde value, written once after the handler
+//!     Ok(format!("{} item(s)", cart.len()))
+//! }
 //! async fn login(s: Session) -> Result<&'static str, SessionError> {
-//!     s.upgrade("alice").await?; // a new session for the user, cookie set
-//!     Ok("logged in")
+//!     s.upgrade("alice").await?; // a new token, the visitor's cart kept, cookie set
+//!     Ok("signed in")
 //! }
 //! async fn count(s: Session) -> Result<String, SessionError> {
-//!     let visits = s.get::<u64>("visits").unwrap_or(0) + 1;
-//!     s.insert("visits", visits)?; // written once, after the handler
+//!     let visits = s.get::<u64>("visits")?.unwrap_or(0) + 1;
+//!     s.insert("visits", visits)?;
 //!     Ok(format!("visit number {visits}"))
 //! }
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let store = RedisSessions::in_memory(Options::default()); // or RedisSessions::connect(..)
 //! let app: Router = Router::new()
+//!     .route("/cart", post(add_to_cart))
 //!     .route("/login", post(login))
 //!     .route("/", get(count))
-//!     .layer(SessionLayer::new(store, "myapp"));
+//!     .layer(SessionLayer::new(store, "myapp").visitors(true));
 //! # let _ = app; }
 //! ```
 //!
-//! What the middleware does for each request:
+//! The README has a complete app with its `Cargo.toml` lines, and a comparison with
+//! tower-sessions and actix-session; `examples/demo.rs` is a small shop
+//! (`cargo run -p redis-sessions-axum --example demo`).
+//!
+//! # What the middleware does for each request
 //! - It takes the token from the cookie (named after the app by default) or from
 //!   `Authorization: Bearer <token>`. Only a well-formed token (64 characters
 //!   `[A-Za-z0-9]`) leads to a store call, and only when a handler asks for the
-//!   [`Session`]: visitors and routes that do not use sessions cost nothing.
-//! - [`Session::upgrade`] logs a visitor in: a new session with a new token (the old one,
-//!   if any, is killed), and the cookie is set. [`Session::destroy`] logs out and clears the
-//!   cookie; [`Session::destroyall`] logs the user out on every device.
+//!   [`Session`]: routes that do not use sessions cost nothing.
 //! - Changed data is written once, after the handler, in one store call; a request that
-//!   changes nothing writes nothing. Data of a visitor who is not upgraded lasts for the
-//!   request only.
-//! - Store failures become responses, never panics: 503 while Redis is unreachable, 500
-//!   otherwise (see [`SessionError`]).
+//!   changes nothing writes nothing.
+//! - Store failures become responses, never panics (see [`SessionError`]).
 //!
-//! Sessions live in Redis with the layout of the Node.js `redis-sessions` module, so a
-//! Node.js service and this one can share logins. `examples/demo.rs` is a complete app:
-//! `cargo run -p redis-sessions-axum --example demo`.
+//! # Values
+//! Any `Serialize` value can be stored and read back with [`Session::get`], which reports a
+//! value of another type as [`SessionError::WrongType`]. The stored data stays the flat
+//! object of strings, numbers and booleans that the Node.js module and the REST server
+//! read: scalars are stored as themselves, lists, maps and structs as a string
+//! [`JSON_MARKER`] + their JSON text (the rules are in its documentation).
+//!
+//! # Visitors and logins
+//! With [`SessionLayer::visitors`], a visitor's first write creates a visitor session
+//! (user id [`VISITOR_PREFIX`] + 24 random characters), so a cart or the state of a login
+//! form survives to the next request. [`Session::upgrade`] turns the request into a user's
+//! session with a new token; it keeps a visitor's data and the same user's, and never
+//! another user's ([`Carry`] and [`Session::upgrade_with`] for other choices,
+//! [`Session::upgrade_clear`] to start empty).
+//!
+//! # Security defaults (OWASP session management cheat sheet)
+//! - **New session id on every privilege change**: [`Session::upgrade`] always creates a
+//!   new token and kills the previous one (session fixation); [`Session::rotate`] for
+//!   privilege changes within a login. Unknown tokens are never adopted.
+//! - **Idle timeout**: the session ttl ([`SessionLayer::ttl`], default 7200 s), renewed by
+//!   each request. **Absolute timeout**: [`SessionLayer::absolute_timeout`] (off by default;
+//!   4 to 8 hours is OWASP's suggestion), read from the token's creation time at no cost.
+//! - **The cookie carries the token only** (64 characters from the OS CSPRNG, over 300
+//!   bits), `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, no `Max-Age` (a
+//!   browser-session cookie) unless [`SessionLayer::max_age`] is set, and `Secure` on
+//!   HTTPS requests ([`CookieSecure::Auto`]: the URI scheme, the [`Tls`] extension for
+//!   HTTP/1.1 servers that terminate TLS themselves, and trusted proxy headers).
+//! - **Logout ends the session in the store**, not just in the browser
+//!   ([`Session::destroy`]); [`Session::destroy_others`] and [`Session::destroyall`]
+//!   sign out the other devices or all of them.
+//! - Tokens and session data never reach logs; errors name keys and types only.
 
 #![warn(missing_docs)]
 
 mod config;
 mod cookie;
 mod error;
+mod request;
 mod service;
 mod session;
+mod value;
+mod visitor;
 
 pub use config::{CookieSecure, SameSite, SessionLayer};
-pub use error::SessionError;
+pub use error::{SessionError, RETRY_AFTER_SECONDS};
+pub use request::Tls;
 pub use service::SessionService;
-pub use session::Session;
+pub use session::{Carry, Session};
+pub use value::{SessionInfoExt, JSON_MARKER};
+pub use visitor::{is_visitor_id, VISITOR_PREFIX};
 
-/// The session library, re-exported so that apps need one dependency and one version.
+/// A session as the store keeps and lists it (`redis_sessions::Session`): what
+/// [`Session::soid`] and [`Session::soapp`] return. Named apart from the extractor
+/// [`Session`], which is a request's live session.
+pub type SessionInfo = redis_sessions::Session;
+
+/// The session library, re-exported so that apps need one dependency and one version:
+/// `use redis_sessions_axum::redis_sessions::{Options, RedisSessions};`.
 pub use redis_sessions;
+
+/// The README's code blocks, compiled as doctests so its first app keeps compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,17 +1,14 @@
 //! The tower [`Service`](tower_service::Service) that wraps every request: it prepares the
 //! request's session, runs the inner service, then saves and sets the cookie.
 
-use crate::config::{is_app, AppSource, Config, CookieSecure};
-use crate::cookie;
-use crate::error::SessionError;
+use crate::config::{is_app, AppSource, Config, CookieSecure, ReportedOnce};
 use crate::session::{Handle, Shared};
+use crate::{cookie, request};
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::ConnectInfo;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::request::Parts;
 use http::Request;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -62,27 +59,37 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (mut parts, body) = req.into_parts();
-        let shared = match prepare(&self.config, &parts) {
-            Ok(shared) => Arc::new(shared),
-            Err(err) => return Box::pin(async move { Ok(err.into_response()) }),
-        };
+        let shared = prepare(&self.config, &parts).map(Arc::new);
         parts.extensions.insert(Handle(shared.clone()));
         let req = Request::from_parts(parts, body);
         Box::pin(async move {
             let response = inner.call(req).await?.map(Body::new);
-            Ok(shared.finish(response).await)
+            Ok(match shared {
+                Ok(shared) => shared.finish(response).await,
+                Err(_) => response,
+            })
         })
     }
 }
 
-/// The request's session before anyone uses it: no store call is made here.
-fn prepare(config: &Arc<Config>, parts: &Parts) -> Result<Shared, SessionError> {
+/// The request's session before anyone uses it: no store call is made here. An app name
+/// that cannot be derived from the request is returned as the error, for the extractor to
+/// report on the routes that use sessions; the others are served as usual.
+fn prepare(config: &Arc<Config>, parts: &Parts) -> Result<Shared, String> {
     let app = match &config.app {
         AppSource::Fixed(app) => app.clone(),
         AppSource::PerRequest(f) => {
             let app = f(parts);
             if !is_app(&app) {
-                return Err(SessionError::InvalidApp(app));
+                if ReportedOnce::first(&config.reported.invalid_app) {
+                    tracing::error!(
+                        app = %app,
+                        "per_request_app computed an invalid session app name (it must match \
+                         ^[A-Za-z0-9_-]{{3,20}}$): routes that take a Session answer 500 for \
+                         such requests; reported once"
+                    );
+                }
+                return Err(app);
             }
             app
         }
@@ -103,45 +110,15 @@ fn prepare(config: &Arc<Config>, parts: &Parts) -> Result<Shared, SessionError> 
     let secure = match config.cookie.secure {
         CookieSecure::Always => true,
         CookieSecure::Never => false,
-        CookieSecure::Auto => is_https(parts, config.trust_proxy),
+        CookieSecure::Auto => request::is_https(parts, config.trust_proxy),
     };
     Ok(Shared::new(
         config.clone(),
         app,
-        client_ip(parts, config.trust_proxy),
+        request::client_ip(parts, config.trust_proxy),
         cookie_name,
         secure,
         token,
         from_cookie,
     ))
-}
-
-/// The first value of a comma-separated proxy header, when proxies are trusted.
-fn forwarded<'a>(parts: &'a Parts, name: &str, trust_proxy: bool) -> Option<&'a str> {
-    if !trust_proxy {
-        return None;
-    }
-    let value = parts.headers.get(name)?.to_str().ok()?;
-    let first = value.split(',').next()?.trim();
-    (!first.is_empty()).then_some(first)
-}
-
-fn is_https(parts: &Parts, trust_proxy: bool) -> bool {
-    parts.uri.scheme_str() == Some("https")
-        || forwarded(parts, "x-forwarded-proto", trust_proxy)
-            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
-}
-
-/// The client's address as given to the store (1..39 characters, as it requires).
-fn client_ip(parts: &Parts, trust_proxy: bool) -> String {
-    let ip = forwarded(parts, "x-forwarded-for", trust_proxy)
-        .map(str::to_owned)
-        .or_else(|| {
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    ip.chars().take(39).collect()
 }

@@ -1,8 +1,9 @@
 //! The per-request session state and the [`Session`] extractor that handlers use.
 
 use crate::config::Config;
-use crate::cookie;
 use crate::error::SessionError;
+use crate::visitor::{is_visitor_id, new_visitor_id};
+use crate::{cookie, request, value};
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::header::SET_COOKIE;
@@ -12,6 +13,26 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What [`Session::upgrade_with`] carries from the request's data into the new session.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Carry {
+    /// The data of a visitor (visitor session, or this request's data) or of the same
+    /// user, who logs in again; nothing when the request belongs to a **different** user,
+    /// so one user's data never leaks into the next user's session on a shared computer.
+    /// What [`Session::upgrade`] does.
+    #[default]
+    Safe,
+    /// Nothing: the new session starts empty. What [`Session::upgrade_clear`] does.
+    Nothing,
+    /// Everything, even from another user's session: for apps that mean it (say a
+    /// "switch account" that keeps the cart).
+    Everything,
+    /// Only these keys, whoever the request belonged to.
+    Keys(Vec<String>),
+}
 
 /// What the response must do with the cookie.
 #[derive(Debug, Default)]
@@ -31,16 +52,27 @@ struct State {
     from_cookie: bool,
     /// The store has been asked about `token` (done once, by the first extractor).
     loaded: bool,
-    /// The live session's metadata (its data lives in `data`); None for a visitor.
+    /// The live session's metadata (its data lives in `data`); None without a session.
     meta: Option<redis_sessions::Session>,
-    /// The data as the handler sees it: the stored data with the pending changes applied.
+    /// The data as the handler sees it, in its stored form (see `value`): the stored data
+    /// with the pending changes applied.
     data: Data,
-    /// Keys changed since the last load or save; null marks a removed key.
+    /// Keys changed since the last load or save, stored form; null marks a removed key.
     changes: Data,
     cookie: CookieAction,
 }
 
 impl State {
+    /// True for a live session of a logged-in user (not a visitor's).
+    fn is_user(&self) -> bool {
+        self.meta.as_ref().is_some_and(|m| !is_visitor_id(&m.id))
+    }
+
+    /// The token of the live session, if any.
+    fn live_token(&self) -> Option<String> {
+        self.meta.as_ref().and(self.token.clone())
+    }
+
     fn apply(&mut self, mut session: redis_sessions::Session) {
         self.data = session.d.take().unwrap_or_default();
         self.meta = Some(session);
@@ -66,21 +98,23 @@ impl State {
 pub(crate) struct Shared {
     config: Arc<Config>,
     app: String,
-    ip: String,
+    /// The client's address, None when axum was not told it.
+    ip: Option<String>,
     cookie_name: String,
     secure: bool,
     state: Mutex<State>,
 }
 
-/// The request extension through which the extractor finds its session.
+/// The request extension through which the extractor finds its session; the error is the
+/// invalid app name `per_request_app` computed for the request.
 #[derive(Clone)]
-pub(crate) struct Handle(pub Arc<Shared>);
+pub(crate) struct Handle(pub Result<Arc<Shared>, String>);
 
 impl Shared {
     pub(crate) fn new(
         config: Arc<Config>,
         app: String,
-        ip: String,
+        ip: Option<String>,
         cookie_name: String,
         secure: bool,
         token: Option<String>,
@@ -105,6 +139,40 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The ip given to the store for a new session.
+    fn new_session_ip(&self) -> String {
+        request::ip_for_new_session(self.ip.as_deref(), &self.config.reported)
+    }
+
+    /// The options of a new session holding `data`.
+    fn create_options(&self, data: &Data) -> CreateOptions {
+        CreateOptions {
+            ttl: self.config.ttl,
+            d: (!data.is_empty()).then(|| Value::Object(data.clone())),
+            no_resave: self.config.no_resave,
+        }
+    }
+
+    /// Records a session just created with `token` for `id` holding `data`.
+    fn created(&self, st: &mut State, token: &str, id: &str, ip: String, data: Data) {
+        st.token = Some(token.to_owned());
+        st.from_cookie = false;
+        st.loaded = true;
+        st.meta = Some(redis_sessions::Session {
+            id: id.to_owned(),
+            r: 1,
+            w: 1,
+            ttl: self.config.ttl.unwrap_or(DEFAULT_TTL),
+            idle: 0,
+            ip,
+            d: None,
+            no_resave: self.config.no_resave,
+        });
+        st.data = data;
+        st.changes.clear();
+        st.cookie = CookieAction::Set(token.to_owned());
+    }
+
     /// After the handler: writes the pending changes once, then sets or clears the cookie.
     /// A failed write turns the response into the error's (503 while the store is down).
     pub(crate) async fn finish(self: Arc<Self>, response: Response) -> Response {
@@ -126,16 +194,65 @@ impl Shared {
     }
 }
 
-/// Writes the pending changes of a live session in one `set`; nothing when there are none.
+/// What the end of a request writes.
+enum Write {
+    Nothing,
+    /// The pending changes of a live session.
+    Changes(String, Data),
+    /// A new visitor session holding this data.
+    Visitor(Data),
+}
+
+/// Writes the pending changes of a live session in one `set`, or creates the session of a
+/// visitor who wrote data (when visitor sessions are on); nothing when nothing changed.
 async fn save(shared: &Shared) -> Result<(), SessionError> {
-    let (token, changes) = {
+    let write = {
         let st = shared.state();
         match (&st.meta, &st.token) {
-            (Some(_), Some(token)) if !st.changes.is_empty() => (token.clone(), st.changes.clone()),
-            _ => return Ok(()),
+            _ if st.changes.is_empty() => Write::Nothing,
+            (Some(_), Some(token)) => Write::Changes(token.clone(), st.changes.clone()),
+            _ if shared.config.visitors && !st.data.is_empty() => Write::Visitor(st.data.clone()),
+            _ => Write::Nothing,
         }
     };
     let store = &shared.config.store;
+    let (token, changes) = match write {
+        Write::Nothing => return Ok(()),
+        Write::Changes(token, changes) => (token, changes),
+        Write::Visitor(data) => {
+            let id = new_visitor_id();
+            let ip = shared.new_session_ip();
+            let options = shared.create_options(&data);
+            let token = store.create(&shared.app, &id, &ip, options).await?;
+            let upgraded_meanwhile = {
+                let mut st = shared.state();
+                if st.meta.is_some() {
+                    true
+                } else {
+                    let current = st.data.clone();
+                    shared.created(&mut st, &token, &id, ip, data.clone());
+                    // Changes made while the create was in flight go with the next save.
+                    st.data = current;
+                    for (key, value) in &st.data.clone() {
+                        if data.get(key) != Some(value) {
+                            st.changes.insert(key.clone(), value.clone());
+                        }
+                    }
+                    for key in data.keys() {
+                        if !st.data.contains_key(key) {
+                            st.changes.insert(key.clone(), Value::Null);
+                        }
+                    }
+                    false
+                }
+            };
+            if upgraded_meanwhile {
+                // A concurrent extractor logged the request in: this session is not needed.
+                let _ = store.kill(&shared.app, &token).await;
+            }
+            return Ok(());
+        }
+    };
     let reply = store
         .set(&shared.app, &token, &Value::Object(changes.clone()))
         .await?;
@@ -159,6 +276,20 @@ async fn save(shared: &Shared) -> Result<(), SessionError> {
     Ok(())
 }
 
+/// Milliseconds since the epoch, the unit of the time inside tokens.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// True when the token was created longer than `limit` ago (the time is in the token).
+fn past_absolute_timeout(token: &str, limit: Duration) -> bool {
+    let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+    redis_sessions::token_created_ms(token)
+        .is_some_and(|created| now_ms().saturating_sub(created) > limit_ms)
+}
+
 /// The session of the current request: an axum extractor.
 ///
 /// Add [`SessionLayer`](crate::SessionLayer) to the router, then take `Session` as a
@@ -166,18 +297,25 @@ async fn save(shared: &Shared) -> Result<(), SessionError> {
 /// same request, share one state. The first extraction loads the session from the store —
 /// only when the request carries a well-formed token, so visitors cost nothing.
 ///
-/// Data changes ([`insert`](Self::insert), [`remove`](Self::remove)) are written once,
-/// after the handler, in one store call; a request that changes nothing writes nothing.
-/// A visitor (no live session) may hold data too, but it lasts for this request only
-/// unless [`upgrade`](Self::upgrade) turns the visitor into a session, which keeps it.
+/// Values of any serde type can be stored ([`insert`](Self::insert)) and read back typed
+/// ([`get`](Self::get)); changes are written once, after the handler, in one store call,
+/// and a request that changes nothing writes nothing. A visitor's data lasts for the
+/// request only, unless visitor sessions are on
+/// ([`SessionLayer::visitors`](crate::SessionLayer::visitors)) or
+/// [`upgrade`](Self::upgrade) logs the visitor in.
+///
+/// Not to be confused with [`SessionInfo`](crate::SessionInfo) (`redis_sessions::Session`),
+/// the stored record that the store's listing calls return.
 ///
 /// ```
 /// use redis_sessions_axum::{Session, SessionError};
 ///
 /// async fn login(session: Session) -> Result<String, SessionError> {
-///     session.insert("theme", "dark")?;
 ///     session.upgrade("alice@example.com").await?; // new token, cookie set, old one killed
-///     Ok(format!("hello {}", session.id().unwrap_or_default()))
+///     session.insert("theme", "dark")?;
+///     session.insert("recent", vec!["/docs", "/pricing"])?; // any serde value
+///     let recent: Option<Vec<String>> = session.get("recent")?;
+///     Ok(format!("hello {}, {} recent pages", session.id().unwrap_or_default(), recent.map_or(0, |r| r.len())))
 /// }
 /// ```
 #[derive(Clone)]
@@ -187,12 +325,13 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys only: session data (and the token) must not reach logs.
         let st = self.shared.state();
         f.debug_struct("Session")
             .field("app", &self.shared.app)
             .field("id", &st.meta.as_ref().map(|m| &m.id))
-            .field("data", &st.data)
-            .field("pending", &st.changes)
+            .field("keys", &st.data.keys().collect::<Vec<_>>())
+            .field("pending", &st.changes.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +345,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             .get::<Handle>()
             .cloned()
             .ok_or(SessionError::MissingLayer)?;
+        let shared = shared.map_err(SessionError::InvalidApp)?;
         let session = Session { shared };
         session.load().await?;
         Ok(session)
@@ -240,6 +380,16 @@ impl Session {
                 }
             }
         };
+        if let Some(limit) = self.shared.config.absolute_timeout {
+            if past_absolute_timeout(&token, limit) {
+                self.store().kill(self.app_name(), &token).await?;
+                let mut st = self.state();
+                if !st.loaded {
+                    st.forget();
+                }
+                return Ok(());
+            }
+        }
         let found = self.store().get(self.app_name(), &token).await?;
         let mut st = self.state();
         if !st.loaded {
@@ -252,10 +402,9 @@ impl Session {
     }
 
     /// The session's token (64 characters), for API clients that send it back as
-    /// `Authorization: Bearer`; None for a visitor.
+    /// `Authorization: Bearer`; None without a session.
     pub fn token(&self) -> Option<String> {
-        let st = self.state();
-        st.meta.as_ref().and(st.token.clone())
+        self.state().live_token()
     }
 
     /// The app this session belongs to (fixed, or computed for this request).
@@ -263,14 +412,26 @@ impl Session {
         self.app_name()
     }
 
-    /// True when the request belongs to a live session (a logged-in user).
+    /// True when the request belongs to a logged-in user's live session (not a visitor's).
     pub fn is_authenticated(&self) -> bool {
-        self.state().meta.is_some()
+        self.state().is_user()
     }
 
-    /// The user id of the session, as given to [`upgrade`](Self::upgrade).
+    /// True when the request belongs to a visitor session
+    /// ([`SessionLayer::visitors`](crate::SessionLayer::visitors)).
+    pub fn is_visitor(&self) -> bool {
+        let st = self.state();
+        st.meta.is_some() && !st.is_user()
+    }
+
+    /// The user id of the session, as given to [`upgrade`](Self::upgrade); None for a
+    /// visitor, with or without a visitor session.
     pub fn id(&self) -> Option<String> {
-        self.state().meta.as_ref().map(|m| m.id.clone())
+        let st = self.state();
+        st.meta
+            .as_ref()
+            .filter(|m| !is_visitor_id(&m.id))
+            .map(|m| m.id.clone())
     }
 
     /// How many times the session had been read before this request.
@@ -299,42 +460,45 @@ impl Session {
         self.state().meta.as_ref().map(|m| m.ip.clone())
     }
 
-    /// Reads one value, typed through serde; None when absent or of another type.
-    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let value = self.state().data.get(key)?.clone();
-        serde_json::from_value(value).ok()
+    /// Reads one value as `T`: `Ok(None)` when the key is absent, and
+    /// [`SessionError::WrongType`] when the value does not read as `T` (a string read as a
+    /// number, a list read as a struct), so a mistake is an error rather than a silent
+    /// `None`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let stored = self.state().data.get(key).cloned();
+        value::read(stored.as_ref(), key)
     }
 
-    /// All the data as the handler sees it now (pending changes included).
+    /// All the data as the handler sees it now (pending changes included), structured
+    /// values decoded.
     pub fn data(&self) -> Data {
-        self.state().data.clone()
+        let st = self.state();
+        st.data
+            .iter()
+            .map(|(k, v)| (k.clone(), value::decode(v)))
+            .collect()
     }
 
-    /// Sets a value, written after the handler. Only strings, numbers and booleans can be
-    /// stored (the data is shared with services in other languages); null removes the
-    /// key. Setting the value a key already has is not a change.
+    /// Sets a value of any serde type, written after the handler. Strings, numbers and
+    /// booleans are stored as themselves; lists, maps and structs as JSON text behind
+    /// [`JSON_MARKER`](crate::JSON_MARKER), so the stored data stays the flat object that
+    /// Node.js services and the REST server read. `None` (JSON null) removes the key.
+    /// Setting the value a key already has is not a change.
     pub fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
-        let not_scalar = || SessionError::NotScalar {
+        let value = serde_json::to_value(value).map_err(|e| SessionError::Encode {
             key: key.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let Some(stored) = value::encode(value) else {
+            self.remove(key);
+            return Ok(());
         };
-        let value = serde_json::to_value(value).map_err(|_| not_scalar())?;
-        match value {
-            Value::Null => {
-                self.remove(key);
-                Ok(())
-            }
-            Value::Array(_) | Value::Object(_) => Err(not_scalar()),
-            value => {
-                // Kept as later reads will return it (numbers are doubles, as in Node).
-                let value = redis_sessions::node_json::node_value(&value);
-                let mut st = self.state();
-                if st.data.get(key) != Some(&value) {
-                    st.data.insert(key.to_owned(), value.clone());
-                    st.changes.insert(key.to_owned(), value);
-                }
-                Ok(())
-            }
+        let mut st = self.state();
+        if st.data.get(key) != Some(&stored) {
+            st.data.insert(key.to_owned(), stored.clone());
+            st.changes.insert(key.to_owned(), stored);
         }
+        Ok(())
     }
 
     /// Removes a key (written after the handler); false when it was not there.
@@ -347,26 +511,69 @@ impl Session {
         existed
     }
 
-    /// Logs the request in as `user_id`: creates a new session holding the current data,
-    /// sets the cookie, and kills the previous session if there was one. The token always
-    /// changes here, so a token planted before login is worthless (session fixation).
-    /// Returns the new token.
+    /// Removes every key (written after the handler, in the same single call); the
+    /// session itself, its token and its user stay.
+    pub fn clear(&self) {
+        let mut st = self.state();
+        let keys: Vec<String> = st.data.keys().cloned().collect();
+        st.data.clear();
+        for key in keys {
+            st.changes.insert(key, Value::Null);
+        }
+    }
+
+    /// Logs the request in as `user_id` ([`Carry::Safe`]): a new session with a new
+    /// token, the cookie set, and the previous session (a visitor's, or a user's) killed.
+    /// The token always changes here, so a token planted before login is worthless
+    /// (session fixation). The new session keeps the data of a visitor or of the same
+    /// user; the data of a **different** user is dropped, so insert what the new login
+    /// needs after this call. Returns the new token.
     pub async fn upgrade(&self, user_id: &str) -> Result<String, SessionError> {
+        self.upgrade_with(user_id, Carry::Safe).await
+    }
+
+    /// [`upgrade`](Self::upgrade) into an empty session, whatever the request held.
+    pub async fn upgrade_clear(&self, user_id: &str) -> Result<String, SessionError> {
+        self.upgrade_with(user_id, Carry::Nothing).await
+    }
+
+    /// A new token for the same user and data: for a privilege change within a login
+    /// (say a re-entered password before a sensitive action), where OWASP asks for a new
+    /// session id. Needs a logged-in session.
+    pub async fn rotate(&self) -> Result<String, SessionError> {
+        let id = self.id().ok_or(SessionError::NotAuthenticated)?;
+        self.upgrade_with(&id, Carry::Everything).await
+    }
+
+    /// [`upgrade`](Self::upgrade) with the app's choice of what the new session keeps.
+    pub async fn upgrade_with(&self, user_id: &str, carry: Carry) -> Result<String, SessionError> {
+        if is_visitor_id(user_id) {
+            return Err(redis_sessions::Error::InvalidValue(
+                "a user id may not start with the visitor prefix".into(),
+            )
+            .into());
+        }
         let (old, data) = {
             let st = self.state();
-            (st.meta.as_ref().and(st.token.clone()), st.data.clone())
-        };
-        let config = &self.shared.config;
-        let options = CreateOptions {
-            ttl: config.ttl,
-            d: (!data.is_empty()).then(|| Value::Object(data.clone())),
-            no_resave: config.no_resave,
+            let previous_user = st.meta.as_ref().map(|m| m.id.as_str());
+            let other_user = previous_user.is_some_and(|p| !is_visitor_id(p) && p != user_id);
+            let data = match &carry {
+                Carry::Safe if other_user => Data::new(),
+                Carry::Safe | Carry::Everything => st.data.clone(),
+                Carry::Nothing => Data::new(),
+                Carry::Keys(keys) => st
+                    .data
+                    .iter()
+                    .filter(|(k, _)| keys.contains(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            };
+            (st.live_token(), data)
         };
         let app = self.app_name();
-        let token = self
-            .store()
-            .create(app, user_id, &self.shared.ip, options)
-            .await?;
+        let ip = self.shared.new_session_ip();
+        let options = self.shared.create_options(&data);
+        let token = self.store().create(app, user_id, &ip, options).await?;
         if let Some(old) = old {
             if let Err(err) = self.store().kill(app, &old).await {
                 // Keep the old session and drop the new one, so the client is consistent.
@@ -375,32 +582,14 @@ impl Session {
             }
         }
         let mut st = self.state();
-        st.token = Some(token.clone());
-        st.from_cookie = false;
-        st.loaded = true;
-        st.meta = Some(redis_sessions::Session {
-            id: user_id.to_owned(),
-            r: 1,
-            w: 1,
-            ttl: config.ttl.unwrap_or(DEFAULT_TTL),
-            idle: 0,
-            ip: self.shared.ip.clone(),
-            d: None,
-            no_resave: config.no_resave,
-        });
-        st.data = data;
-        st.changes.clear();
-        st.cookie = CookieAction::Set(token.clone());
+        self.shared.created(&mut st, &token, user_id, ip, data);
         Ok(token)
     }
 
     /// Logs this device out: kills the session and clears the cookie (`Max-Age=0`).
     /// The request goes on as a visitor's.
     pub async fn destroy(&self) -> Result<(), SessionError> {
-        let token = {
-            let st = self.state();
-            st.meta.as_ref().and(st.token.clone())
-        };
+        let token = self.state().live_token();
         if let Some(token) = token {
             self.store().kill(self.app_name(), &token).await?;
         }
@@ -417,29 +606,58 @@ impl Session {
         Ok(killed)
     }
 
+    /// Signs the user out on every other device and keeps this one ("sign out all other
+    /// devices"): every session of the user ends, then this device gets a new session
+    /// with its data (a new token, the cookie set). Returns how many other sessions ended.
+    ///
+    /// Two store calls, not one atomic step: a request of another device that lands
+    /// between them finds its session gone, as it should; if the second call fails, this
+    /// device is signed out too (the safe side) and the error is returned.
+    pub async fn destroy_others(&self) -> Result<u64, SessionError> {
+        let id = self.id().ok_or(SessionError::NotAuthenticated)?;
+        let data = self.state().data.clone();
+        let app = self.app_name();
+        let killed = self.store().killsoid(app, &id).await?;
+        let ip = self.shared.new_session_ip();
+        let options = self.shared.create_options(&data);
+        match self.store().create(app, &id, &ip, options).await {
+            Ok(token) => {
+                let mut st = self.state();
+                self.shared.created(&mut st, &token, &id, ip, data);
+                Ok(killed.saturating_sub(1))
+            }
+            Err(err) => {
+                self.logged_out();
+                Err(err.into())
+            }
+        }
+    }
+
     fn logged_out(&self) {
         let mut st = self.state();
         st.forget();
         st.cookie = CookieAction::Clear;
     }
 
-    /// The live sessions of this user (one per device or browser), most recent first:
-    /// for a "my devices" page. They carry no tokens.
-    pub async fn soid(&self) -> Result<Vec<redis_sessions::Session>, SessionError> {
+    /// The live sessions of this user (one per device or browser), most recent first.
+    /// They carry no tokens. Read their data with
+    /// [`SessionInfoExt::value`](crate::SessionInfoExt::value), which decodes structured
+    /// values as [`get`](Self::get) does.
+    pub async fn soid(&self) -> Result<Vec<crate::SessionInfo>, SessionError> {
         let id = self.id().ok_or(SessionError::NotAuthenticated)?;
         Ok(self.store().soid(self.app_name(), &id).await?)
     }
 
     /// The sessions of the whole app active in the last `delta_time` seconds (>= 10),
-    /// most recent first: for admin pages.
-    pub async fn soapp(
-        &self,
-        delta_time: i64,
-    ) -> Result<Vec<redis_sessions::Session>, SessionError> {
+    /// most recent first: for admin pages. Visitor sessions are among them; leave them
+    /// out with `.retain(|s| !is_visitor_id(&s.id))` (see [`is_visitor_id`](crate::is_visitor_id)).
+    pub async fn soapp(&self, delta_time: i64) -> Result<Vec<crate::SessionInfo>, SessionError> {
         Ok(self.store().soapp(self.app_name(), delta_time).await?)
     }
 
     /// How many distinct users were active in the last `delta_time` seconds (>= 10).
+    /// Every visitor session counts as a user of its own: with visitor sessions on, count
+    /// the distinct non-visitor ids of [`soapp`](Self::soapp) for users only.
     pub async fn activity(&self, delta_time: i64) -> Result<u64, SessionError> {
         Ok(self.store().activity(self.app_name(), delta_time).await?)
     }
@@ -455,9 +673,9 @@ impl Session {
     pub async fn reload(&self) -> Result<(), SessionError> {
         let token = {
             let mut st = self.state();
-            match (&st.meta, &st.token) {
-                (Some(_), Some(token)) => token.clone(),
-                _ => {
+            match st.live_token() {
+                Some(token) => token,
+                None => {
                     st.data.clear();
                     st.changes.clear();
                     return Ok(());

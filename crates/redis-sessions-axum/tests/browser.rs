@@ -1,5 +1,6 @@
 //! The example app (`examples/demo.rs`) in a real browser: headless Chromium driven through
-//! chromedriver (WebDriver) by fantoccini. Two browser profiles are two devices of one user.
+//! chromedriver (WebDriver) by fantoccini. Three browser profiles are three devices (each
+//! with its own cookies). Screenshots are saved in `target/browser-test/`.
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver` (`chromedriver` and
 //! `chromium` on PATH, or the `CHROMEDRIVER` / `CHROMIUM` variables). Without them the test
@@ -134,35 +135,69 @@ async fn wait_text(browser: &Client, id: &str, expected: &str) {
     panic!("#{id} shows {last:?}, not {expected:?} (page {url:?})");
 }
 
-/// Waits for the login form, i.e. for being logged out.
+/// Waits for the sign-in form, i.e. for being signed out.
 async fn wait_logged_out(browser: &Client) {
     let form = browser
         .wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Id("name"))
         .await;
-    assert!(form.is_ok(), "expected the login form");
+    assert!(form.is_ok(), "expected the sign-in form");
 }
 
+async fn click(browser: &Client, id: &str) {
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click #{id}: {e}"));
+}
+
+async fn type_into(browser: &Client, id: &str, text: &str) {
+    let field = browser.find(Locator::Id(id)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// Signs in from the shop page's form; the visit counter then shows 1.
 async fn log_in(browser: &Client, base: &str, name: &str) {
     browser.goto(base).await.unwrap();
     wait_logged_out(browser).await;
-    let field = browser.find(Locator::Id("name")).await.unwrap();
-    field.send_keys(name).await.unwrap();
-    browser
-        .find(Locator::Id("login"))
+    type_into(browser, "name", name).await;
+    click(browser, "login").await;
+    wait_text(browser, "user", name).await;
+    wait_text(browser, "visits", "1").await;
+}
+
+/// The skus in the cart, as shown.
+async fn cart(browser: &Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in browser
+        .find_all(Locator::Css("li.cart-item"))
         .await
         .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_text(browser, "visits", "1").await;
+    {
+        out.push(item.attr("data-sku").await.unwrap().unwrap_or_default());
+    }
+    out
 }
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// Saves a screenshot as `target/browser-test/{name}.png`.
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let dir = target_dir().join("browser-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,88 +219,160 @@ async fn the_demo_app_in_a_real_browser() {
         "http://127.0.0.1:{}/",
         listener.local_addr().unwrap().port()
     );
-    let service = demo::app(store).into_make_service_with_connect_info::<SocketAddr>();
+    let service = demo::app(store.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move { axum::serve(listener, service).await });
 
     let profiles = std::env::temp_dir().join(format!("rsa-browser-{}", std::process::id()));
     let laptop = driver.browser(&profiles.join("laptop")).await;
     let phone = driver.browser(&profiles.join("phone")).await;
-    let result =
-        tokio::time::timeout(Duration::from_secs(45), scenario(&laptop, &phone, &base)).await;
-    let _ = laptop.close().await;
-    let _ = phone.close().await;
+    let tablet = driver.browser(&profiles.join("tablet")).await;
+    let result = tokio::time::timeout(
+        Duration::from_secs(90),
+        scenario(&laptop, &phone, &tablet, &base, &store),
+    )
+    .await;
+    for browser in [laptop, phone, tablet] {
+        let _ = browser.close().await;
+    }
     drop(driver);
     server.abort();
     let _ = std::fs::remove_dir_all(&profiles);
-    result.expect("the browser scenario took longer than 45 s");
+    result.expect("the browser scenario took longer than 90 s");
 }
 
-async fn scenario(laptop: &Client, phone: &Client, base: &str) {
-    // Log in on the laptop; the counter moves on each visit.
-    log_in(laptop, base, "alice").await;
-    wait_text(laptop, "user", "alice").await;
+async fn scenario(
+    laptop: &Client,
+    phone: &Client,
+    tablet: &Client,
+    base: &str,
+    store: &RedisSessions,
+) {
+    // 1. A visitor fills a cart before signing in: reading the shop sets no cookie, the
+    //    first add creates a visitor session.
     laptop.goto(base).await.unwrap();
-    wait_text(laptop, "visits", "2").await;
-    laptop.refresh().await.unwrap();
-    wait_text(laptop, "visits", "3").await;
+    wait_logged_out(laptop).await;
+    assert!(
+        laptop.get_named_cookie(demo::APP).await.is_err(),
+        "no cookie for reading"
+    );
+    click(laptop, "add-tea").await;
+    wait_text(laptop, "cart-count", "1").await;
+    click(laptop, "add-mug").await;
+    wait_text(laptop, "cart-count", "2").await;
+    click(laptop, "add-tea").await;
+    wait_text(laptop, "cart-count", "3").await;
+    assert_eq!(cart(laptop).await, ["tea", "mug"]);
+    let visitor = laptop.get_named_cookie(demo::APP).await.unwrap();
+    let visitor_token = visitor.value().to_owned();
+    assert_eq!(visitor_token.len(), 64);
+    let record = store.get(demo::APP, &visitor_token).await.unwrap().unwrap();
+    assert!(redis_sessions_axum::is_visitor_id(&record.id));
+    screenshot(laptop, "1-visitor-cart").await;
 
-    // The cookie as the browser keeps it: HttpOnly, SameSite=Lax, a browser-session cookie.
+    // 2. Signing in keeps the cart, with a new token (the visitor's is dead).
+    type_into(laptop, "name", "alice").await;
+    click(laptop, "login").await;
+    wait_text(laptop, "user", "alice").await;
+    wait_text(laptop, "cart-count", "3").await;
+    wait_text(
+        laptop,
+        "flash",
+        "Welcome, alice! Your cart (3 item(s)) came along.",
+    )
+    .await;
+    assert_eq!(cart(laptop).await, ["tea", "mug"]);
     let cookie = laptop.get_named_cookie(demo::APP).await.unwrap();
-    assert_eq!(cookie.value().len(), 64);
+    assert_ne!(cookie.value(), visitor_token, "the token changes at login");
+    assert!(store
+        .get(demo::APP, &visitor_token)
+        .await
+        .unwrap()
+        .is_none());
+    // The cookie as the browser keeps it: HttpOnly, SameSite=Lax, a browser-session cookie.
     assert_eq!(cookie.http_only(), Some(true));
     assert_eq!(format!("{:?}", cookie.same_site()), "Some(Lax)");
     assert_eq!(cookie.path(), Some("/"));
     assert!(cookie.expires().is_none(), "a browser-session cookie");
+    laptop.refresh().await.unwrap();
+    wait_text(laptop, "visits", "2").await;
+    laptop.goto(base).await.unwrap();
+    wait_text(laptop, "visits", "3").await;
+    screenshot(laptop, "2-signed-in").await;
 
-    // The same user on a second device: its own session and counter.
+    // 3. Another user signs in in the same browser: bob sees none of alice's data (her
+    //    cart and counter), and alice, back, does not see bob's.
+    type_into(laptop, "switch-name", "bob").await;
+    click(laptop, "switch").await;
+    wait_text(laptop, "user", "bob").await;
+    wait_text(laptop, "visits", "1").await;
+    wait_text(laptop, "cart-count", "0").await;
+    assert!(cart(laptop).await.is_empty());
+    click(laptop, "add-honey").await;
+    wait_text(laptop, "cart-count", "1").await;
+    type_into(laptop, "switch-name", "alice").await;
+    click(laptop, "switch").await;
+    wait_text(laptop, "user", "alice").await;
+    wait_text(laptop, "visits", "1").await;
+    wait_text(laptop, "cart-count", "0").await;
+
+    // 4. Three browsers signed in as one user: each sees the three devices, itself marked.
     log_in(phone, base, "alice").await;
-    assert_ne!(
-        phone.get_named_cookie(demo::APP).await.unwrap().value(),
-        cookie.value()
-    );
+    log_in(tablet, base, "alice").await;
+    for browser in [laptop, phone, tablet] {
+        browser.goto(&format!("{base}devices")).await.unwrap();
+        wait_text(browser, "device-count", "3").await;
+        let mine = browser
+            .find_all(Locator::Css("li.device.me"))
+            .await
+            .unwrap();
+        assert_eq!(mine.len(), 1);
+        let text = mine[0].text().await.unwrap();
+        assert!(text.contains("this device"), "{text}");
+        // Served with connect info: the session recorded the browser's address.
+        assert!(text.contains("from 127.0.0.1"), "{text}");
+        assert_eq!(
+            browser
+                .find_all(Locator::Css("li.device"))
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+    screenshot(laptop, "3-three-devices").await;
 
-    // The laptop sees both devices, this one marked.
+    // 5. "Sign out all other devices" on the phone: the laptop and the tablet are signed
+    //    out (checked from them), the phone stays signed in with its counter.
+    click(phone, "logout-others").await;
+    wait_text(phone, "flash", "Signed out 2 other device(s).").await;
+    wait_text(phone, "device-count", "1").await;
+    screenshot(phone, "4-other-devices-signed-out").await;
+    for browser in [laptop, tablet] {
+        browser.goto(base).await.unwrap();
+        wait_logged_out(browser).await;
+        browser.goto(&format!("{base}devices")).await.unwrap();
+        wait_logged_out(browser).await; // the devices page sends visitors home
+    }
+    phone.goto(base).await.unwrap();
+    wait_text(phone, "user", "alice").await;
+    wait_text(phone, "visits", "2").await;
+
+    // 6. Sign out everywhere from the laptop, signed in again: the phone is signed out.
+    log_in(laptop, base, "alice").await;
     laptop.goto(&format!("{base}devices")).await.unwrap();
     wait_text(laptop, "device-count", "2").await;
-    let devices = laptop.find_all(Locator::Css("li.device")).await.unwrap();
-    assert_eq!(devices.len(), 2);
-    let mine = laptop.find_all(Locator::Css("li.device.me")).await.unwrap();
-    assert_eq!(mine.len(), 1);
-    assert!(mine[0].text().await.unwrap().contains("this device"));
-    let png = laptop.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-    let dir = target_dir().join("browser-test");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("devices.png"), png).unwrap();
-
-    // Log out everywhere from the laptop: both devices are logged out.
-    laptop
-        .find(Locator::Id("logout-everywhere"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(laptop, "logout-everywhere").await;
     wait_logged_out(laptop).await;
     phone.refresh().await.unwrap();
     wait_logged_out(phone).await;
-    laptop.goto(&format!("{base}devices")).await.unwrap();
-    wait_logged_out(laptop).await; // the devices page sends visitors home
 
-    // User input is shown as text, never as markup; "log out this device" logs out.
+    // 7. User input is shown as text, never as markup; "sign out this device" signs out.
     let evil = "<img src=x onerror=alert(1)>&amp;";
-    log_in(phone, base, evil).await;
-    wait_text(phone, "user", evil).await;
-    phone.goto(&format!("{base}devices")).await.unwrap();
-    wait_text(phone, "device-count", "1").await;
-    phone
-        .find(Locator::Id("logout-this"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_logged_out(phone).await;
-    phone.refresh().await.unwrap();
-    wait_logged_out(phone).await;
+    log_in(tablet, base, evil).await;
+    tablet.goto(&format!("{base}devices")).await.unwrap();
+    wait_text(tablet, "device-count", "1").await;
+    click(tablet, "logout-this").await;
+    wait_logged_out(tablet).await;
+    tablet.refresh().await.unwrap();
+    wait_logged_out(tablet).await;
 }

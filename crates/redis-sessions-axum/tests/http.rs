@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use redis_sessions::{Options, RedisSessions};
-use redis_sessions_axum::{redis_sessions, SameSite, Session, SessionError, SessionLayer};
+use redis_sessions_axum::{redis_sessions, Carry, SameSite, Session, SessionError, SessionLayer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,26 +27,26 @@ async fn login(s: Session, Path(user): Path<String>) -> Result<String, SessionEr
     s.upgrade(&user).await
 }
 
-async fn me(s: Session) -> String {
-    match s.id() {
+async fn me(s: Session) -> Result<String, SessionError> {
+    Ok(match s.id() {
         Some(id) => format!(
             "{id} visits={} via={} w={}",
-            s.get::<u64>("visits").unwrap_or(0),
-            s.get::<String>("via").unwrap_or_default(),
+            s.get::<u64>("visits")?.unwrap_or(0),
+            s.get::<String>("via")?.unwrap_or_default(),
             s.w().unwrap_or(0)
         ),
         None => "anonymous".into(),
-    }
+    })
 }
 
 async fn inc(s: Session) -> Result<String, SessionError> {
-    let visits = s.get::<u64>("visits").unwrap_or(0) + 1;
+    let visits = s.get::<u64>("visits")?.unwrap_or(0) + 1;
     s.insert("visits", visits)?;
     Ok(visits.to_string())
 }
 
 async fn same(s: Session) -> Result<&'static str, SessionError> {
-    if let Some(visits) = s.get::<u64>("visits") {
+    if let Some(visits) = s.get::<u64>("visits")? {
         s.insert("visits", visits)?;
     }
     Ok("same")
@@ -56,9 +56,11 @@ async fn remove(s: Session) -> String {
     s.remove("visits").to_string()
 }
 
-async fn not_scalar(s: Session) -> Result<&'static str, SessionError> {
-    s.insert("list", vec![1, 2])?;
-    Ok("stored a list")
+async fn unencodable(s: Session) -> Result<&'static str, SessionError> {
+    // JSON maps need string keys: serde cannot write this one.
+    let map = std::collections::BTreeMap::from([((1, 2), "pair key")]);
+    s.insert("map", map)?;
+    Ok("stored")
 }
 
 async fn logout(s: Session) -> Result<&'static str, SessionError> {
@@ -81,7 +83,7 @@ fn routes() -> Router {
         .route("/inc", post(inc))
         .route("/same", post(same))
         .route("/remove", post(remove))
-        .route("/not-scalar", post(not_scalar))
+        .route("/unencodable", post(unencodable))
         .route("/logout", post(logout))
         .route("/logout-all", post(logout_all))
         .route("/devices", get(devices))
@@ -321,9 +323,10 @@ async fn data_survives_and_unchanged_requests_write_nothing() {
         "false"
     );
 
-    // Only scalar values can be stored: a proper 500, not a panic.
-    let r = send(&app, "POST", "/not-scalar", Some(&token)).await;
+    // A value serde cannot write as JSON: a proper 500, not a panic.
+    let r = send(&app, "POST", "/unencodable", Some(&token)).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.body, "session error");
 }
 
 #[tokio::test]
@@ -464,9 +467,37 @@ async fn the_app_can_be_computed_per_request() {
         send_with(&app, "GET", "/me", Some(&bearer), &b).await.body,
         "anonymous"
     );
-    // A name the store would refuse is a server error, answered before the handler.
-    let r = send_with(&app, "GET", "/me", None, &[("host", "x")]).await;
-    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn an_app_name_that_cannot_be_derived_is_reported_once_and_spares_other_routes() {
+    let logs = Logs::capture();
+    let server = RedisServer::start();
+    let layer = SessionLayer::per_request_app(store(&server).await, |parts| {
+        let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
+        host.unwrap_or("default-site").replace('.', "_")
+    });
+    let app = routes().layer(layer);
+    let long = [("host", "a-very-long-host-name.example.com")];
+    for _ in 0..3 {
+        // Routes that do not use the session are served as usual.
+        let r = send_with(&app, "GET", "/static", None, &long).await;
+        assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "static"));
+        // Routes that do answer 500, without running the handler.
+        let r = send_with(&app, "GET", "/me", None, &long).await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let text = logs.text();
+    assert_eq!(
+        text.matches("per_request_app computed an invalid session app name")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("a-very-long-host-name_example_com"), "{text}");
+    // Valid hosts keep working.
+    let r = send_with(&app, "POST", "/login/alice", None, &[("host", "site.a")]).await;
+    assert_eq!(r.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -502,6 +533,16 @@ async fn a_broken_redis_gives_503_not_a_panic() {
             r.body
         );
         assert_eq!(r.body, "session store unavailable, try again later");
+        assert_eq!(
+            r.headers
+                .get(header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap()),
+            Some(
+                redis_sessions_axum::RETRY_AFTER_SECONDS
+                    .to_string()
+                    .as_str()
+            )
+        );
     }
     let r = send(&app, "POST", "/login/bob", None).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -524,11 +565,21 @@ async fn a_broken_redis_gives_503_not_a_panic() {
 }
 
 #[tokio::test]
-async fn the_extractor_without_the_layer_is_a_500_response() {
+async fn the_extractor_without_the_layer_says_what_to_do() {
+    let logs = Logs::capture();
     let app = routes(); // no layer
     let r = send(&app, "GET", "/me", None).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(r.body, "session error");
+    assert!(
+        r.body.contains("without SessionLayer") && r.body.contains(".layer(SessionLayer::new("),
+        "{}",
+        r.body
+    );
+    assert!(
+        logs.text().contains("without SessionLayer"),
+        "{}",
+        logs.text()
+    );
 }
 
 #[tokio::test]
@@ -542,4 +593,460 @@ async fn the_embedded_store_behaves_the_same() {
         "alice visits=1 via=login w=2"
     );
     let _ = redis_sessions::DEFAULT_TTL;
+}
+
+/// Captures what the code under test logs through `tracing` on this thread (the tests run
+/// on tokio's current-thread runtime, so every task of a test logs on its thread).
+///
+/// One global subscriber writes each event to the buffer of the thread that logs it: with a
+/// subscriber per test (`set_default`), tracing's cache of which call sites are enabled,
+/// shared by all threads, can drop events of tests that run in parallel.
+struct Logs {
+    buffer: Arc<Mutex<Vec<u8>>>,
+}
+
+thread_local! {
+    static SINK: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { std::cell::RefCell::new(None) };
+}
+
+struct ThreadSink;
+
+impl std::io::Write for ThreadSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        SINK.with(|sink| {
+            if let Some(buffer) = &*sink.borrow() {
+                buffer.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture() -> Logs {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(|| ThreadSink)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        });
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        SINK.with(|sink| *sink.borrow_mut() = Some(buffer.clone()));
+        Logs { buffer }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Item {
+    sku: String,
+    n: u32,
+}
+
+fn cart_routes() -> Router {
+    async fn add(s: Session, Path(sku): Path<String>) -> Result<String, SessionError> {
+        let mut cart: Vec<Item> = s.get("cart")?.unwrap_or_default();
+        match cart.iter_mut().find(|i| i.sku == sku) {
+            Some(item) => item.n += 1,
+            None => cart.push(Item { sku, n: 1 }),
+        }
+        s.insert("cart", &cart)?;
+        Ok(cart.len().to_string())
+    }
+    async fn cart(s: Session) -> Result<String, SessionError> {
+        let cart: Vec<Item> = s.get("cart")?.unwrap_or_default();
+        let items: Vec<String> = cart.iter().map(|i| format!("{}x{}", i.sku, i.n)).collect();
+        let who = match (s.id(), s.is_visitor()) {
+            (Some(id), _) => id,
+            (None, true) => "visitor".into(),
+            (None, false) => "nobody".into(),
+        };
+        Ok(format!("{who}: {}", items.join(",")))
+    }
+    async fn login(s: Session, Path(user): Path<String>) -> Result<String, SessionError> {
+        s.upgrade(&user).await
+    }
+    async fn login_clear(s: Session, Path(user): Path<String>) -> Result<String, SessionError> {
+        s.upgrade_clear(&user).await
+    }
+    async fn login_keep(s: Session, Path(user): Path<String>) -> Result<String, SessionError> {
+        s.upgrade_with(&user, Carry::Everything).await
+    }
+    async fn login_keys(s: Session, Path(user): Path<String>) -> Result<String, SessionError> {
+        s.upgrade_with(&user, Carry::Keys(vec!["cart".into()]))
+            .await
+    }
+    async fn clear(s: Session) -> &'static str {
+        s.clear();
+        "cleared"
+    }
+    async fn rotate(s: Session) -> Result<String, SessionError> {
+        s.rotate().await
+    }
+    async fn wrong(s: Session) -> Result<String, SessionError> {
+        let n: Option<u64> = s.get("cart")?;
+        Ok(format!("{n:?}"))
+    }
+    async fn flag(s: Session) -> Result<&'static str, SessionError> {
+        s.insert("flag", "$json:looks marked")?;
+        s.insert("none", Option::<u8>::None)?; // null: nothing stored
+        Ok("set")
+    }
+    async fn read_flag(s: Session) -> Result<String, SessionError> {
+        Ok(s.get::<String>("flag")?.unwrap_or_default())
+    }
+    Router::new()
+        .route("/add/{sku}", post(add))
+        .route("/cart", get(cart))
+        .route("/login/{user}", post(login))
+        .route("/login-clear/{user}", post(login_clear))
+        .route("/login-keep/{user}", post(login_keep))
+        .route("/login-keys/{user}", post(login_keys))
+        .route("/clear", post(clear))
+        .route("/rotate", post(rotate))
+        .route("/wrong", get(wrong))
+        .route("/flag", post(flag))
+        .route("/read-flag", get(read_flag))
+        .route("/inc", post(inc))
+        .route("/me", get(me))
+}
+
+/// The token a response set in the cookie.
+fn cookie_token(r: &Reply) -> String {
+    let cookie = r.set_cookie().expect("a Set-Cookie header");
+    let value = cookie.split(';').next().unwrap();
+    value.split_once('=').unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn structured_values_round_trip_and_node_reads_the_session() {
+    let logs = Logs::capture();
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let app = cart_routes().layer(SessionLayer::new(store.clone(), APP));
+    let token = log_in(&app, "alice", None).await;
+    for sku in ["apple", "pear", "apple"] {
+        assert_eq!(
+            send(&app, "POST", &format!("/add/{sku}"), Some(&token))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        send(&app, "GET", "/cart", Some(&token)).await.body,
+        "alice: applex2,pearx1"
+    );
+
+    // Stored as a flat object of scalars: the list is marked JSON text in a string.
+    let d = store.get(APP, &token).await.unwrap().unwrap().d.unwrap();
+    assert_eq!(
+        d.get("cart"),
+        Some(&serde_json::json!(
+            "$json:[{\"sku\":\"apple\",\"n\":2},{\"sku\":\"pear\",\"n\":1}]"
+        ))
+    );
+
+    // A string that looks marked reads back as itself; a null stores nothing.
+    send(&app, "POST", "/flag", Some(&token)).await;
+    assert_eq!(
+        send(&app, "GET", "/read-flag", Some(&token)).await.body,
+        "$json:looks marked"
+    );
+    let d = store.get(APP, &token).await.unwrap().unwrap().d.unwrap();
+    assert!(!d.contains_key("none"));
+
+    // The Node.js module reads the session: `d` is a flat object, the cart a string whose
+    // text after the marker is the list's JSON.
+    let mut node = test_support::node::NodePeer::start(&format!(
+        r#"{{"port":{},"cachetime":0}}"#,
+        server.port()
+    ));
+    let reply = node
+        .call("get", &format!(r#"{{"app":"{APP}","token":"{token}"}}"#))
+        .expect("node reads the session");
+    let session: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    let stored = session["d"]["cart"].as_str().expect("a string for Node");
+    let list: Vec<Item> = serde_json::from_str(
+        stored
+            .strip_prefix(redis_sessions_axum::JSON_MARKER)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        list,
+        vec![
+            Item {
+                sku: "apple".into(),
+                n: 2
+            },
+            Item {
+                sku: "pear".into(),
+                n: 1
+            }
+        ]
+    );
+    assert_eq!(
+        session["d"]["flag"],
+        serde_json::json!("$json:\"$json:looks marked\"")
+    );
+    // And a marked value that Node writes is a structured value for Rust.
+    let set = format!(
+        r#"{{"app":"{APP}","token":"{token}","d":{{"cart":"$json:[{{\"sku\":\"kiwi\",\"n\":5}}]"}}}}"#
+    );
+    node.call("set", &set).expect("node writes");
+    assert_eq!(
+        send(&app, "GET", "/cart", Some(&token)).await.body,
+        "alice: kiwix5"
+    );
+
+    // A read of another type is an error: 500, logged with its cause, not the data.
+    let r = send(&app, "GET", "/wrong", Some(&token)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let text = logs.text();
+    assert!(
+        text.contains("session value `cart` is a list, which does not read as"),
+        "{text}"
+    );
+    assert!(!text.contains("kiwi"), "session data in the log: {text}");
+}
+
+#[tokio::test]
+async fn visitor_sessions_keep_a_cart_through_login() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let app = cart_routes().layer(SessionLayer::new(store.clone(), APP).visitors(true));
+
+    // A visitor who only reads gets no session and costs no store call.
+    let calls = commands_during(&server, async {
+        let r = send(&app, "GET", "/cart", None).await;
+        assert_eq!(r.body, "nobody: ");
+        assert!(r.set_cookie().is_none());
+    })
+    .await;
+    assert!(calls.is_empty(), "{calls:?}");
+
+    // The first write creates the visitor's session and sets the cookie.
+    let r = send(&app, "POST", "/add/apple", None).await;
+    let visitor = cookie_token(&r);
+    assert!(r.set_cookie().unwrap().contains("HttpOnly"));
+    send(&app, "POST", "/add/pear", Some(&visitor)).await;
+    assert_eq!(
+        send(&app, "GET", "/cart", Some(&visitor)).await.body,
+        "visitor: applex1,pearx1"
+    );
+    let record = store.get(APP, &visitor).await.unwrap().unwrap();
+    assert!(
+        redis_sessions_axum::is_visitor_id(&record.id),
+        "{}",
+        record.id
+    );
+    assert!(record.id.starts_with(redis_sessions_axum::VISITOR_PREFIX));
+    // Visitor sessions are sessions of the app: listed by soapp, where they can be left out.
+    let mut listed = store.soapp(APP, 60).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    listed.retain(|s| !redis_sessions_axum::is_visitor_id(&s.id));
+    assert!(listed.is_empty());
+
+    // Login: a new token with the cart; the visitor's token is dead.
+    let r = send(&app, "POST", "/login/alice", Some(&visitor)).await;
+    let alice = r.body.clone();
+    assert_eq!(cookie_token(&r), alice);
+    assert_ne!(alice, visitor);
+    assert_eq!(
+        send(&app, "GET", "/cart", Some(&alice)).await.body,
+        "alice: applex1,pearx1"
+    );
+    assert!(store.get(APP, &visitor).await.unwrap().is_none());
+    // A second visitor is another session with an id of its own.
+    let other = cookie_token(&send(&app, "POST", "/add/kiwi", None).await);
+    let other_id = store.get(APP, &other).await.unwrap().unwrap().id;
+    assert!(redis_sessions_axum::is_visitor_id(&other_id) && other_id != record.id);
+
+    // Without the setting, a visitor's data lasts for the request only.
+    let off = cart_routes().layer(SessionLayer::new(store.clone(), APP));
+    let r = send(&off, "POST", "/add/apple", None).await;
+    assert_eq!(r.body, "1");
+    assert!(r.set_cookie().is_none());
+}
+
+#[tokio::test]
+async fn logging_in_as_another_user_never_inherits_their_data() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let app = cart_routes().layer(SessionLayer::new(store.clone(), APP).visitors(true));
+    let dave = cookie_token(&send(&app, "POST", "/login/dave", None).await);
+    for _ in 0..5 {
+        send(&app, "POST", "/inc", Some(&dave)).await;
+    }
+    send(&app, "POST", "/add/secret-gift", Some(&dave)).await;
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&dave)).await.body,
+        "dave visits=5 via= w=7"
+    );
+
+    // eve logs in in the same browser (dave's cookie): her session starts empty.
+    let eve = cookie_token(&send(&app, "POST", "/login/eve", Some(&dave)).await);
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&eve)).await.body,
+        "eve visits=0 via= w=1"
+    );
+    assert_eq!(send(&app, "GET", "/cart", Some(&eve)).await.body, "eve: ");
+    assert_eq!(send(&app, "POST", "/inc", Some(&eve)).await.body, "1");
+    assert!(
+        store.get(APP, &dave).await.unwrap().is_none(),
+        "dave's session ends"
+    );
+
+    // The same user logging in again keeps the data (with a new token).
+    let eve2 = cookie_token(&send(&app, "POST", "/login/eve", Some(&eve)).await);
+    assert_ne!(eve2, eve);
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&eve2)).await.body,
+        "eve visits=1 via= w=1"
+    );
+
+    // upgrade_clear drops even a visitor's data; Carry::Everything keeps another user's
+    // when the app asks for it; Carry::Keys keeps what it names.
+    let visitor = cookie_token(&send(&app, "POST", "/add/apple", None).await);
+    let fresh = cookie_token(&send(&app, "POST", "/login-clear/frank", Some(&visitor)).await);
+    assert_eq!(
+        send(&app, "GET", "/cart", Some(&fresh)).await.body,
+        "frank: "
+    );
+    send(&app, "POST", "/add/pear", Some(&fresh)).await;
+    send(&app, "POST", "/inc", Some(&fresh)).await;
+    let kept = cookie_token(&send(&app, "POST", "/login-keep/gina", Some(&fresh)).await);
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&kept)).await.body,
+        "gina visits=1 via= w=1"
+    );
+    let keys = cookie_token(&send(&app, "POST", "/login-keys/hank", Some(&kept)).await);
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&keys)).await.body,
+        "hank visits=0 via= w=1"
+    );
+    assert_eq!(
+        send(&app, "GET", "/cart", Some(&keys)).await.body,
+        "hank: pearx1"
+    );
+
+    // clear() empties the data and keeps the login; rotate() changes the token only.
+    assert_eq!(
+        send(&app, "POST", "/clear", Some(&keys)).await.body,
+        "cleared"
+    );
+    assert_eq!(send(&app, "GET", "/cart", Some(&keys)).await.body, "hank: ");
+    assert!(store.get(APP, &keys).await.unwrap().unwrap().d.is_none());
+    send(&app, "POST", "/inc", Some(&keys)).await;
+    let rotated = send(&app, "POST", "/rotate", Some(&keys)).await;
+    assert_eq!(cookie_token(&rotated), rotated.body);
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&rotated.body)).await.body,
+        "hank visits=1 via= w=1"
+    );
+    assert!(store.get(APP, &keys).await.unwrap().is_none());
+    // A visitor cannot rotate, and no user id may pose as a visitor.
+    assert_eq!(
+        send(&app, "POST", "/rotate", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = send(&app, "POST", "/login/visitor:abc", None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_absolute_timeout_ends_busy_sessions() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let layer = SessionLayer::new(store.clone(), APP).absolute_timeout(Duration::from_secs(10));
+    let app = routes().layer(layer);
+    let token = log_in(&app, "alice", None).await;
+    // Busy all along: the idle timeout (7200 s) never strikes, the absolute one does.
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(9) {
+        assert_eq!(
+            send(&app, "POST", "/inc", Some(&token)).await.status,
+            StatusCode::OK
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = send(&app, "GET", "/me", Some(&token)).await;
+    assert_eq!(r.body, "anonymous");
+    assert!(r.set_cookie().unwrap().contains("Max-Age=0"));
+    assert!(
+        store.get(APP, &token).await.unwrap().is_none(),
+        "killed in the store"
+    );
+}
+
+#[tokio::test]
+async fn secure_follows_the_tls_extension_and_trusted_proxy_headers() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    // HTTP/1.1 over the app's own TLS: the listener marks its requests with `Tls`.
+    let app = routes()
+        .layer(SessionLayer::new(store.clone(), APP))
+        .layer(axum::Extension(redis_sessions_axum::Tls));
+    let r = send(&app, "POST", "/login/alice", None).await;
+    assert!(r.set_cookie().unwrap().contains("; Secure"));
+    // RFC 7239 Forwarded, from a trusted proxy only.
+    let fwd = [("forwarded", "for=203.0.113.9;proto=https")];
+    let app = routes().layer(SessionLayer::new(store.clone(), APP));
+    let r = send_with(&app, "POST", "/login/alice", None, &fwd).await;
+    assert!(!r.set_cookie().unwrap().contains("Secure"));
+    let app = routes().layer(SessionLayer::new(store.clone(), APP).trust_proxy(true));
+    let r = send_with(&app, "POST", "/login/alice", None, &fwd).await;
+    assert!(r.set_cookie().unwrap().contains("; Secure"));
+    // Never is never, even over TLS.
+    let app = routes()
+        .layer(SessionLayer::new(store, APP).secure(false))
+        .layer(axum::Extension(redis_sessions_axum::Tls));
+    let r = send(&app, "POST", "/login/alice", None).await;
+    assert!(!r.set_cookie().unwrap().contains("Secure"));
+}
+
+#[tokio::test]
+async fn a_missing_peer_address_is_explained_once() {
+    let logs = Logs::capture();
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    // Through a trusted proxy the address is known: nothing to say.
+    let app = routes().layer(SessionLayer::new(store.clone(), APP).trust_proxy(true));
+    let r = send_with(
+        &app,
+        "POST",
+        "/login/alice",
+        None,
+        &[("x-forwarded-for", "198.51.100.4")],
+    )
+    .await;
+    assert_eq!(
+        store.get(APP, &r.body).await.unwrap().unwrap().ip,
+        "198.51.100.4"
+    );
+    assert!(!logs.text().contains("into_make_service_with_connect_info"));
+    // oneshot, like a server without connect info: "unknown", and the log says why, once.
+    let app = routes().layer(SessionLayer::new(store.clone(), APP));
+    for _ in 0..2 {
+        let token = log_in(&app, "alice", None).await;
+        assert_eq!(store.get(APP, &token).await.unwrap().unwrap().ip, "unknown");
+    }
+    let text = logs.text();
+    assert_eq!(
+        text.matches("into_make_service_with_connect_info::<SocketAddr>()")
+            .count(),
+        1,
+        "{text}"
+    );
 }

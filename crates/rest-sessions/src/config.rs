@@ -4,9 +4,20 @@
 
 use clap::{Parser, ValueEnum};
 use redis_sessions::Options;
+use std::time::Duration;
 
 /// One megabyte: the default limit of a request body, as the spec asks.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Default of `RS_HEADER_TIMEOUT`, in seconds.
+pub const DEFAULT_HEADER_TIMEOUT: &str = "10";
+/// Default of `RS_IDLE_TIMEOUT`, in seconds: above the 60 s idle timeout of common reverse
+/// proxies' upstream pools would race them; at it, the proxy and the server agree.
+pub const DEFAULT_IDLE_TIMEOUT: &str = "60";
+/// Default of `RS_BODY_TIMEOUT`, in seconds.
+pub const DEFAULT_BODY_TIMEOUT: &str = "10";
+/// Default of `RS_MAX_CONNECTIONS`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// Where sessions live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -120,6 +131,27 @@ pub struct Config {
     #[arg(long = "body-limit", env = "RS_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
 
+    /// Seconds a client has to send a whole request head (request line and headers), from
+    /// the connection's opening or from the first byte of a later request; past it the
+    /// connection is closed.
+    #[arg(long = "header-timeout", env = "RS_HEADER_TIMEOUT", default_value = DEFAULT_HEADER_TIMEOUT, value_parser = parse_seconds)]
+    pub header_timeout: Duration,
+
+    /// Seconds a keep-alive connection may wait for its next request, and a reply for its
+    /// client to read it; past it the connection is closed.
+    #[arg(long = "idle-timeout", env = "RS_IDLE_TIMEOUT", default_value = DEFAULT_IDLE_TIMEOUT, value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
+
+    /// Seconds a client has to send a whole request body once its head arrived; past it the
+    /// reply is `408 requestTimeout`.
+    #[arg(long = "body-timeout", env = "RS_BODY_TIMEOUT", default_value = DEFAULT_BODY_TIMEOUT, value_parser = parse_seconds)]
+    pub body_timeout: Duration,
+
+    /// Most connections served at once (capped to fit the open-files limit); connections
+    /// over it get `503 tooManyConnections` with `Retry-After: 1`.
+    #[arg(long = "max-connections", env = "RS_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
     /// Shared secret: when set, every route but /ping, /health and /openapi.json requires
     /// `Authorization: Bearer <secret>`.
     #[arg(long = "auth-token", env = "RS_AUTH_TOKEN", hide_env_values = true)]
@@ -191,6 +223,21 @@ impl Config {
     }
 }
 
+/// Seconds, possibly fractional (`0.5`), more than zero and at most a day: a timeout of
+/// zero would close every connection, and none is meant to be longer.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!(
+            "`{text}`: give more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 /// A Redis URL with its user info removed, so a password never reaches a log.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
@@ -234,5 +281,22 @@ mod tests {
         assert_eq!(c.redis_cluster.len(), 2);
         assert!(c.redis_explicit());
         assert_eq!(c.store_options().cluster.len(), 2);
+    }
+
+    #[test]
+    fn timeouts_parse() {
+        let c = Config::try_parse_from(["rest-sessions"]).expect("defaults");
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.body_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_connections, DEFAULT_MAX_CONNECTIONS);
+        let c = Config::try_parse_from(["rest-sessions", "--body-timeout", "0.25"]).unwrap();
+        assert_eq!(c.body_timeout, Duration::from_millis(250));
+        for bad in ["0", "-1", "x", "NaN", "inf", "100000"] {
+            assert!(
+                Config::try_parse_from(["rest-sessions", "--idle-timeout", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A stable name to match on: `missingParameter`, `invalidFormat`, `invalidValue`,
-    /// `redisUnavailable`, `notFound`, …
+    /// `redisUnavailable`, `notFound`, `requestTimeout`, …
     pub error: Cow<'static, str>,
     /// A human-readable explanation.
     pub message: Cow<'static, str>,
@@ -45,8 +45,11 @@ pub enum ApiError {
     NotFound,
     /// The path exists but not with this method.
     MethodNotAllowed,
-    /// The request took longer than the server's deadline (the store is too slow or away).
+    /// The store did not answer within the request deadline (too slow or away).
     Timeout,
+    /// The client did not send its request body within the body timeout: its fault, not
+    /// the store's, so a 408 and never counted as an outage.
+    RequestTimeout,
     /// A bug: a handler panicked. The process keeps serving.
     Internal,
 }
@@ -74,6 +77,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,6 +94,7 @@ impl ApiError {
             ApiError::NotFound => "notFound",
             ApiError::MethodNotAllowed => "methodNotAllowed",
             ApiError::Timeout => "redisUnavailable",
+            ApiError::RequestTimeout => "requestTimeout",
             ApiError::Internal => "internalError",
         }
     }
@@ -104,6 +109,7 @@ impl ApiError {
             ApiError::NotFound => "No such route".into(),
             ApiError::MethodNotAllowed => "Method not allowed on this route".into(),
             ApiError::Timeout => "The session store did not answer in time".into(),
+            ApiError::RequestTimeout => "The request body did not arrive in time".into(),
             ApiError::Internal => "Internal server error".into(),
         }
     }
@@ -132,6 +138,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be on its way: the connection cannot carry
+            // another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response.extensions_mut().insert(ErrorName(name));
         response

@@ -10,14 +10,17 @@
 
 pub mod auth;
 pub mod config;
+pub mod conn;
+pub mod deadline;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 mod node_reply;
 pub mod observe;
 pub mod openapi;
 pub mod routes;
+pub mod server;
 
-use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
@@ -49,11 +52,13 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Largest accepted request body in bytes.
     pub body_limit: usize,
+    /// How long a client may take to send a request body.
+    pub body_timeout: Duration,
 }
 
 impl AppState {
-    /// State for `store` with the defaults: no secret, the 1 MB body limit, and the
-    /// process-wide metrics recorder.
+    /// State for `store` with the defaults: no secret, the 1 MB body limit, the body
+    /// timeout, and the process-wide metrics recorder.
     pub fn new(store: RedisSessions) -> Self {
         let store_kind = if store.is_in_memory() {
             StoreKind::Memory
@@ -66,13 +71,16 @@ impl AppState {
             auth_token: None,
             metrics: metrics::install(),
             body_limit: config::DEFAULT_BODY_LIMIT,
+            body_timeout: config::parse_seconds(config::DEFAULT_BODY_TIMEOUT)
+                .unwrap_or(Duration::from_secs(10)),
         }
     }
 }
 
 /// The whole HTTP API: the contract's routes, `/health`, `/metrics`, `/openapi.json`,
-/// JSON 404/405 replies, the body limit, the optional secret, logs, metrics and the
-/// request deadline.
+/// JSON 404/405 replies, the optional secret, logs and metrics. (The body limit and
+/// timeout are applied where a handler reads its body, the store deadline around each
+/// store call.)
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ping", get(routes::ping))
@@ -94,7 +102,6 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send + 'static>| error::ApiError::Internal.into_response(),
         ))
-        .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(from_fn_with_state(state.clone(), auth::require_token))
         .layer(from_fn(observe::observe))
         .with_state(state)
@@ -197,13 +204,37 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             "RS_BODY_LIMIT must be at least 1".into(),
         ));
     }
+    if config.max_connections == 0 {
+        return Err(StartError::Config(
+            "RS_MAX_CONNECTIONS must be at least 1".into(),
+        ));
+    }
+
+    let open_files = server::raise_open_files_limit();
+    let max_connections = server::effective_max_connections(config.max_connections, open_files);
+    if max_connections < config.max_connections {
+        tracing::warn!(
+            configured = config.max_connections,
+            open_files = open_files.unwrap_or(0),
+            max_connections,
+            "RS_MAX_CONNECTIONS does not fit the open-files limit; serving at most \
+             max_connections connections (raise `ulimit -n` to serve more)"
+        );
+    }
+    let limits = server::Limits {
+        timeouts: conn::Timeouts {
+            header: config.header_timeout,
+            idle: config.idle_timeout,
+        },
+        max_connections,
+    };
 
     let store = open_store(&config).await?;
     let metrics = metrics::install();
     let upkeep = metrics.clone().map(metrics::spawn_upkeep);
 
     let addr = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
+    let listener = server::bind(&config.host, config.port)
         .await
         .map_err(|source| StartError::Bind {
             addr: addr.clone(),
@@ -215,6 +246,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         store = config.store.as_str(),
         auth = auth_token.is_some(),
         body_limit = config.body_limit,
+        max_connections,
+        header_timeout_s = config.header_timeout.as_secs_f64(),
+        idle_timeout_s = config.idle_timeout.as_secs_f64(),
+        body_timeout_s = config.body_timeout.as_secs_f64(),
         "rest-sessions listening"
     );
 
@@ -224,6 +259,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         auth_token,
         metrics,
         body_limit: config.body_limit,
+        body_timeout: config.body_timeout,
     };
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
@@ -231,7 +267,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tracing::info!("shutdown signal received; finishing in-flight requests");
         let _ = stop_tx.send(true);
     };
-    let serve = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
+    let serve = server::serve(listener, router(state), limits, signal);
     let grace = async move {
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;

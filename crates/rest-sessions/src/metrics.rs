@@ -19,6 +19,14 @@ pub const ERRORS: &str = "rest_sessions_http_errors_total";
 /// an interrupted subscription).
 pub const CACHE: &str = "rest_sessions_cache_events_total";
 
+/// Connections open now.
+pub const CONNECTIONS_OPEN: &str = "rest_sessions_connections_open";
+/// Connections answered `503 tooManyConnections` (or closed) because the bound was reached.
+pub const CONNECTIONS_REFUSED: &str = "rest_sessions_connections_refused_total";
+/// Connections closed by a deadline, by `reason`: `header_timeout`, `idle_timeout`,
+/// `send_timeout`.
+pub const CONNECTIONS_EXPIRED: &str = "rest_sessions_connections_expired_total";
+
 /// Latency buckets in seconds: sub-millisecond Redis round trips up to the 1.8 s deadline.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0,
@@ -43,6 +51,15 @@ pub fn install() -> Option<PrometheusHandle> {
                         "HTTP request latency"
                     );
                     metrics::describe_counter!(ERRORS, "HTTP error replies");
+                    metrics::describe_gauge!(CONNECTIONS_OPEN, "HTTP connections open");
+                    metrics::describe_counter!(
+                        CONNECTIONS_REFUSED,
+                        "connections refused at the connection bound"
+                    );
+                    metrics::describe_counter!(
+                        CONNECTIONS_EXPIRED,
+                        "connections closed by a header, idle or send timeout"
+                    );
                     Some(handle)
                 }
                 Err(err) => {
@@ -101,4 +118,24 @@ pub fn record(
         )
         .increment(1);
     }
+}
+
+/// Counts a connection taken into service.
+pub fn connection_opened() {
+    metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
+}
+
+/// Counts a served connection that closed.
+pub fn connection_ended() {
+    metrics::gauge!(CONNECTIONS_OPEN).decrement(1.0);
+}
+
+/// Counts a connection refused at the bound.
+pub fn connection_refused() {
+    metrics::counter!(CONNECTIONS_REFUSED).increment(1);
+}
+
+/// Counts a connection closed by a deadline.
+pub fn connection_closed(reason: &'static str) {
+    metrics::counter!(CONNECTIONS_EXPIRED, "reason" => reason).increment(1);
 }

@@ -6,15 +6,18 @@
 //! Query strings and bodies are parsed by hand, never by an extractor that could answer
 //! with its own plain-text rejection.
 
+use crate::deadline::store_call;
 use crate::error::{ApiError, ErrorBody};
-use crate::node_reply::NodeJson;
+use crate::extract::{PathParams, TimedBody};
+use crate::openapi::{
+    AppIdParams, AppParam, AppTokenParams, BodyErrors, CreateBody, CreateQuery, SetBody,
+    StoreErrors, WindowQuery,
+};
 use crate::AppState;
-use axum::body::Bytes;
-use axum::extract::path::ErrorKind;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use crate::node_reply::NodeJson;
 use axum::Json;
 use redis_sessions::{CreateOptions, Session};
 use serde::Serialize;
@@ -94,30 +97,6 @@ pub struct HealthReply {
 
 type Reply<T> = Result<NodeJson<T>, ApiError>;
 
-/// The path parameters, or the contract's error for the one that is not valid UTF-8 once
-/// percent-decoded.
-fn path_params<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
-    match path {
-        Ok(Path(params)) => Ok(params),
-        Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
-            ErrorKind::InvalidUtf8InPathParam { key } => Err(ApiError::invalid_format(key)),
-            _ => Err(ApiError::invalid_format("path")),
-        },
-        Err(_) => Err(ApiError::invalid_format("path")),
-    }
-}
-
-/// The body, or 413 when it is over the limit.
-fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::BadBody
-        }
-    })
-}
-
 /// Query parameters; the first of repeated keys wins. Never fails: bad percent-encoding
 /// decodes lossily and then fails the library's checks like any other bad value.
 fn query(raw: Option<&str>) -> std::collections::HashMap<String, String> {
@@ -145,18 +124,26 @@ fn json_body(body: &[u8]) -> Option<Value> {
     Some(serde_json::from_slice(body).unwrap_or(NOT_AN_OBJECT))
 }
 
-/// Liveness: `PONG` while the process serves (it does not ask the store; see `/health`).
+/// Liveness of the service: `PONG` when the store answers a PING, as the original's ping
+/// asked Redis (load balancers use it to see whether the service can serve); a JSON 503
+/// within 2 s when it cannot.
 #[utoipa::path(get, path = "/ping", tag = "operations",
-    responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
-pub async fn ping() -> &'static str {
-    "PONG"
+    responses(
+        (status = 200, description = "The store answers", body = String, content_type = "text/plain",
+            example = "PONG"),
+        (status = 503, description = "The store did not answer within 2 s (`redisUnavailable`), \
+            or the server is at its connection limit (`tooManyConnections`)", body = ErrorBody)))]
+pub async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    store_call(state.store.ping()).await?;
+    Ok("PONG")
 }
 
 /// Readiness: whether the store answers.
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
         (status = 200, description = "The store answers", body = HealthReply),
-        (status = 503, description = "The store is unreachable", body = HealthReply)))]
+        (status = 503, description = "The store is unreachable, or the server is at its \
+            connection limit (`tooManyConnections`)", body = crate::openapi::HealthUnavailable)))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let store = state.store_kind.as_str();
     let message = match tokio::time::timeout(HEALTH_TIMEOUT, state.store.ping()).await {
@@ -183,7 +170,11 @@ pub async fn health(State(state): State<AppState>) -> Response {
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing or wrong bearer secret (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "The server is at its connection limit (`tooManyConnections`)",
+            body = ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(stats) = state.store.cache_stats() {
         crate::metrics::record_cache(stats);
@@ -205,34 +196,31 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 /// This API's OpenAPI document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "OpenAPI document", content_type = "application/json")))]
+    responses(
+        (status = 200, description = "OpenAPI document", content_type = "application/json"),
+        (status = 503, description = "The server is at its connection limit (`tooManyConnections`)",
+            body = ErrorBody)))]
 pub async fn openapi() -> Response {
     Json(crate::openapi::document()).into_response()
 }
 
 /// Creates a session of user `id` in `app`.
 #[utoipa::path(put, path = "/{app}/create/{id}", tag = "sessions",
-    params(
-        ("app" = String, Path, description = "App name: 3-20 of A-Z a-z 0-9 _ -"),
-        ("id" = String, Path, description = "User id: 1-128 characters, no line breaks (percent-encoded)"),
-        ("ip" = String, Query, description = "Client IP: 1-39 characters"),
-        ("ttl" = Option<i64>, Query, description = "Idle timeout in seconds, >= 10 (default 7200)"),
-        ("no_resave" = Option<bool>, Query, description = "`true`: the session ends at create time + ttl"),
-    ),
-    request_body(content = Option<Object>, description = "Optional data `d`: a JSON object of strings, numbers, booleans; empty or `{}` for none", content_type = "application/json"),
+    params(AppIdParams, CreateQuery),
+    request_body(content = CreateBody, description = "Optional data `d`: a JSON object \
+        of strings, numbers, booleans (null values are left out); no body or `{}` for none",
+        content_type = "application/json"),
     responses(
         (status = 200, description = "Created", body = TokenReply),
-        (status = 400, description = "Broken input rule", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+        BodyErrors))]
 pub async fn create(
     State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<TimedBody, ApiError>,
 ) -> Reply<TokenReply> {
-    let (app, id) = path_params(path)?;
-    let body = body_bytes(body)?;
+    let (app, id) = path?.two();
+    let TimedBody(body) = body?;
     let params = query(raw.as_deref());
     let ip = params.get("ip").map(String::as_str).unwrap_or("");
     let options = CreateOptions {
@@ -246,166 +234,139 @@ pub async fn create(
         },
         no_resave: params.get("no_resave").is_some_and(|v| v == "true"),
     };
-    let token = state.store.create(&app, &id, ip, options).await?;
+    let token = store_call(state.store.create(&app, &id, ip, options)).await?;
     Ok(NodeJson(TokenReply { token }))
 }
 
 /// The live session of `token` (a read), or `{}`.
 #[utoipa::path(get, path = "/{app}/get/{token}", tag = "sessions",
-    params(
-        ("app" = String, Path, description = "App name"),
-        ("token" = String, Path, description = "Session token: 64 alphanumerics"),
-    ),
+    params(AppTokenParams),
     responses(
-        (status = 200, description = "The session, or `{}` when none is live", body = crate::openapi::SessionSchema),
-        (status = 400, description = "Broken input rule", body = ErrorBody),
-        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+        (status = 200, description = "The session, or `{}` when none is live",
+            body = crate::openapi::MaybeSessionDoc),
+        StoreErrors))]
 pub async fn get(
     State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<PathParams, ApiError>,
 ) -> Reply<MaybeSession> {
-    let (app, token) = path_params(path)?;
-    let session = state.store.get(&app, &token).await?;
+    let (app, token) = path?.two();
+    let session = store_call(state.store.get(&app, &token)).await?;
     Ok(NodeJson(session.into()))
 }
 
 /// Merges the body into the session's data (null deletes a key).
 #[utoipa::path(post, path = "/{app}/set/{token}", tag = "sessions",
-    params(
-        ("app" = String, Path, description = "App name"),
-        ("token" = String, Path, description = "Session token"),
-    ),
-    request_body(content = Object, description = "Data `d`: a JSON object of strings, numbers, booleans, or null to delete a key", content_type = "application/json"),
+    params(AppTokenParams),
+    request_body(content = SetBody, description = "Data `d`: a JSON object of strings, numbers, \
+        booleans, or null to delete a key", content_type = "application/json"),
     responses(
-        (status = 200, description = "The updated session, or `{}` when none is live", body = crate::openapi::SessionSchema),
-        (status = 400, description = "Broken input rule", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+        (status = 200, description = "The updated session, or `{}` when none is live",
+            body = crate::openapi::MaybeSessionDoc),
+        BodyErrors))]
 pub async fn set(
     State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    path: Result<PathParams, ApiError>,
+    body: Result<TimedBody, ApiError>,
 ) -> Reply<MaybeSession> {
-    let (app, token) = path_params(path)?;
-    let body = body_bytes(body)?;
+    let (app, token) = path?.two();
+    let TimedBody(body) = body?;
     // An empty body is "No d supplied", as the library says for a missing d.
     let d = json_body(&body).unwrap_or(Value::Null);
-    let session = state.store.set(&app, &token, &d).await?;
+    let session = store_call(state.store.set(&app, &token, &d)).await?;
     Ok(NodeJson(session.into()))
 }
 
 /// How many distinct ids were active in the last `dt` seconds.
 #[utoipa::path(get, path = "/{app}/activity", tag = "sessions",
-    params(
-        ("app" = String, Path, description = "App name"),
-        ("dt" = i64, Query, description = "Window in seconds, >= 10"),
-    ),
+    params(AppParam, WindowQuery),
     responses(
         (status = 200, description = "Active ids", body = ActivityReply),
-        (status = 400, description = "Broken input rule", body = ErrorBody),
-        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+        StoreErrors))]
 pub async fn activity(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,
 ) -> Reply<ActivityReply> {
-    let app = path_params(path)?;
+    let app = path?.one();
     let dt = query(raw.as_deref()).get("dt").map_or(0, |v| integer(v));
-    let activity = state.store.activity(&app, dt).await?;
+    let activity = store_call(state.store.activity(&app, dt)).await?;
     Ok(NodeJson(ActivityReply { activity }))
 }
 
 /// The live sessions active in the last `dt` seconds, most recent first.
 #[utoipa::path(get, path = "/{app}/soapp", tag = "sessions",
-    params(
-        ("app" = String, Path, description = "App name"),
-        ("dt" = i64, Query, description = "Window in seconds, >= 10"),
-    ),
+    params(AppParam, WindowQuery),
     responses(
-        (status = 200, description = "Sessions", body = crate::openapi::SessionsSchema),
-        (status = 400, description = "Broken input rule", body = ErrorBody),
-        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+        (status = 200, description = "Sessions", body = crate::openapi::SessionsDoc),
+        StoreErrors))]
 pub async fn soapp(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,
 ) -> Reply<SessionsReply> {
-    let app = path_params(path)?;
+    let app = path?.one();
     let dt = query(raw.as_deref()).get("dt").map_or(0, |v| integer(v));
-    let sessions = state.store.soapp(&app, dt).await?;
+    let sessions = store_call(state.store.soapp(&app, dt)).await?;
     Ok(NodeJson(SessionsReply { sessions }))
 }
 
 /// The live sessions of one id.
 #[utoipa::path(get, path = "/{app}/soid/{id}", tag = "sessions",
-    params(
-        ("app" = String, Path, description = "App name"),
-        ("id" = String, Path, description = "User id (percent-encoded)"),
-    ),
+    params(AppIdParams),
     responses(
-        (status = 200, description = "Sessions", body = crate::openapi::SessionsSchema),
-        (status = 400, description = "Broken input rule", body = ErrorBody),
-        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+        (status = 200, description = "Sessions", body = crate::openapi::SessionsDoc),
+        StoreErrors))]
 pub async fn soid(
     State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<PathParams, ApiError>,
 ) -> Reply<SessionsReply> {
-    let (app, id) = path_params(path)?;
-    let sessions = state.store.soid(&app, &id).await?;
+    let (app, id) = path?.two();
+    let sessions = store_call(state.store.soid(&app, &id)).await?;
     Ok(NodeJson(SessionsReply { sessions }))
 }
 
 /// Ends one session.
 #[utoipa::path(delete, path = "/{app}/kill/{token}", tag = "sessions",
-    params(
-        ("app" = String, Path, description = "App name"),
-        ("token" = String, Path, description = "Session token"),
-    ),
+    params(AppTokenParams),
     responses(
         (status = 200, description = "1 when a live session was removed, else 0", body = KillReply),
-        (status = 400, description = "Broken input rule", body = ErrorBody),
-        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+        StoreErrors))]
 pub async fn kill(
     State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
-    let (app, token) = path_params(path)?;
-    let kill = state.store.kill(&app, &token).await?;
+    let (app, token) = path?.two();
+    let kill = store_call(state.store.kill(&app, &token)).await?;
     Ok(NodeJson(KillReply { kill }))
 }
 
 /// Ends every session of one id ("log out everywhere").
 #[utoipa::path(delete, path = "/{app}/killsoid/{id}", tag = "sessions",
-    params(
-        ("app" = String, Path, description = "App name"),
-        ("id" = String, Path, description = "User id (percent-encoded)"),
-    ),
+    params(AppIdParams),
     responses(
         (status = 200, description = "Sessions removed", body = KillReply),
-        (status = 400, description = "Broken input rule", body = ErrorBody),
-        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+        StoreErrors))]
 pub async fn killsoid(
     State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
-    let (app, id) = path_params(path)?;
-    let kill = state.store.killsoid(&app, &id).await?;
+    let (app, id) = path?.two();
+    let kill = store_call(state.store.killsoid(&app, &id)).await?;
     Ok(NodeJson(KillReply { kill }))
 }
 
 /// Ends every session of an app.
 #[utoipa::path(delete, path = "/{app}/killall", tag = "sessions",
-    params(("app" = String, Path, description = "App name")),
+    params(AppParam),
     responses(
         (status = 200, description = "Sessions removed", body = KillReply),
-        (status = 400, description = "Broken input rule", body = ErrorBody),
-        (status = 503, description = "Redis unavailable", body = ErrorBody)))]
+        StoreErrors))]
 pub async fn killall(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
-    let app = path_params(path)?;
-    let kill = state.store.killall(&app).await?;
+    let app = path?.one();
+    let kill = store_call(state.store.killall(&app)).await?;
     Ok(NodeJson(KillReply { kill }))
 }
 

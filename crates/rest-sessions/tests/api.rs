@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, create, json, RedisServer, Server, UNKNOWN_TOKEN};
+use common::{client, create, json, raw_request, RedisServer, Server, UNKNOWN_TOKEN};
 use serde_json::{json, Value};
 
 fn keys(v: &Value) -> Vec<String> {
@@ -907,4 +907,82 @@ async fn numbers_and_keys_come_back_as_node_writes_them() {
         let get = text(http.get(server.url(&format!("/{app}/get/{token}")))).await;
         assert!(get.contains(expected), "get reply: {get}");
     }
+}
+
+#[tokio::test]
+async fn invalid_percent_encoding_is_a_400_on_every_route() {
+    let redis = RedisServer::start();
+    let server = Server::with_redis(&redis, &[]);
+    let http = client();
+    let token = create(&http, &server, "pctapp", "u1").await;
+    // (method, path with {app} and {p} for the second parameter, its name, body)
+    let routes = [
+        ("PUT", "/{app}/create/{p}?ip=1.2.3.4", "id", ""),
+        ("GET", "/{app}/get/{p}", "token", ""),
+        ("POST", "/{app}/set/{p}", "token", r#"{"a":1}"#),
+        ("GET", "/{app}/soid/{p}", "id", ""),
+        ("DELETE", "/{app}/kill/{p}", "token", ""),
+        ("DELETE", "/{app}/killsoid/{p}", "id", ""),
+        ("GET", "/{app}/activity?dt=60", "", ""),
+        ("GET", "/{app}/soapp?dt=60", "", ""),
+        ("DELETE", "/{app}/killall", "", ""),
+    ];
+    let bad = ["%ZZ", "u%", "u%4", "%E0%A4", "%FF", "%C3%28", "%ED%A0%80"];
+    let send = |method: &str, path: &str, body: &str| {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let reply = raw_request(server.port(), request.as_bytes()).expect("a reply");
+        let status: u16 = reply
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = reply
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    for (method, template, second, body) in routes {
+        for encoding in bad {
+            // A badly encoded app.
+            let path = template
+                .replace("{app}", &format!("pct{encoding}"))
+                .replace("{p}", &token);
+            let (status, reply) = send(method, &path, body);
+            assert_eq!(status, 400, "{method} {path}: {reply}");
+            assert_eq!(reply["error"], "invalidFormat", "{method} {path}");
+            assert_eq!(reply["message"], "Invalid app format", "{method} {path}");
+            if second.is_empty() {
+                continue;
+            }
+            // A badly encoded token or id after a valid app.
+            let path = template.replace("{app}", "pctapp").replace("{p}", encoding);
+            let (status, reply) = send(method, &path, body);
+            assert_eq!(status, 400, "{method} {path}: {reply}");
+            assert_eq!(reply["error"], "invalidFormat", "{method} {path}");
+            assert_eq!(
+                reply["message"],
+                format!("Invalid {second} format"),
+                "{method} {path}"
+            );
+        }
+    }
+    // Nothing was written: the one session is still there, and alone.
+    let (status, s) = json(
+        http.get(server.url(&format!("/pctapp/get/{token}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, s["id"].clone()), (200, json!("u1")));
+    let count = redis.command(&["ZCARD", "rs:pctapp:_sessions"]).unwrap();
+    assert_eq!(count.trim(), ":1");
 }

@@ -3,31 +3,10 @@
 
 mod common;
 
-use common::{client, command, create, free_port, json, raw_request, RedisServer, Server};
+use common::{client, command, create, free_port, json, raw_request, RedisServer, Rng, Server};
 use serde_json::json;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// xorshift64*: a seeded generator, so a failing fuzz case can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// A path segment: a word of the API, a plausible value, or random percent-encoded bytes.
 fn segment(rng: &mut Rng, token: &str) -> String {
@@ -142,7 +121,7 @@ async fn bad_input_fuzz_never_breaks_the_server() {
                 answered += 1;
                 let status = response.status().as_u16();
                 assert!(
-                    status < 500 || status == 503,
+                    status < 500,
                     "case {i}: {method} {url} ({} body bytes) -> {status}",
                     body.len()
                 );
@@ -209,6 +188,12 @@ async fn redis_outage_is_a_fast_503_and_heals_without_restart() {
         assert!(body["message"].is_string());
         assert!(elapsed < Duration::from_secs(2), "503 took {elapsed:?}");
     }
+    // /ping asks the store, as the original's did: load balancers see the outage.
+    let started = Instant::now();
+    let (status, body) = json(http.get(server.url("/ping")).send().await.unwrap()).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "redisUnavailable");
     let started = Instant::now();
     let (status, health) = json(http.get(server.url("/health")).send().await.unwrap()).await;
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -242,6 +227,9 @@ async fn redis_outage_is_a_fast_503_and_heals_without_restart() {
     }
     let (status, health) = json(http.get(server.url("/health")).send().await.unwrap()).await;
     assert_eq!((status, health["status"].clone()), (200, json!("ok")));
+    let ping = http.get(server.url("/ping")).send().await.unwrap();
+    assert_eq!(ping.status().as_u16(), 200);
+    assert_eq!(ping.text().await.unwrap(), "PONG");
     create(&http, &server, "outage", "u2").await;
 }
 
@@ -284,6 +272,14 @@ async fn a_hung_redis_is_a_503_within_2s_never_a_hang() {
     let elapsed = started.elapsed();
     assert_eq!(status, 503, "{body}");
     assert!(elapsed < Duration::from_secs(2), "503 took {elapsed:?}");
+    let started = Instant::now();
+    let (status, body) = json(http.get(server.url("/ping")).send().await.unwrap()).await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "/ping 503 took {elapsed:?}"
+    );
 
     // Kill the script; the server serves again by itself.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -136,6 +136,52 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Sends one command and returns its reply as strings: the elements of an array
+    /// (nested arrays flattened, nil elements skipped), or the one bulk, simple or integer
+    /// value. An error reply is an `io::Error`. For assertions on Redis' contents.
+    pub fn strings(&self, args: &[&str]) -> std::io::Result<Vec<String>> {
+        let reply = self.command(args)?;
+        if let Some(message) = reply.strip_prefix('-') {
+            return Err(std::io::Error::other(message.trim_end().to_string()));
+        }
+        let mut out = Vec::new();
+        flatten(reply.as_bytes(), 0, &mut out);
+        Ok(out)
+    }
+}
+
+/// Appends the scalar values of the RESP value at `pos` to `out`; returns where it ends.
+fn flatten(buf: &[u8], pos: usize, out: &mut Vec<String>) -> Option<usize> {
+    let line_end = buf.get(pos..)?.windows(2).position(|w| w == b"\r\n")? + pos;
+    let line = std::str::from_utf8(&buf[pos + 1..line_end]).ok()?;
+    let next = line_end + 2;
+    match buf.get(pos)? {
+        b'+' | b':' => {
+            out.push(line.to_string());
+            Some(next)
+        }
+        b'$' => {
+            let len: i64 = line.parse().ok()?;
+            if len < 0 {
+                return Some(next);
+            }
+            let end = next + len as usize;
+            out.push(String::from_utf8_lossy(buf.get(next..end)?).into_owned());
+            Some(end + 2)
+        }
+        b'*' => {
+            let count: i64 = line.parse().ok()?;
+            let mut at = next;
+            for _ in 0..count.max(0) {
+                at = flatten(buf, at, out)?;
+            }
+            Some(at)
+        }
+        _ => None,
+    }
+}
+
 /// Ends the process `pid` once this test process is gone, even when it never drops its
 /// handle (a server in a `static`, a test binary killed mid-run): no redis-server outlives
 /// the tests that started it.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 pub use test_support::{free_port, RedisServer};
 
 /// Every variable the server reads: cleared so a developer's environment cannot leak in.
-const VARS: [&str; 17] = [
+const VARS: [&str; 21] = [
     "RS_WORKERS",
     "RS_REDIS_CLUSTER",
     "RS_SHARDS",
@@ -26,8 +26,33 @@ const VARS: [&str; 17] = [
     "RS_BODY_LIMIT",
     "RS_AUTH_TOKEN",
     "RS_LOG_FORMAT",
+    "RS_HEADER_TIMEOUT",
+    "RS_IDLE_TIMEOUT",
+    "RS_BODY_TIMEOUT",
+    "RS_MAX_CONNECTIONS",
     "RUST_LOG",
 ];
+
+/// xorshift64*: a seeded generator, so a failing fuzz case can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
 
 /// A 64-character token that is well-formed but belongs to no session.
 pub const UNKNOWN_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -40,7 +65,20 @@ pub struct Server {
 
 /// The binary's command with a clean environment, a fresh port and no sweeper.
 pub fn command(port: u16) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rest-sessions"));
+    clean(Command::new(env!("CARGO_BIN_EXE_rest-sessions")), port)
+}
+
+/// The binary's command run under `ulimit -n open_files` (soft and hard), as on a host
+/// that keeps the common default of 1024.
+pub fn command_with_open_files(port: u16, open_files: u32) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {open_files} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_rest-sessions"));
+    clean(cmd, port)
+}
+
+fn clean(mut cmd: Command, port: u16) -> Command {
     for var in VARS {
         cmd.env_remove(var);
     }
@@ -72,6 +110,12 @@ impl Server {
         let port = free_port();
         let mut cmd = command(port);
         cmd.envs(env.iter().copied()).args(args);
+        Server::spawn(cmd, port)
+    }
+
+    /// Starts `cmd` (from [`command`] or [`command_with_open_files`] for `port`) and waits
+    /// until /ping answers.
+    pub fn spawn(mut cmd: Command, port: u16) -> Server {
         let child = cmd.spawn().expect("spawn rest-sessions");
         let mut server = Server { child, port };
         server.wait_ready();
@@ -152,6 +196,21 @@ pub fn raw_request(port: u16, request: &[u8]) -> Option<String> {
     let mut reply = Vec::new();
     let _ = stream.read_to_end(&mut reply);
     Some(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// The sum of the samples of metric `name` whose labels contain every one of `labels`
+/// (`error="redisUnavailable"`), in the Prometheus text of `/metrics`.
+pub fn metric_sum(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// An HTTP client with a deadline, so a hanging server fails the test instead of blocking it.

@@ -185,7 +185,8 @@ end
 -- Merges ARGV[from..] (key, value pairs) into the stored object: a null value deletes,
 -- an existing key keeps its place, a new one goes last, and array-index keys come first in
 -- ascending order, as in every JavaScript object. Returns the new text, or nil when empty.
-local function merge(stored, from)
+-- Writes every member anew, in JSON.stringify's spelling: for any text JSON.parse reads.
+local function rebuild(stored, from)
   local keys, vals, at = {}, {}, {}
   if stored then
     parse_object(stored, keys, vals, at)
@@ -228,6 +229,124 @@ local function merge(stored, from)
       indexed[#indexed + 1] = out[j]
     end
     out = indexed
+  end
+  if #out == 0 then
+    return nil
+  end
+  return '{' .. table.concat(out, ',') .. '}'
+end
+
+-- Reads text as JSON.stringify writes a flat object (no whitespace, no nested value, no
+-- key twice, array-index keys first and in order) and lists the members whose key is in
+-- want: where each starts, where its value starts and ends, and its key. Returns false
+-- for any other text (which rebuild then reads in full). The loop is the cost of every
+-- set, so it makes as few calls as it can.
+local function scan_stringified(s, want, hits)
+  local find, sub, byte = string.find, string.sub, string.byte
+  local open, q, c = byte(s, 1, 3)
+  if open ~= 123 then
+    return false
+  end
+  if q == 125 then
+    return true
+  end
+  -- Without a backslash in the text every quote is a delimiter: a plain search finds it.
+  local escapes = find(s, '\\', 1, true)
+  local seen, i, plain, last = {}, 2, false, -1
+  while true do
+    if q ~= 34 then
+      return false
+    end
+    local e = escapes and string_end(s, i) or find(s, '"', i + 1, true)
+    if not e then
+      corrupt()
+    end
+    local k = sub(s, i, e)
+    if seen[k] or (escapes and canonical_key(k) ~= k) then
+      return false
+    end
+    seen[k] = true
+    local index = c < 58 and array_index(k)
+    if index then
+      if plain or index <= last then
+        return false
+      end
+      last = index
+    else
+      plain = true
+    end
+    local colon, first = byte(s, e + 1, e + 2)
+    if colon ~= 58 then
+      return false
+    end
+    local ends
+    if first == 34 then
+      ends = escapes and string_end(s, e + 2) or find(s, '"', e + 3, true)
+      if not ends then
+        corrupt()
+      end
+    elseif first == 123 or first == 91 then
+      return false
+    else
+      ends = find(s, '[,}%s]', e + 2)
+      if not ends or ends == e + 2 then
+        return false
+      end
+      ends = ends - 1
+    end
+    if want[k] then
+      hits[#hits + 1] = {i, e + 2, ends, k}
+    end
+    local sep
+    sep, q, c = byte(s, ends + 1, ends + 3)
+    if sep == 125 then
+      return true
+    elseif sep ~= 44 then
+      return false
+    end
+    i = ends + 2
+  end
+end
+
+-- The merge (see rebuild for its rules). Text as JSON.stringify writes it, the text of
+-- every store written by Node or by us, is spliced: what lies between the members that
+-- change is copied in one piece, so the cost is one scan plus the changes. Any other text
+-- is rebuilt.
+local function merge(stored, from)
+  local want = {}
+  for i = from, #ARGV, 2 do
+    want[ARGV[i]] = ARGV[i + 1]
+  end
+  local hits = {}
+  if stored and not scan_stringified(stored, want, hits) then
+    return rebuild(stored, from)
+  end
+  local out, cursor = {}, 2
+  for _, h in ipairs(hits) do
+    -- Members between the last change and this one (their commas included).
+    if cursor < h[1] - 1 then
+      out[#out + 1] = string.sub(stored, cursor, h[1] - 2)
+    end
+    local v = want[h[4]]
+    if v ~= 'null' then
+      out[#out + 1] = string.sub(stored, h[1], h[2] - 1) .. v
+    end
+    want[h[4]] = nil
+    cursor = h[3] + 2
+  end
+  if stored and cursor < #stored then
+    out[#out + 1] = string.sub(stored, cursor, #stored - 1)
+  end
+  -- Keys not stored yet, in the order given (ARGV keeps it; want has lost it).
+  for i = from, #ARGV, 2 do
+    local k, v = ARGV[i], ARGV[i + 1]
+    if want[k] and v ~= 'null' then
+      if string.byte(k, 2) < 58 and array_index(k) then
+        -- A new array-index key takes its numeric place among the first keys.
+        return rebuild(stored, from)
+      end
+      out[#out + 1] = k .. ':' .. v
+    end
   end
   if #out == 0 then
     return nil

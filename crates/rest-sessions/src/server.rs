@@ -1,0 +1,254 @@
+//! The accept loop: HTTP/1 connections with deadlines ([`crate::conn`]), a bound on open
+//! connections that still answers the ones over it, and graceful shutdown.
+//!
+//! `axum::serve` accepts every connection and keeps each for as long as its client likes:
+//! 1100 clients that send half a request and stop exhaust 1024 file descriptors, after
+//! which no one is served at all. Here every connection has deadlines, the number open is
+//! bounded below the open-files limit, and a connection over the bound gets a fast `503`.
+
+use crate::conn::{Activity, Expiry, Guarded, Timeouts};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// File descriptors kept out of the connection bound: the listener, Redis connections,
+/// the refusals in flight, logs. The bound is capped at the open-files limit minus this.
+pub const FD_RESERVE: u64 = 128;
+
+/// Connections over the bound that may be answered at once; past that they are closed
+/// without a reply (still at once, never left waiting).
+pub const REFUSAL_SLOTS: usize = 32;
+
+/// How long a refused connection is kept to read what its client sends (so the reply is
+/// not lost to a reset) before it is closed.
+const REFUSAL_LINGER: Duration = Duration::from_millis(500);
+
+/// How long the loop pauses after an accept error such as "too many open files", so it
+/// does not spin while descriptors are short.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The reply to a connection over the bound: the JSON error shape of every other error.
+const BUSY_REPLY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 87\r\n\
+\r\n\
+{\"error\":\"tooManyConnections\",\"message\":\"The server is at its connection limit; retry\"}";
+
+/// Connections the kernel may queue before they are accepted. The usual 128 drops the
+/// connections of a burst (their clients retry after a second); the kernel caps it at
+/// `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `host:port` with [`LISTEN_BACKLOG`] (the first address `host` resolves to that
+/// can be bound).
+pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "no address to listen on",
+        )
+    }))
+}
+
+/// The limits of the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The connection deadlines.
+    pub timeouts: Timeouts,
+    /// Most connections served at once.
+    pub max_connections: usize,
+}
+
+/// Raises the open-files soft limit to the hard limit and returns the soft limit in force
+/// (None where it cannot be read). A server that keeps the usual soft limit of 1024 would
+/// refuse connections long before the machine runs short.
+pub fn raise_open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(limit) => Some(limit),
+            Err(err) => {
+                tracing::warn!(%err, "cannot raise the open-files limit");
+                rlimit::getrlimit(rlimit::Resource::NOFILE)
+                    .ok()
+                    .map(|(soft, _)| soft)
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The connection bound in force: the configured one, capped so that the connections and
+/// [`FD_RESERVE`] fit within the open-files limit.
+pub fn effective_max_connections(configured: usize, open_files: Option<u64>) -> usize {
+    let Some(open_files) = open_files else {
+        return configured;
+    };
+    let fits = open_files.saturating_sub(FD_RESERVE).max(1);
+    configured.min(usize::try_from(fits).unwrap_or(usize::MAX))
+}
+
+fn count_expiry(why: Expiry) {
+    crate::metrics::connection_closed(why.as_str());
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets open connections
+/// finish their requests (the caller bounds how long).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(REFUSAL_SLOTS));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // hyper's own header timer also runs between requests; ours tells the two apart.
+    http.header_read_timeout(None);
+    tokio::pin!(shutdown);
+    let mut last_warning = None;
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    accept_failed(&err, &mut last_warning).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refuse(stream, &refusals);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
+        let io = TokioIo::new(Guarded::new(
+            stream,
+            activity.clone(),
+            limits.timeouts,
+            count_expiry,
+        ));
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let router = router.clone();
+            let activity = activity.clone();
+            async move {
+                activity.request_started();
+                let response = router.oneshot(request).await;
+                activity.request_finished();
+                response
+            }
+        });
+        let connection = graceful.watch(http.serve_connection(io, service));
+        crate::metrics::connection_opened();
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, "connection ended with an error");
+            }
+            crate::metrics::connection_ended();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Logs an accept error (at most once a second at warn level) and pauses briefly when it
+/// is about resources, so the loop does not spin.
+async fn accept_failed(err: &std::io::Error, last_warning: &mut Option<std::time::Instant>) {
+    use std::io::ErrorKind;
+    // The client gave up between connect and accept: nothing wrong here.
+    if matches!(
+        err.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+    ) {
+        return;
+    }
+    if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+        *last_warning = Some(std::time::Instant::now());
+        tracing::warn!(%err, "accept failed; retrying");
+    }
+    tokio::time::sleep(ACCEPT_BACKOFF).await;
+}
+
+/// Answers a connection over the bound with [`BUSY_REPLY`] and closes it; when even the
+/// refusal slots are taken, closes it at once.
+fn refuse(mut stream: TcpStream, slots: &Arc<Semaphore>) {
+    crate::metrics::connection_refused();
+    let Ok(slot) = slots.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _slot = slot;
+        let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+            stream.write_all(BUSY_REPLY).await?;
+            stream.shutdown().await?;
+            // Read what the client sends until it closes: closing with unread bytes would
+            // reset the connection, and the client could lose the reply.
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_reply_is_well_formed() {
+        let text = std::str::from_utf8(BUSY_REPLY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["error"], "tooManyConnections");
+        assert!(body["message"].is_string());
+    }
+
+    #[test]
+    fn the_bound_fits_the_open_files_limit() {
+        assert_eq!(effective_max_connections(10_000, None), 10_000);
+        assert_eq!(effective_max_connections(10_000, Some(1024)), 896);
+        assert_eq!(effective_max_connections(100, Some(1024)), 100);
+        assert_eq!(effective_max_connections(100, Some(10)), 1);
+    }
+}
