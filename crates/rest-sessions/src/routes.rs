@@ -9,6 +9,7 @@
 use crate::deadline::store_call;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{PathParams, TimedBody};
+use crate::node_reply::NodeJson;
 use crate::openapi::{
     AppIdParams, AppParam, AppTokenParams, BodyErrors, CreateBody, CreateQuery, SetBody,
     StoreErrors, WindowQuery,
@@ -17,7 +18,6 @@ use crate::AppState;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use crate::node_reply::NodeJson;
 use axum::Json;
 use redis_sessions::{CreateOptions, Session};
 use serde::Serialize;

@@ -46,6 +46,22 @@ pub(crate) enum Members<'a> {
     Given(&'a [String]),
 }
 
+/// Ends a script call with `read`, or `given` and the members (see each script's header).
+fn with_members(mut cmd: Cmd, members: Members<'_>) -> Cmd {
+    match members {
+        Members::Read => {
+            cmd.arg("read");
+        }
+        Members::Given(members) => {
+            cmd.arg("given");
+            for m in members {
+                cmd.arg(m);
+            }
+        }
+    }
+    cmd
+}
+
 /// A session of an index member `{token}:{id}` (`_sessions`) or `{app}:{token}:{id}`
 /// (`SESSIONS`), or None for a member of another shape.
 pub(crate) fn split_session_member(member: &str) -> Option<(&str, &str)> {
@@ -305,18 +321,8 @@ impl Commands {
             .arg(l.app_prefix(app))
             .arg(l.user_sessions_prefix(app))
             .arg(self.layout.invalidation_spec(l));
-        match members {
-            Members::Read => {
-                cmd.arg("read").arg(batch);
-            }
-            Members::Given(members) => {
-                cmd.arg("given").arg(batch);
-                for m in members {
-                    cmd.arg(m);
-                }
-            }
-        }
-        cmd
+        cmd.arg(batch);
+        with_members(cmd, members)
     }
 
     /// `ZCOUNT _users since +inf`.
@@ -336,18 +342,7 @@ impl Commands {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut cmd = eval_verb(self.read_verb(), &self.scripts.soid, &keys);
         cmd.arg(l.app_prefix(app));
-        match tokens {
-            Members::Read => {
-                cmd.arg("read");
-            }
-            Members::Given(tokens) => {
-                cmd.arg("given");
-                for t in tokens {
-                    cmd.arg(t);
-                }
-            }
-        }
-        cmd
+        with_members(cmd, tokens)
     }
 
     /// `ZREVRANGEBYSCORE _sessions +inf since` — soapp's first read in the cluster layout.
@@ -369,18 +364,7 @@ impl Commands {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut cmd = eval_verb(self.read_verb(), &self.scripts.soapp, &keys);
         cmd.arg(since).arg(l.app_prefix(app));
-        match members {
-            Members::Read => {
-                cmd.arg("read");
-            }
-            Members::Given(members) => {
-                cmd.arg("given");
-                for m in members {
-                    cmd.arg(m);
-                }
-            }
-        }
-        cmd
+        with_members(cmd, members)
     }
 
     /// `ZRANGEBYSCORE SESSIONS -inf now LIMIT 0 batch` — the sweep's first read in the
@@ -424,18 +408,7 @@ impl Commands {
             .arg(batch)
             .arg(l.prefix())
             .arg(self.layout.invalidation_spec(l));
-        match members {
-            Members::Read => {
-                cmd.arg("read");
-            }
-            Members::Given(members) => {
-                cmd.arg("given");
-                for m in members {
-                    cmd.arg(m);
-                }
-            }
-        }
-        cmd
+        with_members(cmd, members)
     }
 
     /// The verb of the read-only scripts (soid, soapp).

@@ -1,14 +1,14 @@
--- killall, one bounded batch: removes up to ARGV[6] sessions of an app.
+-- killall, one bounded batch: removes up to ARGV[5] sessions of an app.
 -- KEYS[1] _sessions, KEYS[2] _users, KEYS[3] SESSIONS, KEYS[4..] the hashes and us: sets of
 -- the members given (cluster layout: every key declared).
 -- ARGV[1] app, ARGV[2] hash prefix, ARGV[3] us: prefix, ARGV[4] channel spec, ARGV[5]
--- 'read' (the batch is read here: Node layout on one Redis) or 'given' (the caller read it
--- first: ARGV[7..] the members; those gone meanwhile are skipped), ARGV[6] batch size.
+-- batch size, ARGV[6] 'read' (the batch is read here: Node layout on one Redis) or 'given'
+-- (the caller read it first: ARGV[7..] the members; those gone meanwhile are skipped).
 -- Returns {sessions removed, sessions left}.
 local members
 local total = redis.call('ZCARD', KEYS[1])
-if ARGV[5] == 'read' then
-  members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[6]) - 1)
+if ARGV[6] == 'read' then
+  members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)
 else
   members = {}
   for i = 7, #ARGV do
