@@ -438,3 +438,49 @@ impl Commands {
         cmd
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_members_are_cut_as_the_sweep_script_cuts_them() {
+        let token = "a".repeat(64);
+        let member = format!("app:{token}:id:with:colons");
+        assert_eq!(
+            split_expiry_member(&member),
+            Some(("app", token.as_str(), "id:with:colons"))
+        );
+        assert_eq!(split_expiry_member("app:short:id"), None);
+        assert_eq!(split_expiry_member(&format!("app:{token}")), None);
+        assert_eq!(split_expiry_member("no-colon"), None);
+    }
+
+    #[test]
+    fn cluster_calls_declare_every_key_they_touch() {
+        let commands = Commands::new(Layout::cluster("rs", 60), true);
+        let shard = &commands.layout().shards()[commands.layout().shard_for_id("bob")];
+        let token = "t".repeat(64);
+        let members = [format!("app:{token}:bob")];
+        let cmd = commands.sweep_batch(shard, 100, Members::Given(&members), 1000);
+        let args: Vec<String> = cmd
+            .args_iter()
+            .filter_map(|a| match a {
+                redis::Arg::Simple(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                _ => None,
+            })
+            .collect();
+        let numkeys: usize = args[2].parse().expect("numkeys");
+        let keys = &args[3..3 + numkeys];
+        for key in [
+            shard.expiries(),
+            shard.session("app", &token),
+            shard.app_sessions("app"),
+            shard.app_users("app"),
+            shard.user_sessions("app", "bob"),
+        ] {
+            assert!(keys.contains(&key), "{key} is declared: {keys:?}");
+        }
+        assert_eq!(keys.len(), 5, "nothing else: {keys:?}");
+    }
+}
