@@ -374,7 +374,8 @@ fn check_indexes(redis: &RedisServer) {
     let mut user_sets: BTreeSet<(String, String)> = BTreeSet::new();
     let mut unknown = Vec::new();
     for key in &keys {
-        if key == "rs:SESSIONS" {
+        // The expiry index, and the layout record (redis-sessions' own, see CLUSTER.md).
+        if key == "rs:SESSIONS" || key == "rs:{layout}" {
             continue;
         }
         let Some((app, rest)) = key.strip_prefix("rs:").and_then(|k| k.split_once(':')) else {
