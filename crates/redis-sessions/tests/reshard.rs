@@ -4,7 +4,8 @@
 //! either logs its user out everywhere or changes nothing.
 //!
 //! Each load task owns its users, so its model of them is exact at any moment: soid is
-//! checked in flight too. killall runs on an app of its own (one task writes it).
+//! checked in flight too. killall runs on an app of its own (one task writes it), and the
+//! sweep ends sessions of a short ttl while the slots move.
 
 use redis_sessions::{CreateOptions, Options, RedisSessions, Session};
 use serde_json::json;
@@ -17,6 +18,11 @@ use test_support::RedisServer;
 
 const APP: &str = "moving";
 const SCRATCH: &str = "scratch";
+/// Sessions with the shortest ttl, created before the moves: the sweep ends them during
+/// and after the moves.
+const BRIEF: &str = "brief";
+const BRIEF_SESSIONS: usize = 300;
+const BRIEF_TTL: i64 = 10;
 /// Load tasks: modest, because the `redis` 1.8 cluster client can wedge under a reshard
 /// with many requests in flight (shared/repro/cluster-reshard-hang): with 8 tasks it did
 /// in 1 of 2 runs here; the store's app-wide calls ask at most 8 shards at a time for that
@@ -115,6 +121,8 @@ struct Shared {
     killsoid_failed: AtomicU64,
     killsoid_failed_unchanged: AtomicU64,
     killsoid_done: AtomicU64,
+    /// Sessions the sweeps that succeeded ended.
+    swept: AtomicU64,
     /// What each task is doing (printed when the load does not pause).
     doing: Mutex<Vec<String>>,
 }
@@ -462,6 +470,21 @@ async fn slots_move_under_a_mixed_load_and_the_model_holds() {
         });
         futures_util::future::join_all(creates).await;
     }
+    let brief_created = Instant::now();
+    let brief = (0..BRIEF_SESSIONS).map(|i| {
+        let rs = rs.clone();
+        async move {
+            rs.create(
+                BRIEF,
+                &format!("brief{i}"),
+                "1",
+                CreateOptions::default().ttl(BRIEF_TTL),
+            )
+            .await
+            .expect("brief create")
+        }
+    });
+    futures_util::future::join_all(brief).await;
     let shared = Arc::new(Shared {
         rs: rs.clone(),
         stop: AtomicBool::new(false),
@@ -472,6 +495,7 @@ async fn slots_move_under_a_mixed_load_and_the_model_holds() {
         killsoid_failed: AtomicU64::new(0),
         killsoid_failed_unchanged: AtomicU64::new(0),
         killsoid_done: AtomicU64::new(0),
+        swept: AtomicU64::new(0),
         doing: Mutex::new(vec![String::new(); TASKS]),
     });
     let users: Vec<Arc<Mutex<User>>> = (0..TASKS * USERS_PER_TASK)
@@ -493,6 +517,12 @@ async fn slots_move_under_a_mixed_load_and_the_model_holds() {
             while !shared.stop.load(Ordering::SeqCst) {
                 shared.wait_if_paused().await;
                 step += 1;
+                if t == 1 && step.is_multiple_of(40) {
+                    let r = shared.rs.sweep().await;
+                    shared.record(&r);
+                    shared.swept.fetch_add(r.unwrap_or(0), Ordering::SeqCst);
+                    continue;
+                }
                 if t == 0 && step.is_multiple_of(25) {
                     shared.doing.lock().expect("lock")[t] =
                         format!("killall at {:?}", Instant::now());
@@ -586,6 +616,34 @@ async fn slots_move_under_a_mixed_load_and_the_model_holds() {
     for t in tasks {
         t.await.expect("load task");
     }
+    // Every brief session has ended by now: a last sweep ends what is left, and nothing of
+    // the app may remain (hashes, indexes, users' sets).
+    let due = (brief_created + Duration::from_secs(BRIEF_TTL as u64 + 2))
+        .saturating_duration_since(Instant::now());
+    tokio::time::sleep(due).await;
+    let last = rs.sweep().await.expect("a sweep after the moves");
+    let swept = shared.swept.load(Ordering::SeqCst) + last;
+    let left: usize = cluster
+        .masters()
+        .iter()
+        .map(|n| {
+            n.command(&["KEYS", &format!("*:{BRIEF}:*")])
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.starts_with('$'))
+                .count()
+        })
+        .sum();
+    println!(
+        "sweep: {swept} of {BRIEF_SESSIONS} brief sessions ended by sweeps that answered \
+         ({last} by the last one), {left} keys of the app left"
+    );
+    assert_eq!(left, 0, "the sweeps left keys of ended sessions");
+    assert!(
+        swept as usize <= BRIEF_SESSIONS,
+        "a session was swept twice"
+    );
+    assert_eq!(rs.activity(BRIEF, 3600).await.expect("activity"), 0);
     println!(
         "killsoid: {} succeeded, {} failed ({} of those changed nothing); test took {:.0?}",
         shared.killsoid_done.load(Ordering::SeqCst),
