@@ -3,7 +3,7 @@
 //! their bindings from it.
 
 use crate::error::ErrorBody;
-use crate::routes::{ActivityReply, HealthReply, KillReply, TokenReply};
+use crate::routes::{ActivityReply, HealthReply, KillReply, TokenReply, UnreachableNode};
 use std::collections::BTreeMap;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -84,6 +84,7 @@ impl Modify for BearerSecret {
         ActivityReply,
         KillReply,
         HealthReply,
+        UnreachableNode,
         ErrorBody
     )),
     modifiers(&BearerSecret),
