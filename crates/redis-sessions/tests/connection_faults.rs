@@ -182,6 +182,13 @@ async fn killed_connections_reconnect() {
     assert_eq!(stats(&rs).replacements, 0);
 }
 
+fn dbsize(node: &RedisServer) -> u64 {
+    node.command(&["DBSIZE"])
+        .ok()
+        .and_then(|r| r.trim().trim_start_matches(':').parse().ok())
+        .unwrap_or(0)
+}
+
 /// Calls of the cluster load, per outcome.
 #[derive(Default)]
 struct Counts {
@@ -277,6 +284,8 @@ async fn cluster_serves_again_after_each_reshard_and_client_kill() {
     load.until_clean_second(Duration::from_secs(10)).await;
     for round in 0..3 {
         let (ok0, failed0) = load.snapshot();
+        let source = &cluster.masters()[round % 3];
+        let keys_before = dbsize(source);
         let moving = cluster.clone();
         let moved = tokio::task::spawn_blocking(move || {
             let m = moving.masters();
@@ -285,6 +294,11 @@ async fn cluster_serves_again_after_each_reshard_and_client_kill() {
         .await
         .expect("join");
         assert!(moved, "reshard {round} failed");
+        let keys_after = dbsize(source);
+        assert!(
+            keys_after < keys_before,
+            "the move took live keys off the source ({keys_before} -> {keys_after})"
+        );
         let recovery = load.until_clean_second(Duration::from_secs(20)).await;
         let (ok1, failed1) = load.snapshot();
         println!(
