@@ -216,7 +216,7 @@ impl Load {
                 while !stop.load(Ordering::SeqCst) {
                     i += 1;
                     let call = async {
-                        if i % 2 == 0 {
+                        if i.is_multiple_of(2) {
                             rs.set(APP, &token, &json!({ "n": i })).await.map(|_| ())
                         } else {
                             rs.get(APP, &token).await.map(|_| ())

@@ -15,7 +15,7 @@ use test_support::{free_port, RedisServer};
 fn start_on_cluster(cluster: &RedisCluster, log: &std::path::Path) -> (Child, u16) {
     let port = free_port();
     let file = std::fs::File::create(log).expect("log file");
-    let child = command(port)
+    let mut child = command(port)
         .env("RS_REDIS_CLUSTER", cluster.urls().join(","))
         .env("RUST_LOG", "info,redis=debug")
         .stdout(Stdio::from(file))
@@ -29,6 +29,8 @@ fn start_on_cluster(cluster: &RedisCluster, log: &std::path::Path) -> (Child, u1
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("rest-sessions did not answer /ping");
 }
 
