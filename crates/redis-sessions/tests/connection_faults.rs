@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use test_support::cluster::RedisCluster;
-use test_support::faults::{kill_clients, reshard};
+use test_support::faults::{kill_clients, proxy_cluster, reshard};
 use test_support::proxy::TcpProxy;
 use test_support::RedisServer;
 
@@ -95,6 +95,36 @@ async fn a_silent_connection_is_replaced() {
     let data = data.expect("live session").d.expect("data");
     assert_eq!(data.get("after"), Some(&json!("freeze")));
     assert!(proxy.accepted() >= 2, "a new connection was opened");
+}
+
+/// The same on a cluster: every node behind a proxy, every open connection frozen; the
+/// watchdog replaces the whole cluster connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_cluster_connection_is_replaced() {
+    let cluster = RedisCluster::start(3, 0);
+    let (proxies, seeds) = proxy_cluster(&cluster);
+    let rs = RedisSessions::connect(Options::default().cluster(seeds).wipe(0))
+        .await
+        .expect("connect through the proxies");
+    let token = session(&rs, "u1").await;
+    assert!(rs.get(APP, &token).await.expect("get").is_some());
+    let opened: usize = proxies.iter().map(TcpProxy::accepted).sum();
+
+    for proxy in &proxies {
+        proxy.freeze();
+    }
+    let (took, failed) = until_served(&rs, &token, 4, Duration::from_secs(20)).await;
+    let after = stats(&rs);
+    println!(
+        "silent cluster connection: served again after {took:?}, {failed} calls failed, {after:?}"
+    );
+    assert!(failed >= 1, "the freeze made calls fail");
+    assert!(after.replacements >= 1, "replaced: {after:?}");
+    assert!(took < Duration::from_secs(8), "recovered in {took:?}");
+    let reopened: usize = proxies.iter().map(TcpProxy::accepted).sum();
+    assert!(reopened > opened, "new connections through the proxies");
+    // Every shard answers through the new connection (soapp asks all of them).
+    assert_eq!(rs.soapp(APP, 600).await.expect("soapp").len(), 1);
 }
 
 /// A Redis that is down is not "stuck": the checks find no fresh connection either,

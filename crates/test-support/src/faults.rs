@@ -1,9 +1,13 @@
 //! Faults an operator or the network inflicts on a running Redis, for tests that check
 //! the store rides them out: slot moves between masters and killed client connections.
-//! (A silent network path is [`crate::proxy::TcpProxy`].)
+//! (A silent network path is [`crate::proxy::TcpProxy`]; [`proxy_cluster`] puts one in
+//! front of every node of a cluster.)
 
+use crate::cluster::RedisCluster;
+use crate::proxy::TcpProxy;
 use crate::RedisServer;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The node's cluster id (CLUSTER MYID).
 pub fn node_id(node: &RedisServer) -> String {
@@ -42,4 +46,45 @@ pub fn kill_clients(node: &RedisServer) -> u64 {
         .ok()
         .and_then(|r| r.trim().trim_start_matches(':').parse().ok())
         .unwrap_or(0)
+}
+
+/// Puts a [`TcpProxy`] in front of every node of `cluster` and makes the nodes announce
+/// the proxies' ports (`cluster-announce-port`; the bus keeps its real port), so a
+/// cluster client that starts from the returned seeds reaches every node through a
+/// proxy. Waits until every node's view shows the proxies.
+pub fn proxy_cluster(cluster: &RedisCluster) -> (Vec<TcpProxy>, Vec<String>) {
+    let proxies: Vec<TcpProxy> = cluster
+        .nodes
+        .iter()
+        .map(|n| TcpProxy::start(n.port()))
+        .collect();
+    for (node, proxy) in cluster.nodes.iter().zip(&proxies) {
+        let bus = (node.port() + 10000).to_string();
+        let port = proxy.port().to_string();
+        for (key, value) in [
+            ("cluster-announce-bus-port", &bus),
+            ("cluster-announce-port", &port),
+        ] {
+            let reply = node
+                .command(&["CONFIG", "SET", key, value])
+                .unwrap_or_default();
+            assert!(reply.starts_with("+OK"), "CONFIG SET {key}: {reply}");
+        }
+    }
+    let started = Instant::now();
+    let announced = |node: &RedisServer| {
+        let view = node.command(&["CLUSTER", "NODES"]).unwrap_or_default();
+        proxies
+            .iter()
+            .all(|p| view.contains(&format!("127.0.0.1:{}@", p.port())))
+    };
+    while !cluster.nodes.iter().all(announced) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the nodes did not learn the proxies' ports"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seeds = proxies.iter().map(TcpProxy::url).collect();
+    (proxies, seeds)
 }
