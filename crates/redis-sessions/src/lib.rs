@@ -44,6 +44,7 @@ mod clock;
 mod error;
 pub mod layout;
 mod memory_store;
+pub mod metric_names;
 mod migration;
 pub mod node_json;
 mod options;
@@ -59,6 +60,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use migration::{token_created_ms, Migration};
 pub use options::{KeyLayout, Options, DEFAULT_SHARDS};
+pub use redis_store::{ConnectionStats, NodeStatus};
 pub use session::{Data, Session};
 pub use validate::DEFAULT_TTL;
 
@@ -417,6 +419,27 @@ impl RedisSessions {
     /// `PONG` when the store answers.
     pub async fn ping(&self) -> Result<String> {
         self.backend()?.ping().await
+    }
+
+    /// Each Redis node the store depends on (the server, or every master that serves
+    /// slots in a cluster) and whether it answers a PING within `within` (each step: a
+    /// cluster's topology, then the PINGs in parallel); empty for the in-memory store.
+    /// For readiness checks that must say *which* node is away.
+    pub async fn nodes(&self, within: std::time::Duration) -> Vec<NodeStatus> {
+        match &self.inner.backend {
+            Backend::Redis(store) => store.nodes(within).await,
+            Backend::Memory(_) => Vec::new(),
+        }
+    }
+
+    /// What the connection watchdog counted (timeouts, dropped connections, checks and
+    /// stuck connections replaced), or None for the in-memory store. The same counts go
+    /// to the `metrics` facade under the names in [`metric_names`].
+    pub fn connection_stats(&self) -> Option<ConnectionStats> {
+        match &self.inner.backend {
+            Backend::Redis(store) => Some(store.connection_stats()),
+            Backend::Memory(_) => None,
+        }
     }
 
     /// Stops the sweeper and the cache's subscriber; later calls on this store (and its clones) fail with

@@ -130,6 +130,9 @@ pub enum StartError {
 }
 
 /// Sets up logging: `text` or `json` lines, level from `RUST_LOG` (default `info`).
+/// Records of the `log` facade — the `redis` crate's cluster client logs its reconnects
+/// and slot refreshes there — are turned into tracing events (tracing-subscriber's
+/// `tracing-log`), so `RUST_LOG=redis=debug` shows them in the same stream.
 /// Does nothing when a subscriber is already installed.
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -1,7 +1,8 @@
 //! Prometheus metrics at `/metrics`: request counts, latencies and errors by route
 //! template, so an operator sees load, slowness and failures per endpoint without
-//! reading logs. Labels are route templates, never raw paths, which hold tokens and ids
-//! and would make the number of series unbounded.
+//! reading logs; and the store's Redis connection counters (timeouts, reconnects, stuck
+//! connections replaced), recorded by the library. Labels are route templates, never raw
+//! paths, which hold tokens and ids and would make the number of series unbounded.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
@@ -60,6 +61,7 @@ pub fn install() -> Option<PrometheusHandle> {
                         CONNECTIONS_EXPIRED,
                         "connections closed by a header, idle or send timeout"
                     );
+                    describe_store();
                     Some(handle)
                 }
                 Err(err) => {
@@ -69,6 +71,24 @@ pub fn install() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// Describes the counters the library records (see [`redis_sessions::metric_names`]).
+fn describe_store() {
+    use redis_sessions::metric_names as m;
+    metrics::describe_counter!(m::TIMEOUTS, "Redis calls that timed out");
+    metrics::describe_counter!(
+        m::DISCONNECTS,
+        "Redis calls failed on a dropped or refused connection (each followed by a reconnect)"
+    );
+    metrics::describe_counter!(
+        m::CHECKS,
+        "Connection checks after repeated timeouts, by result"
+    );
+    metrics::describe_counter!(
+        m::REPLACEMENTS,
+        "Stuck Redis connections replaced by a fresh one"
+    );
 }
 
 /// Runs the recorder's periodic upkeep (draining histogram buckets) in the background, as

@@ -8,7 +8,7 @@
 //! the session schema against real serialized sessions.
 
 use crate::error::ErrorBody;
-use crate::routes::{ActivityReply, HealthReply, KillReply, TokenReply};
+use crate::routes::{ActivityReply, HealthReply, KillReply, TokenReply, UnreachableNode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
@@ -343,6 +343,7 @@ impl Modify for OptionalCreateBody {
         KillReply,
         HealthReply,
         HealthUnavailable,
+        UnreachableNode,
         ErrorBody
     )),
     modifiers(&BearerSecret, &OptionalCreateBody, &TokenLinks),

@@ -32,6 +32,11 @@ const NOT_AN_OBJECT: Value = Value::Bool(false);
 /// How long `/health` waits for the store's answer.
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// How long `/health` waits for each node (and, on a cluster, for the topology first):
+/// two steps fit in [`HEALTH_TIMEOUT`], so a silent node is named rather than hiding the
+/// others behind a general timeout.
+const NODE_TIMEOUT: Duration = Duration::from_millis(600);
+
 /// The reply of `create`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenReply {
@@ -93,6 +98,19 @@ pub struct HealthReply {
     /// Why the store is unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The Redis nodes that did not answer (the server, or masters serving slots); left
+    /// out when every node answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<UnreachableNode>,
+}
+
+/// A Redis node that did not answer `/health`'s PING.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UnreachableNode {
+    /// `host:port`.
+    pub node: String,
+    /// What the client said.
+    pub error: String,
 }
 
 type Reply<T> = Result<NodeJson<T>, ApiError>;
@@ -142,14 +160,38 @@ pub async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiErro
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
         (status = 200, description = "The store answers", body = HealthReply),
-        (status = 503, description = "The store is unreachable, or the server is at its \
-            connection limit (`tooManyConnections`)", body = crate::openapi::HealthUnavailable)))]
+        (status = 503, description = "The store or one of its Redis nodes (a master, on a \
+            cluster) is unreachable, or the server is at its connection limit \
+            (`tooManyConnections`)", body = crate::openapi::HealthUnavailable)))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let store = state.store_kind.as_str();
-    let message = match tokio::time::timeout(HEALTH_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(_)) => None,
-        Ok(Err(err)) => Some(err.to_string()),
-        Err(_) => Some("the store did not answer in time".to_string()),
+    let check = async { tokio::join!(state.store.ping(), state.store.nodes(NODE_TIMEOUT)) };
+    let (message, unreachable) = match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
+        Ok((ping, nodes)) => {
+            let total = nodes.len();
+            let unreachable: Vec<UnreachableNode> = nodes
+                .into_iter()
+                .filter_map(|n| {
+                    n.error.map(|error| UnreachableNode {
+                        node: n.node,
+                        error,
+                    })
+                })
+                .collect();
+            let message = match ping {
+                Err(err) => Some(err.to_string()),
+                Ok(_) if !unreachable.is_empty() => Some(format!(
+                    "{} of {total} redis nodes unreachable",
+                    unreachable.len()
+                )),
+                Ok(_) => None,
+            };
+            (message, unreachable)
+        }
+        Err(_) => (
+            Some("the store did not answer in time".to_string()),
+            Vec::new(),
+        ),
     };
     let status = if message.is_none() {
         StatusCode::OK
@@ -164,6 +206,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         },
         store,
         message,
+        unreachable,
     };
     (status, Json(reply)).into_response()
 }

@@ -12,6 +12,17 @@ pub struct RedisCluster {
     masters: usize,
 }
 
+/// A free port whose cluster bus port (port + 10000) exists: redis-server refuses to
+/// start in cluster mode above 55535, and loopback's free ports go up to 60999.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55535 {
+            return port;
+        }
+    }
+}
+
 impl RedisCluster {
     /// Starts `masters` masters with `replicas` replicas each, and waits until the cluster
     /// reports `cluster_state:ok` on every node.
@@ -20,7 +31,7 @@ impl RedisCluster {
         let nodes: Vec<RedisServer> = (0..count)
             .map(|_| {
                 RedisServer::start_with(
-                    free_port(),
+                    free_cluster_port(),
                     &[
                         "--cluster-enabled",
                         "yes",

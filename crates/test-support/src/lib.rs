@@ -2,7 +2,9 @@
 //! loopback port, so tests run in parallel and never touch a developer's Redis.
 
 pub mod cluster;
+pub mod faults;
 pub mod node;
+pub mod proxy;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

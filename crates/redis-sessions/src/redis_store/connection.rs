@@ -1,38 +1,444 @@
 //! One connection type for both deployments: a single Redis server (a multiplexed
 //! connection that reconnects by itself) or a Redis Cluster (the `redis` crate's cluster
-//! client, which follows MOVED/ASK redirections and failovers and retries the call).
+//! client, which follows MOVED/ASK redirections and failovers and retries the call) —
+//! plus a watchdog that replaces a connection that has stopped answering.
+//!
+//! Why the watchdog: both clients reconnect when a socket closes, but not when it stays
+//! open and silent (a half-dead TCP path, a proxy that stopped forwarding, or the cluster
+//! client's own state stuck after a reshard — seen with `redis` 1.8.1 and `fred` 10, see
+//! docs/cluster-client-comparison.md). Then every call times out for good. So after
+//! [`STUCK_AFTER`] timed-out calls the store checks: if the current connection fails a
+//! PING while a freshly opened one answers, the current one is stuck and the fresh one
+//! takes its place. A Redis that is down fails both, and the connection is left alone to
+//! reconnect by itself.
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Script};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
-/// Where the store's commands go.
+/// Timed-out calls (since the last check) that make the store check its connection: a
+/// few, so one slow moment does not, while a stuck connection — on which every call
+/// times out — is found within a second or two of load.
+pub(crate) const STUCK_AFTER: u32 = 3;
+
+/// Least time between two checks, so a burst of timeouts costs one check, not many.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+use crate::metric_names::{CHECKS, DISCONNECTS, REPLACEMENTS, TIMEOUTS};
+
+/// A Redis node and whether it answered a PING just now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeStatus {
+    /// `host:port` of the node (a master, in a cluster).
+    pub node: String,
+    /// Why it did not answer; None when it did.
+    pub error: Option<String>,
+}
+
+/// Where the store's commands go; clones share the connection and its watchdog.
 #[derive(Clone)]
-pub(crate) enum Connection {
+pub(crate) struct Connection {
+    inner: Arc<Inner>,
+}
+
+/// The connection in use, cheap to clone out of the lock for one call.
+#[derive(Clone)]
+enum Handle {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
 
+/// How to open a fresh connection of the same kind.
+enum Opener {
+    Single {
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+    },
+    Cluster(ClusterClient),
+}
+
+/// What the watchdog has seen on one store's connection (the same counts as the
+/// metrics, readable without a metrics recorder).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Calls that timed out.
+    pub timeouts: u64,
+    /// Calls that failed on a dropped or refused connection (each is followed by a
+    /// reconnect).
+    pub disconnects: u64,
+    /// Checks made after repeated timeouts.
+    pub checks: u64,
+    /// Stuck connections replaced by a fresh one.
+    pub replacements: u64,
+}
+
+struct Inner {
+    current: RwLock<Handle>,
+    opener: Opener,
+    /// `host:port` of the server, or the cluster's seeds: what `/health` names when it
+    /// cannot learn more.
+    seeds: Vec<String>,
+    /// The longest one call may take, whatever the client does: connect + respond.
+    bound: Duration,
+    /// Timed-out calls since the last check.
+    timeouts: AtomicU32,
+    /// A check is running.
+    checking: AtomicBool,
+    /// When the last check ended.
+    last_check: Mutex<Option<Instant>>,
+    stats: Counters,
+}
+
+/// [`ConnectionStats`] as they are counted.
+#[derive(Default)]
+struct Counters {
+    timeouts: AtomicU64,
+    disconnects: AtomicU64,
+    checks: AtomicU64,
+    replacements: AtomicU64,
+}
+
 impl Connection {
-    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        match self {
-            Connection::Single(con) => cmd.query_async(&mut con.clone()).await,
-            Connection::Cluster(con) => cmd.query_async(&mut con.clone()).await,
+    /// A connection to one Redis server: reconnects by itself when the socket closes.
+    pub async fn single(
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+        bound: Duration,
+    ) -> RedisResult<Self> {
+        let con = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+        let seeds = vec![client.get_connection_info().addr().to_string()];
+        Ok(Self::new(
+            Handle::Single(con),
+            Opener::Single { client, config },
+            seeds,
+            bound,
+        ))
+    }
+
+    /// A connection to a Redis Cluster through `client`, whose seeds are `seeds`.
+    pub async fn cluster(
+        client: ClusterClient,
+        seeds: Vec<String>,
+        bound: Duration,
+    ) -> RedisResult<Self> {
+        let con = client.get_async_connection().await?;
+        Ok(Self::new(
+            Handle::Cluster(con),
+            Opener::Cluster(client),
+            seeds,
+            bound,
+        ))
+    }
+
+    fn new(handle: Handle, opener: Opener, seeds: Vec<String>, bound: Duration) -> Self {
+        Connection {
+            inner: Arc::new(Inner {
+                current: RwLock::new(handle),
+                opener,
+                seeds,
+                bound,
+                timeouts: AtomicU32::new(0),
+                checking: AtomicBool::new(false),
+                last_check: Mutex::new(None),
+                stats: Counters::default(),
+            }),
         }
     }
 
+    fn handle(&self) -> Handle {
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        let result = match self.handle() {
+            Handle::Single(mut con) => self.bounded(cmd.query_async(&mut con)).await,
+            Handle::Cluster(mut con) => self.bounded(cmd.query_async(&mut con)).await,
+        };
+        self.observe(result)
+    }
+
     pub async fn query_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
-        match self {
-            Connection::Single(con) => pipe.query_async(&mut con.clone()).await,
-            Connection::Cluster(con) => pipe.query_async(&mut con.clone()).await,
-        }
+        let result = match self.handle() {
+            Handle::Single(mut con) => self.bounded(pipe.query_async(&mut con)).await,
+            Handle::Cluster(mut con) => self.bounded(pipe.query_async(&mut con)).await,
+        };
+        self.observe(result)
     }
 
     /// SCRIPT LOAD (on every master, in a cluster).
     pub async fn load(&self, script: &Script) -> RedisResult<String> {
-        match self {
-            Connection::Single(con) => script.load_async(&mut con.clone()).await,
-            Connection::Cluster(con) => script.load_async(&mut con.clone()).await,
+        let result = match self.handle() {
+            Handle::Single(mut con) => self.bounded(script.load_async(&mut con)).await,
+            Handle::Cluster(mut con) => self.bounded(script.load_async(&mut con)).await,
+        };
+        self.observe(result)
+    }
+
+    /// Each node the store depends on (the server, or every master that serves slots)
+    /// and whether it answers a PING through this connection within `within`.
+    pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
+        match self.handle() {
+            Handle::Single(mut con) => {
+                let ping = redis::cmd("PING");
+                let answer = within_time(within, ping.query_async::<String>(&mut con)).await;
+                let error = answer.err().map(|e| e.to_string());
+                self.inner
+                    .seeds
+                    .iter()
+                    .map(|node| NodeStatus {
+                        node: node.clone(),
+                        error: error.clone(),
+                    })
+                    .collect()
+            }
+            Handle::Cluster(con) => self.cluster_nodes(con, within).await,
         }
+    }
+
+    /// The masters serving slots, from CLUSTER NODES (asked of a random master, and of
+    /// another when that one fails at once), each pinged by address in parallel. When no
+    /// node gives the topology, every seed is reported with that error.
+    async fn cluster_nodes(&self, con: ClusterConnection, within: Duration) -> Vec<NodeStatus> {
+        let started = Instant::now();
+        let mut topology = Err(RedisError::from(std::io::Error::other("no node asked")));
+        for _ in 0..2 {
+            if topology.is_ok() || started.elapsed() >= within {
+                break;
+            }
+            let mut con = con.clone();
+            let ask = con.route_command(
+                redis::cmd("CLUSTER").arg("NODES").clone(),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+            );
+            topology = within_time(within, ask)
+                .await
+                .and_then(|v| redis::from_redis_value::<String>(v).map_err(RedisError::from));
+        }
+        let text = match topology {
+            Ok(text) => text,
+            Err(err) => {
+                return self
+                    .inner
+                    .seeds
+                    .iter()
+                    .map(|seed| NodeStatus {
+                        node: seed.clone(),
+                        error: Some(err.to_string()),
+                    })
+                    .collect()
+            }
+        };
+        let pings = masters(&text).into_iter().map(|(host, port)| {
+            let mut con = con.clone();
+            async move {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port,
+                });
+                let ping = within_time(within, con.route_command(redis::cmd("PING"), routing));
+                NodeStatus {
+                    node: format!("{host}:{port}"),
+                    error: ping.await.err().map(|e| e.to_string()),
+                }
+            }
+        });
+        futures_util::future::join_all(pings).await
+    }
+
+    /// Runs one call within the store's bound, so no call waits forever whatever state
+    /// the client is in.
+    async fn bounded<T>(&self, call: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
+        within_time(self.inner.bound, call).await
+    }
+
+    /// Counts timeouts and dropped connections, and starts a check after
+    /// [`STUCK_AFTER`] timeouts.
+    fn observe<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
+        if let Err(err) = &result {
+            if err.is_timeout() {
+                self.inner.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(TIMEOUTS).increment(1);
+                let seen = self.inner.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+                if seen >= STUCK_AFTER {
+                    self.start_check();
+                }
+            } else if err.is_connection_dropped() || err.is_connection_refusal() {
+                self.inner.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(DISCONNECTS).increment(1);
+            }
+        }
+        result
+    }
+
+    /// Starts [`Inner::check`] in the background unless one runs or ran within
+    /// [`CHECK_INTERVAL`].
+    fn start_check(&self) {
+        let recent = self
+            .inner
+            .last_check
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < CHECK_INTERVAL);
+        if recent || self.inner.checking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let result = inner.check().await;
+            inner.stats.checks.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(CHECKS, "result" => result).increment(1);
+            inner.timeouts.store(0, Ordering::Relaxed);
+            *inner.last_check.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            inner.checking.store(false, Ordering::Release);
+        });
+    }
+
+    /// What the watchdog has counted so far.
+    pub fn stats(&self) -> ConnectionStats {
+        let s = &self.inner.stats;
+        ConnectionStats {
+            timeouts: s.timeouts.load(Ordering::Relaxed),
+            disconnects: s.disconnects.load(Ordering::Relaxed),
+            checks: s.checks.load(Ordering::Relaxed),
+            replacements: s.replacements.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Inner {
+    /// PINGs through the current connection; when that fails, opens a fresh connection
+    /// and PINGs through it; when that answers, puts it in place of the current one.
+    /// Returns the check's result label.
+    async fn check(&self) -> &'static str {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let stuck = match self.ping(current).await {
+            Ok(()) => return "healthy",
+            Err(err) => err,
+        };
+        let fresh = match tokio::time::timeout(self.bound, self.open()).await {
+            Ok(Ok(fresh)) => fresh,
+            Ok(Err(err)) => {
+                tracing::debug!(%err, "redis connection check: no fresh connection either; waiting for redis");
+                return "unreachable";
+            }
+            Err(_) => {
+                tracing::debug!(
+                    "redis connection check: no fresh connection in time; waiting for redis"
+                );
+                return "unreachable";
+            }
+        };
+        if let Err(err) = self.ping(fresh.clone()).await {
+            tracing::debug!(%err, "redis connection check: the fresh connection does not answer either");
+            return "unreachable";
+        }
+        let kind = match fresh {
+            Handle::Single(_) => "single",
+            Handle::Cluster(_) => "cluster",
+        };
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        self.stats.replacements.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(REPLACEMENTS, "kind" => kind).increment(1);
+        tracing::warn!(
+            kind,
+            error = %stuck,
+            "redis connection stopped answering while a fresh one answers: replaced"
+        );
+        "replaced"
+    }
+
+    /// PING (every node, through a cluster connection), within the call bound.
+    async fn ping(&self, handle: Handle) -> RedisResult<()> {
+        let ping = redis::cmd("PING");
+        let call = async {
+            match handle {
+                Handle::Single(mut con) => ping.query_async::<()>(&mut con).await,
+                Handle::Cluster(mut con) => ping.query_async::<()>(&mut con).await,
+            }
+        };
+        within_time(self.bound, call).await
+    }
+
+    /// A new connection of the same kind, opened now.
+    async fn open(&self) -> RedisResult<Handle> {
+        match &self.opener {
+            Opener::Single { client, config } => Ok(Handle::Single(
+                ConnectionManager::new_with_config(client.clone(), config.clone()).await?,
+            )),
+            Opener::Cluster(client) => Ok(Handle::Cluster(client.get_async_connection().await?)),
+        }
+    }
+}
+
+/// `call`'s result, or a timeout error (one that `is_timeout()`) when it takes longer
+/// than `limit`.
+async fn within_time<T>(
+    limit: Duration,
+    call: impl Future<Output = RedisResult<T>>,
+) -> RedisResult<T> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result,
+        Err(_) => Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no answer from redis in time",
+        ))),
+    }
+}
+
+/// `(host, port)` of every master that serves slots in a CLUSTER NODES reply. A failed
+/// master that still serves slots is listed (it is what makes them unreachable); one
+/// whose slots went to its replica is not.
+fn masters(cluster_nodes: &str) -> Vec<(String, u16)> {
+    cluster_nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            if !flags.split(',').any(|f| f == "master") || flags.contains("noaddr") {
+                return None;
+            }
+            // Fields 8.. are the slot ranges; a master without any serves nothing.
+            fields.get(8)?;
+            let addr = fields.get(1)?.split('@').next()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masters;
+
+    #[test]
+    fn masters_with_slots_only() {
+        let text = "\
+a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b 127.0.0.1:7003@17003 slave a 0 0 1 connected
+c 127.0.0.1:7001@17001 master,fail - 0 0 2 disconnected
+d 127.0.0.1:7002@17002 master - 0 0 3 connected 5461-16383
+e :0@0 master,noaddr - 0 0 4 disconnected 100
+";
+        assert_eq!(
+            masters(text),
+            vec![
+                ("127.0.0.1".to_string(), 7000),
+                ("127.0.0.1".to_string(), 7002)
+            ]
+        );
     }
 }

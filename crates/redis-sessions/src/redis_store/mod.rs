@@ -25,8 +25,9 @@ use crate::session::{Data, Record};
 use crate::store::NewSession;
 use commands::{Commands, Members};
 pub(crate) use connection::Connection;
+pub use connection::{ConnectionStats, NodeStatus};
 use futures_util::{StreamExt, TryStreamExt};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::{Cmd, FromRedisValue, Script};
 use std::time::Duration;
 
@@ -83,6 +84,14 @@ pub(crate) struct Timeouts {
     pub response: Duration,
 }
 
+impl Timeouts {
+    /// The longest one call may take whatever the client does: a reconnect, then the
+    /// answer. The store enforces it itself, so a wedged client cannot hold a call.
+    fn bound(&self) -> Duration {
+        self.connect + self.response
+    }
+}
+
 impl RedisStore {
     /// A store on one Redis server.
     pub async fn connect(
@@ -98,8 +107,8 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let con = ConnectionManager::new_with_config(client, config).await?;
-        Self::with_connection(Connection::Single(con), None, layout, expire_keys)
+        let con = Connection::single(client, config, timeouts.bound()).await?;
+        Self::with_connection(con, None, layout, expire_keys)
             .load_scripts()
             .await?
             .check_layout()
@@ -118,28 +127,40 @@ impl RedisStore {
         let builder = || {
             redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
                 .connection_timeout(timeouts.connect)
+                // Per attempt; the whole call (retries, redirections) is bounded by the same
+                // time, the client's default since 2.0.
                 .response_timeout(timeouts.response)
-                // A failover takes a few seconds and a slot migration some hundred ms: retry
-                // through them rather than fail the call.
+                // A slot migration answers ASK/TRYAGAIN for some hundred ms, a failover takes
+                // a few seconds: retry through what fits in the call's time.
                 .retries(10)
                 .min_retry_wait(50)
                 .max_retry_wait(1000)
         };
-        let con = builder().build()?.get_async_connection().await?;
+        // Seeds by address only: a URL may carry a password, and these names reach /health.
+        let seeds: Vec<String> = nodes
+            .iter()
+            .map(|node| {
+                redis::IntoConnectionInfo::into_connection_info(node.as_str())
+                    .map(|info| info.addr().to_string())
+                    .unwrap_or_else(|_| "(invalid seed)".to_string())
+            })
+            .collect();
+        let con = Connection::cluster(builder().build()?, seeds.clone(), timeouts.bound()).await?;
         // A second connection, so that only the calls that accept stale answers read from
         // replicas: the reads that come before a write (kill, killsoid, killall, the sweep)
         // must see the master's index.
         let reads = match read_from_replicas {
-            true => Some(Connection::Cluster(
-                builder()
-                    .read_routing_strategy(replica_reads())
-                    .build()?
-                    .get_async_connection()
-                    .await?,
-            )),
+            true => Some(
+                Connection::cluster(
+                    builder().read_routing_strategy(replica_reads()).build()?,
+                    seeds,
+                    timeouts.bound(),
+                )
+                .await?,
+            ),
             false => None,
         };
-        Self::with_connection(Connection::Cluster(con), reads, layout, expire_keys)
+        Self::with_connection(con, reads, layout, expire_keys)
             .load_scripts()
             .await?
             .check_layout()
@@ -468,6 +489,16 @@ impl RedisStore {
 
     pub async fn ping(&self) -> Result<String> {
         Ok(self.con.query(&redis::cmd("PING")).await?)
+    }
+
+    /// Each node the store depends on and whether it answers within `within`.
+    pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
+        self.con.nodes(within).await
+    }
+
+    /// What the connection watchdog has counted.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.con.stats()
     }
 }
 

@@ -1,0 +1,21 @@
+//! The names of the counters the store sends to the [`metrics`] facade. Nothing is
+//! recorded until the application installs a recorder (rest-sessions installs the
+//! Prometheus one), so the library pays next to nothing without one. Operators alert on
+//! these: a stuck or flapping connection shows here before it shows as errors.
+//!
+//! The `redis` crate counts no redirections (MOVED/ASK) or retries that callers can read;
+//! its log lines (target `redis`, e.g. `RUST_LOG=redis=debug`) tell of slot refreshes
+//! and reconnects instead.
+
+/// Calls to Redis that timed out (the client's response timeout or the store's own
+/// bound of connect + response timeout).
+pub const TIMEOUTS: &str = "redis_sessions_redis_timeouts_total";
+/// Calls that failed because the connection was dropped or refused; the client opens a
+/// new connection after each, so this counts reconnects.
+pub const DISCONNECTS: &str = "redis_sessions_redis_disconnects_total";
+/// Connection checks made after repeated timeouts, by `result`: `healthy` (the
+/// connection answered a PING), `replaced` (it did not while a fresh one did),
+/// `unreachable` (no fresh connection answered either: Redis itself is away).
+pub const CHECKS: &str = "redis_sessions_connection_checks_total";
+/// Stuck connections replaced by a fresh one, by `kind` (`single`, `cluster`).
+pub const REPLACEMENTS: &str = "redis_sessions_connection_replacements_total";
