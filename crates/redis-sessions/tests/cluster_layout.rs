@@ -251,7 +251,7 @@ async fn shard_channels_invalidate_caches_and_follow_their_slots() {
     let ids: Vec<String> = cluster.masters().iter().map(node_id).collect();
     let seed = format!("127.0.0.1:{}", cluster.nodes[0].port());
     let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("redis-cli")
+        std::process::Command::new(test_support::cli_binary())
             .args(["--cluster", "reshard", &seed, "--cluster-from", &ids[0]])
             .args([
                 "--cluster-to",

@@ -367,7 +367,7 @@ fn node_id(node: &RedisServer) -> String {
 /// Runs `redis-cli --cluster {args}` against the cluster and waits for it.
 async fn redis_cli(seed: u16, args: Vec<String>) {
     let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("redis-cli")
+        std::process::Command::new(test_support::cli_binary())
             .arg("--cluster")
             .args(&args[..1])
             .arg(format!("127.0.0.1:{seed}"))

@@ -50,7 +50,7 @@ impl RedisCluster {
             replicas.to_string(),
             "--cluster-yes".into(),
         ]);
-        let status = Command::new("redis-cli")
+        let status = Command::new(crate::cli_binary())
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

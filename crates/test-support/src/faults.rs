@@ -19,7 +19,7 @@ pub fn node_id(node: &RedisServer) -> String {
 /// `redis-cli --cluster reshard` (through the node `seed`), as an operator would; true
 /// when redis-cli reports success. Blocks until the move is done.
 pub fn reshard(seed: &RedisServer, from: &RedisServer, to: &RedisServer, slots: u32) -> bool {
-    Command::new("redis-cli")
+    Command::new(crate::cli_binary())
         .args([
             "--cluster",
             "reshard",

