@@ -64,6 +64,10 @@ impl SessionError {
     pub fn status(&self) -> StatusCode {
         match self {
             SessionError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            // Durable writes whose replicas did not confirm: retry later, like an outage.
+            SessionError::Store(redis_sessions::Error::NotReplicated { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             SessionError::Store(e) if e.is_input_error() => StatusCode::BAD_REQUEST,
             SessionError::NotAuthenticated => StatusCode::UNAUTHORIZED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

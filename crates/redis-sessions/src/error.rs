@@ -46,6 +46,18 @@ pub enum Error {
         "the sessions of {0} kept changing while they were read; nothing was changed, try again"
     )]
     Contended(String),
+    /// Durable writes are on and fewer replicas than asked confirmed the write in time
+    /// (see [`Options::min_replicas`](crate::Options::min_replicas)). The write was made on
+    /// the master and may still exist — and survive, or not, a failover: the caller cannot
+    /// count on it. Worth retrying once the replicas are back (a retried create makes a
+    /// second session).
+    #[error("the write was not confirmed by {wanted} replica(s) in time ({acked} did); it may still exist")]
+    NotReplicated {
+        /// Replicas that confirmed.
+        acked: u64,
+        /// Replicas asked for.
+        wanted: u32,
+    },
     /// The store was shut down with `quit()`.
     #[error("the session store was closed")]
     Closed,
@@ -63,6 +75,7 @@ impl Error {
             Error::Corrupt(_) => "corruptSession",
             Error::LayoutMismatch { .. } => "layoutMismatch",
             Error::Contended(_) => "contended",
+            Error::NotReplicated { .. } => "notReplicated",
             Error::Closed => "closed",
         }
     }

@@ -59,7 +59,7 @@ pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use migration::{token_created_ms, Migration};
-pub use options::{KeyLayout, Options, DEFAULT_SHARDS};
+pub use options::{KeyLayout, MinReplicas, Options, DEFAULT_SHARDS};
 pub use redis_store::{ConnectionStats, NodeStatus};
 pub use session::{Data, Session};
 pub use validate::DEFAULT_TTL;
@@ -152,7 +152,18 @@ impl RedisSessions {
         };
         let store = if options.cluster.is_empty() {
             let client = options.redis_client().map_err(Error::from)?;
-            RedisStore::connect(client, layout.clone(), expire_keys, timeouts).await?
+            RedisStore::connect(
+                client,
+                layout.clone(),
+                expire_keys,
+                timeouts,
+                options.min_replicas,
+            )
+            .await?
+        } else if options.min_replicas.is_some() {
+            return Err(Error::InvalidValue(
+                "min_replicas works on one Redis server (or Sentinel), not on a cluster".into(),
+            ));
         } else {
             RedisStore::connect_cluster(
                 &options.cluster,

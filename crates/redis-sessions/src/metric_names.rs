@@ -19,3 +19,7 @@ pub const DISCONNECTS: &str = "redis_sessions_redis_disconnects_total";
 pub const CHECKS: &str = "redis_sessions_connection_checks_total";
 /// Stuck connections replaced by a fresh one, by `kind` (`single`, `cluster`).
 pub const REPLACEMENTS: &str = "redis_sessions_connection_replacements_total";
+/// Durable writes (see `Options::min_replicas`) that fewer replicas than asked confirmed
+/// in time: each was answered with `notReplicated`. A rising count means replicas lag or
+/// are down, and acknowledged writes are not protected against a failover meanwhile.
+pub const NOT_REPLICATED: &str = "redis_sessions_not_replicated_total";

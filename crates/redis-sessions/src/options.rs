@@ -72,8 +72,25 @@ pub struct Options {
     /// below a millisecond), and take their load off the masters. Off by default. Writes,
     /// get, and the reads that come before a write always go to the masters.
     pub read_from_replicas: bool,
+    /// Durable writes (off by default): create, set, kill, killsoid and killall answer
+    /// success only once this many replicas confirmed the write (Redis `WAIT`), else
+    /// [`Error::NotReplicated`](crate::Error::NotReplicated). One Redis server (or a
+    /// Sentinel-managed master) only; a cluster refuses it at connect.
+    pub min_replicas: Option<MinReplicas>,
     /// The source of "now"; tests use a [`ManualClock`](crate::ManualClock).
     pub clock: Arc<dyn Clock>,
+}
+
+/// How many replicas must confirm a write before it is acknowledged, and how long to wait
+/// for them: what makes an acknowledged session survive the loss of the master (a
+/// replica promoted by Sentinel has it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinReplicas {
+    /// Replicas that must have the write (at least 1).
+    pub replicas: u32,
+    /// Longest wait for them; past it the call fails with
+    /// [`Error::NotReplicated`](crate::Error::NotReplicated) (the write may still exist).
+    pub timeout: Duration,
 }
 
 impl Default for Options {
@@ -92,6 +109,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
             read_from_replicas: false,
+            min_replicas: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -138,6 +156,12 @@ impl Options {
     /// Sends soid, soapp and activity to replicas (see the field's docs).
     pub fn read_from_replicas(mut self, on: bool) -> Self {
         self.read_from_replicas = on;
+        self
+    }
+    /// Turns durable writes on: writes are acknowledged only once `replicas` replicas have
+    /// them, waiting at most `timeout` (see [`MinReplicas`]). `replicas` 0 turns them off.
+    pub fn min_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.min_replicas = (replicas > 0).then_some(MinReplicas { replicas, timeout });
         self
     }
     /// Chooses the key layout.

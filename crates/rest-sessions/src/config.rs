@@ -111,6 +111,22 @@ pub struct Config {
     )]
     pub read_from_replicas: bool,
 
+    /// Durable writes: create, set, kill, killsoid and killall answer success only once this
+    /// many replicas have the write (Redis WAIT), else `503 notReplicated` (the write may
+    /// still exist). 0 (default) = off. One Redis server or Sentinel only, not a cluster.
+    #[arg(long = "min-replicas", env = "RS_MIN_REPLICAS", default_value_t = 0)]
+    pub min_replicas: u32,
+
+    /// Milliseconds a durable write waits for its replicas (1..=1000: with the write itself
+    /// it stays within the 1.8 s deadline of a request).
+    #[arg(
+        long = "min-replicas-timeout-ms",
+        env = "RS_MIN_REPLICAS_TIMEOUT_MS",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(u64).range(1..=1000)
+    )]
+    pub min_replicas_timeout_ms: u64,
+
     /// Prefix of every Redis key; processes that share sessions use the same one.
     #[arg(long, env = "RS_NAMESPACE", default_value = "rs")]
     pub namespace: String,
@@ -182,7 +198,11 @@ impl Config {
         let mut options = Options::default()
             .namespace(self.namespace.clone())
             .wipe(self.wipe)
-            .cache(self.cachetime, self.cachemax);
+            .cache(self.cachetime, self.cachemax)
+            .min_replicas(
+                self.min_replicas,
+                Duration::from_millis(self.min_replicas_timeout_ms),
+            );
         if !self.redis_cluster.is_empty() {
             options = options
                 .cluster(self.redis_cluster.clone())
@@ -281,6 +301,34 @@ mod tests {
         assert_eq!(c.redis_cluster.len(), 2);
         assert!(c.redis_explicit());
         assert_eq!(c.store_options().cluster.len(), 2);
+    }
+
+    #[test]
+    fn durable_writes_parse() {
+        let c = Config::try_parse_from(["rest-sessions"]).expect("defaults");
+        assert_eq!(c.store_options().min_replicas, None);
+        let c = Config::try_parse_from([
+            "rest-sessions",
+            "--min-replicas",
+            "1",
+            "--min-replicas-timeout-ms",
+            "250",
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            c.store_options().min_replicas,
+            Some(redis_sessions::MinReplicas {
+                replicas: 1,
+                timeout: Duration::from_millis(250)
+            })
+        );
+        for bad in ["0", "1001", "x"] {
+            assert!(
+                Config::try_parse_from(["rest-sessions", "--min-replicas-timeout-ms", bad])
+                    .is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

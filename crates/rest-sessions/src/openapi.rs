@@ -215,8 +215,9 @@ pub enum StoreErrors {
     /// Stored data that cannot be read (`internalError` and the library's names).
     #[response(status = 500)]
     Internal(ErrorBody),
-    /// The store did not answer within 2 s (`redisUnavailable`), or the server is at its
-    /// connection limit (`tooManyConnections`, with `Retry-After`). On a write the outcome
+    /// The store did not answer within 2 s (`redisUnavailable`), the server is at its
+    /// connection limit (`tooManyConnections`, with `Retry-After`), or durable writes are on
+    /// and the replicas did not confirm in time (`notReplicated`). On a write the outcome
     /// is unknown: it may have been applied.
     #[response(status = 503)]
     Unavailable(ErrorBody),
@@ -242,8 +243,9 @@ pub enum BodyErrors {
     /// Stored data that cannot be read (`internalError` and the library's names).
     #[response(status = 500)]
     Internal(ErrorBody),
-    /// The store did not answer within 2 s (`redisUnavailable`), or the server is at its
-    /// connection limit (`tooManyConnections`). The write may have been applied.
+    /// The store did not answer within 2 s (`redisUnavailable`), the server is at its
+    /// connection limit (`tooManyConnections`), or durable writes are on and the replicas
+    /// did not confirm in time (`notReplicated`). The write may have been applied.
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }

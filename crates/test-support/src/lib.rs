@@ -79,6 +79,30 @@ impl RedisServer {
         server
     }
 
+    /// Starts a replica of `master` on a free port and waits until its replication link is
+    /// up (it has the master's data).
+    pub fn start_replica_of(master: &RedisServer) -> Self {
+        let master_port = master.port().to_string();
+        let replica = Self::start_with(free_port(), &["--replicaof", "127.0.0.1", &master_port]);
+        replica.wait_link_up(Duration::from_secs(10));
+        replica
+    }
+
+    /// Waits until this replica's link to its master is up; panics after `limit`.
+    pub fn wait_link_up(&self, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self
+                .command(&["INFO", "replication"])
+                .is_ok_and(|info| info.contains("master_link_status:up"))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("replica on port {} not linked within {limit:?}", self.port);
+    }
+
     /// True while the process runs (not stopped).
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -17,6 +17,7 @@
 
 pub(crate) mod commands;
 mod connection;
+mod durable;
 mod scripts;
 
 use crate::error::Result;
@@ -74,6 +75,8 @@ pub(crate) struct RedisStore {
     /// when the caller accepts slightly stale answers (cluster only).
     reads: Connection,
     commands: Commands,
+    /// Durable writes' own connections, when they are on (one Redis server only).
+    durable: Option<std::sync::Arc<durable::Durable>>,
 }
 
 /// How long a call may wait for Redis before it fails: a request must fail fast while
@@ -93,12 +96,13 @@ impl Timeouts {
 }
 
 impl RedisStore {
-    /// A store on one Redis server.
+    /// A store on one Redis server; with `min_replicas`, writes wait for replicas.
     pub async fn connect(
         client: redis::Client,
         layout: Layout,
         expire_keys: bool,
         timeouts: Timeouts,
+        min_replicas: Option<crate::options::MinReplicas>,
     ) -> Result<Self> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeouts.connect))
@@ -107,12 +111,23 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
+        let durable = match min_replicas {
+            Some(min) => Some(std::sync::Arc::new(
+                durable::Durable::open(
+                    client.clone(),
+                    config.clone(),
+                    timeouts.response,
+                    timeouts.bound(),
+                    min,
+                )
+                .await?,
+            )),
+            None => None,
+        };
         let con = Connection::single(client, config, timeouts.bound()).await?;
-        Self::with_connection(con, None, layout, expire_keys)
-            .load_scripts()
-            .await?
-            .check_layout()
-            .await
+        let mut store = Self::with_connection(con, None, layout, expire_keys);
+        store.durable = durable;
+        store.load_scripts().await?.check_layout().await
     }
 
     /// A store on a Redis Cluster, from a list of seed nodes.
@@ -177,6 +192,7 @@ impl RedisStore {
             reads: reads.unwrap_or_else(|| con.clone()),
             con,
             commands: Commands::new(layout, expire_keys),
+            durable: None,
         }
     }
 
@@ -227,6 +243,26 @@ impl RedisStore {
         }
     }
 
+    /// [`eval`](Self::eval) for the writes a caller is told succeeded (create, set, kill,
+    /// killsoid, killall): with durable writes on, sent with its WAIT on the durable pool,
+    /// and failed with `NotReplicated` unless enough replicas confirmed.
+    async fn eval_write<T: FromRedisValue>(&self, script: &Script, cmd: Cmd) -> Result<T> {
+        let Some(durable) = &self.durable else {
+            return self.eval(script, cmd).await;
+        };
+        let con = durable.connection();
+        let pipe = durable.with_wait(&cmd);
+        let (value, acked): (T, u64) = match con.query_pipeline(&pipe).await {
+            Err(err) if is_noscript(&err) => {
+                con.load(script).await?;
+                con.query_pipeline(&pipe).await?
+            }
+            other => other?,
+        };
+        durable.confirmed(acked)?;
+        Ok(value)
+    }
+
     /// Sends a read-only script call on the reads connection; on NOSCRIPT sends it once
     /// more as EVAL_RO with the script's source, which also caches the script on the node
     /// that answered (SCRIPT LOAD reaches only masters, and a replica may be the one asked).
@@ -249,9 +285,11 @@ impl RedisStore {
             self.layout().token_marker(index),
         );
         let shard = &self.layout().shards()[index];
-        if self.layout().is_clustered() {
+        // Durable writes send create as its script (the same writes), so that it and its
+        // WAIT make one pipeline.
+        if self.layout().is_clustered() || self.durable.is_some() {
             let cmd = self.commands.create_script(shard, s, &token, now);
-            self.eval::<i64>(&self.commands.scripts().create, cmd)
+            self.eval_write::<i64>(&self.commands.scripts().create, cmd)
                 .await?;
         } else {
             let pipe = self.commands.create(shard, s, &token, now);
@@ -274,7 +312,7 @@ impl RedisStore {
             return Ok(None);
         };
         let cmd = self.commands.set(shard, app, token, d, now);
-        let fields: Fields = self.eval(&self.commands.scripts().set, cmd).await?;
+        let fields: Fields = self.eval_write(&self.commands.scripts().set, cmd).await?;
         fields.map_or(Ok(None), Record::from_fields)
     }
 
@@ -286,7 +324,7 @@ impl RedisStore {
         };
         if !self.layout().is_clustered() {
             let cmd = self.commands.kill(shard, app, token, now);
-            let killed: i64 = self.eval(&self.commands.scripts().kill, cmd).await?;
+            let killed: i64 = self.eval_write(&self.commands.scripts().kill, cmd).await?;
             return Ok(killed == 1);
         }
         for _ in 0..RETRIES {
@@ -298,7 +336,10 @@ impl RedisStore {
                 return Ok(false);
             };
             let cmd = self.commands.kill_declared(shard, app, token, &id, now);
-            match self.eval::<i64>(&self.commands.scripts().kill, cmd).await? {
+            match self
+                .eval_write::<i64>(&self.commands.scripts().kill, cmd)
+                .await?
+            {
                 -1 => continue,
                 killed => return Ok(killed == 1),
             }
@@ -329,12 +370,12 @@ impl RedisStore {
                 tokens.truncate(BATCH);
                 let given = Members::Given(&tokens);
                 let cmd = self.commands.killsoid(shard, app, id, given, whole, BATCH);
-                self.eval(script, cmd).await?
+                self.eval_write(script, cmd).await?
             } else {
                 let cmd = self
                     .commands
                     .killsoid(shard, app, id, Members::Read, true, BATCH);
-                self.eval(script, cmd).await?
+                self.eval_write(script, cmd).await?
             };
             if killed < 0 {
                 retries += 1;
@@ -367,8 +408,9 @@ impl RedisStore {
                     self.commands
                         .killall_batch(shard, app, Members::Read, BATCH)
                 };
-                let (removed, left): (u64, u64) =
-                    self.eval(&self.commands.scripts().killall, cmd).await?;
+                let (removed, left): (u64, u64) = self
+                    .eval_write(&self.commands.scripts().killall, cmd)
+                    .await?;
                 total += removed;
                 if left == 0 || removed == 0 {
                     return Ok::<u64, crate::Error>(total);

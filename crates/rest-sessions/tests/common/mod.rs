@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 pub use test_support::{free_port, RedisServer};
 
 /// Every variable the server reads: cleared so a developer's environment cannot leak in.
-const VARS: [&str; 21] = [
+const VARS: [&str; 23] = [
     "RS_WORKERS",
     "RS_REDIS_CLUSTER",
     "RS_SHARDS",
@@ -30,6 +30,8 @@ const VARS: [&str; 21] = [
     "RS_IDLE_TIMEOUT",
     "RS_BODY_TIMEOUT",
     "RS_MAX_CONNECTIONS",
+    "RS_MIN_REPLICAS",
+    "RS_MIN_REPLICAS_TIMEOUT_MS",
     "RUST_LOG",
 ];
 

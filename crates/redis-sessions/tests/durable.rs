@@ -1,0 +1,172 @@
+//! Durable writes (`Options::min_replicas`) on a real master and replica: a write is
+//! acknowledged only once the replica has it; without the replica's confirmation the call
+//! fails with `NotReplicated` after the timeout, the write still on the master; and a
+//! waiting write does not hold up other calls of the same store.
+
+use redis_sessions::{CreateOptions, Error, Options, RedisSessions};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use test_support::RedisServer;
+
+const APP: &str = "app";
+
+async fn store(master: &RedisServer, replicas: u32, timeout: Duration) -> RedisSessions {
+    RedisSessions::connect(
+        Options::default()
+            .url(master.url())
+            .wipe(0)
+            .min_replicas(replicas, timeout),
+    )
+    .await
+    .expect("connect")
+}
+
+/// True when the server holds `key` now.
+fn has_key(server: &RedisServer, key: &str) -> bool {
+    server
+        .command(&["EXISTS", key])
+        .unwrap_or_default()
+        .starts_with(":1")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_writes_are_on_the_replica_when_acknowledged() {
+    let master = RedisServer::start();
+    let replica = RedisServer::start_replica_of(&master);
+    let rs = store(&master, 1, Duration::from_secs(2)).await;
+    for i in 0..50 {
+        let id = format!("user{i}");
+        let token = rs
+            .create(APP, &id, "127.0.0.1", CreateOptions::default())
+            .await
+            .expect("create");
+        // Read on the replica at once: the acknowledgement means it is there already.
+        assert!(
+            has_key(&replica, &format!("rs:{APP}:{token}")),
+            "create {i}"
+        );
+        rs.set(APP, &token, &json!({ "n": i }))
+            .await
+            .expect("set")
+            .expect("live");
+        let d = replica
+            .strings(&["HGET", &format!("rs:{APP}:{token}"), "d"])
+            .expect("hget");
+        assert_eq!(d, vec![format!("{{\"n\":{i}}}")], "set {i}");
+        if i % 2 == 0 {
+            assert_eq!(rs.kill(APP, &token).await.expect("kill"), 1);
+            assert!(!has_key(&replica, &format!("rs:{APP}:{token}")), "kill {i}");
+        }
+    }
+    assert_eq!(rs.killsoid(APP, "user1").await.expect("killsoid"), 1);
+    assert!(!has_key(&replica, &format!("rs:{APP}:us:user1")));
+    assert_eq!(rs.killall(APP).await.expect("killall"), 24);
+    assert!(!has_key(&replica, &format!("rs:{APP}:_sessions")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scripts_flushed_on_the_master_are_loaded_again() {
+    let master = RedisServer::start();
+    let _replica = RedisServer::start_replica_of(&master);
+    let rs = store(&master, 1, Duration::from_secs(2)).await;
+    let token = rs
+        .create(APP, "u", "127.0.0.1", CreateOptions::default())
+        .await
+        .expect("create");
+    master.command(&["SCRIPT", "FLUSH"]).expect("flush");
+    let session = rs
+        .set(APP, &token, &json!({ "a": 1 }))
+        .await
+        .expect("set after SCRIPT FLUSH")
+        .expect("live");
+    assert_eq!(session.get::<i64>("a"), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unconfirmed_writes_fail_distinctly_and_do_not_stall_other_calls() {
+    let master = RedisServer::start();
+    let mut replica = RedisServer::start_replica_of(&master);
+    let rs = store(&master, 1, Duration::from_millis(800)).await;
+    let token = rs
+        .create(APP, "u", "127.0.0.1", CreateOptions::default())
+        .await
+        .expect("create while the replica runs");
+    replica.stop();
+
+    // A write nobody confirms: fails after the timeout, with its own error.
+    let writer = {
+        let rs = rs.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = rs
+                .create(APP, "w", "127.0.0.1", CreateOptions::default())
+                .await;
+            (result, started.elapsed())
+        })
+    };
+    // Meanwhile reads on the same store answer at once.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = Instant::now();
+        rs.get(APP, &token).await.expect("get").expect("live");
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(300),
+        "gets waited behind the durable write: {slowest:?}"
+    );
+    let (result, took) = writer.await.expect("join");
+    match result {
+        Err(
+            err @ Error::NotReplicated {
+                acked: 0,
+                wanted: 1,
+            },
+        ) => {
+            assert_eq!(err.name(), "notReplicated");
+            assert!(!err.is_unavailable() && !err.is_input_error());
+        }
+        other => panic!("expected NotReplicated, got {other:?}"),
+    }
+    assert!(
+        took >= Duration::from_millis(700),
+        "waited the timeout: {took:?}"
+    );
+    // The write was made on the master all the same, as the docs say.
+    let users = master
+        .strings(&["ZRANGE", &format!("rs:{APP}:_users"), "0", "-1"])
+        .expect("zrange");
+    assert!(users.contains(&"w".to_string()), "{users:?}");
+
+    // Two replicas asked of one: every write fails the same way, after its timeout.
+    replica.restart();
+    replica.wait_link_up(Duration::from_secs(10));
+    let two = store(&master, 2, Duration::from_millis(200)).await;
+    let err = two
+        .set(APP, &token, &json!({ "b": 1 }))
+        .await
+        .expect_err("only one replica");
+    assert!(
+        matches!(
+            err,
+            Error::NotReplicated {
+                acked: 1,
+                wanted: 2
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_refuses_durable_writes() {
+    let err = RedisSessions::connect(
+        Options::default()
+            .cluster(["redis://127.0.0.1:1"])
+            .min_replicas(1, Duration::from_secs(1)),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(err.name(), "invalidValue");
+}
