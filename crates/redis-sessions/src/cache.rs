@@ -159,10 +159,10 @@ impl Cache {
     }
 
     /// Starts the subscriber task: subscribe, apply invalidations, and on any interruption
-    /// drop everything and subscribe again.
+    /// drop everything and subscribe again — under Sentinel, on the master named then.
     pub fn subscribe(
         self: &Arc<Self>,
-        client: redis::Client,
+        target: crate::redis_store::Target,
         channel: String,
         connect_timeout: Duration,
     ) -> JoinHandle<()> {
@@ -170,7 +170,7 @@ impl Cache {
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(50);
             loop {
-                match tokio::time::timeout(connect_timeout, subscribed(&client, &channel)).await {
+                match tokio::time::timeout(connect_timeout, subscribed(&target, &channel)).await {
                     Ok(Ok(pubsub)) => {
                         backoff = Duration::from_millis(50);
                         // Writes may have been announced while we were not listening.
@@ -274,10 +274,10 @@ pub(crate) fn subscribe_sharded(
 }
 
 async fn subscribed(
-    client: &redis::Client,
+    target: &crate::redis_store::Target,
     channel: &str,
 ) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
+    let mut pubsub = target.client().await?.get_async_pubsub().await?;
     pubsub.subscribe(channel).await?;
     Ok(pubsub)
 }

@@ -150,10 +150,15 @@ impl RedisSessions {
             connect: options.connect_timeout,
             response: options.response_timeout,
         };
+        if !options.cluster.is_empty() && !options.sentinels.is_empty() {
+            return Err(Error::InvalidValue(
+                "give either cluster nodes or sentinels, not both".into(),
+            ));
+        }
         let store = if options.cluster.is_empty() {
-            let client = options.redis_client().map_err(Error::from)?;
+            let target = options.redis_target().map_err(Error::from)?;
             RedisStore::connect(
-                client,
+                target,
                 layout.clone(),
                 expire_keys,
                 timeouts,
@@ -191,8 +196,8 @@ impl RedisSessions {
     ) -> Result<(Arc<cache::Cache>, JoinHandle<()>)> {
         let cache = cache::Cache::new(std::time::Duration::from_secs(seconds), options.cachemax);
         let subscriber = if options.cluster.is_empty() {
-            let client = options.redis_client().map_err(Error::from)?;
-            cache.subscribe(client, layout.cache_channel(), options.connect_timeout)
+            let target = options.redis_target().map_err(Error::from)?;
+            cache.subscribe(target, layout.cache_channel(), options.connect_timeout)
         } else {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let client = redis::cluster::ClusterClientBuilder::new(

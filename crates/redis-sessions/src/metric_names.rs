@@ -23,3 +23,6 @@ pub const REPLACEMENTS: &str = "redis_sessions_connection_replacements_total";
 /// in time: each was answered with `notReplicated`. A rising count means replicas lag or
 /// are down, and acknowledged writes are not protected against a failover meanwhile.
 pub const NOT_REPLICATED: &str = "redis_sessions_not_replicated_total";
+/// Times a store switched to another master because the sentinels named it (Sentinel
+/// only): one per failover and connection (calls, each durable-write connection).
+pub const MASTER_SWITCHES: &str = "redis_sessions_master_switches_total";

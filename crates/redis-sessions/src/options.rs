@@ -44,6 +44,17 @@ pub struct Options {
     /// Seed nodes (`redis://host:port`) of a Redis Cluster; when given, the store runs on
     /// the cluster (and `url`/`host`/`port` are not used).
     pub cluster: Vec<String>,
+    /// Redis Sentinels (`host:port`) that name the master of [`sentinel_master`]; when
+    /// given, the store connects to that master, and follows the sentinels to the new one
+    /// after a failover, without a restart. `url`'s user, password, database and TLS
+    /// (`rediss://`) are used for the master; its host and port are not.
+    ///
+    /// [`sentinel_master`]: Self::sentinel_master
+    pub sentinels: Vec<String>,
+    /// The master's name in the sentinels' configuration (`sentinel monitor NAME …`).
+    pub sentinel_master: String,
+    /// The sentinels' own password (`requirepass` of the sentinels), when they have one.
+    pub sentinel_password: Option<String>,
     /// The key layout; by default the Node-compatible one on a single Redis and the
     /// sharded one on a cluster (the Node layout cannot run on a cluster).
     pub key_layout: Option<KeyLayout>,
@@ -105,6 +116,9 @@ impl Default for Options {
             cachemax: 5000,
             expire_keys: None,
             cluster: Vec::new(),
+            sentinels: Vec::new(),
+            sentinel_master: "mymaster".into(),
+            sentinel_password: None,
             key_layout: None,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
@@ -153,6 +167,22 @@ impl Options {
         self.cluster = nodes.into_iter().map(Into::into).collect();
         self
     }
+    /// Finds the master of `master` through these sentinels (`host:port`) and follows it
+    /// across failovers (see the field's docs).
+    pub fn sentinel<S: Into<String>>(
+        mut self,
+        sentinels: impl IntoIterator<Item = S>,
+        master: impl Into<String>,
+    ) -> Self {
+        self.sentinels = sentinels.into_iter().map(Into::into).collect();
+        self.sentinel_master = master.into();
+        self
+    }
+    /// Sets the sentinels' own password.
+    pub fn sentinel_password(mut self, password: impl Into<String>) -> Self {
+        self.sentinel_password = Some(password.into());
+        self
+    }
     /// Sends soid, soapp and activity to replicas (see the field's docs).
     pub fn read_from_replicas(mut self, on: bool) -> Self {
         self.read_from_replicas = on;
@@ -198,6 +228,26 @@ impl Options {
             0 => None,
             w => Some(Duration::from_secs(w.max(10))),
         }
+    }
+
+    /// Where a single-server store connects: the master the sentinels name, when
+    /// sentinels are given, else the server of `url` or `host` and `port`.
+    pub(crate) fn redis_target(&self) -> redis::RedisResult<crate::redis_store::Target> {
+        if self.sentinels.is_empty() {
+            return Ok(crate::redis_store::Target::Server(self.redis_client()?));
+        }
+        let auth = match &self.url {
+            Some(url) => Some(redis::IntoConnectionInfo::into_connection_info(
+                url.as_str(),
+            )?),
+            None => None,
+        };
+        crate::redis_store::Target::sentinel(
+            &self.sentinels,
+            &self.sentinel_master,
+            auth.as_ref(),
+            self.sentinel_password.as_deref(),
+        )
     }
 
     /// The Redis connection info from `url`, or else from `host` and `port`.

@@ -170,3 +170,15 @@ async fn a_cluster_refuses_durable_writes() {
     .expect_err("refused");
     assert_eq!(err.name(), "invalidValue");
 }
+
+#[tokio::test]
+async fn cluster_and_sentinels_together_are_refused() {
+    let err = RedisSessions::connect(
+        Options::default()
+            .cluster(["redis://127.0.0.1:1"])
+            .sentinel(["127.0.0.1:2"], "mymaster"),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(err.name(), "invalidValue");
+}

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod faults;
 pub mod node;
 pub mod proxy;
+pub mod sentinel;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -139,6 +140,14 @@ impl RedisServer {
         panic!("{binary} on port {} did not start", self.port);
     }
 
+    /// Restarts the process on the same port with other extra arguments (e.g. a killed
+    /// master brought back as a replica: `--replicaof 127.0.0.1 PORT`).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.stop();
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
     /// Stops the process (the port stays reserved for `restart`).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -169,7 +178,14 @@ impl RedisServer {
     /// Sends one command (inline protocol args, RESP-encoded) and returns the raw reply
     /// text — enough for test set-up and assertions without a client library.
     pub fn command(&self, args: &[&str]) -> std::io::Result<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        send_command(self.port, args)
+    }
+}
+
+/// Sends one command to the server on loopback `port` and returns the raw reply text.
+pub(crate) fn send_command(port: u16, args: &[&str]) -> std::io::Result<String> {
+    {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {

@@ -30,7 +30,12 @@ pub(crate) const STUCK_AFTER: u32 = 3;
 /// Least time between two checks, so a burst of timeouts costs one check, not many.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-use crate::metric_names::{CHECKS, DISCONNECTS, REPLACEMENTS, TIMEOUTS};
+/// Least time between two questions to the sentinels: during a failover every call fails,
+/// and one question per interval finds the new master as soon as it is named.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
+
+use super::target::Target;
+use crate::metric_names::{CHECKS, DISCONNECTS, MASTER_SWITCHES, REPLACEMENTS, TIMEOUTS};
 
 /// A Redis node and whether it answered a PING just now.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -57,7 +62,7 @@ enum Handle {
 /// How to open a fresh connection of the same kind.
 enum Opener {
     Single {
-        client: redis::Client,
+        target: Target,
         config: ConnectionManagerConfig,
     },
     Cluster(ClusterClient),
@@ -82,8 +87,12 @@ struct Inner {
     current: RwLock<Handle>,
     opener: Opener,
     /// `host:port` of the server, or the cluster's seeds: what `/health` names when it
-    /// cannot learn more.
-    seeds: Vec<String>,
+    /// cannot learn more. Under Sentinel, the master in use.
+    seeds: RwLock<Vec<String>>,
+    /// A question to the sentinels is running.
+    following: AtomicBool,
+    /// When the last question to the sentinels started.
+    last_follow: Mutex<Option<Instant>>,
     /// The longest one call may take, whatever the client does: connect + respond.
     bound: Duration,
     /// Timed-out calls since the last check.
@@ -105,17 +114,19 @@ struct Counters {
 }
 
 impl Connection {
-    /// A connection to one Redis server: reconnects by itself when the socket closes.
+    /// A connection to one Redis server (or the master Sentinel names): reconnects by
+    /// itself when the socket closes.
     pub async fn single(
-        client: redis::Client,
+        target: Target,
         config: ConnectionManagerConfig,
         bound: Duration,
     ) -> RedisResult<Self> {
+        let client = within_time(bound, target.client()).await?;
         let con = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
         let seeds = vec![client.get_connection_info().addr().to_string()];
         Ok(Self::new(
             Handle::Single(con),
-            Opener::Single { client, config },
+            Opener::Single { target, config },
             seeds,
             bound,
         ))
@@ -141,7 +152,9 @@ impl Connection {
             inner: Arc::new(Inner {
                 current: RwLock::new(handle),
                 opener,
-                seeds,
+                seeds: RwLock::new(seeds),
+                following: AtomicBool::new(false),
+                last_follow: Mutex::new(None),
                 bound,
                 timeouts: AtomicU32::new(0),
                 checking: AtomicBool::new(false),
@@ -193,7 +206,7 @@ impl Connection {
                 let answer = within_time(within, ping.query_async::<String>(&mut con)).await;
                 let error = answer.err().map(|e| e.to_string());
                 self.inner
-                    .seeds
+                    .seeds()
                     .iter()
                     .map(|node| NodeStatus {
                         node: node.clone(),
@@ -229,7 +242,7 @@ impl Connection {
             Err(err) => {
                 return self
                     .inner
-                    .seeds
+                    .seeds()
                     .iter()
                     .map(|seed| NodeStatus {
                         node: seed.clone(),
@@ -265,6 +278,9 @@ impl Connection {
     /// [`STUCK_AFTER`] timeouts.
     fn observe<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
         if let Err(err) = &result {
+            if self.inner.follows() && not_the_master(err) {
+                self.start_follow();
+            }
             if err.is_timeout() {
                 self.inner.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(TIMEOUTS).increment(1);
@@ -303,6 +319,34 @@ impl Connection {
         });
     }
 
+    /// Asks the sentinels who the master is now (a sentinel announced a switch).
+    pub fn follow_now(&self) {
+        self.start_follow();
+    }
+
+    /// Starts [`Inner::follow`] in the background unless one runs or started within
+    /// [`FOLLOW_INTERVAL`].
+    fn start_follow(&self) {
+        {
+            let mut last = self
+                .inner
+                .last_follow
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < FOLLOW_INTERVAL)
+                || self.inner.following.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            inner.follow().await;
+            inner.following.store(false, Ordering::Release);
+        });
+    }
+
     /// What the watchdog has counted so far.
     pub fn stats(&self) -> ConnectionStats {
         let s = &self.inner.stats;
@@ -315,7 +359,59 @@ impl Connection {
     }
 }
 
+/// An error after which the sentinels may name another master: any but NOSCRIPT (which
+/// the store answers by loading the script). A demoted master answers READONLY, or
+/// refuses WAIT (durable writes), or cannot be reached; asking costs one question to a
+/// sentinel, at most every [`FOLLOW_INTERVAL`], and only while calls fail.
+fn not_the_master(err: &RedisError) -> bool {
+    err.kind() != redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
 impl Inner {
+    fn seeds(&self) -> Vec<String> {
+        self.seeds.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn follows(&self) -> bool {
+        matches!(&self.opener, Opener::Single { target, .. } if target.follows())
+    }
+
+    /// Asks the sentinels for the master; when it is another server than the one in use,
+    /// connects to it and puts that connection in place.
+    async fn follow(&self) {
+        let Opener::Single { target, config } = &self.opener else {
+            return;
+        };
+        let client = match within_time(self.bound, target.client()).await {
+            Ok(client) => client,
+            Err(err) => {
+                tracing::debug!(%err, "sentinels name no reachable master yet");
+                return;
+            }
+        };
+        let master = client.get_connection_info().addr().to_string();
+        if self.seeds().first() == Some(&master) {
+            return;
+        }
+        let opened = within_time(
+            self.bound,
+            ConnectionManager::new_with_config(client, config.clone()),
+        )
+        .await;
+        match opened {
+            Ok(con) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Handle::Single(con);
+                let old = std::mem::replace(
+                    &mut *self.seeds.write().unwrap_or_else(|e| e.into_inner()),
+                    vec![master.clone()],
+                );
+                metrics::counter!(MASTER_SWITCHES).increment(1);
+                tracing::warn!(from = ?old, to = %master, "following the master Sentinel names");
+            }
+            Err(err) => tracing::debug!(%err, %master, "the new master does not answer yet"),
+        }
+    }
+
     /// PINGs through the current connection; when that fails, opens a fresh connection
     /// and PINGs through it; when that answers, puts it in place of the current one.
     /// Returns the check's result label.
@@ -376,8 +472,8 @@ impl Inner {
     /// A new connection of the same kind, opened now.
     async fn open(&self) -> RedisResult<Handle> {
         match &self.opener {
-            Opener::Single { client, config } => Ok(Handle::Single(
-                ConnectionManager::new_with_config(client.clone(), config.clone()).await?,
+            Opener::Single { target, config } => Ok(Handle::Single(
+                ConnectionManager::new_with_config(target.client().await?, config.clone()).await?,
             )),
             Opener::Cluster(client) => Ok(Handle::Cluster(client.get_async_connection().await?)),
         }

@@ -35,7 +35,7 @@ impl Durable {
     /// Opens the pool's connections. Their call bound has room for the WAIT on top of the
     /// write, so a slow replica ends in [`Error::NotReplicated`], not in a timeout.
     pub async fn open(
-        client: redis::Client,
+        target: super::target::Target,
         config: ConnectionManagerConfig,
         response: Duration,
         bound: Duration,
@@ -45,7 +45,7 @@ impl Durable {
         let mut pool = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
             pool.push(
-                Connection::single(client.clone(), config.clone(), bound + min.timeout).await?,
+                Connection::single(target.clone(), config.clone(), bound + min.timeout).await?,
             );
         }
         Ok(Durable {
@@ -59,6 +59,11 @@ impl Durable {
     pub fn connection(&self) -> &Connection {
         let at = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
         &self.pool[at]
+    }
+
+    /// The pool's connections (for the Sentinel watcher).
+    pub fn connections(&self) -> &[Connection] {
+        &self.pool
     }
 
     /// `cmd` followed by its WAIT, as one request.

@@ -19,6 +19,7 @@ pub(crate) mod commands;
 mod connection;
 mod durable;
 mod scripts;
+mod target;
 
 use crate::error::Result;
 use crate::layout::Layout;
@@ -31,6 +32,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use redis::aio::ConnectionManagerConfig;
 use redis::{Cmd, FromRedisValue, Script};
 use std::time::Duration;
+pub(crate) use target::Target;
 
 /// Fields as HMGET returns them, or nil for a missing/dead session.
 type Fields = Option<Vec<Option<String>>>;
@@ -77,6 +79,8 @@ pub(crate) struct RedisStore {
     commands: Commands,
     /// Durable writes' own connections, when they are on (one Redis server only).
     durable: Option<std::sync::Arc<durable::Durable>>,
+    /// The `+switch-master` listener under Sentinel, ended with the last clone.
+    _switches: Option<std::sync::Arc<target::AbortOnDrop>>,
 }
 
 /// How long a call may wait for Redis before it fails: a request must fail fast while
@@ -96,9 +100,10 @@ impl Timeouts {
 }
 
 impl RedisStore {
-    /// A store on one Redis server; with `min_replicas`, writes wait for replicas.
+    /// A store on one Redis server (or the master Sentinel names); with `min_replicas`,
+    /// writes wait for replicas.
     pub async fn connect(
-        client: redis::Client,
+        target: Target,
         layout: Layout,
         expire_keys: bool,
         timeouts: Timeouts,
@@ -114,7 +119,7 @@ impl RedisStore {
         let durable = match min_replicas {
             Some(min) => Some(std::sync::Arc::new(
                 durable::Durable::open(
-                    client.clone(),
+                    target.clone(),
                     config.clone(),
                     timeouts.response,
                     timeouts.bound(),
@@ -124,8 +129,18 @@ impl RedisStore {
             )),
             None => None,
         };
-        let con = Connection::single(client, config, timeouts.bound()).await?;
+        let con = Connection::single(target.clone(), config, timeouts.bound()).await?;
         let mut store = Self::with_connection(con, None, layout, expire_keys);
+        if target.follows() {
+            let mut connections = vec![store.con.clone()];
+            if let Some(durable) = &durable {
+                connections.extend(durable.connections().iter().cloned());
+            }
+            store._switches = Some(std::sync::Arc::new(target::watch_switches(
+                &target,
+                connections,
+            )));
+        }
         store.durable = durable;
         store.load_scripts().await?.check_layout().await
     }
@@ -193,6 +208,7 @@ impl RedisStore {
             con,
             commands: Commands::new(layout, expire_keys),
             durable: None,
+            _switches: None,
         }
     }
 

@@ -1,0 +1,203 @@
+//! A throwaway Redis Sentinel deployment: a master, its replica and three sentinels on
+//! free loopback ports, for failover tests. The sentinels run the same binary as the
+//! servers ([`crate::server_binary`] with `--sentinel`), so it works on Valkey too.
+
+use crate::{free_port, reap_with_this_process, RedisServer};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The master's name in the sentinels' configuration.
+pub const MASTER_NAME: &str = "mymaster";
+
+/// One sentinel process, stopped when dropped.
+pub struct Sentinel {
+    port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Sentinel {
+    /// Starts a sentinel that monitors `master` (quorum 2, master down after 1 s of
+    /// silence) and waits until it answers.
+    fn start(master_port: u16) -> Self {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("rs-test-sentinel-{port}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = dir.join("sentinel.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {dir}\n\
+                 sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
+                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                 sentinel failover-timeout {MASTER_NAME} 5000\n\
+                 sentinel parallel-syncs {MASTER_NAME} 1\n",
+                dir = dir.display()
+            ),
+        )
+        .expect("sentinel config");
+        let child = Command::new(crate::server_binary())
+            .arg(&config)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a sentinel");
+        reap_with_this_process(child.id());
+        let sentinel = Sentinel { port, dir, child };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if sentinel
+                .ask(&["PING"])
+                .is_ok_and(|r| r.starts_with("+PONG"))
+            {
+                return sentinel;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("sentinel on port {port} did not start");
+    }
+
+    /// `host:port` of the sentinel.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn ask(&self, args: &[&str]) -> std::io::Result<String> {
+        crate::send_command(self.port, args)
+    }
+
+    /// The port of the master this sentinel names now.
+    pub fn master_port(&self) -> Option<u16> {
+        let reply = self
+            .ask(&["SENTINEL", "get-master-addr-by-name", MASTER_NAME])
+            .ok()?;
+        let mut out = Vec::new();
+        crate::flatten(reply.as_bytes(), 0, &mut out)?;
+        out.get(1)?.parse().ok()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A master, one replica and three sentinels.
+pub struct SentinelSet {
+    /// The two data servers; which one is master changes with each failover.
+    pub servers: Vec<RedisServer>,
+    /// The three sentinels.
+    pub sentinels: Vec<Sentinel>,
+}
+
+impl SentinelSet {
+    /// Starts the set and waits until every sentinel knows the replica and the others.
+    pub fn start() -> Self {
+        let master = RedisServer::start();
+        let replica = RedisServer::start_replica_of(&master);
+        let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(master.port())).collect();
+        let set = SentinelSet {
+            servers: vec![master, replica],
+            sentinels,
+        };
+        set.wait_until_settled(set.servers[0].port(), Duration::from_secs(20));
+        set
+    }
+
+    /// `host:port` of every sentinel.
+    pub fn addrs(&self) -> Vec<String> {
+        self.sentinels.iter().map(Sentinel::addr).collect()
+    }
+
+    /// The index in `servers` of the master the first sentinel names.
+    pub fn master_index(&self) -> usize {
+        let port = self.sentinels[0].master_port();
+        self.servers
+            .iter()
+            .position(|s| Some(s.port()) == port)
+            .expect("the sentinels name one of the servers")
+    }
+
+    /// Waits until every sentinel names the server on `master_port`, sees one replica
+    /// and two other sentinels; panics after `limit`.
+    pub fn wait_until_settled(&self, master_port: u16, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            let settled = self.sentinels.iter().all(|s| {
+                s.master_port() == Some(master_port)
+                    && s.ask(&["SENTINEL", "master", MASTER_NAME]).is_ok_and(|r| {
+                        r.contains("num-slaves\r\n$1\r\n1\r\n")
+                            && r.contains("num-other-sentinels\r\n$1\r\n2\r\n")
+                    })
+                    // The replica is seen up and linked: it can be promoted next time.
+                    && s.ask(&["SENTINEL", "replicas", MASTER_NAME]).is_ok_and(|r| {
+                        !r.contains("s_down")
+                            && !r.contains("disconnected")
+                            && r.contains("master-link-status\r\n$2\r\nok")
+                    })
+            });
+            if settled {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "sentinels not settled on :{master_port} within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILLs the master and waits (at most `limit`) until the sentinels name the
+    /// other server; returns its index and how long the promotion took.
+    pub fn kill_master(&mut self, limit: Duration) -> (usize, Duration) {
+        let old = self.master_index();
+        let new = 1 - old;
+        let new_port = self.servers[new].port();
+        self.servers[old].stop();
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self
+                .sentinels
+                .iter()
+                .all(|s| s.master_port() == Some(new_port))
+                && self.servers[new]
+                    .command(&["ROLE"])
+                    .is_ok_and(|r| r.contains("master"))
+            {
+                return (new, started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no failover within {limit:?}");
+    }
+
+    /// Restarts the killed server (empty: no persistence) as a replica of the new master,
+    /// as an operator would (the sentinels would too, after several seconds), and waits
+    /// until it is in sync and every sentinel sees it up.
+    pub fn bring_back(&mut self, index: usize, limit: Duration) {
+        let master_port = self.servers[1 - index].port();
+        self.servers[index].restart_with(&["--replicaof", "127.0.0.1", &master_port.to_string()]);
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.servers[index]
+                .command(&["INFO", "replication"])
+                .is_ok_and(|i| {
+                    i.contains(&format!("master_port:{master_port}"))
+                        && i.contains("master_link_status:up")
+                })
+            {
+                self.wait_until_settled(master_port, limit.saturating_sub(started.elapsed()));
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the old master did not become a replica within {limit:?}");
+    }
+}
