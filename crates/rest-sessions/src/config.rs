@@ -96,6 +96,34 @@ pub struct Config {
     )]
     pub redis_cluster: Vec<String>,
 
+    /// Redis Sentinels, comma-separated `host:port` (`10.0.0.1:26379,10.0.0.2:26379`): the
+    /// server connects to the master they name for `RS_SENTINEL_MASTER` and follows it
+    /// across failovers without a restart. The master's password, database and TLS come
+    /// from `RS_REDISURL` when set (its host is not used).
+    #[arg(
+        long,
+        env = "RS_SENTINELS",
+        value_delimiter = ',',
+        conflicts_with = "redis_cluster"
+    )]
+    pub sentinels: Vec<String>,
+
+    /// The master's name in the sentinels' configuration.
+    #[arg(
+        long = "sentinel-master",
+        env = "RS_SENTINEL_MASTER",
+        default_value = "mymaster"
+    )]
+    pub sentinel_master: String,
+
+    /// The sentinels' own password, when they have one.
+    #[arg(
+        long = "sentinel-password",
+        env = "RS_SENTINEL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub sentinel_password: Option<String>,
+
     /// Shards of the sharded (cluster) layout. Recorded in Redis on first use: a server
     /// started with another count refuses to start (changing it is a migration, see
     /// crates/redis-sessions/CLUSTER.md).
@@ -191,6 +219,7 @@ impl Config {
             || self.redis_port.is_some()
             || self.redis_url.is_some()
             || !self.redis_cluster.is_empty()
+            || !self.sentinels.is_empty()
     }
 
     /// The library options these settings stand for.
@@ -210,6 +239,14 @@ impl Config {
                     shards: self.shards,
                 })
                 .read_from_replicas(self.read_from_replicas);
+        } else if !self.sentinels.is_empty() {
+            options = options.sentinel(self.sentinels.clone(), self.sentinel_master.clone());
+            if let Some(url) = &self.redis_url {
+                options = options.url(url.clone());
+            }
+            if let Some(password) = &self.sentinel_password {
+                options = options.sentinel_password(password.clone());
+            }
         } else if let Some(url) = &self.redis_url {
             options = options.url(url.clone());
         } else {
@@ -228,6 +265,13 @@ impl Config {
         if !self.redis_cluster.is_empty() {
             let seeds: Vec<String> = self.redis_cluster.iter().map(|u| redact_url(u)).collect();
             return format!("the cluster {}", seeds.join(","));
+        }
+        if !self.sentinels.is_empty() {
+            return format!(
+                "the master {:?} of the sentinels {}",
+                self.sentinel_master,
+                self.sentinels.join(",")
+            );
         }
         match &self.redis_url {
             Some(url) => redact_url(url),
@@ -301,6 +345,30 @@ mod tests {
         assert_eq!(c.redis_cluster.len(), 2);
         assert!(c.redis_explicit());
         assert_eq!(c.store_options().cluster.len(), 2);
+    }
+
+    #[test]
+    fn sentinels_parse() {
+        let c = Config::try_parse_from([
+            "rest-sessions",
+            "--sentinels",
+            "127.0.0.1:26379,127.0.0.1:26380",
+            "--sentinel-master",
+            "sessions",
+        ])
+        .expect("valid flags");
+        assert!(c.redis_explicit());
+        let options = c.store_options();
+        assert_eq!(options.sentinels.len(), 2);
+        assert_eq!(options.sentinel_master, "sessions");
+        assert!(Config::try_parse_from([
+            "rest-sessions",
+            "--sentinels",
+            "h:1",
+            "--redis-cluster",
+            "redis://h:2"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 pub use test_support::{free_port, RedisServer};
 
 /// Every variable the server reads: cleared so a developer's environment cannot leak in.
-const VARS: [&str; 23] = [
+const VARS: [&str; 26] = [
     "RS_WORKERS",
     "RS_REDIS_CLUSTER",
     "RS_SHARDS",
@@ -32,6 +32,9 @@ const VARS: [&str; 23] = [
     "RS_MAX_CONNECTIONS",
     "RS_MIN_REPLICAS",
     "RS_MIN_REPLICAS_TIMEOUT_MS",
+    "RS_SENTINELS",
+    "RS_SENTINEL_MASTER",
+    "RS_SENTINEL_PASSWORD",
     "RUST_LOG",
 ];
 
