@@ -198,6 +198,11 @@ impl SentinelSet {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the old master did not become a replica within {limit:?}");
+        let info = self.servers[index]
+            .command(&["INFO", "replication"])
+            .unwrap_or_default();
+        panic!(
+            "the old master did not become a replica of :{master_port} within {limit:?}: {info}"
+        );
     }
 }
