@@ -188,6 +188,15 @@ async fn failovers_are_followed_and_durable_writes_survive_them() {
     let durable = RedisSessions::connect(options(&set).min_replicas(1, Duration::from_millis(500)))
         .await
         .expect("connect durable");
+    // A third process with the cache on: its subscription must follow the master too,
+    // or it would go on serving what it cached before a failover.
+    let cached = RedisSessions::connect(options(&set).cache(60, 100))
+        .await
+        .expect("connect cached");
+    let watched = plain
+        .create(APP, "watched", "10.0.0.1", CreateOptions::default())
+        .await
+        .expect("create");
     let plain_load = Load::start(&plain, "p");
     let durable_load = Load::start(&durable, "d");
 
@@ -205,6 +214,24 @@ async fn failovers_are_followed_and_durable_writes_survive_them() {
         let (durable_failed, durable_took) = durable_load
             .recovered(killed_at, Duration::from_secs(15))
             .await;
+        // A write by another process after the failover reaches the cached process.
+        plain
+            .set(APP, &watched, &json!({ "round": round }))
+            .await
+            .expect("set after recovery")
+            .expect("live");
+        let asked = Instant::now();
+        loop {
+            let seen = cached.get(APP, &watched).await.ok().flatten();
+            if seen.and_then(|s| s.get::<i64>("round")) == Some(round as i64) {
+                break;
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(5),
+                "the cache kept a stale session"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         println!(
             "failover {round}: promoted after {:.1} s; without durable writes {plain_failed} failed calls, \
              calls succeed again after {:.1} s; with durable writes {durable_failed} failed calls, {:.1} s \
@@ -227,6 +254,12 @@ async fn failovers_are_followed_and_durable_writes_survive_them() {
         plain_record.sessions.len()
     );
     assert!(durable_record.sessions.len() > 50, "the load ran");
+    let stats = cached.cache_stats().expect("cache on");
+    assert!(
+        stats.flushes >= FAILOVERS as u64,
+        "the subscription was lost and renewed: {stats:?}"
+    );
+    assert!(stats.invalidations > 0, "invalidations arrived: {stats:?}");
     assert_eq!((lost_sessions, lost_values), (0, 0), "durable writes lost");
 
     // A Node process on the master the sentinels name now reads our sessions.
