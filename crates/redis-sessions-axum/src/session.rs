@@ -167,6 +167,7 @@ impl Shared {
             ip,
             d: None,
             no_resave: self.config.no_resave,
+            handle: Some(redis_sessions::device_handle(token)),
         });
         st.data = data;
         st.changes.clear();
