@@ -38,8 +38,8 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --all-targets 2>&1 | tee "$log" || status=$?
-cargo test --workspace --doc 2>&1 | tee -a "$log" || status=$?
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
+cargo test --workspace --doc --no-fail-fast 2>&1 | tee -a "$log" || status=$?
 # schemathesis against the real binary (built by the cargo tests above), counted as one test.
 st_passed=0
 st_failed=0

@@ -22,9 +22,8 @@ pub struct Device {
     /// True for the session of the current request ("this device").
     pub current: bool,
     /// When the session was created, in milliseconds since the epoch, read from its
-    /// token ([`redis_sessions::token_created_ms`]). Known for the current device, whose
-    /// token the request carries; None for the others, whose tokens the store's listing
-    /// does not return (by design) and does not yet report a creation time for.
+    /// token ([`redis_sessions::token_created_ms`]) by the store's listing (`soid`), which
+    /// keeps the tokens to itself.
     pub created_ms: Option<u64>,
     /// Seconds since the session's last request ("last active").
     pub idle: i64,
@@ -55,7 +54,9 @@ impl Device {
             .map(str::to_owned);
         Some(Device {
             current,
-            created_ms: if current { own_created_ms } else { None },
+            created_ms: info
+                .created_ms
+                .or(if current { own_created_ms } else { None }),
             idle: info.idle,
             ip: info.ip.clone(),
             user_agent,
@@ -81,6 +82,7 @@ mod tests {
             d: d.and_then(|v| v.as_object().cloned()),
             no_resave: false,
             handle: handle.map(str::to_owned),
+            created_ms: None,
         }
     }
 
@@ -105,7 +107,15 @@ mod tests {
         )
         .expect("has a handle");
         assert!(!them.current);
-        assert_eq!(them.created_ms, None, "another device's token is not known");
+        assert_eq!(them.created_ms, None, "not listed with its creation time");
+        let mut listed = info(Some(&other), None);
+        listed.created_ms = Some(9);
+        let listed = Device::from_info(listed, Some(&own), Some(7)).expect("has a handle");
+        assert_eq!(
+            listed.created_ms,
+            Some(9),
+            "the store's creation time of that device"
+        );
         assert_eq!(them.user_agent, None, "a non-string is no user agent");
         assert!(Device::from_info(info(None, None), Some(&own), None).is_none());
     }

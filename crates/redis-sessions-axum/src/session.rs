@@ -168,6 +168,7 @@ impl Shared {
             d: None,
             no_resave: self.config.no_resave,
             handle: Some(redis_sessions::device_handle(token)),
+            created_ms: redis_sessions::token_created_ms(token),
         });
         st.data = data;
         st.changes.clear();

@@ -426,6 +426,7 @@ impl RedisSessions {
             .filter_map(|(token, r)| {
                 let mut session = r.into_session(now)?;
                 session.handle = Some(device_handle(&token));
+                session.created_ms = token_created_ms(&token);
                 Some(session)
             })
             .collect())

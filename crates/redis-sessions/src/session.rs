@@ -35,6 +35,10 @@ pub struct Session {
     /// sessions `soid` lists: names this session for `kill_device` without its token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<String>,
+    /// When the session was created (ms since the epoch, read from its token), in the
+    /// sessions `soid` lists: a devices page shows it, and the token stays in the library.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_ms: Option<u64>,
 }
 
 impl Session {
@@ -96,6 +100,7 @@ impl Record {
             d: self.d,
             no_resave: self.no_resave,
             handle: None,
+            created_ms: None,
         })
     }
 

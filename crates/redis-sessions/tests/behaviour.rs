@@ -539,6 +539,14 @@ async fn devices_by_handle(env: &Env) {
         handles, expected,
         "one handle per session, the hash of its token"
     );
+    for s in &listed {
+        let token = [&a1, &a2, &a3]
+            .into_iter()
+            .find(|t| s.handle.as_deref() == Some(device_handle(t).as_str()))
+            .expect("listed");
+        assert_eq!(s.created_ms, redis_sessions::token_created_ms(token));
+        assert!(s.created_ms.is_some());
+    }
     for t in [&a1, &a2, &a3] {
         assert!(handles.iter().all(|h| !h.contains(t.as_str())));
     }

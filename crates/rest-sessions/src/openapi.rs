@@ -159,6 +159,9 @@ pub struct SessionDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[0-9a-f]{32}$")]
     handle: Option<String>,
+    /// In `soid`'s sessions: when the session was created, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_ms: Option<u64>,
 }
 
 /// `{}`: no live session.
