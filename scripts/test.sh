@@ -53,12 +53,12 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --all-targets 2>&1 | tee "$log" || status=$?
-cargo test --workspace --doc 2>&1 | tee -a "$log" || status=$?
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
+cargo test --workspace --doc --no-fail-fast 2>&1 | tee -a "$log" || status=$?
 # The same suites on Valkey 8 (only these targets: the rest does not depend on the server).
 echo "--- on Valkey: $("$VALKEY_BIN/valkey-server" --version)"
 RS_TEST_SERVER="$VALKEY_BIN/valkey-server" RS_TEST_CLI="$VALKEY_BIN/valkey-cli" \
-  cargo test -p redis-sessions --test behaviour --test interop --test cluster --test cluster_layout 2>&1 \
+  cargo test -p redis-sessions --no-fail-fast --test behaviour --test interop --test cluster --test cluster_layout 2>&1 \
   | tee -a "$log" || status=$?
 # schemathesis against the real binary (built by the cargo tests above), counted as one test.
 st_passed=0

@@ -30,7 +30,7 @@ for path in sorted(glob.glob('logs/*.log')):
         fault=fault_s.get((client, fault, run)), replaced=replaced))
 print('| client | fault | wedged | failed calls, per run | s from fault to last failure | fault lasted (s) | ok/s before → last 5 s (k) |')
 print('|---|---|---|---|---|---|---|')
-for client in ['r18', 'r20', 'fredc', 'fredu', 'store18', 'store']:
+for client in ['r18', 'r20', 'fredc', 'fredu', 'storefix', 'store18', 'store']:
     for fault in ['reshard', 'rebalance', 'failover', 'clientkill']:
         r = rows.get((client, fault))
         if not r:

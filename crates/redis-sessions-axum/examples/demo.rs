@@ -1,6 +1,6 @@
 //! A small shop with logins kept by redis-sessions-axum: a cart that works before login
 //! and comes along at login, a visit counter, and a "my devices" page that signs out this
-//! device or all the others.
+//! device, one other device (by its handle, never its token), or all the others.
 //!
 //! ```text
 //! cargo run -p redis-sessions-axum --example demo                  # embedded store
@@ -17,11 +17,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
-use redis_sessions_axum::{Session, SessionError, SessionInfoExt, SessionLayer};
+use redis_sessions_axum::{Session, SessionError, SessionInfoExt, SessionLayer, USER_AGENT_KEY};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The app name: the sessions' namespace in the store and the cookie's name.
 pub const APP: &str = "demo";
@@ -41,15 +40,9 @@ struct Line {
     qty: u32,
 }
 
-/// What a session remembers about the device it was signed in on (a structured value).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Device {
-    /// Tells this sign-in apart from the user's others (not a secret).
-    label: String,
-    browser: String,
-    /// Unix time of the sign-in.
-    since: i64,
-}
+/// The data key of the sign-in time (Unix seconds), shown for the other devices, whose
+/// creation time the middleware knows only for the current one.
+const SIGNED_IN: &str = "signed_in";
 
 /// The whole site, over `store`. Visitor sessions are on, so the cart works before login.
 pub fn app(store: RedisSessions) -> Router {
@@ -60,6 +53,7 @@ pub fn app(store: RedisSessions) -> Router {
         .route("/login", post(login))
         .route("/devices", get(devices))
         .route("/logout", post(logout))
+        .route("/logout-device", post(logout_device))
         .route("/logout-others", post(logout_others))
         .route("/logout-everywhere", post(logout_everywhere))
         .layer(SessionLayer::new(store, APP).visitors(true))
@@ -148,6 +142,7 @@ form{display:inline}input{font:inherit;padding:.45rem .6rem;border:1px solid var
 .flash{background:#e9f7ef;border:1px solid #bfe5cd;border-radius:10px;padding:.6rem 1rem;grid-column:1/-1}\
 .error{background:#fdecec;border-color:#f3c2c2}\
 .stat{font-size:2rem;font-weight:700}.muted{color:var(--muted);font-size:.9rem}\
+.device{display:flex;flex-wrap:wrap;align-items:center;gap:.2rem .5rem}.device form{margin-left:auto}\
 .device.me{background:#f1f6ff;border-radius:8px;padding-left:.5rem}\
 .tag{display:inline-block;font-size:.75rem;background:var(--accent);color:#fff;border-radius:99px;padding:0 .5rem;margin-left:.4rem}\
 .actions{display:flex;gap:.5rem;flex-wrap:wrap;margin-top:.8rem}";
@@ -351,13 +346,10 @@ async fn login(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     session.upgrade(name).await?;
-    // After upgrade: these belong to the new session whoever was signed in before.
-    let device = Device {
-        label: device_label(),
-        browser: browser_name(agent).to_owned(),
-        since: unix_now(),
-    };
-    session.insert("device", &device)?;
+    // After upgrade: these belong to the new session whoever was signed in before; the
+    // devices page shows them.
+    session.insert(USER_AGENT_KEY, agent)?;
+    session.insert(SIGNED_IN, unix_now())?;
     let items: u32 = cart_of(&session)?.iter().map(|l| l.qty).sum();
     let flash = if items > 0 {
         format!("Welcome, {name}! Your cart ({items} item(s)) came along.")
@@ -368,35 +360,56 @@ async fn login(
     Ok(Redirect::to("/").into_response())
 }
 
-/// The devices (sessions) of the user, with this one marked.
+/// The devices (sessions) of the user, with this one marked, each other one with a
+/// "sign out that device" button that posts its handle (never its token).
 async fn devices(session: Session) -> Result<Response, SessionError> {
     let Some(user) = session.id() else {
         return Ok(Redirect::to("/").into_response());
     };
     let flash = take_flash(&session)?;
-    let current = session.get::<Device>("device")?.map(|d| d.label);
-    let sessions = session.soid().await?;
+    let devices = session.devices().await?;
     let now = unix_now();
     let mut list = String::new();
-    for s in &sessions {
-        // A session signed in elsewhere (say by a Node.js service) may have no device.
-        let (device, browser, since) = match s.value::<Device>("device") {
-            Ok(Some(d)) => (d.label, d.browser, (now - d.since).max(0)),
-            _ => (String::new(), "unknown browser".to_owned(), 0),
+    for d in &devices {
+        // A session signed in elsewhere (say by a Node.js service) may have no agent.
+        let browser = d
+            .user_agent
+            .as_deref()
+            .map_or("unknown browser", browser_name);
+        let signed_in = match d.created_ms {
+            Some(ms) => Some(i64::try_from(ms / 1000).unwrap_or(now)),
+            None => d.info.value::<i64>(SIGNED_IN).ok().flatten(),
         };
-        let me = current.as_deref() == Some(device.as_str());
+        let since = signed_in.map_or_else(
+            || "signed in at an unknown time".to_owned(),
+            |t| format!("signed in {} s ago", (now - t).max(0)),
+        );
+        let action = if d.current {
+            String::new()
+        } else {
+            format!(
+                "<form method=\"post\" action=\"/logout-device\">\
+                 <input type=\"hidden\" name=\"handle\" value=\"{handle}\">\
+                 <button class=\"quiet sign-out-device\">Sign out that device</button></form>",
+                handle = escape(&d.handle)
+            )
+        };
         let _ = write!(
             list,
-            "<li class=\"device{cls}\" data-device=\"{device}\"><b>{browser}</b>{tag} \
-             <span class=\"muted\">from {ip} · signed in {since} s ago · last active {idle} s ago · \
-             {r} request(s)</span></li>",
-            cls = if me { " me" } else { "" },
-            tag = if me { "<span class=\"tag\">this device</span>" } else { "" },
-            device = escape(&device),
-            browser = escape(&browser),
-            ip = escape(&s.ip),
-            idle = s.idle,
-            r = s.r,
+            "<li class=\"device{cls}\" data-handle=\"{handle}\"><b>{browser}</b>{tag}\
+             <span class=\"muted\">from {ip} · {since} · last active {idle} s ago · \
+             {r} request(s)</span>{action}</li>",
+            cls = if d.current { " me" } else { "" },
+            tag = if d.current {
+                "<span class=\"tag\">this device</span>"
+            } else {
+                ""
+            },
+            handle = escape(&d.handle),
+            browser = escape(browser),
+            ip = escape(&d.ip),
+            idle = d.idle,
+            r = d.info.r,
         );
     }
     let flash = flash
@@ -410,9 +423,35 @@ async fn devices(session: Session) -> Result<Response, SessionError> {
          <form method=\"post\" action=\"/logout-others\"><button id=\"logout-others\">Sign out all other devices</button></form>\
          <form method=\"post\" action=\"/logout-everywhere\"><button class=\"danger\" id=\"logout-everywhere\">Sign out everywhere</button></form>\
          </div><p><a href=\"/\">← Back to the shop</a></p></section>",
-        n = sessions.len()
+        n = devices.len()
     );
     Ok(page("My devices", Some(&user), true, &body).into_response())
+}
+
+#[derive(Deserialize)]
+struct DeviceForm {
+    handle: String,
+}
+
+/// Signs out one device of the user, named by its handle. A handle of another user's
+/// session ends nothing (the store looks among this user's sessions only).
+async fn logout_device(
+    session: Session,
+    Form(form): Form<DeviceForm>,
+) -> Result<Redirect, SessionError> {
+    if !session.is_authenticated() {
+        return Ok(Redirect::to("/"));
+    }
+    let flash = if session.kill_device(&form.handle).await? {
+        "Signed out that device."
+    } else {
+        "That device was already signed out."
+    };
+    if session.is_authenticated() {
+        session.insert("flash", flash)?;
+        return Ok(Redirect::to("/devices"));
+    }
+    Ok(Redirect::to("/")) // it was this device's handle
 }
 
 /// Signs this device out.
@@ -437,16 +476,6 @@ async fn logout_everywhere(session: Session) -> Result<Redirect, SessionError> {
         session.destroyall().await?;
     }
     Ok(Redirect::to("/"))
-}
-
-/// A label that tells this login apart from the user's others (not a secret).
-fn device_label() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{:x}", (nanos << 16) ^ n)
 }
 
 fn browser_name(agent: &str) -> &'static str {

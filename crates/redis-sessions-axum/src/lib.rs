@@ -74,14 +74,17 @@
 //!   HTTPS requests ([`CookieSecure::Auto`]: the URI scheme, the [`Tls`] extension for
 //!   HTTP/1.1 servers that terminate TLS themselves, and trusted proxy headers).
 //! - **Logout ends the session in the store**, not just in the browser
-//!   ([`Session::destroy`]); [`Session::destroy_others`] and [`Session::destroyall`]
-//!   sign out the other devices or all of them.
+//!   ([`Session::destroy`]); [`Session::kill_device`] signs out one other device by its
+//!   handle (a one-way hash of its token, listed by [`Session::devices`]; never the
+//!   token), [`Session::destroy_others`] all the other devices in one atomic store call
+//!   (this one keeps its session and token), [`Session::destroyall`] every device.
 //! - Tokens and session data never reach logs; errors name keys and types only.
 
 #![warn(missing_docs)]
 
 mod config;
 mod cookie;
+mod device;
 mod error;
 mod request;
 mod service;
@@ -90,6 +93,7 @@ mod value;
 mod visitor;
 
 pub use config::{CookieSecure, SameSite, SessionLayer};
+pub use device::{Device, USER_AGENT_KEY};
 pub use error::{SessionError, RETRY_AFTER_SECONDS};
 pub use request::Tls;
 pub use service::SessionService;

@@ -167,6 +167,8 @@ impl Shared {
             ip,
             d: None,
             no_resave: self.config.no_resave,
+            handle: Some(redis_sessions::device_handle(token)),
+            created_ms: redis_sessions::token_created_ms(token),
         });
         st.data = data;
         st.changes.clear();
@@ -607,30 +609,51 @@ impl Session {
     }
 
     /// Signs the user out on every other device and keeps this one ("sign out all other
-    /// devices"): every session of the user ends, then this device gets a new session
-    /// with its data (a new token, the cookie set). Returns how many other sessions ended.
-    ///
-    /// Two store calls, not one atomic step: a request of another device that lands
-    /// between them finds its session gone, as it should; if the second call fails, this
-    /// device is signed out too (the safe side) and the error is returned.
+    /// devices"): one atomic store call ends every session of the user but this one,
+    /// which keeps its token, its data and its cookie. Returns how many other sessions
+    /// ended.
     pub async fn destroy_others(&self) -> Result<u64, SessionError> {
         let id = self.id().ok_or(SessionError::NotAuthenticated)?;
-        let data = self.state().data.clone();
-        let app = self.app_name();
-        let killed = self.store().killsoid(app, &id).await?;
-        let ip = self.shared.new_session_ip();
-        let options = self.shared.create_options(&data);
-        match self.store().create(app, &id, &ip, options).await {
-            Ok(token) => {
-                let mut st = self.state();
-                self.shared.created(&mut st, &token, &id, ip, data);
-                Ok(killed.saturating_sub(1))
-            }
-            Err(err) => {
-                self.logged_out();
-                Err(err.into())
-            }
+        let token = self.token().ok_or(SessionError::NotAuthenticated)?;
+        Ok(self
+            .store()
+            .killsoid_keep(self.app_name(), &id, &token)
+            .await?)
+    }
+
+    /// The live sessions of the logged-in user as a "my devices" page shows them, most
+    /// recently active first: each with its handle (never its token), last activity, ip,
+    /// the user agent where the app stores one ([`USER_AGENT_KEY`](crate::USER_AGENT_KEY)),
+    /// and which one is this device.
+    pub async fn devices(&self) -> Result<Vec<crate::Device>, SessionError> {
+        let id = self.id().ok_or(SessionError::NotAuthenticated)?;
+        let own = self.token();
+        let own_handle = own.as_deref().map(redis_sessions::device_handle);
+        let own_created = own.as_deref().and_then(redis_sessions::token_created_ms);
+        let sessions = self.store().soid(self.app_name(), &id).await?;
+        Ok(sessions
+            .into_iter()
+            .filter_map(|s| crate::Device::from_info(s, own_handle.as_deref(), own_created))
+            .collect())
+    }
+
+    /// Signs out one device of the logged-in user by its handle (from
+    /// [`devices`](Self::devices)): "sign out that laptop". The store looks the handle up
+    /// among **this user's** sessions only, so a handle of another user's session ends
+    /// nothing. True when a session ended; the handle of this device signs this device
+    /// out (as [`destroy`](Self::destroy) does). A text that is not shaped like a handle
+    /// is refused (400).
+    pub async fn kill_device(&self, handle: &str) -> Result<bool, SessionError> {
+        let id = self.id().ok_or(SessionError::NotAuthenticated)?;
+        let own = self.token().map(|t| redis_sessions::device_handle(&t));
+        let killed = self
+            .store()
+            .kill_device(self.app_name(), &id, handle)
+            .await?;
+        if killed > 0 && own.as_deref() == Some(handle) {
+            self.logged_out();
         }
+        Ok(killed > 0)
     }
 
     fn logged_out(&self) {
@@ -639,8 +662,10 @@ impl Session {
         st.cookie = CookieAction::Clear;
     }
 
-    /// The live sessions of this user (one per device or browser), most recent first.
-    /// They carry no tokens. Read their data with
+    /// The live sessions of this user (one per device or browser), most recent first, as
+    /// the store's records: each with its device handle, none with its token
+    /// ([`devices`](Self::devices) is the same list shaped for a "my devices" page). Read
+    /// their data with
     /// [`SessionInfoExt::value`](crate::SessionInfoExt::value), which decodes structured
     /// values as [`get`](Self::get) does.
     pub async fn soid(&self) -> Result<Vec<crate::SessionInfo>, SessionError> {

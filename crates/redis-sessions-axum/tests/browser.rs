@@ -185,6 +185,12 @@ async fn cart(browser: &Client) -> Vec<String> {
     out
 }
 
+/// The browser's session token (its cookie).
+async fn token_of(browser: &Client) -> String {
+    let cookie = browser.get_named_cookie(demo::APP).await.unwrap();
+    cookie.value().to_owned()
+}
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -341,12 +347,72 @@ async fn scenario(
     }
     screenshot(laptop, "3-three-devices").await;
 
-    // 5. "Sign out all other devices" on the phone: the laptop and the tablet are signed
-    //    out (checked from them), the phone stays signed in with its counter.
+    // 5. "Sign out that device" on the laptop, for the tablet: the button posts the
+    //    tablet's handle (a hash of its token, never the token). Checked from the tablet
+    //    (signed out) and the phone (still signed in, two devices listed).
+    let tablet_token = token_of(tablet).await;
+    let tablet_handle = redis_sessions_axum::redis_sessions::device_handle(&tablet_token);
+    laptop.goto(&format!("{base}devices")).await.unwrap();
+    wait_text(laptop, "device-count", "3").await;
+    let source = laptop.source().await.unwrap();
+    for browser in [phone, tablet] {
+        let token = token_of(browser).await;
+        assert!(
+            !source.contains(&token),
+            "no other device's token in the page"
+        );
+    }
+    assert_eq!(
+        laptop
+            .find_all(Locator::Css("button.sign-out-device"))
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "one button per other device, none for this one"
+    );
+    let button = format!("li[data-handle=\"{tablet_handle}\"] button.sign-out-device");
+    laptop
+        .find(Locator::Css(&button))
+        .await
+        .unwrap_or_else(|e| panic!("no sign-out button for the tablet: {e}"))
+        .click()
+        .await
+        .unwrap();
+    wait_text(laptop, "flash", "Signed out that device.").await;
+    wait_text(laptop, "device-count", "2").await;
+    screenshot(laptop, "4-that-device-signed-out").await;
+    tablet.goto(base).await.unwrap();
+    wait_logged_out(tablet).await;
+    tablet.goto(&format!("{base}devices")).await.unwrap();
+    wait_logged_out(tablet).await;
+    phone.goto(&format!("{base}devices")).await.unwrap();
+    wait_text(phone, "user", "alice").await;
+    wait_text(phone, "device-count", "2").await;
+    let listed = phone.find_all(Locator::Css("li.device")).await.unwrap();
+    for item in listed {
+        let handle = item.attr("data-handle").await.unwrap().unwrap_or_default();
+        assert_ne!(handle, tablet_handle, "the tablet is no longer listed");
+    }
+    laptop.goto(base).await.unwrap();
+    wait_text(laptop, "user", "alice").await;
+
+    // 6. "Sign out all other devices" on the phone (the tablet signed in again): the
+    //    laptop and the tablet are signed out (checked from them), the phone stays signed
+    //    in with the same token and its counter.
+    log_in(tablet, base, "alice").await;
+    let phone_token = token_of(phone).await;
+    phone.goto(&format!("{base}devices")).await.unwrap();
+    wait_text(phone, "device-count", "3").await;
     click(phone, "logout-others").await;
     wait_text(phone, "flash", "Signed out 2 other device(s).").await;
     wait_text(phone, "device-count", "1").await;
-    screenshot(phone, "4-other-devices-signed-out").await;
+    assert_eq!(
+        token_of(phone).await,
+        phone_token,
+        "this device keeps its token"
+    );
+    screenshot(phone, "5-other-devices-signed-out").await;
     for browser in [laptop, tablet] {
         browser.goto(base).await.unwrap();
         wait_logged_out(browser).await;
@@ -357,7 +423,7 @@ async fn scenario(
     wait_text(phone, "user", "alice").await;
     wait_text(phone, "visits", "2").await;
 
-    // 6. Sign out everywhere from the laptop, signed in again: the phone is signed out.
+    // 7. Sign out everywhere from the laptop, signed in again: the phone is signed out.
     log_in(laptop, base, "alice").await;
     laptop.goto(&format!("{base}devices")).await.unwrap();
     wait_text(laptop, "device-count", "2").await;
@@ -366,7 +432,7 @@ async fn scenario(
     phone.refresh().await.unwrap();
     wait_logged_out(phone).await;
 
-    // 7. User input is shown as text, never as markup; "sign out this device" signs out.
+    // 8. User input is shown as text, never as markup; "sign out this device" signs out.
     let evil = "<img src=x onerror=alert(1)>&amp;";
     log_in(tablet, base, evil).await;
     tablet.goto(&format!("{base}devices")).await.unwrap();

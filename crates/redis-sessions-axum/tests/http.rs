@@ -76,6 +76,38 @@ async fn devices(s: Session) -> Result<String, SessionError> {
     Ok(s.soid().await?.len().to_string())
 }
 
+/// The devices, one line each: handle, this device?, created ms, user agent, ip.
+async fn device_list(s: Session) -> Result<String, SessionError> {
+    let mut out = String::new();
+    for d in s.devices().await? {
+        let created = d.created_ms.map_or("-".into(), |c| c.to_string());
+        let agent = d.user_agent.unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "{} {} {created} {agent} {}\n",
+            d.handle, d.current, d.ip
+        ));
+    }
+    Ok(out)
+}
+
+/// Stores the request's user agent where `devices()` reads it.
+async fn remember_agent(s: Session, headers: HeaderMap) -> Result<&'static str, SessionError> {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    s.insert(redis_sessions_axum::USER_AGENT_KEY, agent)?;
+    Ok("ok")
+}
+
+async fn kill_device(s: Session, Path(handle): Path<String>) -> Result<String, SessionError> {
+    Ok(s.kill_device(&handle).await?.to_string())
+}
+
+async fn logout_others(s: Session) -> Result<String, SessionError> {
+    Ok(s.destroy_others().await?.to_string())
+}
+
 fn routes() -> Router {
     Router::new()
         .route("/login/{user}", post(login))
@@ -87,6 +119,10 @@ fn routes() -> Router {
         .route("/logout", post(logout))
         .route("/logout-all", post(logout_all))
         .route("/devices", get(devices))
+        .route("/device-list", get(device_list))
+        .route("/agent", post(remember_agent))
+        .route("/kill-device/{handle}", post(kill_device))
+        .route("/logout-others", post(logout_others))
         .route("/static", get(|| async { "static" }))
 }
 
@@ -360,14 +396,21 @@ async fn upgrade_rotates_the_token_and_kills_the_old_one() {
     assert_ne!(third, planted);
 }
 
+/// The app over `server`, alice logged in on three devices and bob on one: their tokens.
+async fn alice_on_three_devices_and_bob(server: &RedisServer) -> (Router, [String; 4]) {
+    let app = routes().layer(SessionLayer::new(store(server).await, APP));
+    let mut tokens = Vec::new();
+    for user in ["alice", "alice", "alice", "bob"] {
+        tokens.push(log_in(&app, user, None).await);
+    }
+    let tokens = tokens.try_into().expect("four logins");
+    (app, tokens)
+}
+
 #[tokio::test]
 async fn destroy_clears_the_cookie_and_destroyall_logs_out_every_device() {
     let server = RedisServer::start();
-    let app = routes().layer(SessionLayer::new(store(&server).await, APP));
-    let laptop = log_in(&app, "alice", None).await;
-    let phone = log_in(&app, "alice", None).await;
-    let tablet = log_in(&app, "alice", None).await;
-    let bob = log_in(&app, "bob", None).await;
+    let (app, [laptop, phone, tablet, bob]) = alice_on_three_devices_and_bob(&server).await;
     assert_eq!(send(&app, "GET", "/devices", Some(&phone)).await.body, "3");
 
     // Log out this device.
@@ -402,6 +445,153 @@ async fn destroy_clears_the_cookie_and_destroyall_logs_out_every_device() {
 
     // Operations that need a logged-in user answer 401 to a visitor.
     let r = send(&app, "POST", "/logout-all", Some(&laptop)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+/// The parsed lines of `/device-list`: (handle, current, created, agent, ip).
+async fn device_list_of(app: &Router, token: &str) -> Vec<Vec<String>> {
+    let r = send(app, "GET", "/device-list", Some(token)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!r.body.contains(token), "no token in the device list");
+    r.body
+        .lines()
+        .map(|l| l.split(' ').map(str::to_owned).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn devices_are_named_by_handle_and_only_the_users_own_can_be_signed_out() {
+    let server = RedisServer::start();
+    let app = routes().layer(SessionLayer::new(store(&server).await, APP));
+    let laptop = log_in(&app, "alice", None).await;
+    let phone = log_in(&app, "alice", None).await;
+    let bob = log_in(&app, "bob", None).await;
+    let r = send_with(
+        &app,
+        "POST",
+        "/agent",
+        Some(&laptop),
+        &[("user-agent", "LaptopBrowser/1")],
+    )
+    .await;
+    assert_eq!(r.body, "ok");
+
+    // The laptop sees both of alice's devices, itself marked, with its creation time
+    // (from its token) and the user agent it stored; no tokens anywhere.
+    let list = device_list_of(&app, &laptop).await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    let own = redis_sessions::device_handle(&laptop);
+    let phone_handle = redis_sessions::device_handle(&phone);
+    let me = list
+        .iter()
+        .find(|d| d[0] == own)
+        .expect("this device listed");
+    assert_eq!(me[1], "true");
+    let created = redis_sessions::token_created_ms(&laptop).unwrap();
+    assert_eq!(me[2], created.to_string());
+    assert_eq!(me[3], "LaptopBrowser/1");
+    let other = list
+        .iter()
+        .find(|d| d[0] == phone_handle)
+        .expect("phone listed");
+    assert_eq!((other[1].as_str(), other[3].as_str()), ("false", "-"));
+    assert_eq!(me[4], other[4], "both record the same (unknown) address");
+
+    // Another user's handle ends nothing: bob stays signed in.
+    let bob_handle = device_list_of(&app, &bob).await[0][0].clone();
+    assert_eq!(bob_handle, redis_sessions::device_handle(&bob));
+    let r = send(
+        &app,
+        "POST",
+        &format!("/kill-device/{bob_handle}"),
+        Some(&laptop),
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "false"));
+    assert!(send(&app, "GET", "/me", Some(&bob))
+        .await
+        .body
+        .starts_with("bob "));
+
+    // A text that is not a handle is refused; a visitor may not sign out devices.
+    let r = send(&app, "POST", "/kill-device/nothandle", Some(&laptop)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = send(&app, "POST", &format!("/kill-device/{phone_handle}"), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // The phone's handle signs the phone out, and the laptop stays signed in.
+    let r = send(
+        &app,
+        "POST",
+        &format!("/kill-device/{phone_handle}"),
+        Some(&laptop),
+    )
+    .await;
+    assert_eq!(r.body, "true");
+    assert!(r.set_cookie().is_none(), "the laptop's cookie is untouched");
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&phone)).await.body,
+        "anonymous"
+    );
+    assert!(send(&app, "GET", "/me", Some(&laptop))
+        .await
+        .body
+        .starts_with("alice "));
+    let r = send(
+        &app,
+        "POST",
+        &format!("/kill-device/{phone_handle}"),
+        Some(&laptop),
+    )
+    .await;
+    assert_eq!(r.body, "false", "already signed out");
+    assert_eq!(device_list_of(&app, &laptop).await.len(), 1);
+
+    // Its own handle signs this device out and clears the cookie.
+    let r = send(&app, "POST", &format!("/kill-device/{own}"), Some(&laptop)).await;
+    assert_eq!(r.body, "true");
+    assert!(r.set_cookie().unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&laptop)).await.body,
+        "anonymous"
+    );
+}
+
+#[tokio::test]
+async fn destroy_others_keeps_this_session_and_its_token() {
+    let server = RedisServer::start();
+    let (app, [laptop, phone, tablet, bob]) = alice_on_three_devices_and_bob(&server).await;
+    assert_eq!(send(&app, "POST", "/inc", Some(&laptop)).await.body, "1");
+
+    let r = send(&app, "POST", "/logout-others", Some(&laptop)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "2"));
+    assert!(r.set_cookie().is_none(), "same token, so no new cookie");
+    for other in [&phone, &tablet] {
+        assert_eq!(
+            send(&app, "GET", "/me", Some(other)).await.body,
+            "anonymous"
+        );
+    }
+    // The laptop keeps its token (sent as before) and its data.
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&laptop)).await.body,
+        "alice visits=1 via=login w=2"
+    );
+    let list = device_list_of(&app, &laptop).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0][0], redis_sessions::device_handle(&laptop));
+    assert!(send(&app, "GET", "/me", Some(&bob))
+        .await
+        .body
+        .starts_with("bob "));
+    // Nothing left to sign out; a visitor may not.
+    assert_eq!(
+        send(&app, "POST", "/logout-others", Some(&laptop))
+            .await
+            .body,
+        "0"
+    );
+    let r = send(&app, "POST", "/logout-others", Some(&phone)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 

@@ -41,6 +41,7 @@
 pub mod bench_support;
 mod cache;
 mod clock;
+mod device;
 mod error;
 pub mod layout;
 mod memory_store;
@@ -57,6 +58,7 @@ mod validate;
 
 pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use device::{device_handle, HANDLE_LEN};
 pub use error::{Error, Result};
 pub use migration::{token_created_ms, Migration};
 pub use options::{KeyLayout, MinReplicas, Options, DEFAULT_SHARDS};
@@ -367,11 +369,44 @@ impl RedisSessions {
     pub async fn killsoid(&self, app: &str, id: &str) -> Result<u64> {
         validate::app(app)?;
         validate::id(id)?;
-        let killed = self.backend()?.killsoid(app, id).await;
+        let killed = self.backend()?.killsoid(app, id, None).await;
         if let Some(cache) = &self.inner.cache {
             cache.invalidate_id(app, id);
         }
         killed
+    }
+
+    /// Ends every session of one id but the one of `keep` ("sign out all other devices"),
+    /// in the same atomic steps as [`killsoid`](Self::killsoid); returns how many ended.
+    /// `keep` is the caller's own token, so only a holder of a session can spare it.
+    pub async fn killsoid_keep(&self, app: &str, id: &str, keep: &str) -> Result<u64> {
+        validate::app(app)?;
+        validate::id(id)?;
+        validate::token(keep)?;
+        let killed = self.backend()?.killsoid(app, id, Some(keep)).await;
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_id(app, id);
+        }
+        killed
+    }
+
+    /// Ends the session of `id` whose device handle (from [`soid`](Self::soid)) is
+    /// `handle` ("sign out that laptop"). Returns 1 when a session ended, 0 when no session
+    /// of this id has that handle (already ended, or the handle of another user's session).
+    pub async fn kill_device(&self, app: &str, id: &str, handle: &str) -> Result<u64> {
+        validate::app(app)?;
+        validate::id(id)?;
+        if !device::is_handle(handle) {
+            return Err(Error::InvalidFormat("Invalid handle format".into()));
+        }
+        let sessions = self.backend()?.soid(app, id).await?;
+        let Some((token, _)) = sessions
+            .into_iter()
+            .find(|(token, _)| device_handle(token) == handle)
+        else {
+            return Ok(0);
+        };
+        self.kill(app, &token).await
     }
 
     /// How many distinct ids were active in the last `delta_time` seconds.
@@ -394,16 +429,22 @@ impl RedisSessions {
             .collect())
     }
 
-    /// The live sessions of one id (its devices), most recently active first.
+    /// The live sessions of one id (its devices), most recently active first, each with
+    /// its device handle (for [`kill_device`](Self::kill_device); never its token).
     pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<Session>> {
         validate::app(app)?;
         validate::id(id)?;
         let now = self.now();
         let mut records = self.backend()?.soid(app, id).await?;
-        records.sort_by_key(|r| std::cmp::Reverse(r.la));
+        records.sort_by_key(|(_, r)| std::cmp::Reverse(r.la));
         Ok(records
             .into_iter()
-            .filter_map(|r| r.into_session(now))
+            .filter_map(|(token, r)| {
+                let mut session = r.into_session(now)?;
+                session.handle = Some(device_handle(&token));
+                session.created_ms = token_created_ms(&token);
+                Some(session)
+            })
             .collect())
     }
 

@@ -157,13 +157,18 @@ impl MemoryStore {
         Ok(live)
     }
 
-    pub fn killsoid(&self, app: &str, id: &str) -> Result<u64> {
+    pub fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
         let mut st = self.lock();
         let tokens: Vec<String> = st
             .apps
             .get(app)
             .and_then(|a| a.user_tokens.get(id))
-            .map(|t| t.iter().cloned().collect())
+            .map(|t| {
+                t.iter()
+                    .filter(|t| Some(t.as_str()) != keep)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let mut killed = 0;
         for token in tokens {
@@ -191,14 +196,17 @@ impl MemoryStore {
         Ok(st.apps.get(app).map_or(0, |a| a.users.since(since).count()) as u64)
     }
 
-    pub fn soid(&self, app: &str, id: &str) -> Result<Vec<Record>> {
+    pub fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
         let st = self.lock();
         let Some(tokens) = st.apps.get(app).and_then(|a| a.user_tokens.get(id)) else {
             return Ok(Vec::new());
         };
         Ok(tokens
             .iter()
-            .filter_map(|t| st.hashes.get(&(app.to_owned(), t.clone())).cloned())
+            .filter_map(|t| {
+                let record = st.hashes.get(&(app.to_owned(), t.clone()))?;
+                Some((t.clone(), record.clone()))
+            })
             .collect())
     }
 

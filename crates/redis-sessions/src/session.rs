@@ -31,6 +31,14 @@ pub struct Session {
     /// True for a session that ends at create time + ttl, however often it is read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_resave: bool,
+    /// The session's device handle (see [`device_handle`](crate::device_handle)), in the
+    /// sessions `soid` lists: names this session for `kill_device` without its token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+    /// When the session was created (ms since the epoch, read from its token), in the
+    /// sessions `soid` lists: a devices page shows it, and the token stays in the library.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_ms: Option<u64>,
 }
 
 impl Session {
@@ -91,6 +99,8 @@ impl Record {
             ip: self.ip,
             d: self.d,
             no_resave: self.no_resave,
+            handle: None,
+            created_ms: None,
         })
     }
 

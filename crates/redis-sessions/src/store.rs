@@ -51,8 +51,8 @@ impl Backend {
     pub async fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
         dispatch!(self.kill(app, token, now))
     }
-    pub async fn killsoid(&self, app: &str, id: &str) -> Result<u64> {
-        dispatch!(self.killsoid(app, id))
+    pub async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
+        dispatch!(self.killsoid(app, id, keep))
     }
     pub async fn killall(&self, app: &str) -> Result<u64> {
         dispatch!(self.killall(app))
@@ -60,7 +60,7 @@ impl Backend {
     pub async fn activity(&self, app: &str, since: i64) -> Result<u64> {
         dispatch!(self.activity(app, since))
     }
-    pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<Record>> {
+    pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
         dispatch!(self.soid(app, id))
     }
     pub async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {

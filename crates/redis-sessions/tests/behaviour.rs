@@ -4,7 +4,7 @@
 mod common;
 
 use common::Env;
-use redis_sessions::{CreateOptions, Error, Session};
+use redis_sessions::{device_handle, CreateOptions, Error, Session};
 use serde_json::{json, Value};
 
 const APP: &str = "testapp";
@@ -523,6 +523,74 @@ async fn killsoid_logs_out_everywhere(env: &Env) {
     assert!(env.rs.soid(APP, "alice").await.expect("soid").is_empty());
 }
 
+/// Devices: soid names each session by a handle (not its token); one device can be ended
+/// by its handle, and every other device of a user by keeping one's own token.
+async fn devices_by_handle(env: &Env) {
+    let a1 = create(env, "alice").await;
+    let a2 = create(env, "alice").await;
+    let a3 = create(env, "alice").await;
+    let b = create(env, "bob").await;
+    let listed = env.rs.soid(APP, "alice").await.expect("soid");
+    let mut handles: Vec<String> = listed.iter().filter_map(|s| s.handle.clone()).collect();
+    handles.sort();
+    let mut expected: Vec<String> = [&a1, &a2, &a3].iter().map(|t| device_handle(t)).collect();
+    expected.sort();
+    assert_eq!(
+        handles, expected,
+        "one handle per session, the hash of its token"
+    );
+    for s in &listed {
+        let token = [&a1, &a2, &a3]
+            .into_iter()
+            .find(|t| s.handle.as_deref() == Some(device_handle(t).as_str()))
+            .expect("listed");
+        assert_eq!(s.created_ms, redis_sessions::token_created_ms(token));
+        assert!(s.created_ms.is_some());
+    }
+    for t in [&a1, &a2, &a3] {
+        assert!(handles.iter().all(|h| !h.contains(t.as_str())));
+    }
+    // Sign out that device: only a2 ends.
+    let kill = |id: &'static str, handle: String| {
+        let rs = env.rs.clone();
+        async move { rs.kill_device(APP, id, &handle).await }
+    };
+    assert_eq!(
+        kill("alice", device_handle(&a2))
+            .await
+            .expect("kill_device"),
+        1
+    );
+    assert!(get(env, &a2).await.is_none());
+    assert!(get(env, &a1).await.is_some() && get(env, &a3).await.is_some());
+    assert_eq!(kill("alice", device_handle(&a2)).await.expect("again"), 0);
+    // Another user's handle ends nothing.
+    assert_eq!(kill("alice", device_handle(&b)).await.expect("bob's"), 0);
+    assert!(get(env, &b).await.is_some());
+    expect_err(
+        kill("alice", "xyz".into()).await,
+        "invalidFormat",
+        "Invalid handle format",
+    );
+    // Sign out all other devices: a1 stays, a3 ends, bob is untouched.
+    assert_eq!(
+        env.rs.killsoid_keep(APP, "alice", &a1).await.expect("keep"),
+        1
+    );
+    assert!(get(env, &a1).await.is_some() && get(env, &a3).await.is_none());
+    let left = env.rs.soid(APP, "alice").await.expect("soid");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].handle.as_deref(), Some(device_handle(&a1).as_str()));
+    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 2);
+    // Keeping a token that is not alice's keeps nothing of hers.
+    assert_eq!(
+        env.rs.killsoid_keep(APP, "alice", &b).await.expect("keep"),
+        1
+    );
+    assert!(get(env, &a1).await.is_none() && get(env, &b).await.is_some());
+    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 1);
+}
+
 async fn killall_ends_an_app(env: &Env) {
     for i in 0..5 {
         create(env, &format!("user{i}")).await;
@@ -728,6 +796,7 @@ both_stores!(
     kill_and_indexes,
     kill_of_a_dead_session_tidies_and_says_zero,
     killsoid_logs_out_everywhere,
+    devices_by_handle,
     killall_ends_an_app,
     soapp_most_recent_first,
     special_ids,

@@ -6,6 +6,7 @@ use redis_sessions::{CreateOptions, Error, KeyLayout, Options, RedisSessions};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use test_support::cluster::RedisCluster;
+use test_support::faults::node_id;
 use test_support::RedisServer;
 
 const APP: &str = "layoutapp";
@@ -202,11 +203,6 @@ async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Durati
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     started.elapsed()
-}
-
-fn node_id(node: &RedisServer) -> String {
-    let reply = node.command(&["CLUSTER", "MYID"]).unwrap_or_default();
-    reply.lines().nth(1).unwrap_or_default().trim().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,6 +8,7 @@ use redis_sessions::layout::Layout;
 use redis_sessions::{CreateOptions, Options, RedisSessions};
 use std::time::Duration;
 use test_support::cluster::RedisCluster;
+use test_support::faults::node_id;
 use test_support::RedisServer;
 
 const APP: &str = "halfway";
@@ -18,11 +19,6 @@ fn reply_int(reply: &str) -> u64 {
         .trim_start_matches(':')
         .parse()
         .unwrap_or(u64::MAX)
-}
-
-fn node_id(node: &RedisServer) -> String {
-    let reply = node.command(&["CLUSTER", "MYID"]).unwrap_or_default();
-    reply.lines().nth(1).unwrap_or_default().trim().to_owned()
 }
 
 fn ok(node: &RedisServer, args: &[&str]) {

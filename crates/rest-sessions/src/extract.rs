@@ -29,6 +29,14 @@ impl PathParams {
         self.0.into_iter().next().unwrap_or_default()
     }
 
+    /// The first three parameters (app, id, handle).
+    pub fn three(self) -> (String, String, String) {
+        let mut params = self.0.into_iter();
+        let first = params.next().unwrap_or_default();
+        let second = params.next().unwrap_or_default();
+        (first, second, params.next().unwrap_or_default())
+    }
+
     /// The first two parameters (app, then token or id).
     pub fn two(self) -> (String, String) {
         let mut params = self.0.into_iter();

@@ -95,6 +95,10 @@ pub fn router(state: AppState) -> Router {
         .route("/{app}/soid/{id}", get(routes::soid))
         .route("/{app}/kill/{token}", delete(routes::kill))
         .route("/{app}/killsoid/{id}", delete(routes::killsoid))
+        .route(
+            "/{app}/killdevice/{id}/{handle}",
+            delete(routes::killdevice),
+        )
         .route("/{app}/killall", delete(routes::killall))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)

@@ -57,6 +57,36 @@ pub struct AppIdParams {
     id: String,
 }
 
+/// `app`, `id` and a device `handle` in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct AppIdHandleParams {
+    /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
+    #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
+    app: String,
+    /// User id: 1-128 characters, any but line breaks, percent-encoded as UTF-8.
+    #[param(
+        pattern = "^[^\\n\\r\\u2028\\u2029]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
+    id: String,
+    /// A session's device handle, as `soid` lists it: 32 lowercase hex digits.
+    #[param(pattern = "^[0-9a-f]{32}$", min_length = 32, max_length = 32)]
+    handle: String,
+}
+
+/// The query of `killsoid`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct KeepQuery {
+    /// The token of a session to keep ("sign out all other devices"): 64 letters and digits.
+    #[param(pattern = "^[A-Za-z0-9]{64}$", min_length = 64, max_length = 64)]
+    keep: Option<String>,
+}
+
 /// The query of `create`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -124,6 +154,14 @@ pub struct SessionDoc {
     /// Present, and true, only for sessions that end at a fixed time.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     no_resave: bool,
+    /// In `soid`'s sessions: the session's device handle (a one-way hash of its token, 32
+    /// hex digits), for `killdevice`. Never the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    handle: Option<String>,
+    /// In `soid`'s sessions: when the session was created, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_ms: Option<u64>,
 }
 
 /// `{}`: no live session.
@@ -332,6 +370,7 @@ impl Modify for OptionalCreateBody {
         crate::routes::soid,
         crate::routes::kill,
         crate::routes::killsoid,
+        crate::routes::killdevice,
         crate::routes::killall,
     ),
     components(schemas(

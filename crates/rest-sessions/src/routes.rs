@@ -383,18 +383,39 @@ pub async fn kill(
     Ok(NodeJson(KillReply { kill }))
 }
 
-/// Ends every session of one id ("log out everywhere").
+/// Ends every session of one id ("log out everywhere"), or with `keep` every session but
+/// the one of that token ("sign out all other devices").
 #[utoipa::path(delete, path = "/{app}/killsoid/{id}", tag = "sessions",
-    params(AppIdParams),
+    params(AppIdParams, crate::openapi::KeepQuery),
     responses(
         (status = 200, description = "Sessions removed", body = KillReply),
         StoreErrors))]
 pub async fn killsoid(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
+    RawQuery(raw): RawQuery,
 ) -> Reply<KillReply> {
     let (app, id) = path?.two();
-    let kill = store_call(state.store.killsoid(&app, &id)).await?;
+    let kill = match query(raw.as_deref()).get("keep") {
+        Some(keep) => store_call(state.store.killsoid_keep(&app, &id, keep)).await?,
+        None => store_call(state.store.killsoid(&app, &id)).await?,
+    };
+    Ok(NodeJson(KillReply { kill }))
+}
+
+/// Ends one session of an id by its device handle (from `soid`): "sign out that device".
+/// `{"kill":0}` when no session of this id has that handle.
+#[utoipa::path(delete, path = "/{app}/killdevice/{id}/{handle}", tag = "sessions",
+    params(crate::openapi::AppIdHandleParams),
+    responses(
+        (status = 200, description = "Sessions removed (0 or 1)", body = KillReply),
+        StoreErrors))]
+pub async fn killdevice(
+    State(state): State<AppState>,
+    path: Result<PathParams, ApiError>,
+) -> Reply<KillReply> {
+    let (app, id, handle) = path?.three();
+    let kill = store_call(state.store.kill_device(&app, &id, &handle)).await?;
     Ok(NodeJson(KillReply { kill }))
 }
 

@@ -866,6 +866,7 @@ async fn metrics_and_openapi() {
         ("/{app}/soid/{id}", "get"),
         ("/{app}/kill/{token}", "delete"),
         ("/{app}/killsoid/{id}", "delete"),
+        ("/{app}/killdevice/{id}/{handle}", "delete"),
         ("/{app}/killall", "delete"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} missing");
@@ -985,4 +986,54 @@ async fn invalid_percent_encoding_is_a_400_on_every_route() {
     assert_eq!((status, s["id"].clone()), (200, json!("u1")));
     let count = redis.command(&["ZCARD", "rs:pctapp:_sessions"]).unwrap();
     assert_eq!(count.trim(), ":1");
+}
+
+/// Devices over REST: soid lists a handle per session (never a token); killdevice ends one
+/// session by it, killsoid with `keep` every other one; both stores.
+#[tokio::test]
+async fn devices_are_listed_and_ended_by_handle() {
+    let redis = RedisServer::start();
+    for server in [Server::with_redis(&redis, &[]), Server::in_memory(&[])] {
+        let http = client();
+        let app = "devapp";
+        let tokens = [
+            create(&http, &server, app, "carol").await,
+            create(&http, &server, app, "carol").await,
+            create(&http, &server, app, "carol").await,
+        ];
+        let soid = text(http.get(server.url(&format!("/{app}/soid/carol")))).await;
+        for t in &tokens {
+            assert!(!soid.contains(t.as_str()), "a token in soid: {soid}");
+            assert!(soid.contains(&redis_sessions::device_handle(t)), "{soid}");
+        }
+        let kill = |path: String| {
+            let http = http.clone();
+            let url = server.url(&path);
+            async move { json(http.delete(url).send().await.unwrap()).await }
+        };
+        let handle = redis_sessions::device_handle(&tokens[1]);
+        let (status, body) = kill(format!("/{app}/killdevice/carol/{handle}")).await;
+        assert_eq!((status, body), (200, json!({"kill": 1})));
+        let (status, body) = kill(format!("/{app}/killdevice/carol/{handle}")).await;
+        assert_eq!((status, body), (200, json!({"kill": 0})));
+        let (status, body) = kill(format!("/{app}/killdevice/carol/nothex")).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["message"], "Invalid handle format");
+        let keep = &tokens[0];
+        let (status, body) = kill(format!("/{app}/killsoid/carol?keep={keep}")).await;
+        assert_eq!((status, body), (200, json!({"kill": 1})));
+        let (_, s) = json(
+            http.get(server.url(&format!("/{app}/soid/carol")))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let sessions = s["sessions"].as_array().expect("sessions");
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(
+            sessions[0]["handle"],
+            json!(redis_sessions::device_handle(keep))
+        );
+    }
 }

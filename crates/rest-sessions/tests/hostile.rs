@@ -173,10 +173,19 @@ fn body(rng: &mut Rng) -> Vec<u8> {
     text.into_bytes()
 }
 
+/// A device handle: of a live session, or malformed.
+fn handle(rng: &mut Rng, live: &Live) -> String {
+    match rng.below(3) {
+        0 => redis_sessions::device_handle(&token(rng, live)),
+        1 => "0123456789abcdef0123456789abcdef".to_owned(),
+        _ => token(rng, live),
+    }
+}
+
 /// One generated request as bytes on the wire; true when the server may close it without
 /// a reply (a body it does not read, sent after it answered).
 fn request(rng: &mut Rng, live: &Live) -> (Vec<u8>, bool) {
-    let routes: [(&str, &str); 13] = [
+    let routes: [(&str, &str); 15] = [
         ("PUT", "/{app}/create/{id}"),
         ("GET", "/{app}/get/{token}"),
         ("POST", "/{app}/set/{token}"),
@@ -185,6 +194,8 @@ fn request(rng: &mut Rng, live: &Live) -> (Vec<u8>, bool) {
         ("GET", "/{app}/soid/{id}"),
         ("DELETE", "/{app}/kill/{token}"),
         ("DELETE", "/{app}/killsoid/{id}"),
+        ("DELETE", "/{app}/killsoid/{id}?keep={token}"),
+        ("DELETE", "/{app}/killdevice/{id}/{handle}"),
         ("DELETE", "/{app}/killall"),
         ("GET", "/ping"),
         ("GET", "/health"),
@@ -206,7 +217,8 @@ fn request(rng: &mut Rng, live: &Live) -> (Vec<u8>, bool) {
     let mut path = template
         .replace("{app}", &app(rng))
         .replace("{token}", &token(rng, live))
-        .replace("{id}", &id(rng));
+        .replace("{id}", &id(rng))
+        .replace("{handle}", &handle(rng, live));
     match rng.below(12) {
         0 => path.push('/'),
         1 => path = path.replacen('/', "//", 1),

@@ -12,15 +12,35 @@ pub struct RedisCluster {
     masters: usize,
 }
 
-/// A free port whose cluster bus port (port + 10000) exists: redis-server refuses to
-/// start in cluster mode above 55535, and loopback's free ports go up to 60999.
+/// A free port whose cluster bus port (port + 10000) exists and is free too: redis-server
+/// refuses to start in cluster mode above 55535 (loopback's free ports go up to 60999), and
+/// exits when the bus port is taken.
 fn free_cluster_port() -> u16 {
     loop {
         let port = free_port();
-        if port <= 55535 {
+        if port <= 55535 && std::net::TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
             return port;
         }
     }
+}
+
+/// A cluster-mode node on a free port pair; another pair when a port was taken between
+/// the check and the start (tests of one binary pick ports in parallel).
+fn start_node() -> RedisServer {
+    let args = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-node-timeout",
+        "1000",
+        "--cluster-config-file",
+        "nodes.conf",
+    ];
+    for _ in 0..4 {
+        if let Some(node) = RedisServer::try_start_with(free_cluster_port(), &args) {
+            return node;
+        }
+    }
+    RedisServer::start_with(free_cluster_port(), &args)
 }
 
 impl RedisCluster {
@@ -28,21 +48,7 @@ impl RedisCluster {
     /// reports `cluster_state:ok` on every node.
     pub fn start(masters: usize, replicas: usize) -> Self {
         let count = masters * (1 + replicas);
-        let nodes: Vec<RedisServer> = (0..count)
-            .map(|_| {
-                RedisServer::start_with(
-                    free_cluster_port(),
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-node-timeout",
-                        "1000",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                    ],
-                )
-            })
-            .collect();
+        let nodes: Vec<RedisServer> = (0..count).map(|_| start_node()).collect();
         let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
         args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())));
         args.extend([

@@ -1,5 +1,6 @@
 //! Faults an operator or the network inflicts on a running Redis, for tests that check
-//! the store rides them out: slot moves between masters and killed client connections.
+//! the store rides them out: slot moves between masters (reshard, rebalance) and killed
+//! client connections.
 //! (A silent network path is [`crate::proxy::TcpProxy`]; [`proxy_cluster`] puts one in
 //! front of every node of a cluster.)
 
@@ -32,6 +33,22 @@ pub fn reshard(seed: &RedisServer, from: &RedisServer, to: &RedisServer, slots: 
             &node_id(to),
         ])
         .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Evens out the slots among the masters with `redis-cli --cluster rebalance` (through the
+/// node `seed`); true when redis-cli reports success. Blocks until the moves are done.
+pub fn rebalance(seed: &RedisServer) -> bool {
+    Command::new(crate::cli_binary())
+        .args([
+            "--cluster",
+            "rebalance",
+            &format!("127.0.0.1:{}", seed.port()),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -64,6 +64,21 @@ impl RedisServer {
         Self::start_with(port, &[])
     }
 
+    /// Starts a server on `port` with extra configuration arguments, or None when it
+    /// exits at once (its port was taken after it was found free).
+    pub fn try_start_with(port: u16, extra: &[&str]) -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!("rs-test-redis-{port}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut server = RedisServer {
+            port,
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        server.spawn_and_wait().then_some(server)
+    }
+
     /// Starts a server on `port` with extra configuration arguments.
     pub fn start_with(port: u16, extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("rs-test-redis-{port}-{}", std::process::id()));
@@ -111,6 +126,22 @@ impl RedisServer {
 
     /// (Re)starts the process on the same port, e.g. after [`stop`](Self::stop).
     pub fn restart(&mut self) {
+        if !self.spawn_and_wait() {
+            panic!("{} on port {} did not start", server_binary(), self.port);
+        }
+    }
+
+    /// Restarts the process on the same port with other extra arguments (e.g. a killed
+    /// master brought back as a replica: `--replicaof 127.0.0.1 PORT`).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.stop();
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
+    /// Starts the process and waits until it answers: false when it exits or does not
+    /// answer within 10 s.
+    fn spawn_and_wait(&mut self) -> bool {
         let binary = server_binary();
         let child = Command::new(&binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -133,19 +164,20 @@ impl RedisServer {
                 .map(|r| r.starts_with("+PONG"))
                 .unwrap_or(false)
             {
-                return;
+                return true;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited {
+                self.child = None;
+                return false;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{binary} on port {} did not start", self.port);
-    }
-
-    /// Restarts the process on the same port with other extra arguments (e.g. a killed
-    /// master brought back as a replica: `--replicaof 127.0.0.1 PORT`).
-    pub fn restart_with(&mut self, extra: &[&str]) {
         self.stop();
-        self.extra = extra.iter().map(|s| s.to_string()).collect();
-        self.restart();
+        false
     }
 
     /// Stops the process (the port stays reserved for `restart`).

@@ -255,13 +255,16 @@ impl Commands {
         cmd
     }
 
-    /// killsoid: with `Members::Given`, `whole` says the tokens are the whole set as read.
+    /// killsoid: with `Members::Given`, `whole` says the tokens are the whole set as read
+    /// (but `keep`, the token of a session that stays).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn killsoid(
         &self,
         l: &Shard,
         app: &str,
         id: &str,
         tokens: Members<'_>,
+        keep: Option<&str>,
         whole: bool,
         batch: usize,
     ) -> Cmd {
@@ -278,10 +281,11 @@ impl Commands {
             .arg(self.layout.invalidation_spec(l));
         match tokens {
             Members::Read => {
-                cmd.arg("read").arg(batch);
+                cmd.arg("read").arg(keep.unwrap_or("")).arg(batch);
             }
             Members::Given(tokens) => {
-                cmd.arg(if whole { "whole" } else { "part" });
+                cmd.arg(if whole { "whole" } else { "part" })
+                    .arg(keep.unwrap_or(""));
                 for t in tokens {
                     cmd.arg(t);
                 }

@@ -218,13 +218,14 @@ impl Connection {
         }
     }
 
-    /// The masters serving slots, from CLUSTER NODES (asked of a random master, and of
-    /// another when that one fails at once), each pinged by address in parallel. When no
+    /// The masters serving slots, from CLUSTER NODES (asked of a random master, and again
+    /// while that fails, within `within`), each pinged by address in parallel. When no
     /// node gives the topology, every seed is reported with that error.
     async fn cluster_nodes(&self, con: ClusterConnection, within: Duration) -> Vec<NodeStatus> {
         let started = Instant::now();
         let mut topology = Err(RedisError::from(std::io::Error::other("no node asked")));
-        for _ in 0..2 {
+        // A dead master fails at once, so asking again (another random master) is cheap.
+        for _ in 0..4 {
             if topology.is_ok() || started.elapsed() >= within {
                 break;
             }

@@ -366,7 +366,8 @@ impl RedisStore {
     /// "Log out everywhere". Cluster layout: the id's set is read first; the script acts
     /// only when it holds no token the read missed, so a call that fails changes nothing.
     /// Atomic for up to [`BATCH`] sessions of one id; more go in several scripts.
-    pub async fn killsoid(&self, app: &str, id: &str) -> Result<u64> {
+    /// Every session of one id but `keep` (a token), in bounded batches.
+    pub async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
         let shard = &self.layout().shards()[self.layout().shard_for_id(id)];
         let script = &self.commands.scripts().killsoid;
         let mut total = 0;
@@ -379,18 +380,21 @@ impl RedisStore {
                     .con
                     .query(&self.commands.user_tokens(shard, app, id))
                     .await?;
+                tokens.retain(|t| Some(t.as_str()) != keep);
                 if tokens.is_empty() {
                     return Ok(total);
                 }
                 let whole = tokens.len() <= BATCH;
                 tokens.truncate(BATCH);
                 let given = Members::Given(&tokens);
-                let cmd = self.commands.killsoid(shard, app, id, given, whole, BATCH);
+                let cmd = self
+                    .commands
+                    .killsoid(shard, app, id, given, keep, whole, BATCH);
                 self.eval_write(script, cmd).await?
             } else {
                 let cmd = self
                     .commands
-                    .killsoid(shard, app, id, Members::Read, true, BATCH);
+                    .killsoid(shard, app, id, Members::Read, keep, true, BATCH);
                 self.eval_write(script, cmd).await?
             };
             if killed < 0 {
@@ -450,13 +454,15 @@ impl RedisStore {
 
     /// Cluster layout: the id's set is read first, and read again when the script finds a
     /// token the read missed.
-    pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<Record>> {
+    /// The sessions of one id with their tokens (which never leave the library: they
+    /// become device handles).
+    pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
         let shard = &self.layout().shards()[self.layout().shard_for_id(id)];
         let script = &self.commands.scripts().soid;
         if !self.layout().is_clustered() {
             let cmd = self.commands.soid(shard, app, id, Members::Read);
             let reply: redis::Value = self.eval_read(script, cmd).await?;
-            return records(checked_rows(reply)?.unwrap_or_default());
+            return devices(reply);
         }
         for _ in 0..RETRIES {
             let tokens: Vec<String> = self
@@ -468,8 +474,8 @@ impl RedisStore {
             }
             let cmd = self.commands.soid(shard, app, id, Members::Given(&tokens));
             let reply: redis::Value = self.eval_read(script, cmd).await?;
-            if let Some(rows) = checked_rows(reply)? {
-                return records(rows);
+            if checked_rows(reply.clone())?.is_some() {
+                return devices(reply);
             }
         }
         Err(crate::Error::Contended(format!("one id in {app}")))
@@ -570,7 +576,8 @@ fn replica_reads() -> redis::cluster_read_routing::RandomReplicaStrategy {
 /// soid's reply: `{1, rows}` → the rows; `{0}` (read again) → None.
 fn checked_rows(reply: redis::Value) -> Result<Option<Vec<Vec<Option<String>>>>> {
     match reply {
-        redis::Value::Array(mut items) if items.len() == 2 => {
+        redis::Value::Array(mut items) if items.len() >= 2 => {
+            items.truncate(2);
             let rows = items.pop().unwrap_or(redis::Value::Nil);
             Ok(Some(
                 redis::from_redis_value(rows).map_err(redis::RedisError::from)?,
@@ -601,6 +608,28 @@ fn with_source(cmd: &Cmd, source: &str) -> Cmd {
         out.arg(arg);
     }
     out
+}
+
+/// soid's reply `{1, rows, tokens}` → each live session with its token.
+fn devices(reply: redis::Value) -> Result<Vec<(String, Record)>> {
+    let redis::Value::Array(mut items) = reply else {
+        return Ok(Vec::new());
+    };
+    if items.len() != 3 {
+        return Ok(Vec::new());
+    }
+    let tokens: Vec<String> = redis::from_redis_value(items.pop().unwrap_or(redis::Value::Nil))
+        .map_err(redis::RedisError::from)?;
+    let rows: Vec<Vec<Option<String>>> =
+        redis::from_redis_value(items.pop().unwrap_or(redis::Value::Nil))
+            .map_err(redis::RedisError::from)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (token, row) in tokens.into_iter().zip(rows) {
+        if let Some(record) = Record::from_fields(row)? {
+            out.push((token, record));
+        }
+    }
+    Ok(out)
 }
 
 fn records(rows: Vec<Vec<Option<String>>>) -> Result<Vec<Record>> {

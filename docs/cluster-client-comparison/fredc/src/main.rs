@@ -41,7 +41,13 @@ async fn main() {
                 let tag = (w * 7919 + i) % 60;
                 let key = format!("repro:{{{}}}:{}", tag, i % 5000);
                 let r = tokio::time::timeout(Duration::from_secs(2), client.set::<(), _, _>(key, i, None, None, false)).await;
-                if matches!(r, Ok(Ok(()))) { ok.fetch_add(1, Relaxed); } else { err.fetch_add(1, Relaxed); }
+                match r {
+                    Ok(Ok(())) => { ok.fetch_add(1, Relaxed); }
+                    other => {
+                        if std::env::var("FRED_ERRORS").is_ok() && err.load(Relaxed) % 200 == 0 { eprintln!("err: {:?}", other.map_err(|_| "outer 2 s timeout")); }
+                        err.fetch_add(1, Relaxed);
+                    }
+                }
             }
         });
     }

@@ -1,6 +1,6 @@
 // Our workload through redis-sessions (redis 2.0.0-rc.2 + the store's watchdog): 50 tasks,
-// each with its own session, alternating set and get; prints ok/err per second and, at
-// the end, the watchdog's counters.
+// each creating sessions for 5000 users and setting and getting them (create, get, set, get);
+// prints ok/err per second and, at the end, the watchdog's counters.
 use redis_sessions::{CreateOptions, Options, RedisSessions};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -16,14 +16,19 @@ async fn main() {
     let t0 = Instant::now();
     for w in 0..conc {
         let rs = rs.clone(); let ok = ok.clone(); let err = err.clone();
-        let token = rs.create("bench", &format!("user{w}"), "10.0.0.1", CreateOptions::default()).await.unwrap();
+        let mut token = rs.create("bench", &format!("user{w}"), "10.0.0.1", CreateOptions::default()).await.unwrap();
         tokio::spawn(async move {
             let mut i = 0u64;
             while t0.elapsed().as_secs() < secs {
                 i += 1;
+                // Every 4th call creates a session for one of 5000 users (so every shard,
+                // and every slot that moves, is busy), then sets and gets go to it.
                 let call = async {
-                    if i % 2 == 0 { rs.set("bench", &token, &serde_json::json!({"n": i})).await.map(|_| ()) }
-                    else { rs.get("bench", &token).await.map(|_| ()) }
+                    match i % 4 {
+                        0 => rs.create("bench", &format!("user{}", (w * 7919 + i) % 5000), "10.0.0.1", CreateOptions::default()).await.map(|t| { token = t; }),
+                        2 => rs.set("bench", &token, &serde_json::json!({"n": i})).await.map(|_| ()),
+                        _ => rs.get("bench", &token).await.map(|_| ()),
+                    }
                 };
                 let r = tokio::time::timeout(Duration::from_secs(2), call).await;
                 if matches!(r, Ok(Ok(()))) { ok.fetch_add(1, Relaxed); } else { err.fetch_add(1, Relaxed); }

@@ -1,17 +1,24 @@
--- killsoid: sessions of one id ("log out everywhere").
+-- killsoid: sessions of one id ("log out everywhere"), or all but one ("every other device").
 -- KEYS[1] us:{id}, KEYS[2] _sessions, KEYS[3] _users, KEYS[4] SESSIONS, KEYS[5..] the
 -- hashes of the tokens given (cluster layout: every key declared).
 -- ARGV[1] app, ARGV[2] id, ARGV[3] hash prefix, ARGV[4] channel spec, ARGV[5] 'read' (the
 -- tokens are read here: Node layout on one Redis) or 'whole'/'part' (the caller read the set
--- first and gives all / the first part of its tokens), ARGV[6..] those tokens; with
--- 'read', ARGV[6] the most tokens one call kills (bounds the script's time).
--- Returns {hashes deleted, tokens left}, or {-1, 0} without changing anything when the
--- caller said 'whole' and the set has a token it was not given (a session was created
+-- first and gives all / the first part of its tokens), ARGV[6] the token of a session to
+-- keep ('' for none), ARGV[7..] the tokens given; with 'read', ARGV[7] the most tokens one
+-- call kills (bounds the script's time).
+-- Returns {hashes deleted, tokens left to kill}, or {-1, 0} without changing anything when
+-- the caller said 'whole' and the set has a token it was not given (a session was created
 -- since the caller's read: it reads again).
-local current = redis.call('SMEMBERS', KEYS[1])
+local keep = ARGV[6]
+local current = {}
+for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if t ~= keep then
+    current[#current + 1] = t
+  end
+end
 local tokens = current
 if ARGV[5] == 'read' then
-  local most = tonumber(ARGV[6])
+  local most = tonumber(ARGV[7])
   if #current > most then
     tokens = {}
     for i = 1, most do
@@ -20,7 +27,7 @@ if ARGV[5] == 'read' then
   end
 else
   local given = {}
-  for i = 6, #ARGV do
+  for i = 7, #ARGV do
     given[ARGV[i]] = true
   end
   tokens = {}

@@ -2,7 +2,8 @@
 -- KEYS[1] us:{id}, KEYS[2..] the hashes of the tokens given (cluster layout: every key
 -- declared). ARGV[1] hash prefix, ARGV[2] 'read' (the tokens are read here: Node layout on
 -- one Redis) or 'given' (the caller read the set first: ARGV[3..] its tokens).
--- Returns {1, rows}, or {0} when the set has a token the caller was not given (a session
+-- Returns {1, rows, tokens} (tokens[i] is rows[i]'s: the library turns it into a device
+-- handle), or {0} when the set has a token the caller was not given (a session
 -- was created since the caller's read: it reads again).
 local tokens = redis.call('SMEMBERS', KEYS[1])
 if ARGV[2] ~= 'read' then
@@ -20,4 +21,4 @@ local out = {}
 for i, t in ipairs(tokens) do
   out[i] = redis.call('HMGET', ARGV[1] .. t, 'id', 'r', 'w', 'ttl', 'd', 'la', 'ip', 'no_resave')
 end
-return {1, out}
+return {1, out, tokens}
