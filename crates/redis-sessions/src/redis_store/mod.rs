@@ -462,7 +462,7 @@ impl RedisStore {
         if !self.layout().is_clustered() {
             let cmd = self.commands.soid(shard, app, id, Members::Read);
             let reply: redis::Value = self.eval_read(script, cmd).await?;
-            return devices(reply);
+            return Ok(devices(reply)?.unwrap_or_default());
         }
         for _ in 0..RETRIES {
             let tokens: Vec<String> = self
@@ -474,8 +474,8 @@ impl RedisStore {
             }
             let cmd = self.commands.soid(shard, app, id, Members::Given(&tokens));
             let reply: redis::Value = self.eval_read(script, cmd).await?;
-            if checked_rows(reply.clone())?.is_some() {
-                return devices(reply);
+            if let Some(sessions) = devices(reply)? {
+                return Ok(sessions);
             }
         }
         Err(crate::Error::Contended(format!("one id in {app}")))
@@ -573,20 +573,6 @@ fn replica_reads() -> redis::cluster_read_routing::RandomReplicaStrategy {
     redis::cluster_read_routing::RandomReplicaStrategy::default()
 }
 
-/// soid's reply: `{1, rows}` → the rows; `{0}` (read again) → None.
-fn checked_rows(reply: redis::Value) -> Result<Option<Vec<Vec<Option<String>>>>> {
-    match reply {
-        redis::Value::Array(mut items) if items.len() >= 2 => {
-            items.truncate(2);
-            let rows = items.pop().unwrap_or(redis::Value::Nil);
-            Ok(Some(
-                redis::from_redis_value(rows).map_err(redis::RedisError::from)?,
-            ))
-        }
-        _ => Ok(None),
-    }
-}
-
 fn is_noscript(err: &redis::RedisError) -> bool {
     err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
@@ -610,13 +596,14 @@ fn with_source(cmd: &Cmd, source: &str) -> Cmd {
     out
 }
 
-/// soid's reply `{1, rows, tokens}` → each live session with its token.
-fn devices(reply: redis::Value) -> Result<Vec<(String, Record)>> {
+/// soid's reply: `{1, rows, tokens}` → each live session with its token; `{0}` (the set
+/// changed since the caller read it: read again) → None.
+fn devices(reply: redis::Value) -> Result<Option<Vec<(String, Record)>>> {
     let redis::Value::Array(mut items) = reply else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     if items.len() != 3 {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let tokens: Vec<String> = redis::from_redis_value(items.pop().unwrap_or(redis::Value::Nil))
         .map_err(redis::RedisError::from)?;
@@ -629,7 +616,7 @@ fn devices(reply: redis::Value) -> Result<Vec<(String, Record)>> {
             out.push((token, record));
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn records(rows: Vec<Vec<Option<String>>>) -> Result<Vec<Record>> {
