@@ -95,15 +95,28 @@ impl Commands {
 
     /// The scripts' common keys and arguments for one session (see lua/lib/README.md).
     fn session_call(&self, script: &Script, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
-        let mut cmd = evalsha(
-            script,
-            &[
-                &l.session(app, token),
-                &l.app_sessions(app),
-                &l.app_users(app),
-                &l.expiries(),
-            ],
+        self.session_call_with(script, l, app, token, now, None)
+    }
+
+    /// [`session_call`](Self::session_call), with the id's `us:` set declared as KEYS[5].
+    fn session_call_with(
+        &self,
+        script: &Script,
+        l: &Shard,
+        app: &str,
+        token: &str,
+        now: i64,
+        user_sessions: Option<&str>,
+    ) -> Cmd {
+        let (session, sessions, users, expiries) = (
+            l.session(app, token),
+            l.app_sessions(app),
+            l.app_users(app),
+            l.expiries(),
         );
+        let mut keys = vec![session.as_str(), &sessions, &users, &expiries];
+        keys.extend(user_sessions);
+        let mut cmd = evalsha(script, &keys);
         cmd.arg(now)
             .arg(app)
             .arg(token)
@@ -222,23 +235,8 @@ impl Commands {
         id: &str,
         now: i64,
     ) -> Cmd {
-        let mut cmd = evalsha(
-            &self.scripts.kill,
-            &[
-                &l.session(app, token),
-                &l.app_sessions(app),
-                &l.app_users(app),
-                &l.expiries(),
-                &l.user_sessions(app, id),
-            ],
-        );
-        cmd.arg(now)
-            .arg(app)
-            .arg(token)
-            .arg(l.user_sessions_prefix(app))
-            .arg(self.layout.invalidation_spec(l))
-            .arg(if self.expire_keys { "1" } else { "0" });
-        cmd
+        let user_sessions = l.user_sessions(app, id);
+        self.session_call_with(&self.scripts.kill, l, app, token, now, Some(&user_sessions))
     }
 
     /// `HGET hash id` — kill's first read in the cluster layout.
