@@ -186,15 +186,20 @@ impl SentinelSet {
         self.servers[index].restart_with(&["--replicaof", "127.0.0.1", &master_port.to_string()]);
         let started = Instant::now();
         while started.elapsed() < limit {
-            if self.servers[index]
-                .command(&["INFO", "replication"])
-                .is_ok_and(|i| {
-                    i.contains(&format!("master_port:{master_port}"))
-                        && i.contains("master_link_status:up")
-                })
-            {
-                self.wait_until_settled(master_port, limit.saturating_sub(started.elapsed()));
-                return;
+            // Under load the sentinels may fail over once more, to the server just brought
+            // back: either server as master is a settled set, as long as the other follows it.
+            for master in [1 - index, index] {
+                let port = self.servers[master].port();
+                if self.servers[1 - master]
+                    .command(&["INFO", "replication"])
+                    .is_ok_and(|i| {
+                        i.contains(&format!("master_port:{port}"))
+                            && i.contains("master_link_status:up")
+                    })
+                {
+                    self.wait_until_settled(port, limit.saturating_sub(started.elapsed()));
+                    return;
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
