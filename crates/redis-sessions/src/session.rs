@@ -104,20 +104,24 @@ impl Record {
         })
     }
 
-    /// Builds a record from the hash fields `id r w ttl d la ip no_resave`, as HMGET returns them.
+    /// Builds a record from the hash's values in the order of [`FIELDS`], as the scripts'
+    /// `read_fields` (an HMGET of that list) returns them.
     pub fn from_fields(fields: Vec<Option<String>>) -> Result<Option<Record>> {
-        let mut it = fields.into_iter();
-        let mut next = || it.next().flatten();
-        let Some(id) = next() else {
+        let mut values: [Option<String>; FIELDS.len()] = Default::default();
+        for (slot, value) in values.iter_mut().zip(fields) {
+            *slot = value;
+        }
+        let mut take = |name: &str| values.get_mut(field(name)).and_then(Option::take);
+        let Some(id) = take("id") else {
             return Ok(None);
         };
-        let r = parse_number(next(), "r")?;
-        let w = parse_number(next(), "w")?;
-        let ttl = parse_number(next(), "ttl")?;
-        let d = next().map(|text| parse_data(&text)).transpose()?;
-        let la = parse_number(next(), "la")?;
-        let ip = next().unwrap_or_default();
-        let no_resave = next().as_deref() == Some("1");
+        let r = parse_number(take("r"), "r")?;
+        let w = parse_number(take("w"), "w")?;
+        let ttl = parse_number(take("ttl"), "ttl")?;
+        let d = take("d").map(|text| parse_data(&text)).transpose()?;
+        let la = parse_number(take("la"), "la")?;
+        let ip = take("ip").unwrap_or_default();
+        let no_resave = take("no_resave").as_deref() == Some("1");
         Ok(Some(Record {
             id,
             r,
@@ -129,6 +133,30 @@ impl Record {
             no_resave,
         }))
     }
+}
+
+/// The fields of a session hash, in the order every script reads them (`read_fields`, which
+/// scripts.rs makes from this list) and [`Record::from_fields`] takes them: the one place
+/// the list is written. The Node module reads the same eight in the same order.
+pub(crate) const FIELDS: [&str; 8] = ["id", "r", "w", "ttl", "d", "la", "ip", "no_resave"];
+
+/// The position of `name` in [`FIELDS`] (`FIELDS.len()` for a name not in it).
+pub(crate) const fn field(name: &str) -> usize {
+    let mut i = 0;
+    while i < FIELDS.len() {
+        let (a, b) = (FIELDS[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    FIELDS.len()
 }
 
 fn parse_number<T: std::str::FromStr>(text: Option<String>, field: &str) -> Result<T> {

@@ -117,13 +117,21 @@ impl Commands {
         let mut keys = vec![session.as_str(), &sessions, &users, &expiries];
         keys.extend(user_sessions);
         let mut cmd = evalsha(script, &keys);
-        cmd.arg(now)
-            .arg(app)
-            .arg(token)
-            .arg(l.user_sessions_prefix(app))
-            .arg(self.layout.invalidation_spec(l))
-            .arg(if self.expire_keys { "1" } else { "0" });
+        cmd.arg(now).arg(app).arg(token).arg(self.index_mode());
         cmd
+    }
+
+    /// How touches keep the indexes (see lua/lib/touch.lua): `e` the expiry index moved by
+    /// every touch, as the Node layout needs (a Node process sweeps by it without looking
+    /// at the hash), or `l` left to the sweep, which moves a member that is due but alive
+    /// (the sharded layout: only our sweep reads it); then `t` when hashes have a key TTL.
+    fn index_mode(&self) -> &'static str {
+        match (self.layout.is_clustered(), self.expire_keys) {
+            (false, false) => "e",
+            (false, true) => "et",
+            (true, false) => "l",
+            (true, true) => "lt",
+        }
     }
 
     /// The fields of a new session's hash, in the order the Node module writes them.
@@ -212,6 +220,7 @@ impl Commands {
 
     pub(crate) fn set(&self, l: &Shard, app: &str, token: &str, d: &Data, now: i64) -> Cmd {
         let mut cmd = self.session_call(&self.scripts.set, l, app, token, now);
+        cmd.arg(self.layout.invalidation_spec(l));
         for (key, value) in d {
             // Keys and values go as the JSON text Node writes: the script compares keys as
             // text and splices values in without reading numbers, so none loses a digit.
@@ -223,7 +232,15 @@ impl Commands {
 
     /// kill in one round trip: the script names the id's `us:` set itself (Node layout).
     pub(crate) fn kill(&self, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
-        self.session_call(&self.scripts.kill, l, app, token, now)
+        let cmd = self.session_call(&self.scripts.kill, l, app, token, now);
+        self.kill_args(cmd, l, app)
+    }
+
+    /// kill's arguments after the session call's: the channel spec, the `us:` prefix.
+    fn kill_args(&self, mut cmd: Cmd, l: &Shard, app: &str) -> Cmd {
+        cmd.arg(self.layout.invalidation_spec(l))
+            .arg(l.user_sessions_prefix(app));
+        cmd
     }
 
     /// kill with every key declared: `id` was read from the hash first (cluster layout).
@@ -236,7 +253,9 @@ impl Commands {
         now: i64,
     ) -> Cmd {
         let user_sessions = l.user_sessions(app, id);
-        self.session_call_with(&self.scripts.kill, l, app, token, now, Some(&user_sessions))
+        let cmd =
+            self.session_call_with(&self.scripts.kill, l, app, token, now, Some(&user_sessions));
+        self.kill_args(cmd, l, app)
     }
 
     /// `HGET hash id` — kill's first read in the cluster layout.
@@ -409,7 +428,8 @@ impl Commands {
         cmd.arg(now)
             .arg(batch)
             .arg(l.prefix())
-            .arg(self.layout.invalidation_spec(l));
+            .arg(self.layout.invalidation_spec(l))
+            .arg(&self.index_mode()[..1]);
         with_members(cmd, members)
     }
 

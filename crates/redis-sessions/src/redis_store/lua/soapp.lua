@@ -15,6 +15,6 @@ end
 local out = {}
 for i, m in ipairs(members) do
   local p = string.find(m, ':', 1, true) or (#m + 1)
-  out[i] = redis.call('HMGET', ARGV[2] .. string.sub(m, 1, p - 1), 'id', 'r', 'w', 'ttl', 'd', 'la', 'ip', 'no_resave')
+  out[i] = redis.call('HMGET', ARGV[2] .. string.sub(m, 1, p - 1), F_ALL)
 end
 return out

@@ -19,6 +19,6 @@ if ARGV[2] ~= 'read' then
 end
 local out = {}
 for i, t in ipairs(tokens) do
-  out[i] = redis.call('HMGET', ARGV[1] .. t, 'id', 'r', 'w', 'ttl', 'd', 'la', 'ip', 'no_resave')
+  out[i] = redis.call('HMGET', ARGV[1] .. t, F_ALL)
 end
 return {1, out, tokens}

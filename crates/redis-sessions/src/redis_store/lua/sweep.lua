@@ -2,27 +2,44 @@
 -- KEYS[1] SESSIONS, KEYS[2..] the keys of the members given (cluster layout: every key
 -- declared): each app's _sessions and _users, each session's hash and us: set.
 -- ARGV[1] now, ARGV[2] batch size, ARGV[3] namespace (or shard) prefix, ARGV[4] channel
--- spec, ARGV[5] 'read' (the batch is read here: Node layout on one Redis) or 'given' (the
--- caller read it first: ARGV[6..] the members; those no longer due are skipped).
+-- spec, ARGV[5] 'l' when the expiry index is lazy (the sharded layout: a read does not move
+-- a session's member, which stays at an earlier time of death; see touch.lua), else 'e':
+-- with 'l' each due member's hash is read, and a session still alive gets its member moved
+-- to the second it dies instead of being killed. ARGV[6] 'read' (the batch is read here:
+-- Node layout on one Redis) or 'given' (the caller read it first: ARGV[7..] the members;
+-- those no longer due are skipped).
 -- Members are {app}:{token}:{id}: app has no ':' and the token is 64 characters, so the id
--- is cut by position and may itself contain ':'. Returns how many members were handled.
+-- is cut by position and may itself contain ':'. Returns how many sessions were killed
+-- (or found gone).
 local now = tonumber(ARGV[1])
 local members
-if ARGV[5] == 'read' then
+if ARGV[6] == 'read' then
   members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 else
   members = {}
-  for i = 6, #ARGV do
+  for i = 7, #ARGV do
     local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
     if score and tonumber(score) <= now then
       members[#members + 1] = ARGV[i]
     end
   end
 end
-local apps, order, expiring = {}, {}, {}
+local lazy = ARGV[5] == 'l'
+local apps, order, expiring, alive = {}, {}, {}, {}
 for _, m in ipairs(members) do
   local p = string.find(m, ':', 1, true)
-  if p and string.sub(m, p + 65, p + 65) == ':' then
+  local dies
+  if lazy and p and string.sub(m, p + 65, p + 65) == ':' then
+    local v = redis.call('HMGET', ARGV[3] .. string.sub(m, 1, p + 64), 'la', 'ttl')
+    local la, ttl = tonumber(v[1]), tonumber(v[2])
+    if la and ttl and la + ttl >= now then
+      dies = la + ttl + 1
+    end
+  end
+  if dies then
+    alive[#alive + 1] = dies
+    alive[#alive + 1] = m
+  elseif p and string.sub(m, p + 65, p + 65) == ':' then
     local app = string.sub(m, 1, p - 1)
     if not apps[app] then
       apps[app] = {tokens = {}, ids = {}}
@@ -44,7 +61,10 @@ for _, app in ipairs(order) do
     redis.call('ZREM', prefix .. '_users', unpack(emptied))
   end
 end
+if #alive > 0 then
+  redis.call('ZADD', KEYS[1], 'XX', unpack(alive))
+end
 if #expiring > 0 then
   redis.call('ZREM', KEYS[1], unpack(expiring))
 end
-return #members
+return #members - #alive / 2

@@ -11,165 +11,6 @@ local function corrupt()
   error({err = 'CORRUPT stored d is not a JSON object'})
 end
 
--- Index of the first byte at or after i that is not JSON whitespace.
-local function skip_ws(s, i)
-  local b = string.byte(s, i)
-  if b == 32 or b == 9 or b == 10 or b == 13 then
-    return (select(2, string.find(s, '^[ \t\n\r]*', i))) + 1
-  end
-  return i
-end
-
--- Index of the closing quote of the JSON string that opens at i.
-local function string_end(s, i)
-  local j = i + 1
-  while true do
-    local c = string.find(s, '["\\]', j)
-    if not c then
-      corrupt()
-    end
-    if string.byte(s, c) == 34 then
-      return c
-    end
-    j = c + 2
-  end
-end
-
--- Index of the last byte of the JSON value that starts at i.
-local function value_end(s, i)
-  local b = string.byte(s, i)
-  if b == 34 then
-    return string_end(s, i)
-  end
-  if b == 123 or b == 91 then
-    -- An object or array (Node's set never writes one; a foreign writer may): skip it whole.
-    local depth, j = 0, i
-    while true do
-      local c = string.find(s, '["{}%[%]]', j)
-      if not c then
-        corrupt()
-      end
-      local cb = string.byte(s, c)
-      if cb == 34 then
-        j = string_end(s, c) + 1
-      else
-        depth = depth + ((cb == 123 or cb == 91) and 1 or -1)
-        if depth == 0 then
-          return c
-        end
-        j = c + 1
-      end
-    end
-  end
-  local e = string.find(s, '[ \t\n\r,}]', i)
-  if not e or e == i then
-    corrupt()
-  end
-  return e - 1
-end
-
--- The spelling JSON.stringify gives the key whose JSON text is k (quotes included): a key
--- read with other escapes (`\/`, `\u0041`) then compares equal to the same key sent by us.
-local function utf8(c)
-  if c < 0x80 then
-    return string.char(c)
-  elseif c < 0x800 then
-    return string.char(0xC0 + math.floor(c / 0x40), 0x80 + c % 0x40)
-  elseif c < 0x10000 then
-    return string.char(0xE0 + math.floor(c / 0x1000), 0x80 + math.floor(c / 0x40) % 0x40,
-      0x80 + c % 0x40)
-  end
-  return string.char(0xF0 + math.floor(c / 0x40000), 0x80 + math.floor(c / 0x1000) % 0x40,
-    0x80 + math.floor(c / 0x40) % 0x40, 0x80 + c % 0x40)
-end
-local function canonical_key(k)
-  if not string.find(k, '\\', 1, true) then
-    return k
-  end
-  -- Built here, not at the top: most keys have no escape, and a script's top runs every call.
-  local short = {[8] = '\\b', [9] = '\\t', [10] = '\\n', [12] = '\\f', [13] = '\\r',
-    [34] = '\\"', [92] = '\\\\'}
-  local out, i = {}, 1
-  while true do
-    local e = string.find(k, '\\', i, true)
-    if not e then
-      out[#out + 1] = string.sub(k, i)
-      return table.concat(out)
-    end
-    out[#out + 1] = string.sub(k, i, e - 1)
-    local x = string.sub(k, e + 1, e + 1)
-    i = e + 2
-    if x == 'u' then
-      local c = tonumber(string.sub(k, e + 2, e + 5), 16)
-      if not c then
-        corrupt()
-      end
-      i = e + 6
-      if c >= 0xD800 and c < 0xDC00 and string.sub(k, i, i + 1) == '\\u' then
-        local lo = tonumber(string.sub(k, i + 2, i + 5), 16)
-        if lo and lo >= 0xDC00 and lo < 0xE000 then
-          c = 0x10000 + (c - 0xD800) * 0x400 + (lo - 0xDC00)
-          i = i + 6
-        end
-      end
-      if short[c] then
-        out[#out + 1] = short[c]
-      elseif c < 0x20 or (c >= 0xD800 and c < 0xE000) then
-        -- Control characters and lone surrogates: JSON.stringify writes \u00xx / \udxxx.
-        out[#out + 1] = string.format('\\u%04x', c)
-      else
-        out[#out + 1] = utf8(c)
-      end
-    elseif x == '/' then
-      out[#out + 1] = '/'
-    else
-      out[#out + 1] = '\\' .. x
-    end
-  end
-end
-
--- Reads the JSON object s into keys (JSON.stringify spelling), raw value texts and each
--- key's place. A key given twice keeps its first place and its last value, as JSON.parse.
-local function parse_object(s, keys, vals, at)
-  local i = skip_ws(s, 1)
-  if string.byte(s, i) ~= 123 then
-    corrupt()
-  end
-  i = skip_ws(s, i + 1)
-  if string.byte(s, i) == 125 then
-    return
-  end
-  while true do
-    if string.byte(s, i) ~= 34 then
-      corrupt()
-    end
-    local ke = string_end(s, i)
-    local k = canonical_key(string.sub(s, i, ke))
-    i = skip_ws(s, ke + 1)
-    if string.byte(s, i) ~= 58 then
-      corrupt()
-    end
-    i = skip_ws(s, i + 1)
-    local ve = value_end(s, i)
-    local p = at[k]
-    if not p then
-      p = #keys + 1
-      keys[p] = k
-      at[k] = p
-    end
-    vals[p] = string.sub(s, i, ve)
-    i = skip_ws(s, ve + 1)
-    local b = string.byte(s, i)
-    if b == 125 then
-      return
-    end
-    if b ~= 44 then
-      corrupt()
-    end
-    i = skip_ws(s, i + 1)
-  end
-end
-
 -- The number an array-index key names ("0", "7"; not "07" or "4294967295"), else nil.
 local function array_index(k)
   if #k > 12 or not (k == '"0"' or string.find(k, '^"[1-9]%d*"$')) then
@@ -182,58 +23,223 @@ local function array_index(k)
   return n
 end
 
--- Merges ARGV[from..] (key, value pairs) into the stored object: a null value deletes,
--- an existing key keeps its place, a new one goes last, and array-index keys come first in
--- ascending order, as in every JavaScript object. Returns the new text, or nil when empty.
--- Writes every member anew, in JSON.stringify's spelling: for any text JSON.parse reads.
-local function rebuild(stored, from)
-  local keys, vals, at = {}, {}, {}
-  if stored then
-    parse_object(stored, keys, vals, at)
+-- The functions of the rare path (text not as JSON.stringify writes it, escapes in the
+-- text, a new array-index key), made only by a call that needs them: a script's top
+-- runs on every call, and every function it defines there costs a closure each time.
+local function rare_path()
+  -- Index of the first byte at or after i that is not JSON whitespace.
+  local function skip_ws(s, i)
+    local b = string.byte(s, i)
+    if b == 32 or b == 9 or b == 10 or b == 13 then
+      return (select(2, string.find(s, '^[ \t\n\r]*', i))) + 1
+    end
+    return i
   end
-  for i = from, #ARGV, 2 do
-    local k, v = ARGV[i], ARGV[i + 1]
-    local p = at[k]
-    if v == 'null' then
-      if p then
-        vals[p] = false
+
+  -- Index of the closing quote of the JSON string that opens at i.
+  local function string_end(s, i)
+    local j = i + 1
+    while true do
+      local c = string.find(s, '["\\]', j)
+      if not c then
+        corrupt()
       end
-    elseif p then
-      vals[p] = v
-    else
-      p = #keys + 1
-      keys[p] = k
-      vals[p] = v
-      at[k] = p
+      if string.byte(s, c) == 34 then
+        return c
+      end
+      j = c + 2
     end
   end
-  local out, indexed = {}, nil
-  for p = 1, #keys do
-    if vals[p] then
-      local k = keys[p]
-      local n = string.byte(k, 2) < 58 and array_index(k)
-      if n then
-        indexed = indexed or {}
-        indexed[#indexed + 1] = {n, k .. ':' .. vals[p]}
+
+  -- Index of the last byte of the JSON value that starts at i.
+  local function value_end(s, i)
+    local b = string.byte(s, i)
+    if b == 34 then
+      return string_end(s, i)
+    end
+    if b == 123 or b == 91 then
+      -- An object or array (Node's set never writes one; a foreign writer may): skip it whole.
+      local depth, j = 0, i
+      while true do
+        local c = string.find(s, '["{}%[%]]', j)
+        if not c then
+          corrupt()
+        end
+        local cb = string.byte(s, c)
+        if cb == 34 then
+          j = string_end(s, c) + 1
+        else
+          depth = depth + ((cb == 123 or cb == 91) and 1 or -1)
+          if depth == 0 then
+            return c
+          end
+          j = c + 1
+        end
+      end
+    end
+    local e = string.find(s, '[ \t\n\r,}]', i)
+    if not e or e == i then
+      corrupt()
+    end
+    return e - 1
+  end
+
+  -- The spelling JSON.stringify gives the key whose JSON text is k (quotes included): a key
+  -- read with other escapes (`\/`, `\u0041`) then compares equal to the same key sent by us.
+  local function utf8(c)
+    if c < 0x80 then
+      return string.char(c)
+    elseif c < 0x800 then
+      return string.char(0xC0 + math.floor(c / 0x40), 0x80 + c % 0x40)
+    elseif c < 0x10000 then
+      return string.char(0xE0 + math.floor(c / 0x1000), 0x80 + math.floor(c / 0x40) % 0x40,
+        0x80 + c % 0x40)
+    end
+    return string.char(0xF0 + math.floor(c / 0x40000), 0x80 + math.floor(c / 0x1000) % 0x40,
+      0x80 + math.floor(c / 0x40) % 0x40, 0x80 + c % 0x40)
+  end
+  local function canonical_key(k)
+    if not string.find(k, '\\', 1, true) then
+      return k
+    end
+    -- Built here, not at the top: most keys have no escape, and a script's top runs every call.
+    local short = {[8] = '\\b', [9] = '\\t', [10] = '\\n', [12] = '\\f', [13] = '\\r',
+      [34] = '\\"', [92] = '\\\\'}
+    local out, i = {}, 1
+    while true do
+      local e = string.find(k, '\\', i, true)
+      if not e then
+        out[#out + 1] = string.sub(k, i)
+        return table.concat(out)
+      end
+      out[#out + 1] = string.sub(k, i, e - 1)
+      local x = string.sub(k, e + 1, e + 1)
+      i = e + 2
+      if x == 'u' then
+        local c = tonumber(string.sub(k, e + 2, e + 5), 16)
+        if not c then
+          corrupt()
+        end
+        i = e + 6
+        if c >= 0xD800 and c < 0xDC00 and string.sub(k, i, i + 1) == '\\u' then
+          local lo = tonumber(string.sub(k, i + 2, i + 5), 16)
+          if lo and lo >= 0xDC00 and lo < 0xE000 then
+            c = 0x10000 + (c - 0xD800) * 0x400 + (lo - 0xDC00)
+            i = i + 6
+          end
+        end
+        if short[c] then
+          out[#out + 1] = short[c]
+        elseif c < 0x20 or (c >= 0xD800 and c < 0xE000) then
+          -- Control characters and lone surrogates: JSON.stringify writes \u00xx / \udxxx.
+          out[#out + 1] = string.format('\\u%04x', c)
+        else
+          out[#out + 1] = utf8(c)
+        end
+      elseif x == '/' then
+        out[#out + 1] = '/'
       else
-        out[#out + 1] = k .. ':' .. vals[p]
+        out[#out + 1] = '\\' .. x
       end
     end
   end
-  if indexed then
-    table.sort(indexed, function(a, b) return a[1] < b[1] end)
-    for j = 1, #indexed do
-      indexed[j] = indexed[j][2]
+
+  -- Reads the JSON object s into keys (JSON.stringify spelling), raw value texts and each
+  -- key's place. A key given twice keeps its first place and its last value, as JSON.parse.
+  local function parse_object(s, keys, vals, at)
+    local i = skip_ws(s, 1)
+    if string.byte(s, i) ~= 123 then
+      corrupt()
     end
-    for j = 1, #out do
-      indexed[#indexed + 1] = out[j]
+    i = skip_ws(s, i + 1)
+    if string.byte(s, i) == 125 then
+      return
     end
-    out = indexed
+    while true do
+      if string.byte(s, i) ~= 34 then
+        corrupt()
+      end
+      local ke = string_end(s, i)
+      local k = canonical_key(string.sub(s, i, ke))
+      i = skip_ws(s, ke + 1)
+      if string.byte(s, i) ~= 58 then
+        corrupt()
+      end
+      i = skip_ws(s, i + 1)
+      local ve = value_end(s, i)
+      local p = at[k]
+      if not p then
+        p = #keys + 1
+        keys[p] = k
+        at[k] = p
+      end
+      vals[p] = string.sub(s, i, ve)
+      i = skip_ws(s, ve + 1)
+      local b = string.byte(s, i)
+      if b == 125 then
+        return
+      end
+      if b ~= 44 then
+        corrupt()
+      end
+      i = skip_ws(s, i + 1)
+    end
   end
-  if #out == 0 then
-    return nil
+
+  -- Merges ARGV[from..] (key, value pairs) into the stored object: a null value deletes,
+  -- an existing key keeps its place, a new one goes last, and array-index keys come first in
+  -- ascending order, as in every JavaScript object. Returns the new text, or nil when empty.
+  -- Writes every member anew, in JSON.stringify's spelling: for any text JSON.parse reads.
+  local function rebuild(stored, from)
+    local keys, vals, at = {}, {}, {}
+    if stored then
+      parse_object(stored, keys, vals, at)
+    end
+    for i = from, #ARGV, 2 do
+      local k, v = ARGV[i], ARGV[i + 1]
+      local p = at[k]
+      if v == 'null' then
+        if p then
+          vals[p] = false
+        end
+      elseif p then
+        vals[p] = v
+      else
+        p = #keys + 1
+        keys[p] = k
+        vals[p] = v
+        at[k] = p
+      end
+    end
+    local out, indexed = {}, nil
+    for p = 1, #keys do
+      if vals[p] then
+        local k = keys[p]
+        local n = string.byte(k, 2) < 58 and array_index(k)
+        if n then
+          indexed = indexed or {}
+          indexed[#indexed + 1] = {n, k .. ':' .. vals[p]}
+        else
+          out[#out + 1] = k .. ':' .. vals[p]
+        end
+      end
+    end
+    if indexed then
+      table.sort(indexed, function(a, b) return a[1] < b[1] end)
+      for j = 1, #indexed do
+        indexed[j] = indexed[j][2]
+      end
+      for j = 1, #out do
+        indexed[#indexed + 1] = out[j]
+      end
+      out = indexed
+    end
+    if #out == 0 then
+      return nil
+    end
+    return '{' .. table.concat(out, ',') .. '}'
   end
-  return '{' .. table.concat(out, ',') .. '}'
+  return {string_end = string_end, canonical_key = canonical_key, rebuild = rebuild}
 end
 
 -- Reads text as JSON.stringify writes a flat object (no whitespace, no nested value, no
@@ -252,17 +258,18 @@ local function scan_stringified(s, want, hits)
   end
   -- Without a backslash in the text every quote is a delimiter: a plain search finds it.
   local escapes = find(s, '\\', 1, true)
+  local slow = escapes and rare_path()
   local seen, i, plain, last = {}, 2, false, -1
   while true do
     if q ~= 34 then
       return false
     end
-    local e = escapes and string_end(s, i) or find(s, '"', i + 1, true)
+    local e = escapes and slow.string_end(s, i) or find(s, '"', i + 1, true)
     if not e then
       corrupt()
     end
     local k = sub(s, i, e)
-    if seen[k] or (escapes and canonical_key(k) ~= k) then
+    if seen[k] or (escapes and slow.canonical_key(k) ~= k) then
       return false
     end
     seen[k] = true
@@ -281,7 +288,7 @@ local function scan_stringified(s, want, hits)
     end
     local ends
     if first == 34 then
-      ends = escapes and string_end(s, e + 2) or find(s, '"', e + 3, true)
+      ends = escapes and slow.string_end(s, e + 2) or find(s, '"', e + 3, true)
       if not ends then
         corrupt()
       end
@@ -319,7 +326,7 @@ local function merge(stored, from)
   end
   local hits = {}
   if stored and not scan_stringified(stored, want, hits) then
-    return rebuild(stored, from)
+    return rare_path().rebuild(stored, from)
   end
   local out, cursor = {}, 2
   for _, h in ipairs(hits) do
@@ -343,7 +350,7 @@ local function merge(stored, from)
     if want[k] and v ~= 'null' then
       if string.byte(k, 2) < 58 and array_index(k) then
         -- A new array-index key takes its numeric place among the first keys.
-        return rebuild(stored, from)
+        return rare_path().rebuild(stored, from)
       end
       out[#out + 1] = k .. ':' .. v
     end
