@@ -5,7 +5,9 @@ use crate::session::FIELDS;
 use redis::Script;
 
 /// Shared helpers (see lua/lib/README.md); each script gets only the ones it names,
-/// because every helper is a closure created again on every call of the script. Every
+/// because every helper is a closure created again on every call of the script. Two are
+/// blocks rather than functions, for the same reason: READ_LIVE opens get and set,
+/// TOUCH ends them. Every
 /// script's field names and positions are written from [`FIELDS`] (see [`expand_fields`]).
 const ANNOUNCE: &str = include_str!("lua/lib/announce.lua");
 const KILL_SESSIONS: &str = include_str!("lua/lib/kill_sessions.lua");
@@ -80,10 +82,10 @@ impl Scripts {
         };
         Scripts {
             create: load(&[], include_str!("lua/create.lua")),
-            get: load(&[READ_LIVE, TOUCH], include_str!("lua/get.lua")),
+            get: load(&[READ_LIVE], &[include_str!("lua/get.lua"), TOUCH].concat()),
             set: load(
-                &[READ_LIVE, TOUCH, MERGE, ANNOUNCE],
-                include_str!("lua/set.lua"),
+                &[MERGE, ANNOUNCE, READ_LIVE],
+                &[include_str!("lua/set.lua"), TOUCH].concat(),
             ),
             kill: load(&[ANNOUNCE, KILL_SESSIONS], include_str!("lua/kill.lua")),
             killsoid: load(&[ANNOUNCE, KILL_SESSIONS], include_str!("lua/killsoid.lua")),
