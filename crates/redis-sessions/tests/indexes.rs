@@ -20,20 +20,47 @@ fn la(con: &mut redis::Connection, hash: &str) -> i64 {
     la.parse().expect("la is a number")
 }
 
-#[tokio::test]
-async fn node_layout_moves_every_index_on_each_later_second() {
+/// A store of `layout` on a fresh server with a manual clock, one session of "u1" with ttl
+/// 100 in it (its token), and a raw connection for the assertions.
+struct Setup {
+    rs: RedisSessions,
+    clock: ManualClock,
+    token: String,
+    con: redis::Connection,
+    _server: RedisServer,
+}
+
+async fn setup(layout: KeyLayout) -> Setup {
     let server = RedisServer::start();
     let clock = ManualClock::starting_now();
-    let rs = RedisSessions::connect(common::options(&server, &clock))
+    let rs = RedisSessions::connect(common::options(&server, &clock).key_layout(layout))
         .await
         .expect("connect");
     let token = rs
         .create(APP, "u1", "1", CreateOptions::default().ttl(100))
         .await
         .expect("create");
-    let mut con = redis::Client::open(server.url())
+    let con = redis::Client::open(server.url())
         .and_then(|c| c.get_connection())
         .expect("raw");
+    Setup {
+        rs,
+        clock,
+        token,
+        con,
+        _server: server,
+    }
+}
+
+#[tokio::test]
+async fn node_layout_moves_every_index_on_each_later_second() {
+    let Setup {
+        rs,
+        clock,
+        token,
+        mut con,
+        _server,
+    } = setup(KeyLayout::Node).await;
     let hash = format!("rs:{APP}:{token}");
     let (sessions, users, expiries) = (
         format!("rs:{APP}:_sessions"),
@@ -85,20 +112,13 @@ async fn node_layout_moves_every_index_on_each_later_second() {
 
 #[tokio::test]
 async fn sharded_layout_leaves_the_expiry_index_to_the_sweep() {
-    let server = RedisServer::start();
-    let clock = ManualClock::starting_now();
-    let rs = RedisSessions::connect(
-        common::options(&server, &clock).key_layout(KeyLayout::Sharded { shards: 1 }),
-    )
-    .await
-    .expect("connect");
-    let token = rs
-        .create(APP, "u1", "1", CreateOptions::default().ttl(100))
-        .await
-        .expect("create");
-    let mut con = redis::Client::open(server.url())
-        .and_then(|c| c.get_connection())
-        .expect("raw");
+    let Setup {
+        rs,
+        clock,
+        token,
+        mut con,
+        _server,
+    } = setup(KeyLayout::Sharded { shards: 1 }).await;
     let keys: Vec<String> = con.keys("rs:*SESSIONS").expect("KEYS");
     let expiries = keys.first().expect("the shard's SESSIONS").clone();
     let prefix = expiries.trim_end_matches("SESSIONS").to_owned();
