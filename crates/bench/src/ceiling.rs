@@ -67,31 +67,38 @@ pub async fn measure(server: &RedisServer, n: usize) -> BTreeMap<String, f64> {
         "create".to_owned(),
         rate(n, blast(server.port(), create).await),
     );
-    let get = tokens
-        .iter()
-        .map(|t| (commands.get(APP, t, now).get_packed_command(), 1))
-        .collect();
-    rates.insert("get".to_owned(), rate(n, blast(server.port(), get).await));
+    // Every session's get at `at`, one request each.
+    let gets_at = |at: i64| -> Vec<(Vec<u8>, usize)> {
+        tokens
+            .iter()
+            .map(|t| (commands.get(APP, t, at).get_packed_command(), 1))
+            .collect()
+    };
+    rates.insert(
+        "get".to_owned(),
+        rate(n, blast(server.port(), gets_at(now)).await),
+    );
     // The same gets a second later: idle 1, every index rewritten.
-    let later = tokens
-        .iter()
-        .map(|t| (commands.get(APP, t, now + 1).get_packed_command(), 1))
-        .collect();
     rates.insert(
         "get_next_second".to_owned(),
-        rate(n, blast(server.port(), later).await),
+        rate(n, blast(server.port(), gets_at(now + 1)).await),
     );
     let set = tokens
         .iter()
         .map(|t| (commands.set(APP, t, &d, now).get_packed_command(), 1))
         .collect();
     rates.insert("set".to_owned(), rate(n, blast(server.port(), set).await));
+    // Seconds later: idle 3, `la` moves too.
+    rates.insert(
+        "get_later".to_owned(),
+        rate(n, blast(server.port(), gets_at(now + 3)).await),
+    );
     let check = server
         .command(&["HGET", &format!("rs:{APP}:{}", tokens[0]), "r"])
         .unwrap_or_default();
     assert!(
-        check.contains("\r\n3\r\n"),
-        "the ceiling's two gets did their work: {check:?}"
+        check.contains("\r\n4\r\n"),
+        "the ceiling's three gets did their work: {check:?}"
     );
     if let Some(rate) = redis_benchmark_get(server, &commands, &tokens[0], now) {
         rates.insert("get (redis-benchmark, one session)".to_owned(), rate);

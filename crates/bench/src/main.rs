@@ -5,6 +5,7 @@
 //! Run: `cargo run --release -p rs-bench` (see `--help`).
 
 mod ceiling;
+mod realistic;
 mod redis_info;
 mod stats;
 mod workload;
@@ -34,6 +35,14 @@ struct Args {
     /// Cached gets to time.
     #[arg(long, default_value_t = 2_000_000)]
     cached_gets: usize,
+    /// Sessions of the realistic workload (each read again after a pause of 1–6 s, one
+    /// access in ten a set).
+    #[arg(long, default_value_t = 10_000)]
+    realistic_sessions: usize,
+    /// Seconds of each realistic run (0: no realistic workload). Runs `reps` times per
+    /// runner.
+    #[arg(long, default_value_t = 10)]
+    realistic_seconds: u64,
     /// Run our workload on a 3-master Redis Cluster (sharded layout) instead; the npm
     /// module cannot run on a cluster, so only our figures are printed.
     #[arg(long)]
@@ -51,6 +60,11 @@ struct Report {
     sequential: BTreeMap<String, BTreeMap<String, (f64, f64)>>,
     /// Redis' cost per operation: runner → op.
     cost: BTreeMap<String, BTreeMap<String, Cost>>,
+    /// The realistic workload: runner → the median run (by Redis CPU per op).
+    realistic: BTreeMap<String, realistic::Outcome>,
+    /// Median of the per-rep ratios ours/Node of the realistic workload's Redis CPU per op
+    /// (idle housekeeping subtracted).
+    realistic_cpu_ours_vs_node: f64,
     /// Redis memory per session, bytes, by runner.
     memory_per_session: BTreeMap<String, f64>,
     /// Cached gets per second in one process
@@ -186,6 +200,43 @@ async fn main() {
             .insert(op.name().into(), median);
     }
 
+    // 5. The realistic workload, ours and Node's alternately in each repetition.
+    if args.realistic_seconds > 0 {
+        let _ = server.command(&["FLUSHALL"]);
+        let idle = realistic::idle_cpu_us_per_s(&server).await;
+        let mut runs: BTreeMap<&str, Vec<realistic::Outcome>> = BTreeMap::new();
+        for rep in 0..args.reps.max(1) {
+            for k in 0..runners.len() {
+                let runner = &mut runners[(k + rep) % 2];
+                let outcome = realistic::run(
+                    &server,
+                    runner,
+                    args.realistic_sessions,
+                    args.realistic_seconds,
+                    idle,
+                )
+                .await;
+                runs.entry(runner.label()).or_default().push(outcome);
+            }
+        }
+        if let (Some(ours), Some(node)) = (runs.get("ours"), runs.get("node")) {
+            let ratios: Vec<f64> = ours
+                .iter()
+                .zip(node)
+                .map(|(o, n)| o.cpu_us_per_op_less_idle / n.cpu_us_per_op_less_idle.max(1e-9))
+                .collect();
+            report.realistic_cpu_ours_vs_node = stats::summarize(&ratios).median;
+        }
+        for (label, mut all) in runs {
+            all.sort_by(|a, b| {
+                a.cpu_us_per_op_less_idle
+                    .total_cmp(&b.cpu_us_per_op_less_idle)
+            });
+            let median = all.swap_remove(all.len() / 2);
+            report.realistic.insert(label.into(), median);
+        }
+    }
+
     // Sequential latency: one call at a time.
     for runner in runners.iter_mut() {
         let _ = server.command(&["FLUSHALL"]);
@@ -221,7 +272,7 @@ async fn main() {
     // Cached gets in one process.
     report.cached_gets_per_sec = cached_gets(&server, args.cached_gets).await;
 
-    print_table(&report, &args.sizes);
+    print_table(&report, &args);
     if let Some(dir) = std::path::Path::new(&args.json).parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -347,7 +398,44 @@ async fn cached_gets(server: &RedisServer, total: usize) -> f64 {
     rate
 }
 
-fn print_table(r: &Report, sizes: &[usize]) {
+/// Issue #15's table: per operation, what Redis spends for ours and for Node's, and the
+/// throughput ratio, at the largest size.
+fn print_issue_table(r: &Report, n: usize) {
+    println!("\n## Per operation, ours vs the Node module (N = {n}; medians of paired reps)");
+    println!("| op | Redis µs/op ours (commandstats) | Node | Redis CPU µs/op ours (INFO cpu) | Node | ours/Node ops/s |");
+    println!("|---|---|---|---|---|---|");
+    for op in Op::ALL {
+        let cost = |runner: &str| r.cost.get(runner).and_then(|m| m.get(op.name()));
+        let (Some(o), Some(nd)) = (cost("ours"), cost("node")) else {
+            continue;
+        };
+        let ratio = r
+            .ratios
+            .get(&n)
+            .and_then(|m| m.get(&format!("{}/ours_vs_node", op.name())))
+            .map_or("—".to_owned(), |x| format!("{x:.2}x"));
+        println!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {ratio} |",
+            op.describe(),
+            o.commandstats_us_per_op,
+            nd.commandstats_us_per_op,
+            o.cpu_us_per_op,
+            nd.cpu_us_per_op
+        );
+    }
+    if let (Some(o), Some(nd)) = (r.realistic.get("ours"), r.realistic.get("node")) {
+        println!(
+            "| realistic workload (idle housekeeping subtracted from CPU) | {:.2} | {:.2} | {:.2} | {:.2} | — |",
+            o.cost.commandstats_us_per_op,
+            nd.cost.commandstats_us_per_op,
+            o.cpu_us_per_op_less_idle,
+            nd.cpu_us_per_op_less_idle
+        );
+    }
+}
+
+fn print_table(r: &Report, args: &Args) {
+    let sizes = &args.sizes;
     let get = |runner: &str, n: usize, op: &str| {
         r.throughput
             .get(runner)
@@ -440,6 +528,31 @@ fn print_table(r: &Report, sizes: &[usize]) {
             }
         }
     }
+    if !r.realistic.is_empty() {
+        println!(
+            "\n## Realistic workload ({} sessions, each read again after 1–6 s, one access in ten a set, {} s per run; the median run)",
+            args.realistic_sessions, args.realistic_seconds
+        );
+        println!("| runner | operations | Redis CPU µs/op (INFO cpu) | less Redis' idle housekeeping | Redis µs/op (commandstats) | commands/op | behind schedule (ms) | commands (per op) |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for (runner, o) in &r.realistic {
+            println!(
+                "| {runner} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+                o.operations,
+                o.cost.cpu_us_per_op,
+                o.cpu_us_per_op_less_idle,
+                o.cost.commandstats_us_per_op,
+                o.cost.commands_per_op,
+                o.behind_ms,
+                o.cost.breakdown
+            );
+        }
+        println!(
+            "\nRealistic workload, Redis CPU per op ours/Node (median of the per-rep ratios): {:.2}",
+            r.realistic_cpu_ours_vs_node
+        );
+    }
+    print_issue_table(r, sizes.iter().copied().max().unwrap_or(0));
     println!("\n## Memory per session in Redis (bytes)");
     for (runner, bytes) in &r.memory_per_session {
         println!("- {runner}: {bytes:.1}");

@@ -22,11 +22,21 @@ pub enum Op {
     /// does on every get.
     GetNextSecond,
     Set,
+    /// The same gets seconds later (idle ≥ 2): `la` moves too — the common read of real
+    /// traffic, where a user's next request comes seconds after the last.
+    GetLater,
     Kill,
 }
 
 impl Op {
-    pub const ALL: [Op; 5] = [Op::Create, Op::Get, Op::GetNextSecond, Op::Set, Op::Kill];
+    pub const ALL: [Op; 6] = [
+        Op::Create,
+        Op::Get,
+        Op::GetNextSecond,
+        Op::Set,
+        Op::GetLater,
+        Op::Kill,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -34,6 +44,19 @@ impl Op {
             Op::Get => "get",
             Op::GetNextSecond => "get_next_second",
             Op::Set => "set",
+            Op::GetLater => "get_later",
+            Op::Kill => "kill",
+        }
+    }
+
+    /// What the operation is, in words (issue #15's table).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Get => "get, same second as the last access",
+            Op::GetNextSecond => "get, a later second (the next: idle 1)",
+            Op::Set => "set",
+            Op::GetLater => "get, seconds later (idle ≥ 2: la moves too)",
             Op::Kill => "kill",
         }
     }
@@ -41,21 +64,26 @@ impl Op {
     /// The name of the operation the Node driver runs for it.
     fn node_name(self) -> &'static str {
         match self {
-            Op::GetNextSecond => "get",
+            Op::GetNextSecond | Op::GetLater => "get",
             other => other.name(),
         }
     }
 
     /// Waits for the second boundary this phase needs: creates start a second (so the
-    /// gets that follow fall in it), and the next-second gets start the following one.
+    /// gets that follow fall in it), the next-second gets start the following one, and the
+    /// later gets start two seconds after the next boundary (idle ≥ 2 even when the sets
+    /// before them ran into the next second and moved `la`).
     pub async fn align(self) {
-        if matches!(self, Op::Create | Op::GetNextSecond) {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            let to_next = Duration::from_secs(1) - Duration::from_nanos(now.subsec_nanos() as u64);
-            tokio::time::sleep(to_next + Duration::from_millis(5)).await;
-        }
+        let extra = match self {
+            Op::Create | Op::GetNextSecond => Duration::ZERO,
+            Op::GetLater => Duration::from_secs(2),
+            Op::Get | Op::Set | Op::Kill => return,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let to_next = Duration::from_secs(1) - Duration::from_nanos(now.subsec_nanos() as u64);
+        tokio::time::sleep(to_next + extra + Duration::from_millis(5)).await;
     }
 }
 
@@ -127,7 +155,7 @@ async fn one_call(rs: &RedisSessions, tokens: &[String], op: Op, i: usize) -> Op
             .await
             .map_err(first_error)
             .ok(),
-        Op::Get | Op::GetNextSecond => rs
+        Op::Get | Op::GetNextSecond | Op::GetLater => rs
             .get(APP, token())
             .await
             .map_err(first_error)
