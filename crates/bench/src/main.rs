@@ -12,7 +12,7 @@ mod workload;
 
 use clap::Parser;
 use redis_info::Cost;
-use redis_sessions::{CreateOptions, Options, RedisSessions};
+use redis_sessions::{CreateOptions, KeyLayout, Options, RedisSessions};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -43,6 +43,11 @@ struct Args {
     /// runner.
     #[arg(long, default_value_t = 10)]
     realistic_seconds: u64,
+    /// Our runner uses the sharded layout (what a fleet without Node processes runs: the
+    /// expiry index kept by the sweep, key TTLs) on the same one server; the Node module
+    /// keeps its layout. The ceiling stays the Node layout's.
+    #[arg(long)]
+    sharded: bool,
     /// Run our workload on a 3-master Redis Cluster (sharded layout) instead; the npm
     /// module cannot run on a cluster, so only our figures are printed.
     #[arg(long)]
@@ -95,7 +100,12 @@ async fn main() {
         "redis-server on port {} (fresh, no persistence)",
         server.port()
     );
-    let rs = RedisSessions::connect(bench_options(Options::default().url(server.url())))
+    let mut options = Options::default().url(server.url());
+    if args.sharded {
+        println!("ours: the sharded layout (60 shards) on this one server; Node: its own layout");
+        options = options.key_layout(KeyLayout::Sharded { shards: 60 });
+    }
+    let rs = RedisSessions::connect(bench_options(options))
         .await
         .expect("connect to the benchmark's redis-server");
     let peer = NodePeer::start(&format!(

@@ -109,12 +109,13 @@ pub enum Runner {
 }
 
 impl Runner {
-    /// The commands this client sends itself, outside scripts and transactions (the Node
+    /// The commands this client sends itself, outside scripts and transactions (ours: the
+    /// sharded layout's kill reads the id with an HGET first; the Node
     /// module's kill also sends a ZREM of `_users` outside its MULTI when a user's last
     /// session ends; left out, which only favours the Node module).
     pub fn top_level_commands(&self) -> &'static [&'static str] {
         match self {
-            Runner::Ours { .. } => &["evalsha", "multi", "exec"],
+            Runner::Ours { .. } => &["evalsha", "multi", "exec", "hget"],
             Runner::Node { .. } => &["hmget", "multi", "exec"],
         }
     }
