@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::header::SET_COOKIE;
 use http::request::Parts;
-use redis_sessions::{CreateOptions, Data, DEFAULT_TTL};
+use redis_sessions::{CreateOptions, Data};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -146,11 +146,14 @@ impl Shared {
 
     /// The options of a new session holding `data`.
     fn create_options(&self, data: &Data) -> CreateOptions {
-        CreateOptions {
-            ttl: self.config.ttl,
-            d: (!data.is_empty()).then(|| Value::Object(data.clone())),
-            no_resave: self.config.no_resave,
+        let mut options = CreateOptions::default().no_resave(self.config.no_resave);
+        if let Some(ttl) = self.config.ttl {
+            options = options.ttl(ttl);
         }
+        if !data.is_empty() {
+            options = options.data(Value::Object(data.clone()));
+        }
+        options
     }
 
     /// Records a session just created with `token` for `id` holding `data`.
@@ -158,18 +161,10 @@ impl Shared {
         st.token = Some(token.to_owned());
         st.from_cookie = false;
         st.loaded = true;
-        st.meta = Some(redis_sessions::Session {
-            id: id.to_owned(),
-            r: 1,
-            w: 1,
-            ttl: self.config.ttl.unwrap_or(DEFAULT_TTL),
-            idle: 0,
-            ip,
-            d: None,
-            no_resave: self.config.no_resave,
-            handle: Some(redis_sessions::device_handle(token)),
-            created_ms: redis_sessions::token_created_ms(token),
-        });
+        // The session as the store has it; its data is kept apart, in `data`.
+        let meta =
+            redis_sessions::Session::created(token, id, &ip, &self.create_options(&Data::new()));
+        st.meta = Some(meta);
         st.data = data;
         st.changes.clear();
         st.cookie = CookieAction::Set(token.to_owned());
@@ -650,10 +645,10 @@ impl Session {
             .store()
             .kill_device(self.app_name(), &id, handle)
             .await?;
-        if killed > 0 && own.as_deref() == Some(handle) {
+        if killed && own.as_deref() == Some(handle) {
             self.logged_out();
         }
-        Ok(killed > 0)
+        Ok(killed)
     }
 
     fn logged_out(&self) {

@@ -6,8 +6,10 @@
 
 use std::borrow::Cow;
 
-/// Everything that can go wrong in a call.
+/// Everything that can go wrong in a call. Non-exhaustive: match on [`Error::name`] or
+/// the error's kind for the cases a caller handles, and keep a fallback arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A required input was absent or empty (`No app supplied`, …).
     #[error("{0}")]
@@ -35,9 +37,9 @@ pub enum Error {
         /// The namespace.
         namespace: String,
         /// What the namespace's layout record holds.
-        stored: crate::layout::LayoutRecord,
+        stored: crate::LayoutRecord,
         /// What this process's options ask for.
-        asked: crate::layout::LayoutRecord,
+        asked: crate::LayoutRecord,
     },
     /// An index kept changing between the read of its members and the script that acts
     /// on them (cluster layout: e.g. a user created sessions while killsoid ran). Nothing

@@ -88,14 +88,17 @@ impl Shard {
 /// lays keys out differently, so that processes of two formats never share a namespace.
 pub const LAYOUT_VERSION: u32 = 1;
 
-/// What the layout record (`{ns}:{layout}`) holds: the layout a namespace was written with.
+/// What the layout record (`{ns}:{layout}`) holds: the layout a namespace was written with,
+/// as [`Error::LayoutMismatch`](crate::Error::LayoutMismatch) reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LayoutRecord {
     /// `node` or `sharded`.
     pub kind: String,
     /// Shards (1 in the Node layout).
     pub shards: u16,
-    /// [`LAYOUT_VERSION`] of the process that wrote it first.
+    /// The key format's version (changed only by a release that lays keys out
+    /// differently) of the process that wrote it first.
     pub version: u32,
 }
 

@@ -37,13 +37,15 @@
 
 #![warn(missing_docs)]
 
+/// The benchmark's hooks (`bench` feature, off by default): not part of the API.
+#[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench_support;
 mod cache;
 mod clock;
 mod device;
 mod error;
-pub mod layout;
+mod layout;
 mod memory_store;
 pub mod metric_names;
 mod migration;
@@ -60,8 +62,9 @@ pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use device::{device_handle, HANDLE_LEN};
 pub use error::{Error, Result};
+pub use layout::LayoutRecord;
 pub use migration::{token_created_ms, Migration};
-pub use options::{KeyLayout, MinReplicas, Options, DEFAULT_SHARDS};
+pub use options::{CreateOptions, KeyLayout, MinReplicas, Options, DEFAULT_SHARDS};
 pub use redis_store::{ConnectionStats, NodeStatus};
 pub use session::{Data, Session};
 pub use validate::DEFAULT_TTL;
@@ -72,35 +75,6 @@ use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use store::{Backend, NewSession};
 use tokio::task::JoinHandle;
-
-/// The optional inputs of [`RedisSessions::create`].
-#[derive(Debug, Clone, Default)]
-pub struct CreateOptions {
-    /// Seconds of inactivity after which the session dies; default 7200, at least 10.
-    pub ttl: Option<i64>,
-    /// Initial data: a JSON object of scalar values (null values are dropped).
-    pub d: Option<Value>,
-    /// End the session at create time + ttl, however often it is used.
-    pub no_resave: bool,
-}
-
-impl CreateOptions {
-    /// Sets the ttl.
-    pub fn ttl(mut self, seconds: i64) -> Self {
-        self.ttl = Some(seconds);
-        self
-    }
-    /// Sets the initial data.
-    pub fn data(mut self, d: Value) -> Self {
-        self.d = Some(d);
-        self
-    }
-    /// Makes the session end at a fixed time.
-    pub fn no_resave(mut self, on: bool) -> Self {
-        self.no_resave = on;
-        self
-    }
-}
 
 /// A session store: cheap to clone (all clones share connections, cache and sweeper).
 #[derive(Clone)]
@@ -276,13 +250,9 @@ impl RedisSessions {
         validate::id(id)?;
         validate::ip(ip)?;
         let ttl = validate::ttl(options.ttl)?;
-        let d = match options.d {
+        let d = match &options.data {
             None | Some(Value::Null) => None,
-            Some(d) => {
-                let mut d = node_json::normalize(validate::data(Some(&d))?);
-                d.retain(|_, v| !v.is_null());
-                (!d.is_empty()).then_some(d)
-            }
+            Some(d) => session::initial_data(validate::data(Some(d))?),
         };
         let new = NewSession {
             app,
@@ -344,14 +314,14 @@ impl RedisSessions {
         self.set(app, token, &d).await
     }
 
-    /// Ends a session. Returns 1 when a live session was removed, else 0 (a dead one not
-    /// yet swept is removed too). Does not count as a read.
-    pub async fn kill(&self, app: &str, token: &str) -> Result<u64> {
+    /// Ends a session. Returns true when a live session was removed, else false (a dead
+    /// one not yet swept is removed too). Does not count as a read.
+    pub async fn kill(&self, app: &str, token: &str) -> Result<bool> {
         validate::app(app)?;
         validate::token(token)?;
         let live = self.backend()?.kill(app, token, self.now()).await;
         self.forget(app, token);
-        Ok(u64::from(live?))
+        live
     }
 
     /// Ends every session of an app; returns how many. Works in bounded batches, so a huge
@@ -391,9 +361,10 @@ impl RedisSessions {
     }
 
     /// Ends the session of `id` whose device handle (from [`soid`](Self::soid)) is
-    /// `handle` ("sign out that laptop"). Returns 1 when a session ended, 0 when no session
-    /// of this id has that handle (already ended, or the handle of another user's session).
-    pub async fn kill_device(&self, app: &str, id: &str, handle: &str) -> Result<u64> {
+    /// `handle` ("sign out that laptop"). Returns true when a session ended, false when no
+    /// session of this id has that handle (already ended, or the handle of another user's
+    /// session).
+    pub async fn kill_device(&self, app: &str, id: &str, handle: &str) -> Result<bool> {
         validate::app(app)?;
         validate::id(id)?;
         if !device::is_handle(handle) {
@@ -404,7 +375,7 @@ impl RedisSessions {
             .into_iter()
             .find(|(token, _)| device_handle(token) == handle)
         else {
-            return Ok(0);
+            return Ok(false);
         };
         self.kill(app, &token).await
     }
@@ -501,7 +472,8 @@ impl RedisSessions {
 
     /// Stops the sweeper and the cache's subscriber; later calls on this store (and its clones) fail with
     /// [`Error::Closed`]. Connections close when the last clone is dropped.
-    pub async fn quit(&self) {
+    /// Synchronous: it only flips a flag and aborts the tasks, nothing to wait for.
+    pub fn quit(&self) {
         self.inner
             .closed
             .store(true, std::sync::atomic::Ordering::Relaxed);

@@ -79,7 +79,7 @@ impl Migration {
     }
 
     /// Ends a session in the store that holds it.
-    pub async fn kill(&self, app: &str, token: &str) -> Result<u64> {
+    pub async fn kill(&self, app: &str, token: &str) -> Result<bool> {
         self.store_for(token).kill(app, token).await
     }
 

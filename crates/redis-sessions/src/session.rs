@@ -1,6 +1,8 @@
 //! The session object that every method returns, and the stored record it comes from.
 
 use crate::error::{Error, Result};
+use crate::options::CreateOptions;
+use crate::validate::DEFAULT_TTL;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,7 +13,12 @@ pub type Data = serde_json::Map<String, Value>;
 
 /// A live session as the Node module returns it: exactly the keys `id, r, w, ttl, idle, ip`,
 /// plus `d` when data exists and `no_resave: true` for sessions that end at a fixed time.
+///
+/// The fields keep the contract's names (`r`, `w`, `d`, …): they are the keys of the JSON
+/// that Node services and REST clients see, and the names the spec uses. Non-exhaustive:
+/// the store makes sessions; [`Session::created`] makes the one a `create` leaves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Session {
     /// The user id the session belongs to.
     pub id: String,
@@ -54,6 +61,48 @@ impl Session {
         let value = self.d.as_ref()?.get(key)?;
         serde_json::from_value(value.clone()).ok()
     }
+
+    /// The session that [`create`](crate::RedisSessions::create) has just made of `id`,
+    /// `ip` and `options` under `token`, as a `get` would answer it at once (read and
+    /// written once, idle 0), without asking the store: for a middleware that answers
+    /// the request that logged in. Its data is the data given, as stored (null values
+    /// dropped); its handle and creation time are the token's.
+    ///
+    /// ```
+    /// use redis_sessions::{CreateOptions, Session};
+    /// let token = format!("{}Z{}", "a".repeat(55), "mhm5z1a8");
+    /// let options = CreateOptions::default().ttl(60).data(serde_json::json!({"cart": 2}));
+    /// let session = Session::created(&token, "alice", "::1", &options);
+    /// assert_eq!((session.r, session.w, session.ttl, session.idle), (1, 1, 60, 0));
+    /// assert_eq!(session.get::<u32>("cart"), Some(2));
+    /// assert_eq!(session.handle, Some(redis_sessions::device_handle(&token)));
+    /// ```
+    pub fn created(token: &str, id: &str, ip: &str, options: &CreateOptions) -> Session {
+        Session {
+            id: id.to_owned(),
+            r: 1,
+            w: 1,
+            ttl: options.ttl.unwrap_or(DEFAULT_TTL),
+            idle: 0,
+            ip: ip.to_owned(),
+            d: options
+                .data
+                .as_ref()
+                .and_then(Value::as_object)
+                .and_then(initial_data),
+            no_resave: options.no_resave,
+            handle: Some(crate::device_handle(token)),
+            created_ms: crate::token_created_ms(token),
+        }
+    }
+}
+
+/// The data a create stores of `d`: the object in Node's number form, without its null
+/// values; None when nothing is left.
+pub(crate) fn initial_data(d: &Data) -> Option<Data> {
+    let mut d = crate::node_json::normalize(d);
+    d.retain(|_, v| !v.is_null());
+    (!d.is_empty()).then_some(d)
 }
 
 /// A session as stored: the fields of the `{ns}:{app}:{token}` hash.

@@ -169,12 +169,11 @@ async fn lost(rs: &RedisSessions, record: &Record) -> (usize, usize) {
 }
 
 fn options(set: &SentinelSet) -> Options {
-    let mut options = Options::default()
+    Options::default()
         .sentinel(set.addrs(), MASTER_NAME)
-        .wipe(0);
-    options.connect_timeout = Duration::from_millis(500);
-    options.response_timeout = Duration::from_millis(500);
-    options
+        .wipe(0)
+        .connect_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_millis(500))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -253,8 +253,8 @@ impl Config {
             let host = self
                 .redis_host
                 .clone()
-                .unwrap_or_else(|| options.host.clone());
-            let port = self.redis_port.unwrap_or(options.port);
+                .unwrap_or_else(|| options.host().to_owned());
+            let port = self.redis_port.unwrap_or(options.port());
             options = options.host_port(host, port);
         }
         options
@@ -279,8 +279,8 @@ impl Config {
                 let defaults = Options::default();
                 format!(
                     "{}:{}",
-                    self.redis_host.as_deref().unwrap_or(&defaults.host),
-                    self.redis_port.unwrap_or(defaults.port)
+                    self.redis_host.as_deref().unwrap_or(defaults.host()),
+                    self.redis_port.unwrap_or(defaults.port())
                 )
             }
         }
@@ -344,7 +344,7 @@ mod tests {
         .expect("valid flags");
         assert_eq!(c.redis_cluster.len(), 2);
         assert!(c.redis_explicit());
-        assert_eq!(c.store_options().cluster.len(), 2);
+        assert_eq!(c.store_options().cluster_nodes().len(), 2);
     }
 
     #[test]
@@ -359,8 +359,8 @@ mod tests {
         .expect("valid flags");
         assert!(c.redis_explicit());
         let options = c.store_options();
-        assert_eq!(options.sentinels.len(), 2);
-        assert_eq!(options.sentinel_master, "sessions");
+        assert_eq!(options.sentinels().len(), 2);
+        assert_eq!(options.sentinel_master(), "sessions");
         assert!(Config::try_parse_from([
             "rest-sessions",
             "--sentinels",
@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn durable_writes_parse() {
         let c = Config::try_parse_from(["rest-sessions"]).expect("defaults");
-        assert_eq!(c.store_options().min_replicas, None);
+        assert_eq!(c.store_options().durable_writes(), None);
         let c = Config::try_parse_from([
             "rest-sessions",
             "--min-replicas",
@@ -384,11 +384,11 @@ mod tests {
         ])
         .expect("valid flags");
         assert_eq!(
-            c.store_options().min_replicas,
-            Some(redis_sessions::MinReplicas {
-                replicas: 1,
-                timeout: Duration::from_millis(250)
-            })
+            c.store_options().durable_writes(),
+            Some(redis_sessions::MinReplicas::new(
+                1,
+                Duration::from_millis(250)
+            ))
         );
         for bad in ["0", "1001", "x"] {
             assert!(

@@ -290,7 +290,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     if let Some(task) = upkeep {
         task.abort();
     }
-    store.quit().await;
+    store.quit();
     tracing::info!("rest-sessions stopped");
     result
 }

@@ -88,6 +88,15 @@ pub struct KillReply {
     pub kill: u64,
 }
 
+/// The contract's `{"kill": 0 or 1}` of a single kill, which the library answers yes/no.
+impl From<bool> for KillReply {
+    fn from(killed: bool) -> Self {
+        KillReply {
+            kill: u64::from(killed),
+        }
+    }
+}
+
 /// The reply of `/health`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HealthReply {
@@ -266,17 +275,19 @@ pub async fn create(
     let TimedBody(body) = body?;
     let params = query(raw.as_deref());
     let ip = params.get("ip").map(String::as_str).unwrap_or("");
-    let options = CreateOptions {
-        ttl: params.get("ttl").map(|t| integer(t)),
-        d: match json_body(&body) {
-            // `{}` stores no data, as the original did.
-            Some(Value::Object(map)) if map.is_empty() => None,
-            // null is not an object either.
-            Some(Value::Null) => Some(NOT_AN_OBJECT),
-            other => other,
-        },
-        no_resave: params.get("no_resave").is_some_and(|v| v == "true"),
-    };
+    let mut options =
+        CreateOptions::default().no_resave(params.get("no_resave").is_some_and(|v| v == "true"));
+    if let Some(ttl) = params.get("ttl") {
+        options = options.ttl(integer(ttl));
+    }
+    match json_body(&body) {
+        // `{}` stores no data, as the original did.
+        Some(Value::Object(map)) if map.is_empty() => {}
+        // null is not an object either.
+        Some(Value::Null) => options = options.data(NOT_AN_OBJECT),
+        Some(d) => options = options.data(d),
+        None => {}
+    }
     let token = store_call(state.store.create(&app, &id, ip, options)).await?;
     Ok(NodeJson(TokenReply { token }))
 }
@@ -379,8 +390,8 @@ pub async fn kill(
     path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
     let (app, token) = path?.two();
-    let kill = store_call(state.store.kill(&app, &token)).await?;
-    Ok(NodeJson(KillReply { kill }))
+    let killed = store_call(state.store.kill(&app, &token)).await?;
+    Ok(NodeJson(KillReply::from(killed)))
 }
 
 /// Ends every session of one id ("log out everywhere"), or with `keep` every session but
@@ -415,8 +426,8 @@ pub async fn killdevice(
     path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
     let (app, id, handle) = path?.three();
-    let kill = store_call(state.store.kill_device(&app, &id, &handle)).await?;
-    Ok(NodeJson(KillReply { kill }))
+    let killed = store_call(state.store.kill_device(&app, &id, &handle)).await?;
+    Ok(NodeJson(KillReply::from(killed)))
 }
 
 /// Ends every session of an app.

@@ -87,6 +87,7 @@ impl Scripts {
     }
 
     /// Every script's source.
+    #[cfg(feature = "bench")]
     pub fn all(&self) -> Vec<&str> {
         self.sources.iter().map(String::as_str).collect()
     }
