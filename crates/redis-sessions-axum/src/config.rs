@@ -158,12 +158,9 @@ impl fmt::Debug for SessionLayer {
     }
 }
 
-/// True for an app name the store accepts: `^[A-Za-z0-9_-]{3,20}$`.
+/// True for an app name the store accepts (the library's rule: `^[A-Za-z0-9_-]{3,20}$`).
 pub(crate) fn is_app(app: &str) -> bool {
-    (3..=20).contains(&app.len())
-        && app
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    redis_sessions::validate::app(app).is_ok()
 }
 
 impl SessionLayer {
@@ -289,7 +286,9 @@ impl SessionLayer {
     /// # Panics
     /// When `seconds` < 10, which the store refuses.
     pub fn ttl(self, seconds: i64) -> Self {
-        assert!(seconds >= 10, "session ttl must be >= 10 seconds");
+        if let Err(err) = redis_sessions::validate::ttl(Some(seconds)) {
+            panic!("session ttl {seconds}: {err}");
+        }
         self.edit(|c| c.ttl = Some(seconds))
     }
 

@@ -56,12 +56,12 @@ mod session;
 mod store;
 mod sweeper;
 mod token;
-mod validate;
+pub mod validate;
 
 pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use device::{device_handle, HANDLE_LEN};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use layout::LayoutRecord;
 pub use migration::{token_created_ms, Migration};
 pub use options::{CreateOptions, KeyLayout, MinReplicas, Options, DEFAULT_SHARDS};

@@ -125,7 +125,7 @@ async fn unconfirmed_writes_fail_distinctly_and_do_not_stall_other_calls() {
             },
         ) => {
             assert_eq!(err.name(), "notReplicated");
-            assert!(!err.is_unavailable() && !err.is_input_error());
+            assert_eq!(err.kind(), redis_sessions::ErrorKind::Unconfirmed);
         }
         other => panic!("expected NotReplicated, got {other:?}"),
     }

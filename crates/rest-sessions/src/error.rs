@@ -4,6 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use redis_sessions::ErrorKind;
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -66,11 +67,11 @@ impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Store(e) if e.is_input_error() => StatusCode::BAD_REQUEST,
-            ApiError::Store(redis_sessions::Error::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            // Unreachable, closed, or Redis answering with an error (LOADING, READONLY, OOM…):
-            // nothing the client did, and worth retrying.
-            ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // The library's one mapping, shared with the axum middleware: 400 input, 503
+            // unreachable/closed/Redis answering with an error (LOADING, READONLY, OOM…),
+            // 500 corrupt data.
+            ApiError::Store(e) => StatusCode::from_u16(e.kind().http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             ApiError::Input { .. } | ApiError::BadBody => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -85,7 +86,7 @@ impl ApiError {
     /// The error's name in the reply.
     pub fn name(&self) -> &'static str {
         match self {
-            ApiError::Store(e) if e.is_unavailable() => "redisUnavailable",
+            ApiError::Store(e) if e.kind() == ErrorKind::Unavailable => "redisUnavailable",
             ApiError::Store(e) => e.name(),
             ApiError::Input { name, .. } => name,
             ApiError::PayloadTooLarge => "payloadTooLarge",

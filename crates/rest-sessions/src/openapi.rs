@@ -447,7 +447,11 @@ mod tests {
                 match result {
                     Ok(()) => true,
                     Err(err) => {
-                        assert!(err.is_input_error(), "{what} {value:?}: {err}");
+                        assert_eq!(
+                            err.kind(),
+                            redis_sessions::ErrorKind::Input,
+                            "{what} {value:?}: {err}"
+                        );
                         false
                     }
                 }

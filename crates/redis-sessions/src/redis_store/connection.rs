@@ -39,6 +39,7 @@ use crate::metric_names::{CHECKS, DISCONNECTS, MASTER_SWITCHES, REPLACEMENTS, TI
 
 /// A Redis node and whether it answered a PING just now.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct NodeStatus {
     /// `host:port` of the node (a master, in a cluster).
     pub node: String,
@@ -71,6 +72,7 @@ enum Opener {
 /// What the watchdog has seen on one store's connection (the same counts as the
 /// metrics, readable without a metrics recorder).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionStats {
     /// Calls that timed out.
     pub timeouts: u64,
