@@ -53,6 +53,10 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+# Cheap checks first. Every import of the publishable crates points down (no two files
+# import each other, directly or in a loop).
+python3 scripts/import-cycles.py crates/redis-sessions/src crates/rest-sessions/src \
+  crates/redis-sessions-axum/src || status=1
 cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
 cargo test --workspace --doc --no-fail-fast 2>&1 | tee -a "$log" || status=$?
 # The same suites on Valkey 8 (only these targets: the rest does not depend on the server).

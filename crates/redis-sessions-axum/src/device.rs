@@ -2,7 +2,9 @@
 //! handle, a one-way hash of its token, so the page can offer "sign out that device"
 //! without ever holding another session's token (a token is a login).
 
-use crate::SessionInfo;
+/// A listed session (the crate's `SessionInfo`), named from the library so that this
+/// module imports nothing of the crate.
+use redis_sessions::Session as SessionInfo;
 
 /// The data key under which [`Session::devices`](crate::Session::devices) looks for a
 /// device's user agent. The middleware does not store one by itself (a header copied

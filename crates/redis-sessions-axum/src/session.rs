@@ -15,6 +15,11 @@ use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A session as the store keeps and lists it (`redis_sessions::Session`): what
+/// [`Session::soid`] and [`Session::soapp`] return. Named apart from the extractor
+/// [`Session`], which is a request's live session.
+pub type SessionInfo = redis_sessions::Session;
+
 /// What [`Session::upgrade_with`] carries from the request's data into the new session.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -301,7 +306,7 @@ fn past_absolute_timeout(token: &str, limit: Duration) -> bool {
 /// ([`SessionLayer::visitors`](crate::SessionLayer::visitors)) or
 /// [`upgrade`](Self::upgrade) logs the visitor in.
 ///
-/// Not to be confused with [`SessionInfo`](crate::SessionInfo) (`redis_sessions::Session`),
+/// Not to be confused with [`SessionInfo`](SessionInfo) (`redis_sessions::Session`),
 /// the stored record that the store's listing calls return.
 ///
 /// ```
@@ -620,7 +625,7 @@ impl Session {
     /// recently active first: each with its handle (never its token), last activity, ip,
     /// the user agent where the app stores one ([`USER_AGENT_KEY`](crate::USER_AGENT_KEY)),
     /// and which one is this device.
-    pub async fn devices(&self) -> Result<Vec<crate::Device>, SessionError> {
+    pub async fn devices(&self) -> Result<Vec<crate::device::Device>, SessionError> {
         let id = self.id().ok_or(SessionError::NotAuthenticated)?;
         let own = self.token();
         let own_handle = own.as_deref().map(redis_sessions::device_handle);
@@ -628,7 +633,7 @@ impl Session {
         let sessions = self.store().soid(self.app_name(), &id).await?;
         Ok(sessions
             .into_iter()
-            .filter_map(|s| crate::Device::from_info(s, own_handle.as_deref(), own_created))
+            .filter_map(|s| crate::device::Device::from_info(s, own_handle.as_deref(), own_created))
             .collect())
     }
 
@@ -663,7 +668,7 @@ impl Session {
     /// their data with
     /// [`SessionInfoExt::value`](crate::SessionInfoExt::value), which decodes structured
     /// values as [`get`](Self::get) does.
-    pub async fn soid(&self) -> Result<Vec<crate::SessionInfo>, SessionError> {
+    pub async fn soid(&self) -> Result<Vec<SessionInfo>, SessionError> {
         let id = self.id().ok_or(SessionError::NotAuthenticated)?;
         Ok(self.store().soid(self.app_name(), &id).await?)
     }
@@ -671,7 +676,7 @@ impl Session {
     /// The sessions of the whole app active in the last `delta_time` seconds (>= 10),
     /// most recent first: for admin pages. Visitor sessions are among them; leave them
     /// out with `.retain(|s| !is_visitor_id(&s.id))` (see [`is_visitor_id`](crate::is_visitor_id)).
-    pub async fn soapp(&self, delta_time: i64) -> Result<Vec<crate::SessionInfo>, SessionError> {
+    pub async fn soapp(&self, delta_time: i64) -> Result<Vec<SessionInfo>, SessionError> {
         Ok(self.store().soapp(self.app_name(), delta_time).await?)
     }
 

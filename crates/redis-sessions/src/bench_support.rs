@@ -1,10 +1,10 @@
 //! Not a stable API: the exact commands of each operation, so that the benchmark can drive
 //! them straight at Redis (the ceiling) with no client library in the way.
 
+use crate::data::Data;
 use crate::layout::Layout;
 use crate::redis_store::commands::Commands;
-use crate::session::Data;
-use crate::store::NewSession;
+use crate::session::NewSession;
 use redis::{Cmd, Pipeline};
 
 /// The commands of one namespace, as the store sends them.

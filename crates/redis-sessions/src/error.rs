@@ -37,9 +37,9 @@ pub enum Error {
         /// The namespace.
         namespace: String,
         /// What the namespace's layout record holds.
-        stored: crate::LayoutRecord,
+        stored: crate::layout::LayoutRecord,
         /// What this process's options ask for.
-        asked: crate::LayoutRecord,
+        asked: crate::layout::LayoutRecord,
     },
     /// An index kept changing between the read of its members and the script that acts
     /// on them (cluster layout: e.g. a user created sessions while killsoid ran). Nothing

@@ -268,22 +268,6 @@ impl Options {
         self.min_replicas
     }
 
-    /// The key layout in force.
-    pub(crate) fn layout(&self) -> crate::layout::Layout {
-        let chosen = self.key_layout.unwrap_or(if self.cluster.is_empty() {
-            KeyLayout::Node
-        } else {
-            KeyLayout::Sharded {
-                shards: DEFAULT_SHARDS,
-            }
-        });
-        match chosen {
-            KeyLayout::Node => crate::layout::Layout::node(&self.namespace),
-            KeyLayout::Sharded { shards } => {
-                crate::layout::Layout::cluster(&self.namespace, shards)
-            }
-        }
-    }
     /// Sets the source of "now" (default the system clock); tests use a
     /// [`ManualClock`](crate::ManualClock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -298,37 +282,9 @@ impl Options {
             w => Some(Duration::from_secs(w.max(10))),
         }
     }
-
-    /// Where a single-server store connects: the master the sentinels name, when
-    /// sentinels are given, else the server of `url` or `host` and `port`.
-    pub(crate) fn redis_target(&self) -> redis::RedisResult<crate::redis_store::Target> {
-        if self.sentinels.is_empty() {
-            return Ok(crate::redis_store::Target::Server(self.redis_client()?));
-        }
-        let auth = match &self.url {
-            Some(url) => Some(redis::IntoConnectionInfo::into_connection_info(
-                url.as_str(),
-            )?),
-            None => None,
-        };
-        crate::redis_store::Target::sentinel(
-            &self.sentinels,
-            &self.sentinel_master,
-            auth.as_ref(),
-            self.sentinel_password.as_deref(),
-        )
-    }
-
-    /// The Redis connection info from `url`, or else from `host` and `port`.
-    pub(crate) fn redis_client(&self) -> redis::RedisResult<redis::Client> {
-        match &self.url {
-            Some(url) => redis::Client::open(url.as_str()),
-            None => redis::Client::open((self.host.as_str(), self.port)),
-        }
-    }
 }
 
-/// The optional inputs of [`RedisSessions::create`](crate::RedisSessions::create), set
+/// The optional inputs of [`RedisSessions::create`](crate::store::RedisSessions::create), set
 /// with its setters from `CreateOptions::default()` (no data, ttl 7200 s, resaved on use).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]

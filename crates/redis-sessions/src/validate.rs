@@ -16,8 +16,8 @@
 //! Every check is a plain scan, linear in its input: the Node module's id regex takes
 //! exponential time on some inputs, and these checks guard a public HTTP endpoint.
 
+use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::session::Data;
 use serde_json::Value;
 
 /// The ttl of a session when the caller gives none.

@@ -28,14 +28,6 @@ pub struct ErrorName(pub &'static str);
 pub enum ApiError {
     /// The session library refused the input or could not reach its store.
     Store(redis_sessions::Error),
-    /// A broken input rule found before calling the library (e.g. a path segment that is
-    /// not UTF-8): name and message as the library would give them.
-    Input {
-        /// `missingParameter`, `invalidFormat` or `invalidValue`.
-        name: &'static str,
-        /// The contract's message.
-        message: Cow<'static, str>,
-    },
     /// The request body was larger than the configured limit.
     PayloadTooLarge,
     /// The request body could not be read (client went away, broken framing).
@@ -56,14 +48,6 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// An `invalidFormat` error with the contract's message for `what`.
-    pub fn invalid_format(what: &str) -> Self {
-        ApiError::Input {
-            name: "invalidFormat",
-            message: format!("Invalid {what} format").into(),
-        }
-    }
-
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -72,7 +56,7 @@ impl ApiError {
             // 500 corrupt data.
             ApiError::Store(e) => StatusCode::from_u16(e.kind().http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            ApiError::Input { .. } | ApiError::BadBody => StatusCode::BAD_REQUEST,
+            ApiError::BadBody => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -88,7 +72,6 @@ impl ApiError {
         match self {
             ApiError::Store(e) if e.kind() == ErrorKind::Unavailable => "redisUnavailable",
             ApiError::Store(e) => e.name(),
-            ApiError::Input { name, .. } => name,
             ApiError::PayloadTooLarge => "payloadTooLarge",
             ApiError::BadBody => "invalidBody",
             ApiError::Unauthorized => "unauthorized",
@@ -103,7 +86,6 @@ impl ApiError {
     fn message(&self) -> Cow<'static, str> {
         match self {
             ApiError::Store(e) => e.to_string().into(),
-            ApiError::Input { message, .. } => message.clone(),
             ApiError::PayloadTooLarge => "The request body is larger than the limit".into(),
             ApiError::BadBody => "The request body could not be read".into(),
             ApiError::Unauthorized => "Missing or wrong bearer token".into(),

@@ -3,9 +3,9 @@
 //! the ceiling.
 
 use super::scripts::Scripts;
+use crate::data::Data;
 use crate::layout::{Layout, Shard};
-use crate::session::Data;
-use crate::store::NewSession;
+use crate::session::NewSession;
 use redis::{Cmd, Pipeline, Script};
 use std::sync::Arc;
 

@@ -21,10 +21,11 @@ mod durable;
 mod scripts;
 mod target;
 
-use crate::error::Result;
+use crate::data::Data;
+use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::session::{Data, Record};
-use crate::store::NewSession;
+use crate::session::NewSession;
+use crate::session::Record;
 use commands::{Commands, Members};
 pub(crate) use connection::Connection;
 pub use connection::{ConnectionStats, NodeStatus};
@@ -42,7 +43,7 @@ type Fields = Option<Vec<Option<String>>>;
 pub(crate) const BATCH: usize = 1000;
 
 /// Reads of an index a killsoid or soid makes before it gives up with
-/// [`Error::Contended`](crate::Error::Contended): each retry means a session of that very
+/// [`Error::Contended`](Error::Contended): each retry means a session of that very
 /// user was created between the read and the script, a rare race.
 pub(crate) const RETRIES: usize = 5;
 
@@ -225,7 +226,7 @@ impl RedisStore {
         };
         let asked = self.layout().record();
         if stored != asked {
-            return Err(crate::Error::LayoutMismatch {
+            return Err(Error::LayoutMismatch {
                 namespace: self.layout().namespace().to_owned(),
                 stored,
                 asked,
@@ -360,7 +361,7 @@ impl RedisStore {
                 killed => return Ok(killed == 1),
             }
         }
-        Err(crate::Error::Contended("a token".into()))
+        Err(Error::Contended("a token".into()))
     }
 
     /// "Log out everywhere". Cluster layout: the id's set is read first; the script acts
@@ -400,7 +401,7 @@ impl RedisStore {
             if killed < 0 {
                 retries += 1;
                 if retries >= RETRIES {
-                    return Err(crate::Error::Contended(format!("one id in {app}")));
+                    return Err(Error::Contended(format!("one id in {app}")));
                 }
                 continue;
             }
@@ -433,7 +434,7 @@ impl RedisStore {
                     .await?;
                 total += removed;
                 if left == 0 || removed == 0 {
-                    return Ok::<u64, crate::Error>(total);
+                    return Ok::<u64, Error>(total);
                 }
             }
         });
@@ -447,7 +448,7 @@ impl RedisStore {
                 .reads
                 .query(&self.commands.activity(shard, app, since))
                 .await?;
-            Ok::<u64, crate::Error>(count)
+            Ok::<u64, Error>(count)
         });
         Ok(each_shard(per_shard).await?.into_iter().sum())
     }
@@ -478,7 +479,7 @@ impl RedisStore {
                 return Ok(sessions);
             }
         }
-        Err(crate::Error::Contended(format!("one id in {app}")))
+        Err(Error::Contended(format!("one id in {app}")))
     }
 
     /// Sessions active since `since`, most recent first (merged across shards). Cluster
@@ -521,7 +522,7 @@ impl RedisStore {
                         .query(&self.commands.due_members(shard, now, BATCH))
                         .await?;
                     if members.is_empty() {
-                        return Ok::<u64, crate::Error>(total);
+                        return Ok::<u64, Error>(total);
                     }
                     let read = members.len();
                     let cmd =
@@ -537,7 +538,7 @@ impl RedisStore {
                 let killed: u64 = self.eval(&self.commands.scripts().sweep, cmd).await?;
                 total += killed;
                 if read.unwrap_or(killed as usize) < BATCH {
-                    return Ok::<u64, crate::Error>(total);
+                    return Ok::<u64, Error>(total);
                 }
             }
         });

@@ -3,6 +3,7 @@
 //! durable writes, the cache's subscription) asks its target for a client when it
 //! (re)connects, so after a failover each of them reaches the promoted master.
 
+use crate::options::Options;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{Client, ConnectionAddr, RedisResult};
 use std::sync::Arc;
@@ -18,6 +19,29 @@ pub(crate) enum Target {
 }
 
 impl Target {
+    /// Where a single-server store of `options` connects: the master the sentinels name,
+    /// when sentinels are given, else the server of the URL, or of host and port.
+    pub fn of(options: &Options) -> RedisResult<Self> {
+        if options.sentinels.is_empty() {
+            return Ok(Target::Server(match &options.url {
+                Some(url) => Client::open(url.as_str())?,
+                None => Client::open((options.host.as_str(), options.port))?,
+            }));
+        }
+        let auth = match &options.url {
+            Some(url) => Some(redis::IntoConnectionInfo::into_connection_info(
+                url.as_str(),
+            )?),
+            None => None,
+        };
+        Target::sentinel(
+            &options.sentinels,
+            &options.sentinel_master,
+            auth.as_ref(),
+            options.sentinel_password.as_deref(),
+        )
+    }
+
     /// The master of `master` as the `sentinels` (`host:port`) name it; the master is
     /// reached with the user, password, database and TLS of `master_auth` (a URL whose
     /// host is not used), the sentinels with `sentinel_password`.
