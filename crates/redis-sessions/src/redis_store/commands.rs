@@ -2,11 +2,11 @@
 //! store sends them, and the benchmark drives the same bytes straight at Redis to measure
 //! the ceiling.
 
-use super::scripts::Scripts;
+use super::scripts::{LuaScript, ScriptCall, Scripts};
 use crate::data::Data;
 use crate::layout::{Layout, Shard};
 use crate::session::NewSession;
-use redis::{Cmd, Pipeline, Script};
+use redis::{Cmd, Pipeline};
 use std::sync::Arc;
 
 /// Builds the commands of one namespace's operations.
@@ -17,21 +17,9 @@ pub struct Commands {
     expire_keys: bool,
 }
 
-/// `EVALSHA sha numkeys keys…` — arguments follow.
-fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
-    eval_verb("EVALSHA", script, keys)
-}
-
-/// `{verb} sha numkeys keys…`: EVALSHA, or EVALSHA_RO for the read-only scripts of the
-/// cluster layout (Redis ≥ 7), which a replica may answer.
-fn eval_verb(verb: &str, script: &Script, keys: &[&str]) -> Cmd {
-    // Room for the keys and the usual arguments, so building the command does not regrow.
-    let mut cmd = Cmd::with_capacity(2 + keys.len() + 8, 512);
-    cmd.arg(verb).arg(script.get_hash()).arg(keys.len());
-    for key in keys {
-        cmd.arg(*key);
-    }
-    cmd
+/// `EVALSHA sha numkeys keys…` of `script` — arguments follow.
+fn evalsha<'a>(script: &'a LuaScript, keys: &[&str]) -> ScriptCall<'a> {
+    script.call("EVALSHA", keys)
 }
 
 /// How a script that acts on an index's members gets them.
@@ -47,7 +35,7 @@ pub(crate) enum Members<'a> {
 }
 
 /// Ends a script call with `read`, or `given` and the members (see each script's header).
-fn with_members(mut cmd: Cmd, members: Members<'_>) -> Cmd {
+fn with_members<'a>(mut cmd: ScriptCall<'a>, members: Members<'_>) -> ScriptCall<'a> {
     match members {
         Members::Read => {
             cmd.arg("read");
@@ -94,20 +82,27 @@ impl Commands {
     }
 
     /// The scripts' common keys and arguments for one session (see lua/lib/README.md).
-    fn session_call(&self, script: &Script, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
+    fn session_call<'a>(
+        &'a self,
+        script: &'a LuaScript,
+        l: &Shard,
+        app: &str,
+        token: &str,
+        now: i64,
+    ) -> ScriptCall<'a> {
         self.session_call_with(script, l, app, token, now, None)
     }
 
     /// [`session_call`](Self::session_call), with the id's `us:` set declared as KEYS[5].
-    fn session_call_with(
-        &self,
-        script: &Script,
+    fn session_call_with<'a>(
+        &'a self,
+        script: &'a LuaScript,
         l: &Shard,
         app: &str,
         token: &str,
         now: i64,
         user_sessions: Option<&str>,
-    ) -> Cmd {
+    ) -> ScriptCall<'a> {
         let (session, sessions, users, expiries) = (
             l.session(app, token),
             l.app_sessions(app),
@@ -153,7 +148,7 @@ impl Commands {
         s: &NewSession<'_>,
         token: &str,
         now: i64,
-    ) -> Cmd {
+    ) -> ScriptCall<'_> {
         let mut cmd = evalsha(
             &self.scripts.create,
             &[
@@ -206,11 +201,18 @@ impl Commands {
         pipe
     }
 
-    pub(crate) fn get(&self, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
+    pub(crate) fn get(&self, l: &Shard, app: &str, token: &str, now: i64) -> ScriptCall<'_> {
         self.session_call(&self.scripts.get, l, app, token, now)
     }
 
-    pub(crate) fn set(&self, l: &Shard, app: &str, token: &str, d: &Data, now: i64) -> Cmd {
+    pub(crate) fn set(
+        &self,
+        l: &Shard,
+        app: &str,
+        token: &str,
+        d: &Data,
+        now: i64,
+    ) -> ScriptCall<'_> {
         let mut cmd = self.session_call(&self.scripts.set, l, app, token, now);
         for (key, value) in d {
             // Keys and values go as the JSON text Node writes: the script compares keys as
@@ -222,7 +224,7 @@ impl Commands {
     }
 
     /// kill in one round trip: the script names the id's `us:` set itself (Node layout).
-    pub(crate) fn kill(&self, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
+    pub(crate) fn kill(&self, l: &Shard, app: &str, token: &str, now: i64) -> ScriptCall<'_> {
         self.session_call(&self.scripts.kill, l, app, token, now)
     }
 
@@ -234,7 +236,7 @@ impl Commands {
         token: &str,
         id: &str,
         now: i64,
-    ) -> Cmd {
+    ) -> ScriptCall<'_> {
         let user_sessions = l.user_sessions(app, id);
         self.session_call_with(&self.scripts.kill, l, app, token, now, Some(&user_sessions))
     }
@@ -265,7 +267,7 @@ impl Commands {
         keep: Option<&str>,
         whole: bool,
         batch: usize,
-    ) -> Cmd {
+    ) -> ScriptCall<'_> {
         let us = l.user_sessions(app, id);
         let mut keys = vec![us, l.app_sessions(app), l.app_users(app), l.expiries()];
         if let Members::Given(tokens) = tokens {
@@ -307,7 +309,7 @@ impl Commands {
         app: &str,
         members: Members<'_>,
         batch: usize,
-    ) -> Cmd {
+    ) -> ScriptCall<'_> {
         let mut keys = vec![l.app_sessions(app), l.app_users(app), l.expiries()];
         if let Members::Given(members) = members {
             let mut ids = std::collections::BTreeSet::new();
@@ -336,13 +338,19 @@ impl Commands {
 
     /// soid: EVALSHA in the Node layout (Redis < 7 stays supported), EVALSHA_RO with every
     /// key declared in the cluster layout.
-    pub(crate) fn soid(&self, l: &Shard, app: &str, id: &str, tokens: Members<'_>) -> Cmd {
+    pub(crate) fn soid(
+        &self,
+        l: &Shard,
+        app: &str,
+        id: &str,
+        tokens: Members<'_>,
+    ) -> ScriptCall<'_> {
         let mut keys = vec![l.user_sessions(app, id)];
         if let Members::Given(tokens) = tokens {
             keys.extend(tokens.iter().map(|t| l.session(app, t)));
         }
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut cmd = eval_verb(self.read_verb(), &self.scripts.soid, &keys);
+        let mut cmd = self.scripts.soid.call(self.read_verb(), &keys);
         cmd.arg(l.app_prefix(app));
         with_members(cmd, tokens)
     }
@@ -354,7 +362,13 @@ impl Commands {
         cmd
     }
 
-    pub(crate) fn soapp(&self, l: &Shard, app: &str, since: i64, members: Members<'_>) -> Cmd {
+    pub(crate) fn soapp(
+        &self,
+        l: &Shard,
+        app: &str,
+        since: i64,
+        members: Members<'_>,
+    ) -> ScriptCall<'_> {
         let mut keys = vec![l.app_sessions(app)];
         if let Members::Given(members) = members {
             keys.extend(
@@ -364,7 +378,7 @@ impl Commands {
             );
         }
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut cmd = eval_verb(self.read_verb(), &self.scripts.soapp, &keys);
+        let mut cmd = self.scripts.soapp.call(self.read_verb(), &keys);
         cmd.arg(since).arg(l.app_prefix(app));
         with_members(cmd, members)
     }
@@ -388,7 +402,7 @@ impl Commands {
         now: i64,
         members: Members<'_>,
         batch: usize,
-    ) -> Cmd {
+    ) -> ScriptCall<'_> {
         let mut keys = vec![l.expiries()];
         if let Members::Given(members) = members {
             let mut per_app = std::collections::BTreeSet::new();
@@ -423,7 +437,7 @@ impl Commands {
     }
 
     /// Records the layout on first use, and returns what is recorded (see layout.lua).
-    pub(crate) fn layout_record(&self) -> Cmd {
+    pub(crate) fn layout_record(&self) -> ScriptCall<'_> {
         let record = self.layout.record();
         let mut cmd = evalsha(&self.scripts.layout, &[&self.layout.record_key()]);
         cmd.arg(record.kind).arg(record.shards).arg(record.version);
@@ -464,8 +478,9 @@ mod tests {
         let shard = &commands.layout().shards()[commands.layout().shard_for_id("bob")];
         let token = "t".repeat(64);
         let members = [format!("app:{token}:bob")];
-        let cmd = commands.sweep_batch(shard, 100, Members::Given(&members), 1000);
-        let args: Vec<String> = cmd
+        let call = commands.sweep_batch(shard, 100, Members::Given(&members), 1000);
+        let args: Vec<String> = call
+            .cmd()
             .args_iter()
             .filter_map(|a| match a {
                 redis::Arg::Simple(b) => Some(String::from_utf8_lossy(b).into_owned()),
