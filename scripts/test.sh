@@ -59,6 +59,10 @@ python3 scripts/import-cycles.py crates/redis-sessions/src crates/rest-sessions/
   crates/redis-sessions-axum/src || status=1
 cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
 cargo test --workspace --doc --no-fail-fast 2>&1 | tee -a "$log" || status=$?
+# The publishable crates package and build from their packages (the dependents against the
+# library's package, through cargo's temporary registry: none is published yet).
+cargo package -p redis-sessions -p redis-sessions-axum -p rest-sessions --allow-dirty 2>&1 \
+  | grep -v '^ *Compiling' || status=1
 # The same suites on Valkey 8 (only these targets: the rest does not depend on the server).
 echo "--- on Valkey: $("$VALKEY_BIN/valkey-server" --version)"
 RS_TEST_SERVER="$VALKEY_BIN/valkey-server" RS_TEST_CLI="$VALKEY_BIN/valkey-cli" \

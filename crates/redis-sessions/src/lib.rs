@@ -73,3 +73,8 @@ pub use session::Session;
 pub use store::RedisSessions;
 pub use token::token_created_ms;
 pub use validate::DEFAULT_TTL;
+
+/// The README's code blocks, compiled as doctests so its example keeps compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

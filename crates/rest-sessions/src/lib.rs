@@ -6,6 +6,24 @@
 //! The binary is a thin shell around [`run`]: the library exports what `main.rs` needs
 //! ([`Config`], [`init_tracing`], [`run`]) and nothing else; the tests drive the binary
 //! over HTTP, as clients do.
+//!
+//! ```no_run
+//! use clap::Parser;
+//!
+//! # async fn serve() -> Result<(), rest_sessions::StartError> {
+//! let config = rest_sessions::Config::parse(); // flags, then the RS_* variables
+//! rest_sessions::init_tracing(config.log_format);
+//! rest_sessions::run(config).await // until SIGTERM or SIGINT
+//! # }
+//! ```
+//!
+//! ```
+//! use clap::Parser;
+//! let config = rest_sessions::Config::try_parse_from(["rest-sessions", "--store", "memory"])
+//!     .expect("valid flags");
+//! assert_eq!(config.store, rest_sessions::StoreKind::Memory);
+//! assert_eq!(config.host, "127.0.0.1", "loopback unless told otherwise");
+//! ```
 
 #![warn(missing_docs)]
 
