@@ -14,6 +14,9 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 # The middleware's TLS test makes its certificate with the openssl command.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The READMEs' benchmark commands (run with a tiny size by scripts/readme-commands.sh) load
+# the REST servers with wrk.
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq
@@ -72,7 +75,13 @@ RS_TEST_SERVER="$VALKEY_BIN/valkey-server" RS_TEST_CLI="$VALKEY_BIN/valkey-cli" 
 st_passed=0
 st_failed=0
 if scripts/schemathesis.sh; then st_passed=1; else st_failed=1; status=1; fi
+# Every command the READMEs show, run (servers asked once, benchmarks at a tiny size): a
+# README cannot drift from the code. Counted as one test; builds the release binaries.
+rc_passed=0
+rc_failed=0
+if scripts/readme-commands.sh; then rc_passed=1; else rc_failed=1; status=1; fi
 # One closing line for the whole run (cargo's last line is often a crate with no tests).
-awk -v sp="$st_passed" -v sf="$st_failed" '/^test result:/ { p += $4; f += $6 }
+awk -v sp="$((st_passed + rc_passed))" -v sf="$((st_failed + rc_failed))" \
+  '/^test result:/ { p += $4; f += $6 }
   END { printf "tests: %d passed, %d failed\n", p + sp, f + sf }' "$log"
 exit "$status"
