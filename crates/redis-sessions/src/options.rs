@@ -234,7 +234,9 @@ impl Options {
     /// sentinels are given, else the server of `url` or `host` and `port`.
     pub(crate) fn redis_target(&self) -> redis::RedisResult<crate::redis_store::Target> {
         if self.sentinels.is_empty() {
-            return Ok(crate::redis_store::Target::Server(self.redis_client()?));
+            return Ok(crate::redis_store::Target::Server(Box::new(
+                self.redis_client()?,
+            )));
         }
         let auth = match &self.url {
             Some(url) => Some(redis::IntoConnectionInfo::into_connection_info(

@@ -12,6 +12,7 @@ pub mod faults;
 pub mod node;
 pub mod proxy;
 pub mod sentinel;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

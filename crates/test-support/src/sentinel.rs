@@ -2,6 +2,7 @@
 //! free loopback ports, for failover tests. The sentinels run the same binary as the
 //! servers ([`crate::server_binary`] with `--sentinel`), so it works on Valkey too.
 
+use crate::tls::Certificate;
 use crate::{free_port, reap_with_this_process, RedisServer};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,32 +14,42 @@ pub const MASTER_NAME: &str = "mymaster";
 /// One sentinel process, stopped when dropped.
 pub struct Sentinel {
     port: u16,
+    tls_port: Option<u16>,
     dir: PathBuf,
     child: Child,
 }
 
 impl Sentinel {
     /// Starts a sentinel that monitors `master` (quorum 2, master down after 1 s of
-    /// silence) and waits until it answers.
-    fn start(master_port: u16) -> Self {
+    /// silence), with a TLS listener too when given a certificate, and waits until it
+    /// answers.
+    fn start(master_port: u16, tls: Option<&Certificate>) -> Self {
         let port = free_port();
+        let tls_port = tls.map(|_| free_port());
         let dir =
             std::env::temp_dir().join(format!("rs-test-sentinel-{port}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("sentinel.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {dir}\n\
-                 sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
-                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
-                 sentinel failover-timeout {MASTER_NAME} 5000\n\
-                 sentinel parallel-syncs {MASTER_NAME} 1\n",
-                dir = dir.display()
-            ),
-        )
-        .expect("sentinel config");
+        let mut text = format!(
+            "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {dir}\n\
+             sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
+             sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+             sentinel failover-timeout {MASTER_NAME} 5000\n\
+             sentinel parallel-syncs {MASTER_NAME} 1\n",
+            dir = dir.display()
+        );
+        if let (Some(certificate), Some(tls_port)) = (tls, tls_port) {
+            // The same settings as a server's, written as configuration lines.
+            for pair in crate::tls::server_args(certificate, tls_port).chunks(2) {
+                text.push_str(&format!(
+                    "{} {}\n",
+                    pair[0].trim_start_matches("--"),
+                    pair[1]
+                ));
+            }
+        }
+        std::fs::write(&config, text).expect("sentinel config");
         let child = Command::new(crate::server_binary())
             .arg(&config)
             .arg("--sentinel")
@@ -47,7 +58,12 @@ impl Sentinel {
             .spawn()
             .expect("start a sentinel");
         reap_with_this_process(child.id());
-        let sentinel = Sentinel { port, dir, child };
+        let sentinel = Sentinel {
+            port,
+            tls_port,
+            dir,
+            child,
+        };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
             if sentinel
@@ -64,6 +80,13 @@ impl Sentinel {
     /// `host:port` of the sentinel.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The URL of the sentinel's TLS listener, when it has one (its certificate is the
+    /// set's self-signed one: a client trusts it through `SSL_CERT_FILE`).
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port
+            .map(|port| format!("rediss://127.0.0.1:{port}"))
     }
 
     fn ask(&self, args: &[&str]) -> std::io::Result<String> {
@@ -110,9 +133,20 @@ pub struct SentinelSet {
 impl SentinelSet {
     /// Starts the set and waits until every sentinel knows the replica and the others.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts the set with sentinels that also listen for TLS (see [`Sentinel::tls_url`]).
+    pub fn start_with_tls(certificate: &Certificate) -> Self {
+        Self::start_with(Some(certificate))
+    }
+
+    fn start_with(tls: Option<&Certificate>) -> Self {
         let master = RedisServer::start();
         let replica = RedisServer::start_replica_of(&master);
-        let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(master.port())).collect();
+        let sentinels: Vec<Sentinel> = (0..3)
+            .map(|_| Sentinel::start(master.port(), tls))
+            .collect();
         let set = SentinelSet {
             servers: vec![master, replica],
             sentinels,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub(crate) enum Target {
     /// The server of `url`, or `host` and `port`.
-    Server(Client),
+    Server(Box<Client>),
     /// The master of a name, asked of the sentinels on every (re)connect. One sentinel
     /// client, locked, for every connection: it keeps its connections to the sentinels.
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
@@ -61,7 +61,7 @@ impl Target {
     /// (checked with ROLE to be a master), or an error while none is.
     pub async fn client(&self) -> RedisResult<Client> {
         match self {
-            Target::Server(client) => Ok(client.clone()),
+            Target::Server(client) => Ok(Client::clone(client)),
             Target::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
         }
     }
