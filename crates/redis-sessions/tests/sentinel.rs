@@ -12,7 +12,7 @@
 use redis_sessions::{CreateOptions, Options, RedisSessions};
 use serde_json::json;
 use std::time::{Duration, Instant};
-use test_support::failover::{Kind, Load, SessionClient};
+use test_support::failover::{self, Load, SessionClient};
 use test_support::node::NodePeer;
 use test_support::sentinel::{SentinelSet, MASTER_NAME};
 
@@ -80,16 +80,7 @@ async fn failovers_are_followed_and_durable_writes_survive_them() {
 
     for round in 1..=FAILOVERS {
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        let failover = tokio::task::block_in_place(|| set.kill_master(Duration::from_secs(20)));
-        let (killed_at, old) = (failover.killed_at, 1 - failover.new_master);
-        let (plain_failed, plain_took) = plain_load
-            .recovered(killed_at, Kind::ALL, Duration::from_secs(15))
-            .await;
-        // Durable writes need a replica again: the old master comes back as one.
-        tokio::task::block_in_place(|| set.bring_back(old, Duration::from_secs(20)));
-        let (durable_failed, durable_took) = durable_load
-            .recovered(killed_at, Kind::WRITES, Duration::from_secs(15))
-            .await;
+        let figures = failover::fail_over(&mut set, &plain_load, &durable_load).await;
         // A write by another process after the failover reaches the cached process.
         plain
             .set(APP, &watched, &json!({ "round": round }))
@@ -108,35 +99,25 @@ async fn failovers_are_followed_and_durable_writes_survive_them() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        println!(
-            "failover {round}: promoted after {:.1} s; without durable writes {plain_failed} failed calls, \
-             calls succeed again after {:.1} s; with durable writes {durable_failed} failed calls, writes \
-             acknowledged again after {:.1} s (including the old master's return as replica)",
-            failover.promoted_after.as_secs_f64(),
-            plain_took.as_secs_f64(),
-            durable_took.as_secs_f64()
-        );
+        println!("failover {round}: {figures}");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let plain_record = plain_load.finish().await;
-    let durable_record = durable_load.finish().await;
-
-    let (lost_sessions, lost_values) = durable_record.lost(&Library(durable.clone())).await;
-    let (plain_lost_sessions, plain_lost_values) = plain_record.lost(&Library(plain.clone())).await;
-    println!(
-        "after {FAILOVERS} failovers: with durable writes {} acknowledged sessions, {lost_sessions} lost, \
-         {lost_values} sets lost; without: {} sessions, {plain_lost_sessions} lost, {plain_lost_values} sets lost",
-        durable_record.sessions.len(),
-        plain_record.sessions.len()
-    );
-    assert!(durable_record.sessions.len() > 50, "the load ran");
+    let (plain, durable) = (Library(plain), Library(durable));
+    let (plain_record, durable_record) = (plain_load.finish().await, durable_load.finish().await);
+    let losses = failover::losses((&plain_record, &plain), (&durable_record, &durable)).await;
+    println!("after {FAILOVERS} failovers: {losses}");
+    assert!(losses.durable.0 > 50, "the load ran");
     let stats = cached.cache_stats().expect("cache on");
     assert!(
         stats.flushes >= FAILOVERS as u64,
         "the subscription was lost and renewed: {stats:?}"
     );
     assert!(stats.invalidations > 0, "invalidations arrived: {stats:?}");
-    assert_eq!((lost_sessions, lost_values), (0, 0), "durable writes lost");
+    assert_eq!(
+        (losses.durable.1, losses.durable.2),
+        (0, 0),
+        "durable writes lost"
+    );
 
     // A Node process on the master the sentinels name now reads our sessions.
     let master = &set.servers[set.master_index()];

@@ -206,3 +206,84 @@ impl Record {
         (sessions, values)
     }
 }
+
+/// What one failover cost the two loads of a test: one store without durable writes, one
+/// with them.
+pub struct Figures {
+    /// How long the sentinels took to name the new master after the kill.
+    pub promoted_after: Duration,
+    /// Failed calls without durable writes, and when calls succeeded again.
+    pub plain: (usize, Duration),
+    /// Failed calls with durable writes, and when writes were acknowledged again (they
+    /// need a replica: the old master, brought back).
+    pub durable: (usize, Duration),
+}
+
+impl std::fmt::Display for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "promoted after {:.1} s; without durable writes {} failed calls, calls succeed \
+             again after {:.1} s; with durable writes {} failed calls, writes acknowledged \
+             again after {:.1} s (including the old master's return as replica)",
+            self.promoted_after.as_secs_f64(),
+            self.plain.0,
+            self.plain.1.as_secs_f64(),
+            self.durable.0,
+            self.durable.1.as_secs_f64()
+        )
+    }
+}
+
+/// SIGKILLs the master of `set`, waits until `plain` recovers, brings the old master back
+/// as a replica, waits until `durable`'s writes are acknowledged again (each wait at most
+/// 15 s; the set's steps at most 20 s each).
+pub async fn fail_over(
+    set: &mut crate::sentinel::SentinelSet,
+    plain: &Load,
+    durable: &Load,
+) -> Figures {
+    let failover = tokio::task::block_in_place(|| set.kill_master(Duration::from_secs(20)));
+    let limit = Duration::from_secs(15);
+    let plain_figures = plain.recovered(failover.killed_at, Kind::ALL, limit).await;
+    let old = 1 - failover.new_master;
+    tokio::task::block_in_place(|| set.bring_back(old, Duration::from_secs(20)));
+    let durable_figures = durable
+        .recovered(failover.killed_at, Kind::WRITES, limit)
+        .await;
+    Figures {
+        promoted_after: failover.promoted_after,
+        plain: plain_figures,
+        durable: durable_figures,
+    }
+}
+
+/// Acknowledged writes lost by each store, counted after the loads stopped.
+pub struct Losses {
+    /// (acknowledged sessions, sessions lost, sets lost) with durable writes.
+    pub durable: (usize, usize, usize),
+    /// The same without durable writes.
+    pub plain: (usize, usize, usize),
+}
+
+impl std::fmt::Display for Losses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (d, p) = (self.durable, self.plain);
+        write!(
+            f,
+            "with durable writes {} acknowledged sessions, {} lost, {} sets lost; without: {} \
+             sessions, {} lost, {} sets lost",
+            d.0, d.1, d.2, p.0, p.1, p.2
+        )
+    }
+}
+
+/// Reads back every acknowledged write of each record through its store.
+pub async fn losses<C: SessionClient>(plain: (&Record, &C), durable: (&Record, &C)) -> Losses {
+    let (sessions, values) = durable.0.lost(durable.1).await;
+    let (plain_sessions, plain_values) = plain.0.lost(plain.1).await;
+    Losses {
+        durable: (durable.0.sessions.len(), sessions, values),
+        plain: (plain.0.sessions.len(), plain_sessions, plain_values),
+    }
+}
