@@ -69,8 +69,10 @@ cargo package -p redis-sessions -p redis-sessions-axum -p rest-sessions --allow-
 # The same suites on Valkey 8 (only these targets: the rest does not depend on the server).
 echo "--- on Valkey: $("$VALKEY_BIN/valkey-server" --version)"
 RS_TEST_SERVER="$VALKEY_BIN/valkey-server" RS_TEST_CLI="$VALKEY_BIN/valkey-cli" \
-  cargo test -p redis-sessions --no-fail-fast --test behaviour --test interop --test cluster --test cluster_layout 2>&1 \
-  | tee -a "$log" || status=$?
+  cargo test -p redis-sessions --no-fail-fast --test behaviour --test interop --test cluster --test cluster_layout \
+  --test sentinel 2>&1 | tee -a "$log" || status=$?
+RS_TEST_SERVER="$VALKEY_BIN/valkey-server" RS_TEST_CLI="$VALKEY_BIN/valkey-cli" \
+  cargo test -p rest-sessions --no-fail-fast --test ha 2>&1 | tee -a "$log" || status=$?
 # schemathesis against the real binary (built by the cargo tests above), counted as one test.
 st_passed=0
 st_failed=0

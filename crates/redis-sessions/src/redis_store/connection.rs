@@ -96,7 +96,7 @@ enum Opener {
         target: Target,
         config: ConnectionManagerConfig,
     },
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// What the watchdog has seen on one store's connection (the same counts as the
@@ -173,7 +173,7 @@ impl Connection {
         let con = client.get_async_connection().await?;
         Ok(Self::new(
             Handle::Cluster(con),
-            Opener::Cluster(client),
+            Opener::Cluster(Box::new(client)),
             seeds,
             bound,
         ))

@@ -20,6 +20,7 @@ mod connection;
 mod durable;
 mod scripts;
 mod target;
+mod tls;
 
 use crate::data::Data;
 use crate::error::{Error, Result};
@@ -111,6 +112,7 @@ impl RedisStore {
         timeouts: Timeouts,
         min_replicas: Option<crate::options::MinReplicas>,
     ) -> Result<Self> {
+        tls::install_crypto_provider();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeouts.connect))
             .set_response_timeout(Some(timeouts.response))
@@ -156,6 +158,7 @@ impl RedisStore {
         timeouts: Timeouts,
         read_from_replicas: bool,
     ) -> Result<Self> {
+        tls::install_crypto_provider();
         let builder = || {
             redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
                 .connection_timeout(timeouts.connect)

@@ -12,7 +12,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub(crate) enum Target {
     /// The server of `url`, or `host` and `port`.
-    Server(Client),
+    Server(Box<Client>),
     /// The master of a name, asked of the sentinels on every (re)connect. One sentinel
     /// client, locked, for every connection: it keeps its connections to the sentinels.
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
@@ -23,10 +23,10 @@ impl Target {
     /// when sentinels are given, else the server of the URL, or of host and port.
     pub fn of(options: &Options) -> RedisResult<Self> {
         if options.sentinels.is_empty() {
-            return Ok(Target::Server(match &options.url {
+            return Ok(Target::Server(Box::new(match &options.url {
                 Some(url) => Client::open(url.as_str())?,
                 None => Client::open((options.host.as_str(), options.port))?,
-            }));
+            })));
         }
         let auth = match &options.url {
             Some(url) => Some(redis::IntoConnectionInfo::into_connection_info(
@@ -85,7 +85,7 @@ impl Target {
     /// (checked with ROLE to be a master), or an error while none is.
     pub async fn client(&self) -> RedisResult<Client> {
         match self {
-            Target::Server(client) => Ok(client.clone()),
+            Target::Server(client) => Ok(Client::clone(client)),
             Target::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
         }
     }
