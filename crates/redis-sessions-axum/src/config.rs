@@ -9,6 +9,7 @@ use std::time::Duration;
 
 /// The cookie's `SameSite` attribute: how the browser sends it on cross-site requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SameSite {
     /// Sent only to the same site: the strongest CSRF defence, but a link from another
     /// site arrives logged out.
@@ -33,6 +34,7 @@ impl SameSite {
 
 /// When the cookie gets the `Secure` attribute (sent over HTTPS only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum CookieSecure {
     /// Always: for sites served over HTTPS only.
     Always,

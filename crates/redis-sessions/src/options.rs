@@ -37,6 +37,7 @@ pub enum KeyLayout {
 /// assert_eq!(options.host(), "127.0.0.1", "the URL, when given, wins over host and port");
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// A `redis://` (or, with the `tls` feature, `rediss://`) URL; when set it wins over
     /// `host` and `port`, and carries the password and database.

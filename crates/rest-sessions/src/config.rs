@@ -21,6 +21,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// Where sessions live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
 pub enum StoreKind {
     /// A Redis server shared by every process (the default, and what the original did).
     Redis,
@@ -40,6 +41,7 @@ impl StoreKind {
 
 /// How request logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -55,6 +57,7 @@ pub enum LogFormat {
     version,
     about = "REST server for redis-sessions: user sessions shared by services in any language."
 )]
+#[non_exhaustive]
 pub struct Config {
     /// Port to listen on.
     #[arg(long, env = "RS_PORT", default_value_t = 3000)]
@@ -214,7 +217,7 @@ pub struct Config {
 impl Config {
     /// True when the operator pointed the server at a Redis of their own choosing: then a
     /// failed connection is their configuration problem, not a missing local Redis.
-    pub fn redis_explicit(&self) -> bool {
+    pub(crate) fn redis_explicit(&self) -> bool {
         self.redis_host.is_some()
             || self.redis_port.is_some()
             || self.redis_url.is_some()
@@ -223,7 +226,7 @@ impl Config {
     }
 
     /// The library options these settings stand for.
-    pub fn store_options(&self) -> Options {
+    pub(crate) fn store_options(&self) -> Options {
         let mut options = Options::default()
             .namespace(self.namespace.clone())
             .wipe(self.wipe)
@@ -261,7 +264,7 @@ impl Config {
     }
 
     /// Where Redis is, for messages: the URL without its password, or `host:port`.
-    pub fn redis_location(&self) -> String {
+    pub(crate) fn redis_location(&self) -> String {
         if !self.redis_cluster.is_empty() {
             let seeds: Vec<String> = self.redis_cluster.iter().map(|u| redact_url(u)).collect();
             return format!("the cluster {}", seeds.join(","));

@@ -98,6 +98,7 @@ fn router(state: AppState) -> Router {
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// The settings contradict themselves or are empty where a value is required.
     #[error("invalid configuration: {0}")]
