@@ -37,6 +37,13 @@
 
 #![warn(missing_docs)]
 
+// The crate's map. Every import points down this list's layers, never back up (checked by
+// scripts/import-cycles.py):
+// - the store users hold: `store` (RedisSessions) and `migration`, over
+// - the backends: `backend` (the dispatcher), `redis_store` (scripts, connection, Sentinel,
+//   durable writes) and `memory_store`, with `cache` and `sweeper` beside them, over
+// - the contract: `session` (Session, Record, NewSession), `data`, `validate`, `error`,
+//   `options`, `layout` (every key name), `token`, `device`, `node_json`, `clock`.
 mod backend;
 /// The benchmark's hooks (`bench` feature, off by default): not part of the API.
 #[cfg(feature = "bench")]

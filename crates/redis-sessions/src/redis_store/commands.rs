@@ -81,20 +81,9 @@ impl Commands {
         &self.layout
     }
 
-    /// The scripts' common keys and arguments for one session (see lua/lib/README.md).
+    /// The scripts' common keys and arguments for one session (see lua/lib/README.md),
+    /// with the id's `us:` set declared as KEYS[5] when it is given.
     fn session_call<'a>(
-        &'a self,
-        script: &'a LuaScript,
-        l: &Shard,
-        app: &str,
-        token: &str,
-        now: i64,
-    ) -> ScriptCall<'a> {
-        self.session_call_with(script, l, app, token, now, None)
-    }
-
-    /// [`session_call`](Self::session_call), with the id's `us:` set declared as KEYS[5].
-    fn session_call_with<'a>(
         &'a self,
         script: &'a LuaScript,
         l: &Shard,
@@ -202,7 +191,7 @@ impl Commands {
     }
 
     pub(crate) fn get(&self, l: &Shard, app: &str, token: &str, now: i64) -> ScriptCall<'_> {
-        self.session_call(&self.scripts.get, l, app, token, now)
+        self.session_call(&self.scripts.get, l, app, token, now, None)
     }
 
     pub(crate) fn set(
@@ -213,7 +202,7 @@ impl Commands {
         d: &Data,
         now: i64,
     ) -> ScriptCall<'_> {
-        let mut cmd = self.session_call(&self.scripts.set, l, app, token, now);
+        let mut cmd = self.session_call(&self.scripts.set, l, app, token, now, None);
         for (key, value) in d {
             // Keys and values go as the JSON text Node writes: the script compares keys as
             // text and splices values in without reading numbers, so none loses a digit.
@@ -225,7 +214,7 @@ impl Commands {
 
     /// kill in one round trip: the script names the id's `us:` set itself (Node layout).
     pub(crate) fn kill(&self, l: &Shard, app: &str, token: &str, now: i64) -> ScriptCall<'_> {
-        self.session_call(&self.scripts.kill, l, app, token, now)
+        self.session_call(&self.scripts.kill, l, app, token, now, None)
     }
 
     /// kill with every key declared: `id` was read from the hash first (cluster layout).
@@ -238,7 +227,7 @@ impl Commands {
         now: i64,
     ) -> ScriptCall<'_> {
         let user_sessions = l.user_sessions(app, id);
-        self.session_call_with(&self.scripts.kill, l, app, token, now, Some(&user_sessions))
+        self.session_call(&self.scripts.kill, l, app, token, now, Some(&user_sessions))
     }
 
     /// `HGET hash id` — kill's first read in the cluster layout.
