@@ -4,7 +4,7 @@
 //! [`SessionClient`] (the library or the REST server), while a test kills masters. Every
 //! call's start and outcome is kept, so a test can tell how many calls failed and how long
 //! until calls succeeded again after each fault; every acknowledged write is kept in a
-//! model, so [`Load::lost`] can tell which acknowledged writes a failover lost.
+//! model, so [`Record::lost`] can tell which acknowledged writes a failover lost.
 //!
 //! The model is exact about uncertainty: a write whose call failed may or may not have
 //! happened (a 503 on a write means "unknown"), so the values a session may hold are the
