@@ -20,4 +20,6 @@ fi
 
 cargo build --release -p rs-bench -p rest-sessions
 ./target/release/rs-bench "$@"
-./target/release/rest-bench
+# REST_BENCH_ARGS: rest-bench's own flags (e.g. `--seconds 1` for a quick check).
+# shellcheck disable=SC2086
+./target/release/rest-bench ${REST_BENCH_ARGS:-}

@@ -14,6 +14,9 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 # The middleware's TLS test makes its certificate with the openssl command.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The READMEs' benchmark commands (run with a tiny size by scripts/readme-commands.sh) load
+# the REST servers with wrk.
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq
@@ -53,18 +56,34 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+# Cheap checks first. Every import of the publishable crates points down (no two files
+# import each other, directly or in a loop).
+python3 scripts/import-cycles.py crates/redis-sessions/src crates/rest-sessions/src \
+  crates/redis-sessions-axum/src || status=1
 cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
 cargo test --workspace --doc --no-fail-fast 2>&1 | tee -a "$log" || status=$?
+# The publishable crates package and build from their packages (the dependents against the
+# library's package, through cargo's temporary registry: none is published yet).
+cargo package -p redis-sessions -p redis-sessions-axum -p rest-sessions --allow-dirty 2>&1 \
+  | grep -v '^ *Compiling' || status=1
 # The same suites on Valkey 8 (only these targets: the rest does not depend on the server).
 echo "--- on Valkey: $("$VALKEY_BIN/valkey-server" --version)"
 RS_TEST_SERVER="$VALKEY_BIN/valkey-server" RS_TEST_CLI="$VALKEY_BIN/valkey-cli" \
-  cargo test -p redis-sessions --no-fail-fast --test behaviour --test interop --test cluster --test cluster_layout 2>&1 \
-  | tee -a "$log" || status=$?
+  cargo test -p redis-sessions --no-fail-fast --test behaviour --test interop --test cluster --test cluster_layout \
+  --test sentinel 2>&1 | tee -a "$log" || status=$?
+RS_TEST_SERVER="$VALKEY_BIN/valkey-server" RS_TEST_CLI="$VALKEY_BIN/valkey-cli" \
+  cargo test -p rest-sessions --no-fail-fast --test ha 2>&1 | tee -a "$log" || status=$?
 # schemathesis against the real binary (built by the cargo tests above), counted as one test.
 st_passed=0
 st_failed=0
 if scripts/schemathesis.sh; then st_passed=1; else st_failed=1; status=1; fi
+# Every command the READMEs show, run (servers asked once, benchmarks at a tiny size): a
+# README cannot drift from the code. Counted as one test; builds the release binaries.
+rc_passed=0
+rc_failed=0
+if scripts/readme-commands.sh; then rc_passed=1; else rc_failed=1; status=1; fi
 # One closing line for the whole run (cargo's last line is often a crate with no tests).
-awk -v sp="$st_passed" -v sf="$st_failed" '/^test result:/ { p += $4; f += $6 }
+awk -v sp="$((st_passed + rc_passed))" -v sf="$((st_failed + rc_failed))" \
+  '/^test result:/ { p += $4; f += $6 }
   END { printf "tests: %d passed, %d failed\n", p + sp, f + sf }' "$log"
 exit "$status"

@@ -83,9 +83,10 @@ struct Report {
 /// The store's options for a run: no sweep, and a call deadline long enough for a burst of
 /// 10,000 calls queued on a busy machine (the default 1 s is for outages, not queues; the
 /// Node module has no deadline at all).
-fn bench_options(mut options: Options) -> Options {
-    options.response_timeout = std::time::Duration::from_secs(30);
-    options.wipe(0)
+fn bench_options(options: Options) -> Options {
+    options
+        .response_timeout(std::time::Duration::from_secs(30))
+        .wipe(0)
 }
 
 // One client thread, as the Node module has: on a 2-core machine the other core is Redis'.

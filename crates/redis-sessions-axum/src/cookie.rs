@@ -5,10 +5,10 @@ use crate::config::CookieSettings;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderValue};
 
-/// True for a token of the store's format: 64 characters `[A-Za-z0-9]`. Only such a token
-/// is worth a store round trip.
+/// True for a token of the store's format (the library's rule: 64 characters
+/// `[A-Za-z0-9]`). Only such a token is worth a store round trip.
 pub(crate) fn is_token(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_alphanumeric())
+    redis_sessions::validate::token(s).is_ok()
 }
 
 /// The first well-formed token in a cookie called `name` (several `Cookie` headers and

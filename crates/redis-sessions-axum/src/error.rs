@@ -4,6 +4,7 @@
 use axum::response::{IntoResponse, Response};
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, StatusCode};
+use redis_sessions::ErrorKind;
 
 /// Seconds a client is asked to wait (`Retry-After`) when the store is unreachable: long
 /// enough for the connection to be re-established after a Redis restart or failover.
@@ -13,8 +14,9 @@ pub const RETRY_AFTER_SECONDS: u32 = 2;
 ///
 /// It implements [`IntoResponse`], so handlers can use `?` on every session operation and
 /// still answer with a sensible status: 503 with `Retry-After` while the store is
-/// unreachable, 400 for an input the store refused (say a user id with a line break), 401
-/// for an operation that needs a logged-in session, 500 for the rest. Every 500 is logged
+/// unreachable or answers with an error, 400 for an input the store refused (say a user id
+/// with a line break), 401 for an operation that needs a logged-in session, 500 for the
+/// rest (see [`status`](Self::status)). Every 500 is logged
 /// through `tracing` at error level with its cause (never with tokens or session data).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -60,15 +62,13 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    /// The HTTP status this error answers with.
+    /// The HTTP status this error answers with: a store error by the library's one mapping
+    /// ([`ErrorKind::http_status`], the same as `rest-sessions`), 401 for
+    /// [`NotAuthenticated`](Self::NotAuthenticated), 500 for the rest.
     pub fn status(&self) -> StatusCode {
         match self {
-            SessionError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            // Durable writes whose replicas did not confirm: retry later, like an outage.
-            SessionError::Store(redis_sessions::Error::NotReplicated { .. }) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            SessionError::Store(e) if e.is_input_error() => StatusCode::BAD_REQUEST,
+            SessionError::Store(e) => StatusCode::from_u16(e.kind().http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             SessionError::NotAuthenticated => StatusCode::UNAUTHORIZED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -79,7 +79,7 @@ impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            SessionError::Store(e) if e.is_unavailable() => {
+            SessionError::Store(e) if e.kind().is_retryable() => {
                 tracing::warn!(error = %e, "session store unavailable: answering 503");
                 let mut response =
                     (status, "session store unavailable, try again later").into_response();
@@ -88,7 +88,9 @@ impl IntoResponse for SessionError {
                     .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
                 response
             }
-            SessionError::Store(e) if e.is_input_error() => (status, e.to_string()).into_response(),
+            SessionError::Store(e) if e.kind() == ErrorKind::Input => {
+                (status, e.to_string()).into_response()
+            }
             SessionError::NotAuthenticated => (status, self.to_string()).into_response(),
             // A configuration mistake: the message says what to change, to the developer
             // who meets it first in the browser, and to the log.
@@ -107,5 +109,31 @@ impl IntoResponse for SessionError {
                 (status, "session error").into_response()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_answer_the_library_status() {
+        let unconfirmed = SessionError::Store(redis_sessions::Error::NotReplicated {
+            acked: 0,
+            wanted: 1,
+        });
+        assert_eq!(unconfirmed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = unconfirmed.into_response();
+        assert!(response.headers().contains_key(RETRY_AFTER));
+        let input = SessionError::Store(redis_sessions::Error::InvalidFormat(
+            "Invalid id format".into(),
+        ));
+        assert_eq!(input.status(), StatusCode::BAD_REQUEST);
+        let corrupt = SessionError::Store(redis_sessions::Error::Corrupt("field d".into()));
+        assert_eq!(corrupt.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            SessionError::NotAuthenticated.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
 }

@@ -86,25 +86,22 @@ mod config;
 mod cookie;
 mod device;
 mod error;
+mod layer;
 mod request;
 mod service;
 mod session;
 mod value;
 mod visitor;
 
-pub use config::{CookieSecure, SameSite, SessionLayer};
+pub use config::{CookieSecure, SameSite};
 pub use device::{Device, USER_AGENT_KEY};
 pub use error::{SessionError, RETRY_AFTER_SECONDS};
+pub use layer::SessionLayer;
 pub use request::Tls;
 pub use service::SessionService;
-pub use session::{Carry, Session};
+pub use session::{Carry, Session, SessionInfo};
 pub use value::{SessionInfoExt, JSON_MARKER};
 pub use visitor::{is_visitor_id, VISITOR_PREFIX};
-
-/// A session as the store keeps and lists it (`redis_sessions::Session`): what
-/// [`Session::soid`] and [`Session::soapp`] return. Named apart from the extractor
-/// [`Session`], which is a request's live session.
-pub type SessionInfo = redis_sessions::Session;
 
 /// The session library, re-exported so that apps need one dependency and one version:
 /// `use redis_sessions_axum::redis_sessions::{Options, RedisSessions};`.

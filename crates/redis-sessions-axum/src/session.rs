@@ -8,12 +8,17 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::header::SET_COOKIE;
 use http::request::Parts;
-use redis_sessions::{CreateOptions, Data, DEFAULT_TTL};
+use redis_sessions::{CreateOptions, Data};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A session as the store keeps and lists it (`redis_sessions::Session`): what
+/// [`Session::soid`] and [`Session::soapp`] return. Named apart from the extractor
+/// [`Session`], which is a request's live session.
+pub type SessionInfo = redis_sessions::Session;
 
 /// What [`Session::upgrade_with`] carries from the request's data into the new session.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -146,11 +151,14 @@ impl Shared {
 
     /// The options of a new session holding `data`.
     fn create_options(&self, data: &Data) -> CreateOptions {
-        CreateOptions {
-            ttl: self.config.ttl,
-            d: (!data.is_empty()).then(|| Value::Object(data.clone())),
-            no_resave: self.config.no_resave,
+        let mut options = CreateOptions::default().no_resave(self.config.no_resave);
+        if let Some(ttl) = self.config.ttl {
+            options = options.ttl(ttl);
         }
+        if !data.is_empty() {
+            options = options.data(Value::Object(data.clone()));
+        }
+        options
     }
 
     /// Records a session just created with `token` for `id` holding `data`.
@@ -158,18 +166,10 @@ impl Shared {
         st.token = Some(token.to_owned());
         st.from_cookie = false;
         st.loaded = true;
-        st.meta = Some(redis_sessions::Session {
-            id: id.to_owned(),
-            r: 1,
-            w: 1,
-            ttl: self.config.ttl.unwrap_or(DEFAULT_TTL),
-            idle: 0,
-            ip,
-            d: None,
-            no_resave: self.config.no_resave,
-            handle: Some(redis_sessions::device_handle(token)),
-            created_ms: redis_sessions::token_created_ms(token),
-        });
+        // The session as the store has it; its data is kept apart, in `data`.
+        let meta =
+            redis_sessions::Session::created(token, id, &ip, &self.create_options(&Data::new()));
+        st.meta = Some(meta);
         st.data = data;
         st.changes.clear();
         st.cookie = CookieAction::Set(token.to_owned());
@@ -306,7 +306,7 @@ fn past_absolute_timeout(token: &str, limit: Duration) -> bool {
 /// ([`SessionLayer::visitors`](crate::SessionLayer::visitors)) or
 /// [`upgrade`](Self::upgrade) logs the visitor in.
 ///
-/// Not to be confused with [`SessionInfo`](crate::SessionInfo) (`redis_sessions::Session`),
+/// Not to be confused with [`SessionInfo`](SessionInfo) (`redis_sessions::Session`),
 /// the stored record that the store's listing calls return.
 ///
 /// ```
@@ -625,7 +625,7 @@ impl Session {
     /// recently active first: each with its handle (never its token), last activity, ip,
     /// the user agent where the app stores one ([`USER_AGENT_KEY`](crate::USER_AGENT_KEY)),
     /// and which one is this device.
-    pub async fn devices(&self) -> Result<Vec<crate::Device>, SessionError> {
+    pub async fn devices(&self) -> Result<Vec<crate::device::Device>, SessionError> {
         let id = self.id().ok_or(SessionError::NotAuthenticated)?;
         let own = self.token();
         let own_handle = own.as_deref().map(redis_sessions::device_handle);
@@ -633,7 +633,7 @@ impl Session {
         let sessions = self.store().soid(self.app_name(), &id).await?;
         Ok(sessions
             .into_iter()
-            .filter_map(|s| crate::Device::from_info(s, own_handle.as_deref(), own_created))
+            .filter_map(|s| crate::device::Device::from_info(s, own_handle.as_deref(), own_created))
             .collect())
     }
 
@@ -650,10 +650,10 @@ impl Session {
             .store()
             .kill_device(self.app_name(), &id, handle)
             .await?;
-        if killed > 0 && own.as_deref() == Some(handle) {
+        if killed && own.as_deref() == Some(handle) {
             self.logged_out();
         }
-        Ok(killed > 0)
+        Ok(killed)
     }
 
     fn logged_out(&self) {
@@ -668,7 +668,7 @@ impl Session {
     /// their data with
     /// [`SessionInfoExt::value`](crate::SessionInfoExt::value), which decodes structured
     /// values as [`get`](Self::get) does.
-    pub async fn soid(&self) -> Result<Vec<crate::SessionInfo>, SessionError> {
+    pub async fn soid(&self) -> Result<Vec<SessionInfo>, SessionError> {
         let id = self.id().ok_or(SessionError::NotAuthenticated)?;
         Ok(self.store().soid(self.app_name(), &id).await?)
     }
@@ -676,7 +676,7 @@ impl Session {
     /// The sessions of the whole app active in the last `delta_time` seconds (>= 10),
     /// most recent first: for admin pages. Visitor sessions are among them; leave them
     /// out with `.retain(|s| !is_visitor_id(&s.id))` (see [`is_visitor_id`](crate::is_visitor_id)).
-    pub async fn soapp(&self, delta_time: i64) -> Result<Vec<crate::SessionInfo>, SessionError> {
+    pub async fn soapp(&self, delta_time: i64) -> Result<Vec<SessionInfo>, SessionError> {
         Ok(self.store().soapp(self.app_name(), delta_time).await?)
     }
 

@@ -10,7 +10,6 @@ use axum::Router;
 use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
 use redis_sessions_axum::{Session, SessionError, SessionLayer, Tls};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 use test_support::RedisServer;
@@ -23,37 +22,12 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 const APP: &str = "tlsapp";
 
-/// A self-signed certificate for `localhost`, as (certificate, key) PEM files.
+/// A self-signed certificate for `localhost` (made by test-support with openssl).
 fn certificate(dir: &Path) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost"])
-        // An end-entity certificate (openssl makes a CA by default, which rustls refuses).
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .args(["-addext", "extendedKeyUsage=serverAuth"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("the TLS test needs the `openssl` command (Debian package openssl)");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    let made = test_support::tls::self_signed(dir);
     (
-        CertificateDer::from_pem_file(&cert).unwrap(),
-        PrivateKeyDer::from_pem_file(&key).unwrap(),
+        CertificateDer::from_pem_file(&made.cert).expect("certificate PEM"),
+        PrivateKeyDer::from_pem_file(&made.key).expect("key PEM"),
     )
 }
 

@@ -1,10 +1,10 @@
 //! Not a stable API: the exact commands of each operation, so that the benchmark can drive
 //! them straight at Redis (the ceiling) with no client library in the way.
 
+use crate::data::Data;
 use crate::layout::Layout;
 use crate::redis_store::commands::Commands;
-use crate::session::Data;
-use crate::store::NewSession;
+use crate::session::NewSession;
 use redis::{Cmd, Pipeline};
 
 /// The commands of one namespace, as the store sends them.
@@ -20,11 +20,11 @@ impl CommandSet {
     pub fn script_loads(&self) -> Vec<Cmd> {
         self.0
             .scripts()
-            .all()
+            .each()
             .iter()
-            .map(|source| {
+            .map(|script| {
                 let mut cmd = redis::cmd("SCRIPT");
-                cmd.arg("LOAD").arg(*source);
+                cmd.arg("LOAD").arg(script.source());
                 cmd
             })
             .collect()
@@ -54,17 +54,23 @@ impl CommandSet {
 
     /// get's EVALSHA.
     pub fn get(&self, app: &str, token: &str, now: i64) -> Cmd {
-        self.0.get(&self.0.layout().shards()[0], app, token, now)
+        self.0
+            .get(&self.0.layout().shards()[0], app, token, now)
+            .into_cmd()
     }
 
     /// set's EVALSHA.
     pub fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Cmd {
-        self.0.set(&self.0.layout().shards()[0], app, token, d, now)
+        self.0
+            .set(&self.0.layout().shards()[0], app, token, d, now)
+            .into_cmd()
     }
 
     /// kill's EVALSHA.
     pub fn kill(&self, app: &str, token: &str, now: i64) -> Cmd {
-        self.0.kill(&self.0.layout().shards()[0], app, token, now)
+        self.0
+            .kill(&self.0.layout().shards()[0], app, token, now)
+            .into_cmd()
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 
 /// How often the cache was useful: for dashboards (the REST server's /metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// `get` calls answered from memory.
     pub hits: u64,

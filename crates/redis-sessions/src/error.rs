@@ -6,8 +6,10 @@
 
 use std::borrow::Cow;
 
-/// Everything that can go wrong in a call.
+/// Everything that can go wrong in a call. Non-exhaustive: match on [`Error::name`] or
+/// the error's kind for the cases a caller handles, and keep a fallback arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A required input was absent or empty (`No app supplied`, …).
     #[error("{0}")]
@@ -80,20 +82,64 @@ impl Error {
         }
     }
 
-    /// True for errors caused by the caller's input (HTTP 400), as opposed to the backend.
-    pub fn is_input_error(&self) -> bool {
-        matches!(
-            self,
-            Error::MissingParameter(_) | Error::InvalidFormat(_) | Error::InvalidValue(_)
-        )
+    /// What kind of failure this is: what a caller can do about it, and the one HTTP
+    /// status every HTTP front (rest-sessions, the axum middleware) answers it with.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::MissingParameter(_) | Error::InvalidFormat(_) | Error::InvalidValue(_) => {
+                ErrorKind::Input
+            }
+            Error::Unavailable(_) | Error::Closed | Error::Contended(_) => ErrorKind::Unavailable,
+            Error::NotReplicated { .. } => ErrorKind::Unconfirmed,
+            Error::Redis(_) => ErrorKind::Backend,
+            Error::Corrupt(_) => ErrorKind::Corrupt,
+            Error::LayoutMismatch { .. } => ErrorKind::Misconfigured,
+        }
+    }
+}
+
+/// The kinds of [`Error`], after what the caller can do: fix its input, retry later, or
+/// call an operator. There is no "not found": the contract answers a missing session with
+/// `None` (REST `{}`) or a count of 0, never with an error. Non-exhaustive: a later
+/// release may split a kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An input broke a rule of the contract (`missingParameter`, `invalidFormat`,
+    /// `invalidValue`): the same call will fail again; fix the input.
+    Input,
+    /// The store cannot serve now: Redis unreachable or too slow, the store closed, or an
+    /// index that kept changing under a killsoid/soid. Worth retrying later.
+    Unavailable,
+    /// Durable writes are on and the replicas did not confirm in time: the write may or may
+    /// not exist. Worth retrying once the replicas are back.
+    Unconfirmed,
+    /// Redis answered with an error (LOADING, READONLY, OOM, MASTERDOWN, …): a state of
+    /// the server that usually passes, so also worth retrying later.
+    Backend,
+    /// A stored session could not be read (written by a foreign program): retrying will
+    /// not help, and the client did nothing wrong.
+    Corrupt,
+    /// The options contradict what the namespace holds (the key layout): found at
+    /// connect, an operator must change the options.
+    Misconfigured,
+}
+
+impl ErrorKind {
+    /// The HTTP status of this kind — the single mapping both HTTP crates use, so that they
+    /// cannot drift apart: 400 for input, 503 for what is worth retrying (`Retry-After`
+    /// material), 500 for what is not. A plain `u16`, so the library needs no HTTP crate.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::Input => 400,
+            ErrorKind::Unavailable | ErrorKind::Unconfirmed | ErrorKind::Backend => 503,
+            ErrorKind::Corrupt | ErrorKind::Misconfigured => 500,
+        }
     }
 
-    /// True when the backend could not be reached (HTTP 503): worth retrying later.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Error::Unavailable(_) | Error::Closed | Error::Contended(_)
-        )
+    /// True for the kinds worth retrying later (the 503s).
+    pub fn is_retryable(self) -> bool {
+        self.http_status() == 503
     }
 }
 
@@ -118,3 +164,42 @@ impl From<redis::RedisError> for Error {
 
 /// The result type of every call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis_error(code: &str) -> redis::RedisError {
+        redis::RedisError::from((redis::ErrorKind::Io, "io", code.to_owned()))
+    }
+
+    #[test]
+    fn every_error_has_the_status_of_its_kind() {
+        let server_error = Error::Redis(redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
+            "READONLY",
+        )));
+        let cases = [
+            (Error::MissingParameter("No app supplied".into()), 400),
+            (Error::InvalidFormat("Invalid token format".into()), 400),
+            (Error::InvalidValue("d must be an object".into()), 400),
+            (Error::Unavailable(redis_error("down")), 503),
+            (Error::Closed, 503),
+            (Error::Contended("x".into()), 503),
+            (
+                Error::NotReplicated {
+                    acked: 0,
+                    wanted: 1,
+                },
+                503,
+            ),
+            // Both HTTP fronts once disagreed here (503 against 500).
+            (server_error, 503),
+            (Error::Corrupt("field d".into()), 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.kind().http_status(), status, "{error:?}");
+            assert_eq!(error.kind().is_retryable(), status == 503, "{error:?}");
+        }
+    }
+}

@@ -21,6 +21,8 @@
 //!
 //! The operations only ask a [`Shard`] for key names, so the two layouts share them all.
 
+use crate::options::{KeyLayout, Options, DEFAULT_SHARDS};
+
 const SLOTS: u32 = 16384;
 
 /// Characters of the random part of a token; two of them encode a shard (61² shards max).
@@ -88,14 +90,17 @@ impl Shard {
 /// lays keys out differently, so that processes of two formats never share a namespace.
 pub const LAYOUT_VERSION: u32 = 1;
 
-/// What the layout record (`{ns}:{layout}`) holds: the layout a namespace was written with.
+/// What the layout record (`{ns}:{layout}`) holds: the layout a namespace was written with,
+/// as [`Error::LayoutMismatch`](crate::Error::LayoutMismatch) reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LayoutRecord {
     /// `node` or `sharded`.
     pub kind: String,
     /// Shards (1 in the Node layout).
     pub shards: u16,
-    /// [`LAYOUT_VERSION`] of the process that wrote it first.
+    /// The key format's version (changed only by a release that lays keys out
+    /// differently) of the process that wrote it first.
     pub version: u32,
 }
 
@@ -121,6 +126,22 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The layout `options` ask for: the one chosen, else the Node-compatible one on a
+    /// single Redis and the sharded one ([`DEFAULT_SHARDS`]) on a cluster.
+    pub fn of(options: &Options) -> Self {
+        let chosen = options.key_layout.unwrap_or(if options.cluster.is_empty() {
+            KeyLayout::Node
+        } else {
+            KeyLayout::Sharded {
+                shards: DEFAULT_SHARDS,
+            }
+        });
+        match chosen {
+            KeyLayout::Node => Layout::node(&options.namespace),
+            KeyLayout::Sharded { shards } => Layout::cluster(&options.namespace, shards),
+        }
+    }
+
     /// The Node-compatible layout under namespace `ns`: one shard, prefix `{ns}:`.
     pub fn node(namespace: &str) -> Self {
         Layout {

@@ -3,9 +3,10 @@
 //! exactly — the same behaviour suite runs against both — but is not shared between
 //! processes and does not survive a restart.
 
+use crate::data::Data;
 use crate::error::Result;
-use crate::session::{Data, Record};
-use crate::store::NewSession;
+use crate::session::NewSession;
+use crate::session::Record;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

@@ -20,15 +20,12 @@
 //! # Ok(()) }
 //! ```
 
-use crate::{CreateOptions, RedisSessions, Result, Session};
+use crate::error::Result;
+use crate::options::CreateOptions;
+use crate::session::Session;
+use crate::store::RedisSessions;
+use crate::token::token_created_ms;
 use serde_json::Value;
-
-/// When a token was created, in milliseconds since the epoch (its part after the `Z`), or
-/// None for a text that is not a token of this format.
-pub fn token_created_ms(token: &str) -> Option<u64> {
-    let (_, time) = token.split_once('Z')?;
-    u64::from_str_radix(time, 36).ok()
-}
 
 /// Two stores during a move: tokens created before `cutover_ms` live in `old`, the rest
 /// (and every new session) in `new`.
@@ -79,7 +76,7 @@ impl Migration {
     }
 
     /// Ends a session in the store that holds it.
-    pub async fn kill(&self, app: &str, token: &str) -> Result<u64> {
+    pub async fn kill(&self, app: &str, token: &str) -> Result<bool> {
         self.store_for(token).kill(app, token).await
     }
 
@@ -99,19 +96,5 @@ impl Migration {
     /// Ends every session of an app in both stores.
     pub async fn killall(&self, app: &str) -> Result<u64> {
         Ok(self.old.killall(app).await? + self.new.killall(app).await?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_creation_time_is_read_back() {
-        let token = crate::token::generate(1_764_000_000_123, None);
-        assert_eq!(token_created_ms(&token), Some(1_764_000_000_123));
-        let token = crate::token::generate(42, Some(*b"ab"));
-        assert_eq!(token_created_ms(&token), Some(42));
-        assert_eq!(token_created_ms("no-separator"), None);
     }
 }

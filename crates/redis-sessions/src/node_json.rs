@@ -15,10 +15,12 @@
 //! String escapes already agree: serde_json and `JSON.stringify` escape exactly `"`, `\` and
 //! the control characters, the same way.
 
-use crate::session::Data;
 use serde::Serialize;
 use serde_json::ser::Formatter;
 use serde_json::{Number, Value};
+
+/// A JSON object (a session's data; named here so this module depends on no other).
+type Data = serde_json::Map<String, Value>;
 use std::io;
 
 /// Largest array index of a JavaScript object (2³² − 2).

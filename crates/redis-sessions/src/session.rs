@@ -1,17 +1,33 @@
 //! The session object that every method returns, and the stored record it comes from.
 
+use crate::data::{initial_data, Data};
 use crate::error::{Error, Result};
+use crate::options::CreateOptions;
+use crate::validate::DEFAULT_TTL;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A session's data: a JSON object whose values are strings, numbers, booleans (or null
-/// in a `set`, to delete a key).
-pub type Data = serde_json::Map<String, Value>;
-
 /// A live session as the Node module returns it: exactly the keys `id, r, w, ttl, idle, ip`,
 /// plus `d` when data exists and `no_resave: true` for sessions that end at a fixed time.
+///
+/// The fields keep the contract's names (`r`, `w`, `d`, …): they are the keys of the JSON
+/// that Node services and REST clients see, and the names the spec uses. Non-exhaustive:
+/// the store makes sessions; [`Session::created`] makes the one a `create` leaves.
+///
+/// With the `utoipa` feature it implements `utoipa::ToSchema` (schema name `Session`), so
+/// an OpenAPI document describes the very type a server serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "utoipa",
+    schema(
+        description = "A live session: the keys id, r, w, ttl, idle and ip, plus d when \
+        it has data, no_resave (true) for a session that ends at a fixed time, and handle \
+        and created_ms in the sessions soid lists."
+    )
+)]
+#[non_exhaustive]
 pub struct Session {
     /// The user id the session belongs to.
     pub id: String,
@@ -27,13 +43,16 @@ pub struct Session {
     pub ip: String,
     /// The session's data, absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = std::collections::BTreeMap<String, Scalar>))]
     pub d: Option<Data>,
     /// True for a session that ends at create time + ttl, however often it is read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_resave: bool,
-    /// The session's device handle (see [`device_handle`](crate::device_handle)), in the
-    /// sessions `soid` lists: names this session for `kill_device` without its token.
+    /// The session's device handle (32 hex digits, a one-way hash of its token: see
+    /// `device_handle`), in the sessions `soid` lists: names this session for `kill_device`
+    /// without its token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "utoipa", schema(pattern = "^[0-9a-f]{32}$"))]
     pub handle: Option<String>,
     /// When the session was created (ms since the epoch, read from its token), in the
     /// sessions `soid` lists: a devices page shows it, and the token stays in the library.
@@ -54,6 +73,66 @@ impl Session {
         let value = self.d.as_ref()?.get(key)?;
         serde_json::from_value(value.clone()).ok()
     }
+
+    /// The session that [`create`](crate::store::RedisSessions::create) has just made of `id`,
+    /// `ip` and `options` under `token`, as a `get` would answer it at once (read and
+    /// written once, idle 0), without asking the store: for a middleware that answers
+    /// the request that logged in. Its data is the data given, as stored (null values
+    /// dropped); its handle and creation time are the token's.
+    ///
+    /// ```
+    /// use redis_sessions::{CreateOptions, Session};
+    /// let token = format!("{}Z{}", "a".repeat(55), "mhm5z1a8");
+    /// let options = CreateOptions::default().ttl(60).data(serde_json::json!({"cart": 2}));
+    /// let session = Session::created(&token, "alice", "::1", &options);
+    /// assert_eq!((session.r, session.w, session.ttl, session.idle), (1, 1, 60, 0));
+    /// assert_eq!(session.get::<u32>("cart"), Some(2));
+    /// assert_eq!(session.handle, Some(redis_sessions::device_handle(&token)));
+    /// ```
+    pub fn created(token: &str, id: &str, ip: &str, options: &CreateOptions) -> Session {
+        Session {
+            id: id.to_owned(),
+            r: 1,
+            w: 1,
+            ttl: options.ttl.unwrap_or(DEFAULT_TTL),
+            idle: 0,
+            ip: ip.to_owned(),
+            d: options
+                .data
+                .as_ref()
+                .and_then(Value::as_object)
+                .and_then(initial_data),
+            no_resave: options.no_resave,
+            handle: Some(crate::device::device_handle(token)),
+            created_ms: crate::token::token_created_ms(token),
+        }
+    }
+}
+
+/// A value of a session's data: a string, a number or a boolean.
+#[cfg(feature = "utoipa")]
+#[derive(utoipa::ToSchema, Serialize)]
+#[serde(untagged)] // for the schema: one of the three, untagged as in JSON
+#[allow(dead_code)] // a schema only: never built
+enum Scalar {
+    /// A string.
+    Text(String),
+    /// A number, any JSON number.
+    Number(f64),
+    /// A boolean.
+    Flag(bool),
+}
+
+/// A validated create request: what a backend stores as a new session.
+#[derive(Debug)]
+pub(crate) struct NewSession<'a> {
+    pub app: &'a str,
+    pub id: &'a str,
+    pub ip: &'a str,
+    pub ttl: i64,
+    /// The data without null values; None when nothing is left.
+    pub d: Option<Data>,
+    pub no_resave: bool,
 }
 
 /// A session as stored: the fields of the `{ns}:{app}:{token}` hash.

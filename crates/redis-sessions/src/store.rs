@@ -1,78 +1,433 @@
-//! The backends behind [`RedisSessions`](crate::RedisSessions): one Redis server, or the
-//! embedded in-process store. Both take validated input and implement the same semantics,
-//! and the same behaviour suite runs against both.
+//! [`RedisSessions`], the store users hold: validates every input in the contract's order,
+//! then calls the backend (Redis or in memory), keeps the optional cache in step, and runs
+//! the sweeper.
 
-use crate::error::Result;
-use crate::memory_store::MemoryStore;
-use crate::redis_store::RedisStore;
-use crate::session::{Data, Record};
-use std::time::Duration;
+use crate::backend::Backend;
+use crate::cache::{self, CacheStats};
+use crate::clock::Clock;
+use crate::data::initial_data;
+use crate::device::{self, device_handle};
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::memory_store;
+use crate::node_json;
+use crate::options::{CreateOptions, Options};
+use crate::redis_store::{ConnectionStats, NodeStatus, RedisStore, Target, Timeouts};
+use crate::session::{NewSession, Session};
+use crate::sweeper;
+use crate::token::token_created_ms;
+use crate::validate;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
 
-/// A validated create request.
-#[derive(Debug)]
-pub(crate) struct NewSession<'a> {
-    pub app: &'a str,
-    pub id: &'a str,
-    pub ip: &'a str,
-    pub ttl: i64,
-    /// The data without null values; None when nothing is left.
-    pub d: Option<Data>,
-    pub no_resave: bool,
-}
-
-/// The store a [`RedisSessions`](crate::RedisSessions) talks to.
+/// A session store: cheap to clone (all clones share connections, cache and sweeper).
 #[derive(Clone)]
-pub(crate) enum Backend {
-    Redis(RedisStore),
-    Memory(MemoryStore),
+pub struct RedisSessions {
+    inner: Arc<Inner>,
 }
 
-/// Calls the same method on whichever backend is in use.
-macro_rules! dispatch {
-    ($self:ident . $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            Backend::Redis(store) => store.$method($($arg),*).await,
-            Backend::Memory(store) => store.$method($($arg),*),
+struct Inner {
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+    cache: Option<Arc<cache::Cache>>,
+    /// The sweeper and the cache's subscriber: stopped on quit and drop.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        stop_tasks(&self.tasks);
+    }
+}
+
+fn stop_tasks(tasks: &Mutex<Vec<JoinHandle<()>>>) {
+    for task in tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        task.abort();
+    }
+}
+
+impl std::fmt::Debug for RedisSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.inner.backend {
+            Backend::Redis(_) => "redis",
+            Backend::Memory(_) => "memory",
+        };
+        f.debug_struct("RedisSessions")
+            .field("backend", &kind)
+            .finish()
+    }
+}
+
+impl RedisSessions {
+    /// Connects to Redis. Fails when Redis cannot be reached now; once connected, a lost
+    /// connection is re-established by itself, and calls made meanwhile fail fast with
+    /// [`Error::Unavailable`]. Must be called inside a tokio runtime (the sweeper is a task).
+    pub async fn connect(options: Options) -> Result<Self> {
+        let layout = Layout::of(&options);
+        let expire_keys = options.expire_keys.unwrap_or(layout.is_clustered());
+        let timeouts = Timeouts {
+            connect: options.connect_timeout,
+            response: options.response_timeout,
+        };
+        if !options.cluster.is_empty() && !options.sentinels.is_empty() {
+            return Err(Error::InvalidValue(
+                "give either cluster nodes or sentinels, not both".into(),
+            ));
         }
-    };
-}
+        let store = if options.cluster.is_empty() {
+            let target = Target::of(&options).map_err(Error::from)?;
+            RedisStore::connect(
+                target,
+                layout.clone(),
+                expire_keys,
+                timeouts,
+                options.min_replicas,
+            )
+            .await?
+        } else if options.min_replicas.is_some() {
+            return Err(Error::InvalidValue(
+                "min_replicas works on one Redis server (or Sentinel), not on a cluster".into(),
+            ));
+        } else {
+            RedisStore::connect_cluster(
+                &options.cluster,
+                layout.clone(),
+                expire_keys,
+                timeouts,
+                options.read_from_replicas,
+            )
+            .await?
+        };
+        let cache = match options.cachetime {
+            0 => None,
+            seconds => Some(Self::start_cache(&options, seconds, &layout).await?),
+        };
+        Ok(Self::with_backend(Backend::Redis(store), &options, cache))
+    }
 
-impl Backend {
-    /// Creates the session; returns its token.
-    pub async fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
-        dispatch!(self.create(s, now))
+    /// Starts the cache and its subscriber, and gives the subscription a moment so the
+    /// cache serves from the first call. On one Redis it SUBSCRIBEs the Node module's
+    /// channel; on a cluster it SSUBSCRIBEs every shard's channel (see cache.rs).
+    async fn start_cache(
+        options: &Options,
+        seconds: u64,
+        layout: &Layout,
+    ) -> Result<(Arc<cache::Cache>, JoinHandle<()>)> {
+        let cache = cache::Cache::new(std::time::Duration::from_secs(seconds), options.cachemax);
+        let subscriber = if options.cluster.is_empty() {
+            let target = Target::of(options).map_err(Error::from)?;
+            cache.subscribe(target, layout.cache_channel(), options.connect_timeout)
+        } else {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let client = redis::cluster::ClusterClientBuilder::new(
+                options.cluster.iter().map(String::as_str),
+            )
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(tx)
+            .connection_timeout(options.connect_timeout)
+            .response_timeout(options.response_timeout)
+            .build()
+            .map_err(Error::from)?;
+            let channels = layout.shards().iter().map(|s| s.cache_channel()).collect();
+            cache::subscribe_sharded(&cache, client, channels, rx, options.connect_timeout)
+        };
+        let deadline = tokio::time::Instant::now() + options.connect_timeout;
+        while !cache.is_subscribed() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        Ok((cache, subscriber))
     }
-    pub async fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
-        dispatch!(self.get(app, token, now))
+
+    /// The embedded store: the same behaviour in this process's memory, for tests, demos
+    /// and single-process servers. Sessions are lost when the process ends. Must be called
+    /// inside a tokio runtime when `wipe` is on. `cachetime` is ignored: the store is
+    /// already in memory.
+    pub fn in_memory(options: Options) -> Self {
+        Self::with_backend(
+            Backend::Memory(memory_store::MemoryStore::new()),
+            &options,
+            None,
+        )
     }
-    pub async fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
-        dispatch!(self.set(app, token, d, now))
+
+    fn with_backend(
+        backend: Backend,
+        options: &Options,
+        cache: Option<(Arc<cache::Cache>, JoinHandle<()>)>,
+    ) -> Self {
+        let sweeper = options
+            .wipe_interval()
+            .map(|every| sweeper::spawn(backend.clone(), options.clock.clone(), every));
+        let (cache, subscriber) = cache.unzip();
+        RedisSessions {
+            inner: Arc::new(Inner {
+                backend,
+                clock: options.clock.clone(),
+                cache,
+                tasks: Mutex::new(sweeper.into_iter().chain(subscriber).collect()),
+                closed: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
     }
-    pub async fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
-        dispatch!(self.kill(app, token, now))
+
+    fn backend(&self) -> Result<&Backend> {
+        if self.inner.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        Ok(&self.inner.backend)
     }
-    pub async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
-        dispatch!(self.killsoid(app, id, keep))
+
+    fn now(&self) -> i64 {
+        self.inner.clock.now()
     }
+
+    /// Creates a session of user `id` in `app` and returns its token (64 characters).
+    pub async fn create(
+        &self,
+        app: &str,
+        id: &str,
+        ip: &str,
+        options: CreateOptions,
+    ) -> Result<String> {
+        validate::app(app)?;
+        validate::id(id)?;
+        validate::ip(ip)?;
+        let ttl = validate::ttl(options.ttl)?;
+        let d = match &options.data {
+            None | Some(Value::Null) => None,
+            Some(d) => initial_data(validate::data(Some(d))?),
+        };
+        let new = NewSession {
+            app,
+            id,
+            ip,
+            ttl,
+            d,
+            no_resave: options.no_resave,
+        };
+        self.backend()?.create(&new, self.now()).await
+    }
+
+    /// The live session of `token`, counted as a read (its `r` is the count before this
+    /// read), or None when there is none.
+    pub async fn get(&self, app: &str, token: &str) -> Result<Option<Session>> {
+        validate::app(app)?;
+        validate::token(token)?;
+        let backend = self.backend()?;
+        let lookup = match &self.inner.cache {
+            Some(cache) => match cache.lookup(app, token) {
+                Ok(cached) => return Ok(Some(cached)),
+                Err(lookup) => Some((cache, lookup)),
+            },
+            None => None,
+        };
+        let now = self.now();
+        let session = backend
+            .get(app, token, now)
+            .await?
+            .and_then(|r| r.into_session(now));
+        if let (Some((cache, lookup)), Some(session)) = (lookup, &session) {
+            cache.store(lookup, session);
+        }
+        Ok(session)
+    }
+
+    /// Merges `d` into the session's data (a null value deletes its key) and returns the
+    /// updated session, or None when there is no live session. Atomic: concurrent sets
+    /// never lose each other's keys.
+    pub async fn set(&self, app: &str, token: &str, d: &Value) -> Result<Option<Session>> {
+        validate::app(app)?;
+        validate::token(token)?;
+        let d = node_json::normalize(validate::data(Some(d))?);
+        let now = self.now();
+        let record = self.backend()?.set(app, token, &d, now).await;
+        self.forget(app, token);
+        Ok(record?.and_then(|r| r.into_session(now)))
+    }
+
+    /// [`set`](Self::set) with any serializable value, e.g. a struct of scalar fields.
+    pub async fn set_typed<T: Serialize>(
+        &self,
+        app: &str,
+        token: &str,
+        d: &T,
+    ) -> Result<Option<Session>> {
+        let d = serde_json::to_value(d)
+            .map_err(|_| Error::InvalidValue("d must be an object".into()))?;
+        self.set(app, token, &d).await
+    }
+
+    /// Ends a session. Returns true when a live session was removed, else false (a dead
+    /// one not yet swept is removed too). Does not count as a read.
+    pub async fn kill(&self, app: &str, token: &str) -> Result<bool> {
+        validate::app(app)?;
+        validate::token(token)?;
+        let live = self.backend()?.kill(app, token, self.now()).await;
+        self.forget(app, token);
+        live
+    }
+
+    /// Ends every session of an app; returns how many. Works in bounded batches, so a huge
+    /// app never blocks Redis for long (each batch is atomic, the whole is not).
     pub async fn killall(&self, app: &str) -> Result<u64> {
-        dispatch!(self.killall(app))
+        validate::app(app)?;
+        let killed = self.backend()?.killall(app).await;
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_app(app);
+        }
+        killed
     }
-    pub async fn activity(&self, app: &str, since: i64) -> Result<u64> {
-        dispatch!(self.activity(app, since))
+
+    /// Ends every session of one id ("log out everywhere"); returns how many.
+    pub async fn killsoid(&self, app: &str, id: &str) -> Result<u64> {
+        validate::app(app)?;
+        validate::id(id)?;
+        let killed = self.backend()?.killsoid(app, id, None).await;
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_id(app, id);
+        }
+        killed
     }
-    pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
-        dispatch!(self.soid(app, id))
+
+    /// Ends every session of one id but the one of `keep` ("sign out all other devices"),
+    /// in the same atomic steps as [`killsoid`](Self::killsoid); returns how many ended.
+    /// `keep` is the caller's own token, so only a holder of a session can spare it.
+    pub async fn killsoid_keep(&self, app: &str, id: &str, keep: &str) -> Result<u64> {
+        validate::app(app)?;
+        validate::id(id)?;
+        validate::token(keep)?;
+        let killed = self.backend()?.killsoid(app, id, Some(keep)).await;
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_id(app, id);
+        }
+        killed
     }
-    pub async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
-        dispatch!(self.soapp(app, since))
+
+    /// Ends the session of `id` whose device handle (from [`soid`](Self::soid)) is
+    /// `handle` ("sign out that laptop"). Returns true when a session ended, false when no
+    /// session of this id has that handle (already ended, or the handle of another user's
+    /// session).
+    pub async fn kill_device(&self, app: &str, id: &str, handle: &str) -> Result<bool> {
+        validate::app(app)?;
+        validate::id(id)?;
+        if !device::is_handle(handle) {
+            return Err(Error::InvalidFormat("Invalid handle format".into()));
+        }
+        let sessions = self.backend()?.soid(app, id).await?;
+        let Some((token, _)) = sessions
+            .into_iter()
+            .find(|(token, _)| device_handle(token) == handle)
+        else {
+            return Ok(false);
+        };
+        self.kill(app, &token).await
     }
-    pub async fn sweep(&self, now: i64) -> Result<u64> {
-        dispatch!(self.sweep(now))
+
+    /// How many distinct ids were active in the last `delta_time` seconds.
+    pub async fn activity(&self, app: &str, delta_time: i64) -> Result<u64> {
+        validate::app(app)?;
+        let dt = validate::delta_time(delta_time)?;
+        let since = self.now().saturating_sub(dt);
+        self.backend()?.activity(app, since).await
     }
-    pub async fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
-        dispatch!(self.try_sweep_lease(ttl))
+
+    /// The live sessions active in the last `delta_time` seconds, most recent first.
+    pub async fn soapp(&self, app: &str, delta_time: i64) -> Result<Vec<Session>> {
+        validate::app(app)?;
+        let dt = validate::delta_time(delta_time)?;
+        let now = self.now();
+        let records = self.backend()?.soapp(app, now.saturating_sub(dt)).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| r.into_session(now))
+            .collect())
     }
+
+    /// The live sessions of one id (its devices), most recently active first, each with
+    /// its device handle (for [`kill_device`](Self::kill_device); never its token).
+    pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<Session>> {
+        validate::app(app)?;
+        validate::id(id)?;
+        let now = self.now();
+        let mut records = self.backend()?.soid(app, id).await?;
+        records.sort_by_key(|(_, r)| std::cmp::Reverse(r.la));
+        Ok(records
+            .into_iter()
+            .filter_map(|(token, r)| {
+                let mut session = r.into_session(now)?;
+                session.handle = Some(device_handle(&token));
+                session.created_ms = token_created_ms(&token);
+                Some(session)
+            })
+            .collect())
+    }
+
+    /// Kills every session whose time has come, now; returns how many. The background
+    /// sweeper calls this every `wipe` seconds; tests and cron-like setups may call it.
+    pub async fn sweep(&self) -> Result<u64> {
+        self.backend()?.sweep(self.now()).await
+    }
+
+    /// Drops this process's cached reply of a session it just wrote (read your own
+    /// writes); other processes learn of the write through the invalidation channel.
+    /// Done even when the write failed: it may have reached Redis before the failure.
+    fn forget(&self, app: &str, token: &str) {
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate(&Layout::cache_message(app, token));
+        }
+    }
+
+    /// The cache's counters, or None when the cache is off.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// How many sessions the cache holds now (0 when it is off).
+    pub fn cache_len(&self) -> u64 {
+        self.inner.cache.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// `PONG` when the store answers.
     pub async fn ping(&self) -> Result<String> {
-        dispatch!(self.ping())
+        self.backend()?.ping().await
+    }
+
+    /// Each Redis node the store depends on (the server, or every master that serves
+    /// slots in a cluster) and whether it answers a PING within `within` (each step: a
+    /// cluster's topology, then the PINGs in parallel); empty for the in-memory store.
+    /// For readiness checks that must say *which* node is away.
+    pub async fn nodes(&self, within: std::time::Duration) -> Vec<NodeStatus> {
+        match &self.inner.backend {
+            Backend::Redis(store) => store.nodes(within).await,
+            Backend::Memory(_) => Vec::new(),
+        }
+    }
+
+    /// What the connection watchdog counted (timeouts, dropped connections, checks and
+    /// stuck connections replaced), or None for the in-memory store. The same counts go
+    /// to the `metrics` facade under the names in [`metric_names`](crate::metric_names).
+    pub fn connection_stats(&self) -> Option<ConnectionStats> {
+        match &self.inner.backend {
+            Backend::Redis(store) => Some(store.connection_stats()),
+            Backend::Memory(_) => None,
+        }
+    }
+
+    /// Stops the sweeper and the cache's subscriber; later calls on this store (and its clones) fail with
+    /// [`Error::Closed`]. Connections close when the last clone is dropped.
+    /// Synchronous: it only flips a flag and aborts the tasks, nothing to wait for.
+    pub fn quit(&self) {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        stop_tasks(&self.inner.tasks);
+    }
+
+    /// True when this store keeps sessions in process memory rather than Redis.
+    pub fn is_in_memory(&self) -> bool {
+        matches!(self.inner.backend, Backend::Memory(_))
     }
 }

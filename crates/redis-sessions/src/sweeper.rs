@@ -4,8 +4,8 @@
 //! sweeps, in bounded batches, so a fleet of N processes sweeps once per interval rather
 //! than N times, and no single script holds Redis for long.
 
+use crate::backend::Backend;
 use crate::clock::Clock;
-use crate::store::Backend;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;

@@ -33,6 +33,13 @@ pub fn generate(now_ms: u64, marker: Option<[u8; 2]>) -> String {
     token
 }
 
+/// When a token was created, in milliseconds since the epoch (its part after the `Z`), or
+/// None for a text that is not a token of this format.
+pub fn token_created_ms(token: &str) -> Option<u64> {
+    let (_, time) = token.split_once('Z')?;
+    u64::from_str_radix(time, 36).ok()
+}
+
 fn base36(mut n: u64) -> String {
     const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut out = Vec::with_capacity(13);
@@ -60,6 +67,15 @@ mod tests {
         assert_eq!(&t[55..56], "Z");
         assert_eq!(u64::from_str_radix(&t[56..], 36).ok(), Some(now_ms));
         assert!(crate::validate::token(&t).is_ok());
+    }
+
+    #[test]
+    fn the_creation_time_is_read_back() {
+        let token = generate(1_764_000_000_123, None);
+        assert_eq!(token_created_ms(&token), Some(1_764_000_000_123));
+        let token = generate(42, Some(*b"ab"));
+        assert_eq!(token_created_ms(&token), Some(42));
+        assert_eq!(token_created_ms("no-separator"), None);
     }
 
     #[test]

@@ -1,10 +1,23 @@
 //! Input rules of the contract, checked in the order the Node module checks them.
 //!
+//! Public so that every front checks with the library's own rules and messages: the axum
+//! middleware refuses a malformed cookie token or app name without a store call, and no
+//! crate keeps a copy of a rule that could drift. Each check returns the contract's error
+//! (name and message), e.g. `redis_sessions::validate::token(t).is_ok()` for a yes/no.
+//!
+//! ```
+//! use redis_sessions::validate;
+//! assert!(validate::app("myapp").is_ok());
+//! assert_eq!(validate::app("a b").unwrap_err().to_string(), "Invalid app format");
+//! assert_eq!(validate::ttl(None).ok(), Some(validate::DEFAULT_TTL));
+//! assert!(validate::ttl(Some(9)).is_err());
+//! ```
+//!
 //! Every check is a plain scan, linear in its input: the Node module's id regex takes
 //! exponential time on some inputs, and these checks guard a public HTTP endpoint.
 
+use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::session::Data;
 use serde_json::Value;
 
 /// The ttl of a session when the caller gives none.

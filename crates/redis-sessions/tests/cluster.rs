@@ -82,7 +82,7 @@ async fn one_app_spreads_over_every_master() {
                 .await
                 .expect("set")
                 .is_some()),
-            _ => assert_eq!(rs.kill(APP, t).await.expect("kill"), 1),
+            _ => assert!(rs.kill(APP, t).await.expect("kill")),
         }
     }
     let calls: Vec<u64> = cluster

@@ -113,7 +113,7 @@ async fn rust_creates_node_reads_and_kills_follow() {
     );
     let s = f.rs.get(APP, &token).await.expect("get").expect("live");
     assert_eq!(s.r, 2, "Node's read was counted");
-    assert_eq!(f.rs.kill(APP, &token).await.expect("kill"), 1);
+    assert!(f.rs.kill(APP, &token).await.expect("kill"));
     assert_eq!(
         f.node("get", json!({"app": APP, "token": token})),
         Value::Null

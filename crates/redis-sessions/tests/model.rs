@@ -169,7 +169,7 @@ async fn run(rs: &RedisSessions, clock: &ManualClock, ops: &[Op]) {
                 };
                 let killed = rs.kill(APP, &token).await.expect("kill");
                 let expected = model.remove(&token).is_some_and(|m| m.live(now));
-                assert_eq!(killed, u64::from(expected));
+                assert_eq!(killed, expected);
             }
             Op::KillSoid(user) => {
                 let killed = rs.killsoid(APP, USERS[*user]).await.expect("killsoid");

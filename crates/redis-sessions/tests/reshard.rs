@@ -245,7 +245,7 @@ async fn user_step(shared: &Shared, user: &mut User, step: u64, seq: &mut u64) {
             let r = rs.kill(APP, &token).await;
             shared.record(&r);
             match r {
-                Ok(1) => {
+                Ok(true) => {
                     user.sessions.remove(i);
                 }
                 Ok(other) => shared.violation(format!(

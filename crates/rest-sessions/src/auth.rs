@@ -3,7 +3,7 @@
 //! reachable beyond loopback does not hand sessions to anyone on the network.
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;

@@ -21,6 +21,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// Where sessions live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
 pub enum StoreKind {
     /// A Redis server shared by every process (the default, and what the original did).
     Redis,
@@ -40,6 +41,7 @@ impl StoreKind {
 
 /// How request logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -55,6 +57,7 @@ pub enum LogFormat {
     version,
     about = "REST server for redis-sessions: user sessions shared by services in any language."
 )]
+#[non_exhaustive]
 pub struct Config {
     /// Port to listen on.
     #[arg(long, env = "RS_PORT", default_value_t = 3000)]
@@ -214,7 +217,7 @@ pub struct Config {
 impl Config {
     /// True when the operator pointed the server at a Redis of their own choosing: then a
     /// failed connection is their configuration problem, not a missing local Redis.
-    pub fn redis_explicit(&self) -> bool {
+    pub(crate) fn redis_explicit(&self) -> bool {
         self.redis_host.is_some()
             || self.redis_port.is_some()
             || self.redis_url.is_some()
@@ -223,7 +226,7 @@ impl Config {
     }
 
     /// The library options these settings stand for.
-    pub fn store_options(&self) -> Options {
+    pub(crate) fn store_options(&self) -> Options {
         let mut options = Options::default()
             .namespace(self.namespace.clone())
             .wipe(self.wipe)
@@ -253,15 +256,15 @@ impl Config {
             let host = self
                 .redis_host
                 .clone()
-                .unwrap_or_else(|| options.host.clone());
-            let port = self.redis_port.unwrap_or(options.port);
+                .unwrap_or_else(|| options.host().to_owned());
+            let port = self.redis_port.unwrap_or(options.port());
             options = options.host_port(host, port);
         }
         options
     }
 
     /// Where Redis is, for messages: the URL without its password, or `host:port`.
-    pub fn redis_location(&self) -> String {
+    pub(crate) fn redis_location(&self) -> String {
         if !self.redis_cluster.is_empty() {
             let seeds: Vec<String> = self.redis_cluster.iter().map(|u| redact_url(u)).collect();
             return format!("the cluster {}", seeds.join(","));
@@ -279,8 +282,8 @@ impl Config {
                 let defaults = Options::default();
                 format!(
                     "{}:{}",
-                    self.redis_host.as_deref().unwrap_or(&defaults.host),
-                    self.redis_port.unwrap_or(defaults.port)
+                    self.redis_host.as_deref().unwrap_or(defaults.host()),
+                    self.redis_port.unwrap_or(defaults.port())
                 )
             }
         }
@@ -344,7 +347,7 @@ mod tests {
         .expect("valid flags");
         assert_eq!(c.redis_cluster.len(), 2);
         assert!(c.redis_explicit());
-        assert_eq!(c.store_options().cluster.len(), 2);
+        assert_eq!(c.store_options().cluster_nodes().len(), 2);
     }
 
     #[test]
@@ -359,8 +362,8 @@ mod tests {
         .expect("valid flags");
         assert!(c.redis_explicit());
         let options = c.store_options();
-        assert_eq!(options.sentinels.len(), 2);
-        assert_eq!(options.sentinel_master, "sessions");
+        assert_eq!(options.sentinels().len(), 2);
+        assert_eq!(options.sentinel_master(), "sessions");
         assert!(Config::try_parse_from([
             "rest-sessions",
             "--sentinels",
@@ -374,7 +377,7 @@ mod tests {
     #[test]
     fn durable_writes_parse() {
         let c = Config::try_parse_from(["rest-sessions"]).expect("defaults");
-        assert_eq!(c.store_options().min_replicas, None);
+        assert_eq!(c.store_options().durable_writes(), None);
         let c = Config::try_parse_from([
             "rest-sessions",
             "--min-replicas",
@@ -384,11 +387,11 @@ mod tests {
         ])
         .expect("valid flags");
         assert_eq!(
-            c.store_options().min_replicas,
-            Some(redis_sessions::MinReplicas {
-                replicas: 1,
-                timeout: Duration::from_millis(250)
-            })
+            c.store_options().durable_writes(),
+            Some(redis_sessions::MinReplicas::new(
+                1,
+                Duration::from_millis(250)
+            ))
         );
         for bad in ["0", "1001", "x"] {
             assert!(

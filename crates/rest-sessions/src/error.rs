@@ -4,6 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use redis_sessions::ErrorKind;
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -27,14 +28,6 @@ pub struct ErrorName(pub &'static str);
 pub enum ApiError {
     /// The session library refused the input or could not reach its store.
     Store(redis_sessions::Error),
-    /// A broken input rule found before calling the library (e.g. a path segment that is
-    /// not UTF-8): name and message as the library would give them.
-    Input {
-        /// `missingParameter`, `invalidFormat` or `invalidValue`.
-        name: &'static str,
-        /// The contract's message.
-        message: Cow<'static, str>,
-    },
     /// The request body was larger than the configured limit.
     PayloadTooLarge,
     /// The request body could not be read (client went away, broken framing).
@@ -55,23 +48,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// An `invalidFormat` error with the contract's message for `what`.
-    pub fn invalid_format(what: &str) -> Self {
-        ApiError::Input {
-            name: "invalidFormat",
-            message: format!("Invalid {what} format").into(),
-        }
-    }
-
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Store(e) if e.is_input_error() => StatusCode::BAD_REQUEST,
-            ApiError::Store(redis_sessions::Error::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            // Unreachable, closed, or Redis answering with an error (LOADING, READONLY, OOM…):
-            // nothing the client did, and worth retrying.
-            ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Input { .. } | ApiError::BadBody => StatusCode::BAD_REQUEST,
+            // The library's one mapping, shared with the axum middleware: 400 input, 503
+            // unreachable/closed/Redis answering with an error (LOADING, READONLY, OOM…),
+            // 500 corrupt data.
+            ApiError::Store(e) => StatusCode::from_u16(e.kind().http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            ApiError::BadBody => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -85,9 +70,8 @@ impl ApiError {
     /// The error's name in the reply.
     pub fn name(&self) -> &'static str {
         match self {
-            ApiError::Store(e) if e.is_unavailable() => "redisUnavailable",
+            ApiError::Store(e) if e.kind() == ErrorKind::Unavailable => "redisUnavailable",
             ApiError::Store(e) => e.name(),
-            ApiError::Input { name, .. } => name,
             ApiError::PayloadTooLarge => "payloadTooLarge",
             ApiError::BadBody => "invalidBody",
             ApiError::Unauthorized => "unauthorized",
@@ -102,7 +86,6 @@ impl ApiError {
     fn message(&self) -> Cow<'static, str> {
         match self {
             ApiError::Store(e) => e.to_string().into(),
-            ApiError::Input { message, .. } => message.clone(),
             ApiError::PayloadTooLarge => "The request body is larger than the limit".into(),
             ApiError::BadBody => "The request body could not be read".into(),
             ApiError::Unauthorized => "Missing or wrong bearer token".into(),

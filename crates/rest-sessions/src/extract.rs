@@ -5,7 +5,7 @@
 //! request's deadline with the store call; both were wrong for a public endpoint.
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::header::CONTENT_LENGTH;

@@ -3,31 +3,54 @@
 //! proxy share a single set of user sessions through it: same routes, same environment
 //! variables, same reply shapes, plus defined errors, limits and outage behaviour.
 //!
-//! The binary is a thin shell around [`run`]; the [`router`] is public so tests and
-//! embedders can serve it on a listener of their own.
+//! The binary is a thin shell around [`run`]: the library exports what `main.rs` needs
+//! ([`Config`], [`init_tracing`], [`run`]) and nothing else; the tests drive the binary
+//! over HTTP, as clients do.
+//!
+//! ```no_run
+//! use clap::Parser;
+//!
+//! # async fn serve() -> Result<(), rest_sessions::StartError> {
+//! let config = rest_sessions::Config::parse(); // flags, then the RS_* variables
+//! rest_sessions::init_tracing(config.log_format);
+//! rest_sessions::run(config).await // until SIGTERM or SIGINT
+//! # }
+//! ```
+//!
+//! ```
+//! use clap::Parser;
+//! let config = rest_sessions::Config::try_parse_from(["rest-sessions", "--store", "memory"])
+//!     .expect("valid flags");
+//! assert_eq!(config.store, rest_sessions::StoreKind::Memory);
+//! assert_eq!(config.host, "127.0.0.1", "loopback unless told otherwise");
+//! ```
 
 #![warn(missing_docs)]
 
-pub mod auth;
-pub mod config;
-pub mod conn;
-pub mod deadline;
-pub mod error;
-pub mod extract;
-pub mod metrics;
+mod auth;
+mod config;
+mod conn;
+mod deadline;
+mod error;
+mod extract;
+mod metrics;
 mod node_reply;
-pub mod observe;
-pub mod openapi;
-pub mod routes;
-pub mod server;
+mod observe;
+mod openapi;
+mod replies;
+mod routes;
+mod schemas;
+mod server;
+mod state;
+
+pub use config::{Config, LogFormat, StoreKind};
 
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
-use config::{Config, LogFormat, StoreKind};
-use metrics_exporter_prometheus::PrometheusHandle;
 use redis_sessions::RedisSessions;
+use state::AppState;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -39,54 +62,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The longest the first connection to Redis may take at start.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 
-/// What every handler needs; cheap to clone (the store and secrets are shared).
-#[derive(Clone)]
-pub struct AppState {
-    /// The session store (Redis or in memory).
-    pub store: RedisSessions,
-    /// Which store it is, for `/health`.
-    pub store_kind: StoreKind,
-    /// The shared secret callers must present, when one is configured.
-    pub auth_token: Option<Arc<str>>,
-    /// The Prometheus recorder's handle, rendered at `/metrics`.
-    pub metrics: Option<PrometheusHandle>,
-    /// Largest accepted request body in bytes.
-    pub body_limit: usize,
-    /// How long a client may take to send a request body.
-    pub body_timeout: Duration,
-}
-
-impl AppState {
-    /// State for `store` with the defaults: no secret, the 1 MB body limit, the body
-    /// timeout, and the process-wide metrics recorder.
-    pub fn new(store: RedisSessions) -> Self {
-        let store_kind = if store.is_in_memory() {
-            StoreKind::Memory
-        } else {
-            StoreKind::Redis
-        };
-        AppState {
-            store,
-            store_kind,
-            auth_token: None,
-            metrics: metrics::install(),
-            body_limit: config::DEFAULT_BODY_LIMIT,
-            body_timeout: config::parse_seconds(config::DEFAULT_BODY_TIMEOUT)
-                .unwrap_or(Duration::from_secs(10)),
-        }
-    }
-}
-
 /// The whole HTTP API: the contract's routes, `/health`, `/metrics`, `/openapi.json`,
 /// JSON 404/405 replies, the optional secret, logs and metrics. (The body limit and
 /// timeout are applied where a handler reads its body, the store deadline around each
 /// store call.)
-pub fn router(state: AppState) -> Router {
+fn router(state: AppState) -> Router {
     Router::new()
         .route("/ping", get(routes::ping))
         .route("/health", get(routes::health))
         .route("/metrics", get(routes::metrics))
-        .route("/openapi.json", get(routes::openapi))
+        .route("/openapi.json", get(openapi::serve))
         .route("/{app}/create/{id}", put(routes::create))
         .route("/{app}/get/{token}", get(routes::get))
         .route("/{app}/set/{token}", post(routes::set))
@@ -113,6 +98,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// The settings contradict themselves or are empty where a value is required.
     #[error("invalid configuration: {0}")]
@@ -152,7 +138,7 @@ pub fn init_tracing(format: LogFormat) {
 
 /// Opens the configured store. Never falls back from Redis to memory by itself: a server
 /// that silently kept sessions in one process would break every other process sharing them.
-pub async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
+async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
     let options = config.store_options();
     if config.store == StoreKind::Memory {
         if config.redis_explicit() {
@@ -290,7 +276,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     if let Some(task) = upkeep {
         task.abort();
     }
-    store.quit().await;
+    store.quit();
     tracing::info!("rest-sessions stopped");
     result
 }

@@ -2,7 +2,7 @@
 //! the server. Everything else lives in the library, where tests can reach it.
 
 use clap::Parser;
-use rest_sessions::config::Config;
+use rest_sessions::Config;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

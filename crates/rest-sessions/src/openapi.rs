@@ -8,284 +8,27 @@
 //! the session schema against real serialized sessions.
 
 use crate::error::ErrorBody;
-use crate::routes::{ActivityReply, HealthReply, KillReply, TokenReply, UnreachableNode};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use crate::replies::{
+    ActivityReply, Empty, HealthReply, KillReply, MaybeSession, SessionsReply, TokenReply,
+    UnreachableNode,
+};
+use crate::schemas::HealthUnavailable;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use redis_sessions::Session;
+use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{OneOfBuilder, RefOr};
-use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{Modify, OpenApi};
 
-/// `app` in the path.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct AppParam {
-    /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
-    #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
-    app: String,
-}
-
-/// `app` and `token` in the path.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct AppTokenParams {
-    /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
-    #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
-    app: String,
-    /// Session token: 64 letters and digits.
-    #[param(pattern = "^[A-Za-z0-9]{64}$", min_length = 64, max_length = 64)]
-    token: String,
-}
-
-/// `app` and `id` in the path.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct AppIdParams {
-    /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
-    #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
-    app: String,
-    /// User id: 1-128 characters, any but line breaks (e-mail addresses, Korean, `:`),
-    /// percent-encoded as UTF-8; an invalid encoding is a 400.
-    #[param(
-        pattern = "^[^\\n\\r\\u2028\\u2029]{1,128}$",
-        min_length = 1,
-        max_length = 128
-    )]
-    id: String,
-}
-
-/// `app`, `id` and a device `handle` in the path.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct AppIdHandleParams {
-    /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
-    #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
-    app: String,
-    /// User id: 1-128 characters, any but line breaks, percent-encoded as UTF-8.
-    #[param(
-        pattern = "^[^\\n\\r\\u2028\\u2029]{1,128}$",
-        min_length = 1,
-        max_length = 128
-    )]
-    id: String,
-    /// A session's device handle, as `soid` lists it: 32 lowercase hex digits.
-    #[param(pattern = "^[0-9a-f]{32}$", min_length = 32, max_length = 32)]
-    handle: String,
-}
-
-/// The query of `killsoid`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct KeepQuery {
-    /// The token of a session to keep ("sign out all other devices"): 64 letters and digits.
-    #[param(pattern = "^[A-Za-z0-9]{64}$", min_length = 64, max_length = 64)]
-    keep: Option<String>,
-}
-
-/// The query of `create`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct CreateQuery {
-    /// The client's address: 1-39 characters, no line breaks.
-    #[param(
-        pattern = "^[^\\n\\r\\u2028\\u2029]{1,39}$",
-        min_length = 1,
-        max_length = 39
-    )]
-    ip: String,
-    /// Idle timeout in seconds (default 7200).
-    #[param(minimum = 10)]
-    ttl: Option<i64>,
-    /// `true`: the session ends at create time + ttl, however often it is used. Any other
-    /// value is ignored, as the original server did.
-    no_resave: Option<String>,
-}
-
-/// The query of `activity` and `soapp`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct WindowQuery {
-    /// Window in seconds.
-    #[param(minimum = 10)]
-    dt: i64,
-}
-
-/// A value of a session's data: a string, a number or a boolean.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum Scalar {
-    /// A string.
-    Text(String),
-    /// A number, any JSON number.
-    Number(f64),
-    /// A boolean.
-    Flag(bool),
-}
-
-/// A session as the API returns it: the documentation of `redis_sessions::Session`, whose
-/// crate does not depend on utoipa. The tests deserialize real sessions into it (unknown
-/// fields refused) and serialize them back unchanged, so the two cannot drift apart.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = Session)]
-pub struct SessionDoc {
-    /// The user id.
-    id: String,
-    /// Reads before this one.
-    r: u64,
-    /// Writes so far.
-    w: u64,
-    /// Idle timeout in seconds, or for a `no_resave` session the seconds left.
-    ttl: i64,
-    /// Seconds since the last activity.
-    idle: i64,
-    /// The client address given at create.
-    ip: String,
-    /// The data, absent when there is none.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    d: BTreeMap<String, Scalar>,
-    /// Present, and true, only for sessions that end at a fixed time.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    no_resave: bool,
-    /// In `soid`'s sessions: the session's device handle (a one-way hash of its token, 32
-    /// hex digits), for `killdevice`. Never the token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^[0-9a-f]{32}$")]
-    handle: Option<String>,
-    /// In `soid`'s sessions: when the session was created, ms since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    created_ms: Option<u64>,
-}
-
-/// `{}`: no live session.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = NoSession)]
-pub struct NoSessionDoc {}
-
-/// The reply of `get` and `set`: the session, or `{}` when none is live.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
-#[schema(as = MaybeSession)]
-pub enum MaybeSessionDoc {
-    /// The live session.
-    Live(SessionDoc),
-    /// No live session.
-    None(NoSessionDoc),
-}
-
-/// The reply of `soapp` and `soid`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = Sessions)]
-pub struct SessionsDoc {
-    /// Live sessions, most recently active first.
-    sessions: Vec<SessionDoc>,
-}
-
-/// A data object in a request body: string, number or boolean values, `null` to delete a
-/// key (at `set`) or to leave it out (at `create`).
-fn data_schema(min_properties: usize) -> Schema {
-    let value = OneOfBuilder::new()
-        .item(Scalar::schema())
-        .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Null)))
-        .build();
-    ObjectBuilder::new()
-        .schema_type(SchemaType::Type(Type::Object))
-        .min_properties(Some(min_properties))
-        .additional_properties(Some(RefOr::T(Schema::OneOf(value))))
-        .build()
-        .into()
-}
-
-/// The body of `create`: optional data (`{}` or no body: none).
-pub struct CreateBody;
-
-impl PartialSchema for CreateBody {
-    fn schema() -> RefOr<Schema> {
-        RefOr::T(data_schema(0))
-    }
-}
-
-impl ToSchema for CreateBody {}
-
-/// The body of `set`: the keys to change, at least one.
-pub struct SetBody;
-
-impl PartialSchema for SetBody {
-    fn schema() -> RefOr<Schema> {
-        RefOr::T(data_schema(1))
-    }
-}
-
-impl ToSchema for SetBody {}
-
-/// The 503 of `/health`: its own reply when the store is away, or the error body when the
-/// server is at its connection limit.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum HealthUnavailable {
-    /// The store does not answer.
-    Store(HealthReply),
-    /// `tooManyConnections`.
-    Busy(ErrorBody),
-}
-
-/// The error replies of a route that reads the store but takes no body.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum StoreErrors {
-    /// A broken input rule (`missingParameter`, `invalidFormat`, `invalidValue`), including
-    /// a path segment whose percent-encoding is invalid.
-    #[response(status = 400)]
-    BadInput(ErrorBody),
-    /// Missing or wrong bearer secret (`unauthorized`), when the server has one.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// Stored data that cannot be read (`internalError` and the library's names).
-    #[response(status = 500)]
-    Internal(ErrorBody),
-    /// The store did not answer within 2 s (`redisUnavailable`), the server is at its
-    /// connection limit (`tooManyConnections`, with `Retry-After`), or durable writes are on
-    /// and the replicas did not confirm in time (`notReplicated`). On a write the outcome
-    /// is unknown: it may have been applied.
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-}
-
-/// The error replies of a route that takes a body: [`StoreErrors`] and the body's own.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum BodyErrors {
-    /// A broken input rule (`missingParameter`, `invalidFormat`, `invalidValue`), including
-    /// a body that is not a JSON object and a badly encoded path segment.
-    #[response(status = 400)]
-    BadInput(ErrorBody),
-    /// Missing or wrong bearer secret (`unauthorized`), when the server has one.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// The body did not arrive within the body timeout (`requestTimeout`).
-    #[response(status = 408)]
-    RequestTimeout(ErrorBody),
-    /// The body is over the body limit (`payloadTooLarge`).
-    #[response(status = 413)]
-    PayloadTooLarge(ErrorBody),
-    /// Stored data that cannot be read (`internalError` and the library's names).
-    #[response(status = 500)]
-    Internal(ErrorBody),
-    /// The store did not answer within 2 s (`redisUnavailable`), the server is at its
-    /// connection limit (`tooManyConnections`), or durable writes are on and the replicas
-    /// did not confirm in time (`notReplicated`). The write may have been applied.
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
+/// This API's OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
+    responses(
+        (status = 200, description = "OpenAPI document", content_type = "application/json"),
+        (status = 503, description = "The server is at its connection limit (`tooManyConnections`)",
+            body = ErrorBody)))]
+pub async fn serve() -> Response {
+    Json(document()).into_response()
 }
 
 /// Declares the optional bearer secret (`RS_AUTH_TOKEN`).
@@ -347,6 +90,23 @@ impl Modify for OptionalCreateBody {
     }
 }
 
+/// Says that a served session has exactly the documented keys. The schema is derived from
+/// `redis_sessions::Session` (its `utoipa` feature); serde's `deny_unknown_fields`, which
+/// would say it there, would also refuse unknown keys when a user deserializes a session.
+struct ExactSession;
+
+impl Modify for ExactSession {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let session = openapi
+            .components
+            .as_mut()
+            .and_then(|components| components.schemas.get_mut("Session"));
+        if let Some(RefOr::T(Schema::Object(session))) = session {
+            session.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        }
+    }
+}
+
 /// Every route and reply schema of the server.
 #[derive(OpenApi)]
 #[openapi(
@@ -361,7 +121,7 @@ impl Modify for OptionalCreateBody {
         crate::routes::ping,
         crate::routes::health,
         crate::routes::metrics,
-        crate::routes::openapi,
+        serve,
         crate::routes::create,
         crate::routes::get,
         crate::routes::set,
@@ -374,11 +134,10 @@ impl Modify for OptionalCreateBody {
         crate::routes::killall,
     ),
     components(schemas(
-        SessionDoc,
-        NoSessionDoc,
-        MaybeSessionDoc,
-        SessionsDoc,
-        Scalar,
+        Session,
+        Empty,
+        MaybeSession,
+        SessionsReply,
         TokenReply,
         ActivityReply,
         KillReply,
@@ -387,7 +146,7 @@ impl Modify for OptionalCreateBody {
         UnreachableNode,
         ErrorBody
     )),
-    modifiers(&BearerSecret, &OptionalCreateBody, &TokenLinks),
+    modifiers(&BearerSecret, &OptionalCreateBody, &TokenLinks, &ExactSession),
     tags(
         (name = "sessions", description = "The redis-sessions contract"),
         (name = "operations", description = "Liveness, readiness, metrics, this document")
@@ -447,7 +206,11 @@ mod tests {
                 match result {
                     Ok(()) => true,
                     Err(err) => {
-                        assert!(err.is_input_error(), "{what} {value:?}: {err}");
+                        assert_eq!(
+                            err.kind(),
+                            redis_sessions::ErrorKind::Input,
+                            "{what} {value:?}: {err}"
+                        );
                         false
                     }
                 }
@@ -608,24 +371,38 @@ mod tests {
         );
     }
 
-    /// The documented session and the library's serialize the same: a session with every
-    /// field, and one with none of the optional ones, go through the documentation type
-    /// (unknown fields refused) unchanged.
+    /// The session schema is the library's `Session` (derived by its `utoipa` feature):
+    /// the keys a served session has, no more, required as the contract says, and its data
+    /// values are scalars.
     #[test]
     fn the_session_schema_is_the_library_session() {
-        for text in [
-            json!({"id":"a@b","r":2,"w":3,"ttl":60,"idle":1,"ip":"::1",
-                   "d":{"s":"x","n":1.5,"b":true},"no_resave":true}),
-            json!({"id":"u","r":1,"w":1,"ttl":7200,"idle":0,"ip":"1.2.3.4"}),
-        ] {
-            let session: Session = serde_json::from_value(text.clone()).unwrap();
-            let served = serde_json::to_value(&session).unwrap();
-            assert_eq!(served, text, "the library's own form");
-            let documented: SessionDoc = serde_json::from_value(served.clone())
-                .expect("a served session is a documented one");
-            assert_eq!(serde_json::to_value(documented).unwrap(), served);
-        }
-        let schema = &doc()["components"]["schemas"]["Session"];
+        let doc = doc();
+        let schema = &doc["components"]["schemas"]["Session"];
+        let session: Session = serde_json::from_value(json!({
+            "id":"a@b","r":2,"w":3,"ttl":60,"idle":1,"ip":"::1",
+            "d":{"s":"x","n":1.5,"b":true},"no_resave":true,
+            "handle":"0123456789abcdef0123456789abcdef","created_ms":1
+        }))
+        .unwrap();
+        let served = serde_json::to_value(&session).unwrap();
+        let mut keys: Vec<&str> = served
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut documented: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        documented.sort_unstable();
+        assert_eq!(
+            keys, documented,
+            "every key served is documented, and no other"
+        );
         let mut required: Vec<&str> = schema["required"]
             .as_array()
             .unwrap()
@@ -635,5 +412,19 @@ mod tests {
         required.sort_unstable();
         assert_eq!(required, ["id", "idle", "ip", "r", "ttl", "w"]);
         assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(schema["properties"]["handle"]["pattern"], "^[0-9a-f]{32}$");
+        let value = &schema["properties"]["d"]["additionalProperties"];
+        let value = match value.get("$ref").and_then(Value::as_str) {
+            Some(reference) => &doc["components"]["schemas"][reference.rsplit('/').next().unwrap()],
+            None => value,
+        };
+        let mut types: Vec<&str> = value["oneOf"]
+            .as_array()
+            .expect("a data value is one of the scalars")
+            .iter()
+            .filter_map(|t| t["type"].as_str())
+            .collect();
+        types.sort_unstable();
+        assert_eq!(types, ["boolean", "number", "string"]);
     }
 }

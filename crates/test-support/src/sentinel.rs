@@ -2,6 +2,7 @@
 //! free loopback ports, for failover tests. The sentinels run the same binary as the
 //! servers ([`crate::server_binary`] with `--sentinel`), so it works on Valkey too.
 
+use crate::tls::Certificate;
 use crate::{free_port, reap_with_this_process, RedisServer};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,32 +14,42 @@ pub const MASTER_NAME: &str = "mymaster";
 /// One sentinel process, stopped when dropped.
 pub struct Sentinel {
     port: u16,
+    tls_port: Option<u16>,
     dir: PathBuf,
     child: Child,
 }
 
 impl Sentinel {
     /// Starts a sentinel that monitors `master` (quorum 2, master down after 1 s of
-    /// silence) and waits until it answers.
-    fn start(master_port: u16) -> Self {
+    /// silence), with a TLS listener too when given a certificate, and waits until it
+    /// answers.
+    fn start(master_port: u16, tls: Option<&Certificate>) -> Self {
         let port = free_port();
+        let tls_port = tls.map(|_| free_port());
         let dir =
             std::env::temp_dir().join(format!("rs-test-sentinel-{port}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("sentinel.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {dir}\n\
-                 sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
-                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
-                 sentinel failover-timeout {MASTER_NAME} 5000\n\
-                 sentinel parallel-syncs {MASTER_NAME} 1\n",
-                dir = dir.display()
-            ),
-        )
-        .expect("sentinel config");
+        let mut text = format!(
+            "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {dir}\n\
+             sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
+             sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+             sentinel failover-timeout {MASTER_NAME} 5000\n\
+             sentinel parallel-syncs {MASTER_NAME} 1\n",
+            dir = dir.display()
+        );
+        if let (Some(certificate), Some(tls_port)) = (tls, tls_port) {
+            // The same settings as a server's, written as configuration lines.
+            for pair in crate::tls::server_args(certificate, tls_port).chunks(2) {
+                text.push_str(&format!(
+                    "{} {}\n",
+                    pair[0].trim_start_matches("--"),
+                    pair[1]
+                ));
+            }
+        }
+        std::fs::write(&config, text).expect("sentinel config");
         let child = Command::new(crate::server_binary())
             .arg(&config)
             .arg("--sentinel")
@@ -47,7 +58,12 @@ impl Sentinel {
             .spawn()
             .expect("start a sentinel");
         reap_with_this_process(child.id());
-        let sentinel = Sentinel { port, dir, child };
+        let sentinel = Sentinel {
+            port,
+            tls_port,
+            dir,
+            child,
+        };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
             if sentinel
@@ -64,6 +80,13 @@ impl Sentinel {
     /// `host:port` of the sentinel.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The URL of the sentinel's TLS listener, when it has one (its certificate is the
+    /// set's self-signed one: a client trusts it through `SSL_CERT_FILE`).
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port
+            .map(|port| format!("rediss://127.0.0.1:{port}"))
     }
 
     fn ask(&self, args: &[&str]) -> std::io::Result<String> {
@@ -89,6 +112,16 @@ impl Drop for Sentinel {
     }
 }
 
+/// One failover done by [`SentinelSet::kill_master`].
+pub struct Failover {
+    /// The index in `servers` of the promoted server.
+    pub new_master: usize,
+    /// When the old master was dead (killed and reaped).
+    pub killed_at: Instant,
+    /// How long after `killed_at` the sentinels named the new master and it acted as one.
+    pub promoted_after: Duration,
+}
+
 /// A master, one replica and three sentinels.
 pub struct SentinelSet {
     /// The two data servers; which one is master changes with each failover.
@@ -100,9 +133,20 @@ pub struct SentinelSet {
 impl SentinelSet {
     /// Starts the set and waits until every sentinel knows the replica and the others.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts the set with sentinels that also listen for TLS (see [`Sentinel::tls_url`]).
+    pub fn start_with_tls(certificate: &Certificate) -> Self {
+        Self::start_with(Some(certificate))
+    }
+
+    fn start_with(tls: Option<&Certificate>) -> Self {
         let master = RedisServer::start();
         let replica = RedisServer::start_replica_of(&master);
-        let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(master.port())).collect();
+        let sentinels: Vec<Sentinel> = (0..3)
+            .map(|_| Sentinel::start(master.port(), tls))
+            .collect();
         let set = SentinelSet {
             servers: vec![master, replica],
             sentinels,
@@ -141,28 +185,43 @@ impl SentinelSet {
                         !r.contains("s_down")
                             && !r.contains("disconnected")
                             && r.contains("master-link-status\r\n$2\r\nok")
+                            && !r.contains("slave-priority\r\n$1\r\n0\r\n")
                     })
             });
             if settled {
                 return;
             }
-            assert!(
-                started.elapsed() < limit,
-                "sentinels not settled on :{master_port} within {limit:?}"
-            );
+            if started.elapsed() >= limit {
+                let seen: Vec<String> = self
+                    .sentinels
+                    .iter()
+                    .map(|s| {
+                        let replicas = s
+                            .ask(&["SENTINEL", "replicas", MASTER_NAME])
+                            .unwrap_or_default();
+                        format!(
+                            "master {:?}, replicas {}",
+                            s.master_port(),
+                            replicas.replace("\r\n", " ")
+                        )
+                    })
+                    .collect();
+                panic!("sentinels not settled on :{master_port} within {limit:?}: {seen:#?}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// SIGKILLs the master and waits (at most `limit`) until the sentinels name the
-    /// other server; returns its index and how long the promotion took.
-    pub fn kill_master(&mut self, limit: Duration) -> (usize, Duration) {
+    /// other server and it acts as master.
+    pub fn kill_master(&mut self, limit: Duration) -> Failover {
         let old = self.master_index();
         let new = 1 - old;
         let new_port = self.servers[new].port();
         self.servers[old].stop();
-        let started = Instant::now();
-        while started.elapsed() < limit {
+        // The process is gone (killed and reaped): no call started from now on reaches it.
+        let killed_at = Instant::now();
+        while killed_at.elapsed() < limit {
             if self
                 .sentinels
                 .iter()
@@ -171,7 +230,11 @@ impl SentinelSet {
                     .command(&["ROLE"])
                     .is_ok_and(|r| r.contains("master"))
             {
-                return (new, started.elapsed());
+                return Failover {
+                    new_master: new,
+                    killed_at,
+                    promoted_after: killed_at.elapsed(),
+                };
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -181,33 +244,26 @@ impl SentinelSet {
     /// Restarts the killed server (empty: no persistence) as a replica of the new master,
     /// as an operator would (the sentinels would too, after several seconds), and waits
     /// until it is in sync and every sentinel sees it up.
+    ///
+    /// It comes back with `replica-priority 0` until its first sync is done: the sentinels
+    /// must not promote it while it is still empty (a replica that never synced reports no
+    /// link-down time, so Sentinel would take it as a fit candidate if the master it syncs
+    /// from were seen down a moment, and the promotion would wipe every session).
     pub fn bring_back(&mut self, index: usize, limit: Duration) {
         let master_port = self.servers[1 - index].port();
-        self.servers[index].restart_with(&["--replicaof", "127.0.0.1", &master_port.to_string()]);
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            // Under load the sentinels may fail over once more, to the server just brought
-            // back: either server as master is a settled set, as long as the other follows it.
-            for master in [1 - index, index] {
-                let port = self.servers[master].port();
-                if self.servers[1 - master]
-                    .command(&["INFO", "replication"])
-                    .is_ok_and(|i| {
-                        i.contains(&format!("master_port:{port}"))
-                            && i.contains("master_link_status:up")
-                    })
-                {
-                    self.wait_until_settled(port, limit.saturating_sub(started.elapsed()));
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let info = self.servers[index]
-            .command(&["INFO", "replication"])
-            .unwrap_or_default();
-        panic!(
-            "the old master did not become a replica of :{master_port} within {limit:?}: {info}"
-        );
+        self.servers[index].restart_with(&[
+            "--replicaof",
+            "127.0.0.1",
+            &master_port.to_string(),
+            "--replica-priority",
+            "0",
+        ]);
+        self.servers[index].wait_link_up(limit);
+        self.servers[index]
+            .command(&["CONFIG", "SET", "replica-priority", "100"])
+            .expect("CONFIG SET replica-priority");
+        // A sentinel refreshes what it knows of a replica every 10 s: a full `limit`
+        // again for every sentinel to see it linked, with its priority back.
+        self.wait_until_settled(master_port, limit);
     }
 }

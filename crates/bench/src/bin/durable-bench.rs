@@ -126,9 +126,10 @@ async fn main() {
         args.reps
     );
     let base = || {
-        let mut options = Options::default().url(master.url()).wipe(0);
-        options.response_timeout = Duration::from_secs(10);
-        options
+        Options::default()
+            .url(master.url())
+            .wipe(0)
+            .response_timeout(Duration::from_secs(10))
     };
     let off = RedisSessions::connect(base()).await.expect("connect");
     let on = RedisSessions::connect(base().min_replicas(1, Duration::from_millis(args.timeout_ms)))

@@ -2,11 +2,11 @@
 //! store sends them, and the benchmark drives the same bytes straight at Redis to measure
 //! the ceiling.
 
-use super::scripts::Scripts;
+use super::scripts::{LuaScript, ScriptCall, Scripts};
+use crate::data::Data;
 use crate::layout::{Layout, Shard};
-use crate::session::Data;
-use crate::store::NewSession;
-use redis::{Cmd, Pipeline, Script};
+use crate::session::NewSession;
+use redis::{Cmd, Pipeline};
 use std::sync::Arc;
 
 /// Builds the commands of one namespace's operations.
@@ -17,21 +17,9 @@ pub struct Commands {
     expire_keys: bool,
 }
 
-/// `EVALSHA sha numkeys keys…` — arguments follow.
-fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
-    eval_verb("EVALSHA", script, keys)
-}
-
-/// `{verb} sha numkeys keys…`: EVALSHA, or EVALSHA_RO for the read-only scripts of the
-/// cluster layout (Redis ≥ 7), which a replica may answer.
-fn eval_verb(verb: &str, script: &Script, keys: &[&str]) -> Cmd {
-    // Room for the keys and the usual arguments, so building the command does not regrow.
-    let mut cmd = Cmd::with_capacity(2 + keys.len() + 8, 512);
-    cmd.arg(verb).arg(script.get_hash()).arg(keys.len());
-    for key in keys {
-        cmd.arg(*key);
-    }
-    cmd
+/// `EVALSHA sha numkeys keys…` of `script` — arguments follow.
+fn evalsha<'a>(script: &'a LuaScript, keys: &[&str]) -> ScriptCall<'a> {
+    script.call("EVALSHA", keys)
 }
 
 /// How a script that acts on an index's members gets them.
@@ -47,7 +35,7 @@ pub(crate) enum Members<'a> {
 }
 
 /// Ends a script call with `read`, or `given` and the members (see each script's header).
-fn with_members(mut cmd: Cmd, members: Members<'_>) -> Cmd {
+fn with_members<'a>(mut cmd: ScriptCall<'a>, members: Members<'_>) -> ScriptCall<'a> {
     match members {
         Members::Read => {
             cmd.arg("read");
@@ -93,21 +81,17 @@ impl Commands {
         &self.layout
     }
 
-    /// The scripts' common keys and arguments for one session (see lua/lib/README.md).
-    fn session_call(&self, script: &Script, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
-        self.session_call_with(script, l, app, token, now, None)
-    }
-
-    /// [`session_call`](Self::session_call), with the id's `us:` set declared as KEYS[5].
-    fn session_call_with(
-        &self,
-        script: &Script,
+    /// The scripts' common keys and arguments for one session (see lua/lib/README.md),
+    /// with the id's `us:` set declared as KEYS[5] when it is given.
+    fn session_call<'a>(
+        &'a self,
+        script: &'a LuaScript,
         l: &Shard,
         app: &str,
         token: &str,
         now: i64,
         user_sessions: Option<&str>,
-    ) -> Cmd {
+    ) -> ScriptCall<'a> {
         let (session, sessions, users, expiries) = (
             l.session(app, token),
             l.app_sessions(app),
@@ -161,7 +145,7 @@ impl Commands {
         s: &NewSession<'_>,
         token: &str,
         now: i64,
-    ) -> Cmd {
+    ) -> ScriptCall<'_> {
         let mut cmd = evalsha(
             &self.scripts.create,
             &[
@@ -214,12 +198,19 @@ impl Commands {
         pipe
     }
 
-    pub(crate) fn get(&self, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
-        self.session_call(&self.scripts.get, l, app, token, now)
+    pub(crate) fn get(&self, l: &Shard, app: &str, token: &str, now: i64) -> ScriptCall<'_> {
+        self.session_call(&self.scripts.get, l, app, token, now, None)
     }
 
-    pub(crate) fn set(&self, l: &Shard, app: &str, token: &str, d: &Data, now: i64) -> Cmd {
-        let mut cmd = self.session_call(&self.scripts.set, l, app, token, now);
+    pub(crate) fn set(
+        &self,
+        l: &Shard,
+        app: &str,
+        token: &str,
+        d: &Data,
+        now: i64,
+    ) -> ScriptCall<'_> {
+        let mut cmd = self.session_call(&self.scripts.set, l, app, token, now, None);
         cmd.arg(self.layout.invalidation_spec(l));
         for (key, value) in d {
             // Keys and values go as the JSON text Node writes: the script compares keys as
@@ -231,13 +222,13 @@ impl Commands {
     }
 
     /// kill in one round trip: the script names the id's `us:` set itself (Node layout).
-    pub(crate) fn kill(&self, l: &Shard, app: &str, token: &str, now: i64) -> Cmd {
-        let cmd = self.session_call(&self.scripts.kill, l, app, token, now);
+    pub(crate) fn kill(&self, l: &Shard, app: &str, token: &str, now: i64) -> ScriptCall<'_> {
+        let cmd = self.session_call(&self.scripts.kill, l, app, token, now, None);
         self.kill_args(cmd, l, app)
     }
 
     /// kill's arguments after the session call's: the channel spec, the `us:` prefix.
-    fn kill_args(&self, mut cmd: Cmd, l: &Shard, app: &str) -> Cmd {
+    fn kill_args<'a>(&self, mut cmd: ScriptCall<'a>, l: &Shard, app: &str) -> ScriptCall<'a> {
         cmd.arg(self.layout.invalidation_spec(l))
             .arg(l.user_sessions_prefix(app));
         cmd
@@ -251,10 +242,9 @@ impl Commands {
         token: &str,
         id: &str,
         now: i64,
-    ) -> Cmd {
+    ) -> ScriptCall<'_> {
         let user_sessions = l.user_sessions(app, id);
-        let cmd =
-            self.session_call_with(&self.scripts.kill, l, app, token, now, Some(&user_sessions));
+        let cmd = self.session_call(&self.scripts.kill, l, app, token, now, Some(&user_sessions));
         self.kill_args(cmd, l, app)
     }
 
@@ -284,7 +274,7 @@ impl Commands {
         keep: Option<&str>,
         whole: bool,
         batch: usize,
-    ) -> Cmd {
+    ) -> ScriptCall<'_> {
         let us = l.user_sessions(app, id);
         let mut keys = vec![us, l.app_sessions(app), l.app_users(app), l.expiries()];
         if let Members::Given(tokens) = tokens {
@@ -326,7 +316,7 @@ impl Commands {
         app: &str,
         members: Members<'_>,
         batch: usize,
-    ) -> Cmd {
+    ) -> ScriptCall<'_> {
         let mut keys = vec![l.app_sessions(app), l.app_users(app), l.expiries()];
         if let Members::Given(members) = members {
             let mut ids = std::collections::BTreeSet::new();
@@ -355,13 +345,19 @@ impl Commands {
 
     /// soid: EVALSHA in the Node layout (Redis < 7 stays supported), EVALSHA_RO with every
     /// key declared in the cluster layout.
-    pub(crate) fn soid(&self, l: &Shard, app: &str, id: &str, tokens: Members<'_>) -> Cmd {
+    pub(crate) fn soid(
+        &self,
+        l: &Shard,
+        app: &str,
+        id: &str,
+        tokens: Members<'_>,
+    ) -> ScriptCall<'_> {
         let mut keys = vec![l.user_sessions(app, id)];
         if let Members::Given(tokens) = tokens {
             keys.extend(tokens.iter().map(|t| l.session(app, t)));
         }
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut cmd = eval_verb(self.read_verb(), &self.scripts.soid, &keys);
+        let mut cmd = self.scripts.soid.call(self.read_verb(), &keys);
         cmd.arg(l.app_prefix(app));
         with_members(cmd, tokens)
     }
@@ -373,7 +369,13 @@ impl Commands {
         cmd
     }
 
-    pub(crate) fn soapp(&self, l: &Shard, app: &str, since: i64, members: Members<'_>) -> Cmd {
+    pub(crate) fn soapp(
+        &self,
+        l: &Shard,
+        app: &str,
+        since: i64,
+        members: Members<'_>,
+    ) -> ScriptCall<'_> {
         let mut keys = vec![l.app_sessions(app)];
         if let Members::Given(members) = members {
             keys.extend(
@@ -383,7 +385,7 @@ impl Commands {
             );
         }
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut cmd = eval_verb(self.read_verb(), &self.scripts.soapp, &keys);
+        let mut cmd = self.scripts.soapp.call(self.read_verb(), &keys);
         cmd.arg(since).arg(l.app_prefix(app));
         with_members(cmd, members)
     }
@@ -407,7 +409,7 @@ impl Commands {
         now: i64,
         members: Members<'_>,
         batch: usize,
-    ) -> Cmd {
+    ) -> ScriptCall<'_> {
         let mut keys = vec![l.expiries()];
         if let Members::Given(members) = members {
             let mut per_app = std::collections::BTreeSet::new();
@@ -443,7 +445,7 @@ impl Commands {
     }
 
     /// Records the layout on first use, and returns what is recorded (see layout.lua).
-    pub(crate) fn layout_record(&self) -> Cmd {
+    pub(crate) fn layout_record(&self) -> ScriptCall<'_> {
         let record = self.layout.record();
         let mut cmd = evalsha(&self.scripts.layout, &[&self.layout.record_key()]);
         cmd.arg(record.kind).arg(record.shards).arg(record.version);
@@ -484,8 +486,9 @@ mod tests {
         let shard = &commands.layout().shards()[commands.layout().shard_for_id("bob")];
         let token = "t".repeat(64);
         let members = [format!("app:{token}:bob")];
-        let cmd = commands.sweep_batch(shard, 100, Members::Given(&members), 1000);
-        let args: Vec<String> = cmd
+        let call = commands.sweep_batch(shard, 100, Members::Given(&members), 1000);
+        let args: Vec<String> = call
+            .cmd()
             .args_iter()
             .filter_map(|a| match a {
                 redis::Arg::Simple(b) => Some(String::from_utf8_lossy(b).into_owned()),

@@ -12,11 +12,11 @@
 //! takes its place. A Redis that is down fails both, and the connection is left alone to
 //! reconnect by itself.
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Script};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script, Value};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,6 +39,7 @@ use crate::metric_names::{CHECKS, DISCONNECTS, MASTER_SWITCHES, REPLACEMENTS, TI
 
 /// A Redis node and whether it answered a PING just now.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct NodeStatus {
     /// `host:port` of the node (a master, in a cluster).
     pub node: String,
@@ -52,11 +53,41 @@ pub(crate) struct Connection {
     inner: Arc<Inner>,
 }
 
-/// The connection in use, cheap to clone out of the lock for one call.
+/// The connection in use, cheap to clone out of the lock for one call. It is itself a
+/// [`ConnectionLike`], so every command, pipeline and SCRIPT LOAD is sent one way, whichever
+/// the deployment.
 #[derive(Clone)]
 enum Handle {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Handle {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Handle::Single(con) => con.req_packed_command(cmd),
+            Handle::Cluster(con) => con.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Handle::Single(con) => con.req_packed_commands(pipeline, offset, count),
+            Handle::Cluster(con) => con.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Handle::Single(con) => con.get_db(),
+            Handle::Cluster(con) => con.get_db(),
+        }
+    }
 }
 
 /// How to open a fresh connection of the same kind.
@@ -65,12 +96,13 @@ enum Opener {
         target: Target,
         config: ConnectionManagerConfig,
     },
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// What the watchdog has seen on one store's connection (the same counts as the
 /// metrics, readable without a metrics recorder).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionStats {
     /// Calls that timed out.
     pub timeouts: u64,
@@ -141,7 +173,7 @@ impl Connection {
         let con = client.get_async_connection().await?;
         Ok(Self::new(
             Handle::Cluster(con),
-            Opener::Cluster(client),
+            Opener::Cluster(Box::new(client)),
             seeds,
             bound,
         ))
@@ -172,28 +204,24 @@ impl Connection {
             .clone()
     }
 
+    /// Sends one command, within the call bound.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        let result = match self.handle() {
-            Handle::Single(mut con) => self.bounded(cmd.query_async(&mut con)).await,
-            Handle::Cluster(mut con) => self.bounded(cmd.query_async(&mut con)).await,
-        };
+        let mut con = self.handle();
+        let result = self.bounded(cmd.query_async(&mut con)).await;
         self.observe(result)
     }
 
+    /// Sends a pipeline (a MULTI/EXEC, or a write and its WAIT), within the call bound.
     pub async fn query_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
-        let result = match self.handle() {
-            Handle::Single(mut con) => self.bounded(pipe.query_async(&mut con)).await,
-            Handle::Cluster(mut con) => self.bounded(pipe.query_async(&mut con)).await,
-        };
+        let mut con = self.handle();
+        let result = self.bounded(pipe.query_async(&mut con)).await;
         self.observe(result)
     }
 
     /// SCRIPT LOAD (on every master, in a cluster).
     pub async fn load(&self, script: &Script) -> RedisResult<String> {
-        let result = match self.handle() {
-            Handle::Single(mut con) => self.bounded(script.load_async(&mut con)).await,
-            Handle::Cluster(mut con) => self.bounded(script.load_async(&mut con)).await,
-        };
+        let mut con = self.handle();
+        let result = self.bounded(script.load_async(&mut con)).await;
         self.observe(result)
     }
 
@@ -460,14 +488,8 @@ impl Inner {
 
     /// PING (every node, through a cluster connection), within the call bound.
     async fn ping(&self, handle: Handle) -> RedisResult<()> {
-        let ping = redis::cmd("PING");
-        let call = async {
-            match handle {
-                Handle::Single(mut con) => ping.query_async::<()>(&mut con).await,
-                Handle::Cluster(mut con) => ping.query_async::<()>(&mut con).await,
-            }
-        };
-        within_time(self.bound, call).await
+        let mut con = handle;
+        within_time(self.bound, redis::cmd("PING").query_async::<()>(&mut con)).await
     }
 
     /// A new connection of the same kind, opened now.

@@ -20,17 +20,20 @@ mod connection;
 mod durable;
 mod scripts;
 mod target;
+mod tls;
 
-use crate::error::Result;
+use crate::data::Data;
+use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::session::{Data, Record};
-use crate::store::NewSession;
+use crate::session::NewSession;
+use crate::session::Record;
 use commands::{Commands, Members};
 pub(crate) use connection::Connection;
 pub use connection::{ConnectionStats, NodeStatus};
 use futures_util::{StreamExt, TryStreamExt};
 use redis::aio::ConnectionManagerConfig;
-use redis::{Cmd, FromRedisValue, Script};
+use redis::FromRedisValue;
+use scripts::ScriptCall;
 use std::time::Duration;
 pub(crate) use target::Target;
 
@@ -42,7 +45,7 @@ type Fields = Option<Vec<Option<String>>>;
 pub(crate) const BATCH: usize = 1000;
 
 /// Reads of an index a killsoid or soid makes before it gives up with
-/// [`Error::Contended`](crate::Error::Contended): each retry means a session of that very
+/// [`Error::Contended`](Error::Contended): each retry means a session of that very
 /// user was created between the read and the script, a rare race.
 pub(crate) const RETRIES: usize = 5;
 
@@ -109,6 +112,7 @@ impl RedisStore {
         timeouts: Timeouts,
         min_replicas: Option<crate::options::MinReplicas>,
     ) -> Result<Self> {
+        tls::install_crypto_provider();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeouts.connect))
             .set_response_timeout(Some(timeouts.response))
@@ -154,6 +158,7 @@ impl RedisStore {
         timeouts: Timeouts,
         read_from_replicas: bool,
     ) -> Result<Self> {
+        tls::install_crypto_provider();
         let builder = || {
             redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
                 .connection_timeout(timeouts.connect)
@@ -216,8 +221,7 @@ impl RedisStore {
     /// another one (a shard count changed by a restart would lose every session silently).
     async fn check_layout(self) -> Result<Self> {
         let cmd = self.commands.layout_record();
-        let (kind, shards, version): (String, Option<u16>, Option<u32>) =
-            self.eval(&self.commands.scripts().layout, cmd).await?;
+        let (kind, shards, version): (String, Option<u16>, Option<u32>) = self.eval(cmd).await?;
         let stored = crate::layout::LayoutRecord {
             kind,
             shards: shards.unwrap_or(0),
@@ -225,7 +229,7 @@ impl RedisStore {
         };
         let asked = self.layout().record();
         if stored != asked {
-            return Err(crate::Error::LayoutMismatch {
+            return Err(Error::LayoutMismatch {
                 namespace: self.layout().namespace().to_owned(),
                 stored,
                 asked,
@@ -238,7 +242,7 @@ impl RedisStore {
     /// NOSCRIPT round trip.
     async fn load_scripts(self) -> Result<Self> {
         for script in self.commands.scripts().each() {
-            self.con.load(script).await?;
+            self.con.load(script.script()).await?;
         }
         Ok(self)
     }
@@ -247,13 +251,15 @@ impl RedisStore {
         self.commands.layout()
     }
 
-    /// Sends an EVALSHA; on NOSCRIPT (Redis restarted, SCRIPT FLUSH, a failover) loads the
-    /// script and sends it once more.
-    async fn eval<T: FromRedisValue>(&self, script: &Script, cmd: Cmd) -> Result<T> {
-        match self.con.query(&cmd).await {
+    /// Sends a script call. NOSCRIPT is handled here and in the two methods below, and
+    /// nowhere else: Redis forgets its scripts when it restarts, on SCRIPT FLUSH, or when a
+    /// replica that never loaded them is promoted; the call then loads its own script and
+    /// is sent once more.
+    async fn eval<T: FromRedisValue>(&self, call: ScriptCall<'_>) -> Result<T> {
+        match self.con.query(call.cmd()).await {
             Err(err) if is_noscript(&err) => {
-                self.con.load(script).await?;
-                Ok(self.con.query(&cmd).await?)
+                self.con.load(call.script().script()).await?;
+                Ok(self.con.query(call.cmd()).await?)
             }
             other => Ok(other?),
         }
@@ -262,15 +268,15 @@ impl RedisStore {
     /// [`eval`](Self::eval) for the writes a caller is told succeeded (create, set, kill,
     /// killsoid, killall): with durable writes on, sent with its WAIT on the durable pool,
     /// and failed with `NotReplicated` unless enough replicas confirmed.
-    async fn eval_write<T: FromRedisValue>(&self, script: &Script, cmd: Cmd) -> Result<T> {
+    async fn eval_write<T: FromRedisValue>(&self, call: ScriptCall<'_>) -> Result<T> {
         let Some(durable) = &self.durable else {
-            return self.eval(script, cmd).await;
+            return self.eval(call).await;
         };
         let con = durable.connection();
-        let pipe = durable.with_wait(&cmd);
+        let pipe = durable.with_wait(call.cmd());
         let (value, acked): (T, u64) = match con.query_pipeline(&pipe).await {
             Err(err) if is_noscript(&err) => {
-                con.load(script).await?;
+                con.load(call.script().script()).await?;
                 con.query_pipeline(&pipe).await?
             }
             other => other?,
@@ -282,12 +288,9 @@ impl RedisStore {
     /// Sends a read-only script call on the reads connection; on NOSCRIPT sends it once
     /// more as EVAL_RO with the script's source, which also caches the script on the node
     /// that answered (SCRIPT LOAD reaches only masters, and a replica may be the one asked).
-    async fn eval_read<T: FromRedisValue>(&self, script: &Script, cmd: Cmd) -> Result<T> {
-        match self.reads.query(&cmd).await {
-            Err(err) if is_noscript(&err) => {
-                let source = self.commands.scripts().source(script).unwrap_or_default();
-                Ok(self.reads.query(&with_source(&cmd, source)).await?)
-            }
+    async fn eval_read<T: FromRedisValue>(&self, call: ScriptCall<'_>) -> Result<T> {
+        match self.reads.query(call.cmd()).await {
+            Err(err) if is_noscript(&err) => Ok(self.reads.query(&call.with_source()).await?),
             other => Ok(other?),
         }
     }
@@ -305,8 +308,7 @@ impl RedisStore {
         // WAIT make one pipeline.
         if self.layout().is_clustered() || self.durable.is_some() {
             let cmd = self.commands.create_script(shard, s, &token, now);
-            self.eval_write::<i64>(&self.commands.scripts().create, cmd)
-                .await?;
+            self.eval_write::<i64>(cmd).await?;
         } else {
             let pipe = self.commands.create(shard, s, &token, now);
             self.con.query_pipeline::<()>(&pipe).await?;
@@ -319,7 +321,7 @@ impl RedisStore {
             return Ok(None);
         };
         let cmd = self.commands.get(shard, app, token, now);
-        let fields: Fields = self.eval(&self.commands.scripts().get, cmd).await?;
+        let fields: Fields = self.eval(cmd).await?;
         fields.map_or(Ok(None), Record::from_fields)
     }
 
@@ -328,7 +330,7 @@ impl RedisStore {
             return Ok(None);
         };
         let cmd = self.commands.set(shard, app, token, d, now);
-        let fields: Fields = self.eval_write(&self.commands.scripts().set, cmd).await?;
+        let fields: Fields = self.eval_write(cmd).await?;
         fields.map_or(Ok(None), Record::from_fields)
     }
 
@@ -340,7 +342,7 @@ impl RedisStore {
         };
         if !self.layout().is_clustered() {
             let cmd = self.commands.kill(shard, app, token, now);
-            let killed: i64 = self.eval_write(&self.commands.scripts().kill, cmd).await?;
+            let killed: i64 = self.eval_write(cmd).await?;
             return Ok(killed == 1);
         }
         for _ in 0..RETRIES {
@@ -352,15 +354,12 @@ impl RedisStore {
                 return Ok(false);
             };
             let cmd = self.commands.kill_declared(shard, app, token, &id, now);
-            match self
-                .eval_write::<i64>(&self.commands.scripts().kill, cmd)
-                .await?
-            {
+            match self.eval_write::<i64>(cmd).await? {
                 -1 => continue,
                 killed => return Ok(killed == 1),
             }
         }
-        Err(crate::Error::Contended("a token".into()))
+        Err(Error::Contended("a token".into()))
     }
 
     /// "Log out everywhere". Cluster layout: the id's set is read first; the script acts
@@ -369,7 +368,6 @@ impl RedisStore {
     /// Every session of one id but `keep` (a token), in bounded batches.
     pub async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
         let shard = &self.layout().shards()[self.layout().shard_for_id(id)];
-        let script = &self.commands.scripts().killsoid;
         let mut total = 0;
         let mut retries = 0;
         // A set larger than BATCH takes several scripts; the bound stops a loop that
@@ -390,17 +388,17 @@ impl RedisStore {
                 let cmd = self
                     .commands
                     .killsoid(shard, app, id, given, keep, whole, BATCH);
-                self.eval_write(script, cmd).await?
+                self.eval_write(cmd).await?
             } else {
                 let cmd = self
                     .commands
                     .killsoid(shard, app, id, Members::Read, keep, true, BATCH);
-                self.eval_write(script, cmd).await?
+                self.eval_write(cmd).await?
             };
             if killed < 0 {
                 retries += 1;
                 if retries >= RETRIES {
-                    return Err(crate::Error::Contended(format!("one id in {app}")));
+                    return Err(Error::Contended(format!("one id in {app}")));
                 }
                 continue;
             }
@@ -428,12 +426,10 @@ impl RedisStore {
                     self.commands
                         .killall_batch(shard, app, Members::Read, BATCH)
                 };
-                let (removed, left): (u64, u64) = self
-                    .eval_write(&self.commands.scripts().killall, cmd)
-                    .await?;
+                let (removed, left): (u64, u64) = self.eval_write(cmd).await?;
                 total += removed;
                 if left == 0 || removed == 0 {
-                    return Ok::<u64, crate::Error>(total);
+                    return Ok::<u64, Error>(total);
                 }
             }
         });
@@ -447,7 +443,7 @@ impl RedisStore {
                 .reads
                 .query(&self.commands.activity(shard, app, since))
                 .await?;
-            Ok::<u64, crate::Error>(count)
+            Ok::<u64, Error>(count)
         });
         Ok(each_shard(per_shard).await?.into_iter().sum())
     }
@@ -458,10 +454,9 @@ impl RedisStore {
     /// become device handles).
     pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
         let shard = &self.layout().shards()[self.layout().shard_for_id(id)];
-        let script = &self.commands.scripts().soid;
         if !self.layout().is_clustered() {
             let cmd = self.commands.soid(shard, app, id, Members::Read);
-            let reply: redis::Value = self.eval_read(script, cmd).await?;
+            let reply: redis::Value = self.eval_read(cmd).await?;
             return Ok(devices(reply)?.unwrap_or_default());
         }
         for _ in 0..RETRIES {
@@ -473,23 +468,22 @@ impl RedisStore {
                 return Ok(Vec::new());
             }
             let cmd = self.commands.soid(shard, app, id, Members::Given(&tokens));
-            let reply: redis::Value = self.eval_read(script, cmd).await?;
+            let reply: redis::Value = self.eval_read(cmd).await?;
             if let Some(sessions) = devices(reply)? {
                 return Ok(sessions);
             }
         }
-        Err(crate::Error::Contended(format!("one id in {app}")))
+        Err(Error::Contended(format!("one id in {app}")))
     }
 
     /// Sessions active since `since`, most recent first (merged across shards). Cluster
     /// layout: each shard's members are read first; a session added after that read is
     /// not listed, one killed after it is left out.
     pub async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
-        let script = &self.commands.scripts().soapp;
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             if !self.layout().is_clustered() {
                 let cmd = self.commands.soapp(shard, app, since, Members::Read);
-                return records(self.eval_read(script, cmd).await?);
+                return records(self.eval_read(cmd).await?);
             }
             let members: Vec<String> = self
                 .reads
@@ -501,7 +495,7 @@ impl RedisStore {
             let cmd = self
                 .commands
                 .soapp(shard, app, since, Members::Given(&members));
-            records(self.eval_read(script, cmd).await?)
+            records(self.eval_read(cmd).await?)
         });
         let mut all: Vec<Record> = each_shard(per_shard).await?.into_iter().flatten().collect();
         if self.layout().shards().len() > 1 {
@@ -521,7 +515,7 @@ impl RedisStore {
                         .query(&self.commands.due_members(shard, now, BATCH))
                         .await?;
                     if members.is_empty() {
-                        return Ok::<u64, crate::Error>(total);
+                        return Ok::<u64, Error>(total);
                     }
                     let read = members.len();
                     let cmd =
@@ -534,10 +528,10 @@ impl RedisStore {
                         None,
                     )
                 };
-                let killed: u64 = self.eval(&self.commands.scripts().sweep, cmd).await?;
+                let killed: u64 = self.eval(cmd).await?;
                 total += killed;
                 if read.unwrap_or(killed as usize) < BATCH {
-                    return Ok::<u64, crate::Error>(total);
+                    return Ok::<u64, Error>(total);
                 }
             }
         });
@@ -575,25 +569,6 @@ fn replica_reads() -> redis::cluster_read_routing::RandomReplicaStrategy {
 
 fn is_noscript(err: &redis::RedisError) -> bool {
     err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
-}
-
-/// `EVALSHA[_RO] sha numkeys …` → `EVAL[_RO] source numkeys …`.
-fn with_source(cmd: &Cmd, source: &str) -> Cmd {
-    let mut args = cmd.args_iter().filter_map(|arg| match arg {
-        redis::Arg::Simple(bytes) => Some(bytes),
-        _ => None,
-    });
-    let verb = args.next().unwrap_or_default();
-    let mut out = redis::cmd(if verb.ends_with(b"_RO") {
-        "EVAL_RO"
-    } else {
-        "EVAL"
-    });
-    out.arg(source);
-    for arg in args.skip(1) {
-        out.arg(arg);
-    }
-    out
 }
 
 /// soid's reply: `{1, rows, tokens}` → each live session with its token; `{0}` (the set

@@ -1,8 +1,14 @@
-//! The Lua scripts, each loaded once and run by EVALSHA (reloaded on NOSCRIPT, e.g. after
-//! a Redis restart or SCRIPT FLUSH — `redis::Script` handles that).
+//! The Lua scripts, and a script call as one value.
+//!
+//! Each script is loaded on every node at connect and then run by EVALSHA. A script and
+//! the EVALSHA that runs it travel together as a [`ScriptCall`] (like redis-rs's
+//! `ScriptInvocation`): whoever sends the call can load the script again when Redis
+//! answers NOSCRIPT — Redis restarted, SCRIPT FLUSH, a failover to a replica that never
+//! loaded it. That answer is handled in one place, the store's `eval` methods
+//! (`RedisStore::eval`, `eval_write`, `eval_read` in mod.rs).
 
 use crate::session::FIELDS;
-use redis::Script;
+use redis::{Cmd, Script, ToRedisArgs};
 
 /// Shared helpers (see lua/lib/README.md); each script gets only the ones it names,
 /// because every helper is a closure created again on every call of the script. Two are
@@ -47,39 +53,120 @@ fn expand_fields(source: &str) -> String {
     out
 }
 
-fn with_helpers(helpers: &[&str], body: &str) -> (Script, String) {
-    let mut source = helpers.concat();
-    source.push_str(body);
-    let source = expand_fields(&source);
-    (Script::new(&source), source)
+/// One script: its SHA1 (for EVALSHA and SCRIPT LOAD) and its full source (for EVAL_RO on
+/// a replica that lacks it, and for the benchmark's SCRIPT LOAD).
+#[derive(Debug)]
+pub(crate) struct LuaScript {
+    script: Script,
+    source: String,
+}
+
+impl LuaScript {
+    /// The helpers, then the body: one script.
+    fn new(helpers: &[&str], body: &str) -> Self {
+        let mut source = helpers.concat();
+        source.push_str(body);
+        let source = expand_fields(&source);
+        LuaScript {
+            script: Script::new(&source),
+            source,
+        }
+    }
+
+    /// The script as redis-rs loads it.
+    pub fn script(&self) -> &Script {
+        &self.script
+    }
+
+    /// The full source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// `{verb} sha numkeys keys…` (EVALSHA, or EVALSHA_RO for a read-only script that a
+    /// replica may answer): the call of this script, to which the caller adds arguments.
+    pub fn call(&self, verb: &str, keys: &[&str]) -> ScriptCall<'_> {
+        // Room for the keys and the usual arguments, so building the command does not regrow.
+        let mut cmd = Cmd::with_capacity(2 + keys.len() + 8, 512);
+        cmd.arg(verb).arg(self.script.get_hash()).arg(keys.len());
+        for key in keys {
+            cmd.arg(*key);
+        }
+        ScriptCall { script: self, cmd }
+    }
+}
+
+/// An EVALSHA and the script it runs, as one value: the command is sent, the script is
+/// what a NOSCRIPT answer makes the sender load (or send as EVAL_RO) before sending again.
+#[derive(Debug)]
+pub(crate) struct ScriptCall<'a> {
+    script: &'a LuaScript,
+    cmd: Cmd,
+}
+
+impl<'a> ScriptCall<'a> {
+    /// Adds an argument (after the keys).
+    pub fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// The script this call runs.
+    pub fn script(&self) -> &'a LuaScript {
+        self.script
+    }
+
+    /// The EVALSHA command.
+    pub fn cmd(&self) -> &Cmd {
+        &self.cmd
+    }
+
+    /// The EVALSHA command alone (the benchmark sends it raw, after its own SCRIPT LOAD).
+    #[cfg(feature = "bench")]
+    pub fn into_cmd(self) -> Cmd {
+        self.cmd
+    }
+
+    /// The same call as EVAL/EVAL_RO with the script's source: run, and cached, on a node
+    /// that has not loaded it (SCRIPT LOAD reaches only masters; a replica may answer).
+    pub fn with_source(&self) -> Cmd {
+        let mut args = self.cmd.args_iter().filter_map(|arg| match arg {
+            redis::Arg::Simple(bytes) => Some(bytes),
+            _ => None,
+        });
+        let verb = args.next().unwrap_or_default();
+        let mut out = redis::cmd(if verb.ends_with(b"_RO") {
+            "EVAL_RO"
+        } else {
+            "EVAL"
+        });
+        out.arg(self.script.source());
+        for arg in args.skip(1) {
+            out.arg(arg);
+        }
+        out
+    }
 }
 
 /// Every script of the store.
 #[derive(Debug)]
 pub(crate) struct Scripts {
-    pub create: Script,
-    pub get: Script,
-    pub set: Script,
-    pub kill: Script,
-    pub killsoid: Script,
-    pub killall: Script,
-    pub sweep: Script,
-    pub soid: Script,
-    pub soapp: Script,
+    pub create: LuaScript,
+    pub get: LuaScript,
+    pub set: LuaScript,
+    pub kill: LuaScript,
+    pub killsoid: LuaScript,
+    pub killall: LuaScript,
+    pub sweep: LuaScript,
+    pub soid: LuaScript,
+    pub soapp: LuaScript,
     /// Writes the namespace's layout record on first use, returns what it holds.
-    pub layout: Script,
-    /// The full source of each script, for SCRIPT LOAD by the benchmark.
-    sources: Vec<String>,
+    pub layout: LuaScript,
 }
 
 impl Scripts {
     pub fn new() -> Self {
-        let mut sources = Vec::new();
-        let mut load = |helpers: &[&str], body: &str| {
-            let (script, source) = with_helpers(helpers, body);
-            sources.push(source);
-            script
-        };
+        let load = LuaScript::new;
         Scripts {
             create: load(&[], include_str!("lua/create.lua")),
             get: load(&[READ_LIVE], &[include_str!("lua/get.lua"), TOUCH].concat()),
@@ -94,12 +181,11 @@ impl Scripts {
             soid: load(&[], include_str!("lua/soid.lua")),
             soapp: load(&[], include_str!("lua/soapp.lua")),
             layout: load(&[], include_str!("lua/layout.lua")),
-            sources,
         }
     }
 
     /// Every script.
-    pub fn each(&self) -> [&Script; 10] {
+    pub fn each(&self) -> [&LuaScript; 10] {
         [
             &self.create,
             &self.get,
@@ -112,20 +198,6 @@ impl Scripts {
             &self.soapp,
             &self.layout,
         ]
-    }
-
-    /// The full source of one of the scripts (for EVAL_RO on a replica that lacks it).
-    pub fn source(&self, script: &Script) -> Option<&str> {
-        self.each()
-            .iter()
-            .position(|s| s.get_hash() == script.get_hash())
-            .and_then(|i| self.sources.get(i))
-            .map(String::as_str)
-    }
-
-    /// Every script's source.
-    pub fn all(&self) -> Vec<&str> {
-        self.sources.iter().map(String::as_str).collect()
     }
 }
 
@@ -146,13 +218,14 @@ mod tests {
     #[test]
     fn no_script_is_left_with_a_field_placeholder() {
         let scripts = Scripts::new();
-        for source in scripts.all() {
+        for script in scripts.each() {
+            let source = script.source();
             assert!(
                 !source.contains("F_"),
                 "a placeholder is left in:\n{source}"
             );
         }
-        let get = scripts.source(&scripts.get).unwrap_or_default();
+        let get = scripts.get.source();
         assert!(
             get.contains("'HMGET', KEYS[1], 'id', 'r', 'w', 'ttl', 'd', 'la', 'ip', 'no_resave')")
         );

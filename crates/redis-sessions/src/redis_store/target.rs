@@ -3,6 +3,7 @@
 //! durable writes, the cache's subscription) asks its target for a client when it
 //! (re)connects, so after a failover each of them reaches the promoted master.
 
+use crate::options::Options;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{Client, ConnectionAddr, RedisResult};
 use std::sync::Arc;
@@ -11,13 +12,36 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub(crate) enum Target {
     /// The server of `url`, or `host` and `port`.
-    Server(Client),
+    Server(Box<Client>),
     /// The master of a name, asked of the sentinels on every (re)connect. One sentinel
     /// client, locked, for every connection: it keeps its connections to the sentinels.
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
 }
 
 impl Target {
+    /// Where a single-server store of `options` connects: the master the sentinels name,
+    /// when sentinels are given, else the server of the URL, or of host and port.
+    pub fn of(options: &Options) -> RedisResult<Self> {
+        if options.sentinels.is_empty() {
+            return Ok(Target::Server(Box::new(match &options.url {
+                Some(url) => Client::open(url.as_str())?,
+                None => Client::open((options.host.as_str(), options.port))?,
+            })));
+        }
+        let auth = match &options.url {
+            Some(url) => Some(redis::IntoConnectionInfo::into_connection_info(
+                url.as_str(),
+            )?),
+            None => None,
+        };
+        Target::sentinel(
+            &options.sentinels,
+            &options.sentinel_master,
+            auth.as_ref(),
+            options.sentinel_password.as_deref(),
+        )
+    }
+
     /// The master of `master` as the `sentinels` (`host:port`) name it; the master is
     /// reached with the user, password, database and TLS of `master_auth` (a URL whose
     /// host is not used), the sentinels with `sentinel_password`.
@@ -61,7 +85,7 @@ impl Target {
     /// (checked with ROLE to be a master), or an error while none is.
     pub async fn client(&self) -> RedisResult<Client> {
         match self {
-            Target::Server(client) => Ok(client.clone()),
+            Target::Server(client) => Ok(Client::clone(client)),
             Target::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
         }
     }

@@ -1,0 +1,260 @@
+//! [`SessionLayer`], the middleware's public face: built with safe defaults, changed with
+//! its setters, and added to a router as a tower `Layer`.
+
+use crate::config::{is_app, AppSource, Config, CookieSecure, CookieSettings, SameSite};
+use crate::service::SessionService;
+use http::request::Parts;
+use redis_sessions::RedisSessions;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The session middleware, as a [`tower::Layer`](tower_layer::Layer): add it to an axum
+/// `Router` (or any tower stack) and handlers get a [`Session`](crate::Session).
+///
+/// It reads the token from the cookie (or `Authorization: Bearer`), lets the handler use
+/// the session, then writes the changed data once and sets or clears the cookie. Built
+/// with defaults that are safe for a browser app: cookie named after the app, `Path=/`,
+/// `HttpOnly`, `SameSite=Lax`, `Secure` on HTTPS requests, a browser-session cookie, a
+/// session ttl of 7200 s, and proxy headers ignored.
+///
+/// ```
+/// use redis_sessions::{Options, RedisSessions};
+/// use redis_sessions_axum::{SameSite, SessionLayer};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = SessionLayer::new(RedisSessions::in_memory(Options::default()), "shop")
+///     .secure(true)
+///     .same_site(SameSite::Strict)
+///     .max_age(std::time::Duration::from_secs(30 * 24 * 3600))
+///     .ttl(30 * 24 * 3600);
+/// # let _ = layer; }
+/// ```
+#[derive(Clone)]
+pub struct SessionLayer {
+    config: Arc<Config>,
+}
+
+impl fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let app = match &self.config.app {
+            AppSource::Fixed(app) => app.as_str(),
+            AppSource::PerRequest(_) => "<per request>",
+        };
+        f.debug_struct("SessionLayer")
+            .field("app", &app)
+            .field("cookie", &self.config.cookie)
+            .field("ttl", &self.config.ttl)
+            .field("trust_proxy", &self.config.trust_proxy)
+            .field("visitors", &self.config.visitors)
+            .field("absolute_timeout", &self.config.absolute_timeout)
+            .field("store", &self.config.store)
+            .finish()
+    }
+}
+
+impl SessionLayer {
+    /// Sessions of the app `app` (its namespace in the store, and the cookie's name),
+    /// kept in `store` — [`RedisSessions::connect`] for Redis, or
+    /// [`RedisSessions::in_memory`] for one process.
+    ///
+    /// # Panics
+    /// When `app` does not match `^[A-Za-z0-9_-]{3,20}$`: a configuration mistake is
+    /// reported at start-up rather than as a 500 on every request.
+    pub fn new(store: RedisSessions, app: impl Into<String>) -> Self {
+        let app = app.into();
+        assert!(
+            is_app(&app),
+            "session app name {app:?} must match ^[A-Za-z0-9_-]{{3,20}}$"
+        );
+        Self::build(store, AppSource::Fixed(app))
+    }
+
+    /// Sessions whose app is computed for each request, e.g. from the `Host` header,
+    /// so one server keeps the sessions of several sites apart.
+    ///
+    /// A name the store would refuse (not `^[A-Za-z0-9_-]{3,20}$`, e.g. a host name of more
+    /// than 20 characters) is a configuration error: it is logged once at error level, and
+    /// only the routes that take a [`Session`](crate::Session) answer 500
+    /// ([`SessionError::InvalidApp`](crate::SessionError::InvalidApp)); routes that do not
+    /// use the session are served as usual. Map every host your server answers to a valid
+    /// name, e.g. with a lookup table and a fallback.
+    pub fn per_request_app<F>(store: RedisSessions, app: F) -> Self
+    where
+        F: Fn(&Parts) -> String + Send + Sync + 'static,
+    {
+        Self::build(store, AppSource::PerRequest(Arc::new(app)))
+    }
+
+    fn build(store: RedisSessions, app: AppSource) -> Self {
+        SessionLayer {
+            config: Arc::new(Config {
+                store,
+                app,
+                cookie: CookieSettings {
+                    name: None,
+                    path: "/".into(),
+                    domain: None,
+                    http_only: true,
+                    secure: CookieSecure::Auto,
+                    same_site: SameSite::Lax,
+                    max_age: None,
+                },
+                ttl: None,
+                no_resave: false,
+                trust_proxy: false,
+                bearer: true,
+                visitors: false,
+                absolute_timeout: None,
+                reported: Arc::default(),
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// Names the cookie (default: the app name, as connect-redis-sessions did).
+    ///
+    /// # Panics
+    /// When `name` is empty or has characters a cookie name may not have.
+    pub fn cookie_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        assert!(
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)),
+            "invalid cookie name {name:?}"
+        );
+        self.edit(|c| c.cookie.name = Some(name))
+    }
+
+    /// Sets the cookie's `Path` (default `/`, so every page of the site sees the session).
+    pub fn cookie_path(self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.edit(|c| c.cookie.path = path)
+    }
+
+    /// Sets the cookie's `Domain`, to share the session with subdomains (default: none,
+    /// the cookie stays on the exact host).
+    pub fn cookie_domain(self, domain: impl Into<String>) -> Self {
+        let domain = domain.into();
+        self.edit(|c| c.cookie.domain = Some(domain))
+    }
+
+    /// Turns `HttpOnly` off or on (default on: page scripts, and so XSS, cannot read the
+    /// token). Turn it off only when scripts must see the token.
+    pub fn http_only(self, on: bool) -> Self {
+        self.edit(|c| c.cookie.http_only = on)
+    }
+
+    /// When to mark the cookie `Secure`: `true`, `false`, or [`CookieSecure::Auto`]
+    /// (the default: on HTTPS requests).
+    pub fn secure(self, secure: impl Into<CookieSecure>) -> Self {
+        let secure = secure.into();
+        self.edit(|c| c.cookie.secure = secure)
+    }
+
+    /// Sets `SameSite` (default [`SameSite::Lax`]).
+    pub fn same_site(self, same_site: SameSite) -> Self {
+        self.edit(|c| c.cookie.same_site = same_site)
+    }
+
+    /// Gives the cookie a `Max-Age`, so it outlives the browser (a "remember me" login).
+    /// Without it (the default) the cookie is a browser-session cookie, forgotten when the
+    /// browser closes. The session itself lives for its [`ttl`](Self::ttl) in the store.
+    pub fn max_age(self, max_age: impl Into<Option<Duration>>) -> Self {
+        let max_age = max_age.into();
+        self.edit(|c| c.cookie.max_age = max_age)
+    }
+
+    /// Seconds of inactivity after which a session dies in the store (default 7200).
+    ///
+    /// # Panics
+    /// When `seconds` < 10, which the store refuses.
+    pub fn ttl(self, seconds: i64) -> Self {
+        if let Err(err) = redis_sessions::validate::ttl(Some(seconds)) {
+            panic!("session ttl {seconds}: {err}");
+        }
+        self.edit(|c| c.ttl = Some(seconds))
+    }
+
+    /// Makes sessions end at login time + ttl however active they are: the ttl becomes
+    /// an absolute timeout and there is no idle timeout. Default off: the ttl counts from
+    /// the last request. To have both an idle and an absolute timeout (as OWASP
+    /// recommends), keep this off and use [`absolute_timeout`](Self::absolute_timeout).
+    pub fn no_resave(self, on: bool) -> Self {
+        self.edit(|c| c.no_resave = on)
+    }
+
+    /// Ends every session `limit` after it was created (at login or rotation), however
+    /// active it is: the absolute timeout of OWASP's session management guidance, on top
+    /// of the idle timeout ([`ttl`](Self::ttl)). The creation time is read from the token
+    /// itself (its part after the `Z`), so the check costs no store call; a session past
+    /// it is killed in the store and the request goes on as a visitor's. Default: none
+    /// (sessions live while they are used); OWASP suggests 4 to 8 hours for most apps.
+    ///
+    /// # Panics
+    /// When `limit` is shorter than 10 seconds.
+    pub fn absolute_timeout(self, limit: impl Into<Option<Duration>>) -> Self {
+        let limit = limit.into();
+        assert!(
+            limit.is_none_or(|l| l >= Duration::from_secs(10)),
+            "absolute timeout must be >= 10 seconds"
+        );
+        self.edit(|c| c.absolute_timeout = limit)
+    }
+
+    /// Gives visitors (requests without a logged-in session) a session of their own, for
+    /// a cart, a flash message or the CSRF/OAuth state of a login form. Default off: a
+    /// visitor's data lasts for the request only.
+    ///
+    /// On: the first request of a visitor that writes data creates a session (one store
+    /// call, the cookie set); requests that only read create nothing. Its user id is
+    /// [`VISITOR_PREFIX`](crate::VISITOR_PREFIX) followed by 24 random letters and digits
+    /// (see [`is_visitor_id`](crate::is_visitor_id)); for the handler it is not
+    /// authenticated ([`Session::id`](crate::Session::id) is None). At login,
+    /// [`Session::upgrade`](crate::Session::upgrade) turns it into the user's session with
+    /// a new token and kills the visitor's.
+    ///
+    /// Visitor sessions are sessions of the app for the store: they count in `activity`
+    /// and are listed by `soapp`. See [`is_visitor_id`](crate::is_visitor_id) to leave
+    /// them out.
+    pub fn visitors(self, on: bool) -> Self {
+        self.edit(|c| c.visitors = on)
+    }
+
+    /// Trusts `X-Forwarded-For` (the client address stored with the session) and
+    /// `X-Forwarded-Proto` or `Forwarded: proto=` (whether the request came over HTTPS, for
+    /// `Secure`). Default off: turn it on only behind a proxy that sets them, since any
+    /// client can send them. The leftmost `X-Forwarded-For` address is taken, as Express's
+    /// `trust proxy` does.
+    ///
+    /// Without a trusted proxy the address is the peer's, which axum only knows when the
+    /// app is served with `into_make_service_with_connect_info::<SocketAddr>()`; otherwise
+    /// sessions store the ip `"unknown"` (and a warning is logged once).
+    pub fn trust_proxy(self, on: bool) -> Self {
+        self.edit(|c| c.trust_proxy = on)
+    }
+
+    /// Accepts a token from `Authorization: Bearer <token>` (default on), for API and
+    /// mobile clients that keep the token themselves. It wins over the cookie.
+    pub fn bearer(self, on: bool) -> Self {
+        self.edit(|c| c.bearer = on)
+    }
+
+    /// The store behind the layer, e.g. for admin pages that list every session.
+    pub fn store(&self) -> &RedisSessions {
+        &self.config.store
+    }
+}
+
+impl<S> tower_layer::Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService::new(inner, self.config.clone())
+    }
+}

@@ -1,0 +1,67 @@
+//! The backends behind [`RedisSessions`](crate::store::RedisSessions): one Redis server, or the
+//! embedded in-process store. Both take validated input and implement the same semantics,
+//! and the same behaviour suite runs against both.
+
+use crate::data::Data;
+use crate::error::Result;
+use crate::memory_store::MemoryStore;
+use crate::redis_store::RedisStore;
+use crate::session::{NewSession, Record};
+use std::time::Duration;
+
+/// The store a [`RedisSessions`](crate::RedisSessions) talks to.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Redis(RedisStore),
+    Memory(MemoryStore),
+}
+
+/// Calls the same method on whichever backend is in use.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Backend::Redis(store) => store.$method($($arg),*).await,
+            Backend::Memory(store) => store.$method($($arg),*),
+        }
+    };
+}
+
+impl Backend {
+    /// Creates the session; returns its token.
+    pub async fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
+        dispatch!(self.create(s, now))
+    }
+    pub async fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
+        dispatch!(self.get(app, token, now))
+    }
+    pub async fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
+        dispatch!(self.set(app, token, d, now))
+    }
+    pub async fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
+        dispatch!(self.kill(app, token, now))
+    }
+    pub async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
+        dispatch!(self.killsoid(app, id, keep))
+    }
+    pub async fn killall(&self, app: &str) -> Result<u64> {
+        dispatch!(self.killall(app))
+    }
+    pub async fn activity(&self, app: &str, since: i64) -> Result<u64> {
+        dispatch!(self.activity(app, since))
+    }
+    pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
+        dispatch!(self.soid(app, id))
+    }
+    pub async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
+        dispatch!(self.soapp(app, since))
+    }
+    pub async fn sweep(&self, now: i64) -> Result<u64> {
+        dispatch!(self.sweep(now))
+    }
+    pub async fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
+        dispatch!(self.try_sweep_lease(ttl))
+    }
+    pub async fn ping(&self) -> Result<String> {
+        dispatch!(self.ping())
+    }
+}

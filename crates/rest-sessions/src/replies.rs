@@ -1,0 +1,96 @@
+//! The JSON replies of the routes: each is serialized as the contract's reply and derives
+//! its OpenAPI schema, so the document describes exactly what is served.
+
+use redis_sessions::Session;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The reply of `create`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenReply {
+    /// The new session's token: 64 characters.
+    pub token: String,
+}
+
+/// A session, or `{}` when none is live (what the original replied): the reply of `get`
+/// and `set`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum MaybeSession {
+    /// The live session.
+    Live(Session),
+    /// No live session: serialized as `{}`.
+    None(Empty),
+}
+
+/// `{}`: no live session.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)] // for the schema: `{}` has no keys at all
+#[schema(as = NoSession)]
+pub struct Empty {}
+
+impl From<Option<Session>> for MaybeSession {
+    fn from(session: Option<Session>) -> Self {
+        match session {
+            Some(s) => MaybeSession::Live(s),
+            None => MaybeSession::None(Empty {}),
+        }
+    }
+}
+
+/// The reply of `activity`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivityReply {
+    /// Distinct ids active in the window.
+    pub activity: u64,
+}
+
+/// The reply of `soapp` and `soid`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)] // for the schema: `sessions` is the only key
+#[schema(as = Sessions)]
+pub struct SessionsReply {
+    /// Live sessions, most recently active first.
+    pub sessions: Vec<Session>,
+}
+
+/// The reply of `kill`, `killsoid` and `killall`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KillReply {
+    /// How many sessions were removed.
+    pub kill: u64,
+}
+
+/// The contract's `{"kill": 0 or 1}` of a single kill, which the library answers yes/no.
+impl From<bool> for KillReply {
+    fn from(killed: bool) -> Self {
+        KillReply {
+            kill: u64::from(killed),
+        }
+    }
+}
+
+/// The reply of `/health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthReply {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    /// `redis` or `memory`.
+    pub store: &'static str,
+    /// Why the store is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The Redis nodes that did not answer (the server, or masters serving slots); left
+    /// out when every node answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<UnreachableNode>,
+}
+
+/// A Redis node that did not answer `/health`'s PING.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnreachableNode {
+    /// `host:port`.
+    pub node: String,
+    /// What the client said.
+    pub error: String,
+}

@@ -1,0 +1,24 @@
+//! What every handler shares.
+
+use crate::config::StoreKind;
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis_sessions::RedisSessions;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every handler needs; cheap to clone (the store and secrets are shared).
+#[derive(Clone)]
+pub struct AppState {
+    /// The session store (Redis or in memory).
+    pub store: RedisSessions,
+    /// Which store it is, for `/health`.
+    pub store_kind: StoreKind,
+    /// The shared secret callers must present, when one is configured.
+    pub auth_token: Option<Arc<str>>,
+    /// The Prometheus recorder's handle, rendered at `/metrics`.
+    pub metrics: Option<PrometheusHandle>,
+    /// Largest accepted request body in bytes.
+    pub body_limit: usize,
+    /// How long a client may take to send a request body.
+    pub body_timeout: Duration,
+}

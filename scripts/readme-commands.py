@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Lists every command the READMEs show, for scripts/readme-commands.sh to run: each line
+of a ```sh block (continuation lines joined, comments dropped), and each `cargo …` or
+`scripts/…` command quoted in the prose. A `curl` line followed by a comment that starts
+with an HTTP status (`# 400 {...}`) expects that status; every other curl expects a 2xx.
+Output: one line per command, `expected<TAB>command` (expected is `-` but for curl),
+in README order, each command once."""
+import glob, re, sys
+
+def readmes():
+    return ["README.md"] + sorted(glob.glob("crates/*/README.md"))
+
+def commands(path):
+    lines = open(path, encoding="utf-8").read().splitlines()
+    out, in_block, fence_lang, pending = [], False, "", ""
+    for i, line in enumerate(lines):
+        fence = re.match(r"^```(\w*)", line)
+        if fence:
+            in_block, fence_lang = (not in_block), fence.group(1)
+            continue
+        if in_block and fence_lang in ("sh", "bash", "shell", "console"):
+            text = pending + line.strip()
+            if text.endswith("\\"):
+                pending = text[:-1].rstrip() + " "
+                continue
+            pending = ""
+            command = re.sub(r"\s+#.*$", "", text).strip()
+            if not command or command.startswith("#"):
+                continue
+            expected = ""
+            if command.startswith("curl "):
+                following = lines[i + 1].strip() if i + 1 < len(lines) else ""
+                status = re.match(r"^#\s*([1-5]\d\d)\b", following)
+                expected = status.group(1) if status else "2xx"
+            out.append((expected, re.sub(r"\s+", " ", command)))
+        elif not in_block:
+            for quoted in re.findall(r"`((?:cargo|scripts/)[^`]*)`", line):
+                out.append(("", re.sub(r"\s+", " ", quoted.strip())))
+    return out
+
+seen = set()
+for path in readmes():
+    for expected, command in commands(path):
+        if command in seen:
+            continue
+        seen.add(command)
+        print(f"{expected or '-'}\t{command}")
