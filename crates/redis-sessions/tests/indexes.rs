@@ -54,13 +54,9 @@ async fn setup(layout: KeyLayout) -> Setup {
 
 #[tokio::test]
 async fn node_layout_moves_every_index_on_each_later_second() {
-    let Setup {
-        rs,
-        clock,
-        token,
-        mut con,
-        _server,
-    } = setup(KeyLayout::Node).await;
+    let mut t = setup(KeyLayout::Node).await;
+    let (rs, clock, token) = (&t.rs, &t.clock, t.token.clone());
+    let con = &mut t.con;
     let hash = format!("rs:{APP}:{token}");
     let (sessions, users, expiries) = (
         format!("rs:{APP}:_sessions"),
@@ -68,7 +64,7 @@ async fn node_layout_moves_every_index_on_each_later_second() {
         "rs:SESSIONS".to_owned(),
     );
     let (member, expiry) = (format!("{token}:u1"), format!("{APP}:{token}:u1"));
-    let t0 = la(&mut con, &hash);
+    let t0 = la(con, &hash);
     let indexes = |con: &mut redis::Connection| {
         (
             score(con, &sessions, &member),
@@ -83,20 +79,14 @@ async fn node_layout_moves_every_index_on_each_later_second() {
     for r in [1, 2] {
         let s = rs.get(APP, &token).await.expect("get").expect("live");
         assert_eq!((s.r, s.idle), (r, 1));
-        assert_eq!(la(&mut con, &hash), t0);
-        assert_eq!(
-            indexes(&mut con),
-            (Some(t0 + 1), Some(t0 + 1), Some(t0 + 101))
-        );
+        assert_eq!(la(con, &hash), t0);
+        assert_eq!(indexes(con), (Some(t0 + 1), Some(t0 + 1), Some(t0 + 101)));
     }
     // Idle > 1: `la` and every index move.
     clock.advance(4);
     assert!(rs.get(APP, &token).await.expect("get").is_some());
-    assert_eq!(la(&mut con, &hash), t0 + 5);
-    assert_eq!(
-        indexes(&mut con),
-        (Some(t0 + 5), Some(t0 + 5), Some(t0 + 105))
-    );
+    assert_eq!(la(con, &hash), t0 + 5);
+    assert_eq!(indexes(con), (Some(t0 + 5), Some(t0 + 5), Some(t0 + 105)));
     // A set moves them as a get does.
     clock.advance(3);
     assert!(rs
@@ -104,45 +94,35 @@ async fn node_layout_moves_every_index_on_each_later_second() {
         .await
         .expect("set")
         .is_some());
-    assert_eq!(
-        indexes(&mut con),
-        (Some(t0 + 8), Some(t0 + 8), Some(t0 + 108))
-    );
+    assert_eq!(indexes(con), (Some(t0 + 8), Some(t0 + 8), Some(t0 + 108)));
 }
 
 #[tokio::test]
 async fn sharded_layout_leaves_the_expiry_index_to_the_sweep() {
-    let Setup {
-        rs,
-        clock,
-        token,
-        mut con,
-        _server,
-    } = setup(KeyLayout::Sharded { shards: 1 }).await;
+    let mut t = setup(KeyLayout::Sharded { shards: 1 }).await;
+    let (rs, clock, token) = (&t.rs, &t.clock, t.token.clone());
+    let con = &mut t.con;
     let keys: Vec<String> = con.keys("rs:*SESSIONS").expect("KEYS");
     let expiries = keys.first().expect("the shard's SESSIONS").clone();
     let prefix = expiries.trim_end_matches("SESSIONS").to_owned();
     let hash = format!("{prefix}{APP}:{token}");
     let sessions = format!("{prefix}{APP}:_sessions");
     let expiry = format!("{APP}:{token}:u1");
-    let t0 = la(&mut con, &hash);
-    assert_eq!(score(&mut con, &expiries, &expiry), Some(t0 + 100));
+    let t0 = la(con, &hash);
+    assert_eq!(score(con, &expiries, &expiry), Some(t0 + 100));
 
     // A read in a later second moves `la` and `_sessions`, not SESSIONS.
     clock.advance(50);
     assert!(rs.get(APP, &token).await.expect("get").is_some());
-    assert_eq!(la(&mut con, &hash), t0 + 50);
-    assert_eq!(
-        score(&mut con, &sessions, &format!("{token}:u1")),
-        Some(t0 + 50)
-    );
-    assert_eq!(score(&mut con, &expiries, &expiry), Some(t0 + 100));
+    assert_eq!(la(con, &hash), t0 + 50);
+    assert_eq!(score(con, &sessions, &format!("{token}:u1")), Some(t0 + 50));
+    assert_eq!(score(con, &expiries, &expiry), Some(t0 + 100));
 
     // Due by the index, alive by its hash: the sweep spares it and moves its member to
     // the second it dies (la + ttl + 1).
     clock.advance(60);
     assert_eq!(rs.sweep().await.expect("sweep"), 0);
-    assert_eq!(score(&mut con, &expiries, &expiry), Some(t0 + 151));
+    assert_eq!(score(con, &expiries, &expiry), Some(t0 + 151));
     let s = rs.get(APP, &token).await.expect("get").expect("still live");
     assert_eq!(s.idle, 60);
 
@@ -151,8 +131,8 @@ async fn sharded_layout_leaves_the_expiry_index_to_the_sweep() {
     clock.advance(101);
     assert!(rs.get(APP, &token).await.expect("get").is_none());
     assert_eq!(rs.sweep().await.expect("sweep"), 1);
-    assert_eq!(score(&mut con, &expiries, &expiry), None);
-    assert_eq!(score(&mut con, &sessions, &format!("{token}:u1")), None);
+    assert_eq!(score(con, &expiries, &expiry), None);
+    assert_eq!(score(con, &sessions, &format!("{token}:u1")), None);
     let left: Vec<String> = con.keys(format!("{prefix}*")).expect("KEYS");
     assert!(left.is_empty(), "nothing left of the session: {left:?}");
 }
