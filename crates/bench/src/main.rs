@@ -36,9 +36,9 @@ struct Args {
     #[arg(long, default_value_t = 2_000_000)]
     cached_gets: usize,
     /// Sessions of the realistic workload (each read again after a pause of 1–6 s, one
-    /// access in ten a set).
-    #[arg(long, default_value_t = 10_000)]
-    realistic_sessions: usize,
+    /// access in ten a set); default: the largest of `sizes`, so a tiny run stays tiny.
+    #[arg(long)]
+    realistic_sessions: Option<usize>,
     /// Seconds of each realistic run (0: no realistic workload). Runs `reps` times per
     /// runner.
     #[arg(long, default_value_t = 10)]
@@ -55,6 +55,14 @@ struct Args {
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results/bench.json")]
     json: String,
+}
+
+impl Args {
+    /// The realistic workload's sessions: as given, else the largest size.
+    fn realistic_sessions(&self) -> usize {
+        self.realistic_sessions
+            .unwrap_or_else(|| self.sizes.iter().copied().max().unwrap_or(10_000))
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -222,7 +230,7 @@ async fn main() {
                 let outcome = realistic::run(
                     &server,
                     runner,
-                    args.realistic_sessions,
+                    args.realistic_sessions(),
                     args.realistic_seconds,
                     idle,
                 )
@@ -542,7 +550,8 @@ fn print_table(r: &Report, args: &Args) {
     if !r.realistic.is_empty() {
         println!(
             "\n## Realistic workload ({} sessions, each read again after 1–6 s, one access in ten a set, {} s per run; the median run)",
-            args.realistic_sessions, args.realistic_seconds
+            args.realistic_sessions(),
+            args.realistic_seconds
         );
         println!("| runner | operations | Redis CPU µs/op (INFO cpu) | less Redis' idle housekeeping | Redis µs/op (commandstats) | commands/op | behind schedule (ms) | commands (per op) |");
         println!("|---|---|---|---|---|---|---|---|");
