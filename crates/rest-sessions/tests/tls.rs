@@ -95,15 +95,10 @@ async fn the_server_talks_tls_to_redis_and_checks_its_certificate() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_server_follows_sentinels_it_reaches_over_tls() {
     let certificate = certificate("sentinel");
-    let mut set = {
-        let certificate = Certificate {
-            cert: certificate.cert.clone(),
-            key: certificate.key.clone(),
-        };
-        tokio::task::spawn_blocking(move || SentinelSet::start_with_tls(&certificate))
-            .await
-            .expect("sentinels")
-    };
+    let for_sentinels = certificate.clone();
+    let mut set = tokio::task::spawn_blocking(move || SentinelSet::start_with_tls(&for_sentinels))
+        .await
+        .expect("sentinels");
     // Only the sentinels' TLS listeners are given.
     let sentinels: Vec<String> = set.sentinels.iter().filter_map(|s| s.tls_url()).collect();
     assert_eq!(sentinels.len(), 3);

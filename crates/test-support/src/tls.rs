@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// PEM files of a certificate for `localhost` and `127.0.0.1`, and its key.
+#[derive(Clone)]
 pub struct Certificate {
     /// The certificate (self-signed: also the CA a client may trust).
     pub cert: PathBuf,
