@@ -214,9 +214,15 @@ impl Commands {
         cmd.arg(self.layout.invalidation_spec(l));
         for (key, value) in d {
             // Keys and values go as the JSON text Node writes: the script compares keys as
-            // text and splices values in without reading numbers, so none loses a digit.
-            cmd.arg(crate::node_json::to_vec(key))
-                .arg(crate::node_json::to_vec(value));
+            // text and splices values in without reading numbers, so none loses a digit. A
+            // null deletes its key and goes as the empty text (`null` is a value Node can
+            // store: JSON.stringify writes Infinity as null).
+            cmd.arg(crate::node_json::to_vec(key));
+            if value.is_null() {
+                cmd.arg(&b""[..]);
+            } else {
+                cmd.arg(crate::node_json::to_vec(value));
+            }
         }
         cmd
     }

@@ -1,16 +1,27 @@
 -- The set merge, on JSON text, exactly as the Node module merges (JSON.parse, lodash
--- extend, JSON.stringify) but without reading a number: values stay the bytes they were.
+-- extend, JSON.stringify), and never on text JSON.parse would refuse.
 --
--- Correct by construction: the stored text is read token by token by a JSON tokenizer
--- (strings end at their first unescaped quote, nothing is found by searching for a key),
--- and keys are compared in one spelling, the one JSON.stringify writes. The client sends
--- each given key and value in that spelling (ARGV pairs; a value `null` deletes).
+-- The client sends each given key and value in JSON.stringify's spelling (ARGV pairs from
+-- `from`); an empty value deletes the key (a value text is never empty, and `null` is a
+-- value Node stores: JSON.stringify writes Infinity as null).
+--
+-- Two paths. Text exactly as JSON.stringify writes a flat object (what Node and we write)
+-- is spliced: validated whole in one scan, and what lies between the members that change
+-- is copied in one piece. Any other text is read in full by a JSON reader and written anew
+-- as JSON.stringify would write what JSON.parse makes of it (whitespace dropped, escapes,
+-- numbers and duplicate keys as Node resolves them); text that is not a JSON object ends
+-- the script with CORRUPT before anything is written.
+--
+-- Bounded work (docs/limits.md): a stored text over 65536 bytes, or a result over 1000
+-- keys, ends the script with TOOLARGE, again before anything is written. The client
+-- refuses larger calls before sending them.
 
--- The functions of the rare path (text not as JSON.stringify writes it, escapes in the
--- text, array-index keys), made only by a call that needs them: a script's top runs on
--- every call, and every function it defines there costs a closure each time (the merge's
--- eleven functions cost each set about 1 µs of Redis CPU; the three left at the top, 0.3).
+-- The functions of the rare path, made only by a call that needs them: a script's top runs
+-- on every call, and every function it defines there costs a closure each time.
 local function rare_path()
+  local find, sub, byte, gsub, format = string.find, string.sub, string.byte, string.gsub,
+    string.format
+
   -- Ends the script with a typed error: the stored d is not a JSON object.
   local function corrupt()
     error({err = 'CORRUPT stored d is not a JSON object'})
@@ -18,75 +29,16 @@ local function rare_path()
 
   -- The number an array-index key names ("0", "7"; not "07" or "4294967295"), else nil.
   local function array_index(k)
-    if #k > 12 or not (k == '"0"' or string.find(k, '^"[1-9]%d*"$')) then
+    if #k > 12 or not (k == '"0"' or find(k, '^"[1-9]%d*"$')) then
       return nil
     end
-    local n = tonumber(string.sub(k, 2, -2))
+    local n = tonumber(sub(k, 2, -2))
     if n > 4294967294 then
       return nil
     end
     return n
   end
 
-  -- Index of the first byte at or after i that is not JSON whitespace.
-  local function skip_ws(s, i)
-    local b = string.byte(s, i)
-    if b == 32 or b == 9 or b == 10 or b == 13 then
-      return (select(2, string.find(s, '^[ \t\n\r]*', i))) + 1
-    end
-    return i
-  end
-
-  -- Index of the closing quote of the JSON string that opens at i.
-  local function string_end(s, i)
-    local j = i + 1
-    while true do
-      local c = string.find(s, '["\\]', j)
-      if not c then
-        corrupt()
-      end
-      if string.byte(s, c) == 34 then
-        return c
-      end
-      j = c + 2
-    end
-  end
-
-  -- Index of the last byte of the JSON value that starts at i.
-  local function value_end(s, i)
-    local b = string.byte(s, i)
-    if b == 34 then
-      return string_end(s, i)
-    end
-    if b == 123 or b == 91 then
-      -- An object or array (Node's set never writes one; a foreign writer may): skip it whole.
-      local depth, j = 0, i
-      while true do
-        local c = string.find(s, '["{}%[%]]', j)
-        if not c then
-          corrupt()
-        end
-        local cb = string.byte(s, c)
-        if cb == 34 then
-          j = string_end(s, c) + 1
-        else
-          depth = depth + ((cb == 123 or cb == 91) and 1 or -1)
-          if depth == 0 then
-            return c
-          end
-          j = c + 1
-        end
-      end
-    end
-    local e = string.find(s, '[ \t\n\r,}]', i)
-    if not e or e == i then
-      corrupt()
-    end
-    return e - 1
-  end
-
-  -- The spelling JSON.stringify gives the key whose JSON text is k (quotes included): a key
-  -- read with other escapes (`\/`, `\u0041`) then compares equal to the same key sent by us.
   local function utf8(c)
     if c < 0x80 then
       return string.char(c)
@@ -99,124 +51,128 @@ local function rare_path()
     return string.char(0xF0 + math.floor(c / 0x40000), 0x80 + math.floor(c / 0x1000) % 0x40,
       0x80 + math.floor(c / 0x40) % 0x40, 0x80 + c % 0x40)
   end
-  local function canonical_key(k)
-    if not string.find(k, '\\', 1, true) then
-      return k
+
+  -- JSON.stringify's escape of one UTF-16 unit read from `\uXXXX`: the short escapes, \u00xx
+  -- for other control characters, \udxxx for a lone surrogate, the character itself else.
+  -- A backslash comes out as \1, the placeholder canonical_string puts back last.
+  local short = {[8] = '\\b', [9] = '\\t', [10] = '\\n', [12] = '\\f', [13] = '\\r',
+    [34] = '\\"', [92] = '\1'}
+  local function unit(hex)
+    local c = tonumber(hex, 16)
+    if short[c] then
+      return short[c]
+    elseif c < 0x20 or (c >= 0xD800 and c < 0xE000) then
+      return format('\\u%04x', c)
     end
-    -- Built here, not at the top: most keys have no escape, and a script's top runs every call.
-    local short = {[8] = '\\b', [9] = '\\t', [10] = '\\n', [12] = '\\f', [13] = '\\r',
-      [34] = '\\"', [92] = '\\\\'}
-    local out, i = {}, 1
-    while true do
-      local e = string.find(k, '\\', i, true)
-      if not e then
-        out[#out + 1] = string.sub(k, i)
-        return table.concat(out)
-      end
-      out[#out + 1] = string.sub(k, i, e - 1)
-      local x = string.sub(k, e + 1, e + 1)
-      i = e + 2
-      if x == 'u' then
-        local c = tonumber(string.sub(k, e + 2, e + 5), 16)
-        if not c then
-          corrupt()
-        end
-        i = e + 6
-        if c >= 0xD800 and c < 0xDC00 and string.sub(k, i, i + 1) == '\\u' then
-          local lo = tonumber(string.sub(k, i + 2, i + 5), 16)
-          if lo and lo >= 0xDC00 and lo < 0xE000 then
-            c = 0x10000 + (c - 0xD800) * 0x400 + (lo - 0xDC00)
-            i = i + 6
-          end
-        end
-        if short[c] then
-          out[#out + 1] = short[c]
-        elseif c < 0x20 or (c >= 0xD800 and c < 0xE000) then
-          -- Control characters and lone surrogates: JSON.stringify writes \u00xx / \udxxx.
-          out[#out + 1] = string.format('\\u%04x', c)
-        else
-          out[#out + 1] = utf8(c)
-        end
-      elseif x == '/' then
-        out[#out + 1] = '/'
-      else
-        out[#out + 1] = '\\' .. x
-      end
-    end
+    return utf8(c)
+  end
+  local function pair(hi, lo)
+    return utf8(0x10000 + (tonumber(hi, 16) - 0xD800) * 0x400 + (tonumber(lo, 16) - 0xDC00))
   end
 
-  -- Reads the JSON object s into keys (JSON.stringify spelling), raw value texts and each
-  -- key's place. A key given twice keeps its first place and its last value, as JSON.parse.
-  local function parse_object(s, keys, vals, at)
-    local i = skip_ws(s, 1)
-    if string.byte(s, i) ~= 123 then
+  -- The JSON string that opens at s[i], in JSON.stringify's spelling, and the index of its
+  -- closing quote. `t` is s with every escape pair blanked (same length), so its first
+  -- quote after i is the closing one, whatever the escapes.
+  local function canonical_string(s, t, i)
+    local e = find(t, '"', i + 1, true)
+    if not e then
       corrupt()
     end
-    i = skip_ws(s, i + 1)
-    if string.byte(s, i) == 125 then
-      return
+    local str = sub(s, i, e)
+    if find(str, '[\t\n\r]') then
+      -- Raw control characters in a string (the others are refused for the whole text).
+      corrupt()
     end
-    while true do
-      if string.byte(s, i) ~= 34 then
-        corrupt()
-      end
-      local ke = string_end(s, i)
-      local k = canonical_key(string.sub(s, i, ke))
-      i = skip_ws(s, ke + 1)
-      if string.byte(s, i) ~= 58 then
-        corrupt()
-      end
-      i = skip_ws(s, i + 1)
-      local ve = value_end(s, i)
-      local p = at[k]
-      if not p then
-        p = #keys + 1
-        keys[p] = k
-        at[k] = p
-      end
-      vals[p] = string.sub(s, i, ve)
-      i = skip_ws(s, ve + 1)
-      local b = string.byte(s, i)
-      if b == 125 then
-        return
-      end
-      if b ~= 44 then
-        corrupt()
-      end
-      i = skip_ws(s, i + 1)
+    if not find(str, '\\', 1, true) then
+      return str, e
     end
+    -- Escaped backslashes out of the way: every backslash left starts an escape of its own.
+    local x = gsub(str, '\\\\', '\1')
+    if not find(x, '\\[^"bfnrt]') then
+      -- Only the short escapes, which JSON.stringify writes the same.
+      return str, e
+    end
+    local probe = gsub(gsub(x, '\\["/bfnrt]', ''), '\\u%x%x%x%x', '')
+    if find(probe, '\\', 1, true) then
+      -- An escape JSON does not have (`\x`, `\u12`).
+      corrupt()
+    end
+    x = gsub(x, '\\/', '/')
+    -- Surrogate pairs first (a high then a low unit is one character), then single units.
+    x = gsub(x, '\\u([dD][89abAB]%x%x)\\u([dD][c-fC-F]%x%x)', pair)
+    x = gsub(x, '\\u(%x%x%x%x)', unit)
+    return (gsub(x, '\1', '\\\\')), e
   end
 
-  -- Merges ARGV[from..] (key, value pairs) into the stored object: a null value deletes,
-  -- an existing key keeps its place, a new one goes last, and array-index keys come first in
-  -- ascending order, as in every JavaScript object. Returns the new text, or nil when empty.
-  -- Writes every member anew, in JSON.stringify's spelling: for any text JSON.parse reads.
-  local function rebuild(stored, from)
-    local keys, vals, at = {}, {}, {}
-    if stored then
-      parse_object(stored, keys, vals, at)
+  -- ECMAScript's Number::toString of x (JSON.stringify: non-finite numbers are null).
+  local function js_number(x)
+    if x ~= x or x == math.huge or x == -math.huge then
+      return 'null'
+    elseif x == 0 then
+      return '0'
     end
-    for i = from, #ARGV, 2 do
-      local k, v = ARGV[i], ARGV[i + 1]
-      local p = at[k]
-      if v == 'null' then
-        if p then
-          vals[p] = false
-        end
-      elseif p then
-        vals[p] = v
-      else
-        p = #keys + 1
-        keys[p] = k
-        vals[p] = v
-        at[k] = p
+    -- The fewest digits that read back as x: what ECMAScript writes.
+    local m
+    for p = 0, 16 do
+      m = format('%.' .. p .. 'e', x)
+      if tonumber(m) == x then
+        break
       end
     end
+    local neg, d1, rest, ex = string.match(m, '^(%-?)(%d)%.?(%d*)e([%+%-]%d+)$')
+    local digits = (gsub(d1 .. rest, '0+$', ''))
+    local k, n = #digits, tonumber(ex) + 1
+    if k <= n and n <= 21 then
+      return neg .. digits .. string.rep('0', n - k)
+    elseif 0 < n and n <= 21 then
+      return neg .. sub(digits, 1, n) .. '.' .. sub(digits, n + 1)
+    elseif -6 < n and n <= 0 then
+      return neg .. '0.' .. string.rep('0', -n) .. digits
+    end
+    local e = n - 1
+    local es = e < 0 and ('-' .. -e) or ('+' .. e)
+    if k == 1 then
+      return neg .. digits .. 'e' .. es
+    end
+    return neg .. sub(digits, 1, 1) .. '.' .. sub(digits, 2) .. 'e' .. es
+  end
+
+  -- The JSON number at s[i] (JSON's grammar, nothing more), as JSON.stringify writes it,
+  -- and the index of its last byte.
+  local function number(s, i)
+    local _, e = find(s, '^%-?0', i)
+    if not e then
+      _, e = find(s, '^%-?[1-9]%d*', i)
+      if not e then
+        corrupt()
+      end
+      if e - i < 15 and byte(s, i) ~= 45 and not find(s, '^[%.eE]', e + 1) then
+        -- A plain integer of at most 15 digits is already written as ECMAScript writes it.
+        return sub(s, i, e), e
+      end
+    end
+    local _, f = find(s, '^%.%d+', e + 1)
+    e = f or e
+    _, f = find(s, '^[eE][%+%-]?%d+', e + 1)
+    e = f or e
+    return js_number(tonumber(sub(s, i, e))), e
+  end
+
+  -- Index of the first byte at or after i that is not JSON whitespace.
+  local function skip_ws(s, i)
+    return (select(2, find(s, '^[ \t\n\r]*', i))) + 1
+  end
+
+  local value
+
+  -- Members as JSON.stringify lists them: array-index keys first in ascending order, then
+  -- the others in their order. Returns the object's text, or nil when it has none.
+  local function assemble(keys, vals)
     local out, indexed = {}, nil
     for p = 1, #keys do
       if vals[p] then
         local k = keys[p]
-        local n = string.byte(k, 2) < 58 and array_index(k)
+        local n = byte(k, 2) < 58 and array_index(k)
         if n then
           indexed = indexed or {}
           indexed[#indexed + 1] = {n, k .. ':' .. vals[p]}
@@ -240,80 +196,259 @@ local function rare_path()
     end
     return '{' .. table.concat(out, ',') .. '}'
   end
-  return {string_end = string_end, canonical_key = canonical_key, rebuild = rebuild,
-    array_index = array_index}
+
+  -- Reads the JSON object at s[i] into keys (JSON.stringify spelling), value texts (as
+  -- JSON.stringify writes them) and each key's place. A key given twice keeps its first
+  -- place and its last value, as JSON.parse. Returns the index of the closing brace.
+  local function members(s, t, i, depth, keys, vals, at)
+    if byte(s, i) ~= 123 or depth > 64 then
+      corrupt()
+    end
+    i = skip_ws(s, i + 1)
+    if byte(s, i) == 125 then
+      return i
+    end
+    while true do
+      if byte(s, i) ~= 34 then
+        corrupt()
+      end
+      local k, ke = canonical_string(s, t, i)
+      i = skip_ws(s, ke + 1)
+      if byte(s, i) ~= 58 then
+        corrupt()
+      end
+      local v, ve = value(s, t, skip_ws(s, i + 1), depth)
+      local p = at[k]
+      if not p then
+        p = #keys + 1
+        keys[p] = k
+        at[k] = p
+      end
+      vals[p] = v
+      i = skip_ws(s, ve + 1)
+      local b = byte(s, i)
+      if b == 125 then
+        return i
+      elseif b ~= 44 then
+        corrupt()
+      end
+      i = skip_ws(s, i + 1)
+    end
+  end
+
+  -- The JSON value at s[i] as JSON.stringify writes it, and the index of its last byte.
+  value = function(s, t, i, depth)
+    local b = byte(s, i)
+    if b == 34 then
+      return canonical_string(s, t, i)
+    elseif b == 123 then
+      local keys, vals = {}, {}
+      local e = members(s, t, i, depth + 1, keys, vals, {})
+      return assemble(keys, vals) or '{}', e
+    elseif b == 91 then
+      if depth > 64 then
+        corrupt()
+      end
+      local out = {}
+      i = skip_ws(s, i + 1)
+      if byte(s, i) == 93 then
+        return '[]', i
+      end
+      while true do
+        local v, e = value(s, t, i, depth + 1)
+        out[#out + 1] = v
+        i = skip_ws(s, e + 1)
+        local c = byte(s, i)
+        if c == 93 then
+          return '[' .. table.concat(out, ',') .. ']', i
+        elseif c ~= 44 then
+          corrupt()
+        end
+        i = skip_ws(s, i + 1)
+      end
+    end
+    for _, word in ipairs({'true', 'false', 'null'}) do
+      if sub(s, i, i + #word - 1) == word then
+        return word, i + #word - 1
+      end
+    end
+    return number(s, i)
+  end
+
+  -- Merges ARGV[from..] into the stored object (see the top of this file), reading the
+  -- stored text in full. Returns the new text, or nil when no key is left.
+  local function rebuild(stored, from)
+    local keys, vals, at = {}, {}, {}
+    if stored then
+      if find(stored, '[%z\1-\8\11\12\14-\31]') then
+        -- Control characters other than whitespace are valid nowhere in JSON text.
+        corrupt()
+      end
+      local t = stored
+      if find(stored, '\\', 1, true) then
+        t = gsub(stored, '\\.', '__')
+      end
+      local e = members(stored, t, skip_ws(stored, 1), 0, keys, vals, at)
+      if skip_ws(stored, e + 1) <= #stored then
+        corrupt()
+      end
+    end
+    local count = 0
+    for p = 1, #keys do
+      if vals[p] then
+        count = count + 1
+      end
+    end
+    for i = from, #ARGV, 2 do
+      local k, v = ARGV[i], ARGV[i + 1]
+      local p = at[k]
+      if v == '' then
+        if p and vals[p] then
+          vals[p] = false
+          count = count - 1
+        end
+      elseif p then
+        if not vals[p] then
+          count = count + 1
+        end
+        vals[p] = v
+      else
+        p = #keys + 1
+        keys[p] = k
+        vals[p] = v
+        at[k] = p
+        count = count + 1
+      end
+    end
+    if count > 1000 then
+      error({err = 'TOOLARGE the data would have more than 1000 keys'})
+    end
+    return assemble(keys, vals)
+  end
+  return {rebuild = rebuild, array_index = array_index}
 end
 
--- Reads text as JSON.stringify writes a flat object (no whitespace, no nested value, no
--- key twice, array-index keys first and in order) and lists the members whose key is in
--- want: where each starts, where its value starts and ends, and its key. Returns false
--- for any other text, a broken one included (rebuild then reads it in full, and reports
--- what is broken). The loop is the cost of every set, so it makes as few calls as it can.
+-- Reads text as JSON.stringify writes a flat object: no whitespace, no nested value, no
+-- key twice, array-index keys first and in order, no escape but the short ones, numbers
+-- as ECMAScript writes them (checked conservatively: a number this scan is not sure of
+-- sends the text to the rebuild, which writes it as Node would), and nothing after the
+-- closing brace. Lists the members whose key is in want: where each starts, where its
+-- value starts and ends, and its key. Returns the number of members, or false for any
+-- other text (the rebuild then reads it in full, and reports what is broken). The loop is
+-- the cost of every set, so it makes as few calls as it can.
 local function scan_stringified(s, want, hits)
   local find, sub, byte = string.find, string.sub, string.byte
+  local n = #s
+  if byte(s, n) ~= 125 or find(s, '[%z\1-\31]') then
+    return false
+  end
   local open, q, c = byte(s, 1, 3)
   if open ~= 123 then
     return false
   end
   if q == 125 then
-    return true
+    return n == 2 and 0
   end
-  -- Without a backslash in the text every quote is a delimiter: a plain search finds it.
-  local escapes = find(s, '\\', 1, true)
-  local slow = escapes and rare_path()
-  local seen, i, plain, last = {}, 2, false, -1
+  -- t: s with each short escape blanked, so that every quote left is a delimiter. Any
+  -- other escape (\u, \/, a broken one) sends the text to the rebuild.
+  local t = s
+  if find(s, '\\', 1, true) then
+    t = string.gsub(s, '\\[\\"bfnrt]', '__')
+    if find(t, '\\', 1, true) then
+      return false
+    end
+  end
+  local seen, i, plain, last, count = {}, 2, false, -1, 0
+  local slow
   while true do
     if q ~= 34 then
       return false
     end
-    local e = escapes and slow.string_end(s, i) or find(s, '"', i + 1, true)
+    local e = find(t, '"', i + 1, true)
     if not e then
       return false
     end
     local k = sub(s, i, e)
-    if seen[k] or (escapes and slow.canonical_key(k) ~= k) then
+    if seen[k] then
       return false
     end
     seen[k] = true
-    local index = false
+    count = count + 1
     if c < 58 then
       slow = slow or rare_path()
-      index = slow.array_index(k)
-    end
-    if index then
-      if plain or index <= last then
-        return false
+      local index = slow.array_index(k)
+      if index then
+        if plain or index <= last then
+          return false
+        end
+        last = index
+      else
+        plain = true
       end
-      last = index
     else
       plain = true
     end
-    local colon, first = byte(s, e + 1, e + 2)
+    local colon, first = byte(t, e + 1, e + 2)
     if colon ~= 58 then
       return false
     end
     local ends
     if first == 34 then
-      ends = escapes and slow.string_end(s, e + 2) or find(s, '"', e + 3, true)
+      ends = find(t, '"', e + 3, true)
       if not ends then
         return false
       end
-    elseif first == 123 or first == 91 then
-      return false
+    elseif first == 116 then
+      ends = find(t, '^true', e + 2) and e + 5
+    elseif first == 102 then
+      ends = find(t, '^false', e + 2) and e + 6
+    elseif first == 110 then
+      ends = find(t, '^null', e + 2) and e + 5
     else
-      ends = find(s, '[,}%s]', e + 2)
-      if not ends or ends == e + 2 then
-        return false
+      -- Numbers ECMAScript writes as they are: an integer of at most 15 digits without a
+      -- leading zero, or 0; a fraction of at most 15 digits with no trailing zero and at
+      -- most five zeros after `0.`. Any other number goes to the rebuild.
+      local a, b = find(t, '^%-?[1-9]%d*', e + 2)
+      if a then
+        local digits = b - a + 1 - (first == 45 and 1 or 0)
+        if byte(t, b + 1) == 46 then
+          local _, f = find(t, '^%d*[1-9]', b + 2)
+          if not f then
+            return false
+          end
+          digits = digits + f - b - 1
+          b = f
+        end
+        if digits > 15 then
+          return false
+        end
+      elseif find(t, '^0[,}]', e + 2) then
+        b = e + 2
+      else
+        -- 0.000001 is the smallest fraction ECMAScript writes without an exponent.
+        local z, f = find(t, '^%-?0%.0*[1-9]%d*', e + 2)
+        if not z then
+          return false
+        end
+        local point = z + (first == 45 and 2 or 1)
+        local _, zeros = find(t, '^0*', point + 1)
+        if zeros - point > 5 or f - zeros > 15 or byte(t, f) == 48 then
+          return false
+        end
+        b = f
       end
-      ends = ends - 1
+      ends = b
+    end
+    if not ends then
+      return false
     end
     if want[k] then
       hits[#hits + 1] = {i, e + 2, ends, k}
     end
     local sep
-    sep, q, c = byte(s, ends + 1, ends + 3)
+    sep, q, c = byte(t, ends + 1, ends + 3)
     if sep == 125 then
-      return true
+      return ends + 1 == n and count
     elseif sep ~= 44 then
       return false
     end
@@ -321,18 +456,26 @@ local function scan_stringified(s, want, hits)
   end
 end
 
--- The merge (see rebuild for its rules). Text as JSON.stringify writes it, the text of
--- every store written by Node or by us, is spliced: what lies between the members that
--- change is copied in one piece, so the cost is one scan plus the changes. Any other text
--- is rebuilt.
+-- The merge (see the top of this file).
 local function merge(stored, from)
+  if stored == '' then
+    -- Node reads an empty d as no data.
+    stored = nil
+  end
+  if stored and #stored > 65536 then
+    error({err = 'TOOLARGE the stored data is over 65536 bytes'})
+  end
   local want = {}
   for i = from, #ARGV, 2 do
     want[ARGV[i]] = ARGV[i + 1]
   end
   local hits = {}
-  if stored and not scan_stringified(stored, want, hits) then
-    return rare_path().rebuild(stored, from)
+  local count = 0
+  if stored then
+    count = scan_stringified(stored, want, hits)
+    if not count then
+      return rare_path().rebuild(stored, from)
+    end
   end
   local out, cursor = {}, 2
   for _, h in ipairs(hits) do
@@ -341,8 +484,10 @@ local function merge(stored, from)
       out[#out + 1] = string.sub(stored, cursor, h[1] - 2)
     end
     local v = want[h[4]]
-    if v ~= 'null' then
+    if v ~= '' then
       out[#out + 1] = string.sub(stored, h[1], h[2] - 1) .. v
+    else
+      count = count - 1
     end
     want[h[4]] = nil
     cursor = h[3] + 2
@@ -353,13 +498,18 @@ local function merge(stored, from)
   -- Keys not stored yet, in the order given (ARGV keeps it; want has lost it).
   for i = from, #ARGV, 2 do
     local k, v = ARGV[i], ARGV[i + 1]
-    if want[k] and v ~= 'null' then
+    if want[k] and v ~= '' then
       if string.byte(k, 2) < 58 and rare_path().array_index(k) then
         -- A new array-index key takes its numeric place among the first keys.
         return rare_path().rebuild(stored, from)
       end
       out[#out + 1] = k .. ':' .. v
+      count = count + 1
+      want[k] = nil
     end
+  end
+  if count > 1000 then
+    error({err = 'TOOLARGE the data would have more than 1000 keys'})
   end
   if #out == 0 then
     return nil
