@@ -11,5 +11,11 @@ pub type Data = serde_json::Map<String, Value>;
 pub(crate) fn initial_data(d: &Data) -> Option<Data> {
     let mut d = crate::node_json::normalize(d);
     d.retain(|_, v| !v.is_null());
+    for v in d.values_mut() {
+        if v.as_str() == Some(crate::node_json::INFINITY) {
+            // Node stores Infinity as null (JSON.stringify).
+            *v = Value::Null;
+        }
+    }
     (!d.is_empty()).then_some(d)
 }

@@ -21,10 +21,10 @@ pub enum Error {
     #[error("{0}")]
     InvalidValue(Cow<'static, str>),
     /// Redis could not be reached in time; the call may succeed once it is back.
-    #[error("redis is unavailable: {0}")]
+    #[error("redis is unavailable: {}", public_message(.0))]
     Unavailable(#[source] redis::RedisError),
     /// Redis answered with an error.
-    #[error("redis error: {0}")]
+    #[error("redis error: {}", public_message(.0))]
     Redis(#[source] redis::RedisError),
     /// A stored session could not be read (written by something that is not a session store).
     #[error("corrupt session data: {0}")]
@@ -60,6 +60,11 @@ pub enum Error {
         /// Replicas asked for.
         wanted: u32,
     },
+    /// The call would make a session's data larger than the store bounds it (see
+    /// [`limits`](crate::limits)): more keys or bytes than one call may make Redis read.
+    /// Nothing was written; the same call fails again.
+    #[error("{0}")]
+    TooLarge(Cow<'static, str>),
     /// The store was shut down with `quit()`.
     #[error("the session store was closed")]
     Closed,
@@ -78,6 +83,7 @@ impl Error {
             Error::LayoutMismatch { .. } => "layoutMismatch",
             Error::Contended(_) => "contended",
             Error::NotReplicated { .. } => "notReplicated",
+            Error::TooLarge(_) => "dataTooLarge",
             Error::Closed => "closed",
         }
     }
@@ -93,6 +99,7 @@ impl Error {
             Error::NotReplicated { .. } => ErrorKind::Unconfirmed,
             Error::Redis(_) => ErrorKind::Backend,
             Error::Corrupt(_) => ErrorKind::Corrupt,
+            Error::TooLarge(_) => ErrorKind::TooLarge,
             Error::LayoutMismatch { .. } => ErrorKind::Misconfigured,
         }
     }
@@ -120,6 +127,9 @@ pub enum ErrorKind {
     /// A stored session could not be read (written by a foreign program): retrying will
     /// not help, and the client did nothing wrong.
     Corrupt,
+    /// The data would grow past the store's bounds ([`limits`](crate::limits)): the same
+    /// call fails again; the caller must store less.
+    TooLarge,
     /// The options contradict what the namespace holds (the key layout): found at
     /// connect, an operator must change the options.
     Misconfigured,
@@ -132,6 +142,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::Input => 400,
+            ErrorKind::TooLarge => 413,
             ErrorKind::Unavailable | ErrorKind::Unconfirmed | ErrorKind::Backend => 503,
             ErrorKind::Corrupt | ErrorKind::Misconfigured => 500,
         }
@@ -155,10 +166,36 @@ impl From<redis::RedisError> for Error {
             Error::Unavailable(err)
         } else if err.code() == Some("CORRUPT") {
             // A script found stored data it cannot read (written by a foreign program).
-            Error::Corrupt(err.detail().unwrap_or("stored d").to_owned())
+            Error::Corrupt(script_detail(err.detail().unwrap_or("stored d")).to_owned())
+        } else if err.code() == Some("TOOLARGE") {
+            // A script found the data past the bounds before writing anything.
+            Error::TooLarge(
+                script_detail(err.detail().unwrap_or("too large"))
+                    .to_owned()
+                    .into(),
+            )
         } else {
             Error::Redis(err)
         }
+    }
+}
+
+/// The message of an error a script raised, without what Redis appends to it (`script:
+/// <sha>, on @user_script:16.`): internals a caller has no use for.
+fn script_detail(detail: &str) -> &str {
+    detail
+        .split(" script: ")
+        .next()
+        .unwrap_or(detail)
+        .trim_end()
+}
+
+/// A Redis error as callers see it: its code and message, without a script's SHA and line.
+fn public_message(err: &redis::RedisError) -> String {
+    match (err.code(), err.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {}", script_detail(detail)),
+        (Some(code), None) => code.to_owned(),
+        _ => script_detail(&err.to_string()).to_owned(),
     }
 }
 
@@ -196,10 +233,29 @@ mod tests {
             // Both HTTP fronts once disagreed here (503 against 500).
             (server_error, 503),
             (Error::Corrupt("field d".into()), 500),
+            (Error::TooLarge("over".into()), 413),
         ];
         for (error, status) in cases {
             assert_eq!(error.kind().http_status(), status, "{error:?}");
             assert_eq!(error.kind().is_retryable(), status == 503, "{error:?}");
         }
+    }
+
+    #[test]
+    fn script_errors_name_no_internals() {
+        let raised = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "An error was signalled by the server",
+            "stored d is not a JSON object script: 1a2b3c, on @user_script:16.".to_owned(),
+        ));
+        let shown = Error::Redis(raised).to_string();
+        assert!(
+            !shown.contains("user_script") && !shown.contains("1a2b3c"),
+            "{shown}"
+        );
+        assert_eq!(
+            script_detail("the stored data is over 65536 bytes script: ab, on @user_script:3."),
+            "the stored data is over 65536 bytes"
+        );
     }
 }

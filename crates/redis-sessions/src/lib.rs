@@ -55,6 +55,7 @@ mod data;
 mod device;
 mod error;
 mod layout;
+pub mod limits;
 mod memory_store;
 pub mod metric_names;
 mod migration;

@@ -114,6 +114,7 @@ impl MemoryStore {
                 ip: s.ip.to_owned(),
                 d: s.d.clone(),
                 no_resave: s.no_resave,
+                corrupt: false,
             },
         );
         Ok(token.to_owned())
@@ -137,8 +138,10 @@ impl MemoryStore {
         let Some(record) = st.hashes.get_mut(&key).filter(|r| r.is_live(now)) else {
             return Ok(None);
         };
-        let mut data = record.d.take().unwrap_or_default();
+        let mut data = record.d.clone().unwrap_or_default();
         crate::node_json::merge(&mut data, d);
+        // The bounds of the Redis store's merge, so both stores refuse the same calls.
+        crate::limits::check(&data)?;
         record.d = (!data.is_empty()).then_some(data);
         record.w += 1;
         // The reply carries the new w and d with the times as they were before this call.

@@ -13,7 +13,18 @@
 //! - a key given twice keeps its first place and its last value (serde_json's map does the same).
 //!
 //! String escapes already agree: serde_json and `JSON.stringify` escape exactly `"`, `\` and
-//! the control characters, the same way.
+//! the control characters, the same way. Two JavaScript values have no Rust form, and are
+//! carried in strings so that they round-trip:
+//!
+//! - **a lone surrogate** (`"😀abc".slice(0, 1)` in JavaScript; JSON.stringify writes
+//!   `"\ud83d"`): a Rust string cannot hold one, so [`parse`] reads it as the noncharacter
+//!   U+FFFF followed by U+10F800 + (unit − 0xD800), and a literal U+FFFF as two of them;
+//!   [`to_vec`] writes both back as Node writes them. Nothing is lost between Node, Redis,
+//!   this library and REST clients; a Rust program reading such a string sees those two
+//!   private characters where JavaScript has the lone unit.
+//! - **Infinity** (`1e400` in a REST body): [`parse`] reads it as the string [`INFINITY`],
+//!   which [`to_vec`] writes as `null`, as JSON.stringify writes Infinity: a set stores
+//!   `null`, as Node's does. Stored text read back has `null` there.
 
 use serde::Serialize;
 use serde_json::ser::Formatter;
@@ -38,13 +49,149 @@ const MAX_ARRAY_INDEX: u64 = 4_294_967_294;
 /// ```
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, NodeFormatter);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, NodeFormatter::default());
     // Writing to a Vec cannot fail, and serde_json's own types always serialize.
     if value.serialize(&mut ser).is_err() {
         out.clear();
         out.extend_from_slice(b"null");
     }
     out
+}
+
+/// How [`parse`] carries a number past a double's range (JavaScript's Infinity), which
+/// [`to_vec`] writes as `null` (what JSON.stringify writes for it).
+pub const INFINITY: &str = "\u{FFFF}\u{FFFE}";
+
+/// The character that introduces a lone surrogate (or a doubled literal U+FFFF).
+const LONE: char = '\u{FFFF}';
+/// Lone surrogate `u` is carried as [`LONE`] then `SURROGATE_BASE + (u - 0xD800)`.
+const SURROGATE_BASE: u32 = 0x10_F800;
+
+/// Reads JSON text as JavaScript's `JSON.parse` reads it, where serde_json would refuse
+/// it: lone surrogates (`"\ud83d"`, which Node writes) and numbers past a double's range
+/// (`1e400`, Infinity in JavaScript) — see the module's doc for how both are carried.
+/// `infinity_as_null` reads such a number as `null` instead (what Node stores for it).
+///
+/// ```
+/// use redis_sessions::node_json;
+/// let v = node_json::parse(r#"{"name":"\ud83d","n":1e400}"#, false).unwrap();
+/// assert_eq!(node_json::to_string(&v), r#"{"name":"\ud83d","n":null}"#);
+/// ```
+pub fn parse(text: &str, infinity_as_null: bool) -> serde_json::Result<Value> {
+    let plain = serde_json::from_str::<Value>(text);
+    match plain {
+        Ok(value) if !text.contains(LONE) => Ok(value),
+        _ => serde_json::from_str(&carry_js_values(text, infinity_as_null)),
+    }
+}
+
+/// JSON text with every lone surrogate, literal U+FFFF and out-of-range number rewritten
+/// in the forms the module's doc gives, so that serde_json reads it. Anything else is
+/// copied as it is: broken text stays broken, for serde_json to refuse.
+fn carry_js_values(text: &str, infinity_as_null: bool) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut i = 0;
+    let mut in_string = false;
+    // Copies text[from..to] (always at char boundaries: every cut is at ASCII).
+    let mut copied = 0;
+    macro_rules! flush {
+        ($to:expr) => {{
+            out.push_str(&text[copied..$to]);
+        }};
+    }
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'"' => {
+                    in_string = false;
+                    i += 1;
+                }
+                b'\\' if bytes.get(i + 1) == Some(&b'u') => {
+                    let unit = hex4(bytes, i + 2);
+                    match unit {
+                        Some(0xD800..=0xDBFF)
+                            if bytes.get(i + 6) == Some(&b'\\')
+                                && bytes.get(i + 7) == Some(&b'u')
+                                && matches!(hex4(bytes, i + 8), Some(0xDC00..=0xDFFF)) =>
+                        {
+                            i += 12;
+                        }
+                        Some(u @ 0xD800..=0xDFFF) => {
+                            flush!(i);
+                            out.push(LONE);
+                            out.push(lone_char(u));
+                            i += 6;
+                            copied = i;
+                        }
+                        Some(0xFFFF) => {
+                            flush!(i);
+                            out.push(LONE);
+                            out.push(LONE);
+                            i += 6;
+                            copied = i;
+                        }
+                        _ => i += 2,
+                    }
+                }
+                b'\\' => i += 2,
+                0xEF if bytes.get(i + 1) == Some(&0xBF) && bytes.get(i + 2) == Some(&0xBF) => {
+                    // A literal U+FFFF: doubled, so it is not read as an introducer.
+                    flush!(i);
+                    out.push(LONE);
+                    out.push(LONE);
+                    i += 3;
+                    copied = i;
+                }
+                _ => i += 1,
+            }
+        } else {
+            match b {
+                b'"' => {
+                    in_string = true;
+                    i += 1;
+                }
+                b'-' | b'0'..=b'9' => {
+                    let end = bytes[i..]
+                        .iter()
+                        .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                        .map_or(bytes.len(), |n| i + n);
+                    let infinite = text[i..end].parse::<f64>().is_ok_and(f64::is_infinite);
+                    if infinite {
+                        flush!(i);
+                        if infinity_as_null {
+                            out.push_str("null");
+                        } else {
+                            out.push('"');
+                            out.push_str(INFINITY);
+                            out.push('"');
+                        }
+                        copied = end;
+                    }
+                    i = end;
+                }
+                _ => i += 1,
+            }
+        }
+    }
+    flush!(bytes.len().max(copied));
+    out
+}
+
+/// The four hex digits at bytes[at..at + 4], as a number.
+fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+    let digits = bytes.get(at..at + 4)?;
+    let text = std::str::from_utf8(digits).ok()?;
+    if !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// The private character that carries lone surrogate `unit`.
+fn lone_char(unit: u32) -> char {
+    char::from_u32(SURROGATE_BASE + (unit - 0xD800)).unwrap_or(char::REPLACEMENT_CHARACTER)
 }
 
 /// [`to_vec`] as a `String`.
@@ -89,6 +236,9 @@ pub(crate) fn merge(stored: &mut Data, changes: &Data) {
     for (key, value) in changes {
         if value.is_null() {
             stored.shift_remove(key);
+        } else if value.as_str() == Some(INFINITY) {
+            // Node stores Infinity as null (JSON.stringify).
+            stored.insert(key.clone(), Value::Null);
         } else {
             stored.insert(key.clone(), value.clone());
         }
@@ -142,8 +292,17 @@ fn js_double(value: f64) -> String {
     ryu_js::Buffer::new().format(value).to_owned()
 }
 
-/// serde_json's formatter with numbers written as JavaScript writes them.
-struct NodeFormatter;
+/// serde_json's formatter with numbers written as JavaScript writes them, and the
+/// carried JavaScript values (module doc) written back as JSON.stringify writes them.
+#[derive(Default)]
+struct NodeFormatter {
+    /// A string has begun and its opening quote is not written yet: it may be [`INFINITY`].
+    quote_pending: bool,
+    /// The string so far is exactly [`INFINITY`] (nothing written yet).
+    held_infinity: bool,
+    /// An object key is being written: a key is always a string, never `null`.
+    in_key: bool,
+}
 
 impl NodeFormatter {
     fn number<W: ?Sized + io::Write>(writer: &mut W, value: f64) -> io::Result<()> {
@@ -151,7 +310,102 @@ impl NodeFormatter {
     }
 }
 
+impl NodeFormatter {
+    /// Writes what a string held back so far, before more of it comes.
+    fn release<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        if self.quote_pending {
+            self.quote_pending = false;
+            w.write_all(b"\"")?;
+        }
+        if self.held_infinity {
+            self.held_infinity = false;
+            write_carried(w, INFINITY)?;
+        }
+        Ok(())
+    }
+}
+
+/// A string's text with its carried lone surrogates written as `\udxxx` escapes.
+fn write_carried<W: ?Sized + io::Write>(w: &mut W, fragment: &str) -> io::Result<()> {
+    if !fragment.contains(LONE) {
+        return w.write_all(fragment.as_bytes());
+    }
+    let mut chars = fragment.char_indices().peekable();
+    let mut from = 0;
+    while let Some((at, c)) = chars.next() {
+        if c != LONE {
+            continue;
+        }
+        w.write_all(fragment[from..at].as_bytes())?;
+        match chars.peek().copied() {
+            Some((_, LONE)) => {
+                chars.next();
+                w.write_all("\u{FFFF}".as_bytes())?;
+            }
+            Some((_, next)) if u32::from(next) >= SURROGATE_BASE => {
+                chars.next();
+                write!(w, "\\u{:04x}", 0xD800 + (u32::from(next) - SURROGATE_BASE))?;
+            }
+            _ => w.write_all("\u{FFFF}".as_bytes())?,
+        }
+        from = chars.peek().map_or(fragment.len(), |(i, _)| *i);
+    }
+    w.write_all(fragment[from.min(fragment.len())..].as_bytes())
+}
+
 impl Formatter for NodeFormatter {
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.in_key = true;
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b",")
+        }
+    }
+    fn end_object_key<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.in_key = false;
+        Ok(())
+    }
+    fn begin_string<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.quote_pending = true;
+        Ok(())
+    }
+    fn end_string<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        if self.held_infinity {
+            self.held_infinity = false;
+            self.quote_pending = false;
+            return w.write_all(b"null");
+        }
+        if self.quote_pending {
+            self.quote_pending = false;
+            w.write_all(b"\"")?;
+        }
+        w.write_all(b"\"")
+    }
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        if self.quote_pending && !self.in_key && !self.held_infinity && fragment == INFINITY {
+            self.held_infinity = true;
+            return Ok(());
+        }
+        self.release(w)?;
+        write_carried(w, fragment)
+    }
+    fn write_char_escape<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> io::Result<()> {
+        self.release(w)?;
+        serde_json::ser::CompactFormatter.write_char_escape(w, escape)
+    }
     fn write_i8<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i8) -> io::Result<()> {
         Self::number(w, f64::from(v))
     }

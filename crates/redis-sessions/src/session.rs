@@ -58,6 +58,12 @@ pub struct Session {
     /// sessions `soid` lists: a devices page shows it, and the token stays in the library.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_ms: Option<u64>,
+    /// True for a session whose stored data is unreadable (written by a foreign program:
+    /// not a JSON object), in the lists soid and soapp return: shown without `d`, so the
+    /// user's other sessions are still listed and this one can be signed out. A call on
+    /// this one session (get, set) answers `corruptSession`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub corrupt: bool,
 }
 
 impl Session {
@@ -105,6 +111,7 @@ impl Session {
             no_resave: options.no_resave,
             handle: Some(crate::device::device_handle(token)),
             created_ms: crate::token::token_created_ms(token),
+            corrupt: false,
         }
     }
 }
@@ -146,6 +153,8 @@ pub(crate) struct Record {
     pub ip: String,
     pub d: Option<Data>,
     pub no_resave: bool,
+    /// The stored `d` is not a JSON object (a foreign writer): `d` is None.
+    pub corrupt: bool,
 }
 
 impl Record {
@@ -180,6 +189,7 @@ impl Record {
             no_resave: self.no_resave,
             handle: None,
             created_ms: None,
+            corrupt: self.corrupt,
         })
     }
 
@@ -197,7 +207,12 @@ impl Record {
         let r = parse_number(take("r"), "r")?;
         let w = parse_number(take("w"), "w")?;
         let ttl = parse_number(take("ttl"), "ttl")?;
-        let d = take("d").map(|text| parse_data(&text)).transpose()?;
+        // Unreadable data is reported per session (`corrupt`): a listing still shows the
+        // user's other sessions, and this one can be killed.
+        let (d, corrupt) = match take("d").map(|text| parse_data(&text)).transpose() {
+            Ok(d) => (d.flatten(), false),
+            Err(_) => (None, true),
+        };
         let la = parse_number(take("la"), "la")?;
         let ip = take("ip").unwrap_or_default();
         let no_resave = take("no_resave").as_deref() == Some("1");
@@ -210,7 +225,18 @@ impl Record {
             ip,
             d,
             no_resave,
+            corrupt,
         }))
+    }
+
+    /// The record, or the corruptSession error when its data is unreadable: what a call
+    /// that returns one session answers.
+    pub fn readable(self) -> Result<Record> {
+        if self.corrupt {
+            Err(Error::Corrupt("field d is not a JSON object".into()))
+        } else {
+            Ok(self)
+        }
     }
 }
 
@@ -251,6 +277,14 @@ fn parse_number<T: std::str::FromStr>(text: Option<String>, field: &str) -> Resu
         .map_err(|_| Error::Corrupt(format!("field {field} is not a number")))
 }
 
-fn parse_data(text: &str) -> Result<Data> {
-    serde_json::from_str(text).map_err(|_| Error::Corrupt("field d is not a JSON object".into()))
+/// `d` as Node's get reads it (`JSON.parse`, so lone surrogates and numbers past a double
+/// are read too); None for an empty text, which Node reads as no data.
+fn parse_data(text: &str) -> Result<Option<Data>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match crate::node_json::parse(text, true) {
+        Ok(Value::Object(d)) => Ok(Some(d)),
+        _ => Err(Error::Corrupt("field d is not a JSON object".into())),
+    }
 }

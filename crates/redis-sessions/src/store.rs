@@ -200,6 +200,9 @@ impl RedisSessions {
             None | Some(Value::Null) => None,
             Some(d) => initial_data(validate::data(Some(d))?),
         };
+        if let Some(d) = &d {
+            crate::limits::check(d)?;
+        }
         let new = NewSession {
             app,
             id,
@@ -242,6 +245,7 @@ impl RedisSessions {
         validate::app(app)?;
         validate::token(token)?;
         let d = node_json::normalize(validate::data(Some(d))?);
+        crate::limits::check(&d)?;
         let now = self.now();
         let record = self.backend()?.set(app, token, &d, now).await;
         self.forget(app, token);

@@ -65,7 +65,12 @@ fn json_body(body: &[u8]) -> Option<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
-    Some(serde_json::from_slice(body).unwrap_or(NOT_AN_OBJECT))
+    // Read as Node's JSON.parse reads it: lone surrogates (`"\ud83d"`) and numbers past a
+    // double (`1e400`, stored as null) are accepted, as the original server accepts them.
+    let parsed = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| redis_sessions::node_json::parse(text, false).ok());
+    Some(parsed.unwrap_or(NOT_AN_OBJECT))
 }
 
 /// Liveness of the service: `PONG` when the store answers a PING, as the original's ping

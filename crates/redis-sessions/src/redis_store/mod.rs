@@ -322,7 +322,9 @@ impl RedisStore {
         };
         let cmd = self.commands.get(shard, app, token, now);
         let fields: Fields = self.eval(cmd).await?;
-        fields.map_or(Ok(None), Record::from_fields)
+        fields.map_or(Ok(None), |f| {
+            Record::from_fields(f)?.map(Record::readable).transpose()
+        })
     }
 
     pub async fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
@@ -331,7 +333,9 @@ impl RedisStore {
         };
         let cmd = self.commands.set(shard, app, token, d, now);
         let fields: Fields = self.eval_write(cmd).await?;
-        fields.map_or(Ok(None), Record::from_fields)
+        fields.map_or(Ok(None), |f| {
+            Record::from_fields(f)?.map(Record::readable).transpose()
+        })
     }
 
     /// Node layout: one round trip. Cluster layout: the hash's id is read first, so the

@@ -323,7 +323,11 @@ local function rare_path()
     if count > 1000 then
       error({err = 'TOOLARGE the data would have more than 1000 keys'})
     end
-    return assemble(keys, vals)
+    local merged = assemble(keys, vals)
+    if merged and #merged > 65536 then
+      error({err = 'TOOLARGE the data would be over 65536 bytes'})
+    end
+    return merged
   end
   return {rebuild = rebuild, array_index = array_index}
 end
@@ -339,8 +343,22 @@ end
 local function scan_stringified(s, want, hits)
   local find, sub, byte = string.find, string.sub, string.byte
   local n = #s
-  if byte(s, n) ~= 125 or find(s, '[%z\1-\31]') then
+  if byte(s, n) ~= 125 then
     return false
+  end
+  -- No control character anywhere (raw ones are invalid in strings, and JSON.stringify
+  -- writes no whitespace). Lua's pattern matcher costs ~15 ns a byte, a plain search
+  -- (memchr) a fraction of that: on a long text, 32 plain searches are the cheaper.
+  if n < 2048 then
+    if find(s, '[%z\1-\31]') then
+      return false
+    end
+  else
+    for b = 0, 31 do
+      if find(s, string.char(b), 1, true) then
+        return false
+      end
+    end
   end
   local open, q, c = byte(s, 1, 3)
   if open ~= 123 then
@@ -514,5 +532,9 @@ local function merge(stored, from)
   if #out == 0 then
     return nil
   end
-  return '{' .. table.concat(out, ',') .. '}'
+  local merged = '{' .. table.concat(out, ',') .. '}'
+  if #merged > 65536 then
+    error({err = 'TOOLARGE the data would be over 65536 bytes'})
+  end
+  return merged
 end
