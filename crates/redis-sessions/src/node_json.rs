@@ -80,9 +80,19 @@ const SURROGATE_BASE: u32 = 0x10_F800;
 pub fn parse(text: &str, infinity_as_null: bool) -> serde_json::Result<Value> {
     let plain = serde_json::from_str::<Value>(text);
     match plain {
-        Ok(value) if !text.contains(LONE) => Ok(value),
+        Ok(value) if !text.contains(LONE) && !has_escaped_lone(text) => Ok(value),
         _ => serde_json::from_str(&carry_js_values(text, infinity_as_null)),
     }
+}
+
+/// Whether the text may hold U+FFFF written as an escape (`\uffff`, any case), which must
+/// be doubled like a literal one. A plain search first: most texts have no `\u` at all.
+fn has_escaped_lone(text: &str) -> bool {
+    text.contains("\\u")
+        && text
+            .as_bytes()
+            .windows(6)
+            .any(|w| w[0] == b'\\' && w[1] == b'u' && w[2..].eq_ignore_ascii_case(b"ffff"))
 }
 
 /// JSON text with every lone surrogate, literal U+FFFF and out-of-range number rewritten

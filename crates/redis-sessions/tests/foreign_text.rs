@@ -355,3 +355,136 @@ async fn reported_foreign_texts() {
         }
     }
 }
+
+/// Strings Node writes that no Rust string holds (a lone surrogate, from a JavaScript
+/// `"😀abc".slice(0, 1)`) round-trip through get, set, soid, soapp and the cache: what we
+/// write back is what Node would have written.
+#[tokio::test(flavor = "multi_thread")]
+async fn lone_surrogates_written_by_node_round_trip() {
+    let mut f = Fleet::start().await;
+    let cached = RedisSessions::connect(
+        Options::default()
+            .url(f._server.url())
+            .wipe(0)
+            .cache(30, 1000),
+    )
+    .await
+    .expect("connect");
+    let created = f
+        .node
+        .call(
+            "create",
+            &json!({"app": APP, "id": "surrogates", "ip": "127.0.0.1", "ttl": 3600}).to_string(),
+        )
+        .expect("node create");
+    let token = serde_json::from_str::<Value>(&created).expect("reply")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    // The driver's JSON.parse makes the lone surrogates, Node's JSON.stringify stores them.
+    let lone =
+        r#"{"app":"foreignapp","token":"TOKEN","d":{"name":"\ud83d","\udc00k":"x\ude00y\uffff"}}"#
+            .replace("TOKEN", &token);
+    f.node.call("set", &lone).expect("node set");
+    let stored = f.stored_d(&token).expect("stored");
+    assert_eq!(
+        String::from_utf8_lossy(&stored),
+        r#"{"name":"\ud83d","\udc00k":"x\ude00y￿"}"#
+    );
+    for rs in [&f.rs, &cached, &cached] {
+        let session = rs.get(APP, &token).await.expect("get").expect("live");
+        let d = Value::Object(session.d.clone().expect("d"));
+        assert_eq!(
+            redis_sessions::node_json::to_string(&d),
+            String::from_utf8_lossy(&stored),
+            "get writes back Node's text"
+        );
+    }
+    let listed = f.rs.soid(APP, "surrogates").await.expect("soid");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        redis_sessions::node_json::to_string(&Value::Object(listed[0].d.clone().expect("d"))),
+        String::from_utf8_lossy(&stored)
+    );
+    let app = f.rs.soapp(APP, 3600).await.expect("soapp");
+    assert!(app.iter().any(|s| s.id == "surrogates" && s.d.is_some()));
+    // Our set keeps them, and a value we read back and write again is Node's text again.
+    let name = listed[0]
+        .d
+        .as_ref()
+        .and_then(|d| d.get("name"))
+        .cloned()
+        .expect("name");
+    let session =
+        f.rs.set(APP, &token, &json!({"x": 1, "copy": name}))
+            .await
+            .expect("set")
+            .expect("live");
+    assert_eq!(session.w, 3);
+    let after = f.stored_d(&token).expect("stored");
+    let node_view = f
+        .node
+        .call("get", &json!({"app": APP, "token": token}).to_string());
+    let node_view = redis_sessions::node_json::parse(&node_view.expect("node get"), false)
+        .expect("Node's reply, lone surrogates and all");
+    assert_eq!(
+        String::from_utf8_lossy(&after),
+        r#"{"name":"\ud83d","\udc00k":"x\ude00y￿","x":1,"copy":"\ud83d"}"#
+    );
+    assert_eq!(node_view["d"]["x"], json!(1));
+    assert_eq!(
+        node_view["d"]["copy"], node_view["d"]["name"],
+        "Node reads our copy as its own"
+    );
+}
+
+/// A session whose data is unreadable answers corruptSession alone: the listings show the
+/// user's and the app's other sessions, and flag it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_session_does_not_break_the_listings() {
+    let mut f = Fleet::start().await;
+    // Only the Redis store: the embedded one holds no text a foreign program wrote.
+    let rs = f.rs.clone();
+    {
+        let mut tokens = Vec::new();
+        for _ in 0..3 {
+            let token = rs
+                .create(
+                    APP,
+                    "lister",
+                    "127.0.0.1",
+                    CreateOptions::default().ttl(3600).data(json!({"ok": true})),
+                )
+                .await
+                .expect("create");
+            tokens.push(token);
+        }
+        redis::cmd("HSET")
+            .arg(format!("rs:{APP}:{}", tokens[1]))
+            .arg("d")
+            .arg("{\"a\":1}xyz")
+            .exec(&mut f.raw)
+            .expect("HSET");
+        let err = rs.get(APP, &tokens[1]).await.expect_err("corrupt");
+        assert_eq!(err.name(), "corruptSession");
+        let listed = rs.soid(APP, "lister").await.expect("soid lists the others");
+        assert_eq!(listed.len(), 3);
+        assert_eq!(
+            listed.iter().filter(|s| s.corrupt && s.d.is_none()).count(),
+            1
+        );
+        assert_eq!(
+            listed
+                .iter()
+                .filter(|s| !s.corrupt && s.d.is_some())
+                .count(),
+            2
+        );
+        let app = rs.soapp(APP, 3600).await.expect("soapp lists the others");
+        assert_eq!(app.iter().filter(|s| s.id == "lister").count(), 3);
+        assert_eq!(app.iter().filter(|s| s.corrupt).count(), 1);
+        // The corrupt one can be signed out like any other.
+        assert!(rs.kill(APP, &tokens[1]).await.expect("kill"));
+        assert_eq!(rs.soid(APP, "lister").await.expect("soid").len(), 2);
+    }
+}
