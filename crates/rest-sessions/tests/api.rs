@@ -910,6 +910,57 @@ async fn numbers_and_keys_come_back_as_node_writes_them() {
     }
 }
 
+/// What Node's JSON.parse accepts, we accept and store as Node stores it (issue 19): lone
+/// surrogates come back as the `\ud83d` escapes JSON.stringify writes, `1e400` (Infinity in
+/// JavaScript) is stored as `null`; data past the store's bounds is a 413 that writes
+/// nothing. On both stores.
+#[tokio::test]
+async fn javascript_strings_and_numbers_round_trip_and_oversized_data_is_413() {
+    let redis = RedisServer::start();
+    for server in [Server::with_redis(&redis, &[]), Server::in_memory(&[])] {
+        let http = client();
+        let app = "jsapp";
+        let body = text(
+            http.put(server.url(&format!("/{app}/create/u1?ip=127.0.0.1")))
+                .body(r#"{"name":"\ud83d","big":1e400,"k\udc00":"\uffff"}"#),
+        )
+        .await;
+        let token = serde_json::from_str::<Value>(&body).unwrap()["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("create: {body}"))
+            .to_owned();
+        let get = text(http.get(server.url(&format!("/{app}/get/{token}")))).await;
+        assert!(
+            get.contains(r#""d":{"name":"\ud83d","big":null,"k\udc00":"￿"}"#),
+            "get reply: {get}"
+        );
+        let set = text(
+            http.post(server.url(&format!("/{app}/set/{token}")))
+                .body(r#"{"x":"a\ude00","neg":-1e400}"#),
+        )
+        .await;
+        let expected = r#""d":{"name":"\ud83d","big":null,"k\udc00":"￿","x":"a\ude00","neg":null}"#;
+        assert!(set.contains(expected), "set reply: {set}");
+        let listed = text(http.get(server.url(&format!("/{app}/soid/u1")))).await;
+        assert!(listed.contains(r#""name":"\ud83d""#), "soid reply: {listed}");
+
+        // Over the bounds: 413 dataTooLarge, and nothing written.
+        let many: serde_json::Map<String, Value> =
+            (0..=redis_sessions::limits::MAX_KEYS).map(|i| (format!("k{i}"), json!(i))).collect();
+        let reply = http
+            .post(server.url(&format!("/{app}/set/{token}")))
+            .body(Value::Object(many).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 413);
+        let (_, error) = json(reply).await;
+        assert_eq!(error["error"], "dataTooLarge");
+        let after = text(http.get(server.url(&format!("/{app}/get/{token}")))).await;
+        assert!(after.contains(expected) && after.contains(r#""w":2"#), "unchanged: {after}");
+    }
+}
+
 #[tokio::test]
 async fn invalid_percent_encoding_is_a_400_on_every_route() {
     let redis = RedisServer::start();

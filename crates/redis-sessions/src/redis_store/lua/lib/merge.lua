@@ -160,7 +160,11 @@ local function rare_path()
 
   -- Index of the first byte at or after i that is not JSON whitespace.
   local function skip_ws(s, i)
-    return (select(2, find(s, '^[ \t\n\r]*', i))) + 1
+    local b = byte(s, i)
+    if b == 32 or b == 9 or b == 10 or b == 13 then
+      return (select(2, find(s, '^[ \t\n\r]*', i))) + 1
+    end
+    return i
   end
 
   local value
@@ -267,10 +271,12 @@ local function rare_path()
         i = skip_ws(s, i + 1)
       end
     end
-    for _, word in ipairs({'true', 'false', 'null'}) do
-      if sub(s, i, i + #word - 1) == word then
-        return word, i + #word - 1
-      end
+    if b == 116 and sub(s, i, i + 3) == 'true' then
+      return 'true', i + 3
+    elseif b == 102 and sub(s, i, i + 4) == 'false' then
+      return 'false', i + 4
+    elseif b == 110 and sub(s, i, i + 3) == 'null' then
+      return 'null', i + 3
     end
     return number(s, i)
   end
@@ -337,10 +343,11 @@ end
 -- as ECMAScript writes them (checked conservatively: a number this scan is not sure of
 -- sends the text to the rebuild, which writes it as Node would), and nothing after the
 -- closing brace. Lists the members whose key is in want: where each starts, where its
--- value starts and ends, and its key. Returns the number of members, or false for any
+-- value starts and ends, and its key; and in places, where each array-index member starts
+-- and its number, and (places.plain) where the first other member starts. Returns the number of members, or false for any
 -- other text (the rebuild then reads it in full, and reports what is broken). The loop is
 -- the cost of every set, so it makes as few calls as it can.
-local function scan_stringified(s, want, hits)
+local function scan_stringified(s, want, hits, places)
   local find, sub, byte = string.find, string.sub, string.byte
   local n = #s
   if byte(s, n) ~= 125 then
@@ -400,10 +407,13 @@ local function scan_stringified(s, want, hits)
           return false
         end
         last = index
-      else
+        places[#places + 1] = {i, index}
+      elseif not plain then
+        places.plain = i
         plain = true
       end
-    else
+    elseif not plain then
+      places.plain = i
       plain = true
     end
     local colon, first = byte(t, e + 1, e + 2)
@@ -487,40 +497,96 @@ local function merge(stored, from)
   for i = from, #ARGV, 2 do
     want[ARGV[i]] = ARGV[i + 1]
   end
-  local hits = {}
+  local hits, places = {}, {}
   local count = 0
   if stored then
-    count = scan_stringified(stored, want, hits)
+    count = scan_stringified(stored, want, hits, places)
     if not count then
       return rare_path().rebuild(stored, from)
     end
   end
+  -- New array-index keys take their numeric place among the first keys: before the first
+  -- stored index member with a larger number, else before the first other member, else
+  -- last (before the other new keys). Each is an edit at a place, like a changed member.
+  local slow, appended, found
+  for i = from, #ARGV, 2 do
+    local k = ARGV[i]
+    if want[k] and ARGV[i + 1] ~= '' and string.byte(k, 2) < 58 then
+      if not slow then
+        slow, found = rare_path(), {}
+        for _, h in ipairs(hits) do
+          found[h[4]] = true
+        end
+      end
+      local n = not found[k] and slow.array_index(k)
+      if n then
+        local at = places.plain
+        for j = 1, #places do
+          if places[j][2] > n then
+            at = places[j][1]
+            break
+          end
+        end
+        local edit = {at or false, n, k .. ':' .. ARGV[i + 1]}
+        if at then
+          hits[#hits + 1] = edit
+        else
+          appended = appended or {}
+          appended[#appended + 1] = edit
+        end
+        want[k] = nil
+        count = count + 1
+      end
+    end
+  end
+  if slow and #hits > 1 then
+    -- Places first; at one place, the new keys (in numeric order) before the member there.
+    table.sort(hits, function(a, b)
+      if a[1] ~= b[1] then
+        return a[1] < b[1]
+      end
+      -- A new key (no a[4]) goes before the stored member at its place.
+      local an, bn = a[4] == nil, b[4] == nil
+      if an ~= bn then
+        return an
+      end
+      return an and a[2] < b[2]
+    end)
+  end
   local out, cursor = {}, 2
   for _, h in ipairs(hits) do
-    -- Members between the last change and this one (their commas included).
+    -- Members between the last edit and this one (their commas included).
     if cursor < h[1] - 1 then
       out[#out + 1] = string.sub(stored, cursor, h[1] - 2)
     end
-    local v = want[h[4]]
-    if v ~= '' then
-      out[#out + 1] = string.sub(stored, h[1], h[2] - 1) .. v
+    if h[4] == nil then
+      -- A new index key, before the member at h[1] (which is copied later).
+      out[#out + 1] = h[3]
+      cursor = h[1]
     else
-      count = count - 1
+      local v = want[h[4]]
+      if v ~= '' then
+        out[#out + 1] = string.sub(stored, h[1], h[2] - 1) .. v
+      else
+        count = count - 1
+      end
+      want[h[4]] = nil
+      cursor = h[3] + 2
     end
-    want[h[4]] = nil
-    cursor = h[3] + 2
   end
   if stored and cursor < #stored then
     out[#out + 1] = string.sub(stored, cursor, #stored - 1)
+  end
+  if appended then
+    table.sort(appended, function(a, b) return a[2] < b[2] end)
+    for _, a in ipairs(appended) do
+      out[#out + 1] = a[3]
+    end
   end
   -- Keys not stored yet, in the order given (ARGV keeps it; want has lost it).
   for i = from, #ARGV, 2 do
     local k, v = ARGV[i], ARGV[i + 1]
     if want[k] and v ~= '' then
-      if string.byte(k, 2) < 58 and rare_path().array_index(k) then
-        -- A new array-index key takes its numeric place among the first keys.
-        return rare_path().rebuild(stored, from)
-      end
       out[#out + 1] = k .. ':' .. v
       count = count + 1
       want[k] = nil
