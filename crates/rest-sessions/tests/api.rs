@@ -942,11 +942,15 @@ async fn javascript_strings_and_numbers_round_trip_and_oversized_data_is_413() {
         let expected = r#""d":{"name":"\ud83d","big":null,"k\udc00":"￿","x":"a\ude00","neg":null}"#;
         assert!(set.contains(expected), "set reply: {set}");
         let listed = text(http.get(server.url(&format!("/{app}/soid/u1")))).await;
-        assert!(listed.contains(r#""name":"\ud83d""#), "soid reply: {listed}");
+        assert!(
+            listed.contains(r#""name":"\ud83d""#),
+            "soid reply: {listed}"
+        );
 
         // Over the bounds: 413 dataTooLarge, and nothing written.
-        let many: serde_json::Map<String, Value> =
-            (0..=redis_sessions::limits::MAX_KEYS).map(|i| (format!("k{i}"), json!(i))).collect();
+        let many: serde_json::Map<String, Value> = (0..=redis_sessions::limits::MAX_KEYS)
+            .map(|i| (format!("k{i}"), json!(i)))
+            .collect();
         let reply = http
             .post(server.url(&format!("/{app}/set/{token}")))
             .body(Value::Object(many).to_string())
@@ -957,7 +961,10 @@ async fn javascript_strings_and_numbers_round_trip_and_oversized_data_is_413() {
         let (_, error) = json(reply).await;
         assert_eq!(error["error"], "dataTooLarge");
         let after = text(http.get(server.url(&format!("/{app}/get/{token}")))).await;
-        assert!(after.contains(expected) && after.contains(r#""w":2"#), "unchanged: {after}");
+        assert!(
+            after.contains(expected) && after.contains(r#""w":2"#),
+            "unchanged: {after}"
+        );
     }
 }
 
