@@ -195,10 +195,10 @@ impl Record {
 
     /// Builds a record from the hash's values in the order of [`FIELDS`], as the scripts'
     /// `read_fields` (an HMGET of that list) returns them.
-    pub fn from_fields(fields: Vec<Option<String>>) -> Result<Option<Record>> {
+    pub fn from_fields(fields: Vec<Option<FieldText>>) -> Result<Option<Record>> {
         let mut values: [Option<String>; FIELDS.len()] = Default::default();
         for (slot, value) in values.iter_mut().zip(fields) {
-            *slot = value;
+            *slot = value.map(|v| v.0);
         }
         let mut take = |name: &str| values.get_mut(field(name)).and_then(Option::take);
         let Some(id) = take("id") else {
@@ -236,6 +236,24 @@ impl Record {
             Err(Error::Corrupt("field d is not a JSON object".into()))
         } else {
             Ok(self)
+        }
+    }
+}
+
+/// A hash field's text as Node's client reads it: bytes that are not UTF-8 (a foreign
+/// writer's) become U+FFFD instead of failing the whole reply, so one such session cannot
+/// fail a listing of many.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FieldText(pub String);
+
+impl redis::FromRedisValue for FieldText {
+    fn from_redis_value(v: redis::Value) -> std::result::Result<Self, redis::ParsingError> {
+        match v {
+            redis::Value::BulkString(bytes) => Ok(FieldText(match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            })),
+            other => String::from_redis_value(other).map(FieldText),
         }
     }
 }

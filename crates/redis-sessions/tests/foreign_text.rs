@@ -483,6 +483,16 @@ async fn a_corrupt_session_does_not_break_the_listings() {
         let app = rs.soapp(APP, 3600).await.expect("soapp lists the others");
         assert_eq!(app.iter().filter(|s| s.id == "lister").count(), 3);
         assert_eq!(app.iter().filter(|s| s.corrupt).count(), 1);
+        // Bytes that are not UTF-8 (a foreign writer's) read as Node's client reads them.
+        redis::cmd("HSET")
+            .arg(format!("rs:{APP}:{}", tokens[2]))
+            .arg("d")
+            .arg(&b"{\"a\":\"\xff\"}"[..])
+            .exec(&mut f.raw)
+            .expect("HSET");
+        let session = rs.get(APP, &tokens[2]).await.expect("get").expect("live");
+        assert_eq!(session.d.expect("d")["a"], json!("\u{fffd}"));
+        assert_eq!(rs.soid(APP, "lister").await.expect("soid").len(), 3);
         // The corrupt one can be signed out like any other.
         assert!(rs.kill(APP, &tokens[1]).await.expect("kill"));
         assert_eq!(rs.soid(APP, "lister").await.expect("soid").len(), 2);

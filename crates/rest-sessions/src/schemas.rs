@@ -207,7 +207,9 @@ pub enum BodyErrors {
     /// The body did not arrive within the body timeout (`requestTimeout`).
     #[response(status = 408)]
     RequestTimeout(ErrorBody),
-    /// The body is over the body limit (`payloadTooLarge`).
+    /// The body is over the body limit (`payloadTooLarge`), or the session's data would
+    /// pass the store's bounds of 1000 keys and 64 KiB of JSON (`dataTooLarge`; nothing
+    /// was written).
     #[response(status = 413)]
     PayloadTooLarge(ErrorBody),
     /// Stored data that cannot be read (`internalError` and the library's names).

@@ -38,7 +38,7 @@ use std::time::Duration;
 pub(crate) use target::Target;
 
 /// Fields as HMGET returns them, or nil for a missing/dead session.
-type Fields = Option<Vec<Option<String>>>;
+type Fields = Option<Vec<Option<crate::session::FieldText>>>;
 
 /// Most sessions one killall, killsoid or sweep script handles: bounds how long it holds
 /// Redis.
@@ -586,7 +586,7 @@ fn devices(reply: redis::Value) -> Result<Option<Vec<(String, Record)>>> {
     }
     let tokens: Vec<String> = redis::from_redis_value(items.pop().unwrap_or(redis::Value::Nil))
         .map_err(redis::RedisError::from)?;
-    let rows: Vec<Vec<Option<String>>> =
+    let rows: Vec<Vec<Option<crate::session::FieldText>>> =
         redis::from_redis_value(items.pop().unwrap_or(redis::Value::Nil))
             .map_err(redis::RedisError::from)?;
     let mut out = Vec::with_capacity(rows.len());
@@ -598,7 +598,7 @@ fn devices(reply: redis::Value) -> Result<Option<Vec<(String, Record)>>> {
     Ok(Some(out))
 }
 
-fn records(rows: Vec<Vec<Option<String>>>) -> Result<Vec<Record>> {
+fn records(rows: Vec<Vec<Option<crate::session::FieldText>>>) -> Result<Vec<Record>> {
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         if let Some(record) = Record::from_fields(row)? {
