@@ -346,7 +346,7 @@ fn write_carried<W: ?Sized + io::Write>(w: &mut W, fragment: &str) -> io::Result
         if c != LONE {
             continue;
         }
-        w.write_all(fragment[from..at].as_bytes())?;
+        w.write_all(&fragment.as_bytes()[from..at])?;
         match chars.peek().copied() {
             Some((_, LONE)) => {
                 chars.next();
@@ -360,7 +360,7 @@ fn write_carried<W: ?Sized + io::Write>(w: &mut W, fragment: &str) -> io::Result
         }
         from = chars.peek().map_or(fragment.len(), |(i, _)| *i);
     }
-    w.write_all(fragment[from.min(fragment.len())..].as_bytes())
+    w.write_all(&fragment.as_bytes()[from.min(fragment.len())..])
 }
 
 impl Formatter for NodeFormatter {
