@@ -51,7 +51,11 @@
 //! value of another type as [`SessionError::WrongType`]. The stored data stays the flat
 //! object of strings, numbers and booleans that the Node.js module and the REST server
 //! read: scalars are stored as themselves, lists, maps and structs as a string
-//! [`JSON_MARKER`] + their JSON text (the rules are in its documentation).
+//! [`JSON_MARKER`] + their JSON text (the rules are in its documentation). Every integer
+//! comes back exactly (those a JavaScript double cannot carry are stored as marked decimal
+//! text); NaN and infinities are refused at [`Session::insert`]. A session whose stored
+//! data is corrupt is no session for the request, and login, logout and
+//! [`Session::clear`] replace it, so it never locks its user out.
 //!
 //! # Visitors and logins
 //! With [`SessionLayer::visitors`], a visitor's first write creates a visitor session

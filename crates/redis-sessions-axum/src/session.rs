@@ -65,6 +65,13 @@ struct State {
     /// Keys changed since the last load or save, stored form; null marks a removed key.
     changes: Data,
     cookie: CookieAction,
+    /// The request's token names a session whose stored data cannot be read
+    /// (`corruptSession`): the request goes on without a session, and the session is
+    /// killed when something replaces it (login, logout, `clear`, a new visitor session),
+    /// so corrupt data never locks a user out.
+    corrupt: Option<String>,
+    /// `clear` was called on such a session: the end of the request kills it.
+    kill_corrupt: bool,
 }
 
 impl State {
@@ -76,6 +83,22 @@ impl State {
     /// The token of the live session, if any.
     fn live_token(&self) -> Option<String> {
         self.meta.as_ref().and(self.token.clone())
+    }
+
+    /// The token that an operation replacing this request's session must kill: the live
+    /// session's, or that of a session whose data cannot be read.
+    fn replaced_token(&self) -> Option<String> {
+        self.live_token().or_else(|| self.corrupt.clone())
+    }
+
+    /// The session's stored data cannot be read: no usable session for this request (its
+    /// cookie is kept, so an operator's repair brings it back), killed when replaced.
+    fn unreadable(&mut self, token: String) {
+        self.meta = None;
+        self.data.clear();
+        self.changes.clear();
+        self.loaded = true;
+        self.corrupt = Some(token);
     }
 
     fn apply(&mut self, mut session: redis_sessions::Session) {
@@ -96,6 +119,8 @@ impl State {
         self.data.clear();
         self.changes.clear();
         self.loaded = true;
+        self.corrupt = None;
+        self.kill_corrupt = false;
     }
 }
 
@@ -173,6 +198,8 @@ impl Shared {
         st.data = data;
         st.changes.clear();
         st.cookie = CookieAction::Set(token.to_owned());
+        st.corrupt = None;
+        st.kill_corrupt = false;
     }
 
     /// After the handler: writes the pending changes once, then sets or clears the cookie.
@@ -208,6 +235,7 @@ enum Write {
 /// Writes the pending changes of a live session in one `set`, or creates the session of a
 /// visitor who wrote data (when visitor sessions are on); nothing when nothing changed.
 async fn save(shared: &Shared) -> Result<(), SessionError> {
+    kill_replaced_corrupt(shared).await?;
     let write = {
         let st = shared.state();
         match (&st.meta, &st.token) {
@@ -274,6 +302,50 @@ async fn save(shared: &Shared) -> Result<(), SessionError> {
             st.meta = Some(session);
         }
         None => st.forget(),
+    }
+    Ok(())
+}
+
+/// A store read, with a session whose stored data cannot be read (`corruptSession`) as
+/// `Ok(Err(()))`: logged, and for the request no usable session, never an error that would
+/// lock its user out (login, logout and `clear` replace it).
+fn readable(
+    found: redis_sessions::Result<Option<redis_sessions::Session>>,
+) -> Result<Result<Option<redis_sessions::Session>, ()>, SessionError> {
+    match found {
+        Ok(found) => Ok(Ok(found)),
+        Err(err) if err.kind() == redis_sessions::ErrorKind::Corrupt => {
+            tracing::warn!(
+                error = %err,
+                "a session's stored data cannot be read: the request goes on without it \
+                 (login, logout and clear replace it)"
+            );
+            Ok(Err(()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Kills the unreadable session of the request once `clear` was called on it, or once a
+/// visitor session replaces it.
+async fn kill_replaced_corrupt(shared: &Shared) -> Result<(), SessionError> {
+    let token = {
+        let st = shared.state();
+        let replaced = st.kill_corrupt
+            || (shared.config.visitors && !st.changes.is_empty() && st.meta.is_none());
+        match &st.corrupt {
+            Some(token) if replaced => token.clone(),
+            _ => return Ok(()),
+        }
+    };
+    shared.config.store.kill(&shared.app, &token).await?;
+    let mut st = shared.state();
+    if st.corrupt.as_deref() == Some(token.as_str()) {
+        st.corrupt = None;
+        st.kill_corrupt = false;
+        if st.token.as_deref() == Some(token.as_str()) {
+            st.token = None;
+        }
     }
     Ok(())
 }
@@ -392,12 +464,13 @@ impl Session {
                 return Ok(());
             }
         }
-        let found = self.store().get(self.app_name(), &token).await?;
+        let found = self.store().get(self.app_name(), &token).await;
         let mut st = self.state();
         if !st.loaded {
-            match found {
-                Some(session) => st.apply(session),
-                None => st.forget(),
+            match readable(found)? {
+                Ok(Some(session)) => st.apply(session),
+                Ok(None) => st.forget(),
+                Err(()) => st.unreadable(token),
             }
         }
         Ok(())
@@ -486,7 +559,16 @@ impl Session {
     /// [`JSON_MARKER`](crate::JSON_MARKER), so the stored data stays the flat object that
     /// Node.js services and the REST server read. `None` (JSON null) removes the key.
     /// Setting the value a key already has is not a change.
+    ///
+    /// Every value reads back exactly: integers a JavaScript double cannot hold (past
+    /// ±(2⁵³−1), e.g. `u64::MAX`) are stored as marked decimal text (see
+    /// [`JSON_MARKER`](crate::JSON_MARKER)); a value holding NaN or an infinity, which JSON
+    /// cannot represent, is refused with [`SessionError::Encode`] and nothing changes.
     pub fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
+        value::check_finite(&value).map_err(|reason| SessionError::Encode {
+            key: key.to_owned(),
+            reason,
+        })?;
         let value = serde_json::to_value(value).map_err(|e| SessionError::Encode {
             key: key.to_owned(),
             reason: e.to_string(),
@@ -517,6 +599,12 @@ impl Session {
     /// session itself, its token and its user stay.
     pub fn clear(&self) {
         let mut st = self.state();
+        if st.corrupt.is_some() {
+            // Its data cannot be read, so it cannot be emptied key by key: it is killed at
+            // the end of the request (and a new visitor session made if data is written).
+            st.kill_corrupt = true;
+            st.cookie = CookieAction::Clear;
+        }
         let keys: Vec<String> = st.data.keys().cloned().collect();
         st.data.clear();
         for key in keys {
@@ -570,7 +658,7 @@ impl Session {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             };
-            (st.live_token(), data)
+            (st.replaced_token(), data)
         };
         let app = self.app_name();
         let ip = self.shared.new_session_ip();
@@ -591,7 +679,7 @@ impl Session {
     /// Logs this device out: kills the session and clears the cookie (`Max-Age=0`).
     /// The request goes on as a visitor's.
     pub async fn destroy(&self) -> Result<(), SessionError> {
-        let token = self.state().live_token();
+        let token = self.state().replaced_token();
         if let Some(token) = token {
             self.store().kill(self.app_name(), &token).await?;
         }
@@ -707,12 +795,13 @@ impl Session {
                 }
             }
         };
-        let found = self.store().get(self.app_name(), &token).await?;
+        let found = self.store().get(self.app_name(), &token).await;
         let mut st = self.state();
         if st.token.as_deref() == Some(token.as_str()) {
-            match found {
-                Some(session) => st.apply(session),
-                None => st.forget(),
+            match readable(found)? {
+                Ok(Some(session)) => st.apply(session),
+                Ok(None) => st.forget(),
+                Err(()) => st.unreadable(token),
             }
         }
         Ok(())
