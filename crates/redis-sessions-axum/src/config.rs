@@ -113,6 +113,8 @@ pub(crate) struct Config {
     pub bearer: bool,
     pub visitors: bool,
     pub absolute_timeout: Option<Duration>,
+    /// How long a replaced token is remembered as "rotated" (None: not remembered).
+    pub rotation_grace: Option<Duration>,
     pub reported: Arc<ReportedOnce>,
 }
 

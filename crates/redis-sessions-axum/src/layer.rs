@@ -9,6 +9,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a replaced token answers 409 rather than "no session" (see
+/// [`SessionLayer::rotation_grace`]).
+pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(60);
+
 /// The session middleware, as a [`tower::Layer`](tower_layer::Layer): add it to an axum
 /// `Router` (or any tower stack) and handlers get a [`Session`](crate::Session).
 ///
@@ -105,6 +109,7 @@ impl SessionLayer {
                 bearer: true,
                 visitors: false,
                 absolute_timeout: None,
+                rotation_grace: Some(DEFAULT_ROTATION_GRACE),
                 reported: Arc::default(),
             }),
         }
@@ -205,6 +210,37 @@ impl SessionLayer {
             "absolute timeout must be >= 10 seconds"
         );
         self.edit(|c| c.absolute_timeout = limit)
+    }
+
+    /// How long a token replaced by a login ([`upgrade`](crate::Session::upgrade)) or a
+    /// [`rotate`](crate::Session::rotate) is remembered as replaced (default 60 s, at least
+    /// 10 s; `None` turns it off).
+    ///
+    /// A browser that logs in while other requests are on their way (an SPA polling,
+    /// parallel fetches, a second tab) sends those with the old token. Without this, the
+    /// first of them to end would find no session, clear the cookie the login just set and
+    /// drop its writes. With it, such a request — old token seen after the rotation, or
+    /// the rotation seen at its save — answers **409**
+    /// ([`SessionError::Rotated`](crate::SessionError::Rotated)): nothing it wrote is
+    /// saved, its cookie is left alone, and a retry carries the new cookie.
+    ///
+    /// Why a retryable error rather than forwarding the old token to the new session: a
+    /// forwarded token would let whoever planted a token before login (session fixation)
+    /// write into the victim's new session during the grace period. The mark is a tiny
+    /// session of the store (user id `visitor:rotated:` + the old token's device handle,
+    /// never the token), one more store call per login that replaces a session and one
+    /// per request with a dead token; being a `visitor:` id, `is_visitor_id` leaves it out
+    /// of listings.
+    ///
+    /// # Panics
+    /// When `grace` is shorter than 10 seconds (the store's smallest ttl).
+    pub fn rotation_grace(self, grace: impl Into<Option<Duration>>) -> Self {
+        let grace = grace.into();
+        assert!(
+            grace.is_none_or(|g| g >= Duration::from_secs(10)),
+            "rotation grace must be >= 10 seconds"
+        );
+        self.edit(|c| c.rotation_grace = grace)
     }
 
     /// Gives visitors (requests without a logged-in session) a session of their own, for

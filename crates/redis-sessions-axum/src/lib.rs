@@ -100,12 +100,12 @@ mod visitor;
 pub use config::{CookieSecure, SameSite};
 pub use device::{Device, USER_AGENT_KEY};
 pub use error::{SessionError, RETRY_AFTER_SECONDS};
-pub use layer::SessionLayer;
+pub use layer::{SessionLayer, DEFAULT_ROTATION_GRACE};
 pub use request::Tls;
 pub use service::SessionService;
 pub use session::{Carry, Session, SessionInfo};
 pub use value::{SessionInfoExt, JSON_MARKER};
-pub use visitor::{is_visitor_id, VISITOR_PREFIX};
+pub use visitor::{is_visitor_id, ROTATED_PREFIX, VISITOR_PREFIX};
 
 /// The session library, re-exported so that apps need one dependency and one version:
 /// `use redis_sessions_axum::redis_sessions::{Options, RedisSessions};`.

@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::error::SessionError;
-use crate::visitor::{is_visitor_id, new_visitor_id};
+use crate::visitor::{is_visitor_id, new_visitor_id, rotated_id};
 use crate::{cookie, request, value};
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
@@ -72,6 +72,9 @@ struct State {
     corrupt: Option<String>,
     /// `clear` was called on such a session: the end of the request kills it.
     kill_corrupt: bool,
+    /// The request's token was replaced by a concurrent login or rotation: every use of
+    /// the session answers [`SessionError::Rotated`].
+    rotated: bool,
 }
 
 impl State {
@@ -167,6 +170,34 @@ impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         // A handler that panicked while holding the lock leaves consistent data behind.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True when `token` was replaced by a login or rotation within the grace period
+    /// (one store call; only made for a token that has no session).
+    async fn was_rotated(&self, token: &str) -> Result<bool, SessionError> {
+        if self.config.rotation_grace.is_none() {
+            return Ok(false);
+        }
+        let marks = self
+            .config
+            .store
+            .soid(&self.app, &rotated_id(token))
+            .await?;
+        Ok(!marks.is_empty())
+    }
+
+    /// Leaves the mark that says `old` was replaced, for the grace period.
+    async fn mark_rotated(&self, old: &str, ip: &str) -> Result<(), SessionError> {
+        let Some(grace) = self.config.rotation_grace else {
+            return Ok(());
+        };
+        let ttl = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+        let options = CreateOptions::default().ttl(ttl).no_resave(true);
+        self.config
+            .store
+            .create(&self.app, &rotated_id(old), ip, options)
+            .await?;
+        Ok(())
     }
 
     /// The ip given to the store for a new session.
@@ -286,6 +317,9 @@ async fn save(shared: &Shared) -> Result<(), SessionError> {
     let reply = store
         .set(&shared.app, &token, &Value::Object(changes.clone()))
         .await?;
+    // Gone meanwhile: replaced by a concurrent login (the browser holds the new cookie:
+    // leave it alone, and say the write was not saved), or ended.
+    let rotated = reply.is_none() && shared.was_rotated(&token).await?;
     let mut st = shared.state();
     if st.token.as_deref() != Some(token.as_str()) {
         return Ok(()); // upgraded or destroyed meanwhile
@@ -300,6 +334,10 @@ async fn save(shared: &Shared) -> Result<(), SessionError> {
             }
             session.d = None;
             st.meta = Some(session);
+        }
+        None if rotated => {
+            st.rotated = true;
+            return Err(SessionError::Rotated);
         }
         None => st.forget(),
     }
@@ -443,6 +481,9 @@ impl Session {
     async fn load(&self) -> Result<(), SessionError> {
         let token = {
             let mut st = self.state();
+            if st.rotated {
+                return Err(SessionError::Rotated);
+            }
             if st.loaded {
                 return Ok(());
             }
@@ -465,7 +506,14 @@ impl Session {
             }
         }
         let found = self.store().get(self.app_name(), &token).await;
+        let rotated = matches!(found, Ok(None)) && self.shared.was_rotated(&token).await?;
         let mut st = self.state();
+        if rotated {
+            // Sent with the token a concurrent login replaced: not "no session", which
+            // would clear the new cookie; the client retries with it.
+            st.rotated = true;
+            return Err(SessionError::Rotated);
+        }
         if !st.loaded {
             match readable(found)? {
                 Ok(Some(session)) => st.apply(session),
@@ -665,10 +713,20 @@ impl Session {
         let options = self.shared.create_options(&data);
         let token = self.store().create(app, user_id, &ip, options).await?;
         if let Some(old) = old {
-            if let Err(err) = self.store().kill(app, &old).await {
+            // The mark first: a request with the old token that finds it dead also finds
+            // the mark, so it never clears the new cookie.
+            let replaced = match self.shared.mark_rotated(&old, &ip).await {
+                Ok(()) => self
+                    .store()
+                    .kill(app, &old)
+                    .await
+                    .map_err(SessionError::from),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = replaced {
                 // Keep the old session and drop the new one, so the client is consistent.
                 let _ = self.store().kill(app, &token).await;
-                return Err(err.into());
+                return Err(err);
             }
         }
         let mut st = self.state();

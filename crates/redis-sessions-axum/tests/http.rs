@@ -380,10 +380,17 @@ async fn upgrade_rotates_the_token_and_kills_the_old_one() {
         send(&app, "GET", "/me", Some(&second)).await.body,
         "alice visits=1 via=login w=1"
     );
+    // Within the rotation grace a request with the replaced token is refused (409) and
+    // leaves the cookie alone: it was sent before the browser had the new one.
     let r = send(&app, "GET", "/me", Some(&first)).await;
-    assert_eq!(r.body, "anonymous");
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.set_cookie(), None);
     assert!(store.get(APP, &first).await.unwrap().is_none());
-    // The browser that still sends the dead token is told to drop it.
+    // Without the grace (or after it), the browser that still sends the dead token is
+    // told to drop it.
+    let no_grace = routes().layer(SessionLayer::new(store.clone(), APP).rotation_grace(None));
+    let r = send(&no_grace, "GET", "/me", Some(&first)).await;
+    assert_eq!(r.body, "anonymous");
     assert!(r
         .set_cookie()
         .unwrap()

