@@ -33,14 +33,21 @@ impl SameSite {
 }
 
 /// When the cookie gets the `Secure` attribute (sent over HTTPS only).
+///
+/// The default is [`Always`](Self::Always), as in tower-sessions: production behind a TLS
+/// proxy, or with its own TLS over HTTP/1.1, gets `Secure` with no setting to forget.
+/// Browsers accept `Secure` cookies from `http://localhost` too; a plain-HTTP setup on
+/// another host opts out with `.secure(false)` (logged at warn when the layer is built) or
+/// uses [`Auto`](Self::Auto).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum CookieSecure {
-    /// Always: for sites served over HTTPS only.
+    /// Always (the default).
+    #[default]
     Always,
-    /// Never: plain-HTTP development setups.
+    /// Never: plain-HTTP development setups only (logged at warn when the layer is built).
     Never,
-    /// When the request came over HTTPS (the default). A request counts as HTTPS when
+    /// When the request came over HTTPS. A request counts as HTTPS when
     /// - its URI has the `https` scheme (HTTP/2 and HTTP/3 always carry it), or
     /// - it carries the [`Tls`](crate::Tls) extension: HTTP/1.1 requests do not name their
     ///   scheme, so an app that terminates TLS itself (axum-server with rustls, a
@@ -48,9 +55,9 @@ pub enum CookieSecure {
     /// - with [`SessionLayer::trust_proxy`](crate::SessionLayer::trust_proxy), a TLS-terminating proxy said so:
     ///   `X-Forwarded-Proto: https` or `Forwarded: proto=https`.
     ///
-    /// A plain `http://localhost` keeps working while production over TLS gets `Secure`.
-    /// A server that only ever serves HTTPS can simply use `.secure(true)`.
-    #[default]
+    /// For a server that serves both plain HTTP and HTTPS; the layer cannot see the
+    /// connection of an HTTP/1.1 request, so a TLS listener of the app's own must add the
+    /// [`Tls`](crate::Tls) extension, or its cookies go without `Secure`.
     Auto,
 }
 
@@ -81,6 +88,7 @@ pub(crate) struct CookieSettings {
 #[derive(Debug, Default)]
 pub(crate) struct ReportedOnce {
     pub invalid_app: AtomicBool,
+    pub insecure: AtomicBool,
     pub no_peer_address: AtomicBool,
 }
 
@@ -113,6 +121,8 @@ pub(crate) struct Config {
     pub bearer: bool,
     pub visitors: bool,
     pub absolute_timeout: Option<Duration>,
+    /// Save pending changes after a 5xx response too.
+    pub save_on_server_error: bool,
     /// How long a replaced token is remembered as "rotated" (None: not remembered).
     pub rotation_grace: Option<Duration>,
     pub reported: Arc<ReportedOnce>,

@@ -1,7 +1,9 @@
 //! [`SessionLayer`], the middleware's public face: built with safe defaults, changed with
 //! its setters, and added to a router as a tower `Layer`.
 
-use crate::config::{is_app, AppSource, Config, CookieSecure, CookieSettings, SameSite};
+use crate::config::{
+    is_app, AppSource, Config, CookieSecure, CookieSettings, ReportedOnce, SameSite,
+};
 use crate::service::SessionService;
 use http::request::Parts;
 use redis_sessions::RedisSessions;
@@ -19,7 +21,8 @@ pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(60);
 /// It reads the token from the cookie (or `Authorization: Bearer`), lets the handler use
 /// the session, then writes the changed data once and sets or clears the cookie. Built
 /// with defaults that are safe for a browser app: cookie named after the app, `Path=/`,
-/// `HttpOnly`, `SameSite=Lax`, `Secure` on HTTPS requests, a browser-session cookie, a
+/// `HttpOnly`, `SameSite=Lax`, `Secure` (opt out for plain-HTTP development), a
+/// browser-session cookie, a
 /// session ttl of 7200 s, and proxy headers ignored.
 ///
 /// ```
@@ -99,7 +102,7 @@ impl SessionLayer {
                     path: "/".into(),
                     domain: None,
                     http_only: true,
-                    secure: CookieSecure::Auto,
+                    secure: CookieSecure::Always,
                     same_site: SameSite::Lax,
                     max_age: None,
                 },
@@ -110,6 +113,7 @@ impl SessionLayer {
                 visitors: false,
                 absolute_timeout: None,
                 rotation_grace: Some(DEFAULT_ROTATION_GRACE),
+                save_on_server_error: false,
                 reported: Arc::default(),
             }),
         }
@@ -155,15 +159,26 @@ impl SessionLayer {
         self.edit(|c| c.cookie.http_only = on)
     }
 
-    /// When to mark the cookie `Secure`: `true`, `false`, or [`CookieSecure::Auto`]
-    /// (the default: on HTTPS requests).
+    /// When to mark the cookie `Secure`: `true` (the default), `false` for plain-HTTP
+    /// development (logged at warn when the layer is built, so it is not forgotten in
+    /// production), or [`CookieSecure::Auto`] (on HTTPS requests only).
+    ///
+    /// # Panics
+    /// When the cookie is [`SameSite::None`] and `secure` is not `true`: browsers drop
+    /// such a cookie.
     pub fn secure(self, secure: impl Into<CookieSecure>) -> Self {
         let secure = secure.into();
+        check_same_site(self.config.cookie.same_site, secure);
         self.edit(|c| c.cookie.secure = secure)
     }
 
     /// Sets `SameSite` (default [`SameSite::Lax`]).
+    ///
+    /// # Panics
+    /// [`SameSite::None`] unless `Secure` is always on (the default): browsers drop a
+    /// `SameSite=None` cookie without `Secure`, so the session would silently not stick.
     pub fn same_site(self, same_site: SameSite) -> Self {
+        check_same_site(same_site, self.config.cookie.secure);
         self.edit(|c| c.cookie.same_site = same_site)
     }
 
@@ -210,6 +225,15 @@ impl SessionLayer {
             "absolute timeout must be >= 10 seconds"
         );
         self.edit(|c| c.absolute_timeout = limit)
+    }
+
+    /// Saves the changes of a request whose response is a server error (5xx). Default
+    /// off, as in tower-sessions: a handler that fails half-way leaves the session as it
+    /// was, and a visitor's failed request creates no session. What was already done by
+    /// a store call during the request stays done: a login (`upgrade`, `rotate`) and its
+    /// cookie, a logout, an explicit [`save`](crate::Session::save).
+    pub fn save_on_server_error(self, on: bool) -> Self {
+        self.edit(|c| c.save_on_server_error = on)
     }
 
     /// How long a token replaced by a login ([`upgrade`](crate::Session::upgrade)) or a
@@ -287,10 +311,26 @@ impl SessionLayer {
     }
 }
 
+/// Refuses `SameSite=None` without an always-`Secure` cookie, which browsers drop.
+fn check_same_site(same_site: SameSite, secure: CookieSecure) {
+    assert!(
+        same_site != SameSite::None || secure == CookieSecure::Always,
+        "SameSite::None needs .secure(true): browsers drop a SameSite=None cookie without Secure"
+    );
+}
+
 impl<S> tower_layer::Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        if self.config.cookie.secure == CookieSecure::Never
+            && ReportedOnce::first(&self.config.reported.insecure)
+        {
+            tracing::warn!(
+                "session cookies are sent without Secure (.secure(false)): for plain-HTTP \
+                 development only; browsers send them over plain HTTP, where they can be read"
+            );
+        }
         SessionService::new(inner, self.config.clone())
     }
 }

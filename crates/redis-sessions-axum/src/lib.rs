@@ -74,9 +74,10 @@
 //!   4 to 8 hours is OWASP's suggestion), read from the token's creation time at no cost.
 //! - **The cookie carries the token only** (64 characters from the OS CSPRNG, over 300
 //!   bits), `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, no `Max-Age` (a
-//!   browser-session cookie) unless [`SessionLayer::max_age`] is set, and `Secure` on
-//!   HTTPS requests ([`CookieSecure::Auto`]: the URI scheme, the [`Tls`] extension for
-//!   HTTP/1.1 servers that terminate TLS themselves, and trusted proxy headers).
+//!   browser-session cookie) unless [`SessionLayer::max_age`] is set, and `Secure`
+//!   ([`CookieSecure::Always`], the default; `.secure(false)` for plain-HTTP development is
+//!   logged; [`CookieSecure::Auto`] follows the URI scheme, the [`Tls`] extension and
+//!   trusted proxy headers). `SameSite=None` without `Secure` is refused at configuration.
 //! - **Logout ends the session in the store**, not just in the browser
 //!   ([`Session::destroy`]); [`Session::kill_device`] signs out one other device by its
 //!   handle (a one-way hash of its token, listed by [`Session::devices`]; never the

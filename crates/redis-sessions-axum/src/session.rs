@@ -236,9 +236,16 @@ impl Shared {
     /// After the handler: writes the pending changes once, then sets or clears the cookie.
     /// A failed write turns the response into the error's (503 while the store is down).
     pub(crate) async fn finish(self: Arc<Self>, response: Response) -> Response {
-        let mut response = match save(&self).await {
-            Ok(()) => response,
-            Err(err) => err.into_response(),
+        let failed = response.status().is_server_error() && !self.config.save_on_server_error;
+        let mut response = if failed {
+            // Nothing of a failed request is saved (changes made by store calls during
+            // the request, a login among them, are done already and keep their cookie).
+            response
+        } else {
+            match save(&self).await {
+                Ok(()) => response,
+                Err(err) => err.into_response(),
+            }
         };
         let action = std::mem::take(&mut self.state().cookie);
         let token = match &action {

@@ -245,3 +245,76 @@ async fn rotation_is_safe_under_concurrency_on_redis() {
 async fn rotation_is_safe_under_concurrency_in_memory() {
     rotation_is_safe_under_concurrency(memory_store()).await;
 }
+
+/// Secure by default; `SameSite=None` without `Secure` refused when configured.
+#[tokio::test]
+async fn secure_by_default_and_same_site_none_needs_it() {
+    use redis_sessions_axum::{CookieSecure, SameSite};
+    let gate = Gate::default();
+    let store = memory_store();
+    let app = routes(&gate).layer(SessionLayer::new(store.clone(), APP));
+    let r = send(&app, "POST", "/login/alice", None).await;
+    assert!(r.set_cookie().unwrap().contains("; Secure;"));
+    let layer = SessionLayer::new(store.clone(), APP).same_site(SameSite::None);
+    let r = send(&routes(&gate).layer(layer), "POST", "/login/alice", None).await;
+    assert!(r.set_cookie().unwrap().ends_with("; Secure; SameSite=None"));
+    for secure in [CookieSecure::Never, CookieSecure::Auto] {
+        let refused = std::panic::catch_unwind(|| {
+            SessionLayer::new(memory_store(), APP)
+                .secure(secure)
+                .same_site(SameSite::None)
+        });
+        assert!(refused.is_err(), "{secure:?} then None");
+        let refused = std::panic::catch_unwind(|| {
+            SessionLayer::new(memory_store(), APP)
+                .same_site(SameSite::None)
+                .secure(secure)
+        });
+        assert!(refused.is_err(), "None then {secure:?}");
+    }
+}
+
+/// A 5xx response saves nothing by default (the visitor's or the user's); configurable.
+async fn server_errors_save_nothing(store: RedisSessions) {
+    let gate = Gate::default();
+    let app = routes(&gate).layer(SessionLayer::new(store.clone(), APP).visitors(true));
+    // A visitor whose request fails gets no session.
+    let r = send(&app, "POST", "/fail", None).await;
+    assert_eq!(
+        (r.status, r.set_cookie()),
+        (StatusCode::INTERNAL_SERVER_ERROR, None)
+    );
+    // A user's failed request leaves the session as it was.
+    let token = log_in(&app, "alice", None).await;
+    let w = store.get(APP, &token).await.unwrap().unwrap().w;
+    let r = send(&app, "POST", "/fail", Some(&token)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let session = store.get(APP, &token).await.unwrap().unwrap();
+    assert_eq!(session.w, w, "nothing written");
+    assert_eq!(session.d, None);
+    // Opted in: saved.
+    let app = routes(&gate).layer(
+        SessionLayer::new(store.clone(), APP)
+            .visitors(true)
+            .save_on_server_error(true),
+    );
+    let r = send(&app, "POST", "/fail", Some(&token)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&token)).await.body,
+        "alice failed"
+    );
+    let r = send(&app, "POST", "/fail", None).await;
+    assert!(r.set_cookie().is_some(), "a visitor session");
+}
+
+#[tokio::test]
+async fn server_errors_save_nothing_on_redis() {
+    let server = RedisServer::start();
+    server_errors_save_nothing(redis_store(&server).await).await;
+}
+
+#[tokio::test]
+async fn server_errors_save_nothing_in_memory() {
+    server_errors_save_nothing(memory_store()).await;
+}
