@@ -121,6 +121,8 @@ pub(crate) struct Config {
     pub bearer: bool,
     pub visitors: bool,
     pub absolute_timeout: Option<Duration>,
+    /// Refresh the cookie's Max-Age on every request that uses a live session.
+    pub rolling: bool,
     /// Save pending changes after a 5xx response too.
     pub save_on_server_error: bool,
     /// How long a replaced token is remembered as "rotated" (None: not remembered).

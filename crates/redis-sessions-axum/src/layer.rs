@@ -114,6 +114,7 @@ impl SessionLayer {
                 absolute_timeout: None,
                 rotation_grace: Some(DEFAULT_ROTATION_GRACE),
                 save_on_server_error: false,
+                rolling: true,
                 reported: Arc::default(),
             }),
         }
@@ -225,6 +226,17 @@ impl SessionLayer {
             "absolute timeout must be >= 10 seconds"
         );
         self.edit(|c| c.absolute_timeout = limit)
+    }
+
+    /// Refreshes the cookie's `Max-Age` on every request that uses a live session (default
+    /// on), so a persistent cookie ([`max_age`](Self::max_age) or a session's own
+    /// [`set_expiry`](crate::Session::set_expiry)) ends that long after the **last**
+    /// request, like the session's idle timeout in the store, not after login. Free: a
+    /// `Set-Cookie` header on the response, no store call. It only concerns requests that
+    /// take the [`Session`](crate::Session) and carry the cookie (not a Bearer token);
+    /// browser-session cookies (no max age) have nothing to refresh.
+    pub fn rolling(self, on: bool) -> Self {
+        self.edit(|c| c.rolling = on)
     }
 
     /// Saves the changes of a request whose response is a server error (5xx). Default

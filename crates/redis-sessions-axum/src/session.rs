@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::error::SessionError;
 use crate::visitor::{is_visitor_id, new_visitor_id, rotated_id};
-use crate::{cookie, request, value};
+use crate::{cookie, request, reserved, value};
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::header::SET_COOKIE;
@@ -72,6 +72,8 @@ struct State {
     corrupt: Option<String>,
     /// `clear` was called on such a session: the end of the request kills it.
     kill_corrupt: bool,
+    /// The lifetime chosen by `set_expiry` for the session the next login creates.
+    expiry: Option<Option<Duration>>,
     /// The request's token was replaced by a concurrent login or rotation: every use of
     /// the session answers [`SessionError::Rotated`].
     rotated: bool,
@@ -207,14 +209,31 @@ impl Shared {
 
     /// The options of a new session holding `data`.
     fn create_options(&self, data: &Data) -> CreateOptions {
-        let mut options = CreateOptions::default().no_resave(self.config.no_resave);
-        if let Some(ttl) = self.config.ttl {
-            options = options.ttl(ttl);
-        }
+        let mut options = self.ttl_options(data);
         if !data.is_empty() {
             options = options.data(Value::Object(data.clone()));
         }
         options
+    }
+
+    /// The options of a new session holding `data`, its data aside: the session's own
+    /// lifetime ([`Session::set_expiry`]) as its ttl, else the layer's.
+    fn ttl_options(&self, data: &Data) -> CreateOptions {
+        let options = CreateOptions::default().no_resave(self.config.no_resave);
+        match reserved::max_age(data) {
+            Some(Some(lifetime)) => {
+                options.ttl(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX))
+            }
+            _ => match self.config.ttl {
+                Some(ttl) => options.ttl(ttl),
+                None => options,
+            },
+        }
+    }
+
+    /// The cookie's `Max-Age` for this session: its own lifetime, else the layer's.
+    fn cookie_max_age(&self, data: &Data) -> Option<Duration> {
+        reserved::max_age(data).unwrap_or(self.config.cookie.max_age)
     }
 
     /// Records a session just created with `token` for `id` holding `data`.
@@ -223,8 +242,7 @@ impl Shared {
         st.from_cookie = false;
         st.loaded = true;
         // The session as the store has it; its data is kept apart, in `data`.
-        let meta =
-            redis_sessions::Session::created(token, id, &ip, &self.create_options(&Data::new()));
+        let meta = redis_sessions::Session::created(token, id, &ip, &self.ttl_options(&data));
         st.meta = Some(meta);
         st.data = data;
         st.changes.clear();
@@ -247,14 +265,33 @@ impl Shared {
                 Err(err) => err.into_response(),
             }
         };
-        let action = std::mem::take(&mut self.state().cookie);
+        let (action, max_age) = {
+            let mut st = self.state();
+            let mut action = std::mem::take(&mut st.cookie);
+            let max_age = self.cookie_max_age(&st.data);
+            // Rolling: a live session used with its cookie gets the cookie again, with a
+            // fresh Max-Age (no store call).
+            if let (CookieAction::Keep, true, true, Some(_), Some(_)) = (
+                &action,
+                self.config.rolling,
+                st.from_cookie,
+                max_age,
+                &st.meta,
+            ) {
+                if let Some(token) = &st.token {
+                    action = CookieAction::Set(token.clone());
+                }
+            }
+            (action, max_age)
+        };
         let token = match &action {
             CookieAction::Keep => return response,
             CookieAction::Set(token) => Some(token.as_str()),
             CookieAction::Clear => None,
         };
         let settings = &self.config.cookie;
-        if let Some(value) = cookie::set_cookie(settings, &self.cookie_name, token, self.secure) {
+        let value = cookie::set_cookie(settings, &self.cookie_name, token, max_age, self.secure);
+        if let Some(value) = value {
             response.headers_mut().append(SET_COOKIE, value);
         }
         response
@@ -402,11 +439,10 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// True when the token was created longer than `limit` ago (the time is in the token).
-fn past_absolute_timeout(token: &str, limit: Duration) -> bool {
+/// True when `since_ms` (a login or token creation time) is longer than `limit` ago.
+fn past(since_ms: Option<u64>, limit: Duration) -> bool {
     let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
-    redis_sessions::token_created_ms(token)
-        .is_some_and(|created| now_ms().saturating_sub(created) > limit_ms)
+    since_ms.is_some_and(|since| now_ms().saturating_sub(since) > limit_ms)
 }
 
 /// The session of the current request: an axum extractor.
@@ -484,6 +520,17 @@ impl Session {
         &self.shared.app
     }
 
+    /// Ends a session past its absolute timeout: killed in the store, and the request goes
+    /// on as a visitor's.
+    async fn expire(&self, token: &str) -> Result<(), SessionError> {
+        self.store().kill(self.app_name(), token).await?;
+        let mut st = self.state();
+        if !st.loaded {
+            st.forget();
+        }
+        Ok(())
+    }
+
     /// Asks the store about the request's token, once.
     async fn load(&self) -> Result<(), SessionError> {
         let token = {
@@ -502,17 +549,20 @@ impl Session {
                 }
             }
         };
-        if let Some(limit) = self.shared.config.absolute_timeout {
-            if past_absolute_timeout(&token, limit) {
-                self.store().kill(self.app_name(), &token).await?;
-                let mut st = self.state();
-                if !st.loaded {
-                    st.forget();
-                }
-                return Ok(());
-            }
+        let limit = self.shared.config.absolute_timeout;
+        // The token's creation time is never before the first login: a token past the
+        // limit ends without reading the session.
+        let token_ms = redis_sessions::token_created_ms(&token);
+        if limit.is_some_and(|limit| past(token_ms, limit)) {
+            return self.expire(&token).await;
         }
         let found = self.store().get(self.app_name(), &token).await;
+        if let (Some(limit), Ok(Some(session))) = (limit, &found) {
+            let login = session.d.as_ref().and_then(reserved::login_ms);
+            if past(login.or(token_ms), limit) {
+                return self.expire(&token).await;
+            }
+        }
         let rotated = matches!(found, Ok(None)) && self.shared.was_rotated(&token).await?;
         let mut st = self.state();
         if rotated {
@@ -605,6 +655,7 @@ impl Session {
         let st = self.state();
         st.data
             .iter()
+            .filter(|(k, _)| !reserved::is_reserved(k))
             .map(|(k, v)| (k.clone(), value::decode(v)))
             .collect()
     }
@@ -620,6 +671,15 @@ impl Session {
     /// [`JSON_MARKER`](crate::JSON_MARKER)); a value holding NaN or an infinity, which JSON
     /// cannot represent, is refused with [`SessionError::Encode`] and nothing changes.
     pub fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
+        if reserved::is_reserved(key) {
+            return Err(SessionError::Encode {
+                key: key.to_owned(),
+                reason: format!(
+                    "keys starting with {} are the middleware's",
+                    reserved::RESERVED_PREFIX
+                ),
+            });
+        }
         value::check_finite(&value).map_err(|reason| SessionError::Encode {
             key: key.to_owned(),
             reason,
@@ -642,6 +702,9 @@ impl Session {
 
     /// Removes a key (written after the handler); false when it was not there.
     pub fn remove(&self, key: &str) -> bool {
+        if reserved::is_reserved(key) {
+            return false;
+        }
         let mut st = self.state();
         let existed = st.data.remove(key).is_some();
         if existed {
@@ -660,9 +723,14 @@ impl Session {
             st.kill_corrupt = true;
             st.cookie = CookieAction::Clear;
         }
-        let keys: Vec<String> = st.data.keys().cloned().collect();
-        st.data.clear();
+        let keys: Vec<String> = st
+            .data
+            .keys()
+            .filter(|k| !reserved::is_reserved(k))
+            .cloned()
+            .collect();
         for key in keys {
+            st.data.remove(&key);
             st.changes.insert(key, Value::Null);
         }
     }
@@ -675,6 +743,29 @@ impl Session {
     /// needs after this call. Returns the new token.
     pub async fn upgrade(&self, user_id: &str) -> Result<String, SessionError> {
         self.upgrade_with(user_id, Carry::Safe).await
+    }
+
+    /// Chooses the lifetime of the session that the next [`upgrade`](Self::upgrade) or
+    /// [`rotate`](Self::rotate) of this request creates: a "remember me" login. Call it
+    /// before `upgrade`.
+    ///
+    /// `Some(d)`: the cookie gets `Max-Age` `d` and the session an idle timeout of `d` in
+    /// the store (its ttl; at least 10 s), both refreshed by every request with
+    /// [`rolling`](crate::SessionLayer::rolling) cookies; `None`: a browser-session cookie
+    /// (forgotten when the browser closes) and the layer's ttl. Without a call the layer's
+    /// [`max_age`](crate::SessionLayer::max_age) and [`ttl`](crate::SessionLayer::ttl)
+    /// apply. The choice is kept in the session (`$rs:max_age`), so a later `rotate`
+    /// keeps it.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] (invalid value) when `d` is shorter than 10 seconds.
+    pub fn set_expiry(&self, lifetime: Option<Duration>) -> Result<(), SessionError> {
+        if let Some(d) = lifetime {
+            let seconds = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            redis_sessions::validate::ttl(Some(seconds))?;
+        }
+        self.state().expiry = Some(lifetime);
+        Ok(())
     }
 
     /// [`upgrade`](Self::upgrade) into an empty session, whatever the request held.
@@ -702,7 +793,8 @@ impl Session {
             let st = self.state();
             let previous_user = st.meta.as_ref().map(|m| m.id.as_str());
             let other_user = previous_user.is_some_and(|p| !is_visitor_id(p) && p != user_id);
-            let data = match &carry {
+            let same_user = st.is_user() && previous_user == Some(user_id);
+            let mut data: Data = match &carry {
                 Carry::Safe if other_user => Data::new(),
                 Carry::Safe | Carry::Everything => st.data.clone(),
                 Carry::Nothing => Data::new(),
@@ -713,6 +805,26 @@ impl Session {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             };
+            data.retain(|k, _| !reserved::is_reserved(k));
+            // The middleware's own keys: the same user keeps the first login time (the
+            // absolute timeout counts from it) and the session's lifetime.
+            let kept = if same_user {
+                reserved::entries(&st.data)
+            } else {
+                Data::new()
+            };
+            if self.shared.config.absolute_timeout.is_some() {
+                let login = reserved::login_ms(&kept).unwrap_or_else(now_ms);
+                data.insert(reserved::LOGIN.into(), Value::from(login));
+            }
+            match st.expiry {
+                Some(lifetime) => reserved::set_max_age(&mut data, lifetime),
+                None => {
+                    if let Some(lifetime) = reserved::max_age(&kept) {
+                        reserved::set_max_age(&mut data, lifetime);
+                    }
+                }
+            }
             (st.replaced_token(), data)
         };
         let app = self.app_name();

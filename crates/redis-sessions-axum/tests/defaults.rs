@@ -10,6 +10,7 @@ use axum::{Extension, Router};
 use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
 use redis_sessions_axum::{Session, SessionError, SessionLayer};
 use std::sync::Arc;
+use std::time::Duration;
 use test_support::RedisServer;
 use tokio::sync::Notify;
 use tower::ServiceExt;
@@ -64,8 +65,25 @@ async fn fail(s: Session) -> Result<&'static str, (StatusCode, &'static str)> {
     Err((StatusCode::INTERNAL_SERVER_ERROR, "boom"))
 }
 
+/// Logs in with "remember me" for 30 days (`?days=0`: a browser-session cookie).
+async fn remember(s: Session, Path(user): Path<String>, uri: Uri) -> Result<String, SessionError> {
+    let lifetime = match uri.query() {
+        Some("days=0") => None,
+        _ => Some(Duration::from_secs(30 * 24 * 3600)),
+    };
+    s.set_expiry(lifetime)?;
+    s.upgrade(&user).await
+}
+
+async fn reserved(s: Session) -> Result<&'static str, SessionError> {
+    s.insert("$rs:login", 1)?;
+    Ok("inserted")
+}
+
 fn routes(gate: &Gate) -> Router {
     Router::new()
+        .route("/remember/{user}", post(remember))
+        .route("/reserved", post(reserved))
         .route("/login/{user}", post(login))
         .route("/rotate", post(rotate))
         .route("/me", get(me))
@@ -317,4 +335,126 @@ async fn server_errors_save_nothing_on_redis() {
 #[tokio::test]
 async fn server_errors_save_nothing_in_memory() {
     server_errors_save_nothing(memory_store()).await;
+}
+
+/// The absolute timeout counts from the first login, however often the token rotates.
+async fn absolute_timeout_survives_rotations(store: RedisSessions) {
+    let gate = Gate::default();
+    let layer = SessionLayer::new(store.clone(), APP).absolute_timeout(Duration::from_secs(10));
+    let app = routes(&gate).layer(layer);
+    let mut token = log_in(&app, "alice", None).await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let r = send(&app, "POST", "/rotate", Some(&token)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        token = r.cookie_token();
+        // The first login time is the middleware's, hidden from the handler.
+        assert_eq!(send(&app, "GET", "/me", Some(&token)).await.body, "alice ");
+    }
+    tokio::time::sleep(Duration::from_millis(10_500).saturating_sub(started.elapsed())).await;
+    let r = send(&app, "GET", "/me", Some(&token)).await;
+    assert_eq!(
+        r.body, "anonymous",
+        "ended 10 s after login, not after the last rotation"
+    );
+    assert!(
+        store.get(APP, &token).await.unwrap().is_none(),
+        "killed in the store"
+    );
+    // The key is the middleware's: not for handlers to write.
+    let fresh = log_in(&app, "bob", None).await;
+    let r = send(&app, "POST", "/reserved", Some(&fresh)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn absolute_timeout_survives_rotations_on_redis() {
+    let server = RedisServer::start();
+    absolute_timeout_survives_rotations(redis_store(&server).await).await;
+}
+
+#[tokio::test]
+async fn absolute_timeout_survives_rotations_in_memory() {
+    absolute_timeout_survives_rotations(memory_store()).await;
+}
+
+/// The max age of the cookie, from a Set-Cookie value.
+fn max_age(cookie: &str) -> Option<u64> {
+    cookie
+        .split("; ")
+        .find_map(|part| part.strip_prefix("Max-Age="))
+        .map(|v| v.parse().unwrap())
+}
+
+/// Rolling cookies: a request that uses a live session gets its cookie again with a fresh
+/// Max-Age, at no store cost; "remember me" gives one session its own lifetime.
+async fn rolling_cookies_and_remember_me(store: RedisSessions) {
+    let gate = Gate::default();
+    let hour = Duration::from_secs(3600);
+    let app = routes(&gate).layer(SessionLayer::new(store.clone(), APP).max_age(hour));
+    let token = log_in(&app, "alice", None).await;
+    let r = send(&app, "GET", "/me", Some(&token)).await;
+    let cookie = r.set_cookie().expect("the cookie again");
+    assert!(cookie.starts_with(&format!("{APP}={token};")), "{cookie}");
+    assert_eq!(max_age(&cookie), Some(3600));
+    let w = store.get(APP, &token).await.unwrap().unwrap().w;
+    assert_eq!(w, 1, "refreshing the cookie writes nothing");
+    // Off: no refresh. Without max age: nothing to refresh.
+    let fixed = routes(&gate).layer(
+        SessionLayer::new(store.clone(), APP)
+            .max_age(hour)
+            .rolling(false),
+    );
+    assert_eq!(
+        send(&fixed, "GET", "/me", Some(&token)).await.set_cookie(),
+        None
+    );
+    let plain = routes(&gate).layer(SessionLayer::new(store.clone(), APP));
+    assert_eq!(
+        send(&plain, "GET", "/me", Some(&token)).await.set_cookie(),
+        None
+    );
+
+    // Remember me: 30 days for this session (cookie and store ttl), kept by rotate and
+    // refreshed by later requests, on a layer whose cookies are browser-session ones.
+    let days30 = 30 * 24 * 3600;
+    let r = send(&plain, "POST", "/remember/bob", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let bob = r.body.clone();
+    assert_eq!(max_age(&r.set_cookie().unwrap()), Some(days30));
+    assert_eq!(
+        store.get(APP, &bob).await.unwrap().unwrap().ttl,
+        days30 as i64
+    );
+    let r = send(&plain, "GET", "/me", Some(&bob)).await;
+    assert_eq!(r.body, "bob ", "the lifetime is the middleware's, hidden");
+    assert_eq!(max_age(&r.set_cookie().unwrap()), Some(days30));
+    let r = send(&plain, "POST", "/rotate", Some(&bob)).await;
+    let rotated = r.cookie_token();
+    assert_eq!(max_age(&r.set_cookie().unwrap()), Some(days30));
+    assert_eq!(
+        store.get(APP, &rotated).await.unwrap().unwrap().ttl,
+        days30 as i64
+    );
+    // A login without it: the layer's choice (browser-session cookie, ttl 7200).
+    let r = send(&plain, "POST", "/login/carol", None).await;
+    assert_eq!(max_age(&r.set_cookie().unwrap()), None);
+    assert_eq!(store.get(APP, &r.body).await.unwrap().unwrap().ttl, 7200);
+    // "Not remembered" on a layer with a max age: a browser-session cookie.
+    let r = send(&app, "POST", "/remember/dave?days=0", None).await;
+    assert_eq!(max_age(&r.set_cookie().unwrap()), None);
+    let r = send(&app, "GET", "/me", Some(&r.body)).await;
+    assert_eq!(r.set_cookie(), None, "nothing to roll");
+}
+
+#[tokio::test]
+async fn rolling_cookies_and_remember_me_on_redis() {
+    let server = RedisServer::start();
+    rolling_cookies_and_remember_me(redis_store(&server).await).await;
+}
+
+#[tokio::test]
+async fn rolling_cookies_and_remember_me_in_memory() {
+    rolling_cookies_and_remember_me(memory_store()).await;
 }
