@@ -52,7 +52,8 @@ pub enum CookieSecure {
     /// - it carries the [`Tls`](crate::Tls) extension: HTTP/1.1 requests do not name their
     ///   scheme, so an app that terminates TLS itself (axum-server with rustls, a
     ///   tokio-rustls acceptor) marks the requests of its TLS listener, or
-    /// - with [`SessionLayer::trust_proxy`](crate::SessionLayer::trust_proxy), a TLS-terminating proxy said so:
+    /// - with trusted proxies ([`SessionLayer::trusted_proxy_hops`](crate::SessionLayer::trusted_proxy_hops),
+    ///   [`SessionLayer::trusted_proxies`](crate::SessionLayer::trusted_proxies)), the TLS-terminating one said so:
     ///   `X-Forwarded-Proto: https` or `Forwarded: proto=https`.
     ///
     /// For a server that serves both plain HTTP and HTTPS; the layer cannot see the
@@ -117,7 +118,7 @@ pub(crate) struct Config {
     pub cookie: CookieSettings,
     pub ttl: Option<i64>,
     pub no_resave: bool,
-    pub trust_proxy: bool,
+    pub proxies: crate::proxy::Proxies,
     pub bearer: bool,
     pub visitors: bool,
     pub absolute_timeout: Option<Duration>,

@@ -4,6 +4,7 @@
 use crate::config::{
     is_app, AppSource, Config, CookieSecure, CookieSettings, ReportedOnce, SameSite,
 };
+use crate::proxy::Proxies;
 use crate::service::SessionService;
 use http::request::Parts;
 use redis_sessions::RedisSessions;
@@ -51,7 +52,7 @@ impl fmt::Debug for SessionLayer {
             .field("app", &app)
             .field("cookie", &self.config.cookie)
             .field("ttl", &self.config.ttl)
-            .field("trust_proxy", &self.config.trust_proxy)
+            .field("proxies", &self.config.proxies)
             .field("visitors", &self.config.visitors)
             .field("absolute_timeout", &self.config.absolute_timeout)
             .field("store", &self.config.store)
@@ -108,7 +109,7 @@ impl SessionLayer {
                 },
                 ttl: None,
                 no_resave: false,
-                trust_proxy: false,
+                proxies: Proxies::None,
                 bearer: true,
                 visitors: false,
                 absolute_timeout: None,
@@ -298,17 +299,68 @@ impl SessionLayer {
         self.edit(|c| c.visitors = on)
     }
 
-    /// Trusts `X-Forwarded-For` (the client address stored with the session) and
-    /// `X-Forwarded-Proto` or `Forwarded: proto=` (whether the request came over HTTPS, for
-    /// `Secure`). Default off: turn it on only behind a proxy that sets them, since any
-    /// client can send them. The leftmost `X-Forwarded-For` address is taken, as Express's
-    /// `trust proxy` does.
-    ///
-    /// Without a trusted proxy the address is the peer's, which axum only knows when the
-    /// app is served with `into_make_service_with_connect_info::<SocketAddr>()`; otherwise
-    /// sessions store the ip `"unknown"` (and a warning is logged once).
+    /// Trusts one proxy in front of the app: `trust_proxy(true)` is
+    /// [`trusted_proxy_hops(1)`](Self::trusted_proxy_hops), `false` (the default) trusts
+    /// none. Turn it on only when every request reaches the app through that proxy.
     pub fn trust_proxy(self, on: bool) -> Self {
-        self.edit(|c| c.trust_proxy = on)
+        self.edit(|c| c.proxies = if on { Proxies::Hops(1) } else { Proxies::None })
+    }
+
+    /// Trusts `hops` proxies in front of the app (0: none), every one of which appends
+    /// the address it received from to `Forwarded` (RFC 7239) or `X-Forwarded-For`. The
+    /// client address is the `hops`-th entry **from the right** (what the outermost
+    /// trusted proxy saw), so addresses a client writes into the header itself are never
+    /// taken; whether the request came over HTTPS (for [`CookieSecure::Auto`]) is that
+    /// hop's `proto=` or the matching `X-Forwarded-Proto` value. `Forwarded` wins over the
+    /// `X-Forwarded-*` pair when both are sent. An entry that is not an IP address
+    /// (`unknown`, an obfuscated name, anything else) is no address: the session stores
+    /// `"unknown"`.
+    ///
+    /// Use it when the app is reachable through its proxies only; otherwise list them
+    /// with [`trusted_proxies`](Self::trusted_proxies). Without trusted proxies the
+    /// address is the peer's, which axum only knows when the app is served with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`; otherwise sessions store the
+    /// ip `"unknown"` (and a warning is logged once).
+    pub fn trusted_proxy_hops(self, hops: usize) -> Self {
+        let proxies = if hops == 0 {
+            Proxies::None
+        } else {
+            Proxies::Hops(hops)
+        };
+        self.edit(|c| c.proxies = proxies)
+    }
+
+    /// Trusts the proxies at these addresses or networks (`"10.0.0.1"`, `"10.0.0.0/8"`,
+    /// `"fd00::/8"`): forwarding headers count only when the peer (from
+    /// `into_make_service_with_connect_info::<SocketAddr>()`) is one of them, and the
+    /// client address is the first entry from the right that is not one of them. Safer
+    /// than a hop count when the app can also be reached directly. See
+    /// [`trusted_proxy_hops`](Self::trusted_proxy_hops) for the headers read.
+    ///
+    /// # Panics
+    /// When an entry is neither an IP address nor a network in CIDR notation.
+    pub fn trusted_proxies<I, T>(self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let nets: Vec<ipnet::IpNet> = proxies
+            .into_iter()
+            .map(|p| {
+                let p = p.as_ref().trim();
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .unwrap_or_else(|_| {
+                        panic!("trusted proxy {p:?} is not an IP address or network")
+                    })
+            })
+            .collect();
+        let proxies = if nets.is_empty() {
+            Proxies::None
+        } else {
+            Proxies::List(nets)
+        };
+        self.edit(|c| c.proxies = proxies)
     }
 
     /// Accepts a token from `Authorization: Bearer <token>` (default on), for API and

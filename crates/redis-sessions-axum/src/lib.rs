@@ -92,6 +92,7 @@ mod cookie;
 mod device;
 mod error;
 mod layer;
+mod proxy;
 mod request;
 mod reserved;
 mod service;

@@ -458,3 +458,119 @@ async fn rolling_cookies_and_remember_me_on_redis() {
 async fn rolling_cookies_and_remember_me_in_memory() {
     rolling_cookies_and_remember_me(memory_store()).await;
 }
+
+/// Logs in through `app` as if from `peer` with forwarding `headers`; returns the ip the
+/// session stored and whether the cookie was Secure.
+async fn login_via(
+    app: &Router,
+    store: &RedisSessions,
+    peer: &str,
+    headers: &[(&str, &str)],
+) -> (String, bool) {
+    let mut req = Request::builder().method("POST").uri("/login/alice");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let mut req = req.body(Body::empty()).unwrap();
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let token = String::from_utf8(body.to_vec()).unwrap();
+    let ip = store.get(APP, &token).await.unwrap().unwrap().ip;
+    (ip, cookie.contains("; Secure"))
+}
+
+/// Behind one and two proxies, with spoofed headers, a proxy list, `Forwarded` and
+/// `X-Forwarded-*`: the client address is the one the trusted proxies saw, validated as
+/// an IP; `Secure` (Auto) follows the outermost trusted proxy's scheme.
+#[tokio::test]
+async fn proxies_done_right() {
+    use redis_sessions_axum::CookieSecure;
+    let gate = Gate::default();
+    let store = memory_store();
+    let layer = || SessionLayer::new(store.clone(), APP).secure(CookieSecure::Auto);
+    let app = |layer: SessionLayer| routes(&gate).layer(layer);
+
+    // No trusted proxy: the peer's address, the headers ignored.
+    let spoofed = [
+        ("x-forwarded-for", "6.6.6.6"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let none = app(layer());
+    assert_eq!(
+        login_via(&none, &store, "198.51.100.9:5000", &spoofed).await,
+        ("198.51.100.9".into(), false)
+    );
+
+    // One proxy: the address it appended, not the client's own on the left.
+    let one = app(layer().trust_proxy(true));
+    let via_one = [
+        ("x-forwarded-for", "6.6.6.6, 203.0.113.7"),
+        ("x-forwarded-proto", "https"),
+    ];
+    assert_eq!(
+        login_via(&one, &store, "10.0.0.1:80", &via_one).await,
+        ("203.0.113.7".into(), true)
+    );
+    // Markup or a name where an address belongs: no address stored.
+    let evil = [("x-forwarded-for", "<script>alert(1)</script>")];
+    assert_eq!(
+        login_via(&one, &store, "10.0.0.1:80", &evil).await,
+        ("unknown".into(), false)
+    );
+
+    // Two proxies: the outer one terminated TLS, the inner one talked plain HTTP.
+    let two = app(layer().trusted_proxy_hops(2));
+    let via_two = [
+        ("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.2"),
+        ("x-forwarded-proto", "https, http"),
+    ];
+    assert_eq!(
+        login_via(&two, &store, "10.0.0.1:80", &via_two).await,
+        ("203.0.113.7".into(), true)
+    );
+    // RFC 7239 Forwarded, with a quoted IPv6 address and port.
+    let forwarded = [(
+        "forwarded",
+        "for=6.6.6.6;proto=http, for=\"[2001:db8::7]:4711\";proto=https, for=10.0.0.2;proto=http",
+    )];
+    assert_eq!(
+        login_via(&two, &store, "10.0.0.1:80", &forwarded).await,
+        ("2001:db8::7".into(), true)
+    );
+
+    // A proxy list: headers count only from a listed peer; listed hops are skipped.
+    let list = app(layer().trusted_proxies(["10.0.0.0/8", "192.0.2.1"]));
+    assert_eq!(
+        login_via(&list, &store, "10.0.0.1:80", &via_two).await,
+        ("203.0.113.7".into(), true)
+    );
+    assert_eq!(
+        login_via(
+            &list,
+            &store,
+            "192.0.2.1:80",
+            &[("x-forwarded-for", "6.6.6.6, 203.0.113.8")]
+        )
+        .await,
+        ("203.0.113.8".into(), false)
+    );
+    // The app reached directly, bypassing the proxies: the client's headers are ignored.
+    assert_eq!(
+        login_via(&list, &store, "198.51.100.9:5000", &via_two).await,
+        ("198.51.100.9".into(), false)
+    );
+    let refused = std::panic::catch_unwind(|| {
+        SessionLayer::new(memory_store(), APP).trusted_proxies(["10.0.0.0/33"])
+    });
+    assert!(refused.is_err());
+}

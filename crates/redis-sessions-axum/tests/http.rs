@@ -275,11 +275,16 @@ async fn upgrade_sets_a_cookie_with_the_configured_attributes() {
     assert!(!r.set_cookie().unwrap().contains("Secure"));
     let session = store.get(APP, &r.body).await.unwrap().unwrap();
     assert_eq!(session.ip, "unknown"); // oneshot has no peer address, and XFF is ignored
-    let app = routes().layer(auto().trust_proxy(true));
+    let app = routes().layer(auto().trusted_proxy_hops(2));
     let r = send_with(&app, "POST", "/login/bob", None, &https).await;
     assert!(r.set_cookie().unwrap().contains("; Secure"));
     let session = store.get(APP, &r.body).await.unwrap().unwrap();
     assert_eq!(session.ip, "203.0.113.7");
+    // One trusted proxy: the address it appended, never the client's own words on the left.
+    let app = routes().layer(auto().trust_proxy(true));
+    let r = send_with(&app, "POST", "/login/bob", None, &https).await;
+    let session = store.get(APP, &r.body).await.unwrap().unwrap();
+    assert_eq!(session.ip, "10.0.0.1");
     assert_eq!(session.ttl, 7200);
 
     // The session ttl reaches the store.
