@@ -129,6 +129,42 @@ pub(crate) struct Config {
     /// How long a replaced token is remembered as "rotated" (None: not remembered).
     pub rotation_grace: Option<Duration>,
     pub reported: Arc<ReportedOnce>,
+    /// Tokens (by device handle) this process replaced lately, for the free check before
+    /// a rolling refresh.
+    pub rotated: Arc<RecentRotations>,
+}
+
+/// The device handles of the tokens this process replaced in the last grace period: a
+/// rolling refresh checks them at no cost before sending an old token's cookie again.
+#[derive(Debug, Default)]
+pub(crate) struct RecentRotations {
+    handles: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// More recent rotations than this are not remembered in memory (the store's mark still
+/// is): bounded memory under a login storm.
+const MAX_REMEMBERED_ROTATIONS: usize = 100_000;
+
+impl RecentRotations {
+    /// Remembers that `token` was replaced, for `grace`.
+    pub fn insert(&self, token: &str, grace: Duration) {
+        let now = std::time::Instant::now();
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        if handles.len() >= MAX_REMEMBERED_ROTATIONS {
+            handles.retain(|_, at| now.duration_since(*at) < grace);
+        }
+        if handles.len() < MAX_REMEMBERED_ROTATIONS {
+            handles.insert(redis_sessions::device_handle(token), now);
+        }
+    }
+
+    /// True when this process replaced `token` within `grace`.
+    pub fn contains(&self, token: &str, grace: Duration) -> bool {
+        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        handles
+            .get(&redis_sessions::device_handle(token))
+            .is_some_and(|at| at.elapsed() < grace)
+    }
 }
 
 /// True for an app name the store accepts (the library's rule: `^[A-Za-z0-9_-]{3,20}$`).

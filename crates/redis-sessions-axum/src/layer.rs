@@ -117,6 +117,7 @@ impl SessionLayer {
                 save_on_server_error: false,
                 rolling: true,
                 reported: Arc::default(),
+                rotated: Arc::default(),
             }),
         }
     }

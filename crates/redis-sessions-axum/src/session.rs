@@ -45,6 +45,9 @@ enum CookieAction {
     #[default]
     Keep,
     Set(String),
+    /// The rolling refresh of the request's own cookie, once checked that no concurrent
+    /// login replaced the token meanwhile.
+    Refresh(String),
     Clear,
 }
 
@@ -129,6 +132,10 @@ impl State {
     }
 }
 
+/// A request that ran longer than this checks the store for a concurrent login before a
+/// rolling cookie refresh (shorter ones only this process's logins, at no cost).
+const SLOW_REQUEST: Duration = Duration::from_millis(100);
+
 /// Everything about one request's session, shared by the middleware and every extractor.
 pub(crate) struct Shared {
     config: Arc<Config>,
@@ -137,6 +144,8 @@ pub(crate) struct Shared {
     ip: Option<String>,
     cookie_name: String,
     secure: bool,
+    /// When the request reached the layer.
+    started: std::time::Instant,
     state: Mutex<State>,
 }
 
@@ -161,6 +170,7 @@ impl Shared {
             ip,
             cookie_name,
             secure,
+            started: std::time::Instant::now(),
             state: Mutex::new(State {
                 token,
                 from_cookie,
@@ -172,6 +182,25 @@ impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         // A handler that panicked while holding the lock leaves consistent data behind.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True when a concurrent login may have replaced `token` while this request ran, so
+    /// refreshing its cookie would overwrite the new one: a login of this process is seen
+    /// at no cost; one of another process (several app instances) is looked for in the
+    /// store, only for requests that ran longer than [`SLOW_REQUEST`] (a login cannot
+    /// overlap a shorter one by much).
+    async fn replaced_meanwhile(&self, token: &str) -> bool {
+        let Some(grace) = self.config.rotation_grace else {
+            return false;
+        };
+        if self.config.rotated.contains(token, grace) {
+            return true;
+        }
+        if self.started.elapsed() < SLOW_REQUEST {
+            return false;
+        }
+        // Unsure (the store is down): no refresh; the cookie keeps its current expiry.
+        self.was_rotated(token).await.unwrap_or(true)
     }
 
     /// True when `token` was replaced by a login or rotation within the grace period
@@ -193,6 +222,7 @@ impl Shared {
         let Some(grace) = self.config.rotation_grace else {
             return Ok(());
         };
+        self.config.rotated.insert(old, grace);
         let ttl = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
         let options = CreateOptions::default().ttl(ttl).no_resave(true);
         self.config
@@ -265,27 +295,34 @@ impl Shared {
                 Err(err) => err.into_response(),
             }
         };
-        let (action, max_age) = {
+        let (mut action, max_age) = {
             let mut st = self.state();
             let mut action = std::mem::take(&mut st.cookie);
             let max_age = self.cookie_max_age(&st.data);
             // Rolling: a live session used with its cookie gets the cookie again, with a
             // fresh Max-Age (no store call).
-            if let (CookieAction::Keep, true, true, Some(_), Some(_)) = (
+            if let (CookieAction::Keep, true, true, false, Some(_), Some(_)) = (
                 &action,
                 self.config.rolling,
                 st.from_cookie,
+                st.rotated,
                 max_age,
                 &st.meta,
             ) {
                 if let Some(token) = &st.token {
-                    action = CookieAction::Set(token.clone());
+                    action = CookieAction::Refresh(token.clone());
                 }
             }
             (action, max_age)
         };
+        if let CookieAction::Refresh(token) = &action {
+            if self.replaced_meanwhile(token).await {
+                return response;
+            }
+            action = CookieAction::Set(token.clone());
+        }
         let token = match &action {
-            CookieAction::Keep => return response,
+            CookieAction::Keep | CookieAction::Refresh(_) => return response,
             CookieAction::Set(token) => Some(token.as_str()),
             CookieAction::Clear => None,
         };
@@ -380,7 +417,14 @@ async fn save(shared: &Shared) -> Result<(), SessionError> {
             st.meta = Some(session);
         }
         None if rotated => {
+            // Nothing of this request is the browser's business any more: no cookie
+            // (not even a rolling refresh of the replaced token).
             st.rotated = true;
+            st.meta = None;
+            st.token = None;
+            st.from_cookie = false;
+            st.changes.clear();
+            st.cookie = CookieAction::Keep;
             return Err(SessionError::Rotated);
         }
         None => st.forget(),

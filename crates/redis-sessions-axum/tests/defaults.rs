@@ -75,6 +75,14 @@ async fn remember(s: Session, Path(user): Path<String>, uri: Uri) -> Result<Stri
     s.upgrade(&user).await
 }
 
+/// Reads the session and waits at the gate.
+async fn hold(s: Session, Extension(gate): Extension<Gate>) -> Result<String, SessionError> {
+    let released = gate.release.notified();
+    gate.entered.notify_one();
+    released.await;
+    Ok(s.id().unwrap_or_default())
+}
+
 async fn reserved(s: Session) -> Result<&'static str, SessionError> {
     s.insert("$rs:login", 1)?;
     Ok("inserted")
@@ -84,6 +92,7 @@ fn routes(gate: &Gate) -> Router {
     Router::new()
         .route("/remember/{user}", post(remember))
         .route("/reserved", post(reserved))
+        .route("/hold", get(hold))
         .route("/login/{user}", post(login))
         .route("/rotate", post(rotate))
         .route("/me", get(me))
@@ -169,7 +178,11 @@ fn memory_store() -> RedisSessions {
 /// retried with the new cookie).
 async fn rotation_is_safe_under_concurrency(store: RedisSessions) {
     let gate = Gate::default();
-    let app = routes(&gate).layer(SessionLayer::new(store.clone(), APP).visitors(true));
+    // A persistent, rolling cookie: a refresh must not resurrect the replaced token either.
+    let layer = SessionLayer::new(store.clone(), APP)
+        .visitors(true)
+        .max_age(Duration::from_secs(3600));
+    let app = routes(&gate).layer(layer);
     let old = log_in(&app, "alice", None).await;
 
     // A slow request starts with the old token and holds its session...
@@ -193,9 +206,34 @@ async fn rotation_is_safe_under_concurrency(store: RedisSessions) {
     // Not saved anywhere, and said so; the retry (with the new cookie) saves it.
     assert_eq!(send(&app, "GET", "/me", Some(&new)).await.body, "alice ");
     let retry = send(&app, "POST", "/write/slow", Some(&new)).await;
-    assert_eq!((retry.status, retry.set_cookie()), (StatusCode::OK, None));
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_eq!(
+        retry.cookie_token(),
+        new,
+        "the rolling refresh of the new cookie"
+    );
     assert_eq!(
         send(&app, "GET", "/me", Some(&new)).await.body,
+        "alice slow"
+    );
+
+    // A request that only reads, in flight during a rotation: its rolling refresh would
+    // send the replaced token's cookie again; it sends none.
+    let entered = gate.entered.notified();
+    let reader = tokio::spawn({
+        let app = app.clone();
+        let new = new.clone();
+        async move { send(&app, "GET", "/hold", Some(&new)).await }
+    });
+    entered.await;
+    let newer = send(&app, "POST", "/rotate", Some(&new))
+        .await
+        .cookie_token();
+    gate.release.notify_one();
+    let reader = reader.await.unwrap();
+    assert_eq!((reader.status, reader.set_cookie()), (StatusCode::OK, None));
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&newer)).await.body,
         "alice slow"
     );
 
@@ -206,7 +244,7 @@ async fn rotation_is_safe_under_concurrency(store: RedisSessions) {
         assert_eq!(r.set_cookie(), None, "{uri}");
     }
     assert_eq!(
-        send(&app, "GET", "/me", Some(&new)).await.body,
+        send(&app, "GET", "/me", Some(&newer)).await.body,
         "alice slow"
     );
 
@@ -239,7 +277,7 @@ async fn rotation_is_safe_under_concurrency(store: RedisSessions) {
         .into_iter()
         .filter(|s| s.id.starts_with(redis_sessions_axum::ROTATED_PREFIX))
         .collect();
-    assert_eq!(marks.len(), 2, "{marks:?}");
+    assert_eq!(marks.len(), 3, "{marks:?}");
     for mark in &marks {
         assert!(redis_sessions_axum::is_visitor_id(&mark.id));
         assert!(!mark.id.contains(&old) && !mark.id.contains(&visitor));
