@@ -103,9 +103,18 @@ impl Driver {
         if let Some(agent) = agent {
             args.push(format!("--user-agent={agent}"));
         }
+        let mut options = json!({ "binary": chromium, "args": args });
+        // Desktop windows have a minimum width (about 500 px): a phone's screen is
+        // emulated, as Chrome's device mode does (viewport, touch, pixel ratio).
+        if size.0 < 500 {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": size.0, "height": size.1, "pixelRatio": 3.0, "touch": true },
+                "userAgent": agent,
+            });
+        }
         let capabilities = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": chromium, "args": args },
+            "goog:chromeOptions": options,
         });
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!()
