@@ -212,12 +212,16 @@ impl SessionLayer {
         self.edit(|c| c.no_resave = on)
     }
 
-    /// Ends every session `limit` after it was created (at login or rotation), however
-    /// active it is: the absolute timeout of OWASP's session management guidance, on top
-    /// of the idle timeout ([`ttl`](Self::ttl)). The creation time is read from the token
-    /// itself (its part after the `Z`), so the check costs no store call; a session past
-    /// it is killed in the store and the request goes on as a visitor's. Default: none
-    /// (sessions live while they are used); OWASP suggests 4 to 8 hours for most apps.
+    /// Ends every session `limit` after the user's **first** login, however active it is
+    /// and however often its token changed since ([`rotate`](crate::Session::rotate), a
+    /// new [`upgrade`](crate::Session::upgrade) of the same user): the absolute timeout of
+    /// OWASP's session management guidance, on top of the idle timeout
+    /// ([`ttl`](Self::ttl)). The login time is kept in the session (`$rs:login`, see
+    /// [`RESERVED_PREFIX`](crate::RESERVED_PREFIX)); sessions without it (visitors', or
+    /// created before) count from their token's creation time. A token older than the
+    /// limit ends without a store read. A session past it is killed in the store and the
+    /// request goes on as a visitor's. Default: none (sessions live while they are used);
+    /// OWASP suggests 4 to 8 hours for most apps.
     ///
     /// # Panics
     /// When `limit` is shorter than 10 seconds.

@@ -71,7 +71,16 @@
 //!   privilege changes within a login. Unknown tokens are never adopted.
 //! - **Idle timeout**: the session ttl ([`SessionLayer::ttl`], default 7200 s), renewed by
 //!   each request. **Absolute timeout**: [`SessionLayer::absolute_timeout`] (off by default;
-//!   4 to 8 hours is OWASP's suggestion), read from the token's creation time at no cost.
+//!   4 to 8 hours is OWASP's suggestion), counted from the first login and kept across
+//!   rotations. **Rolling cookies** and a per-session lifetime ([`Session::set_expiry`],
+//!   "remember me").
+//! - **Logins under concurrency**: a request carrying a token that a concurrent login
+//!   replaced answers 409 ([`SessionError::Rotated`]) and never clears or overwrites the
+//!   new cookie ([`SessionLayer::rotation_grace`]).
+//! - **Nothing of a failed request is saved** (5xx; [`SessionLayer::save_on_server_error`]).
+//! - **Proxies**: trusted by hop count or address list, the client address read from the
+//!   right of `Forwarded` / `X-Forwarded-For` and validated as an IP
+//!   ([`SessionLayer::trusted_proxy_hops`], [`SessionLayer::trusted_proxies`]).
 //! - **The cookie carries the token only** (64 characters from the OS CSPRNG, over 300
 //!   bits), `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, no `Max-Age` (a
 //!   browser-session cookie) unless [`SessionLayer::max_age`] is set, and `Secure`
