@@ -194,6 +194,35 @@ async fn values_are_exact_or_refused_on_redis() {
         .await
         .unwrap();
     values_are_exact_or_refused(&store).await;
+
+    // The Node.js module reads the big integers as marked decimal text, and BigInt of the
+    // text after the marker is the exact value; a Node write of the same text reads back.
+    let app = routes().layer(SessionLayer::new(store.clone(), APP));
+    let token = log_in(&app, "bob", None).await;
+    send(&app, "POST", "/put", Some(&token)).await;
+    let mut node = test_support::node::NodePeer::start(&format!(
+        r#"{{"port":{},"cachetime":0}}"#,
+        server.port()
+    ));
+    let reply = node
+        .call("get", &format!(r#"{{"app":"{APP}","token":"{token}"}}"#))
+        .expect("node reads the session");
+    let session: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    let uid = session["d"]["uid"].as_str().expect("a string for Node");
+    let digits = uid.strip_prefix(redis_sessions_axum::JSON_MARKER).unwrap();
+    assert_eq!(digits.parse::<u64>().unwrap(), 1234567890123456789);
+    assert_eq!(session["d"]["max_u64"], "$json:18446744073709551615");
+    let set = format!(
+        r#"{{"app":"{APP}","token":"{token}","d":{{"uid":"$json:{}"}}}}"#,
+        u64::MAX - 1
+    );
+    node.call("set", &set).expect("node writes");
+    let r = send(&app, "GET", "/read", Some(&token)).await;
+    assert!(
+        r.body.starts_with(&format!("{} ", u64::MAX - 1)),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]
