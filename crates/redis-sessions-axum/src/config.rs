@@ -119,6 +119,7 @@ pub(crate) struct Config {
     pub ttl: Option<i64>,
     pub no_resave: bool,
     pub proxies: crate::proxy::Proxies,
+    pub proxy_header: crate::proxy::ProxyHeader,
     pub bearer: bool,
     pub visitors: bool,
     pub absolute_timeout: Option<Duration>,

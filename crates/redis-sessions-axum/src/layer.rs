@@ -4,7 +4,7 @@
 use crate::config::{
     is_app, AppSource, Config, CookieSecure, CookieSettings, ReportedOnce, SameSite,
 };
-use crate::proxy::Proxies;
+use crate::proxy::{Proxies, ProxyHeader};
 use crate::service::SessionService;
 use http::request::Parts;
 use redis_sessions::RedisSessions;
@@ -110,6 +110,7 @@ impl SessionLayer {
                 ttl: None,
                 no_resave: false,
                 proxies: Proxies::None,
+                proxy_header: ProxyHeader::XForwarded,
                 bearer: true,
                 visitors: false,
                 absolute_timeout: None,
@@ -316,8 +317,8 @@ impl SessionLayer {
     /// client address is the `hops`-th entry **from the right** (what the outermost
     /// trusted proxy saw), so addresses a client writes into the header itself are never
     /// taken; whether the request came over HTTPS (for [`CookieSecure::Auto`]) is that
-    /// hop's `proto=` or the matching `X-Forwarded-Proto` value. `Forwarded` wins over the
-    /// `X-Forwarded-*` pair when both are sent. An entry that is not an IP address
+    /// hop's `proto=` or the matching `X-Forwarded-Proto` value; which header is read is
+    /// [`proxy_header`](Self::proxy_header)'s choice. An entry that is not an IP address
     /// (`unknown`, an obfuscated name, anything else) is no address: the session stores
     /// `"unknown"`.
     ///
@@ -333,6 +334,14 @@ impl SessionLayer {
             Proxies::Hops(hops)
         };
         self.edit(|c| c.proxies = proxies)
+    }
+
+    /// Which header the trusted proxies write: `X-Forwarded-For` / `X-Forwarded-Proto`
+    /// ([`ProxyHeader::XForwarded`], the default) or RFC 7239 `Forwarded`
+    /// ([`ProxyHeader::Forwarded`]). Only that one is read, since a client can send the
+    /// other one and no proxy would append to it.
+    pub fn proxy_header(self, header: ProxyHeader) -> Self {
+        self.edit(|c| c.proxy_header = header)
     }
 
     /// Trusts the proxies at these addresses or networks (`"10.0.0.1"`, `"10.0.0.0/8"`,

@@ -113,6 +113,7 @@ pub use config::{CookieSecure, SameSite};
 pub use device::{Device, USER_AGENT_KEY};
 pub use error::{SessionError, RETRY_AFTER_SECONDS};
 pub use layer::{SessionLayer, DEFAULT_ROTATION_GRACE};
+pub use proxy::ProxyHeader;
 pub use request::Tls;
 pub use reserved::RESERVED_PREFIX;
 pub use service::SessionService;

@@ -12,6 +12,19 @@
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 
+/// Which header the trusted proxies write the forwarding chain to. Only that one is read:
+/// a client can send the other one too, and no trusted proxy would append to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For` (the client address) and `X-Forwarded-Proto` (the scheme): what
+    /// nginx, HAProxy, cloud load balancers and most proxies write (the default).
+    #[default]
+    XForwarded,
+    /// RFC 7239 `Forwarded` (`for=`, `proto=` per hop).
+    Forwarded,
+}
+
 /// Which proxies in front of the app are trusted (see
 /// [`SessionLayer::trusted_proxy_hops`](crate::SessionLayer::trusted_proxy_hops) and
 /// [`SessionLayer::trusted_proxies`](crate::SessionLayer::trusted_proxies)).
@@ -43,6 +56,8 @@ pub(crate) struct Forwarded {
 struct Hop {
     addr: Option<IpAddr>,
     proto: Option<String>,
+    /// The hop names a client (a `for=`, valid or not); without, the peer's address is kept.
+    named: bool,
 }
 
 /// The address in a `for=` / `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:80`,
@@ -72,6 +87,7 @@ fn forwarded_chain(values: &[&str]) -> Vec<Hop> {
                     let k = k.trim();
                     if k.eq_ignore_ascii_case("for") {
                         hop.addr = parse_addr(v);
+                        hop.named = true;
                     } else if k.eq_ignore_ascii_case("proto") {
                         hop.proto = Some(v.trim().trim_matches('"').to_ascii_lowercase());
                     }
@@ -106,6 +122,7 @@ fn x_forwarded_chain(fors: &[&str], protos: &[&str]) -> Vec<Hop> {
             Hop {
                 addr: parse_addr(a),
                 proto,
+                named: true,
             }
         })
         .collect()
@@ -114,7 +131,12 @@ fn x_forwarded_chain(fors: &[&str], protos: &[&str]) -> Vec<Hop> {
 impl Proxies {
     /// What the trusted proxies say, given the request's headers (`forwarded`, and
     /// `x-forwarded-for` / `x-forwarded-proto`) and the peer address when known.
-    pub(crate) fn read(&self, headers: &http::HeaderMap, peer: Option<IpAddr>) -> Forwarded {
+    pub(crate) fn read(
+        &self,
+        header: ProxyHeader,
+        headers: &http::HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Forwarded {
         let values = |name: &str| -> Vec<&str> {
             headers
                 .get_all(name)
@@ -125,29 +147,29 @@ impl Proxies {
         if *self == Proxies::None {
             return Forwarded::default();
         }
-        let fwd = values("forwarded");
-        let chain = if fwd.is_empty() {
-            let fors = values("x-forwarded-for");
-            if fors.is_empty() {
-                // A proxy may say the scheme without a chain.
+        let chain = match header {
+            ProxyHeader::Forwarded => forwarded_chain(&values("forwarded")),
+            ProxyHeader::XForwarded => {
+                let fors = values("x-forwarded-for");
                 let protos = values("x-forwarded-proto");
-                let https = self.trusts_peer(peer)
-                    && protos.first().is_some_and(|p| {
-                        p.split(',')
-                            .next()
-                            .unwrap_or("")
-                            .trim()
-                            .eq_ignore_ascii_case("https")
-                    });
-                return Forwarded {
-                    ip: None,
-                    https,
-                    used: false,
-                };
+                if fors.is_empty() {
+                    // A proxy may say the scheme without a chain.
+                    let https = self.trusts_peer(peer)
+                        && protos.first().is_some_and(|p| {
+                            p.split(',')
+                                .next()
+                                .unwrap_or("")
+                                .trim()
+                                .eq_ignore_ascii_case("https")
+                        });
+                    return Forwarded {
+                        ip: None,
+                        https,
+                        used: false,
+                    };
+                }
+                x_forwarded_chain(&fors, &protos)
             }
-            x_forwarded_chain(&fors, &values("x-forwarded-proto"))
-        } else {
-            forwarded_chain(&fwd)
         };
         if chain.is_empty() || !self.trusts_peer(peer) {
             return Forwarded::default();
@@ -169,7 +191,7 @@ impl Proxies {
         Forwarded {
             ip: hop.addr,
             https: hop.proto.as_deref() == Some("https"),
-            used: true,
+            used: hop.named,
         }
     }
 
@@ -225,26 +247,58 @@ mod tests {
     #[test]
     fn hops_take_the_entry_their_proxies_appended() {
         let spoofed = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.2")]);
-        assert_eq!(Proxies::Hops(1).read(&spoofed, None).ip, ip("10.0.0.2"));
-        assert_eq!(Proxies::Hops(2).read(&spoofed, None).ip, ip("203.0.113.7"));
-        assert_eq!(Proxies::Hops(9).read(&spoofed, None).ip, ip("6.6.6.6"));
-        assert_eq!(Proxies::None.read(&spoofed, None), Forwarded::default());
+        assert_eq!(
+            Proxies::Hops(1)
+                .read(ProxyHeader::XForwarded, &spoofed, None)
+                .ip,
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            Proxies::Hops(2)
+                .read(ProxyHeader::XForwarded, &spoofed, None)
+                .ip,
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            Proxies::Hops(9)
+                .read(ProxyHeader::XForwarded, &spoofed, None)
+                .ip,
+            ip("6.6.6.6")
+        );
+        assert_eq!(
+            Proxies::None.read(ProxyHeader::XForwarded, &spoofed, None),
+            Forwarded::default()
+        );
         let evil = headers(&[("x-forwarded-for", "<script>")]);
-        assert_eq!(Proxies::Hops(1).read(&evil, None).ip, None);
+        assert_eq!(
+            Proxies::Hops(1)
+                .read(ProxyHeader::XForwarded, &evil, None)
+                .ip,
+            None
+        );
     }
 
     #[test]
     fn a_list_trusts_its_proxies_only() {
         let list = Proxies::List(vec!["10.0.0.0/8".parse().unwrap()]);
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.2")]);
-        assert_eq!(list.read(&h, ip("10.0.0.1")).ip, ip("203.0.113.7"));
+        assert_eq!(
+            list.read(ProxyHeader::XForwarded, &h, ip("10.0.0.1")).ip,
+            ip("203.0.113.7")
+        );
         // A peer that is not a trusted proxy: its headers are the client's own words.
-        assert_eq!(list.read(&h, ip("198.51.100.1")), Forwarded::default());
-        assert_eq!(list.read(&h, None), Forwarded::default());
+        assert_eq!(
+            list.read(ProxyHeader::XForwarded, &h, ip("198.51.100.1")),
+            Forwarded::default()
+        );
+        assert_eq!(
+            list.read(ProxyHeader::XForwarded, &h, None),
+            Forwarded::default()
+        );
     }
 
     #[test]
-    fn forwarded_wins_and_carries_the_proto_of_the_clients_hop() {
+    fn forwarded_carries_the_proto_of_the_clients_hop() {
         let h = headers(&[
             (
                 "forwarded",
@@ -253,10 +307,18 @@ mod tests {
             ("forwarded", "for=10.0.0.2;proto=http"),
             ("x-forwarded-for", "1.1.1.1"),
         ]);
-        let two = Proxies::Hops(2).read(&h, None);
+        let two = Proxies::Hops(2).read(ProxyHeader::Forwarded, &h, None);
         assert_eq!((two.ip, two.https), (ip("2001:db8::7"), true));
-        let one = Proxies::Hops(1).read(&h, None);
+        let one = Proxies::Hops(1).read(ProxyHeader::Forwarded, &h, None);
         assert_eq!((one.ip, one.https), (ip("10.0.0.2"), false));
+        // The header the proxies do not write is the client's own: never read.
+        let x = Proxies::Hops(1).read(ProxyHeader::XForwarded, &h, None);
+        assert_eq!(x.ip, ip("1.1.1.1"));
+        let spoof = headers(&[("forwarded", "for=6.6.6.6;proto=https")]);
+        assert_eq!(
+            Proxies::Hops(1).read(ProxyHeader::XForwarded, &spoof, None),
+            Forwarded::default()
+        );
     }
 
     #[test]
@@ -265,19 +327,41 @@ mod tests {
             ("x-forwarded-for", "203.0.113.7, 10.0.0.2"),
             ("x-forwarded-proto", "https"),
         ]);
-        assert!(Proxies::Hops(2).read(&h, None).https);
         assert!(
-            Proxies::Hops(1).read(&h, None).https,
+            Proxies::Hops(2)
+                .read(ProxyHeader::XForwarded, &h, None)
+                .https
+        );
+        assert!(
+            Proxies::Hops(1)
+                .read(ProxyHeader::XForwarded, &h, None)
+                .https,
             "one value: every hop's"
         );
         let h = headers(&[
             ("x-forwarded-for", "203.0.113.7, 10.0.0.2"),
             ("x-forwarded-proto", "https, http"),
         ]);
-        assert!(Proxies::Hops(2).read(&h, None).https);
-        assert!(!Proxies::Hops(1).read(&h, None).https);
+        assert!(
+            Proxies::Hops(2)
+                .read(ProxyHeader::XForwarded, &h, None)
+                .https
+        );
+        assert!(
+            !Proxies::Hops(1)
+                .read(ProxyHeader::XForwarded, &h, None)
+                .https
+        );
         let proto_only = headers(&[("x-forwarded-proto", "HTTPS")]);
-        assert!(Proxies::Hops(1).read(&proto_only, None).https);
-        assert!(!Proxies::None.read(&proto_only, None).https);
+        assert!(
+            Proxies::Hops(1)
+                .read(ProxyHeader::XForwarded, &proto_only, None)
+                .https
+        );
+        assert!(
+            !Proxies::None
+                .read(ProxyHeader::XForwarded, &proto_only, None)
+                .https
+        );
     }
 }

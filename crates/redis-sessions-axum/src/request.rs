@@ -78,7 +78,12 @@ mod tests {
     }
 
     fn https(parts: &Parts, proxies: &Proxies) -> bool {
-        is_https(parts, &proxies.read(&parts.headers, peer(parts)))
+        let header = if parts.headers.contains_key("forwarded") {
+            crate::proxy::ProxyHeader::Forwarded
+        } else {
+            crate::proxy::ProxyHeader::XForwarded
+        };
+        is_https(parts, &proxies.read(header, &parts.headers, peer(parts)))
     }
 
     #[test]

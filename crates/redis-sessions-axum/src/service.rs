@@ -107,7 +107,9 @@ fn prepare(config: &Arc<Config>, parts: &Parts) -> Result<Shared, String> {
             (token, found)
         }
     };
-    let forwarded = config.proxies.read(&parts.headers, request::peer(parts));
+    let forwarded = config
+        .proxies
+        .read(config.proxy_header, &parts.headers, request::peer(parts));
     let secure = match config.cookie.secure {
         CookieSecure::Always => true,
         CookieSecure::Never => false,

@@ -581,9 +581,21 @@ async fn proxies_done_right() {
         "forwarded",
         "for=6.6.6.6;proto=http, for=\"[2001:db8::7]:4711\";proto=https, for=10.0.0.2;proto=http",
     )];
+    let two_fwd = app(layer()
+        .trusted_proxy_hops(2)
+        .proxy_header(redis_sessions_axum::ProxyHeader::Forwarded));
     assert_eq!(
-        login_via(&two, &store, "10.0.0.1:80", &forwarded).await,
+        login_via(&two_fwd, &store, "10.0.0.1:80", &forwarded).await,
         ("2001:db8::7".into(), true)
+    );
+    // Proxies that write X-Forwarded-*: a Forwarded header is the client's own words.
+    let spoofed_fwd = [
+        ("forwarded", "for=6.6.6.6;proto=https"),
+        ("x-forwarded-for", "203.0.113.7, 10.0.0.2"),
+    ];
+    assert_eq!(
+        login_via(&two, &store, "10.0.0.1:80", &spoofed_fwd).await,
+        ("203.0.113.7".into(), false)
     );
 
     // A proxy list: headers count only from a listed peer; listed hops are skipped.

@@ -1212,7 +1212,11 @@ async fn secure_follows_the_tls_extension_and_trusted_proxy_headers() {
     let app = routes().layer(auto());
     let r = send_with(&app, "POST", "/login/alice", None, &fwd).await;
     assert!(!r.set_cookie().unwrap().contains("Secure"));
-    let app = routes().layer(auto().trust_proxy(true));
+    let app = routes().layer(
+        auto()
+            .trust_proxy(true)
+            .proxy_header(redis_sessions_axum::ProxyHeader::Forwarded),
+    );
     let r = send_with(&app, "POST", "/login/alice", None, &fwd).await;
     assert!(r.set_cookie().unwrap().contains("; Secure"));
     // Never is never, even over TLS.
