@@ -145,7 +145,9 @@ form{display:inline}input{font:inherit;padding:.45rem .6rem;border:1px solid var
 .device{display:flex;flex-wrap:wrap;align-items:center;gap:.2rem .5rem}.device form{margin-left:auto}\
 .device.me{background:#f1f6ff;border-radius:8px;padding-left:.5rem}\
 .tag{display:inline-block;font-size:.75rem;background:var(--accent);color:#fff;border-radius:99px;padding:0 .5rem;margin-left:.4rem}\
-.actions{display:flex;gap:.5rem;flex-wrap:wrap;margin-top:.8rem}";
+.actions{display:flex;gap:.5rem;flex-wrap:wrap;margin-top:.8rem}\
+header .bar{flex-wrap:wrap}main>*{min-width:0}input{max-width:100%}\
+@media (max-width:40rem){main{grid-template-columns:1fr;margin-top:1rem}.device form{margin-left:0}}";
 
 /// A cup, inline (the page loads nothing from elsewhere).
 const LOGO: &str = "<svg width=\"20\" height=\"20\" viewBox=\"0 0 24 24\" aria-hidden=\"true\" \
@@ -375,7 +377,7 @@ async fn devices(session: Session) -> Result<Response, SessionError> {
         let browser = d
             .user_agent
             .as_deref()
-            .map_or("unknown browser", browser_name);
+            .map_or_else(|| "unknown browser".to_owned(), device_name);
         let signed_in = match d.created_ms {
             Some(ms) => Some(i64::try_from(ms / 1000).unwrap_or(now)),
             None => d.info.value::<i64>(SIGNED_IN).ok().flatten(),
@@ -406,7 +408,7 @@ async fn devices(session: Session) -> Result<Response, SessionError> {
                 ""
             },
             handle = escape(&d.handle),
-            browser = escape(browser),
+            browser = escape(&browser),
             ip = escape(&d.ip),
             idle = d.idle,
             r = d.info.r,
@@ -476,6 +478,27 @@ async fn logout_everywhere(session: Session) -> Result<Redirect, SessionError> {
         session.destroyall().await?;
     }
     Ok(Redirect::to("/"))
+}
+
+/// "Chrome on Windows 10", "Safari on iPhone": the browser and OS parsed from the user
+/// agent (woothee), so devices of one browser family can be told apart.
+fn device_name(agent: &str) -> String {
+    let known = |s: &str| !s.is_empty() && s != "UNKNOWN";
+    match woothee::parser::Parser::new().parse(agent) {
+        Some(ua) if known(ua.name) => {
+            let headless = if agent.contains("HeadlessChrome") {
+                "Headless "
+            } else {
+                ""
+            };
+            if known(ua.os) {
+                format!("{headless}{} on {}", ua.name, ua.os)
+            } else {
+                format!("{headless}{}", ua.name)
+            }
+        }
+        _ => browser_name(agent).to_owned(),
+    }
 }
 
 fn browser_name(agent: &str) -> &'static str {

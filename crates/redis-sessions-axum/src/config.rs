@@ -33,24 +33,32 @@ impl SameSite {
 }
 
 /// When the cookie gets the `Secure` attribute (sent over HTTPS only).
+///
+/// The default is [`Always`](Self::Always), as in tower-sessions: production behind a TLS
+/// proxy, or with its own TLS over HTTP/1.1, gets `Secure` with no setting to forget.
+/// Browsers accept `Secure` cookies from `http://localhost` too; a plain-HTTP setup on
+/// another host opts out with `.secure(false)` (logged at warn when the layer is built) or
+/// uses [`Auto`](Self::Auto).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum CookieSecure {
-    /// Always: for sites served over HTTPS only.
+    /// Always (the default).
+    #[default]
     Always,
-    /// Never: plain-HTTP development setups.
+    /// Never: plain-HTTP development setups only (logged at warn when the layer is built).
     Never,
-    /// When the request came over HTTPS (the default). A request counts as HTTPS when
+    /// When the request came over HTTPS. A request counts as HTTPS when
     /// - its URI has the `https` scheme (HTTP/2 and HTTP/3 always carry it), or
     /// - it carries the [`Tls`](crate::Tls) extension: HTTP/1.1 requests do not name their
     ///   scheme, so an app that terminates TLS itself (axum-server with rustls, a
     ///   tokio-rustls acceptor) marks the requests of its TLS listener, or
-    /// - with [`SessionLayer::trust_proxy`](crate::SessionLayer::trust_proxy), a TLS-terminating proxy said so:
+    /// - with trusted proxies ([`SessionLayer::trusted_proxy_hops`](crate::SessionLayer::trusted_proxy_hops),
+    ///   [`SessionLayer::trusted_proxies`](crate::SessionLayer::trusted_proxies)), the TLS-terminating one said so:
     ///   `X-Forwarded-Proto: https` or `Forwarded: proto=https`.
     ///
-    /// A plain `http://localhost` keeps working while production over TLS gets `Secure`.
-    /// A server that only ever serves HTTPS can simply use `.secure(true)`.
-    #[default]
+    /// For a server that serves both plain HTTP and HTTPS; the layer cannot see the
+    /// connection of an HTTP/1.1 request, so a TLS listener of the app's own must add the
+    /// [`Tls`](crate::Tls) extension, or its cookies go without `Secure`.
     Auto,
 }
 
@@ -81,6 +89,7 @@ pub(crate) struct CookieSettings {
 #[derive(Debug, Default)]
 pub(crate) struct ReportedOnce {
     pub invalid_app: AtomicBool,
+    pub insecure: AtomicBool,
     pub no_peer_address: AtomicBool,
 }
 
@@ -109,11 +118,54 @@ pub(crate) struct Config {
     pub cookie: CookieSettings,
     pub ttl: Option<i64>,
     pub no_resave: bool,
-    pub trust_proxy: bool,
+    pub proxies: crate::proxy::Proxies,
+    pub proxy_header: crate::proxy::ProxyHeader,
     pub bearer: bool,
     pub visitors: bool,
     pub absolute_timeout: Option<Duration>,
+    /// Refresh the cookie's Max-Age on every request that uses a live session.
+    pub rolling: bool,
+    /// Save pending changes after a 5xx response too.
+    pub save_on_server_error: bool,
+    /// How long a replaced token is remembered as "rotated" (None: not remembered).
+    pub rotation_grace: Option<Duration>,
     pub reported: Arc<ReportedOnce>,
+    /// Tokens (by device handle) this process replaced lately, for the free check before
+    /// a rolling refresh.
+    pub rotated: Arc<RecentRotations>,
+}
+
+/// The device handles of the tokens this process replaced in the last grace period: a
+/// rolling refresh checks them at no cost before sending an old token's cookie again.
+#[derive(Debug, Default)]
+pub(crate) struct RecentRotations {
+    handles: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// More recent rotations than this are not remembered in memory (the store's mark still
+/// is): bounded memory under a login storm.
+const MAX_REMEMBERED_ROTATIONS: usize = 100_000;
+
+impl RecentRotations {
+    /// Remembers that `token` was replaced, for `grace`.
+    pub fn insert(&self, token: &str, grace: Duration) {
+        let now = std::time::Instant::now();
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        if handles.len() >= MAX_REMEMBERED_ROTATIONS {
+            handles.retain(|_, at| now.duration_since(*at) < grace);
+        }
+        if handles.len() < MAX_REMEMBERED_ROTATIONS {
+            handles.insert(redis_sessions::device_handle(token), now);
+        }
+    }
+
+    /// True when this process replaced `token` within `grace`.
+    pub fn contains(&self, token: &str, grace: Duration) -> bool {
+        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        handles
+            .get(&redis_sessions::device_handle(token))
+            .is_some_and(|at| at.elapsed() < grace)
+    }
 }
 
 /// True for an app name the store accepts (the library's rule: `^[A-Za-z0-9_-]{3,20}$`).

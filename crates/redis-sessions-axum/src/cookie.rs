@@ -39,6 +39,7 @@ pub(crate) fn set_cookie(
     settings: &CookieSettings,
     name: &str,
     token: Option<&str>,
+    max_age: Option<std::time::Duration>,
     secure: bool,
 ) -> Option<HeaderValue> {
     let mut out = format!("{name}={}; Path={}", token.unwrap_or(""), settings.path);
@@ -46,7 +47,7 @@ pub(crate) fn set_cookie(
         out.push_str("; Domain=");
         out.push_str(domain);
     }
-    match (token, settings.max_age) {
+    match (token, max_age) {
         (None, _) => out.push_str("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
         (Some(_), Some(age)) => out.push_str(&format!("; Max-Age={}", age.as_secs())),
         (Some(_), None) => {}

@@ -43,6 +43,17 @@ pub enum SessionError {
         /// The Rust type asked for.
         expected: &'static str,
     },
+    /// The request carried a token that a concurrent request replaced (a login,
+    /// [`upgrade`](crate::Session::upgrade) or [`rotate`](crate::Session::rotate)) while
+    /// this one was on its way or running: nothing of this request was saved and its
+    /// cookie is left alone (the browser already holds the new one). Answers 409 Conflict:
+    /// retry the request, which then carries the new cookie. See
+    /// [`SessionLayer::rotation_grace`](crate::SessionLayer::rotation_grace).
+    #[error(
+        "the session was renewed by a concurrent login or rotation while this request ran: \
+         nothing was saved; retry the request with the new cookie"
+    )]
+    Rotated,
     /// The operation needs a logged-in session (after [`upgrade`](crate::Session::upgrade)).
     #[error("this request has no logged-in session")]
     NotAuthenticated,
@@ -64,12 +75,14 @@ pub enum SessionError {
 impl SessionError {
     /// The HTTP status this error answers with: a store error by the library's one mapping
     /// ([`ErrorKind::http_status`], the same as `rest-sessions`), 401 for
-    /// [`NotAuthenticated`](Self::NotAuthenticated), 500 for the rest.
+    /// [`NotAuthenticated`](Self::NotAuthenticated), 409 for [`Rotated`](Self::Rotated),
+    /// 500 for the rest.
     pub fn status(&self) -> StatusCode {
         match self {
             SessionError::Store(e) => StatusCode::from_u16(e.kind().http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             SessionError::NotAuthenticated => StatusCode::UNAUTHORIZED,
+            SessionError::Rotated => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -92,6 +105,10 @@ impl IntoResponse for SessionError {
                 (status, e.to_string()).into_response()
             }
             SessionError::NotAuthenticated => (status, self.to_string()).into_response(),
+            SessionError::Rotated => {
+                tracing::info!("a request with a token replaced meanwhile: answering 409");
+                (status, self.to_string()).into_response()
+            }
             // A configuration mistake: the message says what to change, to the developer
             // who meets it first in the browser, and to the log.
             SessionError::MissingLayer => {

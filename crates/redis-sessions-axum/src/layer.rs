@@ -1,7 +1,10 @@
 //! [`SessionLayer`], the middleware's public face: built with safe defaults, changed with
 //! its setters, and added to a router as a tower `Layer`.
 
-use crate::config::{is_app, AppSource, Config, CookieSecure, CookieSettings, SameSite};
+use crate::config::{
+    is_app, AppSource, Config, CookieSecure, CookieSettings, ReportedOnce, SameSite,
+};
+use crate::proxy::{Proxies, ProxyHeader};
 use crate::service::SessionService;
 use http::request::Parts;
 use redis_sessions::RedisSessions;
@@ -9,13 +12,18 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a replaced token answers 409 rather than "no session" (see
+/// [`SessionLayer::rotation_grace`]).
+pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(60);
+
 /// The session middleware, as a [`tower::Layer`](tower_layer::Layer): add it to an axum
 /// `Router` (or any tower stack) and handlers get a [`Session`](crate::Session).
 ///
 /// It reads the token from the cookie (or `Authorization: Bearer`), lets the handler use
 /// the session, then writes the changed data once and sets or clears the cookie. Built
 /// with defaults that are safe for a browser app: cookie named after the app, `Path=/`,
-/// `HttpOnly`, `SameSite=Lax`, `Secure` on HTTPS requests, a browser-session cookie, a
+/// `HttpOnly`, `SameSite=Lax`, `Secure` (opt out for plain-HTTP development), a
+/// browser-session cookie, a
 /// session ttl of 7200 s, and proxy headers ignored.
 ///
 /// ```
@@ -44,7 +52,7 @@ impl fmt::Debug for SessionLayer {
             .field("app", &app)
             .field("cookie", &self.config.cookie)
             .field("ttl", &self.config.ttl)
-            .field("trust_proxy", &self.config.trust_proxy)
+            .field("proxies", &self.config.proxies)
             .field("visitors", &self.config.visitors)
             .field("absolute_timeout", &self.config.absolute_timeout)
             .field("store", &self.config.store)
@@ -95,17 +103,22 @@ impl SessionLayer {
                     path: "/".into(),
                     domain: None,
                     http_only: true,
-                    secure: CookieSecure::Auto,
+                    secure: CookieSecure::Always,
                     same_site: SameSite::Lax,
                     max_age: None,
                 },
                 ttl: None,
                 no_resave: false,
-                trust_proxy: false,
+                proxies: Proxies::None,
+                proxy_header: ProxyHeader::XForwarded,
                 bearer: true,
                 visitors: false,
                 absolute_timeout: None,
+                rotation_grace: Some(DEFAULT_ROTATION_GRACE),
+                save_on_server_error: false,
+                rolling: true,
                 reported: Arc::default(),
+                rotated: Arc::default(),
             }),
         }
     }
@@ -150,15 +163,26 @@ impl SessionLayer {
         self.edit(|c| c.cookie.http_only = on)
     }
 
-    /// When to mark the cookie `Secure`: `true`, `false`, or [`CookieSecure::Auto`]
-    /// (the default: on HTTPS requests).
+    /// When to mark the cookie `Secure`: `true` (the default), `false` for plain-HTTP
+    /// development (logged at warn when the layer is built, so it is not forgotten in
+    /// production), or [`CookieSecure::Auto`] (on HTTPS requests only).
+    ///
+    /// # Panics
+    /// When the cookie is [`SameSite::None`] and `secure` is not `true`: browsers drop
+    /// such a cookie.
     pub fn secure(self, secure: impl Into<CookieSecure>) -> Self {
         let secure = secure.into();
+        check_same_site(self.config.cookie.same_site, secure);
         self.edit(|c| c.cookie.secure = secure)
     }
 
     /// Sets `SameSite` (default [`SameSite::Lax`]).
+    ///
+    /// # Panics
+    /// [`SameSite::None`] unless `Secure` is always on (the default): browsers drop a
+    /// `SameSite=None` cookie without `Secure`, so the session would silently not stick.
     pub fn same_site(self, same_site: SameSite) -> Self {
+        check_same_site(same_site, self.config.cookie.secure);
         self.edit(|c| c.cookie.same_site = same_site)
     }
 
@@ -189,12 +213,16 @@ impl SessionLayer {
         self.edit(|c| c.no_resave = on)
     }
 
-    /// Ends every session `limit` after it was created (at login or rotation), however
-    /// active it is: the absolute timeout of OWASP's session management guidance, on top
-    /// of the idle timeout ([`ttl`](Self::ttl)). The creation time is read from the token
-    /// itself (its part after the `Z`), so the check costs no store call; a session past
-    /// it is killed in the store and the request goes on as a visitor's. Default: none
-    /// (sessions live while they are used); OWASP suggests 4 to 8 hours for most apps.
+    /// Ends every session `limit` after the user's **first** login, however active it is
+    /// and however often its token changed since ([`rotate`](crate::Session::rotate), a
+    /// new [`upgrade`](crate::Session::upgrade) of the same user): the absolute timeout of
+    /// OWASP's session management guidance, on top of the idle timeout
+    /// ([`ttl`](Self::ttl)). The login time is kept in the session (`$rs:login`, see
+    /// [`RESERVED_PREFIX`](crate::RESERVED_PREFIX)); sessions without it (visitors', or
+    /// created before) count from their token's creation time. A token older than the
+    /// limit ends without a store read. A session past it is killed in the store and the
+    /// request goes on as a visitor's. Default: none (sessions live while they are used);
+    /// OWASP suggests 4 to 8 hours for most apps.
     ///
     /// # Panics
     /// When `limit` is shorter than 10 seconds.
@@ -205,6 +233,57 @@ impl SessionLayer {
             "absolute timeout must be >= 10 seconds"
         );
         self.edit(|c| c.absolute_timeout = limit)
+    }
+
+    /// Refreshes the cookie's `Max-Age` on every request that uses a live session (default
+    /// on), so a persistent cookie ([`max_age`](Self::max_age) or a session's own
+    /// [`set_expiry`](crate::Session::set_expiry)) ends that long after the **last**
+    /// request, like the session's idle timeout in the store, not after login. Free: a
+    /// `Set-Cookie` header on the response, no store call. It only concerns requests that
+    /// take the [`Session`](crate::Session) and carry the cookie (not a Bearer token);
+    /// browser-session cookies (no max age) have nothing to refresh.
+    pub fn rolling(self, on: bool) -> Self {
+        self.edit(|c| c.rolling = on)
+    }
+
+    /// Saves the changes of a request whose response is a server error (5xx). Default
+    /// off, as in tower-sessions: a handler that fails half-way leaves the session as it
+    /// was, and a visitor's failed request creates no session. What was already done by
+    /// a store call during the request stays done: a login (`upgrade`, `rotate`) and its
+    /// cookie, a logout, an explicit [`save`](crate::Session::save).
+    pub fn save_on_server_error(self, on: bool) -> Self {
+        self.edit(|c| c.save_on_server_error = on)
+    }
+
+    /// How long a token replaced by a login ([`upgrade`](crate::Session::upgrade)) or a
+    /// [`rotate`](crate::Session::rotate) is remembered as replaced (default 60 s, at least
+    /// 10 s; `None` turns it off).
+    ///
+    /// A browser that logs in while other requests are on their way (an SPA polling,
+    /// parallel fetches, a second tab) sends those with the old token. Without this, the
+    /// first of them to end would find no session, clear the cookie the login just set and
+    /// drop its writes. With it, such a request — old token seen after the rotation, or
+    /// the rotation seen at its save — answers **409**
+    /// ([`SessionError::Rotated`](crate::SessionError::Rotated)): nothing it wrote is
+    /// saved, its cookie is left alone, and a retry carries the new cookie.
+    ///
+    /// Why a retryable error rather than forwarding the old token to the new session: a
+    /// forwarded token would let whoever planted a token before login (session fixation)
+    /// write into the victim's new session during the grace period. The mark is a tiny
+    /// session of the store (user id `visitor:rotated:` + the old token's device handle,
+    /// never the token), one more store call per login that replaces a session and one
+    /// per request with a dead token; being a `visitor:` id, `is_visitor_id` leaves it out
+    /// of listings.
+    ///
+    /// # Panics
+    /// When `grace` is shorter than 10 seconds (the store's smallest ttl).
+    pub fn rotation_grace(self, grace: impl Into<Option<Duration>>) -> Self {
+        let grace = grace.into();
+        assert!(
+            grace.is_none_or(|g| g >= Duration::from_secs(10)),
+            "rotation grace must be >= 10 seconds"
+        );
+        self.edit(|c| c.rotation_grace = grace)
     }
 
     /// Gives visitors (requests without a logged-in session) a session of their own, for
@@ -226,17 +305,76 @@ impl SessionLayer {
         self.edit(|c| c.visitors = on)
     }
 
-    /// Trusts `X-Forwarded-For` (the client address stored with the session) and
-    /// `X-Forwarded-Proto` or `Forwarded: proto=` (whether the request came over HTTPS, for
-    /// `Secure`). Default off: turn it on only behind a proxy that sets them, since any
-    /// client can send them. The leftmost `X-Forwarded-For` address is taken, as Express's
-    /// `trust proxy` does.
-    ///
-    /// Without a trusted proxy the address is the peer's, which axum only knows when the
-    /// app is served with `into_make_service_with_connect_info::<SocketAddr>()`; otherwise
-    /// sessions store the ip `"unknown"` (and a warning is logged once).
+    /// Trusts one proxy in front of the app: `trust_proxy(true)` is
+    /// [`trusted_proxy_hops(1)`](Self::trusted_proxy_hops), `false` (the default) trusts
+    /// none. Turn it on only when every request reaches the app through that proxy.
     pub fn trust_proxy(self, on: bool) -> Self {
-        self.edit(|c| c.trust_proxy = on)
+        self.edit(|c| c.proxies = if on { Proxies::Hops(1) } else { Proxies::None })
+    }
+
+    /// Trusts `hops` proxies in front of the app (0: none), every one of which appends
+    /// the address it received from to `Forwarded` (RFC 7239) or `X-Forwarded-For`. The
+    /// client address is the `hops`-th entry **from the right** (what the outermost
+    /// trusted proxy saw), so addresses a client writes into the header itself are never
+    /// taken; whether the request came over HTTPS (for [`CookieSecure::Auto`]) is that
+    /// hop's `proto=` or the matching `X-Forwarded-Proto` value; which header is read is
+    /// [`proxy_header`](Self::proxy_header)'s choice. An entry that is not an IP address
+    /// (`unknown`, an obfuscated name, anything else) is no address: the session stores
+    /// `"unknown"`.
+    ///
+    /// Use it when the app is reachable through its proxies only; otherwise list them
+    /// with [`trusted_proxies`](Self::trusted_proxies). Without trusted proxies the
+    /// address is the peer's, which axum only knows when the app is served with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`; otherwise sessions store the
+    /// ip `"unknown"` (and a warning is logged once).
+    pub fn trusted_proxy_hops(self, hops: usize) -> Self {
+        let proxies = if hops == 0 {
+            Proxies::None
+        } else {
+            Proxies::Hops(hops)
+        };
+        self.edit(|c| c.proxies = proxies)
+    }
+
+    /// Which header the trusted proxies write: `X-Forwarded-For` / `X-Forwarded-Proto`
+    /// ([`ProxyHeader::XForwarded`], the default) or RFC 7239 `Forwarded`
+    /// ([`ProxyHeader::Forwarded`]). Only that one is read, since a client can send the
+    /// other one and no proxy would append to it.
+    pub fn proxy_header(self, header: ProxyHeader) -> Self {
+        self.edit(|c| c.proxy_header = header)
+    }
+
+    /// Trusts the proxies at these addresses or networks (`"10.0.0.1"`, `"10.0.0.0/8"`,
+    /// `"fd00::/8"`): forwarding headers count only when the peer (from
+    /// `into_make_service_with_connect_info::<SocketAddr>()`) is one of them, and the
+    /// client address is the first entry from the right that is not one of them. Safer
+    /// than a hop count when the app can also be reached directly. See
+    /// [`trusted_proxy_hops`](Self::trusted_proxy_hops) for the headers read.
+    ///
+    /// # Panics
+    /// When an entry is neither an IP address nor a network in CIDR notation.
+    pub fn trusted_proxies<I, T>(self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let nets: Vec<ipnet::IpNet> = proxies
+            .into_iter()
+            .map(|p| {
+                let p = p.as_ref().trim();
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .unwrap_or_else(|_| {
+                        panic!("trusted proxy {p:?} is not an IP address or network")
+                    })
+            })
+            .collect();
+        let proxies = if nets.is_empty() {
+            Proxies::None
+        } else {
+            Proxies::List(nets)
+        };
+        self.edit(|c| c.proxies = proxies)
     }
 
     /// Accepts a token from `Authorization: Bearer <token>` (default on), for API and
@@ -251,10 +389,26 @@ impl SessionLayer {
     }
 }
 
+/// Refuses `SameSite=None` without an always-`Secure` cookie, which browsers drop.
+fn check_same_site(same_site: SameSite, secure: CookieSecure) {
+    assert!(
+        same_site != SameSite::None || secure == CookieSecure::Always,
+        "SameSite::None needs .secure(true): browsers drop a SameSite=None cookie without Secure"
+    );
+}
+
 impl<S> tower_layer::Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        if self.config.cookie.secure == CookieSecure::Never
+            && ReportedOnce::first(&self.config.reported.insecure)
+        {
+            tracing::warn!(
+                "session cookies are sent without Secure (.secure(false)): for plain-HTTP \
+                 development only; browsers send them over plain HTTP, where they can be read"
+            );
+        }
         SessionService::new(inner, self.config.clone())
     }
 }

@@ -51,7 +51,11 @@
 //! value of another type as [`SessionError::WrongType`]. The stored data stays the flat
 //! object of strings, numbers and booleans that the Node.js module and the REST server
 //! read: scalars are stored as themselves, lists, maps and structs as a string
-//! [`JSON_MARKER`] + their JSON text (the rules are in its documentation).
+//! [`JSON_MARKER`] + their JSON text (the rules are in its documentation). Every integer
+//! comes back exactly (those a JavaScript double cannot carry are stored as marked decimal
+//! text); NaN and infinities are refused at [`Session::insert`]. A session whose stored
+//! data is corrupt is no session for the request, and login, logout and
+//! [`Session::clear`] replace it, so it never locks its user out.
 //!
 //! # Visitors and logins
 //! With [`SessionLayer::visitors`], a visitor's first write creates a visitor session
@@ -67,12 +71,22 @@
 //!   privilege changes within a login. Unknown tokens are never adopted.
 //! - **Idle timeout**: the session ttl ([`SessionLayer::ttl`], default 7200 s), renewed by
 //!   each request. **Absolute timeout**: [`SessionLayer::absolute_timeout`] (off by default;
-//!   4 to 8 hours is OWASP's suggestion), read from the token's creation time at no cost.
+//!   4 to 8 hours is OWASP's suggestion), counted from the first login and kept across
+//!   rotations. **Rolling cookies** and a per-session lifetime ([`Session::set_expiry`],
+//!   "remember me").
+//! - **Logins under concurrency**: a request carrying a token that a concurrent login
+//!   replaced answers 409 ([`SessionError::Rotated`]) and never clears or overwrites the
+//!   new cookie ([`SessionLayer::rotation_grace`]).
+//! - **Nothing of a failed request is saved** (5xx; [`SessionLayer::save_on_server_error`]).
+//! - **Proxies**: trusted by hop count or address list, the client address read from the
+//!   right of `Forwarded` / `X-Forwarded-For` and validated as an IP
+//!   ([`SessionLayer::trusted_proxy_hops`], [`SessionLayer::trusted_proxies`]).
 //! - **The cookie carries the token only** (64 characters from the OS CSPRNG, over 300
 //!   bits), `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, no `Max-Age` (a
-//!   browser-session cookie) unless [`SessionLayer::max_age`] is set, and `Secure` on
-//!   HTTPS requests ([`CookieSecure::Auto`]: the URI scheme, the [`Tls`] extension for
-//!   HTTP/1.1 servers that terminate TLS themselves, and trusted proxy headers).
+//!   browser-session cookie) unless [`SessionLayer::max_age`] is set, and `Secure`
+//!   ([`CookieSecure::Always`], the default; `.secure(false)` for plain-HTTP development is
+//!   logged; [`CookieSecure::Auto`] follows the URI scheme, the [`Tls`] extension and
+//!   trusted proxy headers). `SameSite=None` without `Secure` is refused at configuration.
 //! - **Logout ends the session in the store**, not just in the browser
 //!   ([`Session::destroy`]); [`Session::kill_device`] signs out one other device by its
 //!   handle (a one-way hash of its token, listed by [`Session::devices`]; never the
@@ -87,7 +101,9 @@ mod cookie;
 mod device;
 mod error;
 mod layer;
+mod proxy;
 mod request;
+mod reserved;
 mod service;
 mod session;
 mod value;
@@ -96,12 +112,14 @@ mod visitor;
 pub use config::{CookieSecure, SameSite};
 pub use device::{Device, USER_AGENT_KEY};
 pub use error::{SessionError, RETRY_AFTER_SECONDS};
-pub use layer::SessionLayer;
+pub use layer::{SessionLayer, DEFAULT_ROTATION_GRACE};
+pub use proxy::ProxyHeader;
 pub use request::Tls;
+pub use reserved::RESERVED_PREFIX;
 pub use service::SessionService;
 pub use session::{Carry, Session, SessionInfo};
 pub use value::{SessionInfoExt, JSON_MARKER};
-pub use visitor::{is_visitor_id, VISITOR_PREFIX};
+pub use visitor::{is_visitor_id, ROTATED_PREFIX, VISITOR_PREFIX};
 
 /// The session library, re-exported so that apps need one dependency and one version:
 /// `use redis_sessions_axum::redis_sessions::{Options, RedisSessions};`.

@@ -2,9 +2,10 @@
 //! (for the cookie's `Secure`) and the client's address (stored with a new session).
 
 use crate::config::ReportedOnce;
+use crate::proxy::Forwarded;
 use axum::extract::ConnectInfo;
 use http::request::Parts;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// A request extension that says "this request came over TLS".
 ///
@@ -20,49 +21,31 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Tls;
 
-/// The first value of a comma-separated proxy header, when proxies are trusted.
-fn forwarded<'a>(parts: &'a Parts, name: &str, trust_proxy: bool) -> Option<&'a str> {
-    if !trust_proxy {
-        return None;
-    }
-    let value = parts.headers.get(name)?.to_str().ok()?;
-    let first = value.split(',').next()?.trim();
-    (!first.is_empty()).then_some(first)
+/// The peer's address, when the server gives it (`ConnectInfo<SocketAddr>`).
+pub(crate) fn peer(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
 }
 
-/// `proto=https` in the first element of an RFC 7239 `Forwarded` header.
-fn forwarded_proto_https(parts: &Parts, trust_proxy: bool) -> bool {
-    forwarded(parts, "forwarded", trust_proxy).is_some_and(|element| {
-        element.split(';').any(|pair| {
-            pair.split_once('=').is_some_and(|(k, v)| {
-                k.trim().eq_ignore_ascii_case("proto")
-                    && v.trim().trim_matches('"').eq_ignore_ascii_case("https")
-            })
-        })
-    })
-}
-
-/// True when the request came over HTTPS, as far as the layer can know.
-pub(crate) fn is_https(parts: &Parts, trust_proxy: bool) -> bool {
+/// True when the request came over HTTPS, as far as the layer can know: the URI's scheme,
+/// the [`Tls`] mark, or the trusted proxies.
+pub(crate) fn is_https(parts: &Parts, forwarded: &Forwarded) -> bool {
     parts.uri.scheme_str() == Some("https")
         || parts.extensions.get::<Tls>().is_some()
-        || forwarded(parts, "x-forwarded-proto", trust_proxy)
-            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
-        || forwarded_proto_https(parts, trust_proxy)
+        || forwarded.https
 }
 
-/// The client's address as given to the store (1..39 characters, as it requires), or None
-/// when axum was not told the peer address and no trusted proxy named it.
-pub(crate) fn client_ip(parts: &Parts, trust_proxy: bool) -> Option<String> {
-    let ip = forwarded(parts, "x-forwarded-for", trust_proxy)
-        .map(str::to_owned)
-        .or_else(|| {
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip().to_string())
-        })?;
-    Some(ip.chars().take(39).collect())
+/// The client's address as given to the store, or None when axum was not told the peer
+/// address and no trusted proxy named a valid one.
+pub(crate) fn client_ip(parts: &Parts, forwarded: &Forwarded) -> Option<String> {
+    let ip = if forwarded.used {
+        forwarded.ip
+    } else {
+        peer(parts)
+    };
+    ip.map(|ip| ip.to_string())
 }
 
 /// The ip stored with a new session: the client's, or `"unknown"` (the store needs one),
@@ -84,6 +67,7 @@ pub(crate) fn ip_for_new_session(ip: Option<&str>, reported: &ReportedOnce) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::Proxies;
 
     fn parts(headers: &[(&str, &str)]) -> Parts {
         let mut req = http::Request::builder().uri("/x");
@@ -93,18 +77,28 @@ mod tests {
         req.body(()).unwrap().into_parts().0
     }
 
+    fn https(parts: &Parts, proxies: &Proxies) -> bool {
+        let header = if parts.headers.contains_key("forwarded") {
+            crate::proxy::ProxyHeader::Forwarded
+        } else {
+            crate::proxy::ProxyHeader::XForwarded
+        };
+        is_https(parts, &proxies.read(header, &parts.headers, peer(parts)))
+    }
+
     #[test]
     fn https_from_proxy_headers_only_when_trusted() {
+        let one = Proxies::Hops(1);
         let xfp = parts(&[("x-forwarded-proto", "HTTPS, http")]);
-        assert!(is_https(&xfp, true));
-        assert!(!is_https(&xfp, false));
-        let fwd = parts(&[("forwarded", "for=1.2.3.4;Proto=\"https\";by=x, proto=http")]);
-        assert!(is_https(&fwd, true));
-        assert!(!is_https(&fwd, false));
-        assert!(!is_https(&parts(&[("forwarded", "proto=http")]), true));
+        assert!(https(&xfp, &one));
+        assert!(!https(&xfp, &Proxies::None));
+        let fwd = parts(&[("forwarded", "for=1.2.3.4;Proto=\"https\";by=x")]);
+        assert!(https(&fwd, &one));
+        assert!(!https(&fwd, &Proxies::None));
+        assert!(!https(&parts(&[("forwarded", "proto=http")]), &one));
         let mut tls = parts(&[]);
-        assert!(!is_https(&tls, false));
+        assert!(!https(&tls, &Proxies::None));
         tls.extensions.insert(Tls);
-        assert!(is_https(&tls, false));
+        assert!(https(&tls, &Proxies::None));
     }
 }

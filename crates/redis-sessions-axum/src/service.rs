@@ -107,15 +107,18 @@ fn prepare(config: &Arc<Config>, parts: &Parts) -> Result<Shared, String> {
             (token, found)
         }
     };
+    let forwarded = config
+        .proxies
+        .read(config.proxy_header, &parts.headers, request::peer(parts));
     let secure = match config.cookie.secure {
         CookieSecure::Always => true,
         CookieSecure::Never => false,
-        CookieSecure::Auto => request::is_https(parts, config.trust_proxy),
+        CookieSecure::Auto => request::is_https(parts, &forwarded),
     };
     Ok(Shared::new(
         config.clone(),
         app,
-        request::client_ip(parts, config.trust_proxy),
+        request::client_ip(parts, &forwarded),
         cookie_name,
         secure,
         token,

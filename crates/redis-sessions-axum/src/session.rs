@@ -2,8 +2,8 @@
 
 use crate::config::Config;
 use crate::error::SessionError;
-use crate::visitor::{is_visitor_id, new_visitor_id};
-use crate::{cookie, request, value};
+use crate::visitor::{is_visitor_id, new_visitor_id, rotated_id};
+use crate::{cookie, request, reserved, value};
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::header::SET_COOKIE;
@@ -45,6 +45,9 @@ enum CookieAction {
     #[default]
     Keep,
     Set(String),
+    /// The rolling refresh of the request's own cookie, once checked that no concurrent
+    /// login replaced the token meanwhile.
+    Refresh(String),
     Clear,
 }
 
@@ -65,6 +68,18 @@ struct State {
     /// Keys changed since the last load or save, stored form; null marks a removed key.
     changes: Data,
     cookie: CookieAction,
+    /// The request's token names a session whose stored data cannot be read
+    /// (`corruptSession`): the request goes on without a session, and the session is
+    /// killed when something replaces it (login, logout, `clear`, a new visitor session),
+    /// so corrupt data never locks a user out.
+    corrupt: Option<String>,
+    /// `clear` was called on such a session: the end of the request kills it.
+    kill_corrupt: bool,
+    /// The lifetime chosen by `set_expiry` for the session the next login creates.
+    expiry: Option<Option<Duration>>,
+    /// The request's token was replaced by a concurrent login or rotation: every use of
+    /// the session answers [`SessionError::Rotated`].
+    rotated: bool,
 }
 
 impl State {
@@ -76,6 +91,22 @@ impl State {
     /// The token of the live session, if any.
     fn live_token(&self) -> Option<String> {
         self.meta.as_ref().and(self.token.clone())
+    }
+
+    /// The token that an operation replacing this request's session must kill: the live
+    /// session's, or that of a session whose data cannot be read.
+    fn replaced_token(&self) -> Option<String> {
+        self.live_token().or_else(|| self.corrupt.clone())
+    }
+
+    /// The session's stored data cannot be read: no usable session for this request (its
+    /// cookie is kept, so an operator's repair brings it back), killed when replaced.
+    fn unreadable(&mut self, token: String) {
+        self.meta = None;
+        self.data.clear();
+        self.changes.clear();
+        self.loaded = true;
+        self.corrupt = Some(token);
     }
 
     fn apply(&mut self, mut session: redis_sessions::Session) {
@@ -96,8 +127,14 @@ impl State {
         self.data.clear();
         self.changes.clear();
         self.loaded = true;
+        self.corrupt = None;
+        self.kill_corrupt = false;
     }
 }
+
+/// A request that ran longer than this checks the store for a concurrent login before a
+/// rolling cookie refresh (shorter ones only this process's logins, at no cost).
+const SLOW_REQUEST: Duration = Duration::from_millis(100);
 
 /// Everything about one request's session, shared by the middleware and every extractor.
 pub(crate) struct Shared {
@@ -107,6 +144,8 @@ pub(crate) struct Shared {
     ip: Option<String>,
     cookie_name: String,
     secure: bool,
+    /// When the request reached the layer.
+    started: std::time::Instant,
     state: Mutex<State>,
 }
 
@@ -131,6 +170,7 @@ impl Shared {
             ip,
             cookie_name,
             secure,
+            started: std::time::Instant::now(),
             state: Mutex::new(State {
                 token,
                 from_cookie,
@@ -144,6 +184,54 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// True when a concurrent login may have replaced `token` while this request ran, so
+    /// refreshing its cookie would overwrite the new one: a login of this process is seen
+    /// at no cost; one of another process (several app instances) is looked for in the
+    /// store, only for requests that ran longer than [`SLOW_REQUEST`] (a login cannot
+    /// overlap a shorter one by much).
+    async fn replaced_meanwhile(&self, token: &str) -> bool {
+        let Some(grace) = self.config.rotation_grace else {
+            return false;
+        };
+        if self.config.rotated.contains(token, grace) {
+            return true;
+        }
+        if self.started.elapsed() < SLOW_REQUEST {
+            return false;
+        }
+        // Unsure (the store is down): no refresh; the cookie keeps its current expiry.
+        self.was_rotated(token).await.unwrap_or(true)
+    }
+
+    /// True when `token` was replaced by a login or rotation within the grace period
+    /// (one store call; only made for a token that has no session).
+    async fn was_rotated(&self, token: &str) -> Result<bool, SessionError> {
+        if self.config.rotation_grace.is_none() {
+            return Ok(false);
+        }
+        let marks = self
+            .config
+            .store
+            .soid(&self.app, &rotated_id(token))
+            .await?;
+        Ok(!marks.is_empty())
+    }
+
+    /// Leaves the mark that says `old` was replaced, for the grace period.
+    async fn mark_rotated(&self, old: &str, ip: &str) -> Result<(), SessionError> {
+        let Some(grace) = self.config.rotation_grace else {
+            return Ok(());
+        };
+        self.config.rotated.insert(old, grace);
+        let ttl = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+        let options = CreateOptions::default().ttl(ttl).no_resave(true);
+        self.config
+            .store
+            .create(&self.app, &rotated_id(old), ip, options)
+            .await?;
+        Ok(())
+    }
+
     /// The ip given to the store for a new session.
     fn new_session_ip(&self) -> String {
         request::ip_for_new_session(self.ip.as_deref(), &self.config.reported)
@@ -151,14 +239,31 @@ impl Shared {
 
     /// The options of a new session holding `data`.
     fn create_options(&self, data: &Data) -> CreateOptions {
-        let mut options = CreateOptions::default().no_resave(self.config.no_resave);
-        if let Some(ttl) = self.config.ttl {
-            options = options.ttl(ttl);
-        }
+        let mut options = self.ttl_options(data);
         if !data.is_empty() {
             options = options.data(Value::Object(data.clone()));
         }
         options
+    }
+
+    /// The options of a new session holding `data`, its data aside: the session's own
+    /// lifetime ([`Session::set_expiry`]) as its ttl, else the layer's.
+    fn ttl_options(&self, data: &Data) -> CreateOptions {
+        let options = CreateOptions::default().no_resave(self.config.no_resave);
+        match reserved::max_age(data) {
+            Some(Some(lifetime)) => {
+                options.ttl(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX))
+            }
+            _ => match self.config.ttl {
+                Some(ttl) => options.ttl(ttl),
+                None => options,
+            },
+        }
+    }
+
+    /// The cookie's `Max-Age` for this session: its own lifetime, else the layer's.
+    fn cookie_max_age(&self, data: &Data) -> Option<Duration> {
+        reserved::max_age(data).unwrap_or(self.config.cookie.max_age)
     }
 
     /// Records a session just created with `token` for `id` holding `data`.
@@ -167,29 +272,63 @@ impl Shared {
         st.from_cookie = false;
         st.loaded = true;
         // The session as the store has it; its data is kept apart, in `data`.
-        let meta =
-            redis_sessions::Session::created(token, id, &ip, &self.create_options(&Data::new()));
+        let meta = redis_sessions::Session::created(token, id, &ip, &self.ttl_options(&data));
         st.meta = Some(meta);
         st.data = data;
         st.changes.clear();
         st.cookie = CookieAction::Set(token.to_owned());
+        st.corrupt = None;
+        st.kill_corrupt = false;
     }
 
     /// After the handler: writes the pending changes once, then sets or clears the cookie.
     /// A failed write turns the response into the error's (503 while the store is down).
     pub(crate) async fn finish(self: Arc<Self>, response: Response) -> Response {
-        let mut response = match save(&self).await {
-            Ok(()) => response,
-            Err(err) => err.into_response(),
+        let failed = response.status().is_server_error() && !self.config.save_on_server_error;
+        let mut response = if failed {
+            // Nothing of a failed request is saved (changes made by store calls during
+            // the request, a login among them, are done already and keep their cookie).
+            response
+        } else {
+            match save(&self).await {
+                Ok(()) => response,
+                Err(err) => err.into_response(),
+            }
         };
-        let action = std::mem::take(&mut self.state().cookie);
+        let (mut action, max_age) = {
+            let mut st = self.state();
+            let mut action = std::mem::take(&mut st.cookie);
+            let max_age = self.cookie_max_age(&st.data);
+            // Rolling: a live session used with its cookie gets the cookie again, with a
+            // fresh Max-Age (no store call).
+            if let (CookieAction::Keep, true, true, false, Some(_), Some(_)) = (
+                &action,
+                self.config.rolling,
+                st.from_cookie,
+                st.rotated,
+                max_age,
+                &st.meta,
+            ) {
+                if let Some(token) = &st.token {
+                    action = CookieAction::Refresh(token.clone());
+                }
+            }
+            (action, max_age)
+        };
+        if let CookieAction::Refresh(token) = &action {
+            if self.replaced_meanwhile(token).await {
+                return response;
+            }
+            action = CookieAction::Set(token.clone());
+        }
         let token = match &action {
-            CookieAction::Keep => return response,
+            CookieAction::Keep | CookieAction::Refresh(_) => return response,
             CookieAction::Set(token) => Some(token.as_str()),
             CookieAction::Clear => None,
         };
         let settings = &self.config.cookie;
-        if let Some(value) = cookie::set_cookie(settings, &self.cookie_name, token, self.secure) {
+        let value = cookie::set_cookie(settings, &self.cookie_name, token, max_age, self.secure);
+        if let Some(value) = value {
             response.headers_mut().append(SET_COOKIE, value);
         }
         response
@@ -208,6 +347,7 @@ enum Write {
 /// Writes the pending changes of a live session in one `set`, or creates the session of a
 /// visitor who wrote data (when visitor sessions are on); nothing when nothing changed.
 async fn save(shared: &Shared) -> Result<(), SessionError> {
+    kill_replaced_corrupt(shared).await?;
     let write = {
         let st = shared.state();
         match (&st.meta, &st.token) {
@@ -258,6 +398,9 @@ async fn save(shared: &Shared) -> Result<(), SessionError> {
     let reply = store
         .set(&shared.app, &token, &Value::Object(changes.clone()))
         .await?;
+    // Gone meanwhile: replaced by a concurrent login (the browser holds the new cookie:
+    // leave it alone, and say the write was not saved), or ended.
+    let rotated = reply.is_none() && shared.was_rotated(&token).await?;
     let mut st = shared.state();
     if st.token.as_deref() != Some(token.as_str()) {
         return Ok(()); // upgraded or destroyed meanwhile
@@ -273,7 +416,62 @@ async fn save(shared: &Shared) -> Result<(), SessionError> {
             session.d = None;
             st.meta = Some(session);
         }
+        None if rotated => {
+            // Nothing of this request is the browser's business any more: no cookie
+            // (not even a rolling refresh of the replaced token).
+            st.rotated = true;
+            st.meta = None;
+            st.token = None;
+            st.from_cookie = false;
+            st.changes.clear();
+            st.cookie = CookieAction::Keep;
+            return Err(SessionError::Rotated);
+        }
         None => st.forget(),
+    }
+    Ok(())
+}
+
+/// A store read, with a session whose stored data cannot be read (`corruptSession`) as
+/// `Ok(Err(()))`: logged, and for the request no usable session, never an error that would
+/// lock its user out (login, logout and `clear` replace it).
+fn readable(
+    found: redis_sessions::Result<Option<redis_sessions::Session>>,
+) -> Result<Result<Option<redis_sessions::Session>, ()>, SessionError> {
+    match found {
+        Ok(found) => Ok(Ok(found)),
+        Err(err) if err.kind() == redis_sessions::ErrorKind::Corrupt => {
+            tracing::warn!(
+                error = %err,
+                "a session's stored data cannot be read: the request goes on without it \
+                 (login, logout and clear replace it)"
+            );
+            Ok(Err(()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Kills the unreadable session of the request once `clear` was called on it, or once a
+/// visitor session replaces it.
+async fn kill_replaced_corrupt(shared: &Shared) -> Result<(), SessionError> {
+    let token = {
+        let st = shared.state();
+        let replaced = st.kill_corrupt
+            || (shared.config.visitors && !st.changes.is_empty() && st.meta.is_none());
+        match &st.corrupt {
+            Some(token) if replaced => token.clone(),
+            _ => return Ok(()),
+        }
+    };
+    shared.config.store.kill(&shared.app, &token).await?;
+    let mut st = shared.state();
+    if st.corrupt.as_deref() == Some(token.as_str()) {
+        st.corrupt = None;
+        st.kill_corrupt = false;
+        if st.token.as_deref() == Some(token.as_str()) {
+            st.token = None;
+        }
     }
     Ok(())
 }
@@ -285,11 +483,10 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// True when the token was created longer than `limit` ago (the time is in the token).
-fn past_absolute_timeout(token: &str, limit: Duration) -> bool {
+/// True when `since_ms` (a login or token creation time) is longer than `limit` ago.
+fn past(since_ms: Option<u64>, limit: Duration) -> bool {
     let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
-    redis_sessions::token_created_ms(token)
-        .is_some_and(|created| now_ms().saturating_sub(created) > limit_ms)
+    since_ms.is_some_and(|since| now_ms().saturating_sub(since) > limit_ms)
 }
 
 /// The session of the current request: an axum extractor.
@@ -367,10 +564,24 @@ impl Session {
         &self.shared.app
     }
 
+    /// Ends a session past its absolute timeout: killed in the store, and the request goes
+    /// on as a visitor's.
+    async fn expire(&self, token: &str) -> Result<(), SessionError> {
+        self.store().kill(self.app_name(), token).await?;
+        let mut st = self.state();
+        if !st.loaded {
+            st.forget();
+        }
+        Ok(())
+    }
+
     /// Asks the store about the request's token, once.
     async fn load(&self) -> Result<(), SessionError> {
         let token = {
             let mut st = self.state();
+            if st.rotated {
+                return Err(SessionError::Rotated);
+            }
             if st.loaded {
                 return Ok(());
             }
@@ -382,22 +593,33 @@ impl Session {
                 }
             }
         };
-        if let Some(limit) = self.shared.config.absolute_timeout {
-            if past_absolute_timeout(&token, limit) {
-                self.store().kill(self.app_name(), &token).await?;
-                let mut st = self.state();
-                if !st.loaded {
-                    st.forget();
-                }
-                return Ok(());
+        let limit = self.shared.config.absolute_timeout;
+        // The token's creation time is never before the first login: a token past the
+        // limit ends without reading the session.
+        let token_ms = redis_sessions::token_created_ms(&token);
+        if limit.is_some_and(|limit| past(token_ms, limit)) {
+            return self.expire(&token).await;
+        }
+        let found = self.store().get(self.app_name(), &token).await;
+        if let (Some(limit), Ok(Some(session))) = (limit, &found) {
+            let login = session.d.as_ref().and_then(reserved::login_ms);
+            if past(login.or(token_ms), limit) {
+                return self.expire(&token).await;
             }
         }
-        let found = self.store().get(self.app_name(), &token).await?;
+        let rotated = matches!(found, Ok(None)) && self.shared.was_rotated(&token).await?;
         let mut st = self.state();
+        if rotated {
+            // Sent with the token a concurrent login replaced: not "no session", which
+            // would clear the new cookie; the client retries with it.
+            st.rotated = true;
+            return Err(SessionError::Rotated);
+        }
         if !st.loaded {
-            match found {
-                Some(session) => st.apply(session),
-                None => st.forget(),
+            match readable(found)? {
+                Ok(Some(session)) => st.apply(session),
+                Ok(None) => st.forget(),
+                Err(()) => st.unreadable(token),
             }
         }
         Ok(())
@@ -477,6 +699,7 @@ impl Session {
         let st = self.state();
         st.data
             .iter()
+            .filter(|(k, _)| !reserved::is_reserved(k))
             .map(|(k, v)| (k.clone(), value::decode(v)))
             .collect()
     }
@@ -486,7 +709,25 @@ impl Session {
     /// [`JSON_MARKER`](crate::JSON_MARKER), so the stored data stays the flat object that
     /// Node.js services and the REST server read. `None` (JSON null) removes the key.
     /// Setting the value a key already has is not a change.
+    ///
+    /// Every value reads back exactly: integers a JavaScript double cannot hold (past
+    /// ±(2⁵³−1), e.g. `u64::MAX`) are stored as marked decimal text (see
+    /// [`JSON_MARKER`](crate::JSON_MARKER)); a value holding NaN or an infinity, which JSON
+    /// cannot represent, is refused with [`SessionError::Encode`] and nothing changes.
     pub fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
+        if reserved::is_reserved(key) {
+            return Err(SessionError::Encode {
+                key: key.to_owned(),
+                reason: format!(
+                    "keys starting with {} are the middleware's",
+                    reserved::RESERVED_PREFIX
+                ),
+            });
+        }
+        value::check_finite(&value).map_err(|reason| SessionError::Encode {
+            key: key.to_owned(),
+            reason,
+        })?;
         let value = serde_json::to_value(value).map_err(|e| SessionError::Encode {
             key: key.to_owned(),
             reason: e.to_string(),
@@ -505,6 +746,9 @@ impl Session {
 
     /// Removes a key (written after the handler); false when it was not there.
     pub fn remove(&self, key: &str) -> bool {
+        if reserved::is_reserved(key) {
+            return false;
+        }
         let mut st = self.state();
         let existed = st.data.remove(key).is_some();
         if existed {
@@ -517,9 +761,20 @@ impl Session {
     /// session itself, its token and its user stay.
     pub fn clear(&self) {
         let mut st = self.state();
-        let keys: Vec<String> = st.data.keys().cloned().collect();
-        st.data.clear();
+        if st.corrupt.is_some() {
+            // Its data cannot be read, so it cannot be emptied key by key: it is killed at
+            // the end of the request (and a new visitor session made if data is written).
+            st.kill_corrupt = true;
+            st.cookie = CookieAction::Clear;
+        }
+        let keys: Vec<String> = st
+            .data
+            .keys()
+            .filter(|k| !reserved::is_reserved(k))
+            .cloned()
+            .collect();
         for key in keys {
+            st.data.remove(&key);
             st.changes.insert(key, Value::Null);
         }
     }
@@ -532,6 +787,29 @@ impl Session {
     /// needs after this call. Returns the new token.
     pub async fn upgrade(&self, user_id: &str) -> Result<String, SessionError> {
         self.upgrade_with(user_id, Carry::Safe).await
+    }
+
+    /// Chooses the lifetime of the session that the next [`upgrade`](Self::upgrade) or
+    /// [`rotate`](Self::rotate) of this request creates: a "remember me" login. Call it
+    /// before `upgrade`.
+    ///
+    /// `Some(d)`: the cookie gets `Max-Age` `d` and the session an idle timeout of `d` in
+    /// the store (its ttl; at least 10 s), both refreshed by every request with
+    /// [`rolling`](crate::SessionLayer::rolling) cookies; `None`: a browser-session cookie
+    /// (forgotten when the browser closes) and the layer's ttl. Without a call the layer's
+    /// [`max_age`](crate::SessionLayer::max_age) and [`ttl`](crate::SessionLayer::ttl)
+    /// apply. The choice is kept in the session (`$rs:max_age`), so a later `rotate`
+    /// keeps it.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] (invalid value) when `d` is shorter than 10 seconds.
+    pub fn set_expiry(&self, lifetime: Option<Duration>) -> Result<(), SessionError> {
+        if let Some(d) = lifetime {
+            let seconds = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            redis_sessions::validate::ttl(Some(seconds))?;
+        }
+        self.state().expiry = Some(lifetime);
+        Ok(())
     }
 
     /// [`upgrade`](Self::upgrade) into an empty session, whatever the request held.
@@ -559,7 +837,8 @@ impl Session {
             let st = self.state();
             let previous_user = st.meta.as_ref().map(|m| m.id.as_str());
             let other_user = previous_user.is_some_and(|p| !is_visitor_id(p) && p != user_id);
-            let data = match &carry {
+            let same_user = st.is_user() && previous_user == Some(user_id);
+            let mut data: Data = match &carry {
                 Carry::Safe if other_user => Data::new(),
                 Carry::Safe | Carry::Everything => st.data.clone(),
                 Carry::Nothing => Data::new(),
@@ -570,17 +849,47 @@ impl Session {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             };
-            (st.live_token(), data)
+            data.retain(|k, _| !reserved::is_reserved(k));
+            // The middleware's own keys: the same user keeps the first login time (the
+            // absolute timeout counts from it) and the session's lifetime.
+            let kept = if same_user {
+                reserved::entries(&st.data)
+            } else {
+                Data::new()
+            };
+            if self.shared.config.absolute_timeout.is_some() {
+                let login = reserved::login_ms(&kept).unwrap_or_else(now_ms);
+                data.insert(reserved::LOGIN.into(), Value::from(login));
+            }
+            match st.expiry {
+                Some(lifetime) => reserved::set_max_age(&mut data, lifetime),
+                None => {
+                    if let Some(lifetime) = reserved::max_age(&kept) {
+                        reserved::set_max_age(&mut data, lifetime);
+                    }
+                }
+            }
+            (st.replaced_token(), data)
         };
         let app = self.app_name();
         let ip = self.shared.new_session_ip();
         let options = self.shared.create_options(&data);
         let token = self.store().create(app, user_id, &ip, options).await?;
         if let Some(old) = old {
-            if let Err(err) = self.store().kill(app, &old).await {
+            // The mark first: a request with the old token that finds it dead also finds
+            // the mark, so it never clears the new cookie.
+            let replaced = match self.shared.mark_rotated(&old, &ip).await {
+                Ok(()) => self
+                    .store()
+                    .kill(app, &old)
+                    .await
+                    .map_err(SessionError::from),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = replaced {
                 // Keep the old session and drop the new one, so the client is consistent.
                 let _ = self.store().kill(app, &token).await;
-                return Err(err.into());
+                return Err(err);
             }
         }
         let mut st = self.state();
@@ -591,7 +900,7 @@ impl Session {
     /// Logs this device out: kills the session and clears the cookie (`Max-Age=0`).
     /// The request goes on as a visitor's.
     pub async fn destroy(&self) -> Result<(), SessionError> {
-        let token = self.state().live_token();
+        let token = self.state().replaced_token();
         if let Some(token) = token {
             self.store().kill(self.app_name(), &token).await?;
         }
@@ -707,12 +1016,13 @@ impl Session {
                 }
             }
         };
-        let found = self.store().get(self.app_name(), &token).await?;
+        let found = self.store().get(self.app_name(), &token).await;
         let mut st = self.state();
         if st.token.as_deref() == Some(token.as_str()) {
-            match found {
-                Some(session) => st.apply(session),
-                None => st.forget(),
+            match readable(found)? {
+                Ok(Some(session)) => st.apply(session),
+                Ok(None) => st.forget(),
+                Err(()) => st.unreadable(token),
             }
         }
         Ok(())

@@ -12,6 +12,17 @@ use rand::distr::{Alphanumeric, SampleString};
 /// refuses user ids that start with it, so a visitor id never names a user.
 pub const VISITOR_PREFIX: &str = "visitor:";
 
+/// The user id prefix of the mark a login leaves for the token it replaced (see
+/// [`SessionLayer::rotation_grace`](crate::SessionLayer::rotation_grace)), followed by
+/// that token's device handle: a visitor id, so listings filtered with [`is_visitor_id`]
+/// leave it out.
+pub const ROTATED_PREFIX: &str = "visitor:rotated:";
+
+/// The user id of the mark for a replaced `token`: its handle, never the token.
+pub(crate) fn rotated_id(token: &str) -> String {
+    format!("{ROTATED_PREFIX}{}", redis_sessions::device_handle(token))
+}
+
 /// True for the user id of a visitor session: to leave visitors out of `soapp`,
 /// `sessions.retain(|s| !is_visitor_id(&s.id))`.
 pub fn is_visitor_id(id: &str) -> bool {

@@ -76,6 +76,12 @@ impl Driver {
 
     /// A new browser with a fresh profile: a device of its own, with its own cookies.
     async fn browser(&self, profile: &Path) -> Client {
+        self.device(profile, None, (1000, 700)).await
+    }
+
+    /// A browser that presents itself with `agent` (None: Chromium's own) in a window of
+    /// `size` pixels.
+    async fn device(&self, profile: &Path, agent: Option<&str>, size: (u32, u32)) -> Client {
         let chromium = program(
             "CHROMIUM",
             &["chromium", "chromium-browser", "google-chrome"],
@@ -90,12 +96,25 @@ impl Driver {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--window-size=1000,700",
+            &format!("--window-size={},{}", size.0, size.1),
             &format!("--user-data-dir={}", profile.display()),
         ];
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if let Some(agent) = agent {
+            args.push(format!("--user-agent={agent}"));
+        }
+        let mut options = json!({ "binary": chromium, "args": args });
+        // Desktop windows have a minimum width (about 500 px): a phone's screen is
+        // emulated, as Chrome's device mode does (viewport, touch, pixel ratio).
+        if size.0 < 500 {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": size.0, "height": size.1, "pixelRatio": 3.0, "touch": true },
+                "userAgent": agent,
+            });
+        }
         let capabilities = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": chromium, "args": args },
+            "goog:chromeOptions": options,
         });
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!()
@@ -114,6 +133,48 @@ impl Drop for Driver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Prints each request (method, path, status, the first characters of its cookie) to the
+/// test's output, so a failure shows what the browsers sent.
+async fn log_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let cookie = req
+        .headers()
+        .get("cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(|c| c.chars().take(16).collect::<String>())
+        .unwrap_or_default();
+    let line = format!("{} {} [{cookie}]", req.method(), req.uri());
+    let response = next.run(req).await;
+    eprintln!("{line} -> {}", response.status());
+    response
+}
+
+/// The laptop's user agent: Chrome on Windows.
+const WINDOWS_CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+     (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+/// The phone's: Safari on an iPhone (its window is a phone's, 390 px wide).
+const IPHONE_SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) \
+     AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+
+/// True when the page is no wider than the window (nothing cut off at phone width).
+async fn fits_the_window(browser: &Client) -> (bool, String) {
+    let sizes = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let page = sizes[0].as_u64().unwrap();
+    let window = sizes[1].as_u64().unwrap();
+    (
+        page <= window,
+        format!("page {page} px in a {window} px window"),
+    )
 }
 
 /// Waits until the element `#id` shows `expected` (pages load after clicks).
@@ -225,13 +286,19 @@ async fn the_demo_app_in_a_real_browser() {
         "http://127.0.0.1:{}/",
         listener.local_addr().unwrap().port()
     );
-    let service = demo::app(store.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let service = demo::app(store.clone())
+        .layer(axum::middleware::from_fn(log_request))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move { axum::serve(listener, service).await });
 
     let profiles = std::env::temp_dir().join(format!("rsa-browser-{}", std::process::id()));
     let laptop = driver.browser(&profiles.join("laptop")).await;
-    let phone = driver.browser(&profiles.join("phone")).await;
-    let tablet = driver.browser(&profiles.join("tablet")).await;
+    let phone = driver
+        .device(&profiles.join("phone"), Some(IPHONE_SAFARI), (390, 844))
+        .await;
+    let tablet = driver
+        .device(&profiles.join("tablet"), Some(WINDOWS_CHROME), (1000, 700))
+        .await;
     let result = tokio::time::timeout(
         Duration::from_secs(90),
         scenario(&laptop, &phone, &tablet, &base, &store),
@@ -346,6 +413,30 @@ async fn scenario(
         );
     }
     screenshot(laptop, "3-three-devices").await;
+    // Devices named by browser and OS from their user agents: three distinct names.
+    let mut names = Vec::new();
+    for name in laptop.find_all(Locator::Css("li.device b")).await.unwrap() {
+        names.push(name.text().await.unwrap());
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "Chrome on Windows 10"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("Safari on iPhone")),
+        "{names:?}"
+    );
+    // The phone's pages fit its 390 px screen.
+    for page in ["devices", ""] {
+        phone.goto(&format!("{base}{page}")).await.unwrap();
+        wait_text(phone, "user", "alice").await;
+        let (fits, sizes) = fits_the_window(phone).await;
+        assert!(fits, "/{page} on the phone: {sizes}");
+    }
+    screenshot(phone, "3-phone-width").await;
 
     // 5. "Sign out that device" on the laptop, for the tablet: the button posts the
     //    tablet's handle (a hash of its token, never the token). Checked from the tablet
@@ -421,7 +512,7 @@ async fn scenario(
     }
     phone.goto(base).await.unwrap();
     wait_text(phone, "user", "alice").await;
-    wait_text(phone, "visits", "2").await;
+    wait_text(phone, "visits", "3").await; // login, the phone-width check of step 4, now
 
     // 7. Sign out everywhere from the laptop, signed in again: the phone is signed out.
     log_in(laptop, base, "alice").await;
@@ -441,4 +532,229 @@ async fn scenario(
     wait_logged_out(tablet).await;
     tablet.refresh().await.unwrap();
     wait_logged_out(tablet).await;
+}
+
+/// Logins under concurrency, rolling cookies and "remember me", in a real browser: a
+/// small app of the test's own, on a real redis-server.
+mod defaults {
+    use super::*;
+    use axum::extract::Path as UrlPath;
+    use axum::routing::{get, post};
+    use axum::Router;
+    use redis_sessions_axum::{Session, SessionError, SessionLayer};
+
+    const APP: &str = "racing";
+
+    async fn login(
+        s: Session,
+        UrlPath(user): UrlPath<String>,
+    ) -> Result<&'static str, SessionError> {
+        s.upgrade(&user).await?;
+        Ok("in")
+    }
+
+    async fn remember(
+        s: Session,
+        UrlPath(user): UrlPath<String>,
+    ) -> Result<&'static str, SessionError> {
+        s.set_expiry(Some(Duration::from_secs(30 * 24 * 3600)))?;
+        s.upgrade(&user).await?;
+        Ok("in")
+    }
+
+    /// Writes `key`, then holds the request for 600 ms (a slow request in flight).
+    async fn slow_write(s: Session, UrlPath(key): UrlPath<String>) -> Result<String, SessionError> {
+        s.insert(&key, 1)?;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        Ok(key)
+    }
+
+    async fn me(s: Session) -> Result<String, SessionError> {
+        Ok(s.id().unwrap_or_else(|| "anonymous".into()))
+    }
+
+    fn app(store: RedisSessions) -> Router {
+        Router::new()
+            .route(
+                "/",
+                get(|| async { axum::response::Html("<p id=ok>ok</p>") }),
+            )
+            .route("/login/{user}", post(login))
+            .route("/remember/{user}", post(remember))
+            .route("/slow/{key}", post(slow_write))
+            .route("/me", get(me))
+            .layer(
+                SessionLayer::new(store, APP)
+                    .visitors(true)
+                    .max_age(Duration::from_secs(3600)),
+            )
+    }
+
+    /// Parallel slow writes, a login while they run, then every write retried on 409
+    /// (what an SPA's fetch wrapper does): returns the keys acknowledged (200) and the
+    /// statuses seen.
+    const RACE: &str = r#"
+        const done = arguments[arguments.length - 1];
+        const write = async (key) => {
+            const seen = [];
+            for (let attempt = 0; attempt < 4; attempt++) {
+                const r = await fetch('/slow/' + key, { method: 'POST' });
+                seen.push(r.status);
+                if (r.status !== 409) return { key, ok: r.status === 200, seen };
+            }
+            return { key, ok: false, seen };
+        };
+        (async () => {
+            const writes = ['k0', 'k1', 'k2', 'k3', 'k4'].map(write);
+            await new Promise((ok) => setTimeout(ok, 150));
+            const login = await fetch('/login/alice', { method: 'POST' });
+            const results = await Promise.all(writes);
+            done({ login: login.status, results });
+        })().catch((e) => done({ error: String(e) }));
+    "#;
+
+    /// The cookie's expiry in seconds since the epoch (None: a browser-session cookie).
+    async fn expiry(browser: &Client) -> Option<i64> {
+        let cookie = browser.get_named_cookie(APP).await.unwrap();
+        cookie
+            .expires()
+            .and_then(|e| e.datetime())
+            .map(|t| t.unix_timestamp())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn login_race_rolling_cookie_and_remember_me_in_a_real_browser() {
+        program(
+            "CHROMIUM",
+            &["chromium", "chromium-browser", "google-chrome"],
+        );
+        let driver = Driver::start();
+        let redis = RedisServer::start();
+        let store = RedisSessions::connect(Options::default().url(redis.url()))
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!(
+            "http://127.0.0.1:{}/",
+            listener.local_addr().unwrap().port()
+        );
+        let service = app(store.clone())
+            .layer(axum::middleware::from_fn(log_request))
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let server = tokio::spawn(async move { axum::serve(listener, service).await });
+        let profiles = std::env::temp_dir().join(format!("rsa-race-{}", std::process::id()));
+        let browser = driver.browser(&profiles.join("spa")).await;
+        let result =
+            tokio::time::timeout(Duration::from_secs(60), scenario(&browser, &base, &store)).await;
+        let _ = browser.close().await;
+        drop(driver);
+        server.abort();
+        let _ = std::fs::remove_dir_all(&profiles);
+        result.expect("the browser scenario took longer than 60 s");
+    }
+
+    async fn scenario(browser: &Client, base: &str, store: &RedisSessions) {
+        browser.goto(base).await.unwrap();
+        wait_text(browser, "ok", "ok").await;
+        // A visitor session first (its cookie is the "old token" of the first login).
+        let first = browser
+            .execute_async(
+                "const d = arguments[0]; fetch('/slow/cart', {method: 'POST'}).then(r => d(r.status));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(first, 200);
+
+        // 1. Parallel fetches during login (twice: from a visitor session, then a
+        //    re-login that replaces alice's session): the user stays logged in, and every
+        //    acknowledged write is in the new session.
+        for round in 0..2 {
+            let outcome = browser.execute_async(RACE, vec![]).await.unwrap();
+            assert_eq!(outcome["login"], 200, "{outcome}");
+            let results = outcome["results"].as_array().expect("results");
+            let token = token_of_app(browser).await;
+            let Some(session) = store.get(APP, &token).await.unwrap() else {
+                panic!("round {round}: the browser holds a dead token {token}: {outcome}");
+            };
+            assert_eq!(session.id, "alice", "round {round}: {outcome}");
+            let data = session.d.unwrap_or_default();
+            for result in results {
+                let key = result["key"].as_str().unwrap();
+                assert_eq!(
+                    result["ok"], true,
+                    "round {round}: every write acknowledged: {outcome}"
+                );
+                assert!(
+                    data.contains_key(key),
+                    "round {round}: acknowledged {key} lost: {outcome}"
+                );
+            }
+            let retried = results
+                .iter()
+                .filter(|r| r["seen"].as_array().unwrap().contains(&json!(409)))
+                .count();
+            eprintln!("login race round {round}: {retried} of 5 writes answered 409 once and were retried");
+            let me = browser
+                .execute_async(
+                    "const d = arguments[0]; fetch('/me').then(r => r.text()).then(d);",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(me, "alice");
+        }
+
+        // 2. Rolling cookie: a later request pushes the expiry forward (Max-Age 3600 from
+        //    the last request, not from login).
+        let first = expiry(browser).await.expect("a persistent cookie");
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        browser.goto(&format!("{base}me")).await.unwrap();
+        let later = expiry(browser).await.expect("a persistent cookie");
+        assert!(
+            later >= first + 2,
+            "expiry {first} -> {later}: not refreshed"
+        );
+        let now = time_now();
+        assert!(
+            (later - now - 3600).abs() <= 5,
+            "Max-Age 3600 from now: {later} vs {now}"
+        );
+
+        // 3. Remember me: this login's cookie lasts 30 days, and so does the session.
+        browser.goto(base).await.unwrap();
+        let status = browser
+            .execute_async(
+                "const d = arguments[0]; fetch('/remember/bob', {method: 'POST'}).then(r => d(r.status));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        let days30 = 30 * 24 * 3600;
+        let remembered = expiry(browser).await.expect("a persistent cookie");
+        assert!(
+            (remembered - time_now() - days30).abs() <= 5,
+            "{remembered}"
+        );
+        let token = token_of_app(browser).await;
+        let session = store.get(APP, &token).await.unwrap().unwrap();
+        assert_eq!((session.id.as_str(), session.ttl), ("bob", days30));
+    }
+
+    async fn token_of_app(browser: &Client) -> String {
+        browser
+            .get_named_cookie(APP)
+            .await
+            .unwrap()
+            .value()
+            .to_owned()
+    }
+
+    fn time_now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
 }

@@ -7,7 +7,9 @@ use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use redis_sessions::{Options, RedisSessions};
-use redis_sessions_axum::{redis_sessions, Carry, SameSite, Session, SessionError, SessionLayer};
+use redis_sessions_axum::{
+    redis_sessions, Carry, CookieSecure, SameSite, Session, SessionError, SessionLayer,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -234,14 +236,15 @@ async fn upgrade_sets_a_cookie_with_the_configured_attributes() {
     let server = RedisServer::start();
     let store = store(&server).await;
 
-    // Defaults: named after the app, Path=/, HttpOnly, SameSite=Lax, no Secure on plain
-    // HTTP, a browser-session cookie (no Max-Age).
+    // Defaults: named after the app, Path=/, HttpOnly, Secure (even on plain HTTP: the
+    // layer cannot tell a TLS proxy's requests from plain ones), SameSite=Lax, a
+    // browser-session cookie (no Max-Age).
     let app = routes().layer(SessionLayer::new(store.clone(), APP));
     let r = send(&app, "POST", "/login/alice", None).await;
     let cookie = r.set_cookie().unwrap();
     assert_eq!(
         cookie,
-        format!("{APP}={}; Path=/; HttpOnly; SameSite=Lax", r.body)
+        format!("{APP}={}; Path=/; HttpOnly; Secure; SameSite=Lax", r.body)
     );
 
     // Everything configured.
@@ -266,16 +269,22 @@ async fn upgrade_sets_a_cookie_with_the_configured_attributes() {
         ("x-forwarded-proto", "https"),
         ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
     ];
-    let app = routes().layer(SessionLayer::new(store.clone(), APP));
+    let auto = || SessionLayer::new(store.clone(), APP).secure(CookieSecure::Auto);
+    let app = routes().layer(auto());
     let r = send_with(&app, "POST", "/login/bob", None, &https).await;
     assert!(!r.set_cookie().unwrap().contains("Secure"));
     let session = store.get(APP, &r.body).await.unwrap().unwrap();
     assert_eq!(session.ip, "unknown"); // oneshot has no peer address, and XFF is ignored
-    let app = routes().layer(SessionLayer::new(store.clone(), APP).trust_proxy(true));
+    let app = routes().layer(auto().trusted_proxy_hops(2));
     let r = send_with(&app, "POST", "/login/bob", None, &https).await;
     assert!(r.set_cookie().unwrap().contains("; Secure"));
     let session = store.get(APP, &r.body).await.unwrap().unwrap();
     assert_eq!(session.ip, "203.0.113.7");
+    // One trusted proxy: the address it appended, never the client's own words on the left.
+    let app = routes().layer(auto().trust_proxy(true));
+    let r = send_with(&app, "POST", "/login/bob", None, &https).await;
+    let session = store.get(APP, &r.body).await.unwrap().unwrap();
+    assert_eq!(session.ip, "10.0.0.1");
     assert_eq!(session.ttl, 7200);
 
     // The session ttl reaches the store.
@@ -380,10 +389,17 @@ async fn upgrade_rotates_the_token_and_kills_the_old_one() {
         send(&app, "GET", "/me", Some(&second)).await.body,
         "alice visits=1 via=login w=1"
     );
+    // Within the rotation grace a request with the replaced token is refused (409) and
+    // leaves the cookie alone: it was sent before the browser had the new one.
     let r = send(&app, "GET", "/me", Some(&first)).await;
-    assert_eq!(r.body, "anonymous");
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.set_cookie(), None);
     assert!(store.get(APP, &first).await.unwrap().is_none());
-    // The browser that still sends the dead token is told to drop it.
+    // Without the grace (or after it), the browser that still sends the dead token is
+    // told to drop it.
+    let no_grace = routes().layer(SessionLayer::new(store.clone(), APP).rotation_grace(None));
+    let r = send(&no_grace, "GET", "/me", Some(&first)).await;
+    assert_eq!(r.body, "anonymous");
     assert!(r
         .set_cookie()
         .unwrap()
@@ -418,7 +434,7 @@ async fn destroy_clears_the_cookie_and_destroyall_logs_out_every_device() {
     assert_eq!(r.body, "bye");
     assert_eq!(
         r.set_cookie().unwrap(),
-        format!("{APP}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax")
+        format!("{APP}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax")
     );
     assert_eq!(
         send(&app, "GET", "/me", Some(&tablet)).await.body,
@@ -1185,17 +1201,22 @@ async fn secure_follows_the_tls_extension_and_trusted_proxy_headers() {
     let server = RedisServer::start();
     let store = store(&server).await;
     // HTTP/1.1 over the app's own TLS: the listener marks its requests with `Tls`.
+    let auto = || SessionLayer::new(store.clone(), APP).secure(CookieSecure::Auto);
     let app = routes()
-        .layer(SessionLayer::new(store.clone(), APP))
+        .layer(auto())
         .layer(axum::Extension(redis_sessions_axum::Tls));
     let r = send(&app, "POST", "/login/alice", None).await;
     assert!(r.set_cookie().unwrap().contains("; Secure"));
     // RFC 7239 Forwarded, from a trusted proxy only.
     let fwd = [("forwarded", "for=203.0.113.9;proto=https")];
-    let app = routes().layer(SessionLayer::new(store.clone(), APP));
+    let app = routes().layer(auto());
     let r = send_with(&app, "POST", "/login/alice", None, &fwd).await;
     assert!(!r.set_cookie().unwrap().contains("Secure"));
-    let app = routes().layer(SessionLayer::new(store.clone(), APP).trust_proxy(true));
+    let app = routes().layer(
+        auto()
+            .trust_proxy(true)
+            .proxy_header(redis_sessions_axum::ProxyHeader::Forwarded),
+    );
     let r = send_with(&app, "POST", "/login/alice", None, &fwd).await;
     assert!(r.set_cookie().unwrap().contains("; Secure"));
     // Never is never, even over TLS.
@@ -1236,6 +1257,22 @@ async fn a_missing_peer_address_is_explained_once() {
     assert_eq!(
         text.matches("into_make_service_with_connect_info::<SocketAddr>()")
             .count(),
+        1,
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn opting_out_of_secure_is_logged_when_the_layer_is_built() {
+    let logs = Logs::capture();
+    let store = RedisSessions::in_memory(Options::default().wipe(0));
+    let app = routes().layer(SessionLayer::new(store, APP).secure(false));
+    let r = send(&app, "POST", "/login/alice", None).await;
+    assert!(!r.set_cookie().unwrap().contains("Secure"));
+    let text = logs.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert_eq!(
+        text.matches("without Secure (.secure(false))").count(),
         1,
         "{text}"
     );

@@ -8,7 +8,7 @@
 use axum::routing::post;
 use axum::Router;
 use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
-use redis_sessions_axum::{Session, SessionError, SessionLayer, Tls};
+use redis_sessions_axum::{CookieSecure, Session, SessionError, SessionLayer, Tls};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,19 +114,26 @@ async fn secure_cookie_on_http1_over_tls() {
         .with_single_cert(vec![cert.clone()], key)
         .unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(server_config));
+    // Auto: the mixed setup, where the layer needs the mark (the default, Always, needs none).
     let tls_app = routes()
-        .layer(SessionLayer::new(store.clone(), APP))
+        .layer(SessionLayer::new(store.clone(), APP).secure(CookieSecure::Auto))
         .layer(axum::Extension(Tls));
-    let plain_app = routes().layer(SessionLayer::new(store.clone(), APP));
+    let plain_app =
+        routes().layer(SessionLayer::new(store.clone(), APP).secure(CookieSecure::Auto));
     let tls_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let plain_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (tls_addr, plain_addr) = (
         tls_listener.local_addr().unwrap(),
         plain_listener.local_addr().unwrap(),
     );
+    // The default (Secure always) behind the app's own TLS, with no mark at all.
+    let default_app = routes().layer(SessionLayer::new(store.clone(), APP));
+    let default_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let default_addr = default_listener.local_addr().unwrap();
     let servers = [
         serve(tls_listener, tls_app, Some(acceptor.clone())),
         serve(plain_listener, plain_app, None),
+        serve(default_listener, default_app, Some(acceptor.clone())),
     ];
 
     let mut roots = RootCertStore::empty();
@@ -144,6 +151,17 @@ async fn secure_cookie_on_http1_over_tls() {
     let response = tokio::time::timeout(Duration::from_secs(20), https)
         .await
         .expect("in time");
+    let default_https = async {
+        let tcp = TcpStream::connect(default_addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        request(tls, "/login").await
+    };
+    let by_default = tokio::time::timeout(Duration::from_secs(20), default_https)
+        .await
+        .expect("in time");
+    assert!(by_default.ends_with("scheme=None"), "{by_default}");
+    assert!(set_cookie(&by_default).contains("; Secure"), "{by_default}");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     // The request really was HTTP/1.1 without a scheme: only the extension told the layer.
     assert!(response.ends_with("scheme=None"), "{response}");
