@@ -21,11 +21,11 @@ pub enum Error {
     #[error("{0}")]
     InvalidValue(Cow<'static, str>),
     /// Redis could not be reached in time; the call may succeed once it is back.
-    #[error("redis is unavailable: {}", public_message(.0))]
-    Unavailable(#[source] redis::RedisError),
+    #[error("redis is unavailable: {0}")]
+    Unavailable(#[source] BackendError),
     /// Redis answered with an error.
-    #[error("redis error: {}", public_message(.0))]
-    Redis(#[source] redis::RedisError),
+    #[error("redis error: {0}")]
+    Redis(#[source] BackendError),
     /// A stored session could not be read (written by something that is not a session store).
     #[error("corrupt session data: {0}")]
     Corrupt(String),
@@ -95,9 +95,10 @@ impl Error {
             Error::MissingParameter(_) | Error::InvalidFormat(_) | Error::InvalidValue(_) => {
                 ErrorKind::Input
             }
-            Error::Unavailable(_) | Error::Closed | Error::Contended(_) => ErrorKind::Unavailable,
+            Error::Unavailable(_) | Error::Contended(_) => ErrorKind::Unavailable,
             Error::NotReplicated { .. } => ErrorKind::Unconfirmed,
-            Error::Redis(_) => ErrorKind::Backend,
+            Error::Redis(e) if e.is_transient() => ErrorKind::Backend,
+            Error::Redis(_) | Error::Closed => ErrorKind::Server,
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::TooLarge(_) => ErrorKind::TooLarge,
             Error::LayoutMismatch { .. } => ErrorKind::Misconfigured,
@@ -133,6 +134,10 @@ pub enum ErrorKind {
     /// The options contradict what the namespace holds (the key layout): found at
     /// connect, an operator must change the options.
     Misconfigured,
+    /// Redis refused the command for a reason retrying does not change (WRONGTYPE: a key
+    /// of the namespace holds another type, written by a foreign program; a script error),
+    /// or the store was closed with `quit()`: an operator or the program must act.
+    Server,
 }
 
 impl ErrorKind {
@@ -144,7 +149,7 @@ impl ErrorKind {
             ErrorKind::Input => 400,
             ErrorKind::TooLarge => 413,
             ErrorKind::Unavailable | ErrorKind::Unconfirmed | ErrorKind::Backend => 503,
-            ErrorKind::Corrupt | ErrorKind::Misconfigured => 500,
+            ErrorKind::Corrupt | ErrorKind::Misconfigured | ErrorKind::Server => 500,
         }
     }
 
@@ -163,7 +168,7 @@ impl From<redis::RedisError> for Error {
             || err.is_timeout()
             || err.is_connection_dropped()
         {
-            Error::Unavailable(err)
+            Error::Unavailable(BackendError(err))
         } else if err.code() == Some("CORRUPT") {
             // A script found stored data it cannot read (written by a foreign program).
             Error::Corrupt(script_detail(err.detail().unwrap_or("stored d")).to_owned())
@@ -175,8 +180,66 @@ impl From<redis::RedisError> for Error {
                     .into(),
             )
         } else {
-            Error::Redis(err)
+            Error::Redis(BackendError(err))
         }
+    }
+}
+
+/// What Redis answered, or how the way to it failed, in [`Error::Unavailable`] and
+/// [`Error::Redis`]. Opaque, so that the Redis client crate is not part of this crate's
+/// API: an upgrade of the client is not a breaking change. Its `Display` is the code and
+/// message (never a script's SHA or line); [`std::error::Error::source`] leads to the
+/// client's own error for logs.
+#[derive(Debug)]
+pub struct BackendError(pub(crate) redis::RedisError);
+
+impl BackendError {
+    /// The error code Redis answered with (`READONLY`, `LOADING`, `WRONGTYPE`, …), if any.
+    pub fn code(&self) -> Option<&str> {
+        self.0.code()
+    }
+
+    /// True when the call ran out of time (the server may still have applied a write).
+    pub fn is_timeout(&self) -> bool {
+        self.0.is_timeout()
+    }
+
+    /// True for the answers a server gives in a passing state (loading, a failover, out of
+    /// memory, busy, a moving slot) and for connection failures: worth retrying later.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.code(),
+            None | Some(
+                "LOADING"
+                    | "READONLY"
+                    | "MASTERDOWN"
+                    | "OOM"
+                    | "BUSY"
+                    | "TRYAGAIN"
+                    | "CLUSTERDOWN"
+                    | "MOVED"
+                    | "ASK"
+                    | "NOREPLICAS"
+                    | "NOSCRIPT"
+                    | "NOTREPLICATED"
+                    | "UNAVAILABLE"
+            )
+        ) || self.0.is_io_error()
+            || self.0.is_timeout()
+            || self.0.is_connection_dropped()
+            || self.0.is_connection_refusal()
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&public_message(&self.0))
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 
@@ -212,16 +275,16 @@ mod tests {
 
     #[test]
     fn every_error_has_the_status_of_its_kind() {
-        let server_error = Error::Redis(redis::RedisError::from((
+        let server_error = Error::Redis(BackendError(redis::RedisError::from((
             redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
             "READONLY",
-        )));
+        ))));
         let cases = [
             (Error::MissingParameter("No app supplied".into()), 400),
             (Error::InvalidFormat("Invalid token format".into()), 400),
             (Error::InvalidValue("d must be an object".into()), 400),
-            (Error::Unavailable(redis_error("down")), 503),
-            (Error::Closed, 503),
+            (Error::Unavailable(BackendError(redis_error("down"))), 503),
+            (Error::Closed, 500),
             (Error::Contended("x".into()), 503),
             (
                 Error::NotReplicated {
@@ -248,7 +311,7 @@ mod tests {
             "An error was signalled by the server",
             "stored d is not a JSON object script: 1a2b3c, on @user_script:16.".to_owned(),
         ));
-        let shown = Error::Redis(raised).to_string();
+        let shown = Error::Redis(BackendError(raised)).to_string();
         assert!(
             !shown.contains("user_script") && !shown.contains("1a2b3c"),
             "{shown}"

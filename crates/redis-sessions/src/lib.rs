@@ -72,7 +72,7 @@ pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use data::Data;
 pub use device::{device_handle, HANDLE_LEN};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{BackendError, Error, ErrorKind, Result};
 pub use layout::LayoutRecord;
 pub use migration::Migration;
 pub use options::{CreateOptions, KeyLayout, MinReplicas, Options, DEFAULT_SHARDS};

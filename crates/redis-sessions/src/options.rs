@@ -36,7 +36,7 @@ pub enum KeyLayout {
 ///     .response_timeout(Duration::from_millis(500));
 /// assert_eq!(options.host(), "127.0.0.1", "the URL, when given, wins over host and port");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Options {
     /// A `redis://` (or, with the `tls` feature, `rediss://`) URL; when set it wins over
@@ -95,6 +95,48 @@ pub struct Options {
     pub(crate) min_replicas: Option<MinReplicas>,
     /// The source of "now"; tests use a [`ManualClock`](crate::ManualClock).
     pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// Written by hand so that no password reaches a log that prints the options: URLs
+/// lose their user info, the sentinels' password shows as redacted.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cluster: Vec<String> = self.cluster.iter().map(|u| redact_url(u)).collect();
+        f.debug_struct("Options")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("cluster", &cluster)
+            .field("sentinels", &self.sentinels)
+            .field("sentinel_master", &self.sentinel_master)
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("key_layout", &self.key_layout)
+            .field("namespace", &self.namespace)
+            .field("wipe", &self.wipe)
+            .field("cachetime", &self.cachetime)
+            .field("cachemax", &self.cachemax)
+            .field("expire_keys", &self.expire_keys)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("read_from_replicas", &self.read_from_replicas)
+            .field("min_replicas", &self.min_replicas)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A Redis URL without its user info (`redis://:secret@host/0` → `redis://<redacted>@host/0`).
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://<redacted>{}", &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 /// How many replicas must confirm a write before it is acknowledged, and how long to wait
@@ -311,5 +353,28 @@ impl CreateOptions {
     pub fn no_resave(mut self, on: bool) -> Self {
         self.no_resave = on;
         self
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_password() {
+        let options = Options::default()
+            .url("redis://user:s3cret@db.example:6380/2")
+            .sentinel_password("t0psecret");
+        let shown = format!("{options:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("t0psecret"),
+            "{shown}"
+        );
+        assert!(shown.contains("db.example:6380/2"), "{shown}");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379/"),
+            "redis://127.0.0.1:6379/"
+        );
+        assert_eq!(redact_url("rediss://:p@h/0"), "rediss://<redacted>@h/0");
     }
 }

@@ -774,7 +774,11 @@ async fn bodies_over_the_limit_are_413() {
             .unwrap(),
     )
     .await;
-    assert_eq!((status, &body["error"]), (413, &json!("dataTooLarge")), "{body}");
+    assert_eq!(
+        (status, &body["error"]),
+        (413, &json!("dataTooLarge")),
+        "{body}"
+    );
     let sixty_kb = format!(r#"{{"blob":"{}"}}"#, "y".repeat(60 * 1024));
     let (status, body) = json(
         http.put(default.url("/limitapp/create/u1?ip=1"))
