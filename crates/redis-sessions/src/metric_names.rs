@@ -26,3 +26,7 @@ pub const NOT_REPLICATED: &str = "redis_sessions_not_replicated_total";
 /// Times a store switched to another master because the sentinels named it (Sentinel
 /// only): one per failover and connection (calls, each durable-write connection).
 pub const MASTER_SWITCHES: &str = "redis_sessions_master_switches_total";
+/// Cluster calls the store sent again because their slot was moving or their shard
+/// failing over (ASK, MOVED, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, READONLY after the
+/// client's own retries): high during a reshard or failover, zero otherwise.
+pub const REDIRECT_RETRIES: &str = "redis_sessions_redirect_retries_total";

@@ -35,7 +35,9 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 
 use super::target::Target;
-use crate::metric_names::{CHECKS, DISCONNECTS, MASTER_SWITCHES, REPLACEMENTS, TIMEOUTS};
+use crate::metric_names::{
+    CHECKS, DISCONNECTS, MASTER_SWITCHES, REDIRECT_RETRIES, REPLACEMENTS, TIMEOUTS,
+};
 
 /// A Redis node and whether it answered a PING just now.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -204,18 +206,74 @@ impl Connection {
             .clone()
     }
 
-    /// Sends one command, within the call bound.
+    /// Sends one command, within the call bound (on a cluster, again while its slot
+    /// moves: see [`moving`]).
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        let mut con = self.handle();
-        let result = self.bounded(cmd.query_async(&mut con)).await;
-        self.observe(result)
+        let deadline = Instant::now() + self.inner.bound;
+        let mut attempt = 0;
+        loop {
+            let mut con = self.handle();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = within_time(left, cmd.query_async(&mut con)).await;
+            if let Some(result) = self.settle(result, deadline, &mut attempt).await {
+                return result;
+            }
+        }
     }
 
-    /// Sends a pipeline (a MULTI/EXEC, or a write and its WAIT), within the call bound.
+    /// Sends a pipeline (a MULTI/EXEC, or a write and its WAIT), within the call bound (on
+    /// a cluster, again while its slot moves: see [`moving`]).
     pub async fn query_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
-        let mut con = self.handle();
-        let result = self.bounded(pipe.query_async(&mut con)).await;
-        self.observe(result)
+        let deadline = Instant::now() + self.inner.bound;
+        let mut attempt = 0;
+        loop {
+            let mut con = self.handle();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = within_time(left, pipe.query_async(&mut con)).await;
+            if let Some(result) = self.settle(result, deadline, &mut attempt).await {
+                return result;
+            }
+        }
+    }
+
+    /// What one attempt of a call comes to: its result (observed by the watchdog), or None
+    /// when it is to be sent again — a cluster call that met a slot on the move or a
+    /// failover (see [`moving`]) and still has time. The cluster client retries those
+    /// itself, but counts ASK and MOVED against a budget of a few attempts, so a slot that
+    /// moves for longer than that would reach the caller as "Ask"/"TryAgain": the store
+    /// sends the call again, after a short pause, until the call's deadline. The command
+    /// did not run on any node (Redis checks the slot before it runs anything), so sending
+    /// it again is safe for writes too. A call that runs out of time this way fails as a
+    /// timeout ("unknown outcome", 503), which the watchdog does not count: the connection
+    /// is not stuck, the slot is busy.
+    async fn settle<T>(
+        &self,
+        result: RedisResult<T>,
+        deadline: Instant,
+        attempt: &mut u32,
+    ) -> Option<RedisResult<T>> {
+        let Err(err) = &result else {
+            return Some(self.observe(result));
+        };
+        if !matches!(self.inner.opener, Opener::Cluster(_)) {
+            return Some(self.observe(result));
+        }
+        if moving(err) {
+            let pause = retry_pause(*attempt);
+            *attempt += 1;
+            metrics::counter!(REDIRECT_RETRIES).increment(1);
+            if Instant::now() + pause < deadline {
+                tracing::debug!(%err, attempt = *attempt, "slot moving or failing over: sending again");
+                tokio::time::sleep(pause).await;
+                return None;
+            }
+            return Some(Err(moving_too_long(err)));
+        }
+        if *attempt > 0 && err.is_timeout() {
+            // Cut by the deadline after redirections: the slot is busy, not the connection.
+            return Some(result);
+        }
+        Some(self.observe(result))
     }
 
     /// SCRIPT LOAD (on every master, in a cluster).
@@ -501,6 +559,47 @@ impl Inner {
             Opener::Cluster(client) => Ok(Handle::Cluster(client.get_async_connection().await?)),
         }
     }
+}
+
+/// A cluster error that means "not here, not now" rather than "failed": the slot moved
+/// (MOVED) or is moving (ASK; TRYAGAIN while a multi-key call's keys are split between
+/// the two nodes), the cluster is electing a new master (CLUSTERDOWN, MASTERDOWN), the
+/// node was demoted (READONLY) or is loading. Redis answers these before running the
+/// command.
+fn moving(err: &RedisError) -> bool {
+    use redis::ServerErrorKind as K;
+    matches!(
+        err.kind(),
+        redis::ErrorKind::Server(
+            K::Moved
+                | K::Ask
+                | K::TryAgain
+                | K::ClusterDown
+                | K::MasterDown
+                | K::ReadOnly
+                | K::BusyLoading
+        )
+    )
+}
+
+/// The pause before sending a moving call again: short at first (an ASK or MOVED is
+/// followed at once by the client; a TRYAGAIN clears when the slot's last keys move), then
+/// up to 100 ms (a failover takes seconds; no need to ask more often).
+fn retry_pause(attempt: u32) -> Duration {
+    Duration::from_millis((5u64 << attempt.min(5)).min(100))
+}
+
+/// The error of a call whose slot was still moving (or whose shard still failing over) at
+/// its deadline: a timeout, whose outcome is unknown like any other (the command never
+/// ran, but the caller cannot tell it apart from a lost answer), named for what it was.
+fn moving_too_long(last: &RedisError) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "no answer from redis in time: the slot was moving or failing over ({})",
+            last.code().unwrap_or("redirect")
+        ),
+    ))
 }
 
 /// `call`'s result, or a timeout error (one that `is_timeout()`) when it takes longer
