@@ -30,3 +30,9 @@ pub const MASTER_SWITCHES: &str = "redis_sessions_master_switches_total";
 /// failing over (ASK, MOVED, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, READONLY after the
 /// client's own retries): high during a reshard or failover, zero otherwise.
 pub const REDIRECT_RETRIES: &str = "redis_sessions_redirect_retries_total";
+/// Times a running process put back its namespace's layout record after it vanished
+/// (eviction, FLUSH, an operator): each is an incident worth a look.
+pub const LAYOUT_RESTORED: &str = "redis_sessions_layout_record_restored_total";
+/// Checks that found the layout record saying another layout than the process serves:
+/// processes of two layouts share a namespace.
+pub const LAYOUT_CONFLICTS: &str = "redis_sessions_layout_record_conflicts_total";

@@ -87,10 +87,6 @@ impl RedisSessions {
                 options.min_replicas,
             )
             .await?
-        } else if options.min_replicas.is_some() {
-            return Err(Error::InvalidValue(
-                "min_replicas works on one Redis server (or Sentinel), not on a cluster".into(),
-            ));
         } else {
             RedisStore::connect_cluster(
                 &options.cluster,
@@ -98,6 +94,7 @@ impl RedisSessions {
                 expire_keys,
                 timeouts,
                 options.read_from_replicas,
+                options.min_replicas,
             )
             .await?
         };

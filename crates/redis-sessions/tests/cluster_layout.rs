@@ -49,6 +49,87 @@ async fn a_changed_shard_count_refuses_to_start() {
         .expect("a fresh namespace takes any count");
 }
 
+/// The layout record `{ns}:{layout}` read from whichever master holds it: its `shards`
+/// field, or None when no master has it.
+fn recorded_shards(cluster: &RedisCluster, namespace: &str) -> Option<u16> {
+    let key = format!("{namespace}:{{layout}}");
+    cluster.nodes.iter().find_map(|n| {
+        let reply = n.command(&["HGET", &key, "shards"]).ok()?;
+        reply.lines().nth(1).and_then(|l| l.trim().parse().ok())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_layout_record_is_never_overwritten_and_comes_back() {
+    let cluster = RedisCluster::start(3, 0);
+    let running = RedisSessions::connect(sharded(&cluster, 60))
+        .await
+        .expect("first use records the layout");
+    let mut tokens = Vec::new();
+    for i in 0..200 {
+        tokens.push(
+            running
+                .create(APP, &format!("user{i}"), "1", CreateOptions::default())
+                .await
+                .expect("create"),
+        );
+    }
+    assert_eq!(recorded_shards(&cluster, "rs"), Some(60));
+    // The record vanishes (eviction, FLUSH of one key, an operator) under the running
+    // process: DEL on every master (the one that holds it deletes it).
+    let deleted_at = Instant::now();
+    for node in &cluster.nodes {
+        let _ = node.command(&["DEL", "rs:{layout}"]);
+    }
+    assert_eq!(recorded_shards(&cluster, "rs"), None, "deleted");
+    // A process with another shard count starts meanwhile: it finds the namespace's keys
+    // and refuses, with a message that says what happened.
+    let err = RedisSessions::connect(sharded(&cluster, 61))
+        .await
+        .expect_err("61 shards over a 60-shard namespace whose record vanished");
+    let text = err.to_string();
+    println!("{text}");
+    assert_eq!(err.name(), "layoutMissing", "{err:?}");
+    assert_eq!(err.kind(), redis_sessions::ErrorKind::Misconfigured);
+    assert!(
+        text.contains("rs:{layout}") && text.contains("is missing") && !text.contains("memory"),
+        "{text}"
+    );
+    assert_eq!(
+        recorded_shards(&cluster, "rs"),
+        None,
+        "the refusing process wrote no record"
+    );
+    // The running process puts it back within its check interval.
+    loop {
+        if recorded_shards(&cluster, "rs") == Some(60) {
+            break;
+        }
+        assert!(
+            deleted_at.elapsed() < Duration::from_secs(12),
+            "the running process did not restore the record"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "record restored by the running process {:.1?} after it was deleted",
+        deleted_at.elapsed()
+    );
+    let err = RedisSessions::connect(sharded(&cluster, 61))
+        .await
+        .expect_err("61 shards against the restored record");
+    assert_eq!(err.name(), "layoutMismatch");
+    for token in &tokens {
+        assert!(running.get(APP, token).await.expect("get").is_some());
+    }
+    assert_eq!(running.activity(APP, 600).await.expect("activity"), 200);
+    // An empty namespace still takes its record at first use.
+    RedisSessions::connect(sharded(&cluster, 61).namespace("fresh"))
+        .await
+        .expect("a fresh namespace");
+    assert_eq!(recorded_shards(&cluster, "fresh"), Some(61));
+}
+
 #[tokio::test]
 async fn one_redis_refuses_a_layout_other_than_the_recorded_one() {
     let server = RedisServer::start();

@@ -157,6 +157,12 @@ async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
             tracing::info!(redis = %location, namespace = %config.namespace, "store: redis");
             return Ok(store);
         }
+        // Redis answered, and the namespace does not fit these options (another layout,
+        // a vanished layout record): the error says what it is and what to do; "cannot
+        // connect" and `--store memory` would send the operator the wrong way.
+        Ok(Err(err)) if err.kind() == redis_sessions::ErrorKind::Misconfigured => {
+            return Err(StartError::Redis(err.to_string()));
+        }
         Ok(Err(err)) => err.to_string(),
         Err(_) => format!("no answer within {} s", CONNECT_DEADLINE.as_secs()),
     };

@@ -355,6 +355,66 @@ impl Connection {
         futures_util::future::join_all(pings).await
     }
 
+    /// One key matching `pattern` other than those in `skip`, on the server or on any
+    /// master of the cluster (SCAN, a batch at a time), or None when there is none; fails
+    /// when the scan does not end within `within`. Used only when a namespace has no layout
+    /// record (first use, or a record that vanished), to tell whether it holds sessions.
+    pub async fn first_key(
+        &self,
+        pattern: &str,
+        skip: &[String],
+        within: Duration,
+    ) -> RedisResult<Option<String>> {
+        let scan = async {
+            let nodes: Vec<Option<(String, u16)>> = match self.handle() {
+                Handle::Single(_) => vec![None],
+                Handle::Cluster(mut con) => {
+                    let text: String = con
+                        .route_command(
+                            redis::cmd("CLUSTER").arg("NODES").clone(),
+                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+                        )
+                        .await
+                        .and_then(|v| redis::from_redis_value(v).map_err(RedisError::from))?;
+                    masters(&text).into_iter().map(Some).collect()
+                }
+            };
+            for node in nodes {
+                let mut cursor = 0u64;
+                loop {
+                    let mut cmd = redis::cmd("SCAN");
+                    cmd.arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(10_000);
+                    let reply: Value = match (&node, self.handle()) {
+                        (Some((host, port)), Handle::Cluster(mut con)) => {
+                            let routing =
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                                    host: host.clone(),
+                                    port: *port,
+                                });
+                            con.route_command(cmd, routing).await?
+                        }
+                        (_, mut con) => cmd.query_async(&mut con).await?,
+                    };
+                    let (next, keys): (u64, Vec<String>) =
+                        redis::from_redis_value(reply).map_err(RedisError::from)?;
+                    if let Some(key) = keys.into_iter().find(|k| !skip.contains(k)) {
+                        return Ok(Some(key));
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            Ok(None)
+        };
+        within_time(within, scan).await
+    }
+
     /// Runs one call within the store's bound, so no call waits forever whatever state
     /// the client is in.
     async fn bounded<T>(&self, call: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {

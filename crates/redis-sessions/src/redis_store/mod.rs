@@ -18,6 +18,7 @@
 pub(crate) mod commands;
 mod connection;
 mod durable;
+mod guard;
 mod scripts;
 mod target;
 mod tls;
@@ -80,10 +81,12 @@ pub(crate) struct RedisStore {
     /// when the caller accepts slightly stale answers (cluster only).
     reads: Connection,
     commands: Commands,
-    /// Durable writes' own connections, when they are on (one Redis server only).
+    /// Durable writes' own connections, when they are on.
     durable: Option<std::sync::Arc<durable::Durable>>,
     /// The `+switch-master` listener under Sentinel, ended with the last clone.
     _switches: Option<std::sync::Arc<target::AbortOnDrop>>,
+    /// The layout record's guard (see guard.rs), ended with the last clone.
+    _guard: Option<std::sync::Arc<guard::AbortOnDrop>>,
 }
 
 /// How long a call may wait for Redis before it fails: a request must fail fast while
@@ -150,13 +153,15 @@ impl RedisStore {
     }
 
     /// A store on a Redis Cluster, from a list of seed nodes.
-    /// With `read_from_replicas`, soid, soapp and activity go to replicas.
+    /// With `read_from_replicas`, soid, soapp and activity go to replicas; with
+    /// `min_replicas`, writes wait for the replicas of the master that ran them.
     pub async fn connect_cluster(
         nodes: &[String],
         layout: Layout,
         expire_keys: bool,
         timeouts: Timeouts,
         read_from_replicas: bool,
+        min_replicas: Option<crate::options::MinReplicas>,
     ) -> Result<Self> {
         tls::install_crypto_provider();
         let builder = || {
@@ -166,10 +171,11 @@ impl RedisStore {
                 // time, the client's default since 2.0.
                 .response_timeout(timeouts.response)
                 // A slot migration answers ASK/TRYAGAIN for some hundred ms, a failover takes
-                // a few seconds: retry through what fits in the call's time.
+                // a few seconds: retry through what fits in the call's time (and the store
+                // sends a call again while its slot moves, past this budget: see connection.rs).
                 .retries(10)
                 .min_retry_wait(50)
-                .max_retry_wait(1000)
+                .max_retry_wait(200)
         };
         // Seeds by address only: a URL may carry a password, and these names reach /health.
         let seeds: Vec<String> = nodes
@@ -188,18 +194,35 @@ impl RedisStore {
             true => Some(
                 Connection::cluster(
                     builder().read_routing_strategy(replica_reads()).build()?,
-                    seeds,
+                    seeds.clone(),
                     timeouts.bound(),
                 )
                 .await?,
             ),
             false => None,
         };
-        Self::with_connection(con, reads, layout, expire_keys)
-            .load_scripts()
-            .await?
-            .check_layout()
-            .await
+        // Durable writes on cluster connections of their own, as on one Redis (see
+        // durable.rs): a WAIT holds its connection's later replies, here those of the
+        // socket to one master.
+        let durable = match min_replicas {
+            Some(min) => {
+                let mut pool = Vec::with_capacity(durable::CONNECTIONS);
+                for _ in 0..durable::CONNECTIONS {
+                    let client = builder()
+                        .response_timeout(timeouts.response + min.timeout)
+                        .build()?;
+                    pool.push(
+                        Connection::cluster(client, seeds.clone(), timeouts.bound() + min.timeout)
+                            .await?,
+                    );
+                }
+                Some(std::sync::Arc::new(durable::Durable::with_pool(min, pool)))
+            }
+            None => None,
+        };
+        let mut store = Self::with_connection(con, reads, layout, expire_keys);
+        store.durable = durable;
+        store.load_scripts().await?.check_layout().await
     }
 
     fn with_connection(
@@ -214,18 +237,24 @@ impl RedisStore {
             commands: Commands::new(layout, expire_keys),
             durable: None,
             _switches: None,
+            _guard: None,
         }
     }
 
     /// Records the layout in the namespace on first use; refuses a namespace written with
-    /// another one (a shard count changed by a restart would lose every session silently).
-    async fn check_layout(self) -> Result<Self> {
-        let cmd = self.commands.layout_record();
-        let (kind, shards, version): (String, Option<u16>, Option<u32>) = self.eval(cmd).await?;
-        let stored = crate::layout::LayoutRecord {
-            kind,
-            shards: shards.unwrap_or(0),
-            version: version.unwrap_or(0),
+    /// another one (a shard count changed by a restart would lose every session silently),
+    /// and, in the sharded layout, a namespace that holds keys but no record (the record
+    /// vanished: writing ours could give the namespace another shard count). Then starts
+    /// the guard that checks the record while the store runs.
+    async fn check_layout(mut self) -> Result<Self> {
+        let stored = match self.read_layout().await? {
+            Some(stored) => stored,
+            None => {
+                if self.layout().is_clustered() {
+                    self.refuse_if_in_use().await?;
+                }
+                self.write_layout().await?
+            }
         };
         let asked = self.layout().record();
         if stored != asked {
@@ -235,7 +264,48 @@ impl RedisStore {
                 asked,
             });
         }
+        self._guard = Some(std::sync::Arc::new(guard::start(
+            self.con.clone(),
+            self.commands.clone(),
+        )));
         Ok(self)
+    }
+
+    /// The record as stored, or None when there is none.
+    async fn read_layout(&self) -> Result<Option<crate::layout::LayoutRecord>> {
+        guard::read(&self.con, &self.commands).await
+    }
+
+    /// Writes the record unless one exists (atomically); what is recorded then.
+    async fn write_layout(&self) -> Result<crate::layout::LayoutRecord> {
+        let (kind, shards, version): (String, Option<u16>, Option<u32>) =
+            self.eval(self.commands.layout_record()).await?;
+        Ok(crate::layout::LayoutRecord {
+            kind,
+            shards: shards.unwrap_or(0),
+            version: version.unwrap_or(0),
+        })
+    }
+
+    /// Fails with [`Error::LayoutLost`] when the namespace holds any key (of any shard
+    /// count) besides the record and the sweep lease.
+    async fn refuse_if_in_use(&self) -> Result<()> {
+        let layout = self.layout();
+        let record = layout.record_key();
+        let pattern = format!("{}:*", glob_escape(layout.namespace()));
+        let skip = [record.clone(), layout.sweep_lease()];
+        let found = self
+            .con
+            .first_key(&pattern, &skip, guard::SCAN_LIMIT)
+            .await?;
+        match found {
+            None => Ok(()),
+            Some(found) => Err(Error::LayoutLost {
+                namespace: layout.namespace().to_owned(),
+                record,
+                found: key_without_token(&found),
+            }),
+        }
     }
 
     /// Loads every script now (on every master of a cluster), so the first calls need no
@@ -565,6 +635,29 @@ impl RedisStore {
 #[allow(clippy::default_constructed_unit_structs)]
 fn replica_reads() -> redis::cluster_read_routing::RandomReplicaStrategy {
     redis::cluster_read_routing::RandomReplicaStrategy::default()
+}
+
+/// A key cut after its namespace, hash tag and app (`rs:{7.3}:app:…`): what an error
+/// may show of a key without showing a token or a user's id.
+fn key_without_token(key: &str) -> String {
+    let mut parts = key.splitn(4, ':');
+    let head: Vec<&str> = parts.by_ref().take(3).collect();
+    match parts.next() {
+        Some(_) => format!("{}:…", head.join(":")),
+        None => head.join(":"),
+    }
+}
+
+/// `text` with the glob characters of SCAN MATCH escaped, so a namespace matches itself.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn is_noscript(err: &redis::RedisError) -> bool {
