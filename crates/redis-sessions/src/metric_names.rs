@@ -36,3 +36,7 @@ pub const LAYOUT_RESTORED: &str = "redis_sessions_layout_record_restored_total";
 /// Checks that found the layout record saying another layout than the process serves:
 /// processes of two layouts share a namespace.
 pub const LAYOUT_CONFLICTS: &str = "redis_sessions_layout_record_conflicts_total";
+/// Replica reads (soid, soapp, activity with `read_from_replicas`) sent to the master
+/// because the replica did not answer within half the response timeout or could not be
+/// reached: a stalled, dead or lagging replica shows here.
+pub const REPLICA_FALLBACKS: &str = "redis_sessions_replica_fallbacks_total";

@@ -126,7 +126,11 @@ pub enum StartError {
 /// Does nothing when a subscriber is already installed.
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // The cluster client logs every slot refresh at WARN ("beginning slot refresh"):
+        // dozens of lines per ordinary slot move. Its errors still show.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,redis::cluster_handling=error")
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));

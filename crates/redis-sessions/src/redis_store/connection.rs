@@ -182,6 +182,7 @@ impl Connection {
     }
 
     fn new(handle: Handle, opener: Opener, seeds: Vec<String>, bound: Duration) -> Self {
+        register_counters(&opener);
         Connection {
             inner: Arc::new(Inner {
                 current: RwLock::new(handle),
@@ -506,6 +507,24 @@ impl Connection {
     }
 }
 
+/// Exports the watchdog's counters at zero from the start, so that dashboards and alerts
+/// (`rate()`, `increase()`) see a series before the first event rather than none.
+fn register_counters(opener: &Opener) {
+    for name in [TIMEOUTS, DISCONNECTS, REDIRECT_RETRIES] {
+        metrics::counter!(name).increment(0);
+    }
+    for result in ["healthy", "replaced", "unreachable"] {
+        metrics::counter!(CHECKS, "result" => result).increment(0);
+    }
+    let kind = match opener {
+        Opener::Single { .. } => "single",
+        Opener::Cluster(_) => "cluster",
+    };
+    metrics::counter!(REPLACEMENTS, "kind" => kind).increment(0);
+    metrics::counter!(crate::metric_names::NOT_REPLICATED).increment(0);
+    metrics::counter!(crate::metric_names::REPLICA_FALLBACKS).increment(0);
+}
+
 /// An error after which the sentinels may name another master: any but NOSCRIPT (which
 /// the store answers by loading the script). A demoted master answers READONLY, or
 /// refuses WAIT (durable writes), or cannot be reached; asking costs one question to a
@@ -572,6 +591,13 @@ impl Inner {
             Ok(()) => return "healthy",
             Err(err) => err,
         };
+        // On a cluster, a PING that fails with an answer (a node refused, CLUSTERDOWN, a
+        // redirection) is a failover or a move under way, which the client follows by
+        // itself: only silence (a timeout) is a stuck connection worth replacing.
+        if matches!(self.opener, Opener::Cluster(_)) && !stuck.is_timeout() {
+            tracing::debug!(error = %stuck, "redis connection check: the cluster answers with errors (failover or move under way); not replaced");
+            return "unreachable";
+        }
         let fresh = match tokio::time::timeout(self.bound, self.open()).await {
             Ok(Ok(fresh)) => fresh,
             Ok(Err(err)) => {
@@ -680,7 +706,7 @@ async fn within_time<T>(
 /// `(host, port)` of every master that serves slots in a CLUSTER NODES reply. A failed
 /// master that still serves slots is listed (it is what makes them unreachable); one
 /// whose slots went to its replica is not.
-fn masters(cluster_nodes: &str) -> Vec<(String, u16)> {
+pub(crate) fn masters(cluster_nodes: &str) -> Vec<(String, u16)> {
     cluster_nodes
         .lines()
         .filter_map(|line| {

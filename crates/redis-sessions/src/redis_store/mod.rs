@@ -29,7 +29,7 @@ use crate::layout::Layout;
 use crate::session::NewSession;
 use crate::session::Record;
 use commands::{Commands, Members};
-pub(crate) use connection::Connection;
+pub(crate) use connection::{masters, Connection};
 pub use connection::{ConnectionStats, NodeStatus};
 use futures_util::{StreamExt, TryStreamExt};
 use redis::aio::ConnectionManagerConfig;
@@ -49,6 +49,11 @@ pub(crate) const BATCH: usize = 1000;
 /// [`Error::Contended`](Error::Contended): each retry means a session of that very
 /// user was created between the read and the script, a rare race.
 pub(crate) const RETRIES: usize = 5;
+
+/// The share of the response timeout a replica read may take before the store asks the
+/// master instead: half, so that a read that falls back still ends within the call's
+/// bound (connect + response timeout) on a healthy master.
+const REPLICA_DEADLINE: f64 = 0.5;
 
 /// Most shards an app-wide operation (activity, soapp, killall, the sweep) asks at once.
 /// Asking all 60 at once multiplies a few callers into hundreds of requests in flight,
@@ -85,6 +90,9 @@ pub(crate) struct RedisStore {
     durable: Option<std::sync::Arc<durable::Durable>>,
     /// The `+switch-master` listener under Sentinel, ended with the last clone.
     _switches: Option<std::sync::Arc<target::AbortOnDrop>>,
+    /// How long a replica read may take before it is sent to the master instead; None
+    /// without replica reads.
+    replica_deadline: Option<Duration>,
     /// The layout record's guard (see guard.rs), ended with the last clone.
     _guard: Option<std::sync::Arc<guard::AbortOnDrop>>,
 }
@@ -221,6 +229,9 @@ impl RedisStore {
             None => None,
         };
         let mut store = Self::with_connection(con, reads, layout, expire_keys);
+        if read_from_replicas {
+            store.replica_deadline = Some(timeouts.response.mul_f64(REPLICA_DEADLINE));
+        }
         store.durable = durable;
         store.load_scripts().await?.check_layout().await
     }
@@ -237,6 +248,7 @@ impl RedisStore {
             commands: Commands::new(layout, expire_keys),
             durable: None,
             _switches: None,
+            replica_deadline: None,
             _guard: None,
         }
     }
@@ -359,10 +371,31 @@ impl RedisStore {
     /// more as EVAL_RO with the script's source, which also caches the script on the node
     /// that answered (SCRIPT LOAD reaches only masters, and a replica may be the one asked).
     async fn eval_read<T: FromRedisValue>(&self, call: ScriptCall<'_>) -> Result<T> {
-        match self.reads.query(call.cmd()).await {
-            Err(err) if is_noscript(&err) => Ok(self.reads.query(&call.with_source()).await?),
+        match self.read_query(call.cmd()).await {
+            Err(err) if is_noscript(&err) => Ok(self.read_query(&call.with_source()).await?),
             other => Ok(other?),
         }
+    }
+
+    /// Sends a read that accepts a slightly stale answer (soid, soapp, activity): to a
+    /// replica when replica reads are on, and to the master when the replica does not
+    /// answer within [`REPLICA_DEADLINE`] of the response timeout or cannot be reached —
+    /// a stalled or dead replica then costs its reads that much time, not their answer.
+    async fn read_query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        let Some(deadline) = self.replica_deadline else {
+            return self.reads.query(cmd).await;
+        };
+        let err = match tokio::time::timeout(deadline, self.reads.query(cmd)).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            // The replica answered with an error (NOSCRIPT, a bad argument): the master
+            // would say the same.
+            Ok(Err(err)) if !(err.is_timeout() || err.is_io_error()) => return Err(err),
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "no answer in time".to_owned(),
+        };
+        metrics::counter!(crate::metric_names::REPLICA_FALLBACKS).increment(1);
+        tracing::debug!(%err, "replica read failed; reading from the master");
+        self.con.query(cmd).await
     }
 
     /// Creates the session and returns its token (in the cluster layout the token names
@@ -510,8 +543,7 @@ impl RedisStore {
     pub async fn activity(&self, app: &str, since: i64) -> Result<u64> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let count: u64 = self
-                .reads
-                .query(&self.commands.activity(shard, app, since))
+                .read_query(&self.commands.activity(shard, app, since))
                 .await?;
             Ok::<u64, Error>(count)
         });
@@ -531,8 +563,7 @@ impl RedisStore {
         }
         for _ in 0..RETRIES {
             let tokens: Vec<String> = self
-                .reads
-                .query(&self.commands.user_tokens(shard, app, id))
+                .read_query(&self.commands.user_tokens(shard, app, id))
                 .await?;
             if tokens.is_empty() {
                 return Ok(Vec::new());
@@ -556,8 +587,7 @@ impl RedisStore {
                 return records(self.eval_read(cmd).await?);
             }
             let members: Vec<String> = self
-                .reads
-                .query(&self.commands.active_members(shard, app, since))
+                .read_query(&self.commands.active_members(shard, app, since))
                 .await?;
             if members.is_empty() {
                 return Ok(Vec::new());
