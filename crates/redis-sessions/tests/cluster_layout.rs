@@ -5,7 +5,7 @@
 use redis_sessions::{CreateOptions, Error, KeyLayout, Options, RedisSessions};
 use serde_json::json;
 use std::time::{Duration, Instant};
-use test_support::cluster::RedisCluster;
+use test_support::cluster::{RedisCluster, Stall};
 use test_support::RedisServer;
 
 const APP: &str = "layoutapp";
@@ -274,6 +274,39 @@ async fn reads_from_replicas_take_soid_soapp_and_activity_off_the_masters() {
         .await
         .expect("create");
     assert!(replicas.get(APP, &token).await.expect("get").is_some());
+
+    // Every replica stalls (SIGSTOP): replica reads wait half the response timeout, then
+    // ask the master; they answer, right, instead of failing for the whole stall. (A
+    // stalled replica causes no failover.)
+    let stalls: Vec<Stall> = cluster.nodes[3..].iter().map(Stall::start).collect();
+    let stalled = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..5 {
+        let asked = Instant::now();
+        let found = replicas
+            .soid(APP, &format!("user{i}"))
+            .await
+            .expect("soid while the replicas are stalled");
+        slowest = slowest.max(asked.elapsed());
+        assert_eq!(found.len(), 2, "user{i}'s two sessions, from the master");
+    }
+    let asked = Instant::now();
+    let active = replicas
+        .activity(APP, 600)
+        .await
+        .expect("activity while the replicas are stalled");
+    let activity_took = asked.elapsed();
+    println!(
+        "replicas stalled: soid answered from the masters within {slowest:.2?} each, activity \
+         over 60 shards in {activity_took:.2?}; stalled for {:.1?}",
+        stalled.elapsed()
+    );
+    drop(stalls);
+    assert_eq!(active, 51, "50 users and `late`");
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "a replica read fell back within half the response timeout: {slowest:?}"
+    );
 }
 
 async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {

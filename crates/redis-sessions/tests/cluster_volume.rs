@@ -9,8 +9,9 @@
 //! `RS_VOLUME_SHARDS` shards (default 60); a model-checked load of creates, gets and sets
 //! runs while `redis-cli --cluster reshard` moves 2000 slots with its default pipeline
 //! (10 keys per MIGRATE), then 2000 slots back with `--cluster-pipeline 1000`. A prober per
-//! shard reads one of the shard's sessions every 20 ms: its longest run of failed or
-//! unanswered reads is how long that shard was out while its slot moved. Printed per
+//! shard creates a session and reads one, in turn, every 20 ms: the longest a read waited for an
+//! answer (through failed reads, or one slow one) is how long that shard was out while
+//! its slot moved. Printed per
 //! move: time taken, calls and failed calls of the load, the longest outage of any shard
 //! (and how many shards were out more than 1 s); at the end, every acknowledged write is
 //! read back (asserted: none lost).
@@ -60,11 +61,17 @@ impl SessionClient for Library {
 }
 
 /// Per shard: since when its probe has failed (None while it answers), and the longest
-/// failed run seen since the last reset.
-#[derive(Default, Clone, Copy)]
+/// time a read waited for a successful answer (from the first read of a failed run, or
+/// the read's own send time) since the last reset.
+#[derive(Default, Clone)]
 struct Probe {
     failing_since: Option<Instant>,
     longest: Duration,
+    reads: u64,
+    failed: u64,
+    /// The error of the first failed read of the longest outage.
+    error: Option<String>,
+    current_error: Option<String>,
 }
 
 async fn reshard(seed: u16, from: String, to: String, slots: u32, pipeline: Option<u32>) {
@@ -104,7 +111,8 @@ async fn slot_moves_at_volume() {
     .expect("connect");
     let filled = Instant::now();
     // One token per shard (a token's first two characters name its shard), for the probes.
-    let per_shard: Arc<Mutex<std::collections::BTreeMap<String, String>>> = Arc::default();
+    let per_shard: Arc<Mutex<std::collections::BTreeMap<String, (String, String)>>> =
+        Arc::default();
     futures_util::stream::iter(0..sessions)
         .for_each_concurrent(256, |i| {
             let (rs, per_shard) = (rs.clone(), per_shard.clone());
@@ -123,11 +131,12 @@ async fn slot_moves_at_volume() {
                     .lock()
                     .expect("lock")
                     .entry(marker)
-                    .or_insert(token);
+                    .or_insert((token, format!("user{i}")));
             }
         })
         .await;
-    let probes_tokens: Vec<String> = per_shard.lock().expect("lock").values().cloned().collect();
+    let probes_tokens: Vec<(String, String)> =
+        per_shard.lock().expect("lock").values().cloned().collect();
     println!(
         "{sessions} sessions in {shards} shards ({} probed) in {:.0?}; keys per master: {:?}",
         probes_tokens.len(),
@@ -139,28 +148,65 @@ async fn slot_moves_at_volume() {
             .collect::<Vec<_>>()
     );
 
+    // The price of more shards: an app-wide call asks every shard.
+    let timed = Instant::now();
+    for _ in 0..20 {
+        rs.activity(APP, 3600).await.expect("activity");
+    }
+    let activity_ms = timed.elapsed().as_secs_f64() * 1000.0 / 20.0;
+    println!("app-wide calls over {shards} shards: activity {activity_ms:.1} ms");
+
     let stop = Arc::new(AtomicBool::new(false));
     let probes: Arc<Mutex<Vec<Probe>>> =
         Arc::new(Mutex::new(vec![Probe::default(); probes_tokens.len()]));
     let mut probers = Vec::new();
-    for (i, token) in probes_tokens.into_iter().enumerate() {
+    for (i, (token, id)) in probes_tokens.into_iter().enumerate() {
         let (rs, stop, probes) = (rs.clone(), stop.clone(), probes.clone());
         probers.push(tokio::spawn(async move {
+            let mut probe_round = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let ok = matches!(
-                    tokio::time::timeout(Duration::from_secs(5), rs.get(APP, &token)).await,
-                    Ok(Ok(Some(_)))
-                );
+                // A create (a new key beside the shard's indexes: what a slot on the move
+                // refuses longest) and a get of an existing session, in turn.
+                let sent = Instant::now();
+                let create = probe_round.is_multiple_of(2);
+                probe_round += 1;
+                let answer = tokio::time::timeout(Duration::from_secs(5), async {
+                    if create {
+                        rs.create(APP, &id, "10.0.0.1", CreateOptions::default())
+                            .await
+                            .map(|_| true)
+                    } else {
+                        rs.get(APP, &token).await.map(|s| s.is_some())
+                    }
+                })
+                .await;
+                let error = match answer {
+                    Ok(Ok(true)) => None,
+                    Ok(Ok(false)) => Some("session not found".to_owned()),
+                    Ok(Err(err)) => Some(err.to_string()),
+                    Err(_) => Some("no answer within 5 s".to_owned()),
+                };
                 {
                     let mut all = probes.lock().expect("lock");
                     let p = &mut all[i];
-                    match (ok, p.failing_since) {
-                        (true, Some(since)) => {
-                            p.longest = p.longest.max(since.elapsed());
-                            p.failing_since = None;
+                    p.reads += 1;
+                    match error {
+                        // The shard was out from the first read that got no answer (or
+                        // this one, when it was slow) until this answer.
+                        None => {
+                            let out = p.failing_since.take().unwrap_or(sent).elapsed();
+                            if out > p.longest {
+                                p.longest = out;
+                                p.error = p.current_error.take();
+                            }
                         }
-                        (false, None) => p.failing_since = Some(Instant::now()),
-                        _ => {}
+                        Some(err) => {
+                            p.failed += 1;
+                            if p.failing_since.is_none() {
+                                p.failing_since = Some(sent);
+                                p.current_error = Some(err);
+                            }
+                        }
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -182,20 +228,25 @@ async fn slot_moves_at_volume() {
             Some(1000),
         ),
     ];
-    let mut calls_before = 0;
-    let mut failed_before = 0;
     for (name, from, to, pipeline) in moves {
         for p in probes.lock().expect("lock").iter_mut() {
             *p = Probe::default();
         }
+        let (calls_before, failed_before) = load.calls_so_far();
         let started = Instant::now();
         reshard(seed, ids[from].clone(), ids[to].clone(), 2000, pipeline).await;
         let took = started.elapsed();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (calls, failed) = load.calls_so_far();
-        let outages: Vec<Duration> = probes
-            .lock()
-            .expect("lock")
+        let snapshot: Vec<Probe> = probes.lock().expect("lock").clone();
+        let (reads, failed_reads) = snapshot
+            .iter()
+            .fold((0, 0), |(r, f), p| (r + p.reads, f + p.failed));
+        let worst_error = snapshot
+            .iter()
+            .max_by_key(|p| p.longest)
+            .and_then(|p| p.error.clone());
+        let outages: Vec<Duration> = snapshot
             .iter()
             .map(|p| {
                 p.longest
@@ -214,7 +265,10 @@ async fn slot_moves_at_volume() {
             100.0 * failed as f64 / calls.max(1) as f64,
             outages.len()
         );
-        (calls_before, failed_before) = (calls_before + calls, failed_before + failed);
+        println!(
+            "  probes: {reads} reads, {failed_reads} failed; the longest outage's first \
+             error: {worst_error:?}"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     for p in probers {

@@ -92,6 +92,24 @@ impl RedisCluster {
         }
     }
 
+    /// Waits until every running replica has its master's data (`master_link_status:up`):
+    /// a replica that never synced cannot take over (Redis 7 delays the first sync by
+    /// `repl-diskless-sync-delay`, 5 s), so fault tests start after this.
+    pub fn wait_replicas_linked(&self, limit: Duration) {
+        let started = Instant::now();
+        let linked = |n: &RedisServer| {
+            let info = n.command(&["INFO", "replication"]).unwrap_or_default();
+            !info.contains("role:slave") || info.contains("master_link_status:up")
+        };
+        while !self.nodes.iter().filter(|n| n.is_running()).all(linked) {
+            assert!(
+                started.elapsed() < limit,
+                "replicas not linked within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `redis://127.0.0.1:{port}/` of every node, as seeds for a cluster client.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.url()).collect()
