@@ -393,7 +393,8 @@ impl RedisSessions {
     }
 
     /// Each Redis node the store depends on (the server, or every master that serves
-    /// slots in a cluster) and whether it answers a PING within `within` (each step: a
+    /// slots in a cluster, and with replica reads every replica, marked
+    /// [`NodeStatus::replica`]) and whether it answers a PING within `within` (each step: a
     /// cluster's topology, then the PINGs in parallel); empty for the in-memory store.
     /// For readiness checks that must say *which* node is away.
     pub async fn nodes(&self, within: std::time::Duration) -> Vec<NodeStatus> {

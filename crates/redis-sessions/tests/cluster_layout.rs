@@ -301,7 +301,22 @@ async fn reads_from_replicas_take_soid_soapp_and_activity_off_the_masters() {
          over 60 shards in {activity_took:.2?}; stalled for {:.1?}",
         stalled.elapsed()
     );
+    // What /health shows: every master answering, every replica not.
+    let nodes = replicas.nodes(Duration::from_millis(300)).await;
+    let masters_ok = nodes
+        .iter()
+        .filter(|n| !n.replica && n.error.is_none())
+        .count();
+    let replicas_out = nodes
+        .iter()
+        .filter(|n| n.replica && n.error.is_some())
+        .count();
     drop(stalls);
+    assert_eq!(
+        (nodes.len(), masters_ok, replicas_out),
+        (6, 3, 3),
+        "the store reports what it sees: {nodes:?}"
+    );
     assert_eq!(active, 51, "50 users and `late`");
     assert!(
         slowest < Duration::from_millis(1500),

@@ -47,6 +47,10 @@ pub struct NodeStatus {
     pub node: String,
     /// Why it did not answer; None when it did.
     pub error: Option<String>,
+    /// A replica (listed only on a cluster with replica reads on): a replica that does not
+    /// answer costs reads time, not answers (they fall back to the master).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replica: bool,
 }
 
 /// Where the store's commands go; clones share the connection and its watchdog.
@@ -286,7 +290,7 @@ impl Connection {
 
     /// Each node the store depends on (the server, or every master that serves slots)
     /// and whether it answers a PING through this connection within `within`.
-    pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
+    pub async fn nodes(&self, within: Duration, with_replicas: bool) -> Vec<NodeStatus> {
         match self.handle() {
             Handle::Single(mut con) => {
                 let ping = redis::cmd("PING");
@@ -298,33 +302,56 @@ impl Connection {
                     .map(|node| NodeStatus {
                         node: node.clone(),
                         error: error.clone(),
+                        replica: false,
                     })
                     .collect()
             }
-            Handle::Cluster(con) => self.cluster_nodes(con, within).await,
+            Handle::Cluster(con) => self.cluster_nodes(con, within, with_replicas).await,
         }
     }
 
-    /// The masters serving slots, from CLUSTER NODES (asked of a random master, and again
-    /// while that fails, within `within`), each pinged by address in parallel. When no
-    /// node gives the topology, every seed is reported with that error.
-    async fn cluster_nodes(&self, con: ClusterConnection, within: Duration) -> Vec<NodeStatus> {
-        let started = Instant::now();
-        let mut topology = Err(RedisError::from(std::io::Error::other("no node asked")));
-        // A dead master fails at once, so asking again (another random master) is cheap.
-        for _ in 0..4 {
-            if topology.is_ok() || started.elapsed() >= within {
-                break;
-            }
+    /// The masters serving slots (and with `with_replicas` every replica), from CLUSTER
+    /// NODES, each pinged by address in parallel. The topology is asked of random masters
+    /// and of every seed at once, the first answer taken: during a failover a frozen or
+    /// dead master does not answer, and naming the seeds instead (healthy nodes among them)
+    /// would point the operator at the wrong nodes. Only when no node answers is every seed
+    /// reported with that error.
+    async fn cluster_nodes(
+        &self,
+        con: ClusterConnection,
+        within: Duration,
+        with_replicas: bool,
+    ) -> Vec<NodeStatus> {
+        let ask = |routing: RoutingInfo| {
             let mut con = con.clone();
-            let ask = con.route_command(
-                redis::cmd("CLUSTER").arg("NODES").clone(),
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
-            );
-            topology = within_time(within, ask)
-                .await
-                .and_then(|v| redis::from_redis_value::<String>(v).map_err(RedisError::from));
+            Box::pin(async move {
+                let ask = con.route_command(redis::cmd("CLUSTER").arg("NODES").clone(), routing);
+                within_time(within, ask)
+                    .await
+                    .and_then(|v| redis::from_redis_value::<String>(v).map_err(RedisError::from))
+            })
+        };
+        let mut asks = Vec::new();
+        for _ in 0..2 {
+            asks.push(ask(RoutingInfo::SingleNode(
+                SingleNodeRoutingInfo::RandomPrimary,
+            )));
         }
+        for seed in self.inner.seeds() {
+            if let Some((host, port)) = seed.rsplit_once(':') {
+                if let Ok(port) = port.parse() {
+                    asks.push(ask(RoutingInfo::SingleNode(
+                        SingleNodeRoutingInfo::ByAddress {
+                            host: host.to_string(),
+                            port,
+                        },
+                    )));
+                }
+            }
+        }
+        let topology = futures_util::future::select_ok(asks)
+            .await
+            .map(|(text, _)| text);
         let text = match topology {
             Ok(text) => text,
             Err(err) => {
@@ -335,11 +362,23 @@ impl Connection {
                     .map(|seed| NodeStatus {
                         node: seed.clone(),
                         error: Some(err.to_string()),
+                        replica: false,
                     })
                     .collect()
             }
         };
-        let pings = masters(&text).into_iter().map(|(host, port)| {
+        let mut nodes: Vec<(String, u16, bool)> = masters(&text)
+            .into_iter()
+            .map(|(host, port)| (host, port, false))
+            .collect();
+        if with_replicas {
+            nodes.extend(
+                replicas(&text)
+                    .into_iter()
+                    .map(|(host, port)| (host, port, true)),
+            );
+        }
+        let pings = nodes.into_iter().map(|(host, port, replica)| {
             let mut con = con.clone();
             async move {
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
@@ -350,6 +389,7 @@ impl Connection {
                 NodeStatus {
                     node: format!("{host}:{port}"),
                     error: ping.await.err().map(|e| e.to_string()),
+                    replica,
                 }
             }
         });
@@ -760,9 +800,27 @@ pub(crate) fn masters(cluster_nodes: &str) -> Vec<(String, u16)> {
         .collect()
 }
 
+/// `(host, port)` of every replica in a CLUSTER NODES reply (failing ones included: they
+/// are the ones to report).
+fn replicas(cluster_nodes: &str) -> Vec<(String, u16)> {
+    cluster_nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            if !flags.split(',').any(|f| f == "slave") || flags.contains("noaddr") {
+                return None;
+            }
+            let addr = fields.get(1)?.split('@').next()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::masters;
+    use super::{masters, replicas};
 
     #[test]
     fn masters_with_slots_only() {
@@ -780,5 +838,6 @@ e :0@0 master,noaddr - 0 0 4 disconnected 100
                 ("127.0.0.1".to_string(), 7002)
             ]
         );
+        assert_eq!(replicas(text), vec![("127.0.0.1".to_string(), 7003)]);
     }
 }

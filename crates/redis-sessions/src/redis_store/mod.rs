@@ -650,8 +650,11 @@ impl RedisStore {
     }
 
     /// Each node the store depends on and whether it answers within `within`.
+    /// On a cluster with replica reads, the replicas too (marked `replica`).
     pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
-        self.con.nodes(within).await
+        self.con
+            .nodes(within, self.replica_deadline.is_some())
+            .await
     }
 
     /// What the connection watchdog has counted.
