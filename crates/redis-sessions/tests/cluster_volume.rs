@@ -284,7 +284,8 @@ async fn slot_moves_at_volume() {
         );
         println!(
             "  probes: {reads} reads, {failed_reads} failed; the longest outage's first \
-             error: {worst_error:?}"
+             error: {worst_error:?}; store's connection so far: {:?}",
+            rs.connection_stats()
         );
     }
     stop.store(true, Ordering::Relaxed);

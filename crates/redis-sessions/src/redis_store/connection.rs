@@ -644,7 +644,18 @@ impl Inner {
                         ))),
                     }
                 };
-                let (pinged, opened) = tokio::join!(self.ping(current), fresh);
+                // Half the bound for the current one: a wedged cluster client (seen with
+                // `redis` 2.0.0-rc.2 under hundreds of calls while slots move) stalls every
+                // call until it is replaced, so the sooner the better.
+                let current = async {
+                    let mut con = current;
+                    within_time(
+                        self.bound / 2,
+                        redis::cmd("PING").query_async::<()>(&mut con),
+                    )
+                    .await
+                };
+                let (pinged, opened) = tokio::join!(current, fresh);
                 (pinged, Some(opened))
             }
             Opener::Single { .. } => (self.ping(current).await, None),
