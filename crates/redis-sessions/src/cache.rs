@@ -133,6 +133,18 @@ impl Cache {
         self.flush();
     }
 
+    /// [`interrupted`](Self::interrupted) for the ordinary case of a slot move: logged
+    /// at debug level only.
+    fn flush_quietly(&self, why: &str) {
+        if self.subscribed.swap(false, Ordering::SeqCst) {
+            tracing::debug!(
+                why,
+                "cache subscription interrupted; cache dropped, resubscribing"
+            );
+        }
+        self.flush();
+    }
+
     fn flush(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.entries.invalidate_all();
@@ -225,8 +237,40 @@ pub(crate) fn subscribe_sharded(
         // Redis dropped (slot moved) or one lost with a connection comes back by itself.
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A master replaced while its sockets stayed open (a stalled master): its
+        // subscriptions go silent without any unsubscribe, and the new master announces
+        // writes to nobody. So the masters serving slots are looked at every second; when
+        // they change, the cache is dropped and every channel asked for again.
+        let mut topology = tokio::time::interval(Duration::from_secs(1));
+        topology.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut masters_seen: Option<Vec<(String, u16)>> = None;
         loop {
             tokio::select! {
+                _ = topology.tick() => {
+                    let asked = tokio::time::timeout(
+                        connect_timeout,
+                        con.route_command(
+                            redis::cmd("CLUSTER").arg("NODES").clone(),
+                            redis::cluster_routing::RoutingInfo::SingleNode(
+                                redis::cluster_routing::SingleNodeRoutingInfo::RandomPrimary,
+                            ),
+                        ),
+                    )
+                    .await;
+                    let text = match asked {
+                        Ok(Ok(v)) => redis::from_redis_value::<String>(v).ok(),
+                        _ => None,
+                    };
+                    if let Some(text) = text {
+                        let mut now = crate::redis_store::masters(&text);
+                        now.sort();
+                        if masters_seen.as_ref().is_some_and(|seen| *seen != now) {
+                            confirmed.clear();
+                            cache.interrupted("the masters serving slots changed (failover)");
+                        }
+                        masters_seen = Some(now);
+                    }
+                }
                 _ = tick.tick() => {
                     for channel in channels.iter().filter(|c| !confirmed.contains(*c)) {
                         let asked =
@@ -260,7 +304,8 @@ pub(crate) fn subscribe_sharded(
                         }
                         (redis::PushKind::SUnsubscribe, Some(channel)) => {
                             confirmed.remove(&channel);
-                            cache.interrupted("a shard channel moved with its slot");
+                            // An ordinary slot move: no warning (one per moved shard).
+                            cache.flush_quietly("a shard channel moved with its slot");
                         }
                         (redis::PushKind::Disconnection, _) => {
                             confirmed.clear();

@@ -41,6 +41,21 @@ pub enum Error {
         /// What this process's options ask for.
         asked: crate::layout::LayoutRecord,
     },
+    /// The namespace's layout record (`{ns}:{layout}`) is gone while the namespace holds
+    /// sessions: deleted by eviction (`allkeys-*`), a FLUSH or an operator. The store
+    /// refuses to write a new record over them, because a process with another shard count
+    /// would then take the namespace and answer `{}` for every existing token. A running
+    /// process of the right layout restores the record by itself within seconds; else
+    /// restore it by hand (see CLUSTER.md: the layout record).
+    #[error("the layout record {record} of namespace {namespace:?} is missing, but the namespace holds sessions (e.g. the key {found:?}): it was deleted (eviction under an allkeys-* policy, FLUSH, an operator). It is not rewritten, so that a process with another shard count cannot take over the namespace. A running process of this namespace restores it within seconds; else restore it with `HSET {record} kind <sharded|node> shards <the count the namespace was written with> version 1` (see CLUSTER.md: the layout record)")]
+    LayoutLost {
+        /// The namespace.
+        namespace: String,
+        /// The record's key.
+        record: String,
+        /// One key of the namespace found (a sign that it holds sessions).
+        found: String,
+    },
     /// An index kept changing between the read of its members and the script that acts
     /// on them (cluster layout: e.g. a user created sessions while killsoid ran). Nothing
     /// was changed by the attempts; worth retrying.
@@ -81,6 +96,7 @@ impl Error {
             Error::Redis(_) => "redisError",
             Error::Corrupt(_) => "corruptSession",
             Error::LayoutMismatch { .. } => "layoutMismatch",
+            Error::LayoutLost { .. } => "layoutMissing",
             Error::Contended(_) => "contended",
             Error::NotReplicated { .. } => "notReplicated",
             Error::TooLarge(_) => "dataTooLarge",
@@ -101,7 +117,7 @@ impl Error {
             Error::Redis(_) | Error::Closed => ErrorKind::Server,
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::TooLarge(_) => ErrorKind::TooLarge,
-            Error::LayoutMismatch { .. } => ErrorKind::Misconfigured,
+            Error::LayoutMismatch { .. } | Error::LayoutLost { .. } => ErrorKind::Misconfigured,
         }
     }
 }

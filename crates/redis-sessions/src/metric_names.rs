@@ -26,3 +26,17 @@ pub const NOT_REPLICATED: &str = "redis_sessions_not_replicated_total";
 /// Times a store switched to another master because the sentinels named it (Sentinel
 /// only): one per failover and connection (calls, each durable-write connection).
 pub const MASTER_SWITCHES: &str = "redis_sessions_master_switches_total";
+/// Cluster calls the store sent again because their slot was moving or their shard
+/// failing over (ASK, MOVED, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, READONLY after the
+/// client's own retries): high during a reshard or failover, zero otherwise.
+pub const REDIRECT_RETRIES: &str = "redis_sessions_redirect_retries_total";
+/// Times a running process put back its namespace's layout record after it vanished
+/// (eviction, FLUSH, an operator): each is an incident worth a look.
+pub const LAYOUT_RESTORED: &str = "redis_sessions_layout_record_restored_total";
+/// Checks that found the layout record saying another layout than the process serves:
+/// processes of two layouts share a namespace.
+pub const LAYOUT_CONFLICTS: &str = "redis_sessions_layout_record_conflicts_total";
+/// Replica reads (soid, soapp, activity with `read_from_replicas`) sent to the master
+/// because the replica did not answer within half the response timeout or could not be
+/// reached: a stalled, dead or lagging replica shows here.
+pub const REPLICA_FALLBACKS: &str = "redis_sessions_replica_fallbacks_total";

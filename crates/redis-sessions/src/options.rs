@@ -90,8 +90,8 @@ pub struct Options {
     pub(crate) read_from_replicas: bool,
     /// Durable writes (off by default): create, set, kill, killsoid and killall answer
     /// success only once this many replicas confirmed the write (Redis `WAIT`), else
-    /// [`Error::NotReplicated`](crate::Error::NotReplicated). One Redis server (or a
-    /// Sentinel-managed master) only; a cluster refuses it at connect.
+    /// [`Error::NotReplicated`](crate::Error::NotReplicated). On a cluster the WAIT runs
+    /// on the master that ran the write (see CLUSTER.md: durable writes).
     pub(crate) min_replicas: Option<MinReplicas>,
     /// The source of "now"; tests use a [`ManualClock`](crate::ManualClock).
     pub(crate) clock: Arc<dyn Clock>,
@@ -260,8 +260,8 @@ impl Options {
     /// Turns durable writes on: create, set, kill, killsoid and killall succeed only once
     /// `replicas` replicas confirmed the write (Redis `WAIT`), waiting at most `timeout`,
     /// else [`Error::NotReplicated`](crate::Error::NotReplicated) (see [`MinReplicas`]).
-    /// One Redis server (or a Sentinel-managed master) only; a cluster refuses it at
-    /// connect. `replicas` 0 turns them off (the default).
+    /// On a cluster, the replicas of the master that ran the write (see CLUSTER.md).
+    /// `replicas` 0 turns them off (the default).
     pub fn min_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
         self.min_replicas = (replicas > 0).then_some(MinReplicas { replicas, timeout });
         self

@@ -87,10 +87,6 @@ impl RedisSessions {
                 options.min_replicas,
             )
             .await?
-        } else if options.min_replicas.is_some() {
-            return Err(Error::InvalidValue(
-                "min_replicas works on one Redis server (or Sentinel), not on a cluster".into(),
-            ));
         } else {
             RedisStore::connect_cluster(
                 &options.cluster,
@@ -98,6 +94,7 @@ impl RedisSessions {
                 expire_keys,
                 timeouts,
                 options.read_from_replicas,
+                options.min_replicas,
             )
             .await?
         };
@@ -400,7 +397,8 @@ impl RedisSessions {
     }
 
     /// Each Redis node the store depends on (the server, or every master that serves
-    /// slots in a cluster) and whether it answers a PING within `within` (each step: a
+    /// slots in a cluster, and with replica reads every replica, marked
+    /// [`NodeStatus::replica`]) and whether it answers a PING within `within` (each step: a
     /// cluster's topology, then the PINGs in parallel); empty for the in-memory store.
     /// For readiness checks that must say *which* node is away.
     pub async fn nodes(&self, within: std::time::Duration) -> Vec<NodeStatus> {

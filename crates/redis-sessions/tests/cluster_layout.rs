@@ -5,7 +5,7 @@
 use redis_sessions::{CreateOptions, Error, KeyLayout, Options, RedisSessions};
 use serde_json::json;
 use std::time::{Duration, Instant};
-use test_support::cluster::RedisCluster;
+use test_support::cluster::{RedisCluster, Stall};
 use test_support::RedisServer;
 
 const APP: &str = "layoutapp";
@@ -47,6 +47,87 @@ async fn a_changed_shard_count_refuses_to_start() {
     RedisSessions::connect(sharded(&cluster, 61).namespace("other"))
         .await
         .expect("a fresh namespace takes any count");
+}
+
+/// The layout record `{ns}:{layout}` read from whichever master holds it: its `shards`
+/// field, or None when no master has it.
+fn recorded_shards(cluster: &RedisCluster, namespace: &str) -> Option<u16> {
+    let key = format!("{namespace}:{{layout}}");
+    cluster.nodes.iter().find_map(|n| {
+        let reply = n.command(&["HGET", &key, "shards"]).ok()?;
+        reply.lines().nth(1).and_then(|l| l.trim().parse().ok())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_layout_record_is_never_overwritten_and_comes_back() {
+    let cluster = RedisCluster::start(3, 0);
+    let running = RedisSessions::connect(sharded(&cluster, 60))
+        .await
+        .expect("first use records the layout");
+    let mut tokens = Vec::new();
+    for i in 0..200 {
+        tokens.push(
+            running
+                .create(APP, &format!("user{i}"), "1", CreateOptions::default())
+                .await
+                .expect("create"),
+        );
+    }
+    assert_eq!(recorded_shards(&cluster, "rs"), Some(60));
+    // The record vanishes (eviction, FLUSH of one key, an operator) under the running
+    // process: DEL on every master (the one that holds it deletes it).
+    let deleted_at = Instant::now();
+    for node in &cluster.nodes {
+        let _ = node.command(&["DEL", "rs:{layout}"]);
+    }
+    assert_eq!(recorded_shards(&cluster, "rs"), None, "deleted");
+    // A process with another shard count starts meanwhile: it finds the namespace's keys
+    // and refuses, with a message that says what happened.
+    let err = RedisSessions::connect(sharded(&cluster, 61))
+        .await
+        .expect_err("61 shards over a 60-shard namespace whose record vanished");
+    let text = err.to_string();
+    println!("{text}");
+    assert_eq!(err.name(), "layoutMissing", "{err:?}");
+    assert_eq!(err.kind(), redis_sessions::ErrorKind::Misconfigured);
+    assert!(
+        text.contains("rs:{layout}") && text.contains("is missing") && !text.contains("memory"),
+        "{text}"
+    );
+    assert_eq!(
+        recorded_shards(&cluster, "rs"),
+        None,
+        "the refusing process wrote no record"
+    );
+    // The running process puts it back within its check interval.
+    loop {
+        if recorded_shards(&cluster, "rs") == Some(60) {
+            break;
+        }
+        assert!(
+            deleted_at.elapsed() < Duration::from_secs(12),
+            "the running process did not restore the record"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "record restored by the running process {:.1?} after it was deleted",
+        deleted_at.elapsed()
+    );
+    let err = RedisSessions::connect(sharded(&cluster, 61))
+        .await
+        .expect_err("61 shards against the restored record");
+    assert_eq!(err.name(), "layoutMismatch");
+    for token in &tokens {
+        assert!(running.get(APP, token).await.expect("get").is_some());
+    }
+    assert_eq!(running.activity(APP, 600).await.expect("activity"), 200);
+    // An empty namespace still takes its record at first use.
+    RedisSessions::connect(sharded(&cluster, 61).namespace("fresh"))
+        .await
+        .expect("a fresh namespace");
+    assert_eq!(recorded_shards(&cluster, "fresh"), Some(61));
 }
 
 #[tokio::test]
@@ -193,6 +274,54 @@ async fn reads_from_replicas_take_soid_soapp_and_activity_off_the_masters() {
         .await
         .expect("create");
     assert!(replicas.get(APP, &token).await.expect("get").is_some());
+
+    // Every replica stalls (SIGSTOP): replica reads wait half the response timeout, then
+    // ask the master; they answer, right, instead of failing for the whole stall. (A
+    // stalled replica causes no failover.)
+    let stalls: Vec<Stall> = cluster.nodes[3..].iter().map(Stall::start).collect();
+    let stalled = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..5 {
+        let asked = Instant::now();
+        let found = replicas
+            .soid(APP, &format!("user{i}"))
+            .await
+            .expect("soid while the replicas are stalled");
+        slowest = slowest.max(asked.elapsed());
+        assert_eq!(found.len(), 2, "user{i}'s two sessions, from the master");
+    }
+    let asked = Instant::now();
+    let active = replicas
+        .activity(APP, 600)
+        .await
+        .expect("activity while the replicas are stalled");
+    let activity_took = asked.elapsed();
+    println!(
+        "replicas stalled: soid answered from the masters within {slowest:.2?} each, activity \
+         over 60 shards in {activity_took:.2?}; stalled for {:.1?}",
+        stalled.elapsed()
+    );
+    // What /health shows: every master answering, every replica not.
+    let nodes = replicas.nodes(Duration::from_millis(300)).await;
+    let masters_ok = nodes
+        .iter()
+        .filter(|n| !n.replica && n.error.is_none())
+        .count();
+    let replicas_out = nodes
+        .iter()
+        .filter(|n| n.replica && n.error.is_some())
+        .count();
+    drop(stalls);
+    assert_eq!(
+        (nodes.len(), masters_ok, replicas_out),
+        (6, 3, 3),
+        "the store reports what it sees: {nodes:?}"
+    );
+    assert_eq!(active, 51, "50 users and `late`");
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "a replica read fell back within half the response timeout: {slowest:?}"
+    );
 }
 
 async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {

@@ -159,16 +159,57 @@ async fn unconfirmed_writes_fail_distinctly_and_do_not_stall_other_calls() {
     );
 }
 
-#[tokio::test]
-async fn a_cluster_refuses_durable_writes() {
-    let err = RedisSessions::connect(
+/// On a cluster the WAIT runs on the master that ran the write: with one replica per
+/// master a durable write is confirmed by 1 replica and refused when 2 are asked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_waits_for_the_replicas_of_the_writing_master() {
+    let cluster = tokio::task::spawn_blocking(|| {
+        let cluster = test_support::cluster::RedisCluster::start(3, 1);
+        cluster.wait_replicas_linked(Duration::from_secs(30));
+        cluster
+    })
+    .await
+    .expect("cluster");
+    let one = RedisSessions::connect(
         Options::default()
-            .cluster(["redis://127.0.0.1:1"])
-            .min_replicas(1, Duration::from_secs(1)),
+            .cluster(cluster.urls())
+            .wipe(0)
+            .min_replicas(1, Duration::from_millis(500)),
     )
     .await
-    .expect_err("refused");
-    assert_eq!(err.name(), "invalidValue");
+    .expect("durable writes on a cluster");
+    for i in 0..30 {
+        let token = one
+            .create("app", &format!("u{i}"), "1", CreateOptions::default())
+            .await
+            .expect("confirmed by the writing master's replica");
+        one.set("app", &token, &json!({"n": i}))
+            .await
+            .expect("set confirmed")
+            .expect("live");
+    }
+    let two = RedisSessions::connect(
+        Options::default()
+            .cluster(cluster.urls())
+            .wipe(0)
+            .min_replicas(2, Duration::from_millis(200)),
+    )
+    .await
+    .expect("connect");
+    let err = two
+        .create("app", "x", "1", CreateOptions::default())
+        .await
+        .expect_err("each master has one replica");
+    assert!(
+        matches!(
+            err,
+            Error::NotReplicated {
+                acked: 1,
+                wanted: 2
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

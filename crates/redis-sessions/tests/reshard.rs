@@ -122,6 +122,8 @@ struct Shared {
     swept: AtomicU64,
     /// What each task is doing (printed when the load does not pause).
     doing: Mutex<Vec<String>>,
+    /// Failed calls whose error was a redirection (must stay 0).
+    redirects: AtomicU64,
 }
 
 impl Shared {
@@ -129,12 +131,15 @@ impl Shared {
         self.counts.lock().expect("lock").clone()
     }
 
-    fn record<T, E: std::fmt::Debug>(&self, r: &Result<T, E>) {
+    fn record<T>(&self, r: &Result<T, redis_sessions::Error>) {
         let counts = self.counts();
         counts.calls.fetch_add(1, Ordering::Relaxed);
         if let Err(err) = r {
             counts.failed.fetch_add(1, Ordering::Relaxed);
             eprintln!("call failed: {err:?}");
+            if is_redirect(err) {
+                self.redirects.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -169,6 +174,25 @@ impl Shared {
             self.paused.fetch_sub(1, Ordering::SeqCst);
         }
     }
+}
+
+/// A cluster redirection or "try again" that reached the caller: the store must follow
+/// them itself until the call's deadline (a call that runs out of time fails as
+/// `redisUnavailable`, never as `redisError` "Ask"/"Moved"/"TryAgain").
+fn is_redirect(err: &redis_sessions::Error) -> bool {
+    let text = format!("{err:?} {err}");
+    err.name() == "redisError"
+        || [
+            "Ask",
+            "Moved",
+            "TryAgain",
+            "ClusterDown",
+            "MOVED",
+            "ASK",
+            "TRYAGAIN",
+        ]
+        .iter()
+        .any(|code| text.contains(&format!("{code}:")) || text.contains(&format!("{code} ")))
 }
 
 /// One step of a user's load, chosen by `step`.
@@ -489,6 +513,7 @@ async fn slots_move_under_a_mixed_load_and_the_model_holds() {
         killsoid_done: AtomicU64::new(0),
         swept: AtomicU64::new(0),
         doing: Mutex::new(vec![String::new(); TASKS]),
+        redirects: AtomicU64::new(0),
     });
     let users: Vec<Arc<Mutex<User>>> = (0..TASKS * USERS_PER_TASK)
         .map(|i| {
@@ -643,6 +668,9 @@ async fn slots_move_under_a_mixed_load_and_the_model_holds() {
         shared.killsoid_failed_unchanged.load(Ordering::SeqCst),
         test_started.elapsed()
     );
+    let redirects = shared.redirects.load(Ordering::SeqCst);
+    println!("redirect errors that reached a caller: {redirects}");
+    assert_eq!(redirects, 0, "a redirection reached a caller");
     let violations = shared.violations.lock().expect("lock").clone();
     assert!(
         violations.is_empty(),

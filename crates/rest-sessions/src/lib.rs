@@ -126,7 +126,11 @@ pub enum StartError {
 /// Does nothing when a subscriber is already installed.
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // The cluster client logs every slot refresh at WARN ("beginning slot refresh"):
+        // dozens of lines per ordinary slot move. Its errors still show.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,redis::cluster_handling=error")
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
@@ -156,6 +160,12 @@ async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
         Ok(Ok(store)) => {
             tracing::info!(redis = %location, namespace = %config.namespace, "store: redis");
             return Ok(store);
+        }
+        // Redis answered, and the namespace does not fit these options (another layout,
+        // a vanished layout record): the error says what it is and what to do; "cannot
+        // connect" and `--store memory` would send the operator the wrong way.
+        Ok(Err(err)) if err.kind() == redis_sessions::ErrorKind::Misconfigured => {
+            return Err(StartError::Redis(err.to_string()));
         }
         Ok(Err(err)) => err.to_string(),
         Err(_) => format!("no answer within {} s", CONNECT_DEADLINE.as_secs()),

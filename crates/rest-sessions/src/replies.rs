@@ -77,11 +77,11 @@ pub struct HealthReply {
     pub status: &'static str,
     /// `redis` or `memory`.
     pub store: &'static str,
-    /// Why the store is unavailable.
+    /// Why the store is unavailable (or, with `status` `ok`, which replicas do not answer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The Redis nodes that did not answer (the server, or masters serving slots); left
-    /// out when every node answered.
+    /// The Redis nodes that did not answer (the server, or masters serving slots, and with
+    /// replica reads the replicas); left out when every node answered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreachable: Vec<UnreachableNode>,
 }
@@ -93,4 +93,8 @@ pub struct UnreachableNode {
     pub node: String,
     /// What the client said.
     pub error: String,
+    /// True for a replica (listed on a cluster with replica reads): its reads go to the
+    /// master meanwhile, so it does not make `/health` unavailable.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replica: bool,
 }

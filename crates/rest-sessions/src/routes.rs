@@ -97,30 +97,42 @@ pub async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiErro
 pub async fn health(State(state): State<AppState>) -> Response {
     let store = state.store_kind.as_str();
     let check = async { tokio::join!(state.store.ping(), state.store.nodes(NODE_TIMEOUT)) };
-    let (message, unreachable) = match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
+    let (message, note, unreachable) = match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
         Ok((ping, nodes)) => {
-            let total = nodes.len();
+            let total = nodes.iter().filter(|n| !n.replica).count();
+            let replicas = nodes.len() - total;
             let unreachable: Vec<UnreachableNode> = nodes
                 .into_iter()
                 .filter_map(|n| {
                     n.error.map(|error| UnreachableNode {
                         node: n.node,
                         error,
+                        replica: n.replica,
                     })
                 })
                 .collect();
+            let masters_out = unreachable.iter().filter(|n| !n.replica).count();
+            let replicas_out = unreachable.len() - masters_out;
             let message = match ping {
                 Err(err) => Some(err.to_string()),
-                Ok(_) if !unreachable.is_empty() => Some(format!(
-                    "{} of {total} redis nodes unreachable",
-                    unreachable.len()
-                )),
+                Ok(_) if masters_out > 0 => {
+                    Some(format!("{masters_out} of {total} redis nodes unreachable"))
+                }
                 Ok(_) => None,
             };
-            (message, unreachable)
+            // Replicas that do not answer are reported without making the store
+            // unavailable: their reads go to the masters meanwhile.
+            let note = (message.is_none() && replicas_out > 0).then(|| {
+                format!(
+                    "{replicas_out} of {replicas} replicas unreachable; their reads go to the \
+                     masters"
+                )
+            });
+            (message, note, unreachable)
         }
         Err(_) => (
             Some("the store did not answer in time".to_string()),
+            None,
             Vec::new(),
         ),
     };
@@ -136,7 +148,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
             "unavailable"
         },
         store,
-        message,
+        message: message.or(note),
         unreachable,
     };
     (status, Json(reply)).into_response()

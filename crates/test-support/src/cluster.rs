@@ -26,12 +26,13 @@ fn free_cluster_port() -> u16 {
 
 /// A cluster-mode node on a free port pair; another pair when a port was taken between
 /// the check and the start (tests of one binary pick ports in parallel).
-fn start_node() -> RedisServer {
+fn start_node(node_timeout_ms: u64) -> RedisServer {
+    let timeout = node_timeout_ms.to_string();
     let args = [
         "--cluster-enabled",
         "yes",
         "--cluster-node-timeout",
-        "1000",
+        &timeout,
         "--cluster-config-file",
         "nodes.conf",
     ];
@@ -47,8 +48,14 @@ impl RedisCluster {
     /// Starts `masters` masters with `replicas` replicas each, and waits until the cluster
     /// reports `cluster_state:ok` on every node.
     pub fn start(masters: usize, replicas: usize) -> Self {
+        Self::start_with_node_timeout(masters, replicas, 1000)
+    }
+
+    /// [`start`](Self::start) with another `cluster-node-timeout` (ms): how long a master
+    /// may be silent before its replica takes over (production clusters often run 2–15 s).
+    pub fn start_with_node_timeout(masters: usize, replicas: usize, node_timeout_ms: u64) -> Self {
         let count = masters * (1 + replicas);
-        let nodes: Vec<RedisServer> = (0..count).map(|_| start_node()).collect();
+        let nodes: Vec<RedisServer> = (0..count).map(|_| start_node(node_timeout_ms)).collect();
         let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
         args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())));
         args.extend([
@@ -85,13 +92,96 @@ impl RedisCluster {
         }
     }
 
+    /// Waits until every running replica has its master's data (`master_link_status:up`):
+    /// a replica that never synced cannot take over (Redis 7 delays the first sync by
+    /// `repl-diskless-sync-delay`, 5 s), so fault tests start after this.
+    pub fn wait_replicas_linked(&self, limit: Duration) {
+        let started = Instant::now();
+        let linked = |n: &RedisServer| {
+            let info = n.command(&["INFO", "replication"]).unwrap_or_default();
+            !info.contains("role:slave") || info.contains("master_link_status:up")
+        };
+        while !self.nodes.iter().filter(|n| n.is_running()).all(linked) {
+            assert!(
+                started.elapsed() < limit,
+                "replicas not linked within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `redis://127.0.0.1:{port}/` of every node, as seeds for a cluster client.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.url()).collect()
+    }
+
+    /// The nodes that are masters now (by INFO replication), in `nodes` order.
+    pub fn current_masters(&self) -> Vec<&RedisServer> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running() && role(n) == "master")
+            .collect()
     }
 
     /// The master nodes as created (a failover may change roles later).
     pub fn masters(&self) -> &[RedisServer] {
         &self.nodes[..self.masters]
     }
+}
+
+/// `master` or `slave` (INFO replication), or empty when the node does not answer.
+pub fn role(node: &RedisServer) -> String {
+    node.command(&["INFO", "replication"])
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("role:"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// A node frozen by SIGSTOP (a GC-like stall, VM steal, a hung disk): its sockets stay
+/// open and silent, requests queue on them. Resumed (SIGCONT) when dropped, if not before.
+pub struct Stall {
+    pid: String,
+    resumed: bool,
+}
+
+impl Stall {
+    /// Freezes `node` now.
+    pub fn start(node: &RedisServer) -> Stall {
+        let info = node.command(&["INFO", "server"]).unwrap_or_default();
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .map(|p| p.trim().to_owned())
+            .expect("the node's process id");
+        signal("-STOP", &pid);
+        Stall {
+            pid,
+            resumed: false,
+        }
+    }
+
+    /// Lets the node run again.
+    pub fn resume(&mut self) {
+        if !self.resumed {
+            signal("-CONT", &self.pid);
+            self.resumed = true;
+        }
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        self.resume();
+    }
+}
+
+fn signal(which: &str, pid: &str) {
+    let status = Command::new("kill")
+        .args([which, pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {which} {pid}");
 }

@@ -173,6 +173,13 @@ impl Load {
         }
     }
 
+    /// Calls made so far, and how many of them failed (for figures per phase of a run).
+    pub fn calls_so_far(&self) -> (usize, usize) {
+        let rec = lock(&self.record);
+        let failed = rec.calls.iter().filter(|c| !c.ok).count();
+        (rec.calls.len(), failed)
+    }
+
     /// Stops the workers and returns what they did.
     pub async fn finish(self) -> Record {
         self.stop.store(true, Ordering::Relaxed);

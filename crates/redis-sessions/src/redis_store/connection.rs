@@ -35,7 +35,9 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 
 use super::target::Target;
-use crate::metric_names::{CHECKS, DISCONNECTS, MASTER_SWITCHES, REPLACEMENTS, TIMEOUTS};
+use crate::metric_names::{
+    CHECKS, DISCONNECTS, MASTER_SWITCHES, REDIRECT_RETRIES, REPLACEMENTS, TIMEOUTS,
+};
 
 /// A Redis node and whether it answered a PING just now.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -45,6 +47,10 @@ pub struct NodeStatus {
     pub node: String,
     /// Why it did not answer; None when it did.
     pub error: Option<String>,
+    /// A replica (listed only on a cluster with replica reads on): a replica that does not
+    /// answer costs reads time, not answers (they fall back to the master).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replica: bool,
 }
 
 /// Where the store's commands go; clones share the connection and its watchdog.
@@ -180,6 +186,7 @@ impl Connection {
     }
 
     fn new(handle: Handle, opener: Opener, seeds: Vec<String>, bound: Duration) -> Self {
+        register_counters(&opener);
         Connection {
             inner: Arc::new(Inner {
                 current: RwLock::new(handle),
@@ -204,18 +211,74 @@ impl Connection {
             .clone()
     }
 
-    /// Sends one command, within the call bound.
+    /// Sends one command, within the call bound (on a cluster, again while its slot
+    /// moves: see [`moving`]).
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        let mut con = self.handle();
-        let result = self.bounded(cmd.query_async(&mut con)).await;
-        self.observe(result)
+        let deadline = Instant::now() + self.inner.bound;
+        let mut attempt = 0;
+        loop {
+            let mut con = self.handle();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = within_time(left, cmd.query_async(&mut con)).await;
+            if let Some(result) = self.settle(result, deadline, &mut attempt).await {
+                return result;
+            }
+        }
     }
 
-    /// Sends a pipeline (a MULTI/EXEC, or a write and its WAIT), within the call bound.
+    /// Sends a pipeline (a MULTI/EXEC, or a write and its WAIT), within the call bound (on
+    /// a cluster, again while its slot moves: see [`moving`]).
     pub async fn query_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
-        let mut con = self.handle();
-        let result = self.bounded(pipe.query_async(&mut con)).await;
-        self.observe(result)
+        let deadline = Instant::now() + self.inner.bound;
+        let mut attempt = 0;
+        loop {
+            let mut con = self.handle();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = within_time(left, pipe.query_async(&mut con)).await;
+            if let Some(result) = self.settle(result, deadline, &mut attempt).await {
+                return result;
+            }
+        }
+    }
+
+    /// What one attempt of a call comes to: its result (observed by the watchdog), or None
+    /// when it is to be sent again — a cluster call that met a slot on the move or a
+    /// failover (see [`moving`]) and still has time. The cluster client retries those
+    /// itself, but counts ASK and MOVED against a budget of a few attempts, so a slot that
+    /// moves for longer than that would reach the caller as "Ask"/"TryAgain": the store
+    /// sends the call again, after a short pause, until the call's deadline. The command
+    /// did not run on any node (Redis checks the slot before it runs anything), so sending
+    /// it again is safe for writes too. A call that runs out of time this way fails as a
+    /// timeout ("unknown outcome", 503), which the watchdog does not count: the connection
+    /// is not stuck, the slot is busy.
+    async fn settle<T>(
+        &self,
+        result: RedisResult<T>,
+        deadline: Instant,
+        attempt: &mut u32,
+    ) -> Option<RedisResult<T>> {
+        let Err(err) = &result else {
+            return Some(self.observe(result));
+        };
+        if !matches!(self.inner.opener, Opener::Cluster(_)) {
+            return Some(self.observe(result));
+        }
+        if moving(err) {
+            let pause = retry_pause(*attempt);
+            *attempt += 1;
+            metrics::counter!(REDIRECT_RETRIES).increment(1);
+            if Instant::now() + pause < deadline {
+                tracing::debug!(%err, attempt = *attempt, "slot moving or failing over: sending again");
+                tokio::time::sleep(pause).await;
+                return None;
+            }
+            return Some(Err(moving_too_long(err)));
+        }
+        if *attempt > 0 && err.is_timeout() {
+            // Cut by the deadline after redirections: the slot is busy, not the connection.
+            return Some(result);
+        }
+        Some(self.observe(result))
     }
 
     /// SCRIPT LOAD (on every master, in a cluster).
@@ -227,7 +290,7 @@ impl Connection {
 
     /// Each node the store depends on (the server, or every master that serves slots)
     /// and whether it answers a PING through this connection within `within`.
-    pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
+    pub async fn nodes(&self, within: Duration, with_replicas: bool) -> Vec<NodeStatus> {
         match self.handle() {
             Handle::Single(mut con) => {
                 let ping = redis::cmd("PING");
@@ -239,33 +302,56 @@ impl Connection {
                     .map(|node| NodeStatus {
                         node: node.clone(),
                         error: error.clone(),
+                        replica: false,
                     })
                     .collect()
             }
-            Handle::Cluster(con) => self.cluster_nodes(con, within).await,
+            Handle::Cluster(con) => self.cluster_nodes(con, within, with_replicas).await,
         }
     }
 
-    /// The masters serving slots, from CLUSTER NODES (asked of a random master, and again
-    /// while that fails, within `within`), each pinged by address in parallel. When no
-    /// node gives the topology, every seed is reported with that error.
-    async fn cluster_nodes(&self, con: ClusterConnection, within: Duration) -> Vec<NodeStatus> {
-        let started = Instant::now();
-        let mut topology = Err(RedisError::from(std::io::Error::other("no node asked")));
-        // A dead master fails at once, so asking again (another random master) is cheap.
-        for _ in 0..4 {
-            if topology.is_ok() || started.elapsed() >= within {
-                break;
-            }
+    /// The masters serving slots (and with `with_replicas` every replica), from CLUSTER
+    /// NODES, each pinged by address in parallel. The topology is asked of random masters
+    /// and of every seed at once, the first answer taken: during a failover a frozen or
+    /// dead master does not answer, and naming the seeds instead (healthy nodes among them)
+    /// would point the operator at the wrong nodes. Only when no node answers is every seed
+    /// reported with that error.
+    async fn cluster_nodes(
+        &self,
+        con: ClusterConnection,
+        within: Duration,
+        with_replicas: bool,
+    ) -> Vec<NodeStatus> {
+        let ask = |routing: RoutingInfo| {
             let mut con = con.clone();
-            let ask = con.route_command(
-                redis::cmd("CLUSTER").arg("NODES").clone(),
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
-            );
-            topology = within_time(within, ask)
-                .await
-                .and_then(|v| redis::from_redis_value::<String>(v).map_err(RedisError::from));
+            Box::pin(async move {
+                let ask = con.route_command(redis::cmd("CLUSTER").arg("NODES").clone(), routing);
+                within_time(within, ask)
+                    .await
+                    .and_then(|v| redis::from_redis_value::<String>(v).map_err(RedisError::from))
+            })
+        };
+        let mut asks = Vec::new();
+        for _ in 0..2 {
+            asks.push(ask(RoutingInfo::SingleNode(
+                SingleNodeRoutingInfo::RandomPrimary,
+            )));
         }
+        for seed in self.inner.seeds() {
+            if let Some((host, port)) = seed.rsplit_once(':') {
+                if let Ok(port) = port.parse() {
+                    asks.push(ask(RoutingInfo::SingleNode(
+                        SingleNodeRoutingInfo::ByAddress {
+                            host: host.to_string(),
+                            port,
+                        },
+                    )));
+                }
+            }
+        }
+        let topology = futures_util::future::select_ok(asks)
+            .await
+            .map(|(text, _)| text);
         let text = match topology {
             Ok(text) => text,
             Err(err) => {
@@ -276,11 +362,23 @@ impl Connection {
                     .map(|seed| NodeStatus {
                         node: seed.clone(),
                         error: Some(err.to_string()),
+                        replica: false,
                     })
                     .collect()
             }
         };
-        let pings = masters(&text).into_iter().map(|(host, port)| {
+        let mut nodes: Vec<(String, u16, bool)> = masters(&text)
+            .into_iter()
+            .map(|(host, port)| (host, port, false))
+            .collect();
+        if with_replicas {
+            nodes.extend(
+                replicas(&text)
+                    .into_iter()
+                    .map(|(host, port)| (host, port, true)),
+            );
+        }
+        let pings = nodes.into_iter().map(|(host, port, replica)| {
             let mut con = con.clone();
             async move {
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
@@ -291,10 +389,71 @@ impl Connection {
                 NodeStatus {
                     node: format!("{host}:{port}"),
                     error: ping.await.err().map(|e| e.to_string()),
+                    replica,
                 }
             }
         });
         futures_util::future::join_all(pings).await
+    }
+
+    /// One key matching `pattern` other than those in `skip`, on the server or on any
+    /// master of the cluster (SCAN, a batch at a time), or None when there is none; fails
+    /// when the scan does not end within `within`. Used only when a namespace has no layout
+    /// record (first use, or a record that vanished), to tell whether it holds sessions.
+    pub async fn first_key(
+        &self,
+        pattern: &str,
+        skip: &[String],
+        within: Duration,
+    ) -> RedisResult<Option<String>> {
+        let scan = async {
+            let nodes: Vec<Option<(String, u16)>> = match self.handle() {
+                Handle::Single(_) => vec![None],
+                Handle::Cluster(mut con) => {
+                    let text: String = con
+                        .route_command(
+                            redis::cmd("CLUSTER").arg("NODES").clone(),
+                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+                        )
+                        .await
+                        .and_then(|v| redis::from_redis_value(v).map_err(RedisError::from))?;
+                    masters(&text).into_iter().map(Some).collect()
+                }
+            };
+            for node in nodes {
+                let mut cursor = 0u64;
+                loop {
+                    let mut cmd = redis::cmd("SCAN");
+                    cmd.arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(10_000);
+                    let reply: Value = match (&node, self.handle()) {
+                        (Some((host, port)), Handle::Cluster(mut con)) => {
+                            let routing =
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                                    host: host.clone(),
+                                    port: *port,
+                                });
+                            con.route_command(cmd, routing).await?
+                        }
+                        (_, mut con) => cmd.query_async(&mut con).await?,
+                    };
+                    let (next, keys): (u64, Vec<String>) =
+                        redis::from_redis_value(reply).map_err(RedisError::from)?;
+                    if let Some(key) = keys.into_iter().find(|k| !skip.contains(k)) {
+                        return Ok(Some(key));
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            Ok(None)
+        };
+        within_time(within, scan).await
     }
 
     /// Runs one call within the store's bound, so no call waits forever whatever state
@@ -388,6 +547,24 @@ impl Connection {
     }
 }
 
+/// Exports the watchdog's counters at zero from the start, so that dashboards and alerts
+/// (`rate()`, `increase()`) see a series before the first event rather than none.
+fn register_counters(opener: &Opener) {
+    for name in [TIMEOUTS, DISCONNECTS, REDIRECT_RETRIES] {
+        metrics::counter!(name).increment(0);
+    }
+    for result in ["healthy", "replaced", "unreachable"] {
+        metrics::counter!(CHECKS, "result" => result).increment(0);
+    }
+    let kind = match opener {
+        Opener::Single { .. } => "single",
+        Opener::Cluster(_) => "cluster",
+    };
+    metrics::counter!(REPLACEMENTS, "kind" => kind).increment(0);
+    metrics::counter!(crate::metric_names::NOT_REPLICATED).increment(0);
+    metrics::counter!(crate::metric_names::REPLICA_FALLBACKS).increment(0);
+}
+
 /// An error after which the sentinels may name another master: any but NOSCRIPT (which
 /// the store answers by loading the script). A demoted master answers READONLY, or
 /// refuses WAIT (durable writes), or cannot be reached; asking costs one question to a
@@ -450,10 +627,59 @@ impl Inner {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let stuck = match self.ping(current).await {
+        // On a cluster the fresh connection is opened while the current one is pinged: a
+        // PING through a connection that still routes to a frozen master waits the whole
+        // bound, and after a failover the fresh one (which learns the new topology) is
+        // what the calls need, so the swap comes one bound sooner.
+        let (pinged, opened) = match self.opener {
+            Opener::Cluster(_) => {
+                let fresh = async {
+                    let fresh = tokio::time::timeout(self.bound, self.open()).await;
+                    match fresh {
+                        Ok(Ok(fresh)) => self.ping(fresh.clone()).await.map(|()| fresh),
+                        Ok(Err(err)) => Err(err),
+                        Err(_) => Err(RedisError::from(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no fresh connection in time",
+                        ))),
+                    }
+                };
+                // Half the bound for the current one: a wedged cluster client (seen with
+                // `redis` 2.0.0-rc.2 under hundreds of calls while slots move) stalls every
+                // call until it is replaced, so the sooner the better.
+                let current = async {
+                    let mut con = current;
+                    within_time(
+                        self.bound / 2,
+                        redis::cmd("PING").query_async::<()>(&mut con),
+                    )
+                    .await
+                };
+                let (pinged, opened) = tokio::join!(current, fresh);
+                (pinged, Some(opened))
+            }
+            Opener::Single { .. } => (self.ping(current).await, None),
+        };
+        let stuck = match pinged {
             Ok(()) => return "healthy",
             Err(err) => err,
         };
+        // On a cluster, a PING that fails with an answer (a node refused, CLUSTERDOWN, a
+        // redirection) is a failover or a move under way, which the client follows by
+        // itself: only silence (a timeout) is a stuck connection worth replacing.
+        if matches!(self.opener, Opener::Cluster(_)) && !stuck.is_timeout() {
+            tracing::debug!(error = %stuck, "redis connection check: the cluster answers with errors (failover or move under way); not replaced");
+            return "unreachable";
+        }
+        if let Some(opened) = opened {
+            return match opened {
+                Ok(fresh) => self.replace(fresh, &stuck),
+                Err(err) => {
+                    tracing::debug!(%err, "redis connection check: no fresh cluster connection answers either; waiting for redis");
+                    "unreachable"
+                }
+            };
+        }
         let fresh = match tokio::time::timeout(self.bound, self.open()).await {
             Ok(Ok(fresh)) => fresh,
             Ok(Err(err)) => {
@@ -471,6 +697,11 @@ impl Inner {
             tracing::debug!(%err, "redis connection check: the fresh connection does not answer either");
             return "unreachable";
         }
+        self.replace(fresh, &stuck)
+    }
+
+    /// Puts `fresh` in place of the stuck connection, and counts and logs it.
+    fn replace(&self, fresh: Handle, stuck: &RedisError) -> &'static str {
         let kind = match fresh {
             Handle::Single(_) => "single",
             Handle::Cluster(_) => "cluster",
@@ -503,6 +734,47 @@ impl Inner {
     }
 }
 
+/// A cluster error that means "not here, not now" rather than "failed": the slot moved
+/// (MOVED) or is moving (ASK; TRYAGAIN while a multi-key call's keys are split between
+/// the two nodes), the cluster is electing a new master (CLUSTERDOWN, MASTERDOWN), the
+/// node was demoted (READONLY) or is loading. Redis answers these before running the
+/// command.
+fn moving(err: &RedisError) -> bool {
+    use redis::ServerErrorKind as K;
+    matches!(
+        err.kind(),
+        redis::ErrorKind::Server(
+            K::Moved
+                | K::Ask
+                | K::TryAgain
+                | K::ClusterDown
+                | K::MasterDown
+                | K::ReadOnly
+                | K::BusyLoading
+        )
+    )
+}
+
+/// The pause before sending a moving call again: short at first (an ASK or MOVED is
+/// followed at once by the client; a TRYAGAIN clears when the slot's last keys move), then
+/// up to 100 ms (a failover takes seconds; no need to ask more often).
+fn retry_pause(attempt: u32) -> Duration {
+    Duration::from_millis((5u64 << attempt.min(5)).min(100))
+}
+
+/// The error of a call whose slot was still moving (or whose shard still failing over) at
+/// its deadline: a timeout, whose outcome is unknown like any other (the command never
+/// ran, but the caller cannot tell it apart from a lost answer), named for what it was.
+fn moving_too_long(last: &RedisError) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "no answer from redis in time: the slot was moving or failing over ({})",
+            last.code().unwrap_or("redirect")
+        ),
+    ))
+}
+
 /// `call`'s result, or a timeout error (one that `is_timeout()`) when it takes longer
 /// than `limit`.
 async fn within_time<T>(
@@ -521,7 +793,7 @@ async fn within_time<T>(
 /// `(host, port)` of every master that serves slots in a CLUSTER NODES reply. A failed
 /// master that still serves slots is listed (it is what makes them unreachable); one
 /// whose slots went to its replica is not.
-fn masters(cluster_nodes: &str) -> Vec<(String, u16)> {
+pub(crate) fn masters(cluster_nodes: &str) -> Vec<(String, u16)> {
     cluster_nodes
         .lines()
         .filter_map(|line| {
@@ -539,9 +811,27 @@ fn masters(cluster_nodes: &str) -> Vec<(String, u16)> {
         .collect()
 }
 
+/// `(host, port)` of every replica in a CLUSTER NODES reply (failing ones included: they
+/// are the ones to report).
+fn replicas(cluster_nodes: &str) -> Vec<(String, u16)> {
+    cluster_nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            if !flags.split(',').any(|f| f == "slave") || flags.contains("noaddr") {
+                return None;
+            }
+            let addr = fields.get(1)?.split('@').next()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::masters;
+    use super::{masters, replicas};
 
     #[test]
     fn masters_with_slots_only() {
@@ -559,5 +849,6 @@ e :0@0 master,noaddr - 0 0 4 disconnected 100
                 ("127.0.0.1".to_string(), 7002)
             ]
         );
+        assert_eq!(replicas(text), vec![("127.0.0.1".to_string(), 7003)]);
     }
 }

@@ -55,6 +55,19 @@ impl Durable {
         })
     }
 
+    /// A pool of connections already open: on a Redis Cluster, cluster connections of
+    /// their own (each with its own socket to every node). A write and its WAIT go as one
+    /// pipeline, which the cluster client routes to the slot of the write (WAIT has no
+    /// key) and sends again whole, ASKING included, when the slot has moved: the WAIT
+    /// always runs on the node that ran the write.
+    pub fn with_pool(min: MinReplicas, pool: Vec<Connection>) -> Self {
+        Durable {
+            min,
+            pool,
+            next: AtomicUsize::new(0),
+        }
+    }
+
     /// The next connection of the pool, in turn.
     pub fn connection(&self) -> &Connection {
         let at = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();

@@ -18,6 +18,7 @@
 pub(crate) mod commands;
 mod connection;
 mod durable;
+mod guard;
 mod scripts;
 mod target;
 mod tls;
@@ -28,7 +29,7 @@ use crate::layout::Layout;
 use crate::session::NewSession;
 use crate::session::Record;
 use commands::{Commands, Members};
-pub(crate) use connection::Connection;
+pub(crate) use connection::{masters, Connection};
 pub use connection::{ConnectionStats, NodeStatus};
 use futures_util::{StreamExt, TryStreamExt};
 use redis::aio::ConnectionManagerConfig;
@@ -48,6 +49,11 @@ pub(crate) const BATCH: usize = 1000;
 /// [`Error::Contended`](Error::Contended): each retry means a session of that very
 /// user was created between the read and the script, a rare race.
 pub(crate) const RETRIES: usize = 5;
+
+/// The share of the response timeout a replica read may take before the store asks the
+/// master instead: half, so that a read that falls back still ends within the call's
+/// bound (connect + response timeout) on a healthy master.
+const REPLICA_DEADLINE: f64 = 0.5;
 
 /// Most shards an app-wide operation (activity, soapp, killall, the sweep) asks at once.
 /// Asking all 60 at once multiplies a few callers into hundreds of requests in flight,
@@ -80,10 +86,15 @@ pub(crate) struct RedisStore {
     /// when the caller accepts slightly stale answers (cluster only).
     reads: Connection,
     commands: Commands,
-    /// Durable writes' own connections, when they are on (one Redis server only).
+    /// Durable writes' own connections, when they are on.
     durable: Option<std::sync::Arc<durable::Durable>>,
     /// The `+switch-master` listener under Sentinel, ended with the last clone.
     _switches: Option<std::sync::Arc<target::AbortOnDrop>>,
+    /// How long a replica read may take before it is sent to the master instead; None
+    /// without replica reads.
+    replica_deadline: Option<Duration>,
+    /// The layout record's guard (see guard.rs), ended with the last clone.
+    _guard: Option<std::sync::Arc<guard::AbortOnDrop>>,
 }
 
 /// How long a call may wait for Redis before it fails: a request must fail fast while
@@ -150,13 +161,15 @@ impl RedisStore {
     }
 
     /// A store on a Redis Cluster, from a list of seed nodes.
-    /// With `read_from_replicas`, soid, soapp and activity go to replicas.
+    /// With `read_from_replicas`, soid, soapp and activity go to replicas; with
+    /// `min_replicas`, writes wait for the replicas of the master that ran them.
     pub async fn connect_cluster(
         nodes: &[String],
         layout: Layout,
         expire_keys: bool,
         timeouts: Timeouts,
         read_from_replicas: bool,
+        min_replicas: Option<crate::options::MinReplicas>,
     ) -> Result<Self> {
         tls::install_crypto_provider();
         let builder = || {
@@ -166,10 +179,11 @@ impl RedisStore {
                 // time, the client's default since 2.0.
                 .response_timeout(timeouts.response)
                 // A slot migration answers ASK/TRYAGAIN for some hundred ms, a failover takes
-                // a few seconds: retry through what fits in the call's time.
+                // a few seconds: retry through what fits in the call's time (and the store
+                // sends a call again while its slot moves, past this budget: see connection.rs).
                 .retries(10)
                 .min_retry_wait(50)
-                .max_retry_wait(1000)
+                .max_retry_wait(200)
         };
         // Seeds by address only: a URL may carry a password, and these names reach /health.
         let seeds: Vec<String> = nodes
@@ -188,18 +202,38 @@ impl RedisStore {
             true => Some(
                 Connection::cluster(
                     builder().read_routing_strategy(replica_reads()).build()?,
-                    seeds,
+                    seeds.clone(),
                     timeouts.bound(),
                 )
                 .await?,
             ),
             false => None,
         };
-        Self::with_connection(con, reads, layout, expire_keys)
-            .load_scripts()
-            .await?
-            .check_layout()
-            .await
+        // Durable writes on cluster connections of their own, as on one Redis (see
+        // durable.rs): a WAIT holds its connection's later replies, here those of the
+        // socket to one master.
+        let durable = match min_replicas {
+            Some(min) => {
+                let mut pool = Vec::with_capacity(durable::CONNECTIONS);
+                for _ in 0..durable::CONNECTIONS {
+                    let client = builder()
+                        .response_timeout(timeouts.response + min.timeout)
+                        .build()?;
+                    pool.push(
+                        Connection::cluster(client, seeds.clone(), timeouts.bound() + min.timeout)
+                            .await?,
+                    );
+                }
+                Some(std::sync::Arc::new(durable::Durable::with_pool(min, pool)))
+            }
+            None => None,
+        };
+        let mut store = Self::with_connection(con, reads, layout, expire_keys);
+        if read_from_replicas {
+            store.replica_deadline = Some(timeouts.response.mul_f64(REPLICA_DEADLINE));
+        }
+        store.durable = durable;
+        store.load_scripts().await?.check_layout().await
     }
 
     fn with_connection(
@@ -214,18 +248,25 @@ impl RedisStore {
             commands: Commands::new(layout, expire_keys),
             durable: None,
             _switches: None,
+            replica_deadline: None,
+            _guard: None,
         }
     }
 
     /// Records the layout in the namespace on first use; refuses a namespace written with
-    /// another one (a shard count changed by a restart would lose every session silently).
-    async fn check_layout(self) -> Result<Self> {
-        let cmd = self.commands.layout_record();
-        let (kind, shards, version): (String, Option<u16>, Option<u32>) = self.eval(cmd).await?;
-        let stored = crate::layout::LayoutRecord {
-            kind,
-            shards: shards.unwrap_or(0),
-            version: version.unwrap_or(0),
+    /// another one (a shard count changed by a restart would lose every session silently),
+    /// and, in the sharded layout, a namespace that holds keys but no record (the record
+    /// vanished: writing ours could give the namespace another shard count). Then starts
+    /// the guard that checks the record while the store runs.
+    async fn check_layout(mut self) -> Result<Self> {
+        let stored = match self.read_layout().await? {
+            Some(stored) => stored,
+            None => {
+                if self.layout().is_clustered() {
+                    self.refuse_if_in_use().await?;
+                }
+                self.write_layout().await?
+            }
         };
         let asked = self.layout().record();
         if stored != asked {
@@ -235,7 +276,48 @@ impl RedisStore {
                 asked,
             });
         }
+        self._guard = Some(std::sync::Arc::new(guard::start(
+            self.con.clone(),
+            self.commands.clone(),
+        )));
         Ok(self)
+    }
+
+    /// The record as stored, or None when there is none.
+    async fn read_layout(&self) -> Result<Option<crate::layout::LayoutRecord>> {
+        guard::read(&self.con, &self.commands).await
+    }
+
+    /// Writes the record unless one exists (atomically); what is recorded then.
+    async fn write_layout(&self) -> Result<crate::layout::LayoutRecord> {
+        let (kind, shards, version): (String, Option<u16>, Option<u32>) =
+            self.eval(self.commands.layout_record()).await?;
+        Ok(crate::layout::LayoutRecord {
+            kind,
+            shards: shards.unwrap_or(0),
+            version: version.unwrap_or(0),
+        })
+    }
+
+    /// Fails with [`Error::LayoutLost`] when the namespace holds any key (of any shard
+    /// count) besides the record and the sweep lease.
+    async fn refuse_if_in_use(&self) -> Result<()> {
+        let layout = self.layout();
+        let record = layout.record_key();
+        let pattern = format!("{}:*", glob_escape(layout.namespace()));
+        let skip = [record.clone(), layout.sweep_lease()];
+        let found = self
+            .con
+            .first_key(&pattern, &skip, guard::SCAN_LIMIT)
+            .await?;
+        match found {
+            None => Ok(()),
+            Some(found) => Err(Error::LayoutLost {
+                namespace: layout.namespace().to_owned(),
+                record,
+                found: key_without_token(&found),
+            }),
+        }
     }
 
     /// Loads every script now (on every master of a cluster), so the first calls need no
@@ -289,10 +371,31 @@ impl RedisStore {
     /// more as EVAL_RO with the script's source, which also caches the script on the node
     /// that answered (SCRIPT LOAD reaches only masters, and a replica may be the one asked).
     async fn eval_read<T: FromRedisValue>(&self, call: ScriptCall<'_>) -> Result<T> {
-        match self.reads.query(call.cmd()).await {
-            Err(err) if is_noscript(&err) => Ok(self.reads.query(&call.with_source()).await?),
+        match self.read_query(call.cmd()).await {
+            Err(err) if is_noscript(&err) => Ok(self.read_query(&call.with_source()).await?),
             other => Ok(other?),
         }
+    }
+
+    /// Sends a read that accepts a slightly stale answer (soid, soapp, activity): to a
+    /// replica when replica reads are on, and to the master when the replica does not
+    /// answer within [`REPLICA_DEADLINE`] of the response timeout or cannot be reached —
+    /// a stalled or dead replica then costs its reads that much time, not their answer.
+    async fn read_query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        let Some(deadline) = self.replica_deadline else {
+            return self.reads.query(cmd).await;
+        };
+        let err = match tokio::time::timeout(deadline, self.reads.query(cmd)).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            // The replica answered with an error (NOSCRIPT, a bad argument): the master
+            // would say the same.
+            Ok(Err(err)) if !(err.is_timeout() || err.is_io_error()) => return Err(err),
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "no answer in time".to_owned(),
+        };
+        metrics::counter!(crate::metric_names::REPLICA_FALLBACKS).increment(1);
+        tracing::debug!(%err, "replica read failed; reading from the master");
+        self.con.query(cmd).await
     }
 
     /// Creates the session and returns its token (in the cluster layout the token names
@@ -444,8 +547,7 @@ impl RedisStore {
     pub async fn activity(&self, app: &str, since: i64) -> Result<u64> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let count: u64 = self
-                .reads
-                .query(&self.commands.activity(shard, app, since))
+                .read_query(&self.commands.activity(shard, app, since))
                 .await?;
             Ok::<u64, Error>(count)
         });
@@ -465,8 +567,7 @@ impl RedisStore {
         }
         for _ in 0..RETRIES {
             let tokens: Vec<String> = self
-                .reads
-                .query(&self.commands.user_tokens(shard, app, id))
+                .read_query(&self.commands.user_tokens(shard, app, id))
                 .await?;
             if tokens.is_empty() {
                 return Ok(Vec::new());
@@ -490,8 +591,7 @@ impl RedisStore {
                 return records(self.eval_read(cmd).await?);
             }
             let members: Vec<String> = self
-                .reads
-                .query(&self.commands.active_members(shard, app, since))
+                .read_query(&self.commands.active_members(shard, app, since))
                 .await?;
             if members.is_empty() {
                 return Ok(Vec::new());
@@ -554,8 +654,11 @@ impl RedisStore {
     }
 
     /// Each node the store depends on and whether it answers within `within`.
+    /// On a cluster with replica reads, the replicas too (marked `replica`).
     pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
-        self.con.nodes(within).await
+        self.con
+            .nodes(within, self.replica_deadline.is_some())
+            .await
     }
 
     /// What the connection watchdog has counted.
@@ -569,6 +672,29 @@ impl RedisStore {
 #[allow(clippy::default_constructed_unit_structs)]
 fn replica_reads() -> redis::cluster_read_routing::RandomReplicaStrategy {
     redis::cluster_read_routing::RandomReplicaStrategy::default()
+}
+
+/// A key cut after its namespace, hash tag and app (`rs:{7.3}:app:…`): what an error
+/// may show of a key without showing a token or a user's id.
+fn key_without_token(key: &str) -> String {
+    let mut parts = key.splitn(4, ':');
+    let head: Vec<&str> = parts.by_ref().take(3).collect();
+    match parts.next() {
+        Some(_) => format!("{}:…", head.join(":")),
+        None => head.join(":"),
+    }
+}
+
+/// `text` with the glob characters of SCAN MATCH escaped, so a namespace matches itself.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn is_noscript(err: &redis::RedisError) -> bool {
