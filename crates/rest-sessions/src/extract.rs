@@ -106,8 +106,14 @@ impl FromRequest<AppState> for TimedBody {
         if declared.is_some_and(|len| len > limit as u64) {
             return Err(ApiError::PayloadTooLarge);
         }
+        // The deadline shrunk by the load when the request started, when it was served by
+        // our accept loop.
+        let deadline = request
+            .extensions()
+            .get::<crate::server::BodyDeadline>()
+            .map_or(state.body_timeout, |d| d.0);
         let body = Limited::new(request.into_body(), limit);
-        match tokio::time::timeout(state.body_timeout, body.collect()).await {
+        match tokio::time::timeout(deadline, body.collect()).await {
             Ok(Ok(collected)) => Ok(TimedBody(collected.to_bytes())),
             Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
                 Err(ApiError::PayloadTooLarge)
