@@ -7,7 +7,7 @@ same scenarios at a small size are crates/rest-sessions/tests/overload.rs.
 
 Scenarios (each against a fresh server on the test's own redis-server):
   idle     under `ulimit -n 1024` (bound 896): 896 keep-alive clients make one request
-           each and sit idle; 200 probes (10 at a time) each retry `GET /ping` on 503
+           each and sit idle; 200 probes (one started every 250 ms, over 50 s) each retry `GET /ping` on 503
            after Retry-After and count as served when a 200 arrives within 2 s.
   slowloris  same bound: an attacker holds every slot with stalled heads (`GET /pi`) and
            opens 200 more a second; the same 200 probes.
@@ -94,6 +94,23 @@ class Server:
             time.sleep(0.05)
         raise SystemExit("server did not start")
 
+    def counters(self):
+        """The overload counters of /metrics (empty on a server without them)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), 2) as s:
+                s.settimeout(2)
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                text = b""
+                while chunk := s.recv(65536):
+                    text += chunk
+        except OSError:
+            return "(no /metrics answer)"
+        wanted = ("rest_sessions_connections_refused_total", "rest_sessions_connections_evicted",
+                  "rest_sessions_connections_expired", "rest_sessions_requests_refused")
+        lines = [line for line in text.decode("latin-1").splitlines()
+                 if line.startswith(wanted)]
+        return "; ".join(line.replace("rest_sessions_", "") for line in lines)
+
     def rss(self):
         return rss_mb(self.proc.pid)
 
@@ -156,16 +173,15 @@ async def probe(port):
     return False
 
 
-async def probes(port, total=200, parallel=10):
-    results = []
-
-    async def worker():
-        while len(results) < total:
-            results.append(None)
-            ok = await probe(port)
-            results[results.index(None)] = ok
-    await asyncio.gather(*(worker() for _ in range(parallel)))
-    return sum(1 for r in results if r), len(results)
+async def probes(port, total=200, every=0.25):
+    """`total` tries of a well-behaved client, one started every `every` seconds (so they
+    sample 50 s of the attack, several of its cycles); how many were served within 2 s."""
+    tries = []
+    for _ in range(total):
+        tries.append(asyncio.ensure_future(probe(port)))
+        await asyncio.sleep(every)
+    results = await asyncio.gather(*tries)
+    return sum(1 for r in results if r), total
 
 
 async def idle_crowd(binary, redis):
@@ -186,6 +202,7 @@ async def idle_crowd(binary, redis):
     served, total = await probes(server.port)
     print(f"idle: {served} of {total} probes served within 2 s "
           f"({100 * served / total:.1f}%); RSS {server.rss():.0f} MB")
+    print(f"idle: counters: {server.counters()}")
     for w in held:
         w.close()
     server.stop()
@@ -227,12 +244,14 @@ async def slowloris(binary, redis):
     tasks = [asyncio.ensure_future(attacker(i)) for i in range(896)]
     await asyncio.sleep(1.0)
     first = opened[0]
+    print(f"slowloris: {open_now[0]} attacker connections open before the probes")
     started = time.monotonic()
     served, total = await probes(server.port)
     took = time.monotonic() - started
     print(f"slowloris: {served} of {total} probes served within 2 s "
           f"({100 * served / total:.1f}%) over {took:.0f} s; attacker opened {first} at once, "
           f"then {(opened[0] - first) / took:.0f}/s; {open_now[0]} open at the end")
+    print(f"slowloris: counters: {server.counters()}")
     stop.set()
     for t in tasks:
         t.cancel()
@@ -269,7 +288,9 @@ async def unfinished(binary, redis, label, count, make, env=None):
     await asyncio.gather(*(one(i) for i in range(count)))
     sent = time.monotonic() - started
     await asyncio.sleep(2.0)
+    served, total = await probes(server.port, total=20, every=0.1)
     held = server.rss()
+    print(f"{label}: counters: {server.counters()}")
     done.set()
     await sampler
     for w in writers:
@@ -278,6 +299,7 @@ async def unfinished(binary, redis, label, count, make, env=None):
     right_after = server.rss()
     await asyncio.sleep(60.0)
     after = server.rss()
+    print(f"{label}: {served} of {total} probes served within 2 s while they were held")
     print(f"{label}: {count} sent in {sent:.1f} s, replies {answered}; RSS baseline "
           f"{baseline:.0f} MB, peak {peak[0]:.0f} MB, held {held:.0f} MB, just after close "
           f"{right_after:.0f} MB, a minute after {after:.0f} MB")

@@ -260,12 +260,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<T> {
             }
             Gate::Open => {
                 let before = buf.filled().len();
-                let poll = Pin::new(&mut this.io).poll_read(cx, buf);
-                if let Poll::Ready(Ok(())) = poll {
-                    let n = buf.filled().len() - before;
-                    if n > 0 {
-                        this.activity.bytes_arrived(n);
-                    }
+                let room = this.activity.head_room();
+                let poll = if room < buf.remaining() {
+                    // A head is read no further than the budget allows, so a crowd of
+                    // heads cannot overshoot it by a read buffer each.
+                    let mut limited = vec![0u8; room.max(1)];
+                    let mut part = ReadBuf::new(&mut limited);
+                    let poll = Pin::new(&mut this.io).poll_read(cx, &mut part);
+                    buf.put_slice(part.filled());
+                    poll
+                } else {
+                    Pin::new(&mut this.io).poll_read(cx, buf)
+                };
+                let n = buf.filled().len() - before;
+                if n > 0 {
+                    this.activity.bytes_arrived(n);
                 }
                 poll
             }

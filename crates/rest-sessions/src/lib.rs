@@ -237,6 +237,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     });
 
     let store = open_store(&config).await?;
+    let memory_return = overload.clone().spawn_memory_return();
     let metrics = metrics::install();
     let upkeep = metrics.clone().map(metrics::spawn_upkeep);
 
@@ -301,6 +302,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     if let Some(task) = upkeep {
         task.abort();
     }
+    memory_return.abort();
     store.quit();
     tracing::info!("rest-sessions stopped");
     result

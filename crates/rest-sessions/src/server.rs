@@ -7,7 +7,7 @@
 //! bounded below the open-files limit, and a connection over the bound gets a fast `503`.
 
 use crate::conn::{Expiry, Guarded};
-use crate::overload::{Overload, Refusal};
+use crate::overload::{Activity, Overload, Refusal};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -146,10 +146,16 @@ fn body_reservation(request: &hyper::Request<Incoming>, body_limit: usize) -> us
         .map_or(0, |len| len as usize)
 }
 
-/// The request's body deadline, shrunk by the load when it started (read by
-/// [`crate::extract::TimedBody`]).
-#[derive(Debug, Clone, Copy)]
-pub struct BodyDeadline(pub Duration);
+/// What [`crate::extract::TimedBody`] needs of the connection: the body deadline, shrunk
+/// by the load when the request started, and the connection's entry, told when the body
+/// has been read (its bytes then no longer wait on the client).
+#[derive(Debug, Clone)]
+pub struct BodyContext {
+    /// How long the client has to send the body.
+    pub deadline: Duration,
+    /// The connection's entry in the table.
+    pub activity: Activity,
+}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open connections
 /// finish their requests (the caller bounds how long).
@@ -201,7 +207,10 @@ pub async fn serve(
                     return Ok(crate::error::overloaded());
                 }
                 let deadline = activity.overload().shrink(body_timeout);
-                request.extensions_mut().insert(BodyDeadline(deadline));
+                request.extensions_mut().insert(BodyContext {
+                    deadline,
+                    activity: activity.clone(),
+                });
                 let response = router.oneshot(request).await;
                 activity.request_finished();
                 response
