@@ -563,10 +563,10 @@ impl Activity {
         let overload = &self.0.overload;
         let mut wake = Vec::new();
         let reserved = self.with(|table, id| {
-            if !overload.reserve(bytes) {
-                if !overload.make_room(table, bytes, id, &mut wake) || !overload.reserve(bytes) {
-                    return false;
-                }
+            let fits = overload.reserve(bytes)
+                || (overload.make_room(table, bytes, id, &mut wake) && overload.reserve(bytes));
+            if !fits {
+                return false;
             }
             let now = Instant::now();
             if let Some(conn) = table.conns.get_mut(&id) {

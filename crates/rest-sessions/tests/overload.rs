@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// One test at a time: each measures timing and memory of its own server.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const PING: &[u8] = b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 const KEEP_ALIVE_PING: &[u8] = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -151,7 +151,7 @@ fn rss_of(status_path: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_keep_alive_crowd_at_the_bound_yields_to_new_clients() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     const BOUND: usize = 100;
     // A pool of upstream proxies: every client has one address, so behind a proxy.
     let server = Server::in_memory(&[("RS_MAX_CONNECTIONS", "100"), ("RS_BEHIND_PROXY", "true")]);
@@ -196,7 +196,7 @@ async fn an_idle_keep_alive_crowd_at_the_bound_yields_to_new_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnecting_slowloris_does_not_starve_new_clients() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     const BOUND: usize = 100;
     let server = Server::in_memory(&[("RS_MAX_CONNECTIONS", "100")]);
     let port = server.port();
@@ -410,7 +410,7 @@ async fn unfinished_requests_stay_within_the_budget(label: &str, count: usize, r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_bodies_stay_within_the_memory_budget() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     // 150 bodies of 1 MiB, all but the last byte sent: 150 MiB without a budget.
     let mut request = format!(
         "POST /ovl/set/TOKEN HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
@@ -424,7 +424,7 @@ async fn unfinished_bodies_stay_within_the_memory_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_heads_stay_within_the_memory_budget() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     // 150 heads of 380 KB without their final blank line: 57 MB without a budget.
     let mut request = b"GET /ping HTTP/1.1\r\nHost: x\r\n".to_vec();
     for n in 0..95 {
