@@ -3,7 +3,10 @@
 nothing. Not a test and not run in CI (it takes about 6 minutes); the CI tests with the
 same scenarios at a small size are crates/rest-sessions/tests/overload.rs.
 
-  python3 scripts/overload-bench.py [--binary target/debug/rest-sessions] [--only NAME]
+  scripts/overload-bench.py [--binary target/debug/rest-sessions] [--only NAME] [--tiny]
+
+(--tiny: every scenario at a few dozen connections and without the minute's wait, to
+check that the command runs; its figures mean nothing.)
 
 Scenarios (each against a fresh server on the test's own redis-server):
   idle     under `ulimit -n 1024` (bound 896): 896 keep-alive clients make one request
@@ -31,6 +34,8 @@ import sys
 import tempfile
 import time
 
+# The sizes of the issue's "Done when"; --tiny shrinks them.
+SIZE = {"bound": 896, "probes": 200, "every": 0.25, "bodies": 2000, "heads": 1000, "after": 60.0}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PING = b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 KEEP_PING = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -79,6 +84,8 @@ class Server:
                   "RUST_LOG": "error"})
         e.update(env or {})
         cmd = [binary]
+        if open_files and SIZE["bound"] < 896:
+            e["RS_MAX_CONNECTIONS"] = str(SIZE["bound"])
         if open_files:
             cmd = ["sh", "-c", f'ulimit -n {open_files} && exec "$0" "$@"', binary]
         self.proc = subprocess.Popen(cmd, env=e, stdout=subprocess.DEVNULL,
@@ -173,9 +180,11 @@ async def probe(port):
     return False
 
 
-async def probes(port, total=200, every=0.25):
+async def probes(port, total=None, every=None):
     """`total` tries of a well-behaved client, one started every `every` seconds (so they
     sample 50 s of the attack, several of its cycles); how many were served within 2 s."""
+    total = total or SIZE["probes"]
+    every = every or SIZE["every"]
     tries = []
     for _ in range(total):
         tries.append(asyncio.ensure_future(probe(port)))
@@ -197,8 +206,9 @@ async def idle_crowd(binary, redis):
             return reply is not None and reply[0] == 200
         except OSError:
             return False
-    ok = await asyncio.gather(*(idle_client(i) for i in range(896)))
-    print(f"idle: {sum(ok)} of 896 keep-alive clients served once and now idle")
+    bound = SIZE["bound"]
+    ok = await asyncio.gather(*(idle_client(i) for i in range(bound)))
+    print(f"idle: {sum(ok)} of {bound} keep-alive clients served once and now idle")
     served, total = await probes(server.port)
     print(f"idle: {served} of {total} probes served within 2 s "
           f"({100 * served / total:.1f}%); RSS {server.rss():.0f} MB")
@@ -241,7 +251,7 @@ async def slowloris(binary, redis):
                 open_now[0] -= 1
                 writer.close()
 
-    tasks = [asyncio.ensure_future(attacker(i)) for i in range(896)]
+    tasks = [asyncio.ensure_future(attacker(i)) for i in range(SIZE["bound"])]
     await asyncio.sleep(1.0)
     first = opened[0]
     print(f"slowloris: {open_now[0]} attacker connections open before the probes")
@@ -288,7 +298,7 @@ async def unfinished(binary, redis, label, count, make, env=None):
     await asyncio.gather(*(one(i) for i in range(count)))
     sent = time.monotonic() - started
     await asyncio.sleep(2.0)
-    served, total = await probes(server.port, total=20, every=0.1)
+    served, total = await probes(server.port, total=min(20, SIZE["probes"]), every=0.1)
     held = server.rss()
     print(f"{label}: counters: {server.counters()}")
     done.set()
@@ -297,7 +307,7 @@ async def unfinished(binary, redis, label, count, make, env=None):
         w.close()
     await asyncio.sleep(1.0)
     right_after = server.rss()
-    await asyncio.sleep(60.0)
+    await asyncio.sleep(SIZE["after"])
     after = server.rss()
     print(f"{label}: {served} of {total} probes served within 2 s while they were held")
     print(f"{label}: {count} sent in {sent:.1f} s, replies {answered}; RSS baseline "
@@ -323,7 +333,10 @@ async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=os.path.join(ROOT, "target/debug/rest-sessions"))
     parser.add_argument("--only", action="append")
+    parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args()
+    if args.tiny:
+        SIZE.update(bound=40, probes=10, every=0.1, bodies=40, heads=40, after=1.0)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     redis = Redis()
@@ -345,9 +358,10 @@ async def main():
             token = reply.split(b'"token":"')[1][:64].decode()
             server.stop()
             if want("bodies"):
-                await unfinished(args.binary, redis, "bodies", 2000, body_request(token))
+                await unfinished(args.binary, redis, "bodies", SIZE["bodies"],
+                                body_request(token))
             if want("heads"):
-                await unfinished(args.binary, redis, "heads", 1000, head_request)
+                await unfinished(args.binary, redis, "heads", SIZE["heads"], head_request)
     finally:
         redis.stop()
 
