@@ -373,7 +373,7 @@ impl Overload {
             if now.saturating_duration_since(since) < EVICT_HEAD_AFTER {
                 return false;
             }
-            crate::metrics::connection_evicted(Eviction::Memory.as_str());
+            // Counted when its read fails (as every eviction), not here.
             table.release_slot(victim);
             if let Some(conn) = table.conns.get_mut(&victim) {
                 conn.evicted = Some(Eviction::Memory);

@@ -4,7 +4,8 @@
 //! `axum::serve` accepts every connection and keeps each for as long as its client likes:
 //! 1100 clients that send half a request and stop exhaust 1024 file descriptors, after
 //! which no one is served at all. Here every connection has deadlines, the number open is
-//! bounded below the open-files limit, and a connection over the bound gets a fast `503`.
+//! bounded below the open-files limit, and a connection over the bound either takes the
+//! slot of an idle or stalled one ([`crate::overload`]) or gets a fast `503`.
 
 use crate::conn::{Expiry, Guarded};
 use crate::overload::{Activity, Overload, Refusal};

@@ -391,7 +391,10 @@ async fn unfinished_requests_stay_within_the_budget(label: &str, count: usize, r
         after / MIB,
         started.elapsed()
     );
-    assert!(served >= 9, "{label}: only {served} of 10 well-behaved clients served");
+    assert!(
+        served >= 9,
+        "{label}: only {served} of 10 well-behaved clients served"
+    );
     assert!(
         memory_refusals >= 1.0,
         "{label}: refusals {memory_refusals}"
