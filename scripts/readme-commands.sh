@@ -147,6 +147,8 @@ while IFS=$'\t' read -r expected command; do
       run_bounded 300 "$command -- $tiny_rest_bench" ;;
     "cargo run --release -p rs-bench --bin durable-bench")
       run_bounded 300 "$command -- $tiny_durable" ;;
+    "scripts/overload-bench.py")
+      run_bounded 300 "$command --tiny" ;;
     "scripts/bench.sh")
       run_bounded 600 "REST_BENCH_ARGS='$tiny_rest_bench' $command $tiny_bench" ;;
     *)

@@ -26,16 +26,19 @@ pub async fn require_token(
     if PUBLIC_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let authorized = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| bearer(value.as_bytes()))
-        .is_some_and(|given| constant_time_eq(given, secret.as_bytes()));
-    if authorized {
+    if presents_secret(request.headers(), secret) {
         next.run(request).await
     } else {
         ApiError::Unauthorized.into_response()
     }
+}
+
+/// True when `headers` carry `Authorization: Bearer <secret>`.
+pub fn presents_secret(headers: &axum::http::HeaderMap, secret: &str) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|value| bearer(value.as_bytes()))
+        .is_some_and(|given| constant_time_eq(given, secret.as_bytes()))
 }
 
 /// The credentials of a `Bearer` authorization header (scheme case-insensitive).

@@ -19,6 +19,17 @@ pub const DEFAULT_BODY_TIMEOUT: &str = "10";
 /// Default of `RS_MAX_CONNECTIONS`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
+/// The default memory budget for request bytes in flight, in bodies of the largest size:
+/// 32 MiB with the default 1 MB limit. Requests of this API are small (a session's data);
+/// 32 requests at the limit at once is far beyond normal use. A body held costs about 1.6
+/// times its size (hyper's read buffers, the collected chunks), so RSS stays within the
+/// budget plus 64 MB (measured: 2000 unfinished 1 MB bodies with a 64 MiB budget peaked at
+/// 107-130 MB, too close to that line).
+pub const BUDGET_BODIES: usize = 32;
+
+/// The smallest default memory budget (with a small body limit), room for many heads.
+pub const MIN_DEFAULT_BUDGET: usize = 16 * 1024 * 1024;
+
 /// Where sessions live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[non_exhaustive]
@@ -199,6 +210,47 @@ pub struct Config {
     #[arg(long = "max-connections", env = "RS_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
+    /// Bytes of requests in flight (unparsed heads and the declared bodies of requests
+    /// being served) held at once [default: 32 x the body limit, at least 16 MiB]; over
+    /// it new requests get `503 overloaded` before their bytes are read.
+    #[arg(long = "memory-budget", env = "RS_MEMORY_BUDGET")]
+    pub memory_budget: Option<usize>,
+
+    /// The server is reached through a reverse proxy or load balancer, so every client has
+    /// the proxy's address: the per-address caps are then off unless set explicitly.
+    #[arg(
+        long = "behind-proxy",
+        env = "RS_BEHIND_PROXY",
+        default_value_t = false
+    )]
+    pub behind_proxy: bool,
+
+    /// Most connections of one client address; 0 = no cap [default: half the connection
+    /// bound; off with RS_BEHIND_PROXY].
+    #[arg(
+        long = "max-connections-per-address",
+        env = "RS_MAX_CONNECTIONS_PER_ADDRESS"
+    )]
+    pub max_connections_per_address: Option<usize>,
+
+    /// Most connections of one client address with a request under way (head pending or
+    /// being served); 0 = no cap [default: an eighth of the connection bound, at least 16;
+    /// off with RS_BEHIND_PROXY].
+    #[arg(
+        long = "max-unfinished-per-address",
+        env = "RS_MAX_UNFINISHED_PER_ADDRESS"
+    )]
+    pub max_unfinished_per_address: Option<usize>,
+
+    /// Show `/health`'s detail (Redis host:port, error text) to every caller. Without it
+    /// the detail goes only to callers presenting RS_AUTH_TOKEN; others get the status.
+    #[arg(
+        long = "health-detail",
+        env = "RS_HEALTH_DETAIL",
+        default_value_t = false
+    )]
+    pub health_detail: bool,
+
     /// Shared secret: when set, every route but /ping, /health and /openapi.json requires
     /// `Authorization: Bearer <secret>`.
     #[arg(long = "auth-token", env = "RS_AUTH_TOKEN", hide_env_values = true)]
@@ -215,6 +267,37 @@ pub struct Config {
 }
 
 impl Config {
+    /// The memory budget in force: the configured one, or 32 x the body limit (at least
+    /// [`MIN_DEFAULT_BUDGET`]).
+    pub(crate) fn memory_budget(&self) -> usize {
+        self.memory_budget.unwrap_or_else(|| {
+            self.body_limit
+                .saturating_mul(BUDGET_BODIES)
+                .max(MIN_DEFAULT_BUDGET)
+        })
+    }
+
+    /// The per-address caps in force for a connection bound of `bound` (connections,
+    /// unfinished requests; 0 = no cap): the configured ones, else off behind a proxy and
+    /// half / an eighth of the bound otherwise.
+    pub(crate) fn per_address_caps(&self, bound: usize) -> (usize, usize) {
+        let connections = self
+            .max_connections_per_address
+            .unwrap_or(if self.behind_proxy {
+                0
+            } else {
+                (bound / 2).max(1)
+            });
+        let unfinished = self
+            .max_unfinished_per_address
+            .unwrap_or(if self.behind_proxy {
+                0
+            } else {
+                (bound / 8).max(16)
+            });
+        (connections, unfinished)
+    }
+
     /// True when the operator pointed the server at a Redis of their own choosing: then a
     /// failed connection is their configuration problem, not a missing local Redis.
     pub(crate) fn redis_explicit(&self) -> bool {
@@ -400,6 +483,31 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn overload_settings() {
+        let c = Config::try_parse_from(["rest-sessions"]).expect("defaults");
+        assert_eq!(c.memory_budget(), 32 * DEFAULT_BODY_LIMIT);
+        assert_eq!(c.per_address_caps(896), (448, 112));
+        assert_eq!(c.per_address_caps(10_000), (5000, 1250));
+        assert_eq!(c.per_address_caps(40), (20, 16));
+        assert!(!c.health_detail);
+        let c = Config::try_parse_from(["rest-sessions", "--body-limit", "1000"]).unwrap();
+        assert_eq!(c.memory_budget(), MIN_DEFAULT_BUDGET);
+        let c = Config::try_parse_from(["rest-sessions", "--behind-proxy"]).unwrap();
+        assert_eq!(c.per_address_caps(896), (0, 0));
+        let c = Config::try_parse_from([
+            "rest-sessions",
+            "--behind-proxy",
+            "--max-unfinished-per-address",
+            "50",
+            "--memory-budget",
+            "1234567",
+        ])
+        .unwrap();
+        assert_eq!(c.per_address_caps(896), (0, 50));
+        assert_eq!(c.memory_budget(), 1_234_567);
     }
 
     #[test]

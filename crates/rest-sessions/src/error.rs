@@ -45,6 +45,14 @@ pub enum ApiError {
     RequestTimeout,
     /// A bug: a handler panicked. The process keeps serving.
     Internal,
+    /// The request bytes in flight are at the memory budget: refused before its body was
+    /// read; retry after `Retry-After`.
+    Overloaded,
+}
+
+/// The reply to a request refused over the memory budget.
+pub fn overloaded() -> Response {
+    ApiError::Overloaded.into_response()
 }
 
 impl ApiError {
@@ -64,6 +72,7 @@ impl ApiError {
             ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -80,6 +89,7 @@ impl ApiError {
             ApiError::Timeout => "redisUnavailable",
             ApiError::RequestTimeout => "requestTimeout",
             ApiError::Internal => "internalError",
+            ApiError::Overloaded => "overloaded",
         }
     }
 
@@ -94,6 +104,9 @@ impl ApiError {
             ApiError::Timeout => "The session store did not answer in time".into(),
             ApiError::RequestTimeout => "The request body did not arrive in time".into(),
             ApiError::Internal => "Internal server error".into(),
+            ApiError::Overloaded => {
+                "The server is at its memory budget for requests in flight; retry".into()
+            }
         }
     }
 }
@@ -108,7 +121,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let name = self.name();
-        if status.is_server_error() {
+        // A refusal under load is counted, not logged: an attack would flood the log.
+        if status.is_server_error() && !matches!(self, ApiError::Overloaded) {
             // The message of a store error names the failure, never a token or session data.
             tracing::warn!(error = name, message = %self.message(), "request failed");
         }
@@ -122,8 +136,13 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if status == StatusCode::REQUEST_TIMEOUT {
-            // The rest of the body may still be on its way: the connection cannot carry
+        if matches!(self, ApiError::Overloaded) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT || matches!(self, ApiError::Overloaded) {
+            // The (rest of the) body may still be on its way: the connection cannot carry
             // another request.
             response
                 .headers_mut()

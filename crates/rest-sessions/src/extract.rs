@@ -106,8 +106,19 @@ impl FromRequest<AppState> for TimedBody {
         if declared.is_some_and(|len| len > limit as u64) {
             return Err(ApiError::PayloadTooLarge);
         }
+        // The deadline shrunk by the load when the request started (when it was served by
+        // our accept loop).
+        let context = request
+            .extensions()
+            .get::<crate::server::BodyContext>()
+            .cloned();
+        let deadline = context.as_ref().map_or(state.body_timeout, |c| c.deadline);
         let body = Limited::new(request.into_body(), limit);
-        match tokio::time::timeout(state.body_timeout, body.collect()).await {
+        let read = tokio::time::timeout(deadline, body.collect()).await;
+        if let Some(context) = context {
+            context.activity.body_done();
+        }
+        match read {
             Ok(Ok(collected)) => Ok(TimedBody(collected.to_bytes())),
             Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
                 Err(ApiError::PayloadTooLarge)

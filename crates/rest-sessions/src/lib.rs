@@ -37,6 +37,7 @@ mod metrics;
 mod node_reply;
 mod observe;
 mod openapi;
+mod overload;
 mod replies;
 mod routes;
 mod schemas;
@@ -224,15 +225,29 @@ pub async fn run(config: Config) -> Result<(), StartError> {
              max_connections connections (raise `ulimit -n` to serve more)"
         );
     }
-    let limits = server::Limits {
+    let memory_budget = config.memory_budget();
+    if memory_budget < config.body_limit {
+        return Err(StartError::Config(
+            "RS_MEMORY_BUDGET is smaller than RS_BODY_LIMIT: no body at the limit could be \
+             read"
+                .into(),
+        ));
+    }
+    let (per_address_connections, per_address_unfinished) =
+        config.per_address_caps(max_connections);
+    let overload = overload::Overload::new(overload::Settings {
+        max_connections,
+        per_address_connections,
+        per_address_unfinished,
+        memory_budget,
         timeouts: conn::Timeouts {
             header: config.header_timeout,
             idle: config.idle_timeout,
         },
-        max_connections,
-    };
+    });
 
     let store = open_store(&config).await?;
+    let memory_return = overload.clone().spawn_memory_return();
     let metrics = metrics::install();
     let upkeep = metrics.clone().map(metrics::spawn_upkeep);
 
@@ -250,6 +265,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         auth = auth_token.is_some(),
         body_limit = config.body_limit,
         max_connections,
+        per_address_connections,
+        per_address_unfinished,
+        memory_budget,
         header_timeout_s = config.header_timeout.as_secs_f64(),
         idle_timeout_s = config.idle_timeout.as_secs_f64(),
         body_timeout_s = config.body_timeout.as_secs_f64(),
@@ -263,6 +281,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         metrics,
         body_limit: config.body_limit,
         body_timeout: config.body_timeout,
+        health_detail: config.health_detail,
+        overload: overload.clone(),
     };
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
@@ -270,7 +290,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tracing::info!("shutdown signal received; finishing in-flight requests");
         let _ = stop_tx.send(true);
     };
-    let serve = server::serve(listener, router(state), limits, signal);
+    let serve = server::serve(
+        listener,
+        router(state),
+        overload,
+        (config.body_limit, config.body_timeout),
+        signal,
+    );
     let grace = async move {
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -286,6 +312,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     if let Some(task) = upkeep {
         task.abort();
     }
+    memory_return.abort();
     store.quit();
     tracing::info!("rest-sessions stopped");
     result

@@ -22,8 +22,20 @@ pub const CACHE: &str = "rest_sessions_cache_events_total";
 
 /// Connections open now.
 pub const CONNECTIONS_OPEN: &str = "rest_sessions_connections_open";
-/// Connections answered `503 tooManyConnections` (or closed) because the bound was reached.
+/// Connections answered `503 tooManyConnections` (or closed) at once, by `reason`:
+/// `max_connections` (every slot taken, none could be freed), `address_connections`,
+/// `address_unfinished` (the client address holds its share).
 pub const CONNECTIONS_REFUSED: &str = "rest_sessions_connections_refused_total";
+/// Connections closed to admit a new one at the bound, by `rule`: `oldest_idle`,
+/// `oldest_unfinished`.
+pub const CONNECTIONS_EVICTED: &str = "rest_sessions_connections_evicted_total";
+/// Requests refused before their bytes were read, by `reason`: `memory` (the request
+/// bytes in flight are at the budget).
+pub const REQUESTS_REFUSED: &str = "rest_sessions_requests_refused_total";
+/// Request bytes held now: unparsed heads and the reserved bodies of requests served.
+pub const REQUEST_BYTES: &str = "rest_sessions_request_bytes_in_flight";
+/// Requests hyper could not parse, answered with a JSON 400, 414 or 431, by `status`.
+pub const UNPARSED: &str = "rest_sessions_unparsed_requests_total";
 /// Connections closed by a deadline, by `reason`: `header_timeout`, `idle_timeout`,
 /// `send_timeout`.
 pub const CONNECTIONS_EXPIRED: &str = "rest_sessions_connections_expired_total";
@@ -60,6 +72,23 @@ pub fn install() -> Option<PrometheusHandle> {
                     metrics::describe_counter!(
                         CONNECTIONS_EXPIRED,
                         "connections closed by a header, idle or send timeout"
+                    );
+                    metrics::describe_counter!(
+                        CONNECTIONS_EVICTED,
+                        "connections closed to admit a new one at the bound"
+                    );
+                    metrics::describe_counter!(
+                        REQUESTS_REFUSED,
+                        "requests refused before their bytes were read"
+                    );
+                    metrics::describe_gauge!(
+                        REQUEST_BYTES,
+                        metrics::Unit::Bytes,
+                        "request bytes in flight (unparsed heads, reserved bodies)"
+                    );
+                    metrics::describe_counter!(
+                        UNPARSED,
+                        "requests that could not be parsed (JSON 400, 414, 431)"
                     );
                     describe_store();
                     Some(handle)
@@ -150,9 +179,34 @@ pub fn connection_ended() {
     metrics::gauge!(CONNECTIONS_OPEN).decrement(1.0);
 }
 
-/// Counts a connection refused at the bound.
-pub fn connection_refused() {
-    metrics::counter!(CONNECTIONS_REFUSED).increment(1);
+/// Counts a connection refused at once, and why.
+pub fn connection_refused(reason: &'static str) {
+    metrics::counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Counts a connection closed to admit another, and by which rule.
+pub fn connection_evicted(rule: &'static str) {
+    metrics::counter!(CONNECTIONS_EVICTED, "rule" => rule).increment(1);
+}
+
+/// Counts a request refused before its bytes were read.
+pub fn request_refused(reason: &'static str) {
+    metrics::counter!(REQUESTS_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Publishes the request bytes in flight (read when `/metrics` is scraped).
+pub fn record_request_bytes(bytes: usize) {
+    metrics::gauge!(REQUEST_BYTES).set(bytes as f64);
+}
+
+/// Counts a request hyper could not parse; `status` is the reply's three digits.
+pub fn parse_error(status: &[u8]) {
+    let status = match status {
+        b"414" => "414",
+        b"431" => "431",
+        _ => "400",
+    };
+    metrics::counter!(UNPARSED, "status" => status).increment(1);
 }
 
 /// Counts a connection closed by a deadline.

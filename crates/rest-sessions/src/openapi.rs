@@ -25,7 +25,8 @@ use utoipa::{Modify, OpenApi};
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
     responses(
         (status = 200, description = "OpenAPI document", content_type = "application/json"),
-        (status = 503, description = "The server is at its connection limit (`tooManyConnections`)",
+        (status = 503, description = "The server is at its connection limit \
+            (`tooManyConnections`) or its memory budget for requests (`overloaded`)",
             body = ErrorBody)))]
 pub async fn serve() -> Response {
     Json(document()).into_response()
@@ -107,6 +108,57 @@ impl Modify for ExactSession {
     }
 }
 
+/// Documents on every operation the replies of the HTTP parser, which come before any
+/// route is chosen: `400 badRequest` (not well-formed HTTP/1.1), `414 uriTooLong`,
+/// `431 headersTooLarge`, each with the JSON error body.
+struct ParserErrors;
+
+impl Modify for ParserErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let reply = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.entry("400".to_string()).or_insert_with(|| {
+                    RefOr::T(reply(
+                        "The request is not well-formed HTTP/1.1 (`badRequest`)",
+                    ))
+                });
+                responses.insert(
+                    "414".to_string(),
+                    RefOr::T(reply(
+                        "The request target is longer than the parser's limit (`uriTooLong`)",
+                    )),
+                );
+                responses.insert(
+                    "431".to_string(),
+                    RefOr::T(reply(
+                        "The request head is larger than the parser's limit (about 400 KB, \
+                         100 headers: `headersTooLarge`)",
+                    )),
+                );
+            }
+        }
+    }
+}
+
 /// Every route and reply schema of the server.
 #[derive(OpenApi)]
 #[openapi(
@@ -146,7 +198,13 @@ impl Modify for ExactSession {
         UnreachableNode,
         ErrorBody
     )),
-    modifiers(&BearerSecret, &OptionalCreateBody, &TokenLinks, &ExactSession),
+    modifiers(
+        &BearerSecret,
+        &OptionalCreateBody,
+        &TokenLinks,
+        &ExactSession,
+        &ParserErrors
+    ),
     tags(
         (name = "sessions", description = "The redis-sessions contract"),
         (name = "operations", description = "Liveness, readiness, metrics, this document")
@@ -326,8 +384,10 @@ mod tests {
             for (method, operation) in item.as_object().unwrap() {
                 let responses = operation["responses"].as_object().unwrap();
                 let has = |status: &str| responses.contains_key(status);
-                // The connection bound can answer any route.
-                assert!(has("503"), "{method} {path} lacks 503");
+                // The connection bound can answer any route, and so can the parser.
+                for status in ["400", "414", "431", "503"] {
+                    assert!(has(status), "{method} {path} lacks {status}");
+                }
                 if path.starts_with("/{app}") {
                     for status in ["200", "400", "401", "500", "503"] {
                         assert!(has(status), "{method} {path} lacks {status}");

@@ -87,14 +87,22 @@ pub async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiErro
     Ok("PONG")
 }
 
-/// Readiness: whether the store answers.
+/// Readiness: whether the store answers. The detail of a failure (Redis host:port, the
+/// client's error text) tells an attacker where Redis is and how it fails: it goes only
+/// to callers presenting the secret (`RS_AUTH_TOKEN`), or to all with `RS_HEALTH_DETAIL`.
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
         (status = 200, description = "The store answers", body = HealthReply),
         (status = 503, description = "The store or one of its Redis nodes (a master, on a \
             cluster) is unreachable, or the server is at its connection limit \
-            (`tooManyConnections`)", body = HealthUnavailable)))]
-pub async fn health(State(state): State<AppState>) -> Response {
+            (`tooManyConnections`). `message` and `unreachable` only for callers with the \
+            bearer secret, or for all with `RS_HEALTH_DETAIL=true`", body = HealthUnavailable)))]
+pub async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let detail = state.health_detail
+        || state
+            .auth_token
+            .as_deref()
+            .is_some_and(|secret| crate::auth::presents_secret(&headers, secret));
     let store = state.store_kind.as_str();
     let check = async { tokio::join!(state.store.ping(), state.store.nodes(NODE_TIMEOUT)) };
     let (message, note, unreachable) = match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
@@ -141,8 +149,13 @@ pub async fn health(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let (message, unreachable) = if detail {
+        (message, unreachable)
+    } else {
+        (None, Vec::new())
+    };
     let reply = HealthReply {
-        status: if message.is_none() {
+        status: if status == StatusCode::OK {
             "ok"
         } else {
             "unavailable"
@@ -165,6 +178,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(stats) = state.store.cache_stats() {
         crate::metrics::record_cache(stats);
     }
+    crate::metrics::record_request_bytes(state.overload.bytes_in_flight());
     let text = state
         .metrics
         .as_ref()

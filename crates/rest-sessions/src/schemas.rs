@@ -159,8 +159,9 @@ impl PartialSchema for SetBody {
 
 impl ToSchema for SetBody {}
 
-/// The 503 of `/health`: its own reply when the store is away, or the error body when the
-/// server is at its connection limit.
+/// The 503 of `/health`: its own reply when the store is away (with `message` and
+/// `unreachable` only for callers with the secret, or with `RS_HEALTH_DETAIL`), or the
+/// error body when the server is at its connection limit.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
@@ -186,9 +187,11 @@ pub enum StoreErrors {
     #[response(status = 500)]
     Internal(ErrorBody),
     /// The store did not answer within 2 s (`redisUnavailable`), the server is at its
-    /// connection limit (`tooManyConnections`, with `Retry-After`), or durable writes are on
-    /// and the replicas did not confirm in time (`notReplicated`). On a write the outcome
-    /// is unknown: it may have been applied.
+    /// connection limit (`tooManyConnections`, with `Retry-After`) or its memory budget
+    /// for requests (`overloaded`, with `Retry-After`, nothing applied), or durable writes
+    /// are on and the replicas did not confirm in time (`notReplicated`). On a write the
+    /// outcome of `redisUnavailable` and `notReplicated` is unknown: it may have been
+    /// applied.
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }
@@ -216,8 +219,10 @@ pub enum BodyErrors {
     #[response(status = 500)]
     Internal(ErrorBody),
     /// The store did not answer within 2 s (`redisUnavailable`), the server is at its
-    /// connection limit (`tooManyConnections`), or durable writes are on and the replicas
-    /// did not confirm in time (`notReplicated`). The write may have been applied.
+    /// connection limit (`tooManyConnections`) or its memory budget for requests
+    /// (`overloaded`: refused before its body was read, nothing applied), or durable writes
+    /// are on and the replicas did not confirm in time (`notReplicated`). After
+    /// `redisUnavailable` or `notReplicated` the write may have been applied.
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }

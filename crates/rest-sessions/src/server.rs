@@ -4,9 +4,11 @@
 //! `axum::serve` accepts every connection and keeps each for as long as its client likes:
 //! 1100 clients that send half a request and stop exhaust 1024 file descriptors, after
 //! which no one is served at all. Here every connection has deadlines, the number open is
-//! bounded below the open-files limit, and a connection over the bound gets a fast `503`.
+//! bounded below the open-files limit, and a connection over the bound either takes the
+//! slot of an idle or stalled one ([`crate::overload`]) or gets a fast `503`.
 
-use crate::conn::{Activity, Expiry, Guarded, Timeouts};
+use crate::conn::{Expiry, Guarded};
+use crate::overload::{Activity, Overload, Refusal};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -44,6 +46,15 @@ content-length: 87\r\n\
 \r\n\
 {\"error\":\"tooManyConnections\",\"message\":\"The server is at its connection limit; retry\"}";
 
+/// The reply to a connection over its address's share.
+const ADDRESS_BUSY_REPLY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 123\r\n\
+\r\n\
+{\"error\":\"tooManyConnections\",\"message\":\"This client address is at its limit of connections or unfinished requests; retry\"}";
+
 /// Connections the kernel may queue before they are accepted. The usual 128 drops the
 /// connections of a burst (their clients retry after a second); the kernel caps it at
 /// `net.core.somaxconn`.
@@ -75,15 +86,6 @@ pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
             "no address to listen on",
         )
     }))
-}
-
-/// The limits of the accept loop.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// The connection deadlines.
-    pub timeouts: Timeouts,
-    /// Most connections served at once.
-    pub max_connections: usize,
 }
 
 /// Raises the open-files soft limit to the hard limit and returns the soft limit in force
@@ -119,7 +121,41 @@ pub fn effective_max_connections(configured: usize, open_files: Option<u64>) -> 
 }
 
 fn count_expiry(why: Expiry) {
-    crate::metrics::connection_closed(why.as_str());
+    match why {
+        Expiry::Header | Expiry::Idle | Expiry::Send => {
+            crate::metrics::connection_closed(why.as_str())
+        }
+        Expiry::Evicted(rule) => crate::metrics::connection_evicted(rule.as_str()),
+        Expiry::Memory => crate::metrics::request_refused("memory"),
+    }
+}
+
+/// The body bytes a request may bring, reserved from the memory budget before it is
+/// read: its declared length (0 when over the limit: the handler refuses it unread), or
+/// the body limit for a chunked body, whose length is unknown.
+fn body_reservation(request: &hyper::Request<Incoming>, body_limit: usize) -> usize {
+    use hyper::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let headers = request.headers();
+    if headers.contains_key(TRANSFER_ENCODING) {
+        return body_limit;
+    }
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|len| *len <= body_limit as u64)
+        .map_or(0, |len| len as usize)
+}
+
+/// What [`crate::extract::TimedBody`] needs of the connection: the body deadline, shrunk
+/// by the load when the request started, and the connection's entry, told when the body
+/// has been read (its bytes then no longer wait on the client).
+#[derive(Debug, Clone)]
+pub struct BodyContext {
+    /// How long the client has to send the body.
+    pub deadline: Duration,
+    /// The connection's entry in the table.
+    pub activity: Activity,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open connections
@@ -127,10 +163,11 @@ fn count_expiry(why: Expiry) {
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    limits: Limits,
+    overload: Arc<Overload>,
+    body: (usize, Duration),
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let (body_limit, body_timeout) = body;
     let refusals = Arc::new(Semaphore::new(REFUSAL_SLOTS));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -139,9 +176,9 @@ pub async fn serve(
     tokio::pin!(shutdown);
     let mut last_warning = None;
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     accept_failed(&err, &mut last_warning).await;
                     continue;
@@ -149,24 +186,32 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            refuse(stream, &refusals);
-            continue;
+        let activity = match overload.admit(peer.ip()) {
+            Ok((activity, _)) => activity,
+            Err(why) => {
+                refuse(stream, why, &refusals);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
-        let activity = Activity::new();
-        let io = TokioIo::new(Guarded::new(
-            stream,
-            activity.clone(),
-            limits.timeouts,
-            count_expiry,
-        ));
+        let io = TokioIo::new(Guarded::new(stream, activity.clone(), count_expiry));
         let router = router.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let router = router.clone();
             let activity = activity.clone();
             async move {
                 activity.request_started();
+                if !activity.reserve_body(body_reservation(&request, body_limit)) {
+                    // Over the memory budget: refused before its body is read.
+                    crate::metrics::request_refused("memory");
+                    activity.request_finished();
+                    return Ok(crate::error::overloaded());
+                }
+                let deadline = activity.overload().shrink(body_timeout);
+                request.extensions_mut().insert(BodyContext {
+                    deadline,
+                    activity: activity.clone(),
+                });
                 let response = router.oneshot(request).await;
                 activity.request_finished();
                 response
@@ -179,7 +224,6 @@ pub async fn serve(
                 tracing::debug!(%err, "connection ended with an error");
             }
             crate::metrics::connection_ended();
-            drop(permit);
         });
     }
     drop(listener);
@@ -205,17 +249,21 @@ async fn accept_failed(err: &std::io::Error, last_warning: &mut Option<std::time
     tokio::time::sleep(ACCEPT_BACKOFF).await;
 }
 
-/// Answers a connection over the bound with [`BUSY_REPLY`] and closes it; when even the
-/// refusal slots are taken, closes it at once.
-fn refuse(mut stream: TcpStream, slots: &Arc<Semaphore>) {
-    crate::metrics::connection_refused();
+/// Answers a refused connection with [`BUSY_REPLY`] (or [`ADDRESS_BUSY_REPLY`]) and
+/// closes it; when even the refusal slots are taken, closes it at once.
+fn refuse(mut stream: TcpStream, why: Refusal, slots: &Arc<Semaphore>) {
+    crate::metrics::connection_refused(why.as_str());
+    let reply = match why {
+        Refusal::MaxConnections => BUSY_REPLY,
+        Refusal::AddressConnections | Refusal::AddressUnfinished => ADDRESS_BUSY_REPLY,
+    };
     let Ok(slot) = slots.clone().try_acquire_owned() else {
         return;
     };
     tokio::spawn(async move {
         let _slot = slot;
         let _ = tokio::time::timeout(REFUSAL_LINGER, async {
-            stream.write_all(BUSY_REPLY).await?;
+            stream.write_all(reply).await?;
             stream.shutdown().await?;
             // Read what the client sends until it closes: closing with unread bytes would
             // reset the connection, and the client could lose the reply.
@@ -232,16 +280,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn busy_reply_is_well_formed() {
-        let text = std::str::from_utf8(BUSY_REPLY).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.contains(&format!("content-length: {}", body.len())),
-            "{head}"
-        );
-        let body: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(body["error"], "tooManyConnections");
-        assert!(body["message"].is_string());
+    fn busy_replies_are_well_formed() {
+        for reply in [BUSY_REPLY, ADDRESS_BUSY_REPLY] {
+            let text = std::str::from_utf8(reply).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(
+                head.contains(&format!("content-length: {}", body.len())),
+                "{head}"
+            );
+            let body: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(body["error"], "tooManyConnections");
+            assert!(body["message"].is_string());
+        }
     }
 
     #[test]

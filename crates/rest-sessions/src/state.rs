@@ -21,4 +21,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// How long a client may take to send a request body.
     pub body_timeout: Duration,
+    /// Whether `/health` shows its detail to callers without the secret.
+    pub health_detail: bool,
+    /// The connection table and request-bytes budget, for `/metrics`.
+    pub overload: Arc<crate::overload::Overload>,
 }

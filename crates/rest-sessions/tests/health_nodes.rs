@@ -17,6 +17,7 @@ fn start_on_cluster(cluster: &RedisCluster, log: &std::path::Path) -> (Child, u1
     let file = std::fs::File::create(log).expect("log file");
     let mut child = command(port)
         .env("RS_REDIS_CLUSTER", cluster.urls().join(","))
+        .env("RS_HEALTH_DETAIL", "true")
         .env("RUST_LOG", "info,redis=debug")
         .stdout(Stdio::from(file))
         .spawn()
@@ -110,7 +111,7 @@ async fn health_names_the_master_that_is_away_and_redis_logs_reach_the_log() {
 #[tokio::test(flavor = "multi_thread")]
 async fn health_names_the_single_server_when_it_is_away() {
     let mut redis = RedisServer::start();
-    let server = Server::with_redis(&redis, &[]);
+    let server = Server::with_redis(&redis, &[("RS_HEALTH_DETAIL", "true")]);
     let http = client();
     redis.stop();
     let (status, h) = json(http.get(server.url("/health")).send().await.unwrap()).await;

@@ -407,3 +407,82 @@ async fn sigterm_stops_gracefully() {
         .expect("stopped within 5 s");
     assert!(status.success(), "{status}");
 }
+
+/// A request hyper's parser rejects (bad request line or header, a target or head over
+/// the limits) still gets the JSON error shape of every other error.
+#[test]
+fn unparsable_requests_get_json_errors() {
+    let server = Server::in_memory(&[]);
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let big_head = format!(
+        "GET /ping HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..110)
+            .map(|n| format!("X-F{n}: {}\r\n", "a".repeat(4000)))
+            .collect::<String>()
+    );
+    let cases: [(&[u8], u16, &str); 5] = [
+        (
+            b"GET /ping HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+            400,
+            "badRequest",
+        ),
+        (b"\x01\x02\x03 nonsense\r\n\r\n", 400, "badRequest"),
+        (b"GET /ping HTTP/9.9\r\nHost: x\r\n\r\n", 400, "badRequest"),
+        (long_target.as_bytes(), 414, "uriTooLong"),
+        (big_head.as_bytes(), 431, "headersTooLarge"),
+    ];
+    for (request, status, name) in cases {
+        let reply = raw_request(server.port(), request).expect("a reply");
+        let (head, body) = reply.split_once("\r\n\r\n").expect("a whole reply");
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        let body: serde_json::Value = serde_json::from_str(body).expect("JSON body");
+        assert_eq!(body["error"], name, "{body}");
+        assert!(body["message"].is_string());
+    }
+    // The server goes on serving.
+    let reply = raw_request(
+        server.port(),
+        b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(reply.is_some_and(|r| r.ends_with("PONG")));
+}
+
+/// `/health`'s detail names where Redis is and how it fails: only callers with the secret
+/// see it (or every caller, with RS_HEALTH_DETAIL).
+#[tokio::test]
+async fn health_detail_only_for_callers_with_the_secret_or_when_configured() {
+    let mut redis = RedisServer::start();
+    let guarded = Server::with_redis(&redis, &[("RS_AUTH_TOKEN", "s3cret-token")]);
+    let open = Server::with_redis(&redis, &[]);
+    let shown = Server::with_redis(&redis, &[("RS_HEALTH_DETAIL", "true")]);
+    let http = client();
+    redis.stop();
+    let health = |server: &Server, secret: Option<&str>| {
+        let mut request = http.get(server.url("/health"));
+        if let Some(secret) = secret {
+            request = request.header("Authorization", format!("Bearer {secret}"));
+        }
+        async move { json(request.send().await.unwrap()).await }
+    };
+    let status_only = json!({"status": "unavailable", "store": "redis"});
+    assert_eq!(health(&guarded, None).await, (503, status_only.clone()));
+    assert_eq!(
+        health(&guarded, Some("wrong")).await,
+        (503, status_only.clone())
+    );
+    assert_eq!(health(&open, None).await, (503, status_only));
+    let node = format!("127.0.0.1:{}", redis.port());
+    for (status, body) in [
+        health(&guarded, Some("s3cret-token")).await,
+        health(&shown, None).await,
+    ] {
+        assert_eq!(status, 503);
+        assert!(body["message"].is_string(), "{body}");
+        assert_eq!(body["unreachable"][0]["node"], node, "{body}");
+    }
+}

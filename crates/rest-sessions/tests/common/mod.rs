@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 pub use test_support::{free_port, RedisServer};
 
 /// Every variable the server reads: cleared so a developer's environment cannot leak in.
-const VARS: [&str; 26] = [
+const VARS: [&str; 31] = [
     "RS_WORKERS",
     "RS_REDIS_CLUSTER",
     "RS_SHARDS",
@@ -30,6 +30,11 @@ const VARS: [&str; 26] = [
     "RS_IDLE_TIMEOUT",
     "RS_BODY_TIMEOUT",
     "RS_MAX_CONNECTIONS",
+    "RS_MEMORY_BUDGET",
+    "RS_BEHIND_PROXY",
+    "RS_MAX_CONNECTIONS_PER_ADDRESS",
+    "RS_MAX_UNFINISHED_PER_ADDRESS",
+    "RS_HEALTH_DETAIL",
     "RS_MIN_REPLICAS",
     "RS_MIN_REPLICAS_TIMEOUT_MS",
     "RS_SENTINELS",
@@ -159,6 +164,22 @@ impl Server {
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process's resident memory in bytes (Linux), 0 when it cannot be read.
+    pub fn rss(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(0, |kb| kb * 1024)
     }
 
     /// Sends SIGTERM and waits (at most `limit`) for the process to exit.
