@@ -62,7 +62,7 @@ pub enum LogFormat {
 
 /// Every setting of the server. Each flag can also be given by its environment variable;
 /// a flag wins over the variable.
-#[derive(Debug, Clone, Parser)]
+#[derive(Clone, Parser)]
 #[command(
     name = "rest-sessions",
     version,
@@ -266,6 +266,66 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// Written by hand so that printing the configuration (a debug log, a panic message) shows
+/// no secret: the bearer secret and the sentinels' password are redacted, Redis URLs lose
+/// their user info.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("port", &self.port)
+            .field("host", &self.host)
+            .field("store", &self.store)
+            .field("redis_host", &self.redis_host)
+            .field("redis_port", &self.redis_port)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field(
+                "redis_cluster",
+                &self
+                    .redis_cluster
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("sentinels", &self.sentinels)
+            .field("sentinel_master", &self.sentinel_master)
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("shards", &self.shards)
+            .field("read_from_replicas", &self.read_from_replicas)
+            .field("min_replicas", &self.min_replicas)
+            .field("min_replicas_timeout_ms", &self.min_replicas_timeout_ms)
+            .field("namespace", &self.namespace)
+            .field("wipe", &self.wipe)
+            .field("cachetime", &self.cachetime)
+            .field("cachemax", &self.cachemax)
+            .field("body_limit", &self.body_limit)
+            .field("header_timeout", &self.header_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("memory_budget", &self.memory_budget)
+            .field("behind_proxy", &self.behind_proxy)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
+            .field(
+                "max_unfinished_per_address",
+                &self.max_unfinished_per_address,
+            )
+            .field("health_detail", &self.health_detail)
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("workers", &self.workers)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
 impl Config {
     /// The memory budget in force: the configured one, or 32 x the body limit (at least
     /// [`MIN_DEFAULT_BUDGET`]).
@@ -413,6 +473,19 @@ mod tests {
         );
         assert_eq!(redact_url("redis://h:1/"), "redis://h:1/");
         assert_eq!(redact_url("nonsense"), "<redis url>");
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut c = Config::try_parse_from(["rest-sessions", "--store", "memory"]).expect("flags");
+        c.redis_url = Some("redis://:urlsecret@h:1/0".into());
+        c.sentinel_password = Some("sentinelsecret".into());
+        c.auth_token = Some("bearersecret".into());
+        let shown = format!("{c:?}");
+        for secret in ["urlsecret", "sentinelsecret", "bearersecret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("h:1/0"), "{shown}");
     }
 
     #[test]
