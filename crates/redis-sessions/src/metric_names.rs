@@ -26,3 +26,7 @@ pub const NOT_REPLICATED: &str = "redis_sessions_not_replicated_total";
 /// Times a store switched to another master because the sentinels named it (Sentinel
 /// only): one per failover and connection (calls, each durable-write connection).
 pub const MASTER_SWITCHES: &str = "redis_sessions_master_switches_total";
+/// Replicas Sentinel could promote beyond those durable writes wait for (gauge; Sentinel
+/// only): above 0, an acknowledged durable write can be lost when one of those is
+/// promoted. Set the minimum to `all` (`RS_MIN_REPLICAS=all`) to bring it to 0.
+pub const UNCOVERED_REPLICAS: &str = "redis_sessions_durable_uncovered_replicas";

@@ -98,13 +98,22 @@ pub struct Options {
 }
 
 /// How many replicas must confirm a write before it is acknowledged, and how long to wait
-/// for them: what makes an acknowledged session survive the loss of the master (a
-/// replica promoted by Sentinel has it).
+/// for them: what makes an acknowledged session survive the loss of the master — as long
+/// as the replica promoted has it. Sentinel may promote any replica it lists, so only a
+/// count that covers every one of them ([`MinReplicas::all`]) makes that sure: with two
+/// replicas and `n = 1`, the one on the master's side of a partition confirms the writes
+/// and the other is promoted (measured: hundreds of acknowledged writes lost).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MinReplicas {
-    /// Replicas that must have the write (at least 1).
+    /// Replicas that must have the write (at least 1); with `all`, the least (see
+    /// [`MinReplicas::all`]).
     pub replicas: u32,
+    /// Every replica Sentinel could promote (those it lists for the master with a
+    /// priority above 0, up or down), asked again after each failover and every few
+    /// seconds; without Sentinel, the replicas the master reports connected at start.
+    /// At least 1.
+    pub all: bool,
     /// Longest wait for them; past it the call fails with
     /// [`Error::NotReplicated`](crate::Error::NotReplicated) (the write may still exist).
     pub timeout: Duration,
@@ -113,7 +122,26 @@ pub struct MinReplicas {
 impl MinReplicas {
     /// `replicas` replicas within `timeout`; what [`Options::min_replicas`] sets.
     pub fn new(replicas: u32, timeout: Duration) -> Self {
-        MinReplicas { replicas, timeout }
+        MinReplicas {
+            replicas,
+            all: false,
+            timeout,
+        }
+    }
+
+    /// Every replica Sentinel could promote, within `timeout` (REST: `RS_MIN_REPLICAS=all`).
+    /// Sentinel's list rather than the replicas the master reports: a master drops a
+    /// replica from its report once the link has been down for `repl-timeout` (60 s by
+    /// default), and in a longer partition it would then acknowledge writes that the
+    /// replica about to be promoted on the other side never got. A replica Sentinel lists
+    /// but that is gone for good makes every durable write fail until an operator runs
+    /// `SENTINEL RESET` — the price of writes that survive any promotion.
+    pub fn all(timeout: Duration) -> Self {
+        MinReplicas {
+            replicas: 1,
+            all: true,
+            timeout,
+        }
     }
 }
 
@@ -221,7 +249,13 @@ impl Options {
     /// One Redis server (or a Sentinel-managed master) only; a cluster refuses it at
     /// connect. `replicas` 0 turns them off (the default).
     pub fn min_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
-        self.min_replicas = (replicas > 0).then_some(MinReplicas { replicas, timeout });
+        self.min_replicas = (replicas > 0).then_some(MinReplicas::new(replicas, timeout));
+        self
+    }
+    /// Durable writes that every replica Sentinel could promote confirmed (see
+    /// [`MinReplicas::all`]), waiting at most `timeout`.
+    pub fn min_replicas_all(mut self, timeout: Duration) -> Self {
+        self.min_replicas = Some(MinReplicas::all(timeout));
         self
     }
     /// Chooses the key layout; by default the Node-compatible one on a single Redis and

@@ -199,6 +199,18 @@ impl RedisServer {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the process: SIGSTOP freezes it with its
+    /// connections open, as a stalled host would.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(child.id().to_string())
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "kill -{signal}");
+        }
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port

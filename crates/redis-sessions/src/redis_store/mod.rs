@@ -19,6 +19,7 @@ pub(crate) mod commands;
 mod connection;
 mod durable;
 mod scripts;
+mod sentinel;
 mod target;
 mod tls;
 
@@ -83,8 +84,14 @@ pub(crate) struct RedisStore {
     /// Durable writes' own connections, when they are on (one Redis server only).
     durable: Option<std::sync::Arc<durable::Durable>>,
     /// The `+switch-master` listener under Sentinel, ended with the last clone.
-    _switches: Option<std::sync::Arc<target::AbortOnDrop>>,
+    _switches: Option<std::sync::Arc<sentinel::AbortOnDrop>>,
 }
+
+/// How long a store started under Sentinel waits for the sentinels to name a master that
+/// answers (a process started during a failover waits out the promotion, ~2–3 s after the
+/// master's loss with `down-after-milliseconds 1000`); the REST server's own start deadline
+/// (5 s) leaves room for it.
+pub(crate) const SENTINEL_STARTUP_WAIT: Duration = Duration::from_millis(4000);
 
 /// How long a call may wait for Redis before it fails: a request must fail fast while
 /// Redis is away rather than queue without bound.
@@ -120,6 +127,9 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
+        if let Target::Sentinel(sentinels) = &target {
+            sentinels.wait_for_master(SENTINEL_STARTUP_WAIT).await?;
+        }
         let durable = match min_replicas {
             Some(min) => Some(std::sync::Arc::new(
                 durable::Durable::open(
@@ -135,14 +145,18 @@ impl RedisStore {
         };
         let con = Connection::single(target.clone(), config, timeouts.bound()).await?;
         let mut store = Self::with_connection(con, None, layout, expire_keys);
-        if target.follows() {
+        if let Target::Sentinel(sentinels) = &target {
             let mut connections = vec![store.con.clone()];
             if let Some(durable) = &durable {
                 connections.extend(durable.connections().iter().cloned());
+                if let Some(n) = sentinels.promotable_replicas().await {
+                    durable.promotable(n, true);
+                }
             }
-            store._switches = Some(std::sync::Arc::new(target::watch_switches(
-                &target,
+            store._switches = Some(std::sync::Arc::new(sentinel::watch(
+                sentinels.clone(),
                 connections,
+                durable.clone(),
             )));
         }
         store.durable = durable;
