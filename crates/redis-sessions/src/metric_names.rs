@@ -30,3 +30,7 @@ pub const MASTER_SWITCHES: &str = "redis_sessions_master_switches_total";
 /// only): above 0, an acknowledged durable write can be lost when one of those is
 /// promoted. Set the minimum to `all` (`RS_MIN_REPLICAS=all`) to bring it to 0.
 pub const UNCOVERED_REPLICAS: &str = "redis_sessions_durable_uncovered_replicas";
+/// Times a store found its namespace's data gone from the master (the layout record it
+/// wrote at start vanished: a master restarted in place without persistence, or a flush).
+/// Every session written before is lost; see the README, "Bringing a failed master back".
+pub const WIPES_DETECTED: &str = "redis_sessions_wipes_detected_total";

@@ -93,6 +93,9 @@ pub struct Options {
     /// [`Error::NotReplicated`](crate::Error::NotReplicated). One Redis server (or a
     /// Sentinel-managed master) only; a cluster refuses it at connect.
     pub(crate) min_replicas: Option<MinReplicas>,
+    /// Refuse writes once the namespace's data vanished from the master, until an
+    /// operator acknowledges (one Redis server or Sentinel).
+    pub(crate) refuse_writes_after_wipe: bool,
     /// The source of "now"; tests use a [`ManualClock`](crate::ManualClock).
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -165,6 +168,7 @@ impl Default for Options {
             response_timeout: Duration::from_secs(1),
             read_from_replicas: false,
             min_replicas: None,
+            refuse_writes_after_wipe: false,
             clock: Arc::new(SystemClock),
         }
     }
@@ -256,6 +260,17 @@ impl Options {
     /// [`MinReplicas::all`]), waiting at most `timeout`.
     pub fn min_replicas_all(mut self, timeout: Duration) -> Self {
         self.min_replicas = Some(MinReplicas::all(timeout));
+        self
+    }
+    /// After the namespace's data vanished from the master (a master restarted in place
+    /// without persistence: its replicas resync from it, empty), refuse every write with
+    /// [`Error::Unavailable`](crate::Error::Unavailable) until an operator acknowledges by
+    /// deleting the key `{namespace}:{wiped}` (e.g. `DEL rs:{wiped}`), so nothing builds on
+    /// the loss unnoticed. Off by default: the wipe is then reported (log, metric,
+    /// [`nodes`](crate::RedisSessions::nodes)) for a minute and writes go on. One Redis
+    /// server or Sentinel; set it alike on every process of a namespace.
+    pub fn refuse_writes_after_wipe(mut self, on: bool) -> Self {
+        self.refuse_writes_after_wipe = on;
         self
     }
     /// Chooses the key layout; by default the Node-compatible one on a single Redis and

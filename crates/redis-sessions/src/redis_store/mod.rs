@@ -22,6 +22,7 @@ mod scripts;
 mod sentinel;
 mod target;
 mod tls;
+mod wipe;
 
 use crate::data::Data;
 use crate::error::{Error, Result};
@@ -85,6 +86,12 @@ pub(crate) struct RedisStore {
     durable: Option<std::sync::Arc<durable::Durable>>,
     /// The `+switch-master` listener under Sentinel, ended with the last clone.
     _switches: Option<std::sync::Arc<sentinel::AbortOnDrop>>,
+    /// Whether the namespace's data vanished under the store (one Redis server only).
+    wipe: std::sync::Arc<wipe::WipeState>,
+    /// Refuse writes while a wipe is not acknowledged.
+    refuse_writes_after_wipe: bool,
+    /// The wipe guard's task, ended with the last clone.
+    _guard: Option<std::sync::Arc<sentinel::AbortOnDrop>>,
 }
 
 /// How long a store started under Sentinel waits for the sentinels to name a master that
@@ -118,6 +125,7 @@ impl RedisStore {
         expire_keys: bool,
         timeouts: Timeouts,
         min_replicas: Option<crate::options::MinReplicas>,
+        refuse_writes_after_wipe: bool,
     ) -> Result<Self> {
         tls::install_crypto_provider();
         let config = ConnectionManagerConfig::new()
@@ -160,7 +168,15 @@ impl RedisStore {
             )));
         }
         store.durable = durable;
-        store.load_scripts().await?.check_layout().await
+        store.refuse_writes_after_wipe = refuse_writes_after_wipe;
+        let mut store = store.load_scripts().await?.check_layout().await?;
+        store._guard = Some(std::sync::Arc::new(wipe::guard(
+            store.con.clone(),
+            store.commands.clone(),
+            store.wipe.clone(),
+            refuse_writes_after_wipe,
+        )));
+        Ok(store)
     }
 
     /// A store on a Redis Cluster, from a list of seed nodes.
@@ -228,6 +244,9 @@ impl RedisStore {
             commands: Commands::new(layout, expire_keys),
             durable: None,
             _switches: None,
+            wipe: Default::default(),
+            refuse_writes_after_wipe: false,
+            _guard: None,
         }
     }
 
@@ -283,6 +302,7 @@ impl RedisStore {
     /// killsoid, killall): with durable writes on, sent with its WAIT on the durable pool,
     /// and failed with `NotReplicated` unless enough replicas confirmed.
     async fn eval_write<T: FromRedisValue>(&self, call: ScriptCall<'_>) -> Result<T> {
+        self.writable()?;
         let Some(durable) = &self.durable else {
             return self.eval(call).await;
         };
@@ -312,6 +332,7 @@ impl RedisStore {
     /// Creates the session and returns its token (in the cluster layout the token names
     /// the shard of the id).
     pub async fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
+        self.writable()?;
         let index = self.layout().shard_for_id(s.id);
         let token = crate::token::generate(
             crate::clock::now_millis(),
@@ -563,9 +584,31 @@ impl RedisStore {
         Ok(self.con.query(&redis::cmd("PING")).await?)
     }
 
-    /// Each node the store depends on and whether it answers within `within`.
+    /// Each node the store depends on and whether it answers within `within`; a master
+    /// whose data vanished (not acknowledged yet) is reported with that reason.
     pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
-        self.con.nodes(within).await
+        let mut nodes = self.con.nodes(within).await;
+        if let Some(reason) = self.wipe.reason() {
+            for node in nodes.iter_mut().filter(|n| n.error.is_none()) {
+                node.error = Some(reason.clone());
+            }
+        }
+        nodes
+    }
+
+    /// Fails a write while a wipe is not acknowledged, when writes are refused then.
+    fn writable(&self) -> Result<()> {
+        if !self.refuse_writes_after_wipe {
+            return Ok(());
+        }
+        match self.wipe.reason() {
+            None => Ok(()),
+            Some(reason) => Err(Error::Unavailable(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "writes refused until an operator acknowledges the wipe (deletes the key",
+                format!("{}): {reason}", wipe::marker_key(self.layout().namespace())),
+            )))),
+        }
     }
 
     /// What the connection watchdog has counted.
