@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod failover;
 pub mod faults;
+pub mod netns;
 pub mod node;
 pub mod proxy;
 pub mod sentinel;
