@@ -15,7 +15,9 @@ pub const TIMEOUTS: &str = "redis_sessions_redis_timeouts_total";
 pub const DISCONNECTS: &str = "redis_sessions_redis_disconnects_total";
 /// Connection checks made after repeated timeouts, by `result`: `healthy` (the
 /// connection answered a PING), `replaced` (it did not while a fresh one did),
-/// `unreachable` (no fresh connection answered either: Redis itself is away).
+/// `unreachable` (no fresh connection answered either: Redis itself is away),
+/// `superseded` (under Sentinel: the store switched masters while the check ran, and the
+/// fresh connection, to the master named before, was dropped).
 pub const CHECKS: &str = "redis_sessions_connection_checks_total";
 /// Stuck connections replaced by a fresh one, by `kind` (`single`, `cluster`).
 pub const REPLACEMENTS: &str = "redis_sessions_connection_replacements_total";

@@ -361,8 +361,8 @@ impl Connection {
     }
 
     /// Asks the sentinels who the master is now (a sentinel announced a switch): at once,
-    /// or, when a question is running, again as soon as it ends — its answer may predate
-    /// the announcement.
+    /// even while an earlier question runs — its answer may predate the announcement, and
+    /// being older it cannot undo this one's switch.
     pub fn follow_now(&self) {
         self.start_follow(true);
     }
@@ -463,7 +463,7 @@ impl Inner {
         match opened {
             Ok(con) => {
                 let mut installed = lock(&self.follow_installed);
-                if *installed > number {
+                if *installed > number || self.seeds().first() == Some(&master) {
                     return;
                 }
                 *installed = number;
@@ -483,6 +483,9 @@ impl Inner {
     /// and PINGs through it; when that answers, puts it in place of the current one.
     /// Returns the check's result label.
     async fn check(&self) -> &'static str {
+        // Under Sentinel a fresh connection asks the sentinels too: numbered like a
+        // follow's question, so an answer older than a switch made meanwhile is dropped.
+        let number = self.follows_started.fetch_add(1, Ordering::AcqRel) + 1;
         let current = self
             .current
             .read()
@@ -513,6 +516,13 @@ impl Inner {
             Handle::Single(_) => "single",
             Handle::Cluster(_) => "cluster",
         };
+        if self.follows() {
+            let mut installed = lock(&self.follow_installed);
+            if *installed > number {
+                return "superseded";
+            }
+            *installed = number;
+        }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         self.stats.replacements.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(REPLACEMENTS, "kind" => kind).increment(1);

@@ -43,6 +43,18 @@ const TICK: Duration = Duration::from_millis(250);
 /// moment later the new one; an unreachable sentinel costs no more than this.
 const STRAGGLERS: Duration = Duration::from_millis(100);
 
+/// How long one subscription to a sentinel is kept before it is made again: a sentinel
+/// restarted behind a partition leaves a connection that stays silent for good (a
+/// subscriber never writes, so it never learns), and an announcement missed meanwhile is
+/// covered by the re-confirmations of failing connections.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(60);
+
+/// How often the watcher asks the sentinels who the master is while every call succeeds:
+/// after a partition heals, the store may still be on the old master (it answered all
+/// along) while the announcements wait in connections that TCP retries only seconds
+/// later; a fresh question finds the new master within this.
+const CONFIRM_EVERY: Duration = Duration::from_secs(1);
+
 /// How often the watcher asks how many replicas the sentinels could promote.
 const REPLICAS_EVERY: Duration = Duration::from_secs(5);
 
@@ -65,6 +77,8 @@ pub(crate) struct Sentinels {
     /// The last `+switch-master` announcement: the new master, and the highest epoch seen
     /// when it arrived (answers with a higher one are newer than it).
     announced: Mutex<Option<(String, u16, u64)>>,
+    /// Counts what makes an answer stale: announcements, and answers of a newer epoch.
+    changes: AtomicU64,
 }
 
 /// What one sentinel says of the master.
@@ -97,32 +111,15 @@ impl Sentinels {
             timeout,
             epoch: AtomicU64::new(0),
             announced: Mutex::new(None),
+            changes: AtomicU64::new(0),
         }
     }
 
     /// A client of the master, once the sentinels name one that answers `ROLE` as a
     /// master; else an error that says what the sentinels answered.
     pub async fn master(&self) -> RedisResult<Client> {
-        let mut cmd = redis::cmd("SENTINEL");
-        cmd.arg("MASTER").arg(&self.name);
-        let (answers, errors) = self.ask_all::<HashMap<String, String>>(&cmd).await;
-        let best = answers
-            .iter()
-            .filter_map(named)
-            .max_by_key(|n| n.epoch)
-            .ok_or_else(|| no_master(&self.name, &errors))?;
-        let seen = self
-            .epoch
-            .fetch_max(best.epoch, Ordering::AcqRel)
-            .max(best.epoch);
-        // An announcement made after every answer's configuration wins over them: the
-        // sentinels that answered have not heard of it yet.
-        let (host, port) = match &*lock(&self.announced) {
-            Some((host, port, at)) if *at >= seen && (host, *port) != (&best.host, best.port) => {
-                (host.clone(), *port)
-            }
-            _ => (best.host, best.port),
-        };
+        let (host, port) = self.named().await?;
+        let changes = self.changes.load(Ordering::Acquire);
         let client = self.client_of(host.clone(), port)?;
         let role = within(self.timeout, async {
             let config = AsyncConnectionConfig::new()
@@ -134,6 +131,16 @@ impl Sentinels {
             redis::cmd("ROLE").query_async::<Value>(&mut con).await
         })
         .await?;
+        // A stopped server's kernel accepts the connection and the ROLE waits in it: a
+        // master paused past its replacement answers "master" when it resumes. Named
+        // before a switch that happened meanwhile, it is not the master any more.
+        if self.changes.load(Ordering::Acquire) != changes {
+            return Err(RedisError::from((
+                redis::ErrorKind::Io,
+                "the sentinels named another master while this one was checked",
+                format!("{host}:{port}"),
+            )));
+        }
         match role {
             Value::Array(items) if items.first().is_some_and(is_master) => Ok(client),
             _ => Err(RedisError::from((
@@ -142,6 +149,39 @@ impl Sentinels {
                 format!("{host}:{port}"),
             ))),
         }
+    }
+
+    /// `host:port` of the master the sentinels name now (not checked with ROLE), or None
+    /// when none answers.
+    pub async fn named_addr(&self) -> Option<String> {
+        let (host, port) = self.named().await.ok()?;
+        Some(ConnectionAddr::Tcp(host, port).to_string())
+    }
+
+    /// The master the sentinels name: the answer of the latest configuration, or the
+    /// last announcement when it is newer than every answer.
+    async fn named(&self) -> RedisResult<(String, u16)> {
+        let mut cmd = redis::cmd("SENTINEL");
+        cmd.arg("MASTER").arg(&self.name);
+        let (answers, errors) = self.ask_all::<HashMap<String, String>>(&cmd).await;
+        let best = answers
+            .iter()
+            .filter_map(named)
+            .max_by_key(|n| n.epoch)
+            .ok_or_else(|| no_master(&self.name, &errors))?;
+        let before = self.epoch.fetch_max(best.epoch, Ordering::AcqRel);
+        if best.epoch > before {
+            self.changes.fetch_add(1, Ordering::AcqRel);
+        }
+        let seen = before.max(best.epoch);
+        // An announcement made after every answer's configuration wins over them: the
+        // sentinels that answered have not heard of it yet.
+        Ok(match &*lock(&self.announced) {
+            Some((host, port, at)) if *at >= seen && (host, *port) != (&best.host, best.port) => {
+                (host.clone(), *port)
+            }
+            _ => (best.host, best.port),
+        })
     }
 
     /// Asks until the sentinels name a master that answers as one, at most `limit`; the
@@ -165,6 +205,7 @@ impl Sentinels {
     pub fn announce(&self, host: String, port: u16) {
         let epoch = self.epoch.load(Ordering::Acquire);
         *lock(&self.announced) = Some((host, port, epoch));
+        self.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// How many replicas of the master the sentinels could promote (those they list
@@ -285,11 +326,22 @@ pub(crate) fn watch(
     tasks.push(tokio::spawn(async move {
         let mut master = connections.first().and_then(Connection::master);
         let mut replicas_asked = tokio::time::Instant::now();
+        let mut confirmed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(TICK).await;
             for connection in &connections {
                 if connection.failed_within(RECONFIRM_FOR) {
                     connection.follow_soon();
+                }
+            }
+            if confirmed.elapsed() >= CONFIRM_EVERY {
+                confirmed = tokio::time::Instant::now();
+                if let Some(named) = sentinels.named_addr().await {
+                    for connection in &connections {
+                        if connection.master().as_ref() != Some(&named) {
+                            connection.follow_now();
+                        }
+                    }
                 }
             }
             let now = connections.first().and_then(Connection::master);
@@ -325,7 +377,8 @@ async fn listen(sentinels: &Sentinels, at: usize, connections: &[Connection]) {
         }
     };
     let mut messages = pubsub.into_on_message();
-    while let Some(message) = messages.next().await {
+    let renew = tokio::time::Instant::now() + RESUBSCRIBE_EVERY;
+    while let Ok(Some(message)) = tokio::time::timeout_at(renew, messages.next()).await {
         let payload: String = message.get_payload().unwrap_or_default();
         let Some((host, port)) = switched_to(&payload, &sentinels.name) else {
             continue;

@@ -69,7 +69,8 @@ pub(crate) fn guard(
             let reason = format!(
                 "the namespace's data vanished from the master {master} (its layout record is \
                  gone: restarted without persistence, or flushed) at {} ms since the epoch; \
-                 sessions written before are lost",
+                 sessions written before are lost unless a replica that still has them is \
+                 promoted",
                 crate::clock::now_millis()
             );
             tracing::error!(%master, "{reason}");
