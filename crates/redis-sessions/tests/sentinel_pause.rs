@@ -139,3 +139,31 @@ async fn a_master_paused_past_its_promotion_is_left_at_once() {
         "more than a handful of acknowledged writes lost without durable writes: {losses}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_started_during_a_failover_waits_for_the_promotion() {
+    let mut set = tokio::task::spawn_blocking(SentinelSet::start)
+        .await
+        .expect("sentinels");
+    let old = set.master_index();
+    set.servers[old].stop();
+    let started = Instant::now();
+    let store = RedisSessions::connect(options(&set)).await;
+    let waited = started.elapsed();
+    let store = store.expect("the store waited for the promotion instead of failing");
+    let token = store
+        .create(APP, "started", "10.0.0.1", CreateOptions::default())
+        .await
+        .expect("create on the promoted master");
+    assert!(store.get(APP, &token).await.expect("get").is_some());
+    let nodes = store.nodes(Duration::from_millis(500)).await;
+    let promoted = format!("127.0.0.1:{}", set.servers[1 - old].port());
+    assert_eq!(
+        nodes.first().map(|n| n.node.as_str()),
+        Some(promoted.as_str())
+    );
+    println!(
+        "a store started just after the master's death connected after {:.1} s (the promotion)",
+        waited.as_secs_f64()
+    );
+}

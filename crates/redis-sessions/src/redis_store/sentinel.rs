@@ -55,6 +55,10 @@ const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(60);
 /// later; a fresh question finds the new master within this.
 const CONFIRM_EVERY: Duration = Duration::from_secs(1);
 
+/// How often a store starting under Sentinel starts a new question while none has found
+/// a master that answers.
+const STARTUP_ASK_EVERY: Duration = Duration::from_millis(300);
+
 /// How often the watcher asks how many replicas the sentinels could promote.
 const REPLICAS_EVERY: Duration = Duration::from_secs(5);
 
@@ -185,19 +189,32 @@ impl Sentinels {
     }
 
     /// Asks until the sentinels name a master that answers as one, at most `limit`; the
-    /// last error after that.
+    /// last error after that. A new question starts every [`STARTUP_ASK_EVERY`] without
+    /// waiting for the earlier ones: during a failover the master named first does not
+    /// answer, and its ROLE would hold a lone question for its whole timeout.
     pub async fn wait_for_master(&self, limit: Duration) -> RedisResult<()> {
-        let started = tokio::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut running = FuturesUnordered::new();
+        let mut next = tokio::time::Instant::now();
+        let mut last = None;
         loop {
-            let err = match self.master().await {
-                Ok(_) => return Ok(()),
-                Err(err) => err,
-            };
-            if started.elapsed() >= limit {
-                return Err(err);
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(last.unwrap_or_else(|| no_master(&self.name, &[])));
             }
-            tracing::info!(%err, "waiting for the sentinels to name a master");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            if now >= next {
+                running.push(self.master());
+                next = now + STARTUP_ASK_EVERY;
+            }
+            match tokio::time::timeout_at(next.min(deadline), running.next()).await {
+                Ok(Some(Ok(_))) => return Ok(()),
+                Ok(Some(Err(err))) => {
+                    tracing::info!(%err, "waiting for the sentinels to name a master");
+                    last = Some(err);
+                }
+                Ok(None) => tokio::time::sleep_until(next.min(deadline)).await,
+                Err(_) => {}
+            }
         }
     }
 
