@@ -44,7 +44,13 @@ pub fn unavailable() -> Option<String> {
             return Some(format!("no `{tool}` command (install iproute2)"));
         }
     }
-    let probe = format!("rsp{}", std::process::id());
+    // Unique per call: tests ask at the same time.
+    static PROBES: AtomicU32 = AtomicU32::new(0);
+    let probe = format!(
+        "rsp{}x{}",
+        std::process::id(),
+        PROBES.fetch_add(1, Ordering::Relaxed)
+    );
     if !run(&["ip", "netns", "add", &probe]) {
         return Some("`ip netns add` refused (no network namespaces here)".into());
     }
