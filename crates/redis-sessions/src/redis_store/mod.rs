@@ -20,7 +20,9 @@ mod connection;
 mod durable;
 mod scripts;
 mod sentinel;
+mod sentinel_watch;
 mod target;
+mod tasks;
 mod tls;
 mod wipe;
 
@@ -85,13 +87,13 @@ pub(crate) struct RedisStore {
     /// Durable writes' own connections, when they are on (one Redis server only).
     durable: Option<std::sync::Arc<durable::Durable>>,
     /// The `+switch-master` listener under Sentinel, ended with the last clone.
-    _switches: Option<std::sync::Arc<sentinel::AbortOnDrop>>,
+    _switches: Option<std::sync::Arc<tasks::AbortOnDrop>>,
     /// Whether the namespace's data vanished under the store (one Redis server only).
     wipe: std::sync::Arc<wipe::WipeState>,
     /// Refuse writes while a wipe is not acknowledged.
     refuse_writes_after_wipe: bool,
     /// The wipe guard's task, ended with the last clone.
-    _guard: Option<std::sync::Arc<sentinel::AbortOnDrop>>,
+    _guard: Option<std::sync::Arc<tasks::AbortOnDrop>>,
 }
 
 /// How long a store started under Sentinel waits for the sentinels to name a master that
@@ -161,7 +163,7 @@ impl RedisStore {
                     durable.promotable(n, true);
                 }
             }
-            store._switches = Some(std::sync::Arc::new(sentinel::watch(
+            store._switches = Some(std::sync::Arc::new(sentinel_watch::watch(
                 sentinels.clone(),
                 connections,
                 durable.clone(),

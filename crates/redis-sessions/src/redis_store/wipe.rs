@@ -13,7 +13,7 @@
 
 use super::commands::Commands;
 use super::connection::Connection;
-use super::sentinel::AbortOnDrop;
+use super::tasks::AbortOnDrop;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
