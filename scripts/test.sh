@@ -17,6 +17,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # The READMEs' benchmark commands (run with a tiny size by scripts/readme-commands.sh) load
 # the REST servers with wrk.
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+# The Sentinel partition tests make hosts of network namespaces and cut them apart with
+# `ip` and `tc` (they skip, saying why, when not root).
+{ command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1; } || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq
@@ -70,7 +73,7 @@ cargo package -p redis-sessions -p redis-sessions-axum -p rest-sessions --allow-
 echo "--- on Valkey: $("$VALKEY_BIN/valkey-server" --version)"
 RS_TEST_SERVER="$VALKEY_BIN/valkey-server" RS_TEST_CLI="$VALKEY_BIN/valkey-cli" \
   cargo test -p redis-sessions --no-fail-fast --test behaviour --test interop --test cluster --test cluster_layout \
-  --test sentinel 2>&1 | tee -a "$log" || status=$?
+  --test sentinel --test sentinel_pause --test sentinel_partition 2>&1 | tee -a "$log" || status=$?
 RS_TEST_SERVER="$VALKEY_BIN/valkey-server" RS_TEST_CLI="$VALKEY_BIN/valkey-cli" \
   cargo test -p rest-sessions --no-fail-fast --test ha 2>&1 | tee -a "$log" || status=$?
 # schemathesis against the real binary (built by the cargo tests above), counted as one test.

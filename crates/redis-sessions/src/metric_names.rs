@@ -15,7 +15,9 @@ pub const TIMEOUTS: &str = "redis_sessions_redis_timeouts_total";
 pub const DISCONNECTS: &str = "redis_sessions_redis_disconnects_total";
 /// Connection checks made after repeated timeouts, by `result`: `healthy` (the
 /// connection answered a PING), `replaced` (it did not while a fresh one did),
-/// `unreachable` (no fresh connection answered either: Redis itself is away).
+/// `unreachable` (no fresh connection answered either: Redis itself is away),
+/// `superseded` (under Sentinel: the store switched masters while the check ran, and the
+/// fresh connection, to the master named before, was dropped).
 pub const CHECKS: &str = "redis_sessions_connection_checks_total";
 /// Stuck connections replaced by a fresh one, by `kind` (`single`, `cluster`).
 pub const REPLACEMENTS: &str = "redis_sessions_connection_replacements_total";
@@ -40,3 +42,11 @@ pub const LAYOUT_CONFLICTS: &str = "redis_sessions_layout_record_conflicts_total
 /// because the replica did not answer within half the response timeout or could not be
 /// reached: a stalled, dead or lagging replica shows here.
 pub const REPLICA_FALLBACKS: &str = "redis_sessions_replica_fallbacks_total";
+/// Replicas Sentinel could promote beyond those durable writes wait for (gauge; Sentinel
+/// only): above 0, an acknowledged durable write can be lost when one of those is
+/// promoted. Set the minimum to `all` (`RS_MIN_REPLICAS=all`) to bring it to 0.
+pub const UNCOVERED_REPLICAS: &str = "redis_sessions_durable_uncovered_replicas";
+/// Times a store found its namespace's data gone from the master (the layout record it
+/// wrote at start vanished: a master restarted in place without persistence, or a flush).
+/// Every session written before is lost; see the README, "Bringing a failed master back".
+pub const WIPES_DETECTED: &str = "redis_sessions_wipes_detected_total";

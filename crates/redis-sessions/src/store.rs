@@ -85,6 +85,7 @@ impl RedisSessions {
                 expire_keys,
                 timeouts,
                 options.min_replicas,
+                options.refuse_writes_after_wipe,
             )
             .await?
         } else {

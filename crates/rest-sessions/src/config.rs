@@ -155,9 +155,16 @@ pub struct Config {
 
     /// Durable writes: create, set, kill, killsoid and killall answer success only once this
     /// many replicas have the write (Redis WAIT), else `503 notReplicated` (the write may
-    /// still exist). 0 (default) = off. One Redis server or Sentinel only, not a cluster.
-    #[arg(long = "min-replicas", env = "RS_MIN_REPLICAS", default_value_t = 0)]
-    pub min_replicas: u32,
+    /// still exist). 0 (default) = off; `all` = every replica Sentinel could promote (the
+    /// only setting that makes an acknowledged write survive any promotion). One Redis
+    /// server or Sentinel only, not a cluster.
+    #[arg(
+        long = "min-replicas",
+        env = "RS_MIN_REPLICAS",
+        default_value = "0",
+        value_parser = parse_min_replicas
+    )]
+    pub min_replicas: MinReplicasSetting,
 
     /// Milliseconds a durable write waits for its replicas (1..=1000: with the write itself
     /// it stays within the 1.8 s deadline of a request).
@@ -168,6 +175,17 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(1..=1000)
     )]
     pub min_replicas_timeout_ms: u64,
+
+    /// After the namespace's data vanished from the master (restarted in place without
+    /// persistence), refuse writes (503) until an operator deletes the key
+    /// `{namespace}:{wiped}`; off: the wipe is reported (log, metric, /health 503) for a
+    /// minute and writes go on. One Redis server or Sentinel.
+    #[arg(
+        long = "refuse-writes-after-wipe",
+        env = "RS_REFUSE_WRITES_AFTER_WIPE",
+        default_value_t = false
+    )]
+    pub refuse_writes_after_wipe: bool,
 
     /// Prefix of every Redis key; processes that share sessions use the same one.
     #[arg(long, env = "RS_NAMESPACE", default_value = "rs")]
@@ -374,10 +392,12 @@ impl Config {
             .namespace(self.namespace.clone())
             .wipe(self.wipe)
             .cache(self.cachetime, self.cachemax)
-            .min_replicas(
-                self.min_replicas,
-                Duration::from_millis(self.min_replicas_timeout_ms),
-            );
+            .refuse_writes_after_wipe(self.refuse_writes_after_wipe);
+        let timeout = Duration::from_millis(self.min_replicas_timeout_ms);
+        options = match self.min_replicas {
+            MinReplicasSetting::Count(n) => options.min_replicas(n, timeout),
+            MinReplicasSetting::All => options.min_replicas_all(timeout),
+        };
         if !self.redis_cluster.is_empty() {
             options = options
                 .cluster(self.redis_cluster.clone())
@@ -406,6 +426,21 @@ impl Config {
         options
     }
 
+    /// The settings that chose a cluster or the sentinels, for messages (None for one
+    /// server: RS_REDISHOST/RS_REDISPORT/RS_REDISURL name it).
+    pub(crate) fn redis_settings_in_use(&self) -> Option<&'static str> {
+        if !self.redis_cluster.is_empty() {
+            Some("RS_REDIS_CLUSTER (--redis-cluster)")
+        } else if !self.sentinels.is_empty() {
+            Some(
+                "RS_SENTINELS/RS_SENTINEL_MASTER (--sentinels/--sentinel-master; the master's \
+                 password and TLS from RS_REDISURL)",
+            )
+        } else {
+            None
+        }
+    }
+
     /// Where Redis is, for messages: the URL without its password, or `host:port`.
     pub(crate) fn redis_location(&self) -> String {
         if !self.redis_cluster.is_empty() {
@@ -431,6 +466,26 @@ impl Config {
             }
         }
     }
+}
+
+/// `RS_MIN_REPLICAS`: a number of replicas, or every replica Sentinel could promote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinReplicasSetting {
+    /// This many replicas (0: durable writes off).
+    Count(u32),
+    /// Every replica Sentinel could promote (`all`).
+    All,
+}
+
+/// `all` or a number of replicas.
+pub fn parse_min_replicas(text: &str) -> Result<MinReplicasSetting, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("all") {
+        return Ok(MinReplicasSetting::All);
+    }
+    text.parse()
+        .map(MinReplicasSetting::Count)
+        .map_err(|_| format!("`{text}` is neither a number of replicas nor `all`"))
 }
 
 /// Seconds, possibly fractional (`0.5`), more than zero and at most a day: a timeout of
@@ -549,6 +604,13 @@ mod tests {
                 Duration::from_millis(250)
             ))
         );
+        let c = Config::try_parse_from(["rest-sessions", "--min-replicas", "all"])
+            .expect("valid flags");
+        assert_eq!(
+            c.store_options().durable_writes(),
+            Some(redis_sessions::MinReplicas::all(Duration::from_millis(500)))
+        );
+        assert!(Config::try_parse_from(["rest-sessions", "--min-replicas", "most"]).is_err());
         for bad in ["0", "1001", "x"] {
             assert!(
                 Config::try_parse_from(["rest-sessions", "--min-replicas-timeout-ms", bad])

@@ -171,7 +171,14 @@ async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
         Ok(Err(err)) => err.to_string(),
         Err(_) => format!("no answer within {} s", CONNECT_DEADLINE.as_secs()),
     };
-    let message = if config.redis_explicit() {
+    let message = if let Some(settings) = config.redis_settings_in_use() {
+        format!(
+            "cannot connect to Redis at {location} ({reason}), as configured by {settings}. \
+             Check that Redis runs there and the settings are right, or run without Redis: \
+             `--store memory` (RS_STORE=memory) keeps sessions in this process's memory \
+             (single process, lost at exit)."
+        )
+    } else if config.redis_explicit() {
         format!(
             "cannot connect to Redis at {location} ({reason}), as configured by \
              RS_REDISHOST/RS_REDISPORT/RS_REDISURL (or --redis-host/--redis-port/--redis-url). \

@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod failover;
 pub mod faults;
+pub mod netns;
 pub mod node;
 pub mod proxy;
 pub mod sentinel;
@@ -196,6 +197,18 @@ impl RedisServer {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").arg(child.id().to_string()).status();
             let _ = child.wait();
+        }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the process: SIGSTOP freezes it with its
+    /// connections open, as a stalled host would.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(child.id().to_string())
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "kill -{signal}");
         }
     }
 

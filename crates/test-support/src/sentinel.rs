@@ -241,6 +241,48 @@ impl SentinelSet {
         panic!("no failover within {limit:?}");
     }
 
+    /// SIGSTOPs the master and waits (at most `limit`) until every sentinel names the
+    /// other server and it acts as master; the old master stays stopped (see
+    /// [`resume`](Self::resume)).
+    pub fn pause_master(&mut self, limit: Duration) -> Failover {
+        let old = self.master_index();
+        let new = 1 - old;
+        let new_port = self.servers[new].port();
+        self.servers[old].signal("STOP");
+        let paused_at = Instant::now();
+        while paused_at.elapsed() < limit {
+            if self
+                .sentinels
+                .iter()
+                .all(|s| s.master_port() == Some(new_port))
+                && self.servers[new]
+                    .command(&["ROLE"])
+                    .is_ok_and(|r| r.contains("master"))
+            {
+                return Failover {
+                    new_master: new,
+                    killed_at: paused_at,
+                    promoted_after: paused_at.elapsed(),
+                };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.servers[old].signal("CONT");
+        panic!("no failover within {limit:?}");
+    }
+
+    /// SIGCONTs a server paused by [`pause_master`](Self::pause_master).
+    pub fn resume(&self, index: usize) {
+        self.servers[index].signal("CONT");
+    }
+
+    /// True when the server `index` answers ROLE as a replica.
+    pub fn is_replica(&self, index: usize) -> bool {
+        self.servers[index]
+            .command(&["ROLE"])
+            .is_ok_and(|r| r.contains("slave"))
+    }
+
     /// Restarts the killed server (empty: no persistence) as a replica of the new master,
     /// as an operator would (the sentinels would too, after several seconds), and waits
     /// until it is in sync and every sentinel sees it up.

@@ -30,8 +30,9 @@ pub(crate) const STUCK_AFTER: u32 = 3;
 /// Least time between two checks, so a burst of timeouts costs one check, not many.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Least time between two questions to the sentinels: during a failover every call fails,
-/// and one question per interval finds the new master as soon as it is named.
+/// Least time between two questions to the sentinels started by failed calls: during a
+/// failover every call fails, and one question per interval finds the new master as soon
+/// as it is named. A sentinel's announcement does not wait for it.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 
 use super::target::Target;
@@ -129,6 +130,13 @@ struct Inner {
     seeds: RwLock<Vec<String>>,
     /// A question to the sentinels is running.
     following: AtomicBool,
+    /// Numbers the questions to the sentinels in the order they start.
+    follows_started: AtomicU64,
+    /// The number of the question whose answer is in use: an older question that ends
+    /// later (it may have asked before a failover) must not undo a newer one's switch.
+    follow_installed: Mutex<u64>,
+    /// When a call last failed (Sentinel: the watcher re-confirms the master for a while).
+    last_failure: Mutex<Option<Instant>>,
     /// When the last question to the sentinels started.
     last_follow: Mutex<Option<Instant>>,
     /// The longest one call may take, whatever the client does: connect + respond.
@@ -193,6 +201,9 @@ impl Connection {
                 opener,
                 seeds: RwLock::new(seeds),
                 following: AtomicBool::new(false),
+                follows_started: AtomicU64::new(0),
+                follow_installed: Mutex::new(0),
+                last_failure: Mutex::new(None),
                 last_follow: Mutex::new(None),
                 bound,
                 timeouts: AtomicU32::new(0),
@@ -467,7 +478,8 @@ impl Connection {
     fn observe<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
         if let Err(err) = &result {
             if self.inner.follows() && not_the_master(err) {
-                self.start_follow();
+                *lock(&self.inner.last_failure) = Some(Instant::now());
+                self.start_follow(false);
             }
             if err.is_timeout() {
                 self.inner.stats.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -507,20 +519,35 @@ impl Connection {
         });
     }
 
-    /// Asks the sentinels who the master is now (a sentinel announced a switch).
+    /// Asks the sentinels who the master is now (a sentinel announced a switch): at once,
+    /// even while an earlier question runs — its answer may predate the announcement, and
+    /// being older it cannot undo this one's switch.
     pub fn follow_now(&self) {
-        self.start_follow();
+        self.start_follow(true);
     }
 
-    /// Starts [`Inner::follow`] in the background unless one runs or started within
-    /// [`FOLLOW_INTERVAL`].
-    fn start_follow(&self) {
-        {
-            let mut last = self
-                .inner
-                .last_follow
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+    /// Asks the sentinels who the master is, unless a question runs or started within
+    /// [`FOLLOW_INTERVAL`] (the watcher's re-confirmation while calls fail and after).
+    pub fn follow_soon(&self) {
+        self.start_follow(false);
+    }
+
+    /// True when a call failed within `within` (Sentinel only).
+    pub fn failed_within(&self, within: Duration) -> bool {
+        lock(&self.inner.last_failure).is_some_and(|at| at.elapsed() < within)
+    }
+
+    /// `host:port` of the server in use (under Sentinel, the master followed).
+    pub fn master(&self) -> Option<String> {
+        self.inner.seeds().first().cloned()
+    }
+
+    /// Starts [`Inner::follow`] in the background. Unless `forced` (an announcement,
+    /// which must not wait for a question that may be stuck on the old master), not while
+    /// one runs or within [`FOLLOW_INTERVAL`] of the last start.
+    fn start_follow(&self, forced: bool) {
+        if !forced {
+            let mut last = lock(&self.inner.last_follow);
             if last.is_some_and(|at| at.elapsed() < FOLLOW_INTERVAL)
                 || self.inner.following.swap(true, Ordering::AcqRel)
             {
@@ -528,10 +555,13 @@ impl Connection {
             }
             *last = Some(Instant::now());
         }
+        let number = self.inner.follows_started.fetch_add(1, Ordering::AcqRel) + 1;
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            inner.follow().await;
-            inner.following.store(false, Ordering::Release);
+            inner.follow(number).await;
+            if !forced {
+                inner.following.store(false, Ordering::Release);
+            }
         });
     }
 
@@ -584,7 +614,7 @@ impl Inner {
 
     /// Asks the sentinels for the master; when it is another server than the one in use,
     /// connects to it and puts that connection in place.
-    async fn follow(&self) {
+    async fn follow(&self, number: u64) {
         let Opener::Single { target, config } = &self.opener else {
             return;
         };
@@ -597,6 +627,9 @@ impl Inner {
         };
         let master = client.get_connection_info().addr().to_string();
         if self.seeds().first() == Some(&master) {
+            // Confirmed: an older question that ends later does not undo it.
+            let mut installed = lock(&self.follow_installed);
+            *installed = (*installed).max(number);
             return;
         }
         let opened = within_time(
@@ -606,6 +639,11 @@ impl Inner {
         .await;
         match opened {
             Ok(con) => {
+                let mut installed = lock(&self.follow_installed);
+                if *installed > number || self.seeds().first() == Some(&master) {
+                    return;
+                }
+                *installed = number;
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Handle::Single(con);
                 let old = std::mem::replace(
                     &mut *self.seeds.write().unwrap_or_else(|e| e.into_inner()),
@@ -622,6 +660,9 @@ impl Inner {
     /// and PINGs through it; when that answers, puts it in place of the current one.
     /// Returns the check's result label.
     async fn check(&self) -> &'static str {
+        // Under Sentinel a fresh connection asks the sentinels too: numbered like a
+        // follow's question, so an answer older than a switch made meanwhile is dropped.
+        let number = self.follows_started.fetch_add(1, Ordering::AcqRel) + 1;
         let current = self
             .current
             .read()
@@ -673,7 +714,7 @@ impl Inner {
         }
         if let Some(opened) = opened {
             return match opened {
-                Ok(fresh) => self.replace(fresh, &stuck),
+                Ok(fresh) => self.replace(fresh, &stuck, number),
                 Err(err) => {
                     tracing::debug!(%err, "redis connection check: no fresh cluster connection answers either; waiting for redis");
                     "unreachable"
@@ -697,15 +738,23 @@ impl Inner {
             tracing::debug!(%err, "redis connection check: the fresh connection does not answer either");
             return "unreachable";
         }
-        self.replace(fresh, &stuck)
+        self.replace(fresh, &stuck, number)
     }
 
-    /// Puts `fresh` in place of the stuck connection, and counts and logs it.
-    fn replace(&self, fresh: Handle, stuck: &RedisError) -> &'static str {
+    /// Puts `fresh` in place of the stuck connection, and counts and logs it; under
+    /// Sentinel only when no newer follow (`number`) has installed a master since.
+    fn replace(&self, fresh: Handle, stuck: &RedisError, number: u64) -> &'static str {
         let kind = match fresh {
             Handle::Single(_) => "single",
             Handle::Cluster(_) => "cluster",
         };
+        if self.follows() {
+            let mut installed = lock(&self.follow_installed);
+            if *installed > number {
+                return "superseded";
+            }
+            *installed = number;
+        }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         self.stats.replacements.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(REPLACEMENTS, "kind" => kind).increment(1);
@@ -773,6 +822,10 @@ fn moving_too_long(last: &RedisError) -> RedisError {
             last.code().unwrap_or("redirect")
         ),
     ))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `call`'s result, or a timeout error (one that `is_timeout()`) when it takes longer

@@ -9,6 +9,7 @@
 //! logged as an error every check: processes of two layouts serve the namespace.
 
 use super::commands::Commands;
+use super::tasks::AbortOnDrop;
 use super::Connection;
 use crate::error::Result;
 use crate::layout::LayoutRecord;
@@ -40,7 +41,7 @@ pub(crate) async fn read(con: &Connection, commands: &Commands) -> Result<Option
 pub(crate) fn start(con: Connection, commands: Commands) -> AbortOnDrop {
     metrics::counter!(LAYOUT_RESTORED).increment(0);
     metrics::counter!(LAYOUT_CONFLICTS).increment(0);
-    AbortOnDrop(tokio::spawn(async move {
+    AbortOnDrop(vec![tokio::spawn(async move {
         let mut ticks = tokio::time::interval(INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
@@ -48,7 +49,7 @@ pub(crate) fn start(con: Connection, commands: Commands) -> AbortOnDrop {
             ticks.tick().await;
             check(&con, &commands).await;
         }
-    }))
+    })])
 }
 
 /// One check: restores a vanished record, reports a conflicting one.
@@ -89,14 +90,5 @@ async fn check(con: &Connection, commands: &Commands) {
         }
         // Redis away: the calls report it; the next tick checks again.
         Err(err) => tracing::debug!(%err, "layout record check failed"),
-    }
-}
-
-/// The guard's task, ended when the last store clone holding it is dropped.
-pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

@@ -20,8 +20,12 @@ mod connection;
 mod durable;
 mod guard;
 mod scripts;
+mod sentinel;
+mod sentinel_watch;
 mod target;
+mod tasks;
 mod tls;
+mod wipe;
 
 use crate::data::Data;
 use crate::error::{Error, Result};
@@ -89,13 +93,25 @@ pub(crate) struct RedisStore {
     /// Durable writes' own connections, when they are on.
     durable: Option<std::sync::Arc<durable::Durable>>,
     /// The `+switch-master` listener under Sentinel, ended with the last clone.
-    _switches: Option<std::sync::Arc<target::AbortOnDrop>>,
+    _switches: Option<std::sync::Arc<tasks::AbortOnDrop>>,
     /// How long a replica read may take before it is sent to the master instead; None
     /// without replica reads.
     replica_deadline: Option<Duration>,
-    /// The layout record's guard (see guard.rs), ended with the last clone.
-    _guard: Option<std::sync::Arc<guard::AbortOnDrop>>,
+    /// Whether the namespace's data vanished under the store (one Redis server only).
+    wipe: std::sync::Arc<wipe::WipeState>,
+    /// Refuse writes while a wipe is not acknowledged.
+    refuse_writes_after_wipe: bool,
+    /// The guard of the layout record: on a cluster the layout guard (guard.rs), on one
+    /// server the wipe guard (wipe.rs), which restores the record too and reports why it
+    /// vanished. Ended with the last clone.
+    _guard: Option<std::sync::Arc<tasks::AbortOnDrop>>,
 }
+
+/// How long a store started under Sentinel waits for the sentinels to name a master that
+/// answers (a process started during a failover waits out the promotion, ~2–3 s after the
+/// master's loss with `down-after-milliseconds 1000`); the REST server's own start deadline
+/// (5 s) leaves room for it.
+pub(crate) const SENTINEL_STARTUP_WAIT: Duration = Duration::from_millis(4000);
 
 /// How long a call may wait for Redis before it fails: a request must fail fast while
 /// Redis is away rather than queue without bound.
@@ -122,6 +138,7 @@ impl RedisStore {
         expire_keys: bool,
         timeouts: Timeouts,
         min_replicas: Option<crate::options::MinReplicas>,
+        refuse_writes_after_wipe: bool,
     ) -> Result<Self> {
         tls::install_crypto_provider();
         let config = ConnectionManagerConfig::new()
@@ -131,6 +148,9 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
+        if let Target::Sentinel(sentinels) = &target {
+            sentinels.wait_for_master(SENTINEL_STARTUP_WAIT).await?;
+        }
         let durable = match min_replicas {
             Some(min) => Some(std::sync::Arc::new(
                 durable::Durable::open(
@@ -146,18 +166,32 @@ impl RedisStore {
         };
         let con = Connection::single(target.clone(), config, timeouts.bound()).await?;
         let mut store = Self::with_connection(con, None, layout, expire_keys);
-        if target.follows() {
+        if let Target::Sentinel(sentinels) = &target {
             let mut connections = vec![store.con.clone()];
             if let Some(durable) = &durable {
                 connections.extend(durable.connections().iter().cloned());
+                if let Some(n) = sentinels.promotable_replicas().await {
+                    durable.promotable(n, true);
+                }
             }
-            store._switches = Some(std::sync::Arc::new(target::watch_switches(
-                &target,
+            store._switches = Some(std::sync::Arc::new(sentinel_watch::watch(
+                sentinels.clone(),
                 connections,
+                durable.clone(),
             )));
         }
         store.durable = durable;
-        store.load_scripts().await?.check_layout().await
+        store.refuse_writes_after_wipe = refuse_writes_after_wipe;
+        let mut store = store.load_scripts().await?.check_layout().await?;
+        // On one server the wipe guard takes the layout guard's place: it restores a
+        // vanished record too, and reports the wipe that made it vanish.
+        store._guard = Some(std::sync::Arc::new(wipe::guard(
+            store.con.clone(),
+            store.commands.clone(),
+            store.wipe.clone(),
+            refuse_writes_after_wipe,
+        )));
+        Ok(store)
     }
 
     /// A store on a Redis Cluster, from a list of seed nodes.
@@ -213,6 +247,14 @@ impl RedisStore {
         // durable.rs): a WAIT holds its connection's later replies, here those of the
         // socket to one master.
         let durable = match min_replicas {
+            Some(min) if min.all => {
+                // Each master's replicas would have to be counted per slot; not built yet.
+                return Err(Error::InvalidValue(
+                    "min replicas `all` is for one Redis server or Sentinel; on a cluster give \
+                     the number of replicas each master has"
+                        .into(),
+                ));
+            }
             Some(min) => {
                 let mut pool = Vec::with_capacity(durable::CONNECTIONS);
                 for _ in 0..durable::CONNECTIONS {
@@ -249,6 +291,8 @@ impl RedisStore {
             durable: None,
             _switches: None,
             replica_deadline: None,
+            wipe: Default::default(),
+            refuse_writes_after_wipe: false,
             _guard: None,
         }
     }
@@ -351,6 +395,7 @@ impl RedisStore {
     /// killsoid, killall): with durable writes on, sent with its WAIT on the durable pool,
     /// and failed with `NotReplicated` unless enough replicas confirmed.
     async fn eval_write<T: FromRedisValue>(&self, call: ScriptCall<'_>) -> Result<T> {
+        self.writable()?;
         let Some(durable) = &self.durable else {
             return self.eval(call).await;
         };
@@ -401,6 +446,7 @@ impl RedisStore {
     /// Creates the session and returns its token (in the cluster layout the token names
     /// the shard of the id).
     pub async fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
+        self.writable()?;
         let index = self.layout().shard_for_id(s.id);
         let token = crate::token::generate(
             crate::clock::now_millis(),
@@ -653,12 +699,37 @@ impl RedisStore {
         Ok(self.con.query(&redis::cmd("PING")).await?)
     }
 
-    /// Each node the store depends on and whether it answers within `within`.
-    /// On a cluster with replica reads, the replicas too (marked `replica`).
+    /// Each node the store depends on and whether it answers within `within`; on a
+    /// cluster with replica reads, the replicas too (marked `replica`); a master whose data
+    /// vanished (not acknowledged yet) is reported with that reason.
     pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
-        self.con
+        let mut nodes = self
+            .con
             .nodes(within, self.replica_deadline.is_some())
-            .await
+            .await;
+        if let Some(reason) = self.wipe.reason() {
+            for node in nodes.iter_mut().filter(|n| n.error.is_none()) {
+                node.error = Some(reason.clone());
+            }
+        }
+        nodes
+    }
+
+    /// Fails a write while a wipe is not acknowledged, when writes are refused then.
+    fn writable(&self) -> Result<()> {
+        if !self.refuse_writes_after_wipe {
+            return Ok(());
+        }
+        match self.wipe.reason() {
+            None => Ok(()),
+            Some(reason) => Err(Error::Unavailable(crate::error::BackendError(
+                redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "writes refused until an operator acknowledges the wipe (deletes the key",
+                    format!("{}): {reason}", wipe::marker_key(self.layout().namespace())),
+                )),
+            ))),
+        }
     }
 
     /// What the connection watchdog has counted.

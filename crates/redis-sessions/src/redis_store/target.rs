@@ -3,19 +3,20 @@
 //! durable writes, the cache's subscription) asks its target for a client when it
 //! (re)connects, so after a failover each of them reaches the promoted master.
 
+use super::sentinel::Sentinels;
 use crate::options::Options;
-use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{Client, ConnectionAddr, RedisResult};
+use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisResult};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A fixed server, or the master that Sentinel names.
 #[derive(Clone)]
 pub(crate) enum Target {
     /// The server of `url`, or `host` and `port`.
     Server(Box<Client>),
-    /// The master of a name, asked of the sentinels on every (re)connect. One sentinel
-    /// client, locked, for every connection: it keeps its connections to the sentinels.
-    Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
+    /// The master of a name, asked of the sentinels on every (re)connect; shared by every
+    /// connection of the store (each sentinel's connection is kept).
+    Sentinel(Arc<Sentinels>),
 }
 
 impl Target {
@@ -29,55 +30,47 @@ impl Target {
             })));
         }
         let auth = match &options.url {
-            Some(url) => Some(redis::IntoConnectionInfo::into_connection_info(
-                url.as_str(),
-            )?),
+            Some(url) => Some(url.as_str().into_connection_info()?),
             None => None,
         };
         Target::sentinel(
             &options.sentinels,
             &options.sentinel_master,
-            auth.as_ref(),
+            auth,
             options.sentinel_password.as_deref(),
+            options.connect_timeout + options.response_timeout,
         )
     }
 
-    /// The master of `master` as the `sentinels` (`host:port`) name it; the master is
-    /// reached with the user, password, database and TLS of `master_auth` (a URL whose
-    /// host is not used), the sentinels with `sentinel_password`.
+    /// The master of `master` as the `sentinels` (`host:port` or URLs) name it; the
+    /// master is reached with the user, password, database and TLS of `master_auth` (a URL
+    /// whose host is not used), the sentinels with `sentinel_password`; each question (to
+    /// the sentinels, then ROLE to the master) takes at most `timeout`.
     pub fn sentinel(
         sentinels: &[String],
         master: &str,
-        master_auth: Option<&redis::ConnectionInfo>,
+        master_auth: Option<redis::ConnectionInfo>,
         sentinel_password: Option<&str>,
+        timeout: Duration,
     ) -> RedisResult<Self> {
-        let addrs = sentinels
-            .iter()
-            .map(|s| sentinel_addr(s))
-            .collect::<RedisResult<Vec<_>>>()?;
-        let mut builder = SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)?;
-        if let Some(info) = master_auth {
-            let redis = info.redis_settings();
-            if let Some(user) = redis.username() {
-                builder = builder.set_client_to_redis_username(user);
+        let mut nodes = Vec::with_capacity(sentinels.len());
+        for text in sentinels {
+            let mut info = sentinel_addr(text)?.into_connection_info()?;
+            if let Some(password) = sentinel_password {
+                let settings = info.redis_settings().clone().set_password(password);
+                info = info.set_redis_settings(settings);
             }
-            if let Some(password) = redis.password() {
-                builder = builder.set_client_to_redis_password(password);
-            }
-            builder = builder.set_client_to_redis_db(redis.db());
-            if let ConnectionAddr::TcpTls { insecure, .. } = info.addr() {
-                builder = builder.set_client_to_redis_tls_mode(if *insecure {
-                    redis::TlsMode::Insecure
-                } else {
-                    redis::TlsMode::Secure
-                });
-            }
+            nodes.push(info);
         }
-        if let Some(password) = sentinel_password {
-            builder = builder.set_client_to_sentinel_password(password);
-        }
-        Ok(Target::Sentinel(Arc::new(tokio::sync::Mutex::new(
-            builder.build()?,
+        let master_info = match master_auth {
+            Some(info) => info,
+            None => ConnectionAddr::Tcp(String::new(), 0).into_connection_info()?,
+        };
+        Ok(Target::Sentinel(Arc::new(Sentinels::new(
+            nodes,
+            master,
+            master_info,
+            timeout,
         ))))
     }
 
@@ -86,7 +79,7 @@ impl Target {
     pub async fn client(&self) -> RedisResult<Client> {
         match self {
             Target::Server(client) => Ok(Client::clone(client)),
-            Target::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
+            Target::Sentinel(sentinels) => sentinels.master().await,
         }
     }
 
@@ -94,54 +87,6 @@ impl Target {
     /// the master any more" then make the store ask again.
     pub fn follows(&self) -> bool {
         matches!(self, Target::Sentinel(_))
-    }
-}
-
-/// Listens to the sentinels' `+switch-master` announcements and makes each connection
-/// ask who the master is at once: connections that are idle during a failover (the
-/// durable-write pool, a quiet process) then move before their next call, not after
-/// failing it. Calls that fail find the new master by themselves too, so a lost
-/// announcement costs one failed call. Ends when its handle is dropped.
-pub(crate) fn watch_switches(target: &Target, connections: Vec<super::Connection>) -> AbortOnDrop {
-    let Target::Sentinel(sentinel) = target else {
-        return AbortOnDrop(None);
-    };
-    let sentinel = sentinel.clone();
-    AbortOnDrop(Some(tokio::spawn(async move {
-        use futures_util::StreamExt;
-        loop {
-            let client = sentinel.lock().await.async_get_sentinel_client().await;
-            let subscribed = async {
-                let mut pubsub = client?.get_async_pubsub().await?;
-                pubsub.subscribe("+switch-master").await?;
-                Ok::<_, redis::RedisError>(pubsub)
-            };
-            match tokio::time::timeout(std::time::Duration::from_secs(2), subscribed).await {
-                Ok(Ok(pubsub)) => {
-                    let mut messages = pubsub.into_on_message();
-                    while messages.next().await.is_some() {
-                        tracing::info!("a sentinel announced a new master");
-                        for connection in &connections {
-                            connection.follow_now();
-                        }
-                    }
-                }
-                Ok(Err(err)) => tracing::debug!(%err, "no sentinel to listen to"),
-                Err(_) => tracing::debug!("no sentinel to listen to in time"),
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
-    })))
-}
-
-/// A background task ended when the last store clone holding it is dropped.
-pub(crate) struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(task) = &self.0 {
-            task.abort();
-        }
     }
 }
 

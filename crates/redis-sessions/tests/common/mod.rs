@@ -105,7 +105,11 @@ pub fn assert_consistent(con: &mut redis::Connection, ns: &str) {
     let mut apps = BTreeSet::new();
     for key in &keys {
         let rest = &key[ns.len() + 1..];
-        if rest == "SESSIONS" || rest == "SESSIONS:sweeper" || rest == "{layout}" {
+        if rest == "SESSIONS"
+            || rest == "SESSIONS:sweeper"
+            || rest == "{layout}"
+            || rest == "{wiped}"
+        {
             continue;
         }
         let (app, tail) = rest.split_once(':').expect("app key");
