@@ -441,7 +441,7 @@ mod tests {
         let session: Session = serde_json::from_value(json!({
             "id":"a@b","r":2,"w":3,"ttl":60,"idle":1,"ip":"::1",
             "d":{"s":"x","n":1.5,"b":true},"no_resave":true,
-            "handle":"0123456789abcdef0123456789abcdef","created_ms":1
+            "handle":"0123456789abcdef0123456789abcdef","created_ms":1,"corrupt":true
         }))
         .unwrap();
         let served = serde_json::to_value(&session).unwrap();
