@@ -6,6 +6,9 @@
 //! set, through Node and through ours, on a restored copy of the session each time.
 
 mod hostile;
+mod node_fleet;
+
+use node_fleet::Fleet;
 
 use proptest::prelude::*;
 use proptest::strategy::{Strategy, ValueTree};
@@ -13,8 +16,6 @@ use proptest::test_runner::TestRunner;
 use redis_sessions::{CreateOptions, Options, RedisSessions};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use test_support::node::NodePeer;
-use test_support::RedisServer;
 
 const APP: &str = "foreignapp";
 
@@ -168,36 +169,10 @@ fn change() -> impl Strategy<Value = Map<String, Value>> {
     })
 }
 
-struct Fleet {
-    node: NodePeer,
-    rs: RedisSessions,
-    raw: redis::Connection,
-    _server: RedisServer,
-}
-
+/// A session hash, field by field.
 type Hash = BTreeMap<String, Vec<u8>>;
 
 impl Fleet {
-    async fn start() -> Fleet {
-        let server = RedisServer::start();
-        let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
-            .await
-            .expect("connect");
-        let node = NodePeer::start(&format!(
-            r#"{{"port":{},"namespace":"rs","wipe":0}}"#,
-            server.port()
-        ));
-        let raw = redis::Client::open(server.url())
-            .and_then(|c| c.get_connection())
-            .expect("raw");
-        Fleet {
-            node,
-            rs,
-            raw,
-            _server: server,
-        }
-    }
-
     fn hash(&mut self, token: &str) -> Hash {
         redis::cmd("HGETALL")
             .arg(format!("rs:{APP}:{token}"))
@@ -364,7 +339,7 @@ async fn lone_surrogates_written_by_node_round_trip() {
     let mut f = Fleet::start().await;
     let cached = RedisSessions::connect(
         Options::default()
-            .url(f._server.url())
+            .url(f.server.url())
             .wipe(0)
             .cache(30, 1000),
     )

@@ -3,47 +3,21 @@
 //! before, and every number must be written as Node writes it.
 
 mod hostile;
+mod node_fleet;
+
+use node_fleet::Fleet;
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
-use redis_sessions::{CreateOptions, Options, RedisSessions};
+use redis_sessions::CreateOptions;
 use serde_json::{json, Map, Value};
-use test_support::node::NodePeer;
-use test_support::RedisServer;
 
 const APP: &str = "bytesapp";
 
 /// Sequences per run: each is a create and up to five sets, done four ways.
 const SEQUENCES: usize = 48;
 
-struct Fleet {
-    node: NodePeer,
-    rs: RedisSessions,
-    raw: redis::Connection,
-    _server: RedisServer,
-}
-
 impl Fleet {
-    async fn start() -> Fleet {
-        let server = RedisServer::start();
-        let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
-            .await
-            .expect("connect");
-        let node = NodePeer::start(&format!(
-            r#"{{"port":{},"namespace":"rs","wipe":0}}"#,
-            server.port()
-        ));
-        let raw = redis::Client::open(server.url())
-            .and_then(|c| c.get_connection())
-            .expect("raw");
-        Fleet {
-            node,
-            rs,
-            raw,
-            _server: server,
-        }
-    }
-
     fn stored(&mut self, token: &str) -> Option<String> {
         redis::cmd("HGET")
             .arg(format!("rs:{APP}:{token}"))

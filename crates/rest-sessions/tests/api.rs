@@ -983,6 +983,53 @@ async fn javascript_strings_and_numbers_round_trip_and_oversized_data_is_413() {
     }
 }
 
+/// A set at the store's bounds holds Redis about a millisecond: `/ping`, which asks
+/// Redis, is answered throughout a stream of such sets (issue 19: one 100k-key session
+/// used to stall Redis for a second and `/ping` answered 503).
+#[tokio::test]
+async fn ping_is_served_while_sets_at_the_bound_run() {
+    let redis = RedisServer::start();
+    let server = Server::with_redis(&redis, &[]);
+    let http = client();
+    let full: serde_json::Map<String, Value> = (0..redis_sessions::limits::MAX_KEYS - 1)
+        .map(|i| (format!("key{i}"), json!(i)))
+        .collect();
+    let body = text(
+        http.put(server.url("/pingapp/create/u1?ip=127.0.0.1"))
+            .body(Value::Object(full).to_string()),
+    )
+    .await;
+    let token = serde_json::from_str::<Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("create: {body}"))
+        .to_owned();
+    let setter = {
+        let (http, url) = (http.clone(), server.url(&format!("/pingapp/set/{token}")));
+        tokio::spawn(async move {
+            for i in 0..60 {
+                let reply = http
+                    .post(&url)
+                    .body(format!(r#"{{"key5":{i}}}"#))
+                    .send()
+                    .await;
+                assert_eq!(reply.expect("set").status().as_u16(), 200);
+            }
+        })
+    };
+    let mut slowest = std::time::Duration::ZERO;
+    for _ in 0..60 {
+        let started = std::time::Instant::now();
+        let ping = http.get(server.url("/ping")).send().await.expect("ping");
+        assert_eq!(ping.status().as_u16(), 200);
+        slowest = slowest.max(started.elapsed());
+    }
+    setter.await.expect("sets");
+    assert!(
+        slowest < std::time::Duration::from_secs(1),
+        "a ping took {slowest:?}"
+    );
+}
+
 #[tokio::test]
 async fn invalid_percent_encoding_is_a_400_on_every_route() {
     let redis = RedisServer::start();
