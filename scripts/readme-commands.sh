@@ -147,6 +147,8 @@ while IFS=$'\t' read -r expected command; do
       run_bounded 300 "$command -- $tiny_rest_bench" ;;
     "cargo run --release -p rs-bench --bin durable-bench")
       run_bounded 300 "$command -- $tiny_durable" ;;
+    "cargo run --release -p rs-bench --bin set-cost")
+      run_bounded 300 "$command -- --keys 10,100 --reps 3" ;;
     "scripts/overload-bench.py")
       run_bounded 300 "$command --tiny" ;;
     "scripts/bench.sh")
