@@ -17,17 +17,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// The connection deadlines (see the crate README's "Limits and timeouts").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// From the connection's opening, or from the first byte of a later request, until the
-    /// request head (request line and headers) is complete.
-    pub header: Duration,
-    /// How long a keep-alive connection may wait for its next request, and how long a reply
-    /// may wait for the client to read it.
-    pub idle: Duration,
-}
-
 /// Why a connection was closed by this wrapper; the label of the metric that counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
@@ -371,6 +360,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::overload::Timeouts;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const T: Timeouts = Timeouts {

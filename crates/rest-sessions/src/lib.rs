@@ -247,7 +247,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         per_address_connections,
         per_address_unfinished,
         memory_budget,
-        timeouts: conn::Timeouts {
+        timeouts: overload::Timeouts {
             header: config.header_timeout,
             idle: config.idle_timeout,
         },

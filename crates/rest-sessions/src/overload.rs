@@ -13,7 +13,6 @@
 //! - request heads and bodies in flight share a memory budget; over it, new requests are
 //!   refused with a JSON 503 before their bytes are read.
 
-use crate::conn::Timeouts;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +20,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The connection deadlines (see the crate README's "Limits and timeouts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From the connection's opening, or from the first byte of a later request, until the
+    /// request head (request line and headers) is complete.
+    pub header: Duration,
+    /// How long a keep-alive connection may wait for its next request, and how long a reply
+    /// may wait for the client to read it.
+    pub idle: Duration,
+}
 
 /// An unfinished request head (or body) younger than this is never closed to admit a
 /// newcomer (or its bytes):
