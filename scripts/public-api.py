@@ -26,7 +26,7 @@ def text_of(fragment):
     fragment = re.sub(r'<span class="since[^"]*"[^>]*>.*?</span>', "", fragment)
     fragment = re.sub(r'<a class="src[^"]*"[^>]*>.*?</a>', "", fragment)
     fragment = re.sub(r'<summary class="hideme">.*?</summary>', "", fragment, flags=re.S)  # "Show 32 fields"
-    fragment = re.sub(r"<br\s*/?>", " ", fragment)
+    fragment = re.sub(r"<br\s*/?>|<(?:div|span) class=\"where[^\"]*\">", " ", fragment)
     text = html.unescape(re.sub(r"<[^>]+>", "", fragment))
     text = re.sub(r"\s+", " ", text).strip()
     return re.sub(r"\](?=pub)", "] ", text.strip("§ "))

@@ -1,5 +1,6 @@
 //! The middleware through its real layer, on a real redis-server: requests go through
-//! `tower::ServiceExt::oneshot` on an axum `Router`.
+//! `tower::ServiceExt::oneshot` on an axum `Router`. The contract it checks:
+//! docs/spec/middleware.md.
 
 use axum::body::Body;
 use axum::extract::Path;

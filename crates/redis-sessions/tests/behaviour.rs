@@ -1,5 +1,6 @@
-//! The behaviour suite of the contract (spec/redis-sessions.md), run against the Redis
-//! store on a fresh redis-server and against the embedded store.
+//! The behaviour suite of the contract (docs/spec/redis-sessions.md), run against the Redis
+//! store on a fresh redis-server and against the embedded store. Each test cites the section
+//! of the contract it checks.
 
 mod common;
 
@@ -30,6 +31,7 @@ fn expect_err<T: std::fmt::Debug>(result: redis_sessions::Result<T>, name: &str,
     }
 }
 
+/// Contract: docs/spec/redis-sessions.md#inputs-and-errors
 async fn validation_errors(env: &Env) {
     let rs = &env.rs;
     let token = "a".repeat(64);
@@ -196,6 +198,7 @@ async fn validation_errors(env: &Env) {
     ));
 }
 
+/// Contract: docs/spec/redis-sessions.md#operations
 async fn create_get_counts_reads(env: &Env) {
     let token = create(env, "user1").await;
     assert_eq!(token.len(), 64);
@@ -244,6 +247,7 @@ async fn unknown_token_is_none(env: &Env) {
     assert!(!env.rs.kill(APP, &token).await.expect("kill"));
 }
 
+/// Contract: docs/spec/redis-sessions.md#operations
 async fn ttl_expiry(env: &Env) {
     let token = env
         .rs
@@ -272,6 +276,7 @@ async fn ttl_expiry(env: &Env) {
     }
 }
 
+/// Contract: docs/spec/redis-sessions.md#expiry-sweep
 async fn sweep_spares_live_sessions(env: &Env) {
     let short = env
         .rs
@@ -295,6 +300,7 @@ async fn sweep_spares_live_sessions(env: &Env) {
     assert!(get(env, &long).await.is_some());
 }
 
+/// Contract: docs/spec/redis-sessions.md#operations
 async fn no_resave_ends_at_a_fixed_time(env: &Env) {
     let opts = CreateOptions::default().ttl(60).no_resave(true);
     let token = env.rs.create(APP, "nr", "1", opts).await.expect("create");
@@ -321,6 +327,7 @@ async fn no_resave_ends_at_a_fixed_time(env: &Env) {
     assert_eq!(env.rs.sweep().await.expect("sweep"), 1);
 }
 
+/// Contract: docs/spec/redis-sessions.md#operations
 async fn no_resave_set_replies_stored_w(env: &Env) {
     let opts = CreateOptions::default().ttl(60).no_resave(true);
     let token = env.rs.create(APP, "nr", "1", opts).await.expect("create");
@@ -334,6 +341,7 @@ async fn no_resave_set_replies_stored_w(env: &Env) {
     assert_eq!((s.w, s.ttl, s.no_resave), (2, 57, true));
 }
 
+/// Contract: docs/spec/redis-sessions.md#operations
 async fn data_merge_and_delete(env: &Env) {
     let opts = CreateOptions::default().data(json!({"a": "x", "n": null}));
     let token = env.rs.create(APP, "d", "1", opts).await.expect("create");
@@ -468,6 +476,7 @@ async fn numbers_keep_their_precision(env: &Env) {
     assert_eq!(d["e"], json!(1e300));
 }
 
+/// Contract: docs/spec/redis-sessions.md#key-layout
 async fn kill_and_indexes(env: &Env) {
     let t1 = create(env, "alice").await;
     let t2 = create(env, "alice").await;
@@ -511,6 +520,7 @@ async fn kill_of_a_dead_session_tidies_and_says_zero(env: &Env) {
     );
 }
 
+/// Contract: docs/spec/redis-sessions.md#operations
 async fn killsoid_logs_out_everywhere(env: &Env) {
     let a1 = create(env, "alice").await;
     let a2 = create(env, "alice").await;
@@ -588,6 +598,7 @@ async fn devices_by_handle(env: &Env) {
     assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 1);
 }
 
+/// Contract: docs/spec/redis-sessions.md#operations
 async fn killall_ends_an_app(env: &Env) {
     for i in 0..5 {
         create(env, &format!("user{i}")).await;
@@ -607,6 +618,7 @@ async fn killall_ends_an_app(env: &Env) {
     );
 }
 
+/// Contract: docs/spec/redis-sessions.md#operations
 async fn soapp_most_recent_first(env: &Env) {
     let t1 = create(env, "u1").await;
     env.clock.advance(5);
@@ -655,6 +667,7 @@ async fn soapp_most_recent_first(env: &Env) {
     assert_eq!(env.rs.activity(APP, 10).await.expect("activity"), 2);
 }
 
+/// Contract: docs/spec/redis-sessions.md#key-layout
 async fn special_ids(env: &Env) {
     for id in [
         "a:b:c",
@@ -714,6 +727,7 @@ async fn bulk_1000_sessions(env: &Env) {
     assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 0);
 }
 
+/// Contract: docs/spec/redis-sessions.md#expiry-sweep
 async fn bulk_sweep_in_batches(env: &Env) {
     for i in 0..2500 {
         env.rs
@@ -725,6 +739,7 @@ async fn bulk_sweep_in_batches(env: &Env) {
     assert_eq!(env.rs.sweep().await.expect("sweep"), 2500);
 }
 
+/// Contract: docs/spec/redis-sessions.md#operations
 async fn concurrent_sets_lose_nothing(env: &Env) {
     let token = create(env, "racer").await;
     let sets = (0..50).map(|i| {
@@ -772,6 +787,7 @@ async fn typed_data(env: &Env) {
     assert_eq!(s.get::<u32>("visits"), Some(3));
 }
 
+/// Contract: docs/spec/redis-sessions.md#operations
 async fn ping_and_quit(env: &Env) {
     assert_eq!(env.rs.ping().await.expect("ping"), "PONG");
     let clone = env.rs.clone();

@@ -1,5 +1,6 @@
 //! Interop with the real npm `redis-sessions@4.0.0` on the same Redis and namespace:
-//! sessions written by either side are read, changed and ended by the other.
+//! sessions written by either side are read, changed and ended by the other
+//! (docs/spec/redis-sessions.md#key-layout).
 
 mod common;
 
@@ -181,8 +182,8 @@ async fn no_resave_sessions_cross_over() {
     assert_eq!(theirs["no_resave"], json!(true));
 }
 
-/// After a create from each side, Redis holds exactly the keys and fields of the spec's
-/// layout, and the same ones whichever side wrote them.
+/// After a create from each side, Redis holds exactly the keys and fields of the contract's
+/// layout (docs/spec/redis-sessions.md#key-layout), and the same ones whichever side wrote them.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_layout_is_byte_compatible() {
     let mut f = fleet().await;

@@ -1,5 +1,5 @@
 //! Property test: random sequences of operations, checked against a simple model of the
-//! contract, on Redis and on the embedded store; after each sequence Redis must hold no
+//! contract (docs/spec/redis-sessions.md#operations), on Redis and on the embedded store; after each sequence Redis must hold no
 //! orphan keys or index entries.
 
 mod common;

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// Stands for a path segment whose percent-encoding is invalid (`%ZZ`, a lone `%`, bytes
 /// that are not UTF-8): a line break, which every path rule of the contract (app, token,
-/// id) rejects as malformed. The library then reports it in the contract's order and with
+/// id; docs/spec/redis-sessions.md#inputs-and-errors) rejects as malformed. The library then reports it in the contract's order and with
 /// its message (`Invalid id format`), like any other malformed value.
 pub const BADLY_ENCODED: &str = "\n";
 

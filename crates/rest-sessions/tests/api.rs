@@ -1,4 +1,4 @@
-//! The REST contract, black-box: every route, the original rest-sessions scenarios, every
+//! The REST contract (docs/spec/rest-api.md), black-box: every route, the original rest-sessions scenarios, every
 //! input error, percent-encoded ids, body limits, metrics and the OpenAPI document.
 
 mod common;
