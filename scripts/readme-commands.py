@@ -1,17 +1,28 @@
 #!/usr/bin/env python3
-"""Lists every command the READMEs show, for scripts/readme-commands.sh to run: each line
+"""Lists every command the READMEs and docs pages show, for scripts/readme-commands.sh to
+run. The pages: README.md, CONTRIBUTING.md, crates/*/README.md and every docs/*.md page but
+the records of past measurements (RECORDS below: their commands reproduce a past run at
+full size or name tools we do not run). From each page: each line
 of a ```sh block (continuation lines joined, comments dropped), and each `cargo …` or
 `scripts/…` command quoted in the prose. A `curl` line followed by a comment that starts
 with an HTTP status (`# 400 {...}`) expects that status; every other curl expects a 2xx.
-Output: one line per command, `expected<TAB>command` (expected is `-` but for curl),
-in README order, each command once."""
+Output: one line per command, `expected<TAB>command<TAB>page` (expected is `-` but for
+curl; page is where it was first shown), in page order, each command once."""
 import glob, re, sys
 
+# Records of measurements made once, kept as they were; not operator instructions.
+RECORDS = {"docs/cost-model.md", "docs/cluster-client-comparison.md", "docs/public-api.md"}
+
+
 def readmes():
-    return ["README.md"] + sorted(glob.glob("crates/*/README.md"))
+    docs = [p for p in sorted(glob.glob("docs/*.md")) if p not in RECORDS]
+    return ["README.md", "CONTRIBUTING.md"] + sorted(glob.glob("crates/*/README.md")) + docs
 
 def commands(path):
-    lines = open(path, encoding="utf-8").read().splitlines()
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except FileNotFoundError:
+        sys.exit(f"readme-commands.py: {path} is missing")
     out, in_block, fence_lang, pending = [], False, "", ""
     for i, line in enumerate(lines):
         fence = re.match(r"^```(\w*)", line)
@@ -44,4 +55,4 @@ for path in readmes():
         if command in seen:
             continue
         seen.add(command)
-        print(f"{expected or '-'}\t{command}")
+        print(f"{expected or '-'}\t{command}\t{path}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every command the READMEs show (listed by scripts/readme-commands.py), so that a
-# README cannot drift from the code: servers are started, asked once and stopped;
+# Runs every command the READMEs and docs pages show (listed by scripts/readme-commands.py:
+# README.md, CONTRIBUTING.md, crates/*/README.md, docs/*.md), so that a page cannot drift
+# from the code: servers are started, asked once and stopped;
 # benchmarks run with a tiny size; the test commands are what scripts/test.sh runs anyway.
 # A command shown in a README that this script does not know fails the run: add it here.
 # Ports are free ones picked here (a README's 3000, 6379 and 8080 are replaced by them),
@@ -119,13 +120,19 @@ tiny_bench="--sizes 20 --reps 1 --sequential 20 --cached-gets 200 --json $work/b
 tiny_rest_bench="--seconds 1 --reps 1 --connections 2 --get-sessions 50"
 tiny_durable="--seconds 1 --reps 1 --concurrency 2"
 
-while IFS=$'\t' read -r expected command; do
+while IFS=$'\t' read -r expected command page; do
   with_ports=${command//127.0.0.1:6379/127.0.0.1:$redis_port}
   port=$(free_port)
   case "$command" in
     "scripts/test.sh" | "cargo test --workspace" | "cargo test -p "* | "scripts/schemathesis.sh" | \
     "cargo package" | "scripts/import-cycles.py" | "scripts/readme-commands.sh")
       echo "ok: $command (what scripts/test.sh runs)" ;;
+    "cargo fmt --all --check" | "cargo clippy --workspace --all-targets -- -D warnings" | \
+    'RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps' | "python3 scripts/doc-links.py" | \
+    "python3 scripts/import-cycles.py "* | "python3 scripts/public-api.py --check" | "scripts/msrv.sh")
+      echo "ok: $command (a gate scripts/test.sh runs)" ;;
+    "scripts/test-fast.sh" | "cargo build --workspace")
+      run_bounded 900 "$command" ;;
     curl\ *)
       curl_step "$expected" "$command" ;;
     "cargo run --release -p rest-sessions -- --store memory" | "rest-sessions --store memory")
@@ -154,7 +161,7 @@ while IFS=$'\t' read -r expected command; do
     "scripts/bench.sh")
       run_bounded 600 "REST_BENCH_ARGS='$tiny_rest_bench' $command $tiny_bench" ;;
     *)
-      fail "not exercised by scripts/readme-commands.sh (add it there): $command" ;;
+      fail "not exercised by scripts/readme-commands.sh (add it there): $command (shown in $page)" ;;
   esac
 done < <(python3 scripts/readme-commands.py)
 
