@@ -8,8 +8,12 @@
 # and a local redis-server stands in for the README's Redis. Bounded: each step has a
 # time limit. Called by scripts/test.sh; needs redis-server, node (interop/node_modules),
 # wrk and curl, which test.sh installs.
+# `--dry-run`: only says how each command would be exercised (no Redis, no build, nothing
+# run), so a new command on a page is found unknown in a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+dry=0
+[ "${1:-}" = --dry-run ] && dry=1
 
 work=$(mktemp -d)
 started=()
@@ -34,28 +38,31 @@ fail() {
 # A Redis for the commands that expect one, and one with the README's password "secret".
 redis_port=$(free_port)
 secret_port=$(free_port)
-setsid redis-server --port "$redis_port" --save '' --appendonly no </dev/null >"$work/redis.log" 2>&1 &
-started+=($!)
-setsid redis-server --port "$secret_port" --requirepass secret --save '' --appendonly no \
-  </dev/null >"$work/redis-secret.log" 2>&1 &
-started+=($!)
-for port in "$redis_port" "$secret_port"; do
-  for _ in $(seq 50); do
-    redis-cli -p "$port" -a secret --no-auth-warning ping 2>/dev/null | grep -q -e PONG -e NOAUTH && break
-    sleep 0.1
+if [ "$dry" = 0 ]; then
+  setsid redis-server --port "$redis_port" --save '' --appendonly no </dev/null >"$work/redis.log" 2>&1 &
+  started+=($!)
+  setsid redis-server --port "$secret_port" --requirepass secret --save '' --appendonly no \
+    </dev/null >"$work/redis-secret.log" 2>&1 &
+  started+=($!)
+  for port in "$redis_port" "$secret_port"; do
+    for _ in $(seq 50); do
+      redis-cli -p "$port" -a secret --no-auth-warning ping 2>/dev/null | grep -q -e PONG -e NOAUTH && break
+      sleep 0.1
+    done
   done
-done
 
-# Built once up front, so a server's start is not its build (the commands then build nothing).
-cargo build --release -p rs-bench -p rest-sessions 2>&1 | grep -v '^ *Compiling' || true
-cargo build -p redis-sessions-axum --example demo 2>&1 | grep -v '^ *Compiling' || true
-export PATH="$PWD/target/release:$PATH"   # `rest-sessions`, as an installed binary
+  # Built once up front, so a server's start is not its build (the commands then build nothing).
+  cargo build --release -p rs-bench -p rest-sessions 2>&1 | grep -v '^ *Compiling' || true
+  cargo build -p redis-sessions-axum --example demo 2>&1 | grep -v '^ *Compiling' || true
+  export PATH="$PWD/target/release:$PATH"   # `rest-sessions`, as an installed binary
+fi
 
 # Runs `command` (a README line, ports replaced) as a server in its own process group,
 # asks `http://127.0.0.1:port/path` once until the reply contains `expect` (60 s at most),
 # then stops it with SIGTERM (what an operator sends) and waits for it (15 s at most).
 serve_once() {
   local port=$1 path=$2 expect=$3 command=$4 log="$work/server.log"
+  if [ "$dry" = 1 ]; then echo "would serve and ask GET $path: $command"; return; fi
   setsid bash -c "exec env $command" </dev/null >"$log" 2>&1 &
   local pid=$!
   started+=("$pid")
@@ -81,6 +88,7 @@ serve_once() {
 # Runs a command to completion within `limit` seconds.
 run_bounded() {
   local limit=$1 command=$2 log="$work/run.log"
+  if [ "$dry" = 1 ]; then echo "would run (at most $limit s): $command"; return; fi
   local began=$SECONDS
   if timeout --kill-after=10 "$limit" bash -c "$command" </dev/null >"$log" 2>&1; then
     echo "ok: $command ($((SECONDS - began)) s)"
@@ -96,6 +104,7 @@ curl_server_pid=""
 TOKEN=""
 curl_step() {
   local expected=$1 command=${2//127.0.0.1:3000/127.0.0.1:$curl_port}
+  if [ "$dry" = 1 ]; then echo "would curl, expecting $expected: $2"; return; fi
   if [ -z "$curl_server_pid" ]; then
     setsid bash -c "RS_PORT=$curl_port RS_WIPE=0 exec rest-sessions --store memory" \
       </dev/null >"$work/curl-server.log" 2>&1 &
