@@ -138,7 +138,8 @@ while IFS=$'\t' read -r expected command page; do
       echo "ok: $command (what scripts/test.sh runs)" ;;
     "cargo fmt --all --check" | "cargo clippy --workspace --all-targets -- -D warnings" | \
     'RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps' | "python3 scripts/doc-links.py" | \
-    "python3 scripts/import-cycles.py "* | "python3 scripts/public-api.py --check" | "scripts/msrv.sh")
+    "python3 scripts/import-cycles.py "* | "python3 scripts/public-api.py --check" | "scripts/msrv.sh" | \
+    "scripts/readme-commands.sh --dry-run")
       echo "ok: $command (a gate scripts/test.sh runs)" ;;
     "scripts/test-fast.sh" | "cargo build --workspace")
       run_bounded 900 "$command" ;;

@@ -87,6 +87,9 @@ gate import-cycles bash -c 'python3 scripts/import-cycles.py --self-test && pyth
 # Every citation of the contract (docs/spec/) and every Markdown link names a file and a
 # section that exist.
 gate doc-links bash -c 'python3 scripts/doc-links.py --self-test && python3 scripts/doc-links.py'
+# Every command the READMEs and docs pages show is one scripts/readme-commands.sh knows how
+# to run (it runs them at the end; this finds an unknown one in a second).
+gate page-commands scripts/readme-commands.sh --dry-run
 gate fmt cargo fmt --all --check
 gate clippy cargo clippy --workspace --all-targets --quiet -- -D warnings
 gate doc env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
