@@ -52,7 +52,10 @@ if [ "$dry" = 0 ]; then
   done
 
   # Built once up front, so a server's start is not its build (the commands then build nothing).
-  cargo build --release -p rs-bench -p rest-sessions 2>&1 | grep -v '^ *Compiling' || true
+  # Two builds: built together, rs-bench's `bench` feature unifies into redis-sessions, and
+  # `cargo run -p rest-sessions` alone (a README line) would then rebuild it inside its 60 s.
+  cargo build --release -p rs-bench 2>&1 | grep -v '^ *Compiling' || true
+  cargo build --release -p rest-sessions 2>&1 | grep -v '^ *Compiling' || true
   cargo build -p redis-sessions-axum --example demo 2>&1 | grep -v '^ *Compiling' || true
   export PATH="$PWD/target/release:$PATH"   # `rest-sessions`, as an installed binary
 fi
