@@ -34,10 +34,12 @@ mod deadline;
 mod error;
 mod extract;
 mod metrics;
+mod migrate;
 mod node_reply;
 mod observe;
 mod openapi;
 mod overload;
+mod redact;
 mod replies;
 mod routes;
 mod schemas;
@@ -155,12 +157,27 @@ async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
         );
         return Ok(RedisSessions::in_memory(options));
     }
+    let old = config
+        .migrate
+        .options(
+            &config.namespace,
+            config.wipe,
+            (config.cachetime, config.cachemax),
+        )
+        .map_err(StartError::Config)?;
     let location = config.redis_location();
     let connected = tokio::time::timeout(CONNECT_DEADLINE, RedisSessions::connect(options)).await;
     let reason = match connected {
         Ok(Ok(store)) => {
             tracing::info!(redis = %location, namespace = %config.namespace, "store: redis");
-            return Ok(store);
+            return match (old, config.migrate.cutover) {
+                (Some(old), Some(cutover)) => {
+                    migrate::open(&config.migrate, old, store, cutover, CONNECT_DEADLINE)
+                        .await
+                        .map_err(StartError::Redis)
+                }
+                _ => Ok(store),
+            };
         }
         // Redis answered, and the namespace does not fit these options (another layout,
         // a vanished layout record): the error says what it is and what to do; "cannot
