@@ -26,7 +26,7 @@ pub struct MigrateFrom {
         env = "RS_MIGRATE_FROM_URL",
         hide_env_values = true
     )]
-    pub url: Option<String>,
+    pub from_url: Option<String>,
 
     /// The old store on a Redis Cluster: its seed nodes, comma-separated (sharded layout,
     /// `RS_MIGRATE_FROM_SHARDS` shards).
@@ -35,9 +35,9 @@ pub struct MigrateFrom {
         env = "RS_MIGRATE_FROM_CLUSTER",
         value_delimiter = ',',
         hide_env_values = true,
-        conflicts_with = "url"
+        conflicts_with = "from_url"
     )]
-    pub cluster: Vec<String>,
+    pub from_cluster: Vec<String>,
 
     /// The old store under Sentinel: the sentinels, comma-separated `host:port` (the
     /// master's password and TLS from `RS_MIGRATE_FROM_URL` when set).
@@ -45,9 +45,9 @@ pub struct MigrateFrom {
         long = "migrate-from-sentinels",
         env = "RS_MIGRATE_FROM_SENTINELS",
         value_delimiter = ',',
-        conflicts_with = "cluster"
+        conflicts_with = "from_cluster"
     )]
-    pub sentinels: Vec<String>,
+    pub from_sentinels: Vec<String>,
 
     /// The old store's master name in the sentinels' configuration.
     #[arg(
@@ -55,7 +55,7 @@ pub struct MigrateFrom {
         env = "RS_MIGRATE_FROM_SENTINEL_MASTER",
         default_value = "mymaster"
     )]
-    pub sentinel_master: String,
+    pub from_sentinel_master: String,
 
     /// The old store's sentinels' own password, when they have one.
     #[arg(
@@ -63,12 +63,12 @@ pub struct MigrateFrom {
         env = "RS_MIGRATE_FROM_SENTINEL_PASSWORD",
         hide_env_values = true
     )]
-    pub sentinel_password: Option<String>,
+    pub from_sentinel_password: Option<String>,
 
     /// The old store's namespace [default: RS_NAMESPACE]. A shard-count change on one
     /// cluster moves between two namespaces of it.
     #[arg(long = "migrate-from-namespace", env = "RS_MIGRATE_FROM_NAMESPACE")]
-    pub namespace: Option<String>,
+    pub from_namespace: Option<String>,
 
     /// The old store's shard count, on a cluster.
     #[arg(
@@ -76,30 +76,30 @@ pub struct MigrateFrom {
         env = "RS_MIGRATE_FROM_SHARDS",
         default_value_t = redis_sessions::DEFAULT_SHARDS
     )]
-    pub shards: u16,
+    pub from_shards: u16,
 }
 
 impl std::fmt::Debug for MigrateFrom {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MigrateFrom")
             .field("cutover", &self.cutover.map(rfc3339))
-            .field("url", &self.url.as_deref().map(redact_url))
+            .field("url", &self.from_url.as_deref().map(redact_url))
             .field(
                 "cluster",
                 &self
-                    .cluster
+                    .from_cluster
                     .iter()
                     .map(|u| redact_url(u))
                     .collect::<Vec<_>>(),
             )
-            .field("sentinels", &self.sentinels)
-            .field("sentinel_master", &self.sentinel_master)
+            .field("sentinels", &self.from_sentinels)
+            .field("sentinel_master", &self.from_sentinel_master)
             .field(
                 "sentinel_password",
-                &self.sentinel_password.as_ref().map(|_| "<redacted>"),
+                &self.from_sentinel_password.as_ref().map(|_| "<redacted>"),
             )
-            .field("namespace", &self.namespace)
-            .field("shards", &self.shards)
+            .field("namespace", &self.from_namespace)
+            .field("shards", &self.from_shards)
             .finish()
     }
 }
@@ -116,7 +116,9 @@ impl MigrateFrom {
         wipe: u64,
         (cachetime, cachemax): (u64, u64),
     ) -> Result<Option<Options>, String> {
-        let given = self.url.is_some() || !self.cluster.is_empty() || !self.sentinels.is_empty();
+        let given = self.from_url.is_some()
+            || !self.from_cluster.is_empty()
+            || !self.from_sentinels.is_empty();
         if self.cutover.is_none() {
             return match given {
                 true => Err("RS_MIGRATE_FROM_* is set without RS_MIGRATE_CUTOVER".into()),
@@ -132,27 +134,30 @@ impl MigrateFrom {
         }
         let mut options = Options::default()
             .namespace(
-                self.namespace
+                self.from_namespace
                     .clone()
                     .unwrap_or_else(|| main_namespace.to_owned()),
             )
             .wipe(wipe)
             .cache(cachetime, cachemax);
-        if !self.cluster.is_empty() {
-            options = options.cluster(self.cluster.clone()).key_layout(
+        if !self.from_cluster.is_empty() {
+            options = options.cluster(self.from_cluster.clone()).key_layout(
                 redis_sessions::KeyLayout::Sharded {
-                    shards: self.shards,
+                    shards: self.from_shards,
                 },
             );
-        } else if !self.sentinels.is_empty() {
-            options = options.sentinel(self.sentinels.clone(), self.sentinel_master.clone());
-            if let Some(url) = &self.url {
+        } else if !self.from_sentinels.is_empty() {
+            options = options.sentinel(
+                self.from_sentinels.clone(),
+                self.from_sentinel_master.clone(),
+            );
+            if let Some(url) = &self.from_url {
                 options = options.url(url.clone());
             }
-            if let Some(password) = &self.sentinel_password {
+            if let Some(password) = &self.from_sentinel_password {
                 options = options.sentinel_password(password.clone());
             }
-        } else if let Some(url) = &self.url {
+        } else if let Some(url) = &self.from_url {
             options = options.url(url.clone());
         }
         Ok(Some(options))
@@ -160,18 +165,18 @@ impl MigrateFrom {
 
     /// Where the old store is, for messages: no password.
     pub(crate) fn location(&self) -> String {
-        if !self.cluster.is_empty() {
-            let seeds: Vec<String> = self.cluster.iter().map(|u| redact_url(u)).collect();
+        if !self.from_cluster.is_empty() {
+            let seeds: Vec<String> = self.from_cluster.iter().map(|u| redact_url(u)).collect();
             return format!("the cluster {}", seeds.join(","));
         }
-        if !self.sentinels.is_empty() {
+        if !self.from_sentinels.is_empty() {
             return format!(
                 "the master {:?} of the sentinels {}",
-                self.sentinel_master,
-                self.sentinels.join(",")
+                self.from_sentinel_master,
+                self.from_sentinels.join(",")
             );
         }
-        self.url.as_deref().map(redact_url).unwrap_or_default()
+        self.from_url.as_deref().map(redact_url).unwrap_or_default()
     }
 }
 
@@ -369,6 +374,74 @@ mod tests {
         ] {
             assert!(parse_cutover(bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn parse(args: &[&str]) -> crate::config::Config {
+        use clap::Parser;
+        let mut all = vec!["rest-sessions"];
+        all.extend_from_slice(args);
+        crate::config::Config::try_parse_from(all).expect("valid flags")
+    }
+
+    #[test]
+    fn the_old_store_is_built_from_its_own_settings() {
+        let c = parse(&["--redis-cluster", "redis://n1:7000", "--namespace", "rs2"]);
+        assert!(
+            matches!(c.migrate.options("rs2", 600, (0, 0)), Ok(None)),
+            "no migration"
+        );
+        let c = parse(&[
+            "--migrate-cutover",
+            "2026-12-01T00:00:00Z",
+            "--migrate-from-url",
+            "redis://:oldsecret@old:6379/0",
+        ]);
+        let old = c
+            .migrate
+            .options("rs", 600, (0, 0))
+            .expect("valid")
+            .expect("on");
+        assert!(old.cluster_nodes().is_empty());
+        assert!(format!("{old:?}").contains("old:6379"), "{old:?}");
+        let c = parse(&[
+            "--migrate-cutover",
+            "1796083200000",
+            "--migrate-from-cluster",
+            "redis://n1:7000,redis://n2:7000",
+            "--migrate-from-shards",
+            "60",
+            "--migrate-from-namespace",
+            "rs",
+        ]);
+        let old = c
+            .migrate
+            .options("rs2", 600, (0, 0))
+            .expect("valid")
+            .expect("on");
+        assert_eq!(old.cluster_nodes().len(), 2);
+        assert!(
+            old.durable_writes().is_none(),
+            "durable writes stay with the new store"
+        );
+        // Half a migration is a configuration error, both ways round.
+        let c = parse(&["--migrate-from-url", "redis://old:6379"]);
+        assert!(c.migrate.options("rs", 600, (0, 0)).is_err());
+        let c = parse(&["--migrate-cutover", "1796083200000"]);
+        assert!(c.migrate.options("rs", 600, (0, 0)).is_err());
+        let shown = format!(
+            "{:?}",
+            parse(&[
+                "--migrate-from-url",
+                "redis://:oldsecret@old:6379/0",
+                "--migrate-from-sentinel-password",
+                "oldsentinelsecret",
+            ])
+        );
+        assert!(
+            !shown.contains("oldsecret") && !shown.contains("oldsentinelsecret"),
+            "{shown}"
+        );
+        assert!(shown.contains("old:6379/0"), "{shown}");
     }
 
     #[test]

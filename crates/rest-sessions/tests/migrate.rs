@@ -1,0 +1,293 @@
+//! A REST deployment moves from one Redis (the Node-compatible layout) onto a Redis Cluster
+//! under load, with nobody logged out (`RS_MIGRATE_*`; CLUSTER.md, "Moving from one
+//! Redis"): the old server and a migrating one serve side by side until the cut-over,
+//! then the migrating one alone. Every answer is checked against what each writer was
+//! acknowledged.
+
+mod common;
+
+use common::{client, json, RedisServer, Server};
+use redis_sessions::token_created_ms;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use test_support::cluster::RedisCluster;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+/// token -> (id, data, lives in the old Redis)
+type Sessions = HashMap<String, (String, BTreeMap<String, Value>, bool)>;
+
+fn expected_activity(sessions: &Sessions) -> u64 {
+    let mut per_side: [BTreeSet<&str>; 2] = Default::default();
+    for (id, _, old) in sessions.values() {
+        per_side[usize::from(*old)].insert(id);
+    }
+    (per_side[0].len() + per_side[1].len()) as u64
+}
+
+fn data(session: &Value) -> BTreeMap<String, Value> {
+    serde_json::from_value(session["d"].clone()).unwrap_or_default()
+}
+
+/// One writer with its own app over HTTP: `servers()` says which servers serve now (the
+/// balancer's pool).
+async fn writer(
+    n: u64,
+    servers: impl Fn() -> Vec<String>,
+    old_redis: std::sync::Arc<RedisServer>,
+    until: Instant,
+) -> (u64, Sessions) {
+    let http = client();
+    let app = format!("app{n}");
+    let mut sessions = Sessions::new();
+    let mut rng = common::Rng(n * 7919 + 1);
+    let mut calls = 0;
+    while Instant::now() < until {
+        let pool = servers();
+        let base = rng.pick(&pool).clone();
+        let id = format!("u{}", rng.below(24));
+        let token = (!sessions.is_empty()).then(|| {
+            let at = rng.below(sessions.len());
+            sessions.keys().nth(at).cloned().unwrap_or_default()
+        });
+        calls += 1;
+        match (rng.below(100), token) {
+            (0..=29, _) | (_, None) => {
+                let (status, body) = json(
+                    http.put(format!("{base}/{app}/create/{id}?ip=10.0.0.1&ttl=3600"))
+                        .send()
+                        .await
+                        .expect("create"),
+                )
+                .await;
+                assert_eq!(status, 200, "{app}: create {body}");
+                let token = body["token"].as_str().expect("token").to_owned();
+                // The old Redis holds the sessions created before the cut-over (asked
+                // directly near it: a create picks its store a moment before its token
+                // gets its time).
+                let created = token_created_ms(&token).expect("time");
+                let old = old_redis
+                    .command(&["EXISTS", &format!("rs:{app}:{token}")])
+                    .expect("EXISTS")
+                    .trim()
+                    == ":1";
+                if created.abs_diff(CUTOVER_MS.load()) > 1000 {
+                    assert_eq!(old, created < CUTOVER_MS.load(), "{app}: create's store");
+                }
+                if old {
+                    CREATED_OLD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                sessions.insert(token, (id, BTreeMap::new(), old));
+            }
+            (30..=54, Some(token)) => {
+                let key = format!("k{}", rng.below(3));
+                let (status, body) = json(
+                    http.post(format!("{base}/{app}/set/{token}"))
+                        .json(&json!({ key.clone(): calls }))
+                        .send()
+                        .await
+                        .expect("set"),
+                )
+                .await;
+                assert_eq!(status, 200, "{app}: set {body}");
+                let entry = sessions.get_mut(&token).expect("known");
+                entry.1.insert(key, json!(calls));
+                assert_eq!(data(&body), entry.1, "{app}: a user was logged out: {body}");
+            }
+            (55..=79, Some(token)) => {
+                let (status, body) = json(
+                    http.get(format!("{base}/{app}/get/{token}"))
+                        .send()
+                        .await
+                        .expect("get"),
+                )
+                .await;
+                assert_eq!(status, 200, "{app}: get {body}");
+                assert!(body.get("id").is_some(), "{app}: a user was logged out");
+                assert_eq!(data(&body), sessions[&token].1, "{app}: get");
+            }
+            (80..=83, Some(token)) => {
+                let (status, body) = json(
+                    http.delete(format!("{base}/{app}/kill/{token}"))
+                        .send()
+                        .await
+                        .expect("kill"),
+                )
+                .await;
+                assert_eq!((status, body), (200, json!({"kill": 1})), "{app}: kill");
+                sessions.remove(&token);
+            }
+            (84..=88, _) => {
+                let (status, body) = json(
+                    http.get(format!("{base}/{app}/soid/{id}"))
+                        .send()
+                        .await
+                        .expect("soid"),
+                )
+                .await;
+                assert_eq!(status, 200);
+                let want = sessions.values().filter(|(i, _, _)| *i == id).count();
+                let listed = body["sessions"].as_array().map_or(0, Vec::len);
+                assert_eq!(listed, want, "{app}: soid {id}");
+            }
+            (89..=89, _) => {
+                let (status, body) = json(
+                    http.delete(format!("{base}/{app}/killsoid/{id}"))
+                        .send()
+                        .await
+                        .expect("killsoid"),
+                )
+                .await;
+                let want = sessions.values().filter(|(i, _, _)| *i == id).count();
+                assert_eq!((status, body), (200, json!({ "kill": want })), "{app}");
+                sessions.retain(|_, (i, _, _)| *i != id);
+            }
+            (90..=95, _) => {
+                let (status, body) = json(
+                    http.get(format!("{base}/{app}/activity?dt=3600"))
+                        .send()
+                        .await
+                        .expect("activity"),
+                )
+                .await;
+                assert_eq!(status, 200);
+                assert_eq!(
+                    body["activity"],
+                    json!(expected_activity(&sessions)),
+                    "{app}: activity"
+                );
+            }
+            _ => {
+                let (status, body) = json(
+                    http.get(format!("{base}/{app}/soapp?dt=3600"))
+                        .send()
+                        .await
+                        .expect("soapp"),
+                )
+                .await;
+                assert_eq!(status, 200);
+                let listed = body["sessions"].as_array().map_or(0, Vec::len);
+                assert_eq!(listed, sessions.len(), "{app}: soapp");
+            }
+        }
+    }
+    (calls, sessions)
+}
+
+/// Sessions created in the old Redis.
+static CREATED_OLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The cut-over instant of the running test, for the writers' checks.
+static CUTOVER_MS: Cutover = Cutover(std::sync::atomic::AtomicU64::new(0));
+struct Cutover(std::sync::atomic::AtomicU64);
+impl Cutover {
+    fn load(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_moves_from_one_redis_onto_a_cluster_and_nobody_is_logged_out() {
+    let redis = std::sync::Arc::new(RedisServer::start());
+    let cluster = RedisCluster::start(3, 0);
+    let old_server = Server::with_redis(&redis, &[]);
+    let start = Instant::now();
+    let cutover_ms = now_ms() + 4000;
+    CUTOVER_MS
+        .0
+        .store(cutover_ms, std::sync::atomic::Ordering::Relaxed);
+    let seeds = cluster.urls().join(",");
+    let cutover = cutover_ms.to_string();
+    let from = redis.url();
+    let migrating = Server::start(
+        &[
+            ("RS_REDIS_CLUSTER", seeds.as_str()),
+            ("RS_MIGRATE_FROM_URL", from.as_str()),
+            ("RS_MIGRATE_CUTOVER", cutover.as_str()),
+        ],
+        &[],
+    );
+    let (health_status, health) = json(
+        client()
+            .get(migrating.url("/health"))
+            .send()
+            .await
+            .expect("health"),
+    )
+    .await;
+    assert_eq!(health_status, 200, "{health}");
+    assert_eq!(health["migration"]["cutoverMs"], json!(cutover_ms));
+    assert_eq!(health["migration"]["cutOver"], json!(false));
+
+    // Until 1 s before the cut-over both servers serve (a rolling deploy behind one
+    // balancer); then the old one is gone and the migrating one serves alone.
+    let both = vec![old_server.base(), migrating.base()];
+    let only_new = vec![migrating.base()];
+    let switch = Instant::now() + Duration::from_millis(cutover_ms.saturating_sub(now_ms() + 1000));
+    let until = start + Duration::from_secs(9);
+    let writers = (0..6).map(|n| {
+        let (both, only_new) = (both.clone(), only_new.clone());
+        let port = redis.clone();
+        tokio::spawn(async move {
+            let pool = move || {
+                if Instant::now() < switch {
+                    both.clone()
+                } else {
+                    only_new.clone()
+                }
+            };
+            writer(n, pool, port, until).await
+        })
+    });
+    let mut results = Vec::new();
+    for w in writers {
+        results.push(w.await.expect("writer"));
+    }
+    drop(old_server);
+
+    // Every acknowledged session is still there, with its data, in the store of its era.
+    let http = client();
+    let (mut calls, mut on_old, mut on_new) = (0, 0, 0);
+    for (n, (c, sessions)) in results.iter().enumerate() {
+        calls += c;
+        let app = format!("app{n}");
+        for (token, (_, d, old)) in sessions {
+            let (status, body) = json(
+                http.get(migrating.url(&format!("/{app}/get/{token}")))
+                    .send()
+                    .await
+                    .expect("get"),
+            )
+            .await;
+            assert_eq!(status, 200);
+            assert!(body.get("id").is_some(), "{app}: a user was logged out");
+            assert_eq!(&data(&body), d);
+            *(if *old { &mut on_old } else { &mut on_new }) += 1;
+        }
+    }
+    println!(
+        "REST move from one Redis onto a 3-master cluster: {calls} calls in {:.1} s, 0 failed; \
+         live at the end: {on_old} sessions in the old Redis, {on_new} in the cluster",
+        start.elapsed().as_secs_f64()
+    );
+    println!(
+        "created in the old Redis: {}",
+        CREATED_OLD.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(on_old > 0 && on_new > 0, "both stores were in use");
+    let (_, health) = json(
+        http.get(migrating.url("/health"))
+            .send()
+            .await
+            .expect("health"),
+    )
+    .await;
+    assert_eq!(health["status"], json!("ok"));
+    assert_eq!(health["migration"]["cutOver"], json!(true));
+}
