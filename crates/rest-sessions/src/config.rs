@@ -156,9 +156,9 @@ pub struct Config {
 
     /// Durable writes: create, set, kill, killsoid and killall answer success only once this
     /// many replicas have the write (Redis WAIT), else `503 notReplicated` (the write may
-    /// still exist). 0 (default) = off; `all` = every replica Sentinel could promote (the
-    /// only setting that makes an acknowledged write survive any promotion). One Redis
-    /// server or Sentinel only, not a cluster.
+    /// still exist). 0 (default) = off; `all` = every replica Sentinel could promote, or on
+    /// a cluster every replica of the master that ran the write (the only setting that
+    /// makes an acknowledged write survive any promotion).
     #[arg(
         long = "min-replicas",
         env = "RS_MIN_REPLICAS",
@@ -474,12 +474,13 @@ impl Config {
     }
 }
 
-/// `RS_MIN_REPLICAS`: a number of replicas, or every replica Sentinel could promote.
+/// `RS_MIN_REPLICAS`: a number of replicas, or every replica that could be promoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MinReplicasSetting {
     /// This many replicas (0: durable writes off).
     Count(u32),
-    /// Every replica Sentinel could promote (`all`).
+    /// Every replica Sentinel could promote, or on a cluster every replica of the
+    /// writing master (`all`).
     All,
 }
 
