@@ -199,7 +199,7 @@ fn first_key(cmd: &Cmd) -> Option<&[u8]> {
 
 /// `CLUSTER NODES` as some node of the cluster sees it.
 async fn cluster_nodes(con: &Connection) -> Result<String> {
-    Ok(con.query(&redis::cmd("CLUSTER").arg("NODES")).await?)
+    Ok(con.query(redis::cmd("CLUSTER").arg("NODES")).await?)
 }
 
 /// Reads the replica counts again every [`TOPOLOGY_REFRESH`]; a failed read keeps the last

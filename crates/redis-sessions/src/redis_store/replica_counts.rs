@@ -94,7 +94,7 @@ pub(crate) fn key_slot(key: &[u8]) -> u16 {
         (close > 0).then(|| &rest[..close])
     });
     let hashed = tagged.unwrap_or(key);
-    (crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS as u16) as u16
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS as u16
 }
 
 #[cfg(test)]
