@@ -188,7 +188,9 @@ impl RedisSessions {
     /// switch at once; once the longest ttl has passed since it, drop `old`.
     ///
     /// `activity` adds the two stores' counts: a user active in both within the window
-    /// (an old session still in use beside a new one) counts twice.
+    /// (an old session still in use beside a new one) counts twice. A call that reaches
+    /// both runs on both and fails when either fails (killsoid, killall and the sweep are
+    /// safe to retry); get, set and kill fail only with the store they ask.
     pub fn migrating(
         old: RedisSessions,
         new: RedisSessions,

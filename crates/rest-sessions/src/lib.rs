@@ -148,6 +148,13 @@ pub fn init_tracing(format: LogFormat) {
 async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
     let options = config.store_options();
     if config.store == StoreKind::Memory {
+        if config.migrate.cutover.is_some() {
+            // Sessions in this process's memory cannot be moved anywhere: refuse rather
+            // than ignore a migration the operator believes is running.
+            return Err(StartError::Config(
+                "RS_MIGRATE_CUTOVER needs the Redis store (RS_STORE=redis)".into(),
+            ));
+        }
         if config.redis_explicit() {
             tracing::warn!("RS_STORE=memory: the Redis settings are ignored");
         }

@@ -291,3 +291,47 @@ async fn a_deployment_moves_from_one_redis_onto_a_cluster_and_nobody_is_logged_o
     assert_eq!(health["status"], json!("ok"));
     assert_eq!(health["migration"]["cutOver"], json!(true));
 }
+
+/// Half a migration, or one on the in-memory store, is refused at start with a message
+/// naming the setting; an old store that cannot be reached is named as such.
+#[test]
+fn incomplete_migrations_are_refused_at_start() {
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = common::command(test_support::free_port());
+        cmd.envs(env.iter().copied())
+            .args(args)
+            .stderr(std::process::Stdio::piped());
+        let out = cmd.output().expect("run rest-sessions");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let redis = RedisServer::start();
+    let port = redis.port().to_string();
+    let here = [("RS_REDISPORT", port.as_str())];
+    let message = run(&[here[0], ("RS_MIGRATE_CUTOVER", "1796083200000")], &[]);
+    assert!(message.contains("RS_MIGRATE_FROM_URL"), "{message}");
+    let message = run(
+        &[here[0], ("RS_MIGRATE_FROM_URL", "redis://127.0.0.1:1/")],
+        &[],
+    );
+    assert!(message.contains("without RS_MIGRATE_CUTOVER"), "{message}");
+    let message = run(
+        &[("RS_MIGRATE_CUTOVER", "1796083200000")],
+        &["--store", "memory"],
+    );
+    assert!(message.contains("needs the Redis store"), "{message}");
+    let message = run(&[("RS_MIGRATE_CUTOVER", "next week")], &[]);
+    assert!(message.contains("RFC 3339"), "{message}");
+    let message = run(
+        &[
+            here[0],
+            ("RS_MIGRATE_CUTOVER", "2026-12-01T00:00:00Z"),
+            ("RS_MIGRATE_FROM_URL", "redis://:pw@127.0.0.1:1/"),
+        ],
+        &[],
+    );
+    assert!(
+        message.contains("the store sessions move out of") && !message.contains(":pw@"),
+        "{message}"
+    );
+}
