@@ -1,13 +1,13 @@
-//! A REST deployment moves from one Redis (the Node-compatible layout) onto a Redis Cluster
-//! under load, with nobody logged out (`RS_MIGRATE_*`; CLUSTER.md, "Moving from one
-//! Redis"): the old server and a migrating one serve side by side until the cut-over,
-//! then the migrating one alone. Every answer is checked against what each writer was
-//! acknowledged.
+//! A REST deployment moves under load, with nobody logged out (`RS_MIGRATE_*`; CLUSTER.md,
+//! "Changing the shard count" and "Moving from one Redis"): from one Redis (the
+//! Node-compatible layout) onto a Redis Cluster, and from 60 to 120 shards on a cluster.
+//! The old server and a migrating one serve side by side until the cut-over, then the
+//! migrating one alone. Every answer is checked against what each writer was acknowledged.
 
 mod common;
 
 use common::{client, json, RedisServer, Server};
-use redis_sessions::token_created_ms;
+use redis_sessions::{device_handle, token_created_ms};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -40,7 +40,8 @@ fn data(session: &Value) -> BTreeMap<String, Value> {
 async fn writer(
     n: u64,
     servers: impl Fn() -> Vec<String>,
-    old_redis: std::sync::Arc<RedisServer>,
+    old_base: String,
+    cutover_ms: u64,
     until: Instant,
 ) -> (u64, Sessions) {
     let http = client();
@@ -68,21 +69,25 @@ async fn writer(
                 .await;
                 assert_eq!(status, 200, "{app}: create {body}");
                 let token = body["token"].as_str().expect("token").to_owned();
-                // The old Redis holds the sessions created before the cut-over (asked
-                // directly near it: a create picks its store a moment before its token
-                // gets its time).
+                // The old store holds the sessions created before the cut-over. Near it, ask
+                // the old server (it serves the old store alone): a create picks its store a
+                // moment before its token gets its time.
                 let created = token_created_ms(&token).expect("time");
-                let old = old_redis
-                    .command(&["EXISTS", &format!("rs:{app}:{token}")])
-                    .expect("EXISTS")
-                    .trim()
-                    == ":1";
-                if created.abs_diff(CUTOVER_MS.load()) > 1000 {
-                    assert_eq!(old, created < CUTOVER_MS.load(), "{app}: create's store");
-                }
-                if old {
-                    CREATED_OLD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
+                let old = if created.abs_diff(cutover_ms) < 1000 {
+                    let (_, listed) = json(
+                        http.get(format!("{old_base}/{app}/soid/{id}"))
+                            .send()
+                            .await
+                            .expect("soid"),
+                    )
+                    .await;
+                    let handle = device_handle(&token);
+                    listed["sessions"]
+                        .as_array()
+                        .is_some_and(|l| l.iter().any(|s| s["handle"] == json!(handle)))
+                } else {
+                    created < cutover_ms
+                };
                 sessions.insert(token, (id, BTreeMap::new(), old));
             }
             (30..=54, Some(token)) => {
@@ -180,40 +185,11 @@ async fn writer(
     (calls, sessions)
 }
 
-/// Sessions created in the old Redis.
-static CREATED_OLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// The cut-over instant of the running test, for the writers' checks.
-static CUTOVER_MS: Cutover = Cutover(std::sync::atomic::AtomicU64::new(0));
-struct Cutover(std::sync::atomic::AtomicU64);
-impl Cutover {
-    fn load(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_deployment_moves_from_one_redis_onto_a_cluster_and_nobody_is_logged_out() {
-    let redis = std::sync::Arc::new(RedisServer::start());
-    let cluster = RedisCluster::start(3, 0);
-    let old_server = Server::with_redis(&redis, &[]);
-    let start = Instant::now();
-    // Room for the migrating server to start (slow on a loaded machine) before the cut-over.
-    let cutover_ms = now_ms() + 5000;
-    CUTOVER_MS
-        .0
-        .store(cutover_ms, std::sync::atomic::Ordering::Relaxed);
-    let seeds = cluster.urls().join(",");
-    let cutover = cutover_ms.to_string();
-    let from = redis.url();
-    let migrating = Server::start(
-        &[
-            ("RS_REDIS_CLUSTER", seeds.as_str()),
-            ("RS_MIGRATE_FROM_URL", from.as_str()),
-            ("RS_MIGRATE_CUTOVER", cutover.as_str()),
-        ],
-        &[],
-    );
+/// Runs the move under load: `old` serves the old store alone, `migrating` the migrating
+/// settings (cut-over `cutover_ms`). Until 1 s before the cut-over both serve (a rolling
+/// deploy behind one balancer), then the migrating one alone. Returns the calls made and
+/// the live sessions at the end in the old and the new store, each read back.
+async fn move_under_load(old: &Server, migrating: &Server, cutover_ms: u64) -> (u64, u64, u64) {
     let (health_status, health) = json(
         client()
             .get(migrating.url("/health"))
@@ -226,15 +202,13 @@ async fn a_deployment_moves_from_one_redis_onto_a_cluster_and_nobody_is_logged_o
     assert_eq!(health["migration"]["cutoverMs"], json!(cutover_ms));
     assert_eq!(health["migration"]["cutOver"], json!(false));
 
-    // Until 1 s before the cut-over both servers serve (a rolling deploy behind one
-    // balancer); then the old one is gone and the migrating one serves alone.
-    let both = vec![old_server.base(), migrating.base()];
+    let both = vec![old.base(), migrating.base()];
     let only_new = vec![migrating.base()];
     let switch = Instant::now() + Duration::from_millis(cutover_ms.saturating_sub(now_ms() + 1000));
     let until = Instant::now() + Duration::from_millis(cutover_ms.saturating_sub(now_ms()) + 4000);
     let writers = (0..6).map(|n| {
         let (both, only_new) = (both.clone(), only_new.clone());
-        let port = redis.clone();
+        let old_base = old.base();
         tokio::spawn(async move {
             let pool = move || {
                 if Instant::now() < switch {
@@ -243,16 +217,15 @@ async fn a_deployment_moves_from_one_redis_onto_a_cluster_and_nobody_is_logged_o
                     only_new.clone()
                 }
             };
-            writer(n, pool, port, until).await
+            writer(n, pool, old_base, cutover_ms, until).await
         })
     });
     let mut results = Vec::new();
     for w in writers {
         results.push(w.await.expect("writer"));
     }
-    drop(old_server);
 
-    // Every acknowledged session is still there, with its data, in the store of its era.
+    // Every acknowledged session is still there, with its data.
     let http = client();
     let (mut calls, mut on_old, mut on_new) = (0, 0, 0);
     for (n, (c, sessions)) in results.iter().enumerate() {
@@ -272,15 +245,6 @@ async fn a_deployment_moves_from_one_redis_onto_a_cluster_and_nobody_is_logged_o
             *(if *old { &mut on_old } else { &mut on_new }) += 1;
         }
     }
-    println!(
-        "REST move from one Redis onto a 3-master cluster: {calls} calls in {:.1} s, 0 failed; \
-         live at the end: {on_old} sessions in the old Redis, {on_new} in the cluster",
-        start.elapsed().as_secs_f64()
-    );
-    println!(
-        "created in the old Redis: {}",
-        CREATED_OLD.load(std::sync::atomic::Ordering::Relaxed)
-    );
     assert!(on_old > 0 && on_new > 0, "both stores were in use");
     let (_, health) = json(
         http.get(migrating.url("/health"))
@@ -291,6 +255,68 @@ async fn a_deployment_moves_from_one_redis_onto_a_cluster_and_nobody_is_logged_o
     .await;
     assert_eq!(health["status"], json!("ok"));
     assert_eq!(health["migration"]["cutOver"], json!(true));
+    (calls, on_old, on_new)
+}
+
+/// Issue 24's "the REST server runs a migration": one Redis (Node layout) onto a cluster.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_moves_from_one_redis_onto_a_cluster_and_nobody_is_logged_out() {
+    let redis = RedisServer::start();
+    let cluster = RedisCluster::start(3, 0);
+    let old = Server::with_redis(&redis, &[]);
+    let start = Instant::now();
+    // Room for the migrating server to start (slow on a loaded machine) before the cut-over.
+    let cutover_ms = now_ms() + 5000;
+    let (seeds, cutover, from) = (
+        cluster.urls().join(","),
+        cutover_ms.to_string(),
+        redis.url(),
+    );
+    let migrating = Server::start(
+        &[
+            ("RS_REDIS_CLUSTER", seeds.as_str()),
+            ("RS_MIGRATE_FROM_URL", from.as_str()),
+            ("RS_MIGRATE_CUTOVER", cutover.as_str()),
+        ],
+        &[],
+    );
+    let (calls, on_old, on_new) = move_under_load(&old, &migrating, cutover_ms).await;
+    println!(
+        "REST move from one Redis onto a 3-master cluster: {calls} calls in {:.1} s, 0 failed; \
+         live at the end: {on_old} sessions in the old Redis, {on_new} in the cluster",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+/// Issue 21 item 5: a REST deployment moves from 60 to 120 shards on the same cluster
+/// (namespace `rs` to `rs2`): old tokens keep answering on the new deployment, soid and
+/// killsoid see both namespaces.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_changes_its_shard_count_and_nobody_is_logged_out() {
+    let cluster = RedisCluster::start(3, 0);
+    let seeds = cluster.urls().join(",");
+    let old = Server::start(&[("RS_REDIS_CLUSTER", seeds.as_str())], &[]);
+    let start = Instant::now();
+    let cutover_ms = now_ms() + 5000;
+    let cutover = cutover_ms.to_string();
+    let migrating = Server::start(
+        &[
+            ("RS_REDIS_CLUSTER", seeds.as_str()),
+            ("RS_NAMESPACE", "rs2"),
+            ("RS_SHARDS", "120"),
+            ("RS_MIGRATE_FROM_CLUSTER", seeds.as_str()),
+            ("RS_MIGRATE_FROM_NAMESPACE", "rs"),
+            ("RS_MIGRATE_FROM_SHARDS", "60"),
+            ("RS_MIGRATE_CUTOVER", cutover.as_str()),
+        ],
+        &[],
+    );
+    let (calls, on_old, on_new) = move_under_load(&old, &migrating, cutover_ms).await;
+    println!(
+        "REST shard-count change 60 -> 120: {calls} calls in {:.1} s, 0 failed; live at the \
+         end: {on_old} sessions in the old namespace, {on_new} in the new one",
+        start.elapsed().as_secs_f64()
+    );
 }
 
 /// Half a migration, or one on the in-memory store, is refused at start with a message
