@@ -286,7 +286,7 @@ pub struct Config {
 
     /// A migration in progress: the store sessions move out of (`RS_MIGRATE_*`).
     #[command(flatten)]
-    pub migrate: crate::migrate::MigrateFrom,
+    pub(crate) migrate: crate::migrate::MigrateFrom,
 }
 
 /// Written by hand so that printing the configuration (a debug log, a panic message) shows

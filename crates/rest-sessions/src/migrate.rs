@@ -11,13 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where the sessions move out of. Unset (no `RS_MIGRATE_CUTOVER`): no migration.
 #[derive(Clone, Default, clap::Args)]
-#[non_exhaustive]
-pub struct MigrateFrom {
+pub(crate) struct MigrateFrom {
     /// The cut-over instant, as ms since the epoch or RFC 3339 (`2026-12-01T00:00:00Z`):
     /// sessions are created in the old store before it and in the main store from it on.
     /// The same for every process of the fleet, a little in the future when they start.
     #[arg(long = "migrate-cutover", env = "RS_MIGRATE_CUTOVER", value_parser = parse_cutover)]
-    pub cutover: Option<SystemTime>,
+    pub(crate) cutover: Option<SystemTime>,
 
     /// The old store on one Redis (`redis://[:password@]host:port/db`), in the
     /// Node-compatible layout.
@@ -26,7 +25,7 @@ pub struct MigrateFrom {
         env = "RS_MIGRATE_FROM_URL",
         hide_env_values = true
     )]
-    pub from_url: Option<String>,
+    pub(crate) from_url: Option<String>,
 
     /// The old store on a Redis Cluster: its seed nodes, comma-separated (sharded layout,
     /// `RS_MIGRATE_FROM_SHARDS` shards).
@@ -37,7 +36,7 @@ pub struct MigrateFrom {
         hide_env_values = true,
         conflicts_with = "from_url"
     )]
-    pub from_cluster: Vec<String>,
+    pub(crate) from_cluster: Vec<String>,
 
     /// The old store under Sentinel: the sentinels, comma-separated `host:port` (the
     /// master's password and TLS from `RS_MIGRATE_FROM_URL` when set).
@@ -47,7 +46,7 @@ pub struct MigrateFrom {
         value_delimiter = ',',
         conflicts_with = "from_cluster"
     )]
-    pub from_sentinels: Vec<String>,
+    pub(crate) from_sentinels: Vec<String>,
 
     /// The old store's master name in the sentinels' configuration.
     #[arg(
@@ -55,7 +54,7 @@ pub struct MigrateFrom {
         env = "RS_MIGRATE_FROM_SENTINEL_MASTER",
         default_value = "mymaster"
     )]
-    pub from_sentinel_master: String,
+    pub(crate) from_sentinel_master: String,
 
     /// The old store's sentinels' own password, when they have one.
     #[arg(
@@ -63,12 +62,12 @@ pub struct MigrateFrom {
         env = "RS_MIGRATE_FROM_SENTINEL_PASSWORD",
         hide_env_values = true
     )]
-    pub from_sentinel_password: Option<String>,
+    pub(crate) from_sentinel_password: Option<String>,
 
     /// The old store's namespace [default: RS_NAMESPACE]. A shard-count change on one
     /// cluster moves between two namespaces of it.
     #[arg(long = "migrate-from-namespace", env = "RS_MIGRATE_FROM_NAMESPACE")]
-    pub from_namespace: Option<String>,
+    pub(crate) from_namespace: Option<String>,
 
     /// The old store's shard count, on a cluster.
     #[arg(
@@ -76,7 +75,7 @@ pub struct MigrateFrom {
         env = "RS_MIGRATE_FROM_SHARDS",
         default_value_t = redis_sessions::DEFAULT_SHARDS
     )]
-    pub from_shards: u16,
+    pub(crate) from_shards: u16,
 }
 
 impl std::fmt::Debug for MigrateFrom {
