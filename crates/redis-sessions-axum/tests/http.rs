@@ -1278,3 +1278,51 @@ async fn opting_out_of_secure_is_logged_when_the_layer_is_built() {
         "{text}"
     );
 }
+
+/// A migrating store (`RedisSessions::migrating`) behind the middleware: a user logged in
+/// on the old Redis stays logged in and their writes land there, a new login goes to the
+/// new Redis, the devices list shows both, and "log out everywhere" ends both.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_middleware_serves_a_migrating_store() {
+    let (a, b) = (RedisServer::start(), RedisServer::start());
+    let (old, new) = (store(&a).await, store(&b).await);
+    let before = log_in(
+        &routes().layer(SessionLayer::new(old.clone(), APP)),
+        "dana",
+        None,
+    )
+    .await;
+    let cutover = std::time::SystemTime::now();
+    let moving = RedisSessions::migrating(old.clone(), new.clone(), cutover);
+    let app = routes().layer(SessionLayer::new(moving, APP));
+
+    let r = send(&app, "POST", "/inc", Some(&before)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "1"));
+    let stored = old
+        .get(APP, &before)
+        .await
+        .unwrap()
+        .expect("in the old store");
+    assert_eq!(
+        stored.get::<u64>("visits"),
+        Some(1),
+        "the write went to the old Redis"
+    );
+
+    // A login now (another device) is created in the new store.
+    let other = log_in(&app, "dana", None).await;
+    assert!(new.get(APP, &other).await.unwrap().is_some());
+    let r = send(&app, "GET", "/devices", Some(&other)).await;
+    assert_eq!(r.body, "2", "soid sees both stores");
+    let r = send(&app, "POST", "/logout-all", Some(&other)).await;
+    assert_eq!(r.body, "2");
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&before)).await.body,
+        "anonymous"
+    );
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&other)).await.body,
+        "anonymous"
+    );
+    assert!(old.get(APP, &before).await.unwrap().is_none());
+}

@@ -39,7 +39,8 @@
 
 // The crate's map. Every import points down this list's layers, never back up (checked by
 // scripts/import-cycles.py):
-// - the store users hold: `store` (RedisSessions) and `migration`, over
+// - the store users hold: `store` (RedisSessions, which may be migrating between two), over
+//   `migration` (the rules of a move: which store, how answers merge), over
 // - the backends: `backend` (the dispatcher), `redis_store` (scripts, connection, Sentinel,
 //   durable writes) and `memory_store`, with `cache` and `sweeper` beside them, over
 // - the contract: `session` (Session, Record, NewSession), `data`, `validate`, `error`,
@@ -74,7 +75,6 @@ pub use data::Data;
 pub use device::{device_handle, HANDLE_LEN};
 pub use error::{BackendError, Error, ErrorKind, Result};
 pub use layout::LayoutRecord;
-pub use migration::Migration;
 pub use options::{CreateOptions, KeyLayout, MinReplicas, Options, DEFAULT_SHARDS};
 pub use redis_store::{ConnectionStats, NodeStatus};
 pub use session::Session;

@@ -156,8 +156,9 @@ pub struct MinReplicas {
     pub replicas: u32,
     /// Every replica Sentinel could promote (those it lists for the master with a
     /// priority above 0, up or down), asked again after each failover and every few
-    /// seconds; without Sentinel, the replicas the master reports connected at start.
-    /// At least 1.
+    /// seconds; on a Redis Cluster, every replica of the master that ran the write as
+    /// `CLUSTER NODES` lists it (up or down, but not `nofailover`), read every second;
+    /// without either, the replicas the master reports connected at start. At least 1.
     pub all: bool,
     /// Longest wait for them; past it the call fails with
     /// [`Error::NotReplicated`](crate::Error::NotReplicated) (the write may still exist).
@@ -180,7 +181,9 @@ impl MinReplicas {
     /// default), and in a longer partition it would then acknowledge writes that the
     /// replica about to be promoted on the other side never got. A replica Sentinel lists
     /// but that is gone for good makes every durable write fail until an operator runs
-    /// `SENTINEL RESET` — the price of writes that survive any promotion.
+    /// `SENTINEL RESET` — the price of writes that survive any promotion. On a cluster
+    /// the same holds of a replica gone for good until it is removed with
+    /// `CLUSTER FORGET` (`redis-cli --cluster del-node`).
     pub fn all(timeout: Duration) -> Self {
         MinReplicas {
             replicas: 1,
@@ -298,8 +301,9 @@ impl Options {
         self.min_replicas = (replicas > 0).then_some(MinReplicas::new(replicas, timeout));
         self
     }
-    /// Durable writes that every replica Sentinel could promote confirmed (see
-    /// [`MinReplicas::all`]), waiting at most `timeout`.
+    /// Durable writes that every replica that could be promoted confirmed (Sentinel's, or
+    /// on a cluster the writing master's; see [`MinReplicas::all`]), waiting at most
+    /// `timeout`.
     pub fn min_replicas_all(mut self, timeout: Duration) -> Self {
         self.min_replicas = Some(MinReplicas::all(timeout));
         self

@@ -1,6 +1,7 @@
 //! [`RedisSessions`], the store users hold: validates every input in the contract's order,
 //! then calls the backend (Redis or in memory), keeps the optional cache in step, and runs
-//! the sweeper.
+//! the sweeper. A migrating store (two stores and a cut-over, see migration.rs) sends each
+//! call to one or both of its stores, each a `RedisSessions` of its own.
 
 use crate::backend::Backend;
 use crate::cache::{self, CacheStats};
@@ -10,6 +11,7 @@ use crate::device::{self, device_handle};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::memory_store;
+use crate::migration::{merge_by_activity, Migrating};
 use crate::node_json;
 use crate::options::{CreateOptions, Options};
 use crate::redis_store::{ConnectionStats, NodeStatus, RedisStore, Target, Timeouts};
@@ -35,6 +37,9 @@ struct Inner {
     /// The sweeper and the cache's subscriber: stopped on quit and drop.
     tasks: Mutex<Vec<JoinHandle<()>>>,
     closed: std::sync::atomic::AtomicBool,
+    /// The two stores of a move, when this store is migrating: then every call goes to
+    /// them (and `backend` is the new store's, unused by the calls).
+    migrating: Option<Migrating<RedisSessions>>,
 }
 
 impl Drop for Inner {
@@ -51,9 +56,10 @@ fn stop_tasks(tasks: &Mutex<Vec<JoinHandle<()>>>) {
 
 impl std::fmt::Debug for RedisSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.inner.backend {
-            Backend::Redis(_) => "redis",
-            Backend::Memory(_) => "memory",
+        let kind = match (&self.inner.migrating, &self.inner.backend) {
+            (Some(_), _) => "migrating",
+            (None, Backend::Redis(_)) => "redis",
+            (None, Backend::Memory(_)) => "memory",
         };
         f.debug_struct("RedisSessions")
             .field("backend", &kind)
@@ -167,8 +173,56 @@ impl RedisSessions {
                 cache,
                 tasks: Mutex::new(sweeper.into_iter().chain(subscriber).collect()),
                 closed: std::sync::atomic::AtomicBool::new(false),
+                migrating: None,
             }),
         }
+    }
+
+    /// A store that moves sessions from `old` to `new` without logging anybody out (one
+    /// Redis onto a cluster, a namespace onto another shard count; see CLUSTER.md's
+    /// runbook). Sessions are created in `old` until `cutover`, in `new` from then on; a
+    /// token is served by the store of its creation time until it expires; killsoid,
+    /// killsoid_keep, kill_device, soid, soapp, activity, killall, the sweep, ping and
+    /// `nodes` reach both. Each store keeps its own cache, sweeper and settings. Give every
+    /// process of a fleet the same `cutover`, a little in the future, so that all of them
+    /// switch at once; once the longest ttl has passed since it, drop `old`.
+    ///
+    /// `activity` adds the two stores' counts: a user active in both within the window
+    /// (an old session still in use beside a new one) counts twice. A call that reaches
+    /// both runs on both and fails when either fails (killsoid, killall and the sweep are
+    /// safe to retry); get, set and kill fail only with the store they ask.
+    pub fn migrating(
+        old: RedisSessions,
+        new: RedisSessions,
+        cutover: std::time::SystemTime,
+    ) -> Self {
+        let cutover_ms = cutover
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        RedisSessions {
+            inner: Arc::new(Inner {
+                backend: new.inner.backend.clone(),
+                clock: new.inner.clock.clone(),
+                cache: None,
+                tasks: Mutex::new(Vec::new()),
+                closed: std::sync::atomic::AtomicBool::new(false),
+                migrating: Some(Migrating::new(old, new, cutover_ms)),
+            }),
+        }
+    }
+
+    /// The cut-over instant of a migrating store (ms since the epoch), or None for a
+    /// store that is not moving: `/health` shows it.
+    pub fn migration_cutover_ms(&self) -> Option<u64> {
+        self.inner.migrating.as_ref().map(|m| m.cutover_ms())
+    }
+
+    /// The two stores of a migrating store (after the closed check), or None.
+    fn migration(&self) -> Result<Option<&Migrating<RedisSessions>>> {
+        if self.inner.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        Ok(self.inner.migrating.as_ref())
     }
 
     fn backend(&self) -> Result<&Backend> {
@@ -190,6 +244,10 @@ impl RedisSessions {
         ip: &str,
         options: CreateOptions,
     ) -> Result<String> {
+        if let Some(m) = self.migration()? {
+            let side = m.for_create(crate::clock::now_millis());
+            return Box::pin(side.create(app, id, ip, options)).await;
+        }
         validate::app(app)?;
         validate::id(id)?;
         validate::ip(ip)?;
@@ -215,6 +273,14 @@ impl RedisSessions {
     /// The live session of `token`, counted as a read (its `r` is the count before this
     /// read), or None when there is none.
     pub async fn get(&self, app: &str, token: &str) -> Result<Option<Session>> {
+        if let Some(m) = self.migration()? {
+            let (own, other) = m.for_token(token);
+            let session = Box::pin(own.get(app, token)).await?;
+            return match (session, other) {
+                (None, Some(other)) => Box::pin(other.get(app, token)).await,
+                (session, _) => Ok(session),
+            };
+        }
         validate::app(app)?;
         validate::token(token)?;
         let backend = self.backend()?;
@@ -240,6 +306,14 @@ impl RedisSessions {
     /// updated session, or None when there is no live session. Atomic: concurrent sets
     /// never lose each other's keys.
     pub async fn set(&self, app: &str, token: &str, d: &Value) -> Result<Option<Session>> {
+        if let Some(m) = self.migration()? {
+            let (own, other) = m.for_token(token);
+            let session = Box::pin(own.set(app, token, d)).await?;
+            return match (session, other) {
+                (None, Some(other)) => Box::pin(other.set(app, token, d)).await,
+                (session, _) => Ok(session),
+            };
+        }
         validate::app(app)?;
         validate::token(token)?;
         let d = node_json::normalize(validate::data(Some(d))?);
@@ -265,6 +339,14 @@ impl RedisSessions {
     /// Ends a session. Returns true when a live session was removed, else false (a dead
     /// one not yet swept is removed too). Does not count as a read.
     pub async fn kill(&self, app: &str, token: &str) -> Result<bool> {
+        if let Some(m) = self.migration()? {
+            let (own, other) = m.for_token(token);
+            let live = Box::pin(own.kill(app, token)).await?;
+            return match (live, other) {
+                (false, Some(other)) => Box::pin(other.kill(app, token)).await,
+                (live, _) => Ok(live),
+            };
+        }
         validate::app(app)?;
         validate::token(token)?;
         let live = self.backend()?.kill(app, token, self.now()).await;
@@ -275,6 +357,11 @@ impl RedisSessions {
     /// Ends every session of an app; returns how many. Works in bounded batches, so a huge
     /// app never blocks Redis for long (each batch is atomic, the whole is not).
     pub async fn killall(&self, app: &str) -> Result<u64> {
+        if let Some(m) = self.migration()? {
+            let [new, old] = m.both();
+            let (a, b) = tokio::join!(Box::pin(new.killall(app)), Box::pin(old.killall(app)));
+            return Ok(a? + b?);
+        }
         validate::app(app)?;
         let killed = self.backend()?.killall(app).await;
         if let Some(cache) = &self.inner.cache {
@@ -285,6 +372,14 @@ impl RedisSessions {
 
     /// Ends every session of one id ("log out everywhere"); returns how many.
     pub async fn killsoid(&self, app: &str, id: &str) -> Result<u64> {
+        if let Some(m) = self.migration()? {
+            let [new, old] = m.both();
+            let (a, b) = tokio::join!(
+                Box::pin(new.killsoid(app, id)),
+                Box::pin(old.killsoid(app, id))
+            );
+            return Ok(a? + b?);
+        }
         validate::app(app)?;
         validate::id(id)?;
         let killed = self.backend()?.killsoid(app, id, None).await;
@@ -298,6 +393,15 @@ impl RedisSessions {
     /// in the same atomic steps as [`killsoid`](Self::killsoid); returns how many ended.
     /// `keep` is the caller's own token, so only a holder of a session can spare it.
     pub async fn killsoid_keep(&self, app: &str, id: &str, keep: &str) -> Result<u64> {
+        if let Some(m) = self.migration()? {
+            // `keep` lives in one of the two; in the other it spares nothing.
+            let [new, old] = m.both();
+            let (a, b) = tokio::join!(
+                Box::pin(new.killsoid_keep(app, id, keep)),
+                Box::pin(old.killsoid_keep(app, id, keep))
+            );
+            return Ok(a? + b?);
+        }
         validate::app(app)?;
         validate::id(id)?;
         validate::token(keep)?;
@@ -313,6 +417,13 @@ impl RedisSessions {
     /// session of this id has that handle (already ended, or the handle of another user's
     /// session).
     pub async fn kill_device(&self, app: &str, id: &str, handle: &str) -> Result<bool> {
+        if let Some(m) = self.migration()? {
+            let [new, old] = m.both();
+            if Box::pin(new.kill_device(app, id, handle)).await? {
+                return Ok(true);
+            }
+            return Box::pin(old.kill_device(app, id, handle)).await;
+        }
         validate::app(app)?;
         validate::id(id)?;
         if !device::is_handle(handle) {
@@ -329,7 +440,18 @@ impl RedisSessions {
     }
 
     /// How many distinct ids were active in the last `delta_time` seconds.
+    ///
+    /// A migrating store adds its two stores' counts: a user active in both within the
+    /// window counts twice (see [`migrating`](Self::migrating)).
     pub async fn activity(&self, app: &str, delta_time: i64) -> Result<u64> {
+        if let Some(m) = self.migration()? {
+            let [new, old] = m.both();
+            let (a, b) = tokio::join!(
+                Box::pin(new.activity(app, delta_time)),
+                Box::pin(old.activity(app, delta_time))
+            );
+            return Ok(a? + b?);
+        }
         validate::app(app)?;
         let dt = validate::delta_time(delta_time)?;
         let since = self.now().saturating_sub(dt);
@@ -338,6 +460,14 @@ impl RedisSessions {
 
     /// The live sessions active in the last `delta_time` seconds, most recent first.
     pub async fn soapp(&self, app: &str, delta_time: i64) -> Result<Vec<Session>> {
+        if let Some(m) = self.migration()? {
+            let [new, old] = m.both();
+            let (a, b) = tokio::join!(
+                Box::pin(new.soapp(app, delta_time)),
+                Box::pin(old.soapp(app, delta_time))
+            );
+            return Ok(merge_by_activity(a?, b?));
+        }
         validate::app(app)?;
         let dt = validate::delta_time(delta_time)?;
         let now = self.now();
@@ -351,6 +481,11 @@ impl RedisSessions {
     /// The live sessions of one id (its devices), most recently active first, each with
     /// its device handle (for [`kill_device`](Self::kill_device); never its token).
     pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<Session>> {
+        if let Some(m) = self.migration()? {
+            let [new, old] = m.both();
+            let (a, b) = tokio::join!(Box::pin(new.soid(app, id)), Box::pin(old.soid(app, id)));
+            return Ok(merge_by_activity(a?, b?));
+        }
         validate::app(app)?;
         validate::id(id)?;
         let now = self.now();
@@ -370,6 +505,11 @@ impl RedisSessions {
     /// Kills every session whose time has come, now; returns how many. The background
     /// sweeper calls this every `wipe` seconds; tests and cron-like setups may call it.
     pub async fn sweep(&self) -> Result<u64> {
+        if let Some(m) = self.migration()? {
+            let [new, old] = m.both();
+            let (a, b) = tokio::join!(Box::pin(new.sweep()), Box::pin(old.sweep()));
+            return Ok(a? + b?);
+        }
         self.backend()?.sweep(self.now()).await
     }
 
@@ -383,17 +523,40 @@ impl RedisSessions {
     }
 
     /// The cache's counters, or None when the cache is off.
+    ///
+    /// A migrating store adds its two stores' counters.
     pub fn cache_stats(&self) -> Option<CacheStats> {
+        if let Some(m) = &self.inner.migrating {
+            let [new, old] = m.both();
+            return match (new.cache_stats(), old.cache_stats()) {
+                (Some(a), Some(b)) => Some(CacheStats {
+                    hits: a.hits + b.hits,
+                    misses: a.misses + b.misses,
+                    invalidations: a.invalidations + b.invalidations,
+                    flushes: a.flushes + b.flushes,
+                }),
+                (a, b) => a.or(b),
+            };
+        }
         self.inner.cache.as_ref().map(|c| c.stats())
     }
 
     /// How many sessions the cache holds now (0 when it is off).
     pub fn cache_len(&self) -> u64 {
+        if let Some(m) = &self.inner.migrating {
+            return m.both().iter().map(|s| s.cache_len()).sum();
+        }
         self.inner.cache.as_ref().map_or(0, |c| c.len())
     }
 
     /// `PONG` when the store answers.
     pub async fn ping(&self) -> Result<String> {
+        if let Some(m) = self.migration()? {
+            let [new, old] = m.both();
+            let (a, b) = tokio::join!(Box::pin(new.ping()), Box::pin(old.ping()));
+            b?;
+            return a;
+        }
         self.backend()?.ping().await
     }
 
@@ -402,7 +565,22 @@ impl RedisSessions {
     /// [`NodeStatus::replica`]) and whether it answers a PING within `within` (each step: a
     /// cluster's topology, then the PINGs in parallel); empty for the in-memory store.
     /// For readiness checks that must say *which* node is away.
+    ///
+    /// A migrating store lists the nodes of both stores (each once).
     pub async fn nodes(&self, within: std::time::Duration) -> Vec<NodeStatus> {
+        if let Some(m) = &self.inner.migrating {
+            let [new, old] = m.both();
+            let (mut a, b) = tokio::join!(Box::pin(new.nodes(within)), Box::pin(old.nodes(within)));
+            for node in b {
+                if !a
+                    .iter()
+                    .any(|n| n.node == node.node && n.replica == node.replica)
+                {
+                    a.push(node);
+                }
+            }
+            return a;
+        }
         match &self.inner.backend {
             Backend::Redis(store) => store.nodes(within).await,
             Backend::Memory(_) => Vec::new(),
@@ -412,7 +590,21 @@ impl RedisSessions {
     /// What the connection watchdog counted (timeouts, dropped connections, checks and
     /// stuck connections replaced), or None for the in-memory store. The same counts go
     /// to the `metrics` facade under the names in [`metric_names`](crate::metric_names).
+    ///
+    /// A migrating store adds its two stores' counts.
     pub fn connection_stats(&self) -> Option<ConnectionStats> {
+        if let Some(m) = &self.inner.migrating {
+            let [new, old] = m.both();
+            return match (new.connection_stats(), old.connection_stats()) {
+                (Some(a), Some(b)) => Some(ConnectionStats {
+                    timeouts: a.timeouts + b.timeouts,
+                    disconnects: a.disconnects + b.disconnects,
+                    checks: a.checks + b.checks,
+                    replacements: a.replacements + b.replacements,
+                }),
+                (a, b) => a.or(b),
+            };
+        }
         match &self.inner.backend {
             Backend::Redis(store) => Some(store.connection_stats()),
             Backend::Memory(_) => None,
@@ -422,14 +614,21 @@ impl RedisSessions {
     /// Stops the sweeper and the cache's subscriber; later calls on this store (and its clones) fail with
     /// [`Error::Closed`]. Connections close when the last clone is dropped.
     /// Synchronous: it only flips a flag and aborts the tasks, nothing to wait for.
+    ///
+    /// A migrating store quits both of its stores.
     pub fn quit(&self) {
         self.inner
             .closed
             .store(true, std::sync::atomic::Ordering::Relaxed);
         stop_tasks(&self.inner.tasks);
+        if let Some(m) = &self.inner.migrating {
+            m.both().iter().for_each(|s| s.quit());
+        }
     }
 
     /// True when this store keeps sessions in process memory rather than Redis.
+    ///
+    /// (For a migrating store: whether its new store does.)
     pub fn is_in_memory(&self) -> bool {
         matches!(self.inner.backend, Backend::Memory(_))
     }

@@ -287,7 +287,8 @@ async fn a_deployment_moves_onto_the_cluster_without_logging_anybody_out() {
         .expect("clock");
     let cluster = RedisCluster::start(3, 0);
     let new = store(&cluster).await;
-    let sessions = redis_sessions::Migration::new(old.clone(), new.clone(), cutover_ms);
+    let cutover = std::time::UNIX_EPOCH + Duration::from_millis(cutover_ms);
+    let sessions = RedisSessions::migrating(old.clone(), new.clone(), cutover);
     let after = sessions
         .create(APP, "alice", "2", CreateOptions::default())
         .await

@@ -223,3 +223,133 @@ async fn cluster_and_sentinels_together_are_refused() {
     .expect_err("refused");
     assert_eq!(err.name(), "invalidValue");
 }
+
+/// The node of `nodes` that holds a key ending in `token` (its session hash), and the key.
+fn holder(nodes: &[&RedisServer], token: &str) -> Option<(u16, String)> {
+    nodes.iter().find_map(|node| {
+        let keys = node
+            .strings(&[
+                "SCAN",
+                "0",
+                "MATCH",
+                &format!("*{token}"),
+                "COUNT",
+                "100000",
+            ])
+            .ok()?;
+        let key = keys.into_iter().find(|k| k.ends_with(token))?;
+        Some((node.port(), key))
+    })
+}
+
+/// True when the replica `node` holds `key`, read on the replica itself (READONLY).
+fn replica_has(node: &RedisServer, key: &str) -> bool {
+    let Ok(client) = redis::Client::open(node.url()) else {
+        return false;
+    };
+    let Ok(mut con) = client.get_connection() else {
+        return false;
+    };
+    let _: redis::RedisResult<()> = redis::cmd("READONLY").query(&mut con);
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query::<i64>(&mut con)
+        .is_ok_and(|n| n == 1)
+}
+
+/// `min_replicas_all` on a cluster: each write waits for every replica of the master that
+/// ran it. One master has 2 replicas, the others 1: an acknowledged write is on every
+/// replica of its master; with one of the 2 replicas stopped, writes to that master fail
+/// `NotReplicated { acked: 1, wanted: 2 }`, with a 1-replica master's replica stopped
+/// `{ acked: 0, wanted: 1 }` — as under Sentinel, where a replica that is down still
+/// counts — while writes to the third master go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn all_on_a_cluster_waits_for_every_replica_of_the_writing_master() {
+    let mut cluster = tokio::task::spawn_blocking(|| {
+        let mut cluster = test_support::cluster::RedisCluster::start(3, 1);
+        cluster.wait_replicas_linked(Duration::from_secs(30));
+        cluster.add_replica(0);
+        cluster
+    })
+    .await
+    .expect("cluster");
+    let rs = RedisSessions::connect(
+        Options::default()
+            .cluster(cluster.urls())
+            .wipe(0)
+            .min_replicas_all(Duration::from_millis(300)),
+    )
+    .await
+    .expect("`all` on a cluster");
+    let master_ports: Vec<u16> = cluster.masters().iter().map(|n| n.port()).collect();
+    let mut per_master = [0usize; 3];
+    for i in 0..60 {
+        let token = rs
+            .create(APP, &format!("u{i}"), "1", CreateOptions::default())
+            .await
+            .expect("confirmed by every replica of its master");
+        let masters: Vec<&RedisServer> = cluster.masters().iter().collect();
+        let (port, key) = holder(&masters, &token).expect("the session is on a master");
+        let m = master_ports
+            .iter()
+            .position(|&p| p == port)
+            .expect("master");
+        per_master[m] += 1;
+        let replicas = cluster.replicas_of(m);
+        assert_eq!(replicas.len(), if m == 0 { 2 } else { 1 });
+        for r in replicas {
+            assert!(
+                replica_has(&cluster.nodes[r], &key),
+                "an acknowledged `all` write is missing on a replica of master {m}"
+            );
+        }
+    }
+    assert!(per_master.iter().all(|&n| n > 0), "{per_master:?}");
+
+    // One replica of the 2-replica master down, and the only replica of master 1.
+    let down: Vec<usize> = vec![cluster.replicas_of(0)[0], cluster.replicas_of(1)[0]];
+    for &r in &down {
+        cluster.nodes[r].stop();
+    }
+    let creates = (0..60).map(|i| {
+        let rs = rs.clone();
+        async move {
+            rs.create(APP, &format!("v{i}"), "1", CreateOptions::default())
+                .await
+        }
+    });
+    // Four at a time, as many as the durable pool's connections: a refused write holds
+    // its connection for the whole WAIT timeout.
+    let results: Vec<_> = futures_util::StreamExt::collect(
+        futures_util::StreamExt::buffer_unordered(futures_util::stream::iter(creates), 4),
+    )
+    .await;
+    let (mut two, mut one, mut ok) = (0, 0, 0);
+    let masters: Vec<&RedisServer> = cluster.masters().iter().collect();
+    for result in results {
+        match result {
+            Ok(token) => {
+                let (port, _) = holder(&masters, &token).expect("on a master");
+                assert_eq!(
+                    port,
+                    masters[2].port(),
+                    "only master 2 has all its replicas"
+                );
+                ok += 1;
+            }
+            Err(Error::NotReplicated {
+                acked: 1,
+                wanted: 2,
+            }) => two += 1,
+            Err(Error::NotReplicated {
+                acked: 0,
+                wanted: 1,
+            }) => one += 1,
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    println!(
+        "with replicas down: {two} refused (1 of 2), {one} refused (0 of 1), {ok} acknowledged"
+    );
+    assert!(two > 0 && one > 0 && ok > 0, "{two} {one} {ok}");
+}

@@ -2,6 +2,7 @@
 //! original `rest-sessions` (`RS_PORT`, `RS_REDISHOST`, …) so that existing deployments
 //! start it unchanged.
 
+pub(crate) use crate::redact::redact_url;
 use clap::{Parser, ValueEnum};
 use redis_sessions::Options;
 use std::time::Duration;
@@ -155,9 +156,9 @@ pub struct Config {
 
     /// Durable writes: create, set, kill, killsoid and killall answer success only once this
     /// many replicas have the write (Redis WAIT), else `503 notReplicated` (the write may
-    /// still exist). 0 (default) = off; `all` = every replica Sentinel could promote (the
-    /// only setting that makes an acknowledged write survive any promotion). One Redis
-    /// server or Sentinel only, not a cluster.
+    /// still exist). 0 (default) = off; `all` = every replica Sentinel could promote, or on
+    /// a cluster every replica of the master that ran the write (the only setting that
+    /// makes an acknowledged write survive any promotion).
     #[arg(
         long = "min-replicas",
         env = "RS_MIN_REPLICAS",
@@ -282,6 +283,10 @@ pub struct Config {
     /// Log format: `text` or `json`. The level is set with RUST_LOG (default `info`).
     #[arg(long = "log-format", env = "RS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// A migration in progress: the store sessions move out of (`RS_MIGRATE_*`).
+    #[command(flatten)]
+    pub(crate) migrate: crate::migrate::MigrateFrom,
 }
 
 /// Written by hand so that printing the configuration (a debug log, a panic message) shows
@@ -340,6 +345,7 @@ impl std::fmt::Debug for Config {
             )
             .field("workers", &self.workers)
             .field("log_format", &self.log_format)
+            .field("migrate", &self.migrate)
             .finish()
     }
 }
@@ -468,12 +474,13 @@ impl Config {
     }
 }
 
-/// `RS_MIN_REPLICAS`: a number of replicas, or every replica Sentinel could promote.
+/// `RS_MIN_REPLICAS`: a number of replicas, or every replica that could be promoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MinReplicasSetting {
     /// This many replicas (0: durable writes off).
     Count(u32),
-    /// Every replica Sentinel could promote (`all`).
+    /// Every replica Sentinel could promote, or on a cluster every replica of the
+    /// writing master (`all`).
     All,
 }
 
@@ -501,19 +508,6 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
-}
-
-/// A Redis URL with its user info removed, so a password never reaches a log.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return "<redis url>".to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}://***@{}", &url[..scheme_end], &rest[at + 1..]),
-        None => url.to_string(),
-    }
 }
 
 #[cfg(test)]

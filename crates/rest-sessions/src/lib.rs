@@ -34,10 +34,12 @@ mod deadline;
 mod error;
 mod extract;
 mod metrics;
+mod migrate;
 mod node_reply;
 mod observe;
 mod openapi;
 mod overload;
+mod redact;
 mod replies;
 mod routes;
 mod schemas;
@@ -146,6 +148,13 @@ pub fn init_tracing(format: LogFormat) {
 async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
     let options = config.store_options();
     if config.store == StoreKind::Memory {
+        if config.migrate.cutover.is_some() {
+            // Sessions in this process's memory cannot be moved anywhere: refuse rather
+            // than ignore a migration the operator believes is running.
+            return Err(StartError::Config(
+                "RS_MIGRATE_CUTOVER needs the Redis store (RS_STORE=redis)".into(),
+            ));
+        }
         if config.redis_explicit() {
             tracing::warn!("RS_STORE=memory: the Redis settings are ignored");
         }
@@ -155,12 +164,27 @@ async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
         );
         return Ok(RedisSessions::in_memory(options));
     }
+    let old = config
+        .migrate
+        .options(
+            &config.namespace,
+            config.wipe,
+            (config.cachetime, config.cachemax),
+        )
+        .map_err(StartError::Config)?;
     let location = config.redis_location();
     let connected = tokio::time::timeout(CONNECT_DEADLINE, RedisSessions::connect(options)).await;
     let reason = match connected {
         Ok(Ok(store)) => {
             tracing::info!(redis = %location, namespace = %config.namespace, "store: redis");
-            return Ok(store);
+            return match (old, config.migrate.cutover) {
+                (Some(old), Some(cutover)) => {
+                    migrate::open(&config.migrate, old, store, cutover, CONNECT_DEADLINE)
+                        .await
+                        .map_err(StartError::Redis)
+                }
+                _ => Ok(store),
+            };
         }
         // Redis answered, and the namespace does not fit these options (another layout,
         // a vanished layout record): the error says what it is and what to do; "cannot

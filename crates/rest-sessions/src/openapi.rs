@@ -9,8 +9,8 @@
 
 use crate::error::ErrorBody;
 use crate::replies::{
-    ActivityReply, Empty, HealthReply, KillReply, MaybeSession, SessionsReply, TokenReply,
-    UnreachableNode,
+    ActivityReply, Empty, HealthReply, KillReply, MaybeSession, MigrationState, SessionsReply,
+    TokenReply, UnreachableNode,
 };
 use crate::schemas::HealthUnavailable;
 use axum::response::{IntoResponse, Response};
@@ -196,6 +196,7 @@ impl Modify for ParserErrors {
         HealthReply,
         HealthUnavailable,
         UnreachableNode,
+        MigrationState,
         ErrorBody
     )),
     modifiers(

@@ -84,6 +84,23 @@ pub struct HealthReply {
     /// replica reads the replicas); left out when every node answered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreachable: Vec<UnreachableNode>,
+    /// A migration in progress (`RS_MIGRATE_*`: the nodes above are those of both
+    /// stores); left out when the server runs one store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationState>,
+}
+
+/// What `/health` says of a migration in progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MigrationState {
+    /// The cut-over instant (`RS_MIGRATE_CUTOVER`), RFC 3339 in UTC.
+    pub cutover: String,
+    /// The same instant in ms since the epoch.
+    #[serde(rename = "cutoverMs")]
+    pub cutover_ms: u64,
+    /// True once the cut-over has passed: new sessions go to the main store.
+    #[serde(rename = "cutOver")]
+    pub cut_over: bool,
 }
 
 /// A Redis node that did not answer `/health`'s PING.

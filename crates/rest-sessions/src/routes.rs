@@ -11,7 +11,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{PathParams, TimedBody};
 use crate::node_reply::NodeJson;
 use crate::replies::{
-    ActivityReply, HealthReply, KillReply, MaybeSession, SessionsReply, TokenReply, UnreachableNode,
+    ActivityReply, HealthReply, KillReply, MaybeSession, MigrationState, SessionsReply, TokenReply,
+    UnreachableNode,
 };
 use crate::schemas::{
     AppIdHandleParams, AppIdParams, AppParam, AppTokenParams, BodyErrors, CreateBody, CreateQuery,
@@ -163,6 +164,14 @@ pub async fn health(State(state): State<AppState>, headers: axum::http::HeaderMa
         store,
         message: message.or(note),
         unreachable,
+        migration: state.store.migration_cutover_ms().map(|ms| {
+            let at = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+            MigrationState {
+                cutover: crate::migrate::rfc3339(at),
+                cutover_ms: ms,
+                cut_over: std::time::SystemTime::now() >= at,
+            }
+        }),
     };
     (status, Json(reply)).into_response()
 }

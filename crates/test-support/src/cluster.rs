@@ -127,6 +127,90 @@ impl RedisCluster {
     pub fn masters(&self) -> &[RedisServer] {
         &self.nodes[..self.masters]
     }
+
+    /// Adds one more replica to the `master`-th master (`redis-cli --cluster add-node
+    /// --cluster-slave`), so masters can have different replica counts; waits until it has
+    /// synced and every node lists it. Returns its index in `nodes`.
+    pub fn add_replica(&mut self, master: usize) -> usize {
+        let master_node = &self.nodes[master];
+        let id = master_node
+            .command(&["CLUSTER", "MYID"])
+            .expect("CLUSTER MYID")
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let replica = start_node(1000);
+        let status = Command::new(crate::cli_binary())
+            .args([
+                "--cluster",
+                "add-node",
+                &format!("127.0.0.1:{}", replica.port()),
+                &format!("127.0.0.1:{}", master_node.port()),
+                "--cluster-slave",
+                "--cluster-master-id",
+                &id,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli");
+        assert!(status.success(), "redis-cli --cluster add-node failed");
+        self.nodes.push(replica);
+        let started = Instant::now();
+        let count = self.nodes.len();
+        loop {
+            let listed = self.nodes.iter().all(|n| {
+                n.command(&["CLUSTER", "NODES"])
+                    .map(|text| text.matches("slave").count() + self.masters == count)
+                    .unwrap_or(false)
+            });
+            if listed {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the new replica is not listed everywhere"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_replicas_linked(Duration::from_secs(30));
+        count - 1
+    }
+
+    /// The nodes (indexes in `nodes`) that `CLUSTER NODES` lists as replicas of the master
+    /// `master` (an index in `nodes`).
+    pub fn replicas_of(&self, master: usize) -> Vec<usize> {
+        let id = self.nodes[master]
+            .command(&["CLUSTER", "MYID"])
+            .unwrap_or_default()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let text = self.nodes[master]
+            .command(&["CLUSTER", "NODES"])
+            .unwrap_or_default();
+        let ports: Vec<u16> = text
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let replica = fields.get(2)?.contains("slave") && fields.get(3)? == &id.as_str();
+                let port = fields
+                    .get(1)?
+                    .split(['@', ','])
+                    .next()?
+                    .rsplit(':')
+                    .next()?;
+                replica.then(|| port.parse().ok()).flatten()
+            })
+            .collect();
+        (0..self.nodes.len())
+            .filter(|&i| ports.contains(&self.nodes[i].port()))
+            .collect()
+    }
 }
 
 /// `master` or `slave` (INFO replication), or empty when the node does not answer.

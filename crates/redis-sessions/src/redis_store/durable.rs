@@ -11,8 +11,14 @@
 //! alone after the write's reply, a reconnect in between would put it on a fresh
 //! connection that made no write, and it would confirm at once. Replication is ordered, so
 //! a WAIT that covers a call's last write covers its earlier ones too (killall's batches).
+//!
+//! With `all` on a Redis Cluster, each write waits for the replicas of the master of its
+//! key's slot (replica_counts.rs), read from `CLUSTER NODES` at start and every
+//! [`TOPOLOGY_REFRESH`] after.
 
 use super::connection::Connection;
+use super::replica_counts::{key_slot, SlotReplicas};
+use super::tasks::AbortOnDrop;
 use crate::error::{Error, Result};
 use crate::options::MinReplicas;
 use redis::aio::ConnectionManagerConfig;
@@ -24,6 +30,10 @@ use std::time::Duration;
 /// replication round trip (about 0.1–0.5 ms on a LAN) on top of the write.
 pub(crate) const CONNECTIONS: usize = 4;
 
+/// How often a cluster store with `all` reads the replicas of each master again: a replica
+/// added or forgotten, a failover, a moved slot change the count within this time.
+pub(crate) const TOPOLOGY_REFRESH: Duration = Duration::from_secs(1);
+
 /// The pool and what to wait for.
 pub(crate) struct Durable {
     min: MinReplicas,
@@ -34,6 +44,10 @@ pub(crate) struct Durable {
     next: AtomicUsize,
     /// Promotable replicas beyond `min.replicas` last seen (to warn once per change).
     uncovered: AtomicU32,
+    /// With `all` on a cluster: the replicas of each slot's master, in place of `wanted`.
+    slots: Option<std::sync::Arc<SlotReplicas>>,
+    /// The task that keeps `slots` up to date, ended with the pool.
+    _refresh: Option<AbortOnDrop>,
 }
 
 impl Durable {
@@ -59,6 +73,8 @@ impl Durable {
             pool,
             next: AtomicUsize::new(0),
             uncovered: AtomicU32::new(0),
+            slots: None,
+            _refresh: None,
         };
         if min.all && !target.follows() {
             // No sentinels to ask: the replicas the master reports now.
@@ -105,14 +121,36 @@ impl Durable {
     /// pipeline, which the cluster client routes to the slot of the write (WAIT has no
     /// key) and sends again whole, ASKING included, when the slot has moved: the WAIT
     /// always runs on the node that ran the write.
-    pub fn with_pool(min: MinReplicas, pool: Vec<Connection>) -> Self {
-        Durable {
+    ///
+    /// With `all`, each write waits for every replica of the master of its slot, as
+    /// `CLUSTER NODES` lists them (read now, then every [`TOPOLOGY_REFRESH`]).
+    pub async fn with_pool(min: MinReplicas, pool: Vec<Connection>) -> Result<Self> {
+        let mut durable = Durable {
             wanted: AtomicU32::new(min.replicas.max(1)),
             uncovered: AtomicU32::new(0),
             min,
             pool,
             next: AtomicUsize::new(0),
+            slots: None,
+            _refresh: None,
+        };
+        if min.all {
+            let slots = std::sync::Arc::new(SlotReplicas::new());
+            let nodes = cluster_nodes(&durable.pool[0]).await?;
+            let counts = slots.update(&nodes);
+            tracing::info!(
+                ?counts,
+                "durable writes wait for every replica of the master that ran them"
+            );
+            let refresh = tokio::spawn(keep_counting(
+                durable.pool[0].clone(),
+                slots.clone(),
+                counts,
+            ));
+            durable.slots = Some(slots);
+            durable._refresh = Some(AbortOnDrop(vec![refresh]));
         }
+        Ok(durable)
     }
 
     /// The next connection of the pool, in turn.
@@ -126,24 +164,64 @@ impl Durable {
         &self.pool
     }
 
-    /// `cmd` followed by its WAIT, as one request.
-    pub fn with_wait(&self, cmd: &Cmd) -> Pipeline {
+    /// `cmd` (a script call: its first key names its slot) followed by its WAIT, as one
+    /// request, and the replicas that WAIT asks for.
+    pub fn with_wait(&self, cmd: &Cmd) -> (Pipeline, u32) {
+        let wanted = match &self.slots {
+            Some(slots) => slots.wanted(first_key(cmd).map_or(0, key_slot)),
+            None => self.wanted.load(Ordering::Acquire),
+        };
         let mut pipe = redis::pipe();
         pipe.add_command(cmd.clone())
             .cmd("WAIT")
-            .arg(self.wanted.load(Ordering::Acquire))
+            .arg(wanted)
             .arg(self.min.timeout.as_millis().max(1) as u64);
-        pipe
+        (pipe, wanted)
     }
 
-    /// Fails the call unless enough replicas confirmed.
-    pub fn confirmed(&self, acked: u64) -> Result<()> {
-        let wanted = self.wanted.load(Ordering::Acquire);
+    /// Fails the call unless the `wanted` replicas its WAIT asked for confirmed.
+    pub fn confirmed(&self, acked: u64, wanted: u32) -> Result<()> {
         if acked >= u64::from(wanted) {
             return Ok(());
         }
         metrics::counter!(crate::metric_names::NOT_REPLICATED).increment(1);
         Err(Error::NotReplicated { acked, wanted })
+    }
+}
+
+/// The first key of a script call (`EVALSHA sha numkeys key…`).
+fn first_key(cmd: &Cmd) -> Option<&[u8]> {
+    match cmd.args_iter().nth(3)? {
+        redis::Arg::Simple(key) => Some(key),
+        _ => None,
+    }
+}
+
+/// `CLUSTER NODES` as some node of the cluster sees it.
+async fn cluster_nodes(con: &Connection) -> Result<String> {
+    Ok(con.query(redis::cmd("CLUSTER").arg("NODES")).await?)
+}
+
+/// Reads the replica counts again every [`TOPOLOGY_REFRESH`]; a failed read keeps the last
+/// counts (the next read tries again). Logs when the least or most count changes.
+async fn keep_counting(
+    con: Connection,
+    slots: std::sync::Arc<SlotReplicas>,
+    mut last: Option<(u16, u16)>,
+) {
+    loop {
+        tokio::time::sleep(TOPOLOGY_REFRESH).await;
+        let Ok(nodes) = cluster_nodes(&con).await else {
+            continue;
+        };
+        let counts = slots.update(&nodes);
+        if counts.is_some() && counts != last {
+            tracing::info!(
+                ?counts,
+                "durable writes: the replicas of the cluster's masters changed"
+            );
+            last = counts;
+        }
     }
 }
 

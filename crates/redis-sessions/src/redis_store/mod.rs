@@ -19,6 +19,7 @@ pub(crate) mod commands;
 mod connection;
 mod durable;
 mod guard;
+mod replica_counts;
 mod scripts;
 mod sentinel;
 mod sentinel_watch;
@@ -247,14 +248,6 @@ impl RedisStore {
         // durable.rs): a WAIT holds its connection's later replies, here those of the
         // socket to one master.
         let durable = match min_replicas {
-            Some(min) if min.all => {
-                // Each master's replicas would have to be counted per slot; not built yet.
-                return Err(Error::InvalidValue(
-                    "min replicas `all` is for one Redis server or Sentinel; on a cluster give \
-                     the number of replicas each master has"
-                        .into(),
-                ));
-            }
             Some(min) => {
                 let mut pool = Vec::with_capacity(durable::CONNECTIONS);
                 for _ in 0..durable::CONNECTIONS {
@@ -266,7 +259,9 @@ impl RedisStore {
                             .await?,
                     );
                 }
-                Some(std::sync::Arc::new(durable::Durable::with_pool(min, pool)))
+                Some(std::sync::Arc::new(
+                    durable::Durable::with_pool(min, pool).await?,
+                ))
             }
             None => None,
         };
@@ -400,7 +395,7 @@ impl RedisStore {
             return self.eval(call).await;
         };
         let con = durable.connection();
-        let pipe = durable.with_wait(call.cmd());
+        let (pipe, wanted) = durable.with_wait(call.cmd());
         let (value, acked): (T, u64) = match con.query_pipeline(&pipe).await {
             Err(err) if is_noscript(&err) => {
                 con.load(call.script().script()).await?;
@@ -408,7 +403,7 @@ impl RedisStore {
             }
             other => other?,
         };
-        durable.confirmed(acked)?;
+        durable.confirmed(acked, wanted)?;
         Ok(value)
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 pub use test_support::{free_port, RedisServer};
 
 /// Every variable the server reads: cleared so a developer's environment cannot leak in.
-const VARS: [&str; 31] = [
+const VARS: [&str; 40] = [
     "RS_WORKERS",
     "RS_REDIS_CLUSTER",
     "RS_SHARDS",
@@ -40,6 +40,15 @@ const VARS: [&str; 31] = [
     "RS_SENTINELS",
     "RS_SENTINEL_MASTER",
     "RS_SENTINEL_PASSWORD",
+    "RS_MIGRATE_CUTOVER",
+    "RS_MIGRATE_FROM_URL",
+    "RS_MIGRATE_FROM_CLUSTER",
+    "RS_MIGRATE_FROM_SENTINELS",
+    "RS_MIGRATE_FROM_SENTINEL_MASTER",
+    "RS_MIGRATE_FROM_SENTINEL_PASSWORD",
+    "RS_MIGRATE_FROM_NAMESPACE",
+    "RS_MIGRATE_FROM_SHARDS",
+    "RS_READ_FROM_REPLICAS",
     "RUST_LOG",
 ];
 
