@@ -39,11 +39,13 @@
 
 // The crate's map. Every import points down this list's layers, never back up (checked by
 // scripts/import-cycles.py):
+// - the consumers of lifecycle events: `event_stream` (RedisSessions::events), over
 // - the store users hold: `store` (RedisSessions) and `migration`, over
 // - the backends: `backend` (the dispatcher), `redis_store` (scripts, connection, Sentinel,
 //   durable writes) and `memory_store`, with `cache` and `sweeper` beside them, over
 // - the contract: `session` (Session, Record, NewSession), `data`, `validate`, `error`,
-//   `options`, `layout` (every key name), `token`, `device`, `node_json`, `clock`.
+//   `options`, `layout` (every key name), `token`, `device`, `node_json`, `clock`,
+//   `events` (the event types and positions).
 mod backend;
 /// The benchmark's hooks (`bench` feature, off by default): not part of the API.
 #[cfg(feature = "bench")]
@@ -54,6 +56,8 @@ mod clock;
 mod data;
 mod device;
 mod error;
+mod event_stream;
+mod events;
 mod layout;
 pub mod limits;
 mod memory_store;
@@ -73,6 +77,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use data::Data;
 pub use device::{device_handle, HANDLE_LEN};
 pub use error::{BackendError, Error, ErrorKind, Result};
+pub use event_stream::{EventPage, POLL};
+pub use events::{EndReason, Event, EventOptions, EventType, EventsFrom, DEFAULT_MAX_EVENTS};
 pub use layout::LayoutRecord;
 pub use migration::Migration;
 pub use options::{CreateOptions, KeyLayout, MinReplicas, Options, DEFAULT_SHARDS};

@@ -98,6 +98,8 @@ pub struct Options {
     pub(crate) refuse_writes_after_wipe: bool,
     /// The source of "now"; tests use a [`ManualClock`](crate::ManualClock).
     pub(crate) clock: Arc<dyn Clock>,
+    /// Session lifecycle events (see events.rs), off by default.
+    pub(crate) events: Option<crate::events::EventOptions>,
 }
 
 /// Written by hand so that no password reaches a log that prints the options: URLs
@@ -126,6 +128,7 @@ impl std::fmt::Debug for Options {
             .field("response_timeout", &self.response_timeout)
             .field("read_from_replicas", &self.read_from_replicas)
             .field("min_replicas", &self.min_replicas)
+            .field("events", &self.events)
             .finish_non_exhaustive()
     }
 }
@@ -212,6 +215,7 @@ impl Default for Options {
             min_replicas: None,
             refuse_writes_after_wipe: false,
             clock: Arc::new(SystemClock),
+            events: None,
         }
     }
 }
@@ -358,6 +362,16 @@ impl Options {
     /// when writes do not wait for replicas (the default).
     pub fn durable_writes(&self) -> Option<MinReplicas> {
         self.min_replicas
+    }
+
+    /// Turns session lifecycle events on (off by default): every create and every end of a
+    /// session (kill, kill_device, killsoid, killall, the sweep) appends an event to its
+    /// app's Redis Stream in the same atomic step as the change, kept as `events` says
+    /// (see [`RedisSessions::events`](crate::RedisSessions::events)). Set it alike on
+    /// every process of a namespace: a process without it writes no events.
+    pub fn events(mut self, events: crate::events::EventOptions) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Sets the source of "now" (default the system clock); tests use a

@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::data::initial_data;
 use crate::device::{self, device_handle};
 use crate::error::{Error, Result};
+use crate::events::EndReason;
 use crate::layout::Layout;
 use crate::memory_store;
 use crate::node_json;
@@ -86,6 +87,7 @@ impl RedisSessions {
                 timeouts,
                 options.min_replicas,
                 options.refuse_writes_after_wipe,
+                options.events.map(|e| e.max_len),
             )
             .await?
         } else {
@@ -96,6 +98,7 @@ impl RedisSessions {
                 timeouts,
                 options.read_from_replicas,
                 options.min_replicas,
+                options.events.map(|e| e.max_len),
             )
             .await?
         };
@@ -145,7 +148,9 @@ impl RedisSessions {
     /// already in memory.
     pub fn in_memory(options: Options) -> Self {
         Self::with_backend(
-            Backend::Memory(memory_store::MemoryStore::new()),
+            Backend::Memory(memory_store::MemoryStore::with_events(
+                options.events.map(|e| e.max_len),
+            )),
             &options,
             None,
         )
@@ -171,7 +176,8 @@ impl RedisSessions {
         }
     }
 
-    fn backend(&self) -> Result<&Backend> {
+    /// The backend, or [`Error::Closed`] after [`quit`](Self::quit).
+    pub(crate) fn backend(&self) -> Result<&Backend> {
         if self.inner.closed.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Closed);
         }
@@ -265,9 +271,14 @@ impl RedisSessions {
     /// Ends a session. Returns true when a live session was removed, else false (a dead
     /// one not yet swept is removed too). Does not count as a read.
     pub async fn kill(&self, app: &str, token: &str) -> Result<bool> {
+        self.kill_for(app, token, EndReason::Killed).await
+    }
+
+    /// kill, with the reason its ended event gives (events on).
+    async fn kill_for(&self, app: &str, token: &str, reason: EndReason) -> Result<bool> {
         validate::app(app)?;
         validate::token(token)?;
-        let live = self.backend()?.kill(app, token, self.now()).await;
+        let live = self.backend()?.kill(app, token, self.now(), reason).await;
         self.forget(app, token);
         live
     }
@@ -325,7 +336,7 @@ impl RedisSessions {
         else {
             return Ok(false);
         };
-        self.kill(app, &token).await
+        self.kill_for(app, &token, EndReason::Device).await
     }
 
     /// How many distinct ids were active in the last `delta_time` seconds.
