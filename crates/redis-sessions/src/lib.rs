@@ -39,7 +39,8 @@
 
 // The crate's map. Every import points down this list's layers, never back up (checked by
 // scripts/import-cycles.py):
-// - the consumers of lifecycle events: `event_stream` (RedisSessions::events), over
+// - the consumers of lifecycle events: `event_stream` (RedisSessions::events) and
+//   `event_group` (a fleet's consumer group), over
 // - the store users hold: `store` (RedisSessions) and `migration`, over
 // - the backends: `backend` (the dispatcher), `redis_store` (scripts, connection, Sentinel,
 //   durable writes) and `memory_store`, with `cache` and `sweeper` beside them, over
@@ -56,6 +57,7 @@ mod clock;
 mod data;
 mod device;
 mod error;
+mod event_group;
 mod event_stream;
 mod events;
 mod layout;
@@ -77,6 +79,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use data::Data;
 pub use device::{device_handle, HANDLE_LEN};
 pub use error::{BackendError, Error, ErrorKind, Result};
+pub use event_group::EventGroup;
 pub use event_stream::{EventPage, POLL};
 pub use events::{EndReason, Event, EventOptions, EventType, EventsFrom, DEFAULT_MAX_EVENTS};
 pub use layout::LayoutRecord;
