@@ -448,3 +448,72 @@ async fn events_off_write_no_stream() {
     let page = memory.events_page("app", &EventsFrom::Start, 10).await.expect("page");
     assert!(page.events.is_empty());
 }
+
+/// Redis CPU per create, kill and swept session with events off and on, side by side: the
+/// `usec` Redis's command statistics count (INFO commandstats), which the other processes
+/// of a busy machine do not disturb. Run by hand:
+/// `cargo test -p redis-sessions --test events events_cost -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn events_cost() {
+    const N: usize = 20_000;
+    let mut rows = Vec::new();
+    for on in [false, true] {
+        let server = RedisServer::start();
+        let clock = ManualClock::starting_now();
+        let mut options = Options::default().url(server.url()).wipe(0).clock(clock.clone());
+        if on {
+            options = options.events(EventOptions::default());
+        }
+        let rs = RedisSessions::connect(options).await.expect("connect");
+        let usec = || -> f64 {
+            let stats = server.command(&["INFO", "commandstats"]).expect("INFO");
+            // Only the calls the client sends: a script's or a MULTI's inner commands are
+            // counted in its own time and again under their names.
+            stats
+                .lines()
+                .filter(|l| {
+                    ["cmdstat_evalsha:", "cmdstat_exec:", "cmdstat_multi:"]
+                        .iter()
+                        .any(|c| l.starts_with(c))
+                })
+                .filter_map(|l| l.split("usec=").nth(1))
+                .filter_map(|v| v.split(',').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let reset = || {
+            server.command(&["CONFIG", "RESETSTAT"]).expect("RESETSTAT");
+        };
+        let mut tokens = Vec::with_capacity(N);
+        reset();
+        for i in 0..N {
+            let ttl = if i % 2 == 0 { 10 } else { 3600 };
+            let token = rs
+                .create("app", &format!("user{}@example.com", i % 2000), "192.168.10.20", CreateOptions::default().ttl(ttl))
+                .await
+                .expect("create");
+            tokens.push((token, ttl));
+        }
+        let create = usec() / N as f64;
+        reset();
+        let mut killed = 0;
+        for (token, ttl) in &tokens {
+            if *ttl == 3600 {
+                rs.kill("app", token).await.expect("kill");
+                killed += 1;
+            }
+        }
+        let kill = usec() / killed as f64;
+        clock.advance(20);
+        reset();
+        let swept = rs.sweep().await.expect("sweep");
+        let sweep = usec() / swept as f64;
+        assert_eq!(swept as usize, N - killed);
+        rows.push((on, create, kill, sweep));
+    }
+    eprintln!("Redis CPU (µs per session, INFO commandstats), {N} creates:");
+    eprintln!("events | create | kill | sweep (per session)");
+    for (on, create, kill, sweep) in rows {
+        eprintln!("{:6} | {create:6.2} | {kill:5.2} | {sweep:5.2}", if on { "on" } else { "off" });
+    }
+}
