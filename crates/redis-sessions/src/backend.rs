@@ -78,7 +78,12 @@ impl Backend {
         dispatch!(self.events_tail(app))
     }
     /// Up to `count` events per shard after `cursor`.
-    pub async fn read_events(&self, app: &str, cursor: &Cursor, count: usize) -> Result<Vec<Entry>> {
+    pub async fn read_events(
+        &self,
+        app: &str,
+        cursor: &Cursor,
+        count: usize,
+    ) -> Result<Vec<Entry>> {
         dispatch!(self.read_events(app, cursor, count))
     }
 }

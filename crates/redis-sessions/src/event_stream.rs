@@ -65,10 +65,14 @@ async fn resolve(backend: &Backend, app: &str, from: &EventsFrom) -> Result<Curs
 }
 
 impl RedisSessions {
-
     /// Up to `count` (1..=1000) of the lifecycle events of `app` that follow `from`, and
     /// the position after them: the page-by-page form (REST's JSON page).
-    pub async fn events_page(&self, app: &str, from: &EventsFrom, count: usize) -> Result<EventPage> {
+    pub async fn events_page(
+        &self,
+        app: &str,
+        from: &EventsFrom,
+        count: usize,
+    ) -> Result<EventPage> {
         validate::app(app)?;
         let count = count.clamp(1, 1000);
         let backend = self.backend()?;

@@ -17,34 +17,6 @@ use crate::error::{Error, Result};
 use serde::Serialize;
 use std::fmt;
 
-/// Events retained per stream by default (`MAXLEN ~`): about 100 bytes each (see the
-/// README's memory figures), so about 10 MB per app and shard at most.
-pub const DEFAULT_MAX_EVENTS: u64 = 100_000;
-
-/// How lifecycle events are kept: what [`Options::events`](crate::Options::events) takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct EventOptions {
-    /// Events kept per stream, about (`XADD … MAXLEN ~ n`: Redis trims whole stream nodes,
-    /// which costs almost nothing per write, so a stream holds up to a node more).
-    pub max_len: u64,
-}
-
-impl EventOptions {
-    /// Keep about `max_len` events per stream (at least 1).
-    pub fn max_len(max_len: u64) -> Self {
-        EventOptions {
-            max_len: max_len.max(1),
-        }
-    }
-}
-
-impl Default for EventOptions {
-    fn default() -> Self {
-        Self::max_len(DEFAULT_MAX_EVENTS)
-    }
-}
-
 /// A session started or ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -315,11 +287,21 @@ mod tests {
         let event = event_from_fields("app", (42, 0), &created).expect("created");
         assert_eq!(event.kind, EventType::Created);
         assert_eq!((event.ttl, event.at_ms, event.reason), (Some(60), 42, None));
-        let ended = fields(&[("type", "ended"), ("reason", "device"), ("id", "b"), ("device", "d")]);
+        let ended = fields(&[
+            ("type", "ended"),
+            ("reason", "device"),
+            ("id", "b"),
+            ("device", "d"),
+        ]);
         let event = event_from_fields("app", (1, 0), &ended).expect("ended");
         assert_eq!(event.reason, Some(EndReason::Device));
         assert!(event_from_fields("app", (1, 0), &fields(&[("type", "other")])).is_none());
-        let unknown = fields(&[("type", "ended"), ("reason", "?"), ("id", "b"), ("device", "d")]);
+        let unknown = fields(&[
+            ("type", "ended"),
+            ("reason", "?"),
+            ("id", "b"),
+            ("device", "d"),
+        ]);
         assert!(event_from_fields("app", (1, 0), &unknown).is_none());
     }
 }

@@ -81,10 +81,13 @@ pub use device::{device_handle, HANDLE_LEN};
 pub use error::{BackendError, Error, ErrorKind, Result};
 pub use event_group::EventGroup;
 pub use event_stream::{EventPage, POLL};
-pub use events::{EndReason, Event, EventOptions, EventType, EventsFrom, DEFAULT_MAX_EVENTS};
+pub use events::{EndReason, Event, EventType, EventsFrom};
 pub use layout::LayoutRecord;
 pub use migration::Migration;
-pub use options::{CreateOptions, KeyLayout, MinReplicas, Options, DEFAULT_SHARDS};
+pub use options::{
+    CreateOptions, EventOptions, KeyLayout, MinReplicas, Options, DEFAULT_MAX_EVENTS,
+    DEFAULT_SHARDS,
+};
 pub use redis_store::{ConnectionStats, NodeStatus};
 pub use session::Session;
 pub use store::RedisSessions;

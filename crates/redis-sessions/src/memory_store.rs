@@ -74,12 +74,15 @@ struct State {
     events: Option<Events>,
 }
 
+/// An event entry's fields, as the scripts write them.
+type Fields = Vec<(String, String)>;
+
 /// The event streams of the embedded store: per app, the entries in order, trimmed to
 /// `max_len` (exactly; Redis keeps about that many).
 #[derive(Debug, Default)]
 struct Events {
     max_len: u64,
-    streams: HashMap<String, VecDeque<(EntryId, Vec<(String, String)>)>>,
+    streams: HashMap<String, VecDeque<(EntryId, Fields)>>,
     /// The last id given: ids grow as Redis's do (ms of the clock, then a sequence).
     last: EntryId,
 }
@@ -376,7 +379,10 @@ fn kill_session(st: &mut State, app: &str, token: &str, id: &str, reason: EndRea
     let removed = st.hashes.remove(&(app.to_owned(), token.to_owned()));
     if let Some(events) = &mut st.events {
         let ip = removed.as_ref().map_or("", |r| r.ip.as_str());
-        events.append(app, entry_fields("ended", reason.as_str(), id, token, ip, ""));
+        events.append(
+            app,
+            entry_fields("ended", reason.as_str(), id, token, ip, ""),
+        );
     }
     let existed = removed.is_some();
     st.expiries

@@ -54,11 +54,18 @@ async fn cluster(max_len: u64) -> Env {
         std::sync::OnceLock::new();
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let cluster = CLUSTER.get_or_init(|| test_support::cluster::RedisCluster::start(3, 0));
-    let ns = format!("ev{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    let ns = format!(
+        "ev{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
     let clock = ManualClock::starting_now();
-    let rs = RedisSessions::connect(events_on(&clock, max_len).cluster(cluster.urls()).namespace(ns))
-        .await
-        .expect("connect to the cluster");
+    let rs = RedisSessions::connect(
+        events_on(&clock, max_len)
+            .cluster(cluster.urls())
+            .namespace(ns),
+    )
+    .await
+    .expect("connect to the cluster");
     Env {
         rs,
         clock,
@@ -117,8 +124,7 @@ async fn mixed_load_appears_exactly_once_in_order(env: &Env) {
             (app, id, token, ttl)
         }
     });
-    let sessions: Vec<(&str, String, String, i64)> =
-        futures_util::future::join_all(creates).await;
+    let sessions: Vec<(&str, String, String, i64)> = futures_util::future::join_all(creates).await;
     let mut expected: HashMap<String, (&str, String, Option<EndReason>)> = sessions
         .iter()
         .map(|(app, id, token, _)| (device_handle(token), (*app, id.clone(), None)))
@@ -135,7 +141,10 @@ async fn mixed_load_appears_exactly_once_in_order(env: &Env) {
         let (rs, token, id) = (rs.clone(), token.clone(), id.clone());
         match k % 6 {
             0 => ends.push(tokio::spawn(async move {
-                rs.kill("app", &token).await.expect("kill").then_some((token, EndReason::Killed))
+                rs.kill("app", &token)
+                    .await
+                    .expect("kill")
+                    .then_some((token, EndReason::Killed))
             })),
             1 => ends.push(tokio::spawn(async move {
                 rs.kill_device("app", &id, &device_handle(&token))
@@ -171,7 +180,11 @@ async fn mixed_load_appears_exactly_once_in_order(env: &Env) {
             entry.2 = Some(EndReason::SignedOutElsewhere);
         }
     }
-    assert_eq!(all_other.await.expect("task"), 48, "killall ends every `other` session");
+    assert_eq!(
+        all_other.await.expect("task"),
+        48,
+        "killall ends every `other` session"
+    );
     assert_eq!(
         signed_out as usize,
         expected
@@ -209,7 +222,11 @@ async fn mixed_load_appears_exactly_once_in_order(env: &Env) {
     for event in &events {
         seen.entry(event.device.clone()).or_default().push(event);
     }
-    assert_eq!(seen.len(), expected.len(), "one device per acknowledged create");
+    assert_eq!(
+        seen.len(),
+        expected.len(),
+        "one device per acknowledged create"
+    );
     for (device, (app, id, end)) in &expected {
         let got = &seen[device];
         assert_eq!(got[0].kind, EventType::Created, "created first: {got:?}");
@@ -257,7 +274,12 @@ async fn resume_misses_nothing(env: &Env) {
     let mut tokens = Vec::new();
     for i in 0..60 {
         let token = rs
-            .create("app", &format!("u{}", i % 7), "::1", CreateOptions::default())
+            .create(
+                "app",
+                &format!("u{}", i % 7),
+                "::1",
+                CreateOptions::default(),
+            )
             .await
             .expect("create");
         tokens.push(token);
@@ -271,7 +293,11 @@ async fn resume_misses_nothing(env: &Env) {
     let rest = take(rs, "app", EventsFrom::After(saved), 55).await;
     let mut whole = first;
     whole.extend(rest);
-    assert_eq!(whole, all(rs, "app").await, "the two runs read every event once");
+    assert_eq!(
+        whole,
+        all(rs, "app").await,
+        "the two runs read every event once"
+    );
     // "Now" starts after everything written so far.
     let page = rs
         .events_page("app", &EventsFrom::Now, 10)
@@ -388,22 +414,39 @@ async fn retention_trims_and_memory_per_event() {
     let env = redis(1000).await;
     for i in 0..5000 {
         env.rs
-            .create("app", &format!("user{}@example.com", i % 100), "192.168.10.20", CreateOptions::default())
+            .create(
+                "app",
+                &format!("user{}@example.com", i % 100),
+                "192.168.10.20",
+                CreateOptions::default(),
+            )
             .await
             .expect("create");
     }
     let mut con = raw(&env);
-    let len: u64 = redis::cmd("XLEN").arg("rs:app:_events").query(&mut con).expect("XLEN");
+    let len: u64 = redis::cmd("XLEN")
+        .arg("rs:app:_events")
+        .query(&mut con)
+        .expect("XLEN");
     // Redis trims whole nodes (100 entries by default): up to a node more is kept.
     assert!((1000..=1100).contains(&len), "kept {len}");
-    let page = env.rs.events_page("app", &EventsFrom::Start, 10).await.expect("page");
+    let page = env
+        .rs
+        .events_page("app", &EventsFrom::Start, 10)
+        .await
+        .expect("page");
     assert_eq!(page.events.len(), 10, "what is retained is readable");
 
     let env = redis(100_000).await;
     for i in 0..10_000 {
         let token = env
             .rs
-            .create("app", &format!("user{}@example.com", i % 1000), "192.168.10.20", CreateOptions::default())
+            .create(
+                "app",
+                &format!("user{}@example.com", i % 1000),
+                "192.168.10.20",
+                CreateOptions::default(),
+            )
             .await
             .expect("create");
         env.rs.kill("app", &token).await.expect("kill");
@@ -426,26 +469,52 @@ async fn retention_trims_and_memory_per_event() {
 async fn events_off_write_no_stream() {
     let server = RedisServer::start();
     let clock = ManualClock::starting_now();
-    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0).clock(clock.clone()))
+    let rs = RedisSessions::connect(
+        Options::default()
+            .url(server.url())
+            .wipe(0)
+            .clock(clock.clone()),
+    )
+    .await
+    .expect("connect");
+    let a = rs
+        .create("app", "bob", "::1", CreateOptions::default().ttl(10))
         .await
-        .expect("connect");
-    let a = rs.create("app", "bob", "::1", CreateOptions::default().ttl(10)).await.expect("create");
-    let b = rs.create("app", "bob", "::1", CreateOptions::default()).await.expect("create");
-    rs.create("app", "eve", "::1", CreateOptions::default()).await.expect("create");
-    rs.kill_device("app", "bob", &device_handle(&b)).await.expect("device");
+        .expect("create");
+    let b = rs
+        .create("app", "bob", "::1", CreateOptions::default())
+        .await
+        .expect("create");
+    rs.create("app", "eve", "::1", CreateOptions::default())
+        .await
+        .expect("create");
+    rs.kill_device("app", "bob", &device_handle(&b))
+        .await
+        .expect("device");
     rs.killsoid("app", "eve").await.expect("killsoid");
     clock.advance(20);
     rs.sweep().await.expect("sweep");
-    rs.create("app", "zed", "::1", CreateOptions::default()).await.expect("create");
+    rs.create("app", "zed", "::1", CreateOptions::default())
+        .await
+        .expect("create");
     rs.killall("app").await.expect("killall");
     let _ = a;
     let keys = server.strings(&["KEYS", "*_events"]).expect("KEYS");
     assert!(keys.is_empty(), "{keys:?}");
-    let page = rs.events_page("app", &EventsFrom::Start, 10).await.expect("page");
+    let page = rs
+        .events_page("app", &EventsFrom::Start, 10)
+        .await
+        .expect("page");
     assert!(page.events.is_empty());
     let memory = RedisSessions::in_memory(Options::default().wipe(0));
-    memory.create("app", "bob", "::1", CreateOptions::default()).await.expect("create");
-    let page = memory.events_page("app", &EventsFrom::Start, 10).await.expect("page");
+    memory
+        .create("app", "bob", "::1", CreateOptions::default())
+        .await
+        .expect("create");
+    let page = memory
+        .events_page("app", &EventsFrom::Start, 10)
+        .await
+        .expect("page");
     assert!(page.events.is_empty());
 }
 
@@ -461,7 +530,10 @@ async fn events_cost() {
     for on in [false, true] {
         let server = RedisServer::start();
         let clock = ManualClock::starting_now();
-        let mut options = Options::default().url(server.url()).wipe(0).clock(clock.clone());
+        let mut options = Options::default()
+            .url(server.url())
+            .wipe(0)
+            .clock(clock.clone());
         if on {
             options = options.events(EventOptions::default());
         }
@@ -489,7 +561,12 @@ async fn events_cost() {
         for i in 0..N {
             let ttl = if i % 2 == 0 { 10 } else { 3600 };
             let token = rs
-                .create("app", &format!("user{}@example.com", i % 2000), "192.168.10.20", CreateOptions::default().ttl(ttl))
+                .create(
+                    "app",
+                    &format!("user{}@example.com", i % 2000),
+                    "192.168.10.20",
+                    CreateOptions::default().ttl(ttl),
+                )
                 .await
                 .expect("create");
             tokens.push((token, ttl));
@@ -514,6 +591,9 @@ async fn events_cost() {
     eprintln!("Redis CPU (µs per session, INFO commandstats), {N} creates:");
     eprintln!("events | create | kill | sweep (per session)");
     for (on, create, kill, sweep) in rows {
-        eprintln!("{:6} | {create:6.2} | {kill:5.2} | {sweep:5.2}", if on { "on" } else { "off" });
+        eprintln!(
+            "{:6} | {create:6.2} | {kill:5.2} | {sweep:5.2}",
+            if on { "on" } else { "off" }
+        );
     }
 }

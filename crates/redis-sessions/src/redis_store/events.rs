@@ -7,7 +7,7 @@
 
 use super::{each_shard, RedisStore};
 use crate::error::{Error, Result};
-use crate::events::{parse_entry_id, Cursor, EntryId, Entry};
+use crate::events::{parse_entry_id, Cursor, Entry, EntryId};
 
 /// XRANGE/XREVRANGE/XAUTOCLAIM entries: `[[id, [field, value, …]], …]`.
 type RawEntries = Vec<(String, Vec<String>)>;
@@ -52,7 +52,12 @@ impl RedisStore {
     }
 
     /// Up to `count` entries of each shard's stream after `cursor`, shard by shard.
-    pub async fn read_events(&self, app: &str, cursor: &Cursor, count: usize) -> Result<Vec<Entry>> {
+    pub async fn read_events(
+        &self,
+        app: &str,
+        cursor: &Cursor,
+        count: usize,
+    ) -> Result<Vec<Entry>> {
         let per_shard = self
             .layout()
             .shards()
@@ -102,31 +107,31 @@ impl RedisStore {
         consumer: &str,
         count: usize,
     ) -> Result<Vec<Entry>> {
-        let per_shard = self
-            .layout()
-            .shards()
-            .iter()
-            .enumerate()
-            .map(|(index, shard)| async move {
-                let mut cmd = redis::cmd("XREADGROUP");
-                cmd.arg("GROUP")
-                    .arg(group)
-                    .arg(consumer)
-                    .arg("COUNT")
-                    .arg(count)
-                    .arg("STREAMS")
-                    .arg(shard.app_events(app))
-                    .arg(">");
-                // [[key, entries]] or nil when there is nothing new.
-                let reply: Option<Vec<(String, RawEntries)>> = self.con.query(&cmd).await?;
-                Ok::<Vec<Entry>, Error>(
-                    reply
-                        .into_iter()
-                        .flatten()
-                        .flat_map(|(_, raw)| entries(index, raw))
-                        .collect(),
-                )
-            });
+        let per_shard =
+            self.layout()
+                .shards()
+                .iter()
+                .enumerate()
+                .map(|(index, shard)| async move {
+                    let mut cmd = redis::cmd("XREADGROUP");
+                    cmd.arg("GROUP")
+                        .arg(group)
+                        .arg(consumer)
+                        .arg("COUNT")
+                        .arg(count)
+                        .arg("STREAMS")
+                        .arg(shard.app_events(app))
+                        .arg(">");
+                    // [[key, entries]] or nil when there is nothing new.
+                    let reply: Option<Vec<(String, RawEntries)>> = self.con.query(&cmd).await?;
+                    Ok::<Vec<Entry>, Error>(
+                        reply
+                            .into_iter()
+                            .flatten()
+                            .flat_map(|(_, raw)| entries(index, raw))
+                            .collect(),
+                    )
+                });
         Ok(each_shard(per_shard).await?.into_iter().flatten().collect())
     }
 
@@ -140,34 +145,34 @@ impl RedisStore {
         min_idle_ms: u64,
         count: usize,
     ) -> Result<Vec<Entry>> {
-        let per_shard = self
-            .layout()
-            .shards()
-            .iter()
-            .enumerate()
-            .map(|(index, shard)| async move {
-                let mut cmd = redis::cmd("XAUTOCLAIM");
-                cmd.arg(shard.app_events(app))
-                    .arg(group)
-                    .arg(consumer)
-                    .arg(min_idle_ms)
-                    .arg("0-0")
-                    .arg("COUNT")
-                    .arg(count);
-                // [next start, entries, deleted ids] (Redis 7; two items on 6.2).
-                let reply: redis::Value = self.con.query(&cmd).await?;
-                let raw = match reply {
-                    redis::Value::Array(items) if items.len() >= 2 => {
-                        // An entry trimmed away meanwhile comes back as nil: skipped.
-                        let claimed: Vec<Option<(String, Vec<String>)>> =
-                            redis::from_redis_value(items[1].clone())
-                                .map_err(redis::RedisError::from)?;
-                        claimed.into_iter().flatten().collect()
-                    }
-                    _ => Vec::new(),
-                };
-                Ok::<Vec<Entry>, Error>(entries(index, raw))
-            });
+        let per_shard =
+            self.layout()
+                .shards()
+                .iter()
+                .enumerate()
+                .map(|(index, shard)| async move {
+                    let mut cmd = redis::cmd("XAUTOCLAIM");
+                    cmd.arg(shard.app_events(app))
+                        .arg(group)
+                        .arg(consumer)
+                        .arg(min_idle_ms)
+                        .arg("0-0")
+                        .arg("COUNT")
+                        .arg(count);
+                    // [next start, entries, deleted ids] (Redis 7; two items on 6.2).
+                    let reply: redis::Value = self.con.query(&cmd).await?;
+                    let raw = match reply {
+                        redis::Value::Array(items) if items.len() >= 2 => {
+                            // An entry trimmed away meanwhile comes back as nil: skipped.
+                            let claimed: Vec<Option<(String, Vec<String>)>> =
+                                redis::from_redis_value(items[1].clone())
+                                    .map_err(redis::RedisError::from)?;
+                            claimed.into_iter().flatten().collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    Ok::<Vec<Entry>, Error>(entries(index, raw))
+                });
         Ok(each_shard(per_shard).await?.into_iter().flatten().collect())
     }
 

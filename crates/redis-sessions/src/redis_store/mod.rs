@@ -512,7 +512,9 @@ impl RedisStore {
             let Some(id) = id else {
                 return Ok(false);
             };
-            let cmd = self.commands.kill_declared(shard, app, token, &id, now, reason);
+            let cmd = self
+                .commands
+                .kill_declared(shard, app, token, &id, now, reason);
             match self.eval_write::<i64>(cmd).await? {
                 -1 => continue,
                 killed => return Ok(killed == 1),
