@@ -285,7 +285,9 @@ mod tests {
             };
             assert!(!code(off.source()).contains("emit("), "{}", off.source());
             assert!(
-                !on.source().lines().any(|l| l.trim_start().starts_with("--E ")),
+                !on.source()
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("--E ")),
                 "{}",
                 on.source()
             );
