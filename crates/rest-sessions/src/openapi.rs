@@ -184,6 +184,7 @@ impl Modify for ParserErrors {
         crate::routes::killsoid,
         crate::routes::killdevice,
         crate::routes::killall,
+        crate::events::events,
     ),
     components(schemas(
         Session,
@@ -196,7 +197,11 @@ impl Modify for ParserErrors {
         HealthReply,
         HealthUnavailable,
         UnreachableNode,
-        ErrorBody
+        ErrorBody,
+        crate::events::EventsReply,
+        redis_sessions::Event,
+        redis_sessions::EventType,
+        redis_sessions::EndReason
     )),
     modifiers(
         &BearerSecret,
@@ -207,6 +212,7 @@ impl Modify for ParserErrors {
     ),
     tags(
         (name = "sessions", description = "The redis-sessions contract"),
+        (name = "events", description = "Session lifecycle events (with `RS_EVENTS`)"),
         (name = "operations", description = "Liveness, readiness, metrics, this document")
     )
 )]

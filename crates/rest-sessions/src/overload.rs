@@ -522,6 +522,21 @@ impl Drop for Handle {
     }
 }
 
+/// Marks a response whose body outlives its handler (an event stream): the service does
+/// not end the request when the handler returns; the body's [`FinishOnDrop`] does.
+#[derive(Debug, Clone, Copy)]
+pub struct LongLived;
+
+/// Ends the request of a [`LongLived`] response when dropped (with the response's body).
+#[derive(Debug)]
+pub struct FinishOnDrop(Activity);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
 /// What a read of the socket may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -610,6 +625,15 @@ impl Activity {
         if let Some(reader) = reader {
             reader.wake();
         }
+    }
+
+    /// Keeps the connection busy until the returned guard drops, however long the reply
+    /// body runs: for an event stream, whose body outlives its handler. Busy, it is never
+    /// closed as idle (by the idle deadline or to admit a newcomer), and it counts as an
+    /// unfinished request of its address. The service must then leave the end of the
+    /// request to the guard (see [`LongLived`]).
+    pub fn long_lived(&self) -> FinishOnDrop {
+        FinishOnDrop(self.clone())
     }
 
     /// How many bytes a read may take in: all it likes while a request is served (its
