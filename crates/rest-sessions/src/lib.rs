@@ -297,6 +297,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         health_detail: config.health_detail,
         overload: overload.clone(),
         events: config.events,
+        event_shards: if config.redis_cluster.is_empty() {
+            1
+        } else {
+            config.shards
+        },
         event_streams: Arc::new(tokio::sync::Semaphore::new(config.events_max_streams)),
         shutdown: stop_rx.clone(),
     };

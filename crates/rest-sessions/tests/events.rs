@@ -58,7 +58,10 @@ impl Sse {
             return (status, None);
         }
         let content_type = response.headers()["content-type"].to_str().unwrap_or("");
-        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
         (
             status,
             Some(Sse {
@@ -129,7 +132,10 @@ async fn all_pages(http: &reqwest::Client, server: &Server, app: &str, count: us
         if page.is_empty() {
             // (The start, given as "", is written `0-0`.)
             let kept = next == after || (after.is_empty() && next == "0-0");
-            assert!(kept, "an empty page keeps the position: {after:?} -> {next:?}");
+            assert!(
+                kept,
+                "an empty page keeps the position: {after:?} -> {next:?}"
+            );
             return events;
         }
         assert_eq!(page.last().unwrap()["cursor"], next.as_str());
@@ -219,7 +225,10 @@ async fn sse_resumes_with_last_event_id_without_gap_or_duplicate() {
     // The pages give the same events with the same cursors.
     let pages = all_pages(&http, &server, "app1", 1000).await;
     let page_ids: Vec<_> = pages.iter().map(|e| e["cursor"].clone()).collect();
-    let sse_ids: Vec<_> = seen.iter().map(|(id, _)| Value::from(id.as_str())).collect();
+    let sse_ids: Vec<_> = seen
+        .iter()
+        .map(|(id, _)| Value::from(id.as_str()))
+        .collect();
     assert_eq!(page_ids, sse_ids);
 
     // Without a position, a stream starts with what is written from now on.
@@ -227,7 +236,10 @@ async fn sse_resumes_with_last_event_id_without_gap_or_duplicate() {
     assert!(sse.next(Duration::from_millis(300)).await.is_none());
     let token = create(&http, &server, "app1", "late").await;
     let (_, event) = sse.next(Duration::from_secs(5)).await.expect("the new one");
-    assert_eq!(what(&event), ("created".into(), String::new(), device(&token)));
+    assert_eq!(
+        what(&event),
+        ("created".into(), String::new(), device(&token))
+    );
 }
 
 /// Pages of every size cover every event exactly once, in order; count and position are
@@ -270,11 +282,18 @@ async fn json_pages_cover_every_event_once() {
                 .expect("page"),
         )
         .await;
-        assert_eq!((status, body["error"].as_str()), (400, Some(error)), "{query}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(error)),
+            "{query}"
+        );
         assert!(body["message"].is_string());
     }
     let (status, body) = json(http.get(server.url("/a/events")).send().await.unwrap()).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalidFormat")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalidFormat"))
+    );
     // A bad Last-Event-ID is refused before the stream starts.
     let (status, _) = Sse::try_open(&server, "app2", "", Some("x-y"), None).await;
     assert_eq!(status, 400);
@@ -287,7 +306,10 @@ async fn the_secret_is_required_and_events_off_is_404() {
     let server = Server::with_redis(&redis, &[EVENTS_ON, ("RS_AUTH_TOKEN", "s3cret")]);
     let http = client();
     let (status, body) = json(http.get(server.url("/app3/events")).send().await.unwrap()).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
     let (status, _) = Sse::try_open(&server, "app3", "", None, None).await;
     assert_eq!(status, 401);
     let (status, _) = Sse::try_open(&server, "app3", "", None, Some("wrong")).await;
@@ -304,7 +326,10 @@ async fn the_secret_is_required_and_events_off_is_404() {
     let (status, body) = json(token).await;
     assert_eq!(status, 200);
     let (_, event) = sse.next(Duration::from_secs(5)).await.expect("event");
-    assert_eq!(event["device"], device(body["token"].as_str().unwrap()).as_str());
+    assert_eq!(
+        event["device"],
+        device(body["token"].as_str().unwrap()).as_str()
+    );
     let (status, body) = json(
         http.get(server.url("/app3/events"))
             .bearer_auth("s3cret")
@@ -313,7 +338,10 @@ async fn the_secret_is_required_and_events_off_is_404() {
             .unwrap(),
     )
     .await;
-    assert_eq!((status, body["events"].as_array().map(Vec::len)), (200, Some(1)));
+    assert_eq!(
+        (status, body["events"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
 
     let off = Server::with_redis(&redis, &[]);
     let (status, body) = json(http.get(off.url("/app3/events")).send().await.unwrap()).await;
@@ -373,9 +401,15 @@ async fn a_stream_outlives_the_idle_timeout_and_ends_at_shutdown() {
         let status = server.terminate(Duration::from_secs(8));
         (status, server)
     });
-    assert!(sse.ended(Duration::from_secs(5)).await, "stream ends at SIGTERM");
+    assert!(
+        sse.ended(Duration::from_secs(5)).await,
+        "stream ends at SIGTERM"
+    );
     let (status, _server) = stopped.await.unwrap();
-    assert!(status.is_some_and(|s| s.success()), "pid {server_pid} exits");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "pid {server_pid} exits"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the server did not wait for the grace period: {:?}",
@@ -430,7 +464,10 @@ async fn the_python_consumer_killed_mid_stream_misses_nothing() {
     };
     let started = Instant::now();
     while lines(&output).len() < 60 {
-        assert!(started.elapsed() < Duration::from_secs(20), "consumer reads");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "consumer reads"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     consumer.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
@@ -469,12 +506,18 @@ async fn the_python_consumer_killed_mid_stream_misses_nothing() {
     for event in &handled {
         let cursor = event["cursor"].as_str().unwrap().to_owned();
         *counts.entry(cursor.clone()).or_default() += 1;
-        if deduped.last().is_none_or(|last| last["cursor"] != cursor.as_str()) {
+        if deduped
+            .last()
+            .is_none_or(|last| last["cursor"] != cursor.as_str())
+        {
             deduped.push(event);
         }
     }
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.len() <= 1 && twice.iter().all(|(_, n)| **n == 2), "{twice:?}");
+    assert!(
+        twice.len() <= 1 && twice.iter().all(|(_, n)| **n == 2),
+        "{twice:?}"
+    );
     let expected: Vec<_> = all.iter().collect();
     assert_eq!(deduped, expected, "every event, in order");
     println!(
@@ -618,6 +661,9 @@ async fn every_acknowledged_create_has_its_event_across_a_sentinel_failover() {
         missing.len()
     );
     assert!(acknowledged.len() > 100, "the load ran");
-    assert!(missing.is_empty(), "acknowledged without an event: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "acknowledged without an event: {missing:?}"
+    );
     assert_eq!(repeated, 0, "no event twice");
 }
