@@ -9,7 +9,10 @@ mod common;
 use common::{client, create, json, RedisServer, Server};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use test_support::cluster::RedisCluster;
 use test_support::sentinel::{SentinelSet, MASTER_NAME};
 
 const EVENTS_ON: (&str, &str) = ("RS_EVENTS", "true");
@@ -116,6 +119,65 @@ impl Sse {
             }
         }
     }
+}
+
+/// An SSE client of `app` from the start that reconnects after its last id whenever its
+/// stream breaks (the server keeps it open through failovers and reshards; this only
+/// guards); once `stop` is set and nothing came for 2 s, returns what it read.
+fn follow(
+    base: String,
+    app: &'static str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<Value>> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let mut seen: Vec<Value> = Vec::new();
+        let mut last: Option<String> = None;
+        let mut idle_since = None::<Instant>;
+        loop {
+            let mut request = http
+                .get(format!("{base}/{app}/events?after="))
+                .header("accept", "text/event-stream");
+            if let Some(id) = &last {
+                request = request.header("last-event-id", id);
+            }
+            let Ok(Ok(response)) =
+                tokio::time::timeout(Duration::from_secs(5), request.send()).await
+            else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            if response.status() != 200 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let mut sse = Sse {
+                response,
+                buf: String::new(),
+                closed: false,
+            };
+            loop {
+                match sse.next(Duration::from_millis(500)).await {
+                    Some((id, event)) => {
+                        last = Some(id);
+                        seen.push(event);
+                        idle_since = None;
+                    }
+                    None => {
+                        if stop.load(Ordering::Relaxed) {
+                            let since = *idle_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() > Duration::from_secs(2) {
+                                return seen;
+                            }
+                        }
+                        if sse.closed {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// Every event retained, read page by page with pages of `count`.
@@ -547,13 +609,13 @@ async fn every_acknowledged_create_has_its_event_across_a_sentinel_failover() {
         &[],
     );
     let http = client();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (http, base, stop) = (http.clone(), server.base(), stop.clone());
         tokio::spawn(async move {
             let (mut acknowledged, mut failed) = (Vec::new(), 0);
             let mut i = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 let url = format!("{base}/app7/create/u{i}?ip=10.0.0.1");
                 match http.put(url).send().await {
@@ -568,63 +630,7 @@ async fn every_acknowledged_create_has_its_event_across_a_sentinel_failover() {
             (acknowledged, failed)
         })
     };
-    // The reader: an SSE client that reconnects after its last id whenever its stream
-    // breaks (the server keeps it open through the failover; this only guards).
-    let reader_stop = stop.clone();
-    let reader = {
-        let server_base = server.base();
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut seen: Vec<Value> = Vec::new();
-            let mut last: Option<String> = None;
-            let mut idle_since = None::<Instant>;
-            loop {
-                let mut request = http
-                    .get(format!("{server_base}/app7/events?after="))
-                    .header("accept", "text/event-stream");
-                if let Some(id) = &last {
-                    request = request.header("last-event-id", id);
-                }
-                let Ok(Ok(response)) =
-                    tokio::time::timeout(Duration::from_secs(5), request.send()).await
-                else {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                };
-                if response.status() != 200 {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-                let mut sse = Sse {
-                    response,
-                    buf: String::new(),
-                    closed: false,
-                };
-                loop {
-                    match sse.next(Duration::from_millis(500)).await {
-                        Some((id, event)) => {
-                            last = Some(id);
-                            seen.push(event);
-                            idle_since = None;
-                        }
-                        None => {
-                            // Done once the writer stopped and nothing came for 2 s.
-                            if reader_stop.load(std::sync::atomic::Ordering::Relaxed) {
-                                let since = *idle_since.get_or_insert_with(Instant::now);
-                                if since.elapsed() > Duration::from_secs(2) {
-                                    return seen;
-                                }
-                            }
-                            // A stream that ended is reopened after `last`.
-                            if sse.closed {
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-        })
-    };
+    let reader = follow(server.base(), "app7", stop.clone());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let failover = tokio::task::spawn_blocking(move || {
         let f = set.kill_master(Duration::from_secs(30));
@@ -634,7 +640,7 @@ async fn every_acknowledged_create_has_its_event_across_a_sentinel_failover() {
     .unwrap();
     let (failover, _set) = failover;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     let (acknowledged, failed) = writer.await.unwrap();
     let seen = tokio::time::timeout(Duration::from_secs(20), reader)
         .await
@@ -666,4 +672,136 @@ async fn every_acknowledged_create_has_its_event_across_a_sentinel_failover() {
         "acknowledged without an event: {missing:?}"
     );
     assert_eq!(repeated, 0, "no event twice");
+}
+
+/// Slots move (a reshard, then a rebalance) under creates and kills through the REST
+/// server on a three-master cluster while an SSE client reads: every acknowledged change
+/// has its event exactly once, each session's events in the order of its changes, and
+/// the JSON pages hold the same events.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_acknowledged_change_has_its_event_across_a_reshard() {
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3, 0))
+        .await
+        .expect("cluster");
+    let seeds = cluster.urls().join(",");
+    let server = Server::start(&[EVENTS_ON, ("RS_REDIS_CLUSTER", seeds.as_str())], &[]);
+    let http = client();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (http, base, stop) = (http.clone(), server.base(), stop.clone());
+            tokio::spawn(async move {
+                // (device, what) of every acknowledged change, in order; failed calls.
+                let (mut done, mut failed) = (Vec::new(), 0);
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let url = format!("{base}/app8/create/w{w}u{i}?ip=10.0.0.2");
+                    let token = match http.put(url).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            let body: Value = r.json().await.expect("json");
+                            body["token"].as_str().unwrap().to_owned()
+                        }
+                        _ => {
+                            failed += 1;
+                            continue;
+                        }
+                    };
+                    done.push((device(&token), "created"));
+                    if i % 3 == 0 {
+                        let url = format!("{base}/app8/kill/{token}");
+                        match http.delete(url).send().await {
+                            Ok(r) if r.status() == 200 => {
+                                let body: Value = r.json().await.expect("json");
+                                assert_eq!(body["kill"], 1);
+                                done.push((device(&token), "ended"));
+                            }
+                            _ => failed += 1,
+                        }
+                    }
+                }
+                (done, failed)
+            })
+        })
+        .collect();
+    let reader = follow(server.base(), "app8", stop.clone());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let cluster = tokio::task::spawn_blocking(move || {
+        let masters = cluster.masters();
+        let seed = &cluster.nodes[0];
+        assert!(
+            test_support::faults::reshard(seed, &masters[0], &masters[1], 3000),
+            "reshard"
+        );
+        cluster.wait_until_ok(Duration::from_secs(30));
+        assert!(test_support::faults::rebalance(seed), "rebalance");
+        cluster.wait_until_ok(Duration::from_secs(30));
+        cluster
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut done, mut failed) = (Vec::new(), 0);
+    for writer in writers {
+        let (d, f) = writer.await.unwrap();
+        done.extend(d);
+        failed += f;
+    }
+    let seen = tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .expect("the reader finishes")
+        .unwrap();
+    // Per session, the events in the order read.
+    let mut by_device: HashMap<String, Vec<String>> = HashMap::new();
+    for event in &seen {
+        by_device
+            .entry(event["device"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(event["type"].as_str().unwrap().to_owned());
+    }
+    let mut wrong = Vec::new();
+    for (device, kinds) in &by_device {
+        if kinds.len() > 2 || kinds[0] != "created" || kinds.get(1).is_some_and(|k| k != "ended") {
+            wrong.push(format!("{device}: {kinds:?}"));
+        }
+    }
+    let missing: Vec<_> = done
+        .iter()
+        .filter(|(device, what)| {
+            !by_device
+                .get(device)
+                .is_some_and(|kinds| kinds.iter().any(|k| k == what))
+        })
+        .collect();
+    let pages = all_pages(&http, &server, "app8", 1000).await;
+    let mut page_cursors: Vec<_> = pages
+        .iter()
+        .map(|e| (e["device"].clone(), e["type"].clone()))
+        .collect();
+    let mut seen_cursors: Vec<_> = seen
+        .iter()
+        .map(|e| (e["device"].clone(), e["type"].clone()))
+        .collect();
+    page_cursors.sort_by_key(|v| v.0.to_string() + v.1.as_str().unwrap_or(""));
+    seen_cursors.sort_by_key(|v| v.0.to_string() + v.1.as_str().unwrap_or(""));
+    println!(
+        "reshard: {} changes acknowledged, {failed} failed, {} events read, {} missing, {} \
+         out of order or repeated",
+        done.len(),
+        seen.len(),
+        missing.len(),
+        wrong.len()
+    );
+    drop(cluster);
+    assert!(done.len() > 100, "the load ran");
+    assert!(
+        missing.is_empty(),
+        "acknowledged without an event: {missing:?}"
+    );
+    assert!(wrong.is_empty(), "{wrong:?}");
+    assert_eq!(
+        seen_cursors, page_cursors,
+        "the pages hold what the stream gave"
+    );
 }
