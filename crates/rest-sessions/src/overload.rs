@@ -733,6 +733,31 @@ mod tests {
         }
     }
 
+    /// An event stream's connection is busy while its guard lives: no idle deadline, not
+    /// evicted for a newcomer; idle (and evictable) once the stream is dropped.
+    #[tokio::test(start_paused = true)]
+    async fn a_long_lived_reply_keeps_its_connection_busy() {
+        let overload = Overload::new(settings(1));
+        let (a, _) = overload.admit(ip(1)).unwrap();
+        a.request_started();
+        let stream = a.long_lived();
+        tokio::time::advance(Duration::from_secs(120)).await;
+        let waker = futures_util::task::noop_waker();
+        assert_eq!(
+            a.wait_for_bytes(&waker),
+            None,
+            "no read deadline while it streams"
+        );
+        assert_eq!(overload.admit(ip(2)).unwrap_err(), Refusal::MaxConnections);
+        drop(stream);
+        assert!(
+            a.wait_for_bytes(&waker).is_some(),
+            "idle again: the idle deadline"
+        );
+        let (_b, why) = overload.admit(ip(2)).unwrap();
+        assert_eq!(why, Some(Eviction::OldestIdle));
+    }
+
     fn ip(last: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
     }
