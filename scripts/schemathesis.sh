@@ -2,7 +2,8 @@
 # Tests the real rest-sessions binary against its own /openapi.json with schemathesis
 # (every check: no 5xx, documented statuses, content types and reply schemas, inputs
 # outside the schema rejected, inputs inside it accepted, the create -> get/set/kill links),
-# once on a throwaway redis-server and once on the embedded store. Bounded: a fixed seed,
+# once on a throwaway redis-server and once on the embedded store (events on, so
+# `/{app}/events` serves its JSON pages). Bounded: a fixed seed,
 # a few dozen examples per operation, and each run under `timeout`.
 # Needs: cargo, redis-server, curl, and schemathesis (pip install schemathesis).
 set -euo pipefail
@@ -63,14 +64,14 @@ done
 
 status=0
 port=$(free_port)
-env -u RS_AUTH_TOKEN RS_PORT="$port" RS_REDISPORT="$redis_port" RS_WIPE=0 RUST_LOG=warn \
+env -u RS_AUTH_TOKEN RS_PORT="$port" RS_REDISPORT="$redis_port" RS_WIPE=0 RS_EVENTS=true RUST_LOG=warn \
   "$bin" >"$work/redis-store.log" 2>&1 &
 pids+=($!)
 wait_ping "$port"
 run_st redis "$port" || status=1
 
 port=$(free_port)
-env -u RS_AUTH_TOKEN RS_PORT="$port" RS_WIPE=0 RUST_LOG=warn "$bin" --store memory \
+env -u RS_AUTH_TOKEN RS_PORT="$port" RS_WIPE=0 RS_EVENTS=true RUST_LOG=warn "$bin" --store memory \
   >"$work/memory-store.log" 2>&1 &
 pids+=($!)
 wait_ping "$port"

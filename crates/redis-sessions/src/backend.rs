@@ -4,6 +4,7 @@
 
 use crate::data::Data;
 use crate::error::Result;
+use crate::events::{Cursor, EndReason, Entry, EntryId};
 use crate::memory_store::MemoryStore;
 use crate::redis_store::RedisStore;
 use crate::session::{NewSession, Record};
@@ -37,8 +38,9 @@ impl Backend {
     pub async fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
         dispatch!(self.set(app, token, d, now))
     }
-    pub async fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
-        dispatch!(self.kill(app, token, now))
+    /// Kills the session; `reason` is what its ended event says (events on).
+    pub async fn kill(&self, app: &str, token: &str, now: i64, reason: EndReason) -> Result<bool> {
+        dispatch!(self.kill(app, token, now, reason))
     }
     pub async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
         dispatch!(self.killsoid(app, id, keep))
@@ -63,5 +65,25 @@ impl Backend {
     }
     pub async fn ping(&self) -> Result<String> {
         dispatch!(self.ping())
+    }
+    /// How many event streams an app has (one per shard).
+    pub fn event_shards(&self) -> usize {
+        match self {
+            Backend::Redis(store) => store.event_shards(),
+            Backend::Memory(_) => 1,
+        }
+    }
+    /// The last event id of each shard's stream of `app` (see events.rs).
+    pub async fn events_tail(&self, app: &str) -> Result<Vec<EntryId>> {
+        dispatch!(self.events_tail(app))
+    }
+    /// Up to `count` events per shard after `cursor`.
+    pub async fn read_events(
+        &self,
+        app: &str,
+        cursor: &Cursor,
+        count: usize,
+    ) -> Result<Vec<Entry>> {
+        dispatch!(self.read_events(app, cursor, count))
     }
 }

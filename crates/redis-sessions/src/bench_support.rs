@@ -69,7 +69,7 @@ impl CommandSet {
     /// kill's EVALSHA.
     pub fn kill(&self, app: &str, token: &str, now: i64) -> Cmd {
         self.0
-            .kill(&self.0.layout().shards()[0], app, token, now)
+            .kill(&self.0.layout().shards()[0], app, token, now, "killed")
             .into_cmd()
     }
 }

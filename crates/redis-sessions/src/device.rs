@@ -6,10 +6,14 @@
 //! *handle*, a one-way hash of its token: the same in every process (so any server of a
 //! fleet can list and end devices), stable for the session's life, and useless as a
 //! credential.
+//!
+//! The hash is SHA-1 (its first 128 bits), not a newer one, because Redis computes it too
+//! (`redis.sha1hex` in Lua): the scripts that end sessions name each one in the lifecycle
+//! event they write (see events.rs) by this handle, with no second round trip to hand
+//! Redis the handles. A handle only has to be one-way, and SHA-1's preimage resistance is
+//! intact (its known weakness is collisions, which do not matter here: tokens are random).
 
-use sha2::{Digest, Sha256};
-
-/// Characters of a handle: 128 bits of the token's SHA-256, in lowercase hex.
+/// Characters of a handle: the first 128 bits of the token's SHA-1, in lowercase hex.
 pub const HANDLE_LEN: usize = 32;
 
 /// The handle of the session whose token is `token`.
@@ -22,13 +26,9 @@ pub const HANDLE_LEN: usize = 32;
 /// assert!(!handle.contains(&token));
 /// ```
 pub fn device_handle(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    let mut out = String::with_capacity(HANDLE_LEN);
-    for byte in &digest[..HANDLE_LEN / 2] {
-        out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-        out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
-    }
-    out
+    let mut hex = sha1_smol::Sha1::from(token.as_bytes()).digest().to_string();
+    hex.truncate(HANDLE_LEN);
+    hex
 }
 
 /// True for text shaped like a handle (what [`device_handle`] writes).
@@ -47,5 +47,11 @@ mod tests {
         assert_ne!(a, b);
         assert!(is_handle(&a) && is_handle(&b));
         assert!(!is_handle("ABCDEF") && !is_handle(&"g".repeat(32)));
+    }
+
+    #[test]
+    fn a_handle_is_what_redis_sha1hex_writes() {
+        // SHA-1("abc"), as `redis.sha1hex('abc')` returns it, cut to 32 characters.
+        assert_eq!(device_handle("abc"), "a9993e364706816aba3e25717850c26c");
     }
 }

@@ -11,10 +11,17 @@
 //! | `{ns}:{app}:_users` | zset | `{id}` by last activity |
 //! | `{ns}:SESSIONS` | zset | `{app}:{token}:{id}` by time of death |
 //!
+//! With lifecycle events on (`Options::events`, off by default) each app also has
+//! `{ns}:{app}:_events`, a stream of its sessions' starts and ends (see events.rs). Node
+//! never reads or writes that name (its keys under `{ns}:{app}:` are 64-character tokens,
+//! `_sessions`, `_users` and `us:…`), and Node processes write no events.
+//!
 //! **The cluster layout** divides the namespace into S shards. Every key of a shard starts
 //! with `{ns}:{tag}:` where `{tag}` is a Redis Cluster hash tag, so a shard lives in one hash
 //! slot and every script touches one slot. Within a shard the keys are the Node layout's
-//! (`{ns}:{tag}:{app}:{token}`, `…:_sessions`, `…:SESSIONS`, …). The tags are chosen so the
+//! (`{ns}:{tag}:{app}:{token}`, `…:_sessions`, `…:SESSIONS`, …), so an app's events go to
+//! one stream per shard (`{ns}:{tag}:{app}:_events`), in the slot of the sessions they
+//! are about: every write still touches one slot. The tags are chosen so the
 //! shards' slots are spread evenly over the slot range, hence over the masters. A user's
 //! sessions live in the shard of their id (soid/killsoid: one call), and a token carries its
 //! shard in its first two characters (get/set/kill: one call to one node).
@@ -71,6 +78,12 @@ impl Shard {
     /// `…{app}:us:{id}`
     pub fn user_sessions(&self, app: &str, id: &str) -> String {
         format!("{}{app}:us:{id}", self.prefix)
+    }
+
+    /// `…{app}:_events` — the stream of the lifecycle events of the app's sessions in
+    /// this shard (only when events are on).
+    pub fn app_events(&self, app: &str) -> String {
+        format!("{}{app}:_events", self.prefix)
     }
 
     /// `…SESSIONS` — every session of the shard, by time of death.

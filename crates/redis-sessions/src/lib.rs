@@ -39,12 +39,15 @@
 
 // The crate's map. Every import points down this list's layers, never back up (checked by
 // scripts/import-cycles.py):
+// - the consumers of lifecycle events: `event_stream` (RedisSessions::events) and
+//   `event_group` (a fleet's consumer group), over
 // - the store users hold: `store` (RedisSessions, which may be migrating between two), over
 //   `migration` (the rules of a move: which store, how answers merge), over
 // - the backends: `backend` (the dispatcher), `redis_store` (scripts, connection, Sentinel,
 //   durable writes) and `memory_store`, with `cache` and `sweeper` beside them, over
 // - the contract: `session` (Session, Record, NewSession), `data`, `validate`, `error`,
-//   `options`, `layout` (every key name), `token`, `device`, `node_json`, `clock`.
+//   `options`, `layout` (every key name), `token`, `device`, `node_json`, `clock`,
+//   `events` (the event types and positions).
 mod backend;
 /// The benchmark's hooks (`bench` feature, off by default): not part of the API.
 #[cfg(feature = "bench")]
@@ -55,6 +58,9 @@ mod clock;
 mod data;
 mod device;
 mod error;
+mod event_group;
+mod event_stream;
+mod events;
 mod layout;
 pub mod limits;
 mod memory_store;
@@ -74,8 +80,14 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use data::Data;
 pub use device::{device_handle, HANDLE_LEN};
 pub use error::{BackendError, Error, ErrorKind, Result};
+pub use event_group::EventGroup;
+pub use event_stream::{EventPage, POLL};
+pub use events::{EndReason, Event, EventType, EventsFrom};
 pub use layout::LayoutRecord;
-pub use options::{CreateOptions, KeyLayout, MinReplicas, Options, DEFAULT_SHARDS};
+pub use options::{
+    CreateOptions, EventOptions, KeyLayout, MinReplicas, Options, DEFAULT_MAX_EVENTS,
+    DEFAULT_SHARDS,
+};
 pub use redis_store::{ConnectionStats, NodeStatus};
 pub use session::Session;
 pub use store::RedisSessions;

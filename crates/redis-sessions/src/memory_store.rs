@@ -5,9 +5,10 @@
 
 use crate::data::Data;
 use crate::error::Result;
+use crate::events::{entry_fields, Cursor, EndReason, Entry, EntryId};
 use crate::session::NewSession;
 use crate::session::Record;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -69,6 +70,37 @@ struct State {
     /// `SESSIONS`: (app, token, id) by time of death.
     expiries: SortedSet<(String, String, String)>,
     sweep_lease_until: Option<std::time::Instant>,
+    /// Lifecycle events, when on: the Redis store's streams mirrored.
+    events: Option<Events>,
+}
+
+/// An event entry's fields, as the scripts write them.
+type Fields = Vec<(String, String)>;
+
+/// The event streams of the embedded store: per app, the entries in order, trimmed to
+/// `max_len` (exactly; Redis keeps about that many).
+#[derive(Debug, Default)]
+struct Events {
+    max_len: u64,
+    streams: HashMap<String, VecDeque<(EntryId, Fields)>>,
+    /// The last id given: ids grow as Redis's do (ms of the clock, then a sequence).
+    last: EntryId,
+}
+
+impl Events {
+    fn append(&mut self, app: &str, fields: Vec<(String, String)>) {
+        let ms = crate::clock::now_millis();
+        self.last = if ms > self.last.0 {
+            (ms, 0)
+        } else {
+            (self.last.0, self.last.1 + 1)
+        };
+        let stream = self.streams.entry(app.to_owned()).or_default();
+        stream.push_back((self.last, fields));
+        while stream.len() as u64 > self.max_len {
+            stream.pop_front();
+        }
+    }
 }
 
 /// Sessions in this process's memory.
@@ -78,8 +110,46 @@ pub(crate) struct MemoryStore {
 }
 
 impl MemoryStore {
+    #[cfg(test)]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An embedded store that writes lifecycle events (`Some(max_len)` kept per app).
+    pub fn with_events(events: Option<u64>) -> Self {
+        let store = Self::default();
+        store.lock().events = events.map(|max_len| Events {
+            max_len,
+            ..Events::default()
+        });
+        store
+    }
+
+    /// The id of the last event of `app` ((0, 0) when none): the position "now".
+    pub fn events_tail(&self, app: &str) -> Result<Vec<EntryId>> {
+        let st = self.lock();
+        let last = st
+            .events
+            .as_ref()
+            .and_then(|e| e.streams.get(app))
+            .and_then(|s| s.back())
+            .map_or((0, 0), |(id, _)| *id);
+        Ok(vec![last])
+    }
+
+    /// Up to `count` events of `app` after `cursor`.
+    pub fn read_events(&self, app: &str, cursor: &Cursor, count: usize) -> Result<Vec<Entry>> {
+        let st = self.lock();
+        let after = cursor.ids.first().copied().unwrap_or((0, 0));
+        let Some(stream) = st.events.as_ref().and_then(|e| e.streams.get(app)) else {
+            return Ok(Vec::new());
+        };
+        Ok(stream
+            .iter()
+            .filter(|(id, _)| *id > after)
+            .take(count)
+            .map(|(id, fields)| (0, *id, fields.clone()))
+            .collect())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -103,6 +173,10 @@ impl MemoryStore {
             (s.app.to_owned(), token.to_owned(), s.id.to_owned()),
             now.saturating_add(s.ttl),
         );
+        if let Some(events) = &mut st.events {
+            let ttl = s.ttl.to_string();
+            events.append(s.app, entry_fields("created", "", s.id, token, s.ip, &ttl));
+        }
         st.hashes.insert(
             (s.app.to_owned(), token.to_owned()),
             Record {
@@ -150,14 +224,14 @@ impl MemoryStore {
         Ok(Some(reply))
     }
 
-    pub fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
+    pub fn kill(&self, app: &str, token: &str, now: i64, reason: EndReason) -> Result<bool> {
         let mut st = self.lock();
         let Some(record) = st.hashes.get(&(app.to_owned(), token.to_owned())) else {
             return Ok(false);
         };
         let live = record.is_live(now);
         let id = record.id.clone();
-        kill_session(&mut st, app, token, &id);
+        kill_session(&mut st, app, token, &id, reason);
         Ok(live)
     }
 
@@ -176,7 +250,13 @@ impl MemoryStore {
             .unwrap_or_default();
         let mut killed = 0;
         for token in tokens {
-            killed += u64::from(kill_session(&mut st, app, &token, id));
+            killed += u64::from(kill_session(
+                &mut st,
+                app,
+                &token,
+                id,
+                EndReason::SignedOutElsewhere,
+            ));
         }
         Ok(killed)
     }
@@ -189,7 +269,7 @@ impl MemoryStore {
             None => return Ok(0),
         };
         for (token, id) in &members {
-            kill_session(&mut st, app, token, id);
+            kill_session(&mut st, app, token, id, EndReason::All);
         }
         st.apps.remove(app);
         Ok(members.len() as u64)
@@ -237,7 +317,7 @@ impl MemoryStore {
             .map(|(_, m)| m.clone())
             .collect();
         for (app, token, id) in &due {
-            kill_session(&mut st, app, token, id);
+            kill_session(&mut st, app, token, id, EndReason::Expired);
         }
         Ok(due.len() as u64)
     }
@@ -292,12 +372,19 @@ fn touch(st: &mut State, app: &str, token: &str, before: &Record, now: i64) {
     }
 }
 
-/// Removes a session and its index entries; true when its hash existed.
-fn kill_session(st: &mut State, app: &str, token: &str, id: &str) -> bool {
-    let existed = st
-        .hashes
-        .remove(&(app.to_owned(), token.to_owned()))
-        .is_some();
+/// Removes a session and its index entries, and with events on writes its end (as
+/// lua/lib/kill_sessions.lua does, also when the hash was already gone); true when its
+/// hash existed.
+fn kill_session(st: &mut State, app: &str, token: &str, id: &str, reason: EndReason) -> bool {
+    let removed = st.hashes.remove(&(app.to_owned(), token.to_owned()));
+    if let Some(events) = &mut st.events {
+        let ip = removed.as_ref().map_or("", |r| r.ip.as_str());
+        events.append(
+            app,
+            entry_fields("ended", reason.as_str(), id, token, ip, ""),
+        );
+    }
+    let existed = removed.is_some();
     st.expiries
         .remove(&(app.to_owned(), token.to_owned(), id.to_owned()));
     if let Some(index) = st.apps.get_mut(app) {
@@ -335,7 +422,9 @@ mod tests {
         let token = store.create(&new, 100).expect("create");
         store.get("app", &token, 105).expect("get");
         assert!(!store.is_empty());
-        assert!(store.kill("app", &token, 106).expect("kill"));
+        assert!(store
+            .kill("app", &token, 106, EndReason::Killed)
+            .expect("kill"));
         assert!(store.is_empty());
     }
 }

@@ -8,6 +8,34 @@ use std::time::Duration;
 /// shards divide evenly among that many masters.
 pub const DEFAULT_SHARDS: u16 = 60;
 
+/// Events retained per stream by default (`MAXLEN ~`): about 100 bytes each (see the
+/// README's memory figures), so about 10 MB per app and shard at most.
+pub const DEFAULT_MAX_EVENTS: u64 = 100_000;
+
+/// How lifecycle events are kept: what [`Options::events`](crate::Options::events) takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventOptions {
+    /// Events kept per stream, about (`XADD … MAXLEN ~ n`: Redis trims whole stream nodes,
+    /// which costs almost nothing per write, so a stream holds up to a node more).
+    pub max_len: u64,
+}
+
+impl EventOptions {
+    /// Keep about `max_len` events per stream (at least 1).
+    pub fn max_len(max_len: u64) -> Self {
+        EventOptions {
+            max_len: max_len.max(1),
+        }
+    }
+}
+
+impl Default for EventOptions {
+    fn default() -> Self {
+        Self::max_len(DEFAULT_MAX_EVENTS)
+    }
+}
+
 /// How sessions are laid out in Redis. Non-exhaustive: a later release may add a layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -98,6 +126,8 @@ pub struct Options {
     pub(crate) refuse_writes_after_wipe: bool,
     /// The source of "now"; tests use a [`ManualClock`](crate::ManualClock).
     pub(crate) clock: Arc<dyn Clock>,
+    /// Session lifecycle events (see events.rs), off by default.
+    pub(crate) events: Option<EventOptions>,
 }
 
 /// Written by hand so that no password reaches a log that prints the options: URLs
@@ -126,6 +156,7 @@ impl std::fmt::Debug for Options {
             .field("response_timeout", &self.response_timeout)
             .field("read_from_replicas", &self.read_from_replicas)
             .field("min_replicas", &self.min_replicas)
+            .field("events", &self.events)
             .finish_non_exhaustive()
     }
 }
@@ -215,6 +246,7 @@ impl Default for Options {
             min_replicas: None,
             refuse_writes_after_wipe: false,
             clock: Arc::new(SystemClock),
+            events: None,
         }
     }
 }
@@ -362,6 +394,16 @@ impl Options {
     /// when writes do not wait for replicas (the default).
     pub fn durable_writes(&self) -> Option<MinReplicas> {
         self.min_replicas
+    }
+
+    /// Turns session lifecycle events on (off by default): every create and every end of a
+    /// session (kill, kill_device, killsoid, killall, the sweep) appends an event to its
+    /// app's Redis Stream in the same atomic step as the change, kept as `events` says
+    /// (see [`RedisSessions::events`](crate::RedisSessions::events)). Set it alike on
+    /// every process of a namespace: a process without it writes no events.
+    pub fn events(mut self, events: EventOptions) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Sets the source of "now" (default the system clock); tests use a

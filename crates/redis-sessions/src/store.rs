@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::data::initial_data;
 use crate::device::{self, device_handle};
 use crate::error::{Error, Result};
+use crate::events::EndReason;
 use crate::layout::Layout;
 use crate::memory_store;
 use crate::migration::{merge_by_activity, Migrating};
@@ -92,6 +93,7 @@ impl RedisSessions {
                 timeouts,
                 options.min_replicas,
                 options.refuse_writes_after_wipe,
+                options.events.map(|e| e.max_len),
             )
             .await?
         } else {
@@ -102,6 +104,7 @@ impl RedisSessions {
                 timeouts,
                 options.read_from_replicas,
                 options.min_replicas,
+                options.events.map(|e| e.max_len),
             )
             .await?
         };
@@ -151,7 +154,9 @@ impl RedisSessions {
     /// already in memory.
     pub fn in_memory(options: Options) -> Self {
         Self::with_backend(
-            Backend::Memory(memory_store::MemoryStore::new()),
+            Backend::Memory(memory_store::MemoryStore::with_events(
+                options.events.map(|e| e.max_len),
+            )),
             &options,
             None,
         )
@@ -225,7 +230,8 @@ impl RedisSessions {
         Ok(self.inner.migrating.as_ref())
     }
 
-    fn backend(&self) -> Result<&Backend> {
+    /// The backend, or [`Error::Closed`] after [`quit`](Self::quit).
+    pub(crate) fn backend(&self) -> Result<&Backend> {
         if self.inner.closed.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Closed);
         }
@@ -339,17 +345,22 @@ impl RedisSessions {
     /// Ends a session. Returns true when a live session was removed, else false (a dead
     /// one not yet swept is removed too). Does not count as a read.
     pub async fn kill(&self, app: &str, token: &str) -> Result<bool> {
+        self.kill_for(app, token, EndReason::Killed).await
+    }
+
+    /// kill, with the reason its ended event gives (events on).
+    async fn kill_for(&self, app: &str, token: &str, reason: EndReason) -> Result<bool> {
         if let Some(m) = self.migration()? {
             let (own, other) = m.for_token(token);
-            let live = Box::pin(own.kill(app, token)).await?;
+            let live = Box::pin(own.kill_for(app, token, reason)).await?;
             return match (live, other) {
-                (false, Some(other)) => Box::pin(other.kill(app, token)).await,
+                (false, Some(other)) => Box::pin(other.kill_for(app, token, reason)).await,
                 (live, _) => Ok(live),
             };
         }
         validate::app(app)?;
         validate::token(token)?;
-        let live = self.backend()?.kill(app, token, self.now()).await;
+        let live = self.backend()?.kill(app, token, self.now(), reason).await;
         self.forget(app, token);
         live
     }
@@ -436,7 +447,7 @@ impl RedisSessions {
         else {
             return Ok(false);
         };
-        self.kill(app, &token).await
+        self.kill_for(app, &token, EndReason::Device).await
     }
 
     /// How many distinct ids were active in the last `delta_time` seconds.

@@ -272,3 +272,73 @@ async fn the_layout_is_byte_compatible() {
         .expect("ZSCORE");
     assert!((score as i64 - (now + 300)).abs() <= 1);
 }
+
+/// Node processes run none of our scripts, so what they do writes no event; the sweep of a
+/// Rust process with events on reports the expiry of a session Node created (an `ended`
+/// `expired` event with Node's id and ip, never a `created` one).
+#[tokio::test(flavor = "multi_thread")]
+async fn node_writes_no_events_and_the_rust_sweep_reports_node_sessions() {
+    use redis_sessions::{EndReason, EventOptions, EventType, EventsFrom, ManualClock};
+    let mut f = fleet().await;
+    let clock = ManualClock::starting_now();
+    let rs = RedisSessions::connect(
+        Options::default()
+            .url(f.server.url())
+            .wipe(0)
+            .clock(clock.clone())
+            .events(EventOptions::default()),
+    )
+    .await
+    .expect("connect");
+    let short = f.node(
+        "create",
+        json!({"app": APP, "id": "n1", "ip": "10.9.9.9", "ttl": 10}),
+    );
+    let long = f.node(
+        "create",
+        json!({"app": APP, "id": "n2", "ip": "10.9.9.8", "ttl": 3600}),
+    );
+    let long = long["token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        f.node("kill", json!({"app": APP, "token": long}))["kill"],
+        1
+    );
+    let page = rs
+        .events_page(APP, &EventsFrom::Start, 100)
+        .await
+        .expect("page");
+    assert!(
+        page.events.is_empty(),
+        "Node's create and kill wrote no event"
+    );
+    clock.advance(20);
+    assert_eq!(rs.sweep().await.expect("sweep"), 1);
+    let page = rs
+        .events_page(APP, &EventsFrom::Start, 100)
+        .await
+        .expect("page");
+    let short = short["token"].as_str().expect("token");
+    let got: Vec<_> = page
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e.kind,
+                e.reason,
+                e.id.as_str(),
+                e.ip.as_str(),
+                e.device.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            EventType::Ended,
+            Some(EndReason::Expired),
+            "n1",
+            "10.9.9.9",
+            redis_sessions::device_handle(short)
+        )]
+    );
+}

@@ -17,6 +17,9 @@ pub const DEFAULT_HEADER_TIMEOUT: &str = "10";
 pub const DEFAULT_IDLE_TIMEOUT: &str = "60";
 /// Default of `RS_BODY_TIMEOUT`, in seconds.
 pub const DEFAULT_BODY_TIMEOUT: &str = "10";
+/// Default of `RS_EVENTS_MAX_STREAMS`: 100 idle streams cost one Redis about 1000 small
+/// XRANGEs a second.
+pub const DEFAULT_EVENTS_MAX_STREAMS: usize = 100;
 /// Default of `RS_MAX_CONNECTIONS`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
@@ -275,6 +278,32 @@ pub struct Config {
     #[arg(long = "auth-token", env = "RS_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
 
+    /// Session lifecycle events: every create and end of a session is written to the
+    /// app's event stream in the same atomic step (off by default; set it alike on every
+    /// process of a namespace), and `GET /{app}/events` serves them (404 `eventsOff`
+    /// without it).
+    #[arg(long, env = "RS_EVENTS", default_value_t = false)]
+    pub events: bool,
+
+    /// Events kept per stream, about (`XADD … MAXLEN ~`; ~100 bytes of Redis memory each).
+    #[arg(
+        long = "events-maxlen",
+        env = "RS_EVENTS_MAXLEN",
+        default_value_t = redis_sessions::DEFAULT_MAX_EVENTS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub events_maxlen: u64,
+
+    /// Most `GET /{app}/events` Server-Sent Events streams served at once: each asks Redis
+    /// for new events every 100 ms (once per shard on a cluster), so they are bounded by
+    /// Redis CPU, not by connections. Over it: `503 tooManyStreams`.
+    #[arg(
+        long = "events-max-streams",
+        env = "RS_EVENTS_MAX_STREAMS",
+        default_value_t = DEFAULT_EVENTS_MAX_STREAMS
+    )]
+    pub events_max_streams: usize,
+
     /// Worker threads [default: one per core]. On a small machine that also runs Redis,
     /// fewer workers than cores leave Redis its core (the benchmark uses 1 on 2 cores).
     #[arg(long, env = "RS_WORKERS")]
@@ -343,6 +372,9 @@ impl std::fmt::Debug for Config {
                 "auth_token",
                 &self.auth_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("events", &self.events)
+            .field("events_maxlen", &self.events_maxlen)
+            .field("events_max_streams", &self.events_max_streams)
             .field("workers", &self.workers)
             .field("log_format", &self.log_format)
             .field("migrate", &self.migrate)
@@ -399,6 +431,9 @@ impl Config {
             .wipe(self.wipe)
             .cache(self.cachetime, self.cachemax)
             .refuse_writes_after_wipe(self.refuse_writes_after_wipe);
+        if self.events {
+            options = options.events(redis_sessions::EventOptions::max_len(self.events_maxlen));
+        }
         let timeout = Duration::from_millis(self.min_replicas_timeout_ms);
         options = match self.min_replicas {
             MinReplicasSetting::Count(n) => options.min_replicas(n, timeout),
@@ -637,6 +672,18 @@ mod tests {
         .unwrap();
         assert_eq!(c.per_address_caps(896), (0, 50));
         assert_eq!(c.memory_budget(), 1_234_567);
+    }
+
+    #[test]
+    fn events_parse() {
+        let c = Config::try_parse_from(["rest-sessions"]).expect("defaults");
+        assert!(!c.events);
+        // Options has no getter for them: its Debug shows them.
+        assert!(format!("{:?}", c.store_options()).contains("events: None"));
+        let c = Config::try_parse_from(["rest-sessions", "--events", "--events-maxlen", "500"])
+            .expect("valid flags");
+        assert!(format!("{:?}", c.store_options()).contains("max_len: 500"));
+        assert!(Config::try_parse_from(["rest-sessions", "--events-maxlen", "0"]).is_err());
     }
 
     #[test]

@@ -48,6 +48,12 @@ pub enum ApiError {
     /// The request bytes in flight are at the memory budget: refused before its body was
     /// read; retry after `Retry-After`.
     Overloaded,
+    /// `GET /{app}/events` on a server without `RS_EVENTS`: no events are written, so
+    /// there is nothing to serve (a 404, as for a route this server does not have).
+    EventsOff,
+    /// Every event stream slot (`RS_EVENTS_MAX_STREAMS`) is taken; retry after
+    /// `Retry-After`, or read pages.
+    TooManyStreams,
 }
 
 /// The reply to a request refused over the memory budget.
@@ -73,6 +79,8 @@ impl ApiError {
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::EventsOff => StatusCode::NOT_FOUND,
+            ApiError::TooManyStreams => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -90,6 +98,8 @@ impl ApiError {
             ApiError::RequestTimeout => "requestTimeout",
             ApiError::Internal => "internalError",
             ApiError::Overloaded => "overloaded",
+            ApiError::EventsOff => "eventsOff",
+            ApiError::TooManyStreams => "tooManyStreams",
         }
     }
 
@@ -107,6 +117,12 @@ impl ApiError {
             ApiError::Overloaded => {
                 "The server is at its memory budget for requests in flight; retry".into()
             }
+            ApiError::EventsOff => "Session events are off on this server (RS_EVENTS)".into(),
+            ApiError::TooManyStreams => {
+                "The server serves as many event streams as it may (RS_EVENTS_MAX_STREAMS); \
+                 retry, or read pages"
+                    .into()
+            }
         }
     }
 }
@@ -122,7 +138,9 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let name = self.name();
         // A refusal under load is counted, not logged: an attack would flood the log.
-        if status.is_server_error() && !matches!(self, ApiError::Overloaded) {
+        if status.is_server_error()
+            && !matches!(self, ApiError::Overloaded | ApiError::TooManyStreams)
+        {
             // The message of a store error names the failure, never a token or session data.
             tracing::warn!(error = name, message = %self.message(), "request failed");
         }
@@ -136,7 +154,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if matches!(self, ApiError::Overloaded) {
+        if matches!(self, ApiError::Overloaded | ApiError::TooManyStreams) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

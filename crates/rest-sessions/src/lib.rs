@@ -32,6 +32,7 @@ mod config;
 mod conn;
 mod deadline;
 mod error;
+mod events;
 mod extract;
 mod metrics;
 mod migrate;
@@ -88,6 +89,7 @@ fn router(state: AppState) -> Router {
             delete(routes::killdevice),
         )
         .route("/{app}/killall", delete(routes::killall))
+        .route("/{app}/events", get(events::events))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         // Innermost first: a panic becomes a JSON 500 that the outer layers still log.
@@ -302,9 +304,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         header_timeout_s = config.header_timeout.as_secs_f64(),
         idle_timeout_s = config.idle_timeout.as_secs_f64(),
         body_timeout_s = config.body_timeout.as_secs_f64(),
+        events = config.events,
+        events_maxlen = config.events.then_some(config.events_maxlen),
+        events_max_streams = config.events.then_some(config.events_max_streams),
         "rest-sessions listening"
     );
 
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let state = AppState {
         store: store.clone(),
         store_kind: config.store,
@@ -314,8 +320,15 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         body_timeout: config.body_timeout,
         health_detail: config.health_detail,
         overload: overload.clone(),
+        events: config.events,
+        event_shards: if config.redis_cluster.is_empty() {
+            1
+        } else {
+            config.shards
+        },
+        event_streams: Arc::new(tokio::sync::Semaphore::new(config.events_max_streams)),
+        shutdown: stop_rx.clone(),
     };
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown_signal().await;
         tracing::info!("shutdown signal received; finishing in-flight requests");

@@ -13,6 +13,8 @@ use crate::replies::{
     TokenReply, UnreachableNode,
 };
 use crate::schemas::HealthUnavailable;
+use crate::state::AppState;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use redis_sessions::Session;
@@ -28,8 +30,51 @@ use utoipa::{Modify, OpenApi};
         (status = 503, description = "The server is at its connection limit \
             (`tooManyConnections`) or its memory budget for requests (`overloaded`)",
             body = ErrorBody)))]
-pub async fn serve() -> Response {
-    Json(document()).into_response()
+pub async fn serve(State(state): State<AppState>) -> Response {
+    let mut document = document();
+    pin_event_shards(&mut document, state.event_shards);
+    Json(document).into_response()
+}
+
+/// The pattern of an event position (`after`) for a namespace of `shards` event streams:
+/// `ms-seq`, or `shard:ms-seq` parts whose shard is below `shards`; None past 1000 shards
+/// (the pattern would be long; the generic one of [`crate::schemas::EventsQuery`] stays).
+fn event_position_pattern(shards: u16) -> Option<String> {
+    if shards > 1000 {
+        return None;
+    }
+    let shard = (0..shards.max(1))
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join("|");
+    let id = "[0-9]{1,19}-[0-9]{1,19}";
+    let part = format!("(?:{shard}):{id}");
+    Some(format!("^(|{id}|{part}(,{part})*)$"))
+}
+
+/// Narrows the documented `after` of `/{app}/events` to the shards this server's namespace
+/// has, so the document accepts exactly the positions the server does (a shard past them
+/// is a 400, which a client generated from the document should never send).
+fn pin_event_shards(openapi: &mut utoipa::openapi::OpenApi, shards: u16) {
+    let Some(pattern) = event_position_pattern(shards) else {
+        return;
+    };
+    let params = openapi
+        .paths
+        .paths
+        .get_mut("/{app}/events")
+        .and_then(|item| item.get.as_mut())
+        .and_then(|get| get.parameters.as_mut());
+    for param in params.into_iter().flatten() {
+        let RefOr::T(param) = param else {
+            continue;
+        };
+        if param.name == "after" {
+            if let Some(RefOr::T(Schema::Object(schema))) = param.schema.as_mut() {
+                schema.pattern = Some(pattern.clone());
+            }
+        }
+    }
 }
 
 /// Declares the optional bearer secret (`RS_AUTH_TOKEN`).
@@ -184,6 +229,7 @@ impl Modify for ParserErrors {
         crate::routes::killsoid,
         crate::routes::killdevice,
         crate::routes::killall,
+        crate::events::events,
     ),
     components(schemas(
         Session,
@@ -197,7 +243,11 @@ impl Modify for ParserErrors {
         HealthUnavailable,
         UnreachableNode,
         MigrationState,
-        ErrorBody
+        ErrorBody,
+        crate::events::EventsReply,
+        redis_sessions::Event,
+        redis_sessions::EventType,
+        redis_sessions::EndReason
     )),
     modifiers(
         &BearerSecret,
@@ -208,6 +258,7 @@ impl Modify for ParserErrors {
     ),
     tags(
         (name = "sessions", description = "The redis-sessions contract"),
+        (name = "events", description = "Session lifecycle events (with `RS_EVENTS`)"),
         (name = "operations", description = "Liveness, readiness, metrics, this document")
     )
 )]
@@ -226,6 +277,43 @@ mod tests {
     use serde_json::{json, Value};
 
     const TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    #[tokio::test]
+    async fn the_event_position_pattern_is_what_the_store_accepts() {
+        let store = RedisSessions::in_memory(
+            Options::default().events(redis_sessions::EventOptions::default()),
+        );
+        let one = regex::Regex::new(&event_position_pattern(1).unwrap()).unwrap();
+        for (position, valid) in [
+            ("", true),
+            ("0-0", true),
+            ("1733300000000-12", true),
+            ("0:5-1", true),
+            ("0:5-1,0:6-0", true),
+            ("1:5-1", false),
+            ("5-", false),
+            ("-5", false),
+            ("x", false),
+            ("0:5-1,", false),
+        ] {
+            assert_eq!(one.is_match(position), valid, "{position:?}");
+            let from = redis_sessions::EventsFrom::After(position.to_owned());
+            let read = store.events_page("app", &from, 1).await;
+            assert_eq!(read.is_ok(), valid, "{position:?}: {read:?}");
+        }
+        let sixty = regex::Regex::new(&event_position_pattern(60).unwrap()).unwrap();
+        assert!(sixty.is_match("0:1-0,59:2-3"));
+        assert!(!sixty.is_match("60:1-0"));
+        assert!(!sixty.is_match("00:1-0,5:1-0x"));
+        assert_eq!(event_position_pattern(1001), None);
+        let mut document = document();
+        pin_event_shards(&mut document, 1);
+        let document = serde_json::to_value(document).unwrap();
+        assert_eq!(
+            param(&document, "/{app}/events", "get", "after")["pattern"],
+            event_position_pattern(1).unwrap().as_str()
+        );
+    }
 
     fn doc() -> Value {
         serde_json::to_value(document()).expect("document as JSON")

@@ -522,6 +522,21 @@ impl Drop for Handle {
     }
 }
 
+/// Marks a response whose body outlives its handler (an event stream): the service does
+/// not end the request when the handler returns; the body's [`FinishOnDrop`] does.
+#[derive(Debug, Clone, Copy)]
+pub struct LongLived;
+
+/// Ends the request of a [`LongLived`] response when dropped (with the response's body).
+#[derive(Debug)]
+pub struct FinishOnDrop(Activity);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
 /// What a read of the socket may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -610,6 +625,15 @@ impl Activity {
         if let Some(reader) = reader {
             reader.wake();
         }
+    }
+
+    /// Keeps the connection busy until the returned guard drops, however long the reply
+    /// body runs: for an event stream, whose body outlives its handler. Busy, it is never
+    /// closed as idle (by the idle deadline or to admit a newcomer), and it counts as an
+    /// unfinished request of its address. The service must then leave the end of the
+    /// request to the guard (see [`LongLived`]).
+    pub fn long_lived(&self) -> FinishOnDrop {
+        FinishOnDrop(self.clone())
     }
 
     /// How many bytes a read may take in: all it likes while a request is served (its
@@ -707,6 +731,31 @@ mod tests {
                 idle: Duration::from_secs(60),
             },
         }
+    }
+
+    /// An event stream's connection is busy while its guard lives: no idle deadline, not
+    /// evicted for a newcomer; idle (and evictable) once the stream is dropped.
+    #[tokio::test(start_paused = true)]
+    async fn a_long_lived_reply_keeps_its_connection_busy() {
+        let overload = Overload::new(settings(1));
+        let (a, _) = overload.admit(ip(1)).unwrap();
+        a.request_started();
+        let stream = a.long_lived();
+        tokio::time::advance(Duration::from_secs(120)).await;
+        let waker = futures_util::task::noop_waker();
+        assert_eq!(
+            a.wait_for_bytes(&waker),
+            None,
+            "no read deadline while it streams"
+        );
+        assert_eq!(overload.admit(ip(2)).unwrap_err(), Refusal::MaxConnections);
+        drop(stream);
+        assert!(
+            a.wait_for_bytes(&waker).is_some(),
+            "idle again: the idle deadline"
+        );
+        let (_b, why) = overload.admit(ip(2)).unwrap();
+        assert_eq!(why, Some(Eviction::OldestIdle));
     }
 
     fn ip(last: u8) -> IpAddr {

@@ -44,7 +44,7 @@ type Reply<T> = Result<NodeJson<T>, ApiError>;
 
 /// Query parameters; the first of repeated keys wins. Never fails: bad percent-encoding
 /// decodes lossily and then fails the library's checks like any other bad value.
-fn query(raw: Option<&str>) -> std::collections::HashMap<String, String> {
+pub(crate) fn query(raw: Option<&str>) -> std::collections::HashMap<String, String> {
     let mut params = std::collections::HashMap::new();
     for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         params

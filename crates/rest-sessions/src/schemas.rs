@@ -122,6 +122,24 @@ pub struct WindowQuery {
     dt: i64,
 }
 
+/// The query of `events`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct EventsQuery {
+    /// The position to read after: an event's `cursor` (or `next` of a page); empty for
+    /// the oldest event retained. One Redis: `ms-seq`; a cluster: `shard:ms-seq` for each
+    /// shard read, joined by `,`. A shard past the namespace's shards is a 400.
+    #[param(
+        pattern = "^(|[0-9]{1,19}-[0-9]{1,19}|[0-9]{1,5}:[0-9]{1,19}-[0-9]{1,19}(,[0-9]{1,5}:[0-9]{1,19}-[0-9]{1,19})*)$",
+        max_length = 4096
+    )]
+    after: Option<String>,
+    /// JSON page only: most events in the page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    count: Option<i64>,
+}
+
 /// A data object in a request body: string, number or boolean values, `null` to delete a
 /// key (at `set`) or to leave it out (at `create`).
 fn data_schema(min_properties: usize) -> Schema {

@@ -8,7 +8,7 @@
 //! slot of an idle or stalled one ([`crate::overload`]) or gets a fast `503`.
 
 use crate::conn::{Expiry, Guarded};
-use crate::overload::{Activity, Overload, Refusal};
+use crate::overload::{Activity, LongLived, Overload, Refusal};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -213,7 +213,14 @@ pub async fn serve(
                     activity: activity.clone(),
                 });
                 let response = router.oneshot(request).await;
-                activity.request_finished();
+                // A long-lived reply (an event stream) ends its request when its body is
+                // dropped, not now: the connection stays busy while it streams.
+                if response
+                    .as_ref()
+                    .map_or(true, |r| r.extensions().get::<LongLived>().is_none())
+                {
+                    activity.request_finished();
+                }
                 response
             }
         });

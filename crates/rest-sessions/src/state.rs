@@ -25,4 +25,13 @@ pub struct AppState {
     pub health_detail: bool,
     /// The connection table and request-bytes budget, for `/metrics`.
     pub overload: Arc<crate::overload::Overload>,
+    /// Whether lifecycle events are written (`RS_EVENTS`), so `/{app}/events` serves.
+    pub events: bool,
+    /// Event streams per app (the shards on a cluster, else 1): the positions `/{app}/events`
+    /// accepts, which `/openapi.json` documents.
+    pub event_shards: u16,
+    /// One permit per event stream served (`RS_EVENTS_MAX_STREAMS`).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// Turns true at the shutdown signal: event streams end then, so the server drains.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -883,6 +883,7 @@ async fn metrics_and_openapi() {
         ("/{app}/killsoid/{id}", "delete"),
         ("/{app}/killdevice/{id}/{handle}", "delete"),
         ("/{app}/killall", "delete"),
+        ("/{app}/events", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} missing");
     }

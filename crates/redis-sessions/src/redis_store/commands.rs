@@ -15,6 +15,8 @@ pub struct Commands {
     layout: Layout,
     scripts: Arc<Scripts>,
     expire_keys: bool,
+    /// The event streams' retention (`MAXLEN ~`) when lifecycle events are on.
+    events: Option<u64>,
 }
 
 /// `EVALSHA sha numkeys keys…` of `script` — arguments follow.
@@ -68,9 +70,24 @@ impl Commands {
     pub(crate) fn new(layout: Layout, expire_keys: bool) -> Self {
         Commands {
             layout,
-            scripts: Arc::new(Scripts::new()),
+            scripts: Arc::new(Scripts::new(None)),
             expire_keys,
+            events: None,
         }
+    }
+
+    /// The same commands with lifecycle events on (`Some(max_len)`) or off: the scripts
+    /// are built again with their event lines in or out (see scripts.rs).
+    pub(crate) fn with_events(mut self, events: Option<u64>) -> Self {
+        self.events = events;
+        self.scripts = Arc::new(Scripts::new(events));
+        self
+    }
+
+    /// The event stream of `app` in shard `l`, when events are on and the layout
+    /// declares every key (cluster): the key a script must declare to write it.
+    fn declared_events(&self, l: &Shard, app: &str) -> Option<String> {
+        (self.events.is_some() && self.layout.is_clustered()).then(|| l.app_events(app))
     }
 
     pub(crate) fn scripts(&self) -> &Scripts {
@@ -90,7 +107,7 @@ impl Commands {
         app: &str,
         token: &str,
         now: i64,
-        user_sessions: Option<&str>,
+        declared: &[&str],
     ) -> ScriptCall<'a> {
         let (session, sessions, users, expiries) = (
             l.session(app, token),
@@ -99,7 +116,7 @@ impl Commands {
             l.expiries(),
         );
         let mut keys = vec![session.as_str(), &sessions, &users, &expiries];
-        keys.extend(user_sessions);
+        keys.extend(declared);
         let mut cmd = evalsha(script, &keys);
         cmd.arg(now).arg(app).arg(token).arg(self.index_mode());
         cmd
@@ -146,16 +163,19 @@ impl Commands {
         token: &str,
         now: i64,
     ) -> ScriptCall<'_> {
-        let mut cmd = evalsha(
-            &self.scripts.create,
-            &[
-                &l.session(s.app, token),
-                &l.app_sessions(s.app),
-                &l.app_users(s.app),
-                &l.expiries(),
-                &l.user_sessions(s.app, s.id),
-            ],
-        );
+        let events = l.app_events(s.app);
+        let mut keys = vec![
+            l.session(s.app, token),
+            l.app_sessions(s.app),
+            l.app_users(s.app),
+            l.expiries(),
+            l.user_sessions(s.app, s.id),
+        ];
+        if self.events.is_some() {
+            keys.push(events);
+        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut cmd = evalsha(&self.scripts.create, &keys);
         cmd.arg(now)
             .arg(s.app)
             .arg(token)
@@ -195,11 +215,33 @@ impl Commands {
         if self.expire_keys {
             pipe.expire(&hash, s.ttl.saturating_add(1)).ignore();
         }
+        if let Some(max_len) = self.events {
+            // The event in the same MULTI as the change (see lua/lib/emit.lua for the fields).
+            pipe.cmd("XADD")
+                .arg(l.app_events(s.app))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(max_len)
+                .arg("*")
+                .arg("type")
+                .arg("created")
+                .arg("reason")
+                .arg("")
+                .arg("id")
+                .arg(s.id)
+                .arg("device")
+                .arg(crate::device::device_handle(token))
+                .arg("ip")
+                .arg(s.ip)
+                .arg("ttl")
+                .arg(s.ttl)
+                .ignore();
+        }
         pipe
     }
 
     pub(crate) fn get(&self, l: &Shard, app: &str, token: &str, now: i64) -> ScriptCall<'_> {
-        self.session_call(&self.scripts.get, l, app, token, now, None)
+        self.session_call(&self.scripts.get, l, app, token, now, &[])
     }
 
     pub(crate) fn set(
@@ -210,7 +252,7 @@ impl Commands {
         d: &Data,
         now: i64,
     ) -> ScriptCall<'_> {
-        let mut cmd = self.session_call(&self.scripts.set, l, app, token, now, None);
+        let mut cmd = self.session_call(&self.scripts.set, l, app, token, now, &[]);
         cmd.arg(self.layout.invalidation_spec(l));
         for (key, value) in d {
             // Keys and values go as the JSON text Node writes: the script compares keys as
@@ -228,15 +270,33 @@ impl Commands {
     }
 
     /// kill in one round trip: the script names the id's `us:` set itself (Node layout).
-    pub(crate) fn kill(&self, l: &Shard, app: &str, token: &str, now: i64) -> ScriptCall<'_> {
-        let cmd = self.session_call(&self.scripts.kill, l, app, token, now, None);
-        self.kill_args(cmd, l, app)
+    /// `reason`: what the ended event says, with events on (`killed`, `device`).
+    pub(crate) fn kill(
+        &self,
+        l: &Shard,
+        app: &str,
+        token: &str,
+        now: i64,
+        reason: &str,
+    ) -> ScriptCall<'_> {
+        let cmd = self.session_call(&self.scripts.kill, l, app, token, now, &[]);
+        self.kill_args(cmd, l, app, reason)
     }
 
-    /// kill's arguments after the session call's: the channel spec, the `us:` prefix.
-    fn kill_args<'a>(&self, mut cmd: ScriptCall<'a>, l: &Shard, app: &str) -> ScriptCall<'a> {
+    /// kill's arguments after the session call's: the channel spec, the `us:` prefix, and
+    /// with events on the reason.
+    fn kill_args<'a>(
+        &self,
+        mut cmd: ScriptCall<'a>,
+        l: &Shard,
+        app: &str,
+        reason: &str,
+    ) -> ScriptCall<'a> {
         cmd.arg(self.layout.invalidation_spec(l))
             .arg(l.user_sessions_prefix(app));
+        if self.events.is_some() {
+            cmd.arg(reason);
+        }
         cmd
     }
 
@@ -248,10 +308,14 @@ impl Commands {
         token: &str,
         id: &str,
         now: i64,
+        reason: &str,
     ) -> ScriptCall<'_> {
         let user_sessions = l.user_sessions(app, id);
-        let cmd = self.session_call(&self.scripts.kill, l, app, token, now, Some(&user_sessions));
-        self.kill_args(cmd, l, app)
+        let events = self.declared_events(l, app);
+        let mut declared = vec![user_sessions.as_str()];
+        declared.extend(events.as_deref());
+        let cmd = self.session_call(&self.scripts.kill, l, app, token, now, &declared);
+        self.kill_args(cmd, l, app, reason)
     }
 
     /// `HGET hash id` — kill's first read in the cluster layout.
@@ -285,6 +349,7 @@ impl Commands {
         let mut keys = vec![us, l.app_sessions(app), l.app_users(app), l.expiries()];
         if let Members::Given(tokens) = tokens {
             keys.extend(tokens.iter().map(|t| l.session(app, t)));
+            keys.extend(self.declared_events(l, app));
         }
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut cmd = evalsha(&self.scripts.killsoid, &keys);
@@ -331,6 +396,7 @@ impl Commands {
                 ids.insert(id);
             }
             keys.extend(ids.into_iter().map(|id| l.user_sessions(app, id)));
+            keys.extend(self.declared_events(l, app));
         }
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut cmd = evalsha(&self.scripts.killall, &keys);
@@ -426,7 +492,10 @@ impl Commands {
             }
             for (app, id) in per_app {
                 match id {
-                    None => keys.extend([l.app_sessions(app), l.app_users(app)]),
+                    None => {
+                        keys.extend([l.app_sessions(app), l.app_users(app)]);
+                        keys.extend(self.declared_events(l, app));
+                    }
                     Some(id) => keys.push(l.user_sessions(app, id)),
                 }
             }

@@ -18,6 +18,7 @@
 pub(crate) mod commands;
 mod connection;
 mod durable;
+mod events;
 mod guard;
 mod replica_counts;
 mod scripts;
@@ -30,6 +31,7 @@ mod wipe;
 
 use crate::data::Data;
 use crate::error::{Error, Result};
+use crate::events::EndReason;
 use crate::layout::Layout;
 use crate::session::NewSession;
 use crate::session::Record;
@@ -140,6 +142,7 @@ impl RedisStore {
         timeouts: Timeouts,
         min_replicas: Option<crate::options::MinReplicas>,
         refuse_writes_after_wipe: bool,
+        events: Option<u64>,
     ) -> Result<Self> {
         tls::install_crypto_provider();
         let config = ConnectionManagerConfig::new()
@@ -166,7 +169,7 @@ impl RedisStore {
             None => None,
         };
         let con = Connection::single(target.clone(), config, timeouts.bound()).await?;
-        let mut store = Self::with_connection(con, None, layout, expire_keys);
+        let mut store = Self::with_connection(con, None, layout, expire_keys, events);
         if let Target::Sentinel(sentinels) = &target {
             let mut connections = vec![store.con.clone()];
             if let Some(durable) = &durable {
@@ -205,6 +208,7 @@ impl RedisStore {
         timeouts: Timeouts,
         read_from_replicas: bool,
         min_replicas: Option<crate::options::MinReplicas>,
+        events: Option<u64>,
     ) -> Result<Self> {
         tls::install_crypto_provider();
         let builder = || {
@@ -265,7 +269,7 @@ impl RedisStore {
             }
             None => None,
         };
-        let mut store = Self::with_connection(con, reads, layout, expire_keys);
+        let mut store = Self::with_connection(con, reads, layout, expire_keys, events);
         if read_from_replicas {
             store.replica_deadline = Some(timeouts.response.mul_f64(REPLICA_DEADLINE));
         }
@@ -278,11 +282,12 @@ impl RedisStore {
         reads: Option<Connection>,
         layout: Layout,
         expire_keys: bool,
+        events: Option<u64>,
     ) -> Self {
         RedisStore {
             reads: reads.unwrap_or_else(|| con.clone()),
             con,
-            commands: Commands::new(layout, expire_keys),
+            commands: Commands::new(layout, expire_keys).with_events(events),
             durable: None,
             _switches: None,
             replica_deadline: None,
@@ -483,13 +488,14 @@ impl RedisStore {
     }
 
     /// Node layout: one round trip. Cluster layout: the hash's id is read first, so the
-    /// script can declare the id's `us:` set.
-    pub async fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
+    /// script can declare the id's `us:` set. `reason`: what its ended event says.
+    pub async fn kill(&self, app: &str, token: &str, now: i64, reason: EndReason) -> Result<bool> {
+        let reason = reason.as_str();
         let Some(shard) = self.layout().shard_for_token(token) else {
             return Ok(false);
         };
         if !self.layout().is_clustered() {
-            let cmd = self.commands.kill(shard, app, token, now);
+            let cmd = self.commands.kill(shard, app, token, now, reason);
             let killed: i64 = self.eval_write(cmd).await?;
             return Ok(killed == 1);
         }
@@ -501,7 +507,9 @@ impl RedisStore {
             let Some(id) = id else {
                 return Ok(false);
             };
-            let cmd = self.commands.kill_declared(shard, app, token, &id, now);
+            let cmd = self
+                .commands
+                .kill_declared(shard, app, token, &id, now, reason);
             match self.eval_write::<i64>(cmd).await? {
                 -1 => continue,
                 killed => return Ok(killed == 1),

@@ -20,6 +20,30 @@ const KILL_SESSIONS: &str = include_str!("lua/lib/kill_sessions.lua");
 const TOUCH: &str = include_str!("lua/lib/touch.lua");
 const READ_LIVE: &str = include_str!("lua/lib/read_live.lua");
 const MERGE: &str = include_str!("lua/lib/merge.lua");
+const EMIT: &str = include_str!("lua/lib/emit.lua");
+
+/// Turns a script's event lines on or off (see lua/lib/emit.lua). A line whose code starts
+/// with `--E ` is a comment, and stays one when events are off, so the scripts of a store
+/// without events are the code they were (no argument, no branch: events off cost
+/// nothing). With events on (`Some(max_len)`), the marker goes and `EVENTS_MAXLEN` becomes
+/// the stream's retention as a literal: the store's scripts are loaded once, with it in.
+fn with_events(source: &str, events: Option<u64>) -> String {
+    let Some(max_len) = events else {
+        return source.to_owned();
+    };
+    let mut out = String::with_capacity(source.len() + 64);
+    for line in source.split_inclusive('\n') {
+        let code = line.trim_start();
+        match code.strip_prefix("--E ") {
+            Some(rest) => {
+                out.push_str(&line[..line.len() - code.len()]);
+                out.push_str(rest);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out.replace("EVENTS_MAXLEN", &max_len.to_string())
+}
 
 /// Writes the field list into a script's source: `F_ALL` becomes the quoted names of
 /// [`FIELDS`] (the arguments of an HMGET), `F_<NAME>` the position of a field (`v[F_TTL]`
@@ -62,11 +86,12 @@ pub(crate) struct LuaScript {
 }
 
 impl LuaScript {
-    /// The helpers, then the body: one script.
-    fn new(helpers: &[&str], body: &str) -> Self {
+    /// The helpers, then the body: one script, with its event lines on when `events`
+    /// (the streams' retention) is given.
+    fn new(helpers: &[&str], body: &str, events: Option<u64>) -> Self {
         let mut source = helpers.concat();
         source.push_str(body);
-        let source = expand_fields(&source);
+        let source = with_events(&expand_fields(&source), events);
         LuaScript {
             script: Script::new(&source),
             source,
@@ -165,19 +190,34 @@ pub(crate) struct Scripts {
 }
 
 impl Scripts {
-    pub fn new() -> Self {
-        let load = LuaScript::new;
+    /// The scripts of a store; `events`: the event streams' retention when lifecycle
+    /// events are on (create and the kills then write them, and carry the EMIT helper).
+    pub fn new(events: Option<u64>) -> Self {
+        let load = |helpers: &[&str], body: &str| LuaScript::new(helpers, body, events);
+        let emit = if events.is_some() { EMIT } else { "" };
         Scripts {
-            create: load(&[], include_str!("lua/create.lua")),
+            create: load(&[emit], include_str!("lua/create.lua")),
             get: load(&[READ_LIVE], &[include_str!("lua/get.lua"), TOUCH].concat()),
             set: load(
                 &[MERGE, ANNOUNCE, READ_LIVE],
                 &[include_str!("lua/set.lua"), TOUCH].concat(),
             ),
-            kill: load(&[ANNOUNCE, KILL_SESSIONS], include_str!("lua/kill.lua")),
-            killsoid: load(&[ANNOUNCE, KILL_SESSIONS], include_str!("lua/killsoid.lua")),
-            killall: load(&[ANNOUNCE, KILL_SESSIONS], include_str!("lua/killall.lua")),
-            sweep: load(&[ANNOUNCE, KILL_SESSIONS], include_str!("lua/sweep.lua")),
+            kill: load(
+                &[ANNOUNCE, emit, KILL_SESSIONS],
+                include_str!("lua/kill.lua"),
+            ),
+            killsoid: load(
+                &[ANNOUNCE, emit, KILL_SESSIONS],
+                include_str!("lua/killsoid.lua"),
+            ),
+            killall: load(
+                &[ANNOUNCE, emit, KILL_SESSIONS],
+                include_str!("lua/killall.lua"),
+            ),
+            sweep: load(
+                &[ANNOUNCE, emit, KILL_SESSIONS],
+                include_str!("lua/sweep.lua"),
+            ),
             soid: load(&[], include_str!("lua/soid.lua")),
             soapp: load(&[], include_str!("lua/soapp.lua")),
             layout: load(&[], include_str!("lua/layout.lua")),
@@ -217,7 +257,7 @@ mod tests {
 
     #[test]
     fn no_script_is_left_with_a_field_placeholder() {
-        let scripts = Scripts::new();
+        let scripts = Scripts::new(None);
         for script in scripts.each() {
             let source = script.source();
             assert!(
@@ -228,6 +268,51 @@ mod tests {
         let get = scripts.get.source();
         assert!(
             get.contains("'HMGET', KEYS[1], 'id', 'r', 'w', 'ttl', 'd', 'la', 'ip', 'no_resave')")
+        );
+    }
+
+    #[test]
+    fn events_off_leave_the_scripts_as_they_were_and_on_add_the_stream_writes() {
+        let off = Scripts::new(None);
+        let on = Scripts::new(Some(5000));
+        for (off, on) in off.each().iter().zip(on.each()) {
+            let code = |source: &str| -> String {
+                source
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("--"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            assert!(!code(off.source()).contains("emit("), "{}", off.source());
+            assert!(
+                !on.source()
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("--E ")),
+                "{}",
+                on.source()
+            );
+            assert!(!on.source().contains("EVENTS_MAXLEN"));
+        }
+        for script in [&on.create, &on.kill, &on.killsoid, &on.killall, &on.sweep] {
+            assert!(script.source().contains("'MAXLEN', '~', 5000"));
+            assert!(script.source().contains("emit("));
+        }
+        // Events off: no executable line mentions events (only comments do).
+        for script in off.each() {
+            for line in script.source().lines() {
+                let code = line.trim_start();
+                assert!(code.starts_with("--") || !code.contains("XADD"), "{line}");
+            }
+        }
+        assert_eq!(
+            off.get.source(),
+            on.get.source(),
+            "get is the same either way"
+        );
+        assert_eq!(
+            off.set.source(),
+            on.set.source(),
+            "set is the same either way"
         );
     }
 }

@@ -1,6 +1,7 @@
 -- killall, one bounded batch: removes up to ARGV[5] sessions of an app.
 -- KEYS[1] _sessions, KEYS[2] _users, KEYS[3] SESSIONS, KEYS[4..] the hashes and us: sets of
--- the members given (cluster layout: every key declared).
+-- the members given (cluster layout: every key declared; with events on, the app's event
+-- stream last).
 -- ARGV[1] app, ARGV[2] hash prefix, ARGV[3] us: prefix, ARGV[4] channel spec, ARGV[5]
 -- batch size, ARGV[6] 'read' (the batch is read here: Node layout on one Redis) or 'given'
 -- (the caller read it first: ARGV[7..] the members; those gone meanwhile are skipped).
@@ -28,7 +29,9 @@ for _, m in ipairs(members) do
   end
 end
 local expiring = {}
-local _, emptied = kill_sessions({ARGV[2], KEYS[1], ARGV[3], ARGV[1], ARGV[4]}, tokens, ids, expiring, junk)
+local k = {ARGV[2], KEYS[1], ARGV[3], ARGV[1], ARGV[4]}
+--E k[6] = 'all'
+local _, emptied = kill_sessions(k, tokens, ids, expiring, junk)
 if #expiring > 0 then
   redis.call('ZREM', KEYS[3], unpack(expiring))
 end

@@ -1,6 +1,7 @@
 -- killsoid: sessions of one id ("log out everywhere"), or all but one ("every other device").
 -- KEYS[1] us:{id}, KEYS[2] _sessions, KEYS[3] _users, KEYS[4] SESSIONS, KEYS[5..] the
--- hashes of the tokens given (cluster layout: every key declared).
+-- hashes of the tokens given (cluster layout: every key declared; with events on, the app's
+-- event stream last).
 -- ARGV[1] app, ARGV[2] id, ARGV[3] hash prefix, ARGV[4] channel spec, ARGV[5] 'read' (the
 -- tokens are read here: Node layout on one Redis) or 'whole'/'part' (the caller read the set
 -- first and gives all / the first part of its tokens), ARGV[6] the token of a session to
@@ -47,8 +48,9 @@ for i = 1, #tokens do
   ids[i] = ARGV[2]
 end
 local expiring = {}
-local n, emptied = kill_sessions({ARGV[3], KEYS[2], string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[2]), ARGV[1], ARGV[4]},
-  tokens, ids, expiring)
+local k = {ARGV[3], KEYS[2], string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[2]), ARGV[1], ARGV[4]}
+--E k[6] = 'signedOutElsewhere'
+local n, emptied = kill_sessions(k, tokens, ids, expiring)
 redis.call('ZREM', KEYS[4], unpack(expiring))
 if #emptied > 0 then
   redis.call('ZREM', KEYS[3], ARGV[2])

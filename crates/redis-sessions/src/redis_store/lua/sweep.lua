@@ -1,6 +1,7 @@
 -- sweep, one bounded batch: kills up to ARGV[2] sessions whose time of death has come.
 -- KEYS[1] SESSIONS, KEYS[2..] the keys of the members given (cluster layout: every key
--- declared): each app's _sessions and _users, each session's hash and us: set.
+-- declared): each app's _sessions and _users (and event stream, with events on), each
+-- session's hash and us: set.
 -- ARGV[1] now, ARGV[2] batch size, ARGV[3] namespace (or shard) prefix, ARGV[4] channel
 -- spec, ARGV[5] 'l' when the expiry index is lazy (the sharded layout: a read does not move
 -- a session's member, which stays at an earlier time of death; see touch.lua), else 'e':
@@ -55,8 +56,9 @@ end
 for _, app in ipairs(order) do
   local a = apps[app]
   local prefix = ARGV[3] .. app .. ':'
-  local _, emptied = kill_sessions({prefix, prefix .. '_sessions', prefix .. 'us:', app, ARGV[4]},
-    a.tokens, a.ids, expiring)
+  local k = {prefix, prefix .. '_sessions', prefix .. 'us:', app, ARGV[4]}
+  --E k[6] = 'expired'
+  local _, emptied = kill_sessions(k, a.tokens, a.ids, expiring)
   if #emptied > 0 then
     redis.call('ZREM', prefix .. '_users', unpack(emptied))
   end

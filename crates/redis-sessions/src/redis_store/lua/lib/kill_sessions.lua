@@ -2,7 +2,8 @@
 -- Every read comes first, then each key is written at most once and never touched again:
 -- a write may empty (delete) a key, and while its slot migrates Redis refuses any touch of
 -- a key it does not hold, which would stop the script half way with the first writes done.
--- k: {hash prefix, _sessions, us: prefix, app, channel spec}. The {app}:{token}:{id}
+-- k: {hash prefix, _sessions, us: prefix, app, channel spec}, and with events on k[6] the
+-- reason each session ended (see emit.lua; its stream is the hash prefix's `_events`). The {app}:{token}:{id}
 -- members of SESSIONS are appended to `expiring` (the caller removes them in one ZREM).
 -- `junk`: members of _sessions that name no session, removed in the same ZREM.
 -- Returns the hashes deleted and the ids whose us: set ends empty (the caller removes
@@ -35,6 +36,10 @@ local function kill_sessions(k, tokens, ids, expiring, junk)
       emptied[#emptied + 1] = id
     end
   end
+  --E local ips = {}
+  --E for i, t in ipairs(tokens) do
+  --E   ips[i] = redis.call('HGET', k[1] .. t, 'ip') or ''
+  --E end
   local hashes, members = {}, {}
   for i, t in ipairs(tokens) do
     hashes[i] = k[1] .. t
@@ -52,5 +57,8 @@ local function kill_sessions(k, tokens, ids, expiring, junk)
   for _, t in ipairs(tokens) do
     announce(k[5], k[4] .. ':' .. t)
   end
+  --E for i, t in ipairs(tokens) do
+  --E   emit(k[1] .. '_events', 'ended', k[6], ids[i], t, ips[i], '')
+  --E end
   return n, emptied
 end
