@@ -169,6 +169,8 @@ while IFS=$'\t' read -r expected command page; do
       run_bounded 300 "$command -- $tiny_durable" ;;
     "cargo run --release -p rs-bench --bin set-cost")
       run_bounded 300 "$command -- --keys 10,100 --reps 3" ;;
+    "cargo run --release -p rs-bench --bin events-cost")
+      run_bounded 300 "$command -- --sessions 200 --reps 1" ;;
     "scripts/overload-bench.py")
       run_bounded 300 "$command --tiny" ;;
     "scripts/bench.sh")
