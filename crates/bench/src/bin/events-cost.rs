@@ -50,9 +50,21 @@ fn reset(server: &RedisServer) {
     let _ = server.command(&["CONFIG", "RESETSTAT"]);
 }
 
-/// One run: µs per create, per kill and per swept session, and bytes per retained event
-/// (None with events off).
-async fn run(sessions: usize, events: bool) -> (f64, f64, f64, Option<f64>) {
+/// What one run measured.
+#[derive(Clone, Copy)]
+struct Run {
+    /// Redis µs per create.
+    create: f64,
+    /// Redis µs per kill.
+    kill: f64,
+    /// Redis µs per swept session.
+    sweep: f64,
+    /// Bytes per retained event (0 with events off).
+    per_event: f64,
+}
+
+/// One run on a fresh redis-server.
+async fn run(sessions: usize, events: bool) -> Run {
     let server = RedisServer::start();
     let clock = ManualClock::starting_now();
     let mut options = Options::default()
@@ -94,7 +106,9 @@ async fn run(sessions: usize, events: bool) -> (f64, f64, f64, Option<f64>) {
     let swept = rs.sweep().await.expect("sweep");
     let sweep = client_usec(&server) / swept.max(1) as f64;
     assert_eq!(swept as usize, sessions - killed as usize, "sweep count");
-    let per_event = events.then(|| {
+    let per_event = if !events {
+        0.0
+    } else {
         let stream = format!("rs:{APP}:_events");
         let bytes: f64 = server
             .command(&["MEMORY", "USAGE", &stream, "SAMPLES", "0"])
@@ -107,9 +121,14 @@ async fn run(sessions: usize, events: bool) -> (f64, f64, f64, Option<f64>) {
             .and_then(|n| n.trim().trim_start_matches(':').parse().ok())
             .unwrap_or(1.0);
         bytes / len.max(1.0)
-    });
+    };
     rs.quit();
-    (create, kill, sweep, per_event)
+    Run {
+        create,
+        kill,
+        sweep,
+        per_event,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -127,14 +146,13 @@ async fn main() {
         for _ in 0..reps {
             runs.push(run(args.sessions, events).await);
         }
-        let pick =
-            |f: fn(&(f64, f64, f64, Option<f64>)) -> f64| median(runs.iter().map(f).collect());
-        columns.push((
-            pick(|r| r.0),
-            pick(|r| r.1),
-            pick(|r| r.2),
-            pick(|r| r.3.unwrap_or(0.0)),
-        ));
+        let pick = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        columns.push(Run {
+            create: pick(|r| r.create),
+            kill: pick(|r| r.kill),
+            sweep: pick(|r| r.sweep),
+            per_event: pick(|r| r.per_event),
+        });
     }
     let (off, on) = (columns[0], columns[1]);
     println!(
@@ -146,9 +164,9 @@ async fn main() {
         "", "events off", "events on", "on/off"
     );
     for (name, a, b) in [
-        ("create", off.0, on.0),
-        ("kill", off.1, on.1),
-        ("swept session", off.2, on.2),
+        ("create", off.create, on.create),
+        ("kill", off.kill, on.kill),
+        ("swept session", off.sweep, on.sweep),
     ] {
         println!(
             "{name:<14} {a:>10.2} {b:>10.2} {:>7.2}x",
@@ -157,6 +175,6 @@ async fn main() {
     }
     println!(
         "memory per retained event: {:.1} bytes (MEMORY USAGE of the stream / XLEN)",
-        on.3
+        on.per_event
     );
 }
