@@ -54,6 +54,7 @@ mod clock;
 mod data;
 mod device;
 mod error;
+pub mod keys;
 mod layout;
 pub mod limits;
 mod memory_store;
