@@ -103,8 +103,8 @@ pub async fn of_app(
         memory += usage.unwrap_or(0);
     }
     let count = |i: usize| counts.get(i).copied().unwrap_or(0);
-    if sampled > 0 {
-        memory += bytes / sampled * count(0);
+    if let Some(per_session) = bytes.checked_div(sampled) {
+        memory += per_session * count(0);
     }
     Ok(AppStats {
         app: app.to_owned(),

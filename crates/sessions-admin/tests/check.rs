@@ -55,11 +55,16 @@ fn counts(list: &Value) -> BTreeMap<String, u64> {
 /// Everything the store keeps about one session: its hash and its four index entries.
 fn snapshot(con: &mut redis::Connection, app: &str, token: &str) -> Vec<String> {
     let hash: BTreeMap<String, String> = con.hgetall(format!("{NS}:{app}:{token}")).expect("hash");
-    let id = hash.get("id").cloned().expect("a healthy session has an id");
+    let id = hash
+        .get("id")
+        .cloned()
+        .expect("a healthy session has an id");
     let s: Option<f64> = con
         .zscore(format!("{NS}:{app}:_sessions"), format!("{token}:{id}"))
         .expect("zscore");
-    let u: Option<f64> = con.zscore(format!("{NS}:{app}:_users"), &id).expect("zscore");
+    let u: Option<f64> = con
+        .zscore(format!("{NS}:{app}:_users"), &id)
+        .expect("zscore");
     let m: bool = con
         .sismember(format!("{NS}:{app}:us:{id}"), token)
         .expect("sismember");
@@ -123,7 +128,9 @@ async fn check_finds_every_kind_and_repair_mends_only_them() {
     let deleted = create(&rs, "brk", "gina").await;
     let _: () = con.del(format!("{NS}:brk:{deleted}")).expect("del");
     // A _users id without a session.
-    let _: () = con.zadd(format!("{NS}:brk:_users"), "ghost", now()).expect("zadd");
+    let _: () = con
+        .zadd(format!("{NS}:brk:_users"), "ghost", now())
+        .expect("zadd");
     // Sessions missing from each index.
     let t = create(&rs, "brk", "dave").await;
     let _: () = con
@@ -151,7 +158,9 @@ async fn check_finds_every_kind_and_repair_mends_only_them() {
         .expect("zadd");
     // Data that is not a JSON object.
     let t6 = create(&rs, "brk", "jack").await;
-    let _: () = con.hset(format!("{NS}:brk:{t6}"), "d", "[1,2").expect("hset");
+    let _: () = con
+        .hset(format!("{NS}:brk:{t6}"), "d", "[1,2")
+        .expect("hset");
     // A hash without an id, as Node v4's get racing a kill leaves.
     let stray = format!("{}Z{}", "S".repeat(55), "lz0abcde");
     let _: () = con.hset(format!("{NS}:brk:{stray}"), "r", 1).expect("hset");
@@ -235,7 +244,10 @@ async fn check_finds_every_kind_and_repair_mends_only_them() {
 async fn check_exits_2_when_redis_is_unreachable() {
     let out = Command::new(env!("CARGO_BIN_EXE_sessions-admin"))
         .args(["check"])
-        .env("RS_REDISURL", format!("redis://127.0.0.1:{}/", test_support::free_port()))
+        .env(
+            "RS_REDISURL",
+            format!("redis://127.0.0.1:{}/", test_support::free_port()),
+        )
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
