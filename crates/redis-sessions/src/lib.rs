@@ -61,6 +61,7 @@ mod error;
 mod event_group;
 mod event_stream;
 mod events;
+pub mod keys;
 mod layout;
 pub mod limits;
 mod memory_store;
