@@ -78,7 +78,7 @@ impl RedisSessions {
             ));
         }
         let store = if options.cluster.is_empty() {
-            let target = Target::of(&options).map_err(Error::from)?;
+            let target = Target::of(&options).map_err(Error::from_redis)?;
             RedisStore::connect(
                 target,
                 layout.clone(),
@@ -116,7 +116,7 @@ impl RedisSessions {
     ) -> Result<(Arc<cache::Cache>, JoinHandle<()>)> {
         let cache = cache::Cache::new(std::time::Duration::from_secs(seconds), options.cachemax);
         let subscriber = if options.cluster.is_empty() {
-            let target = Target::of(options).map_err(Error::from)?;
+            let target = Target::of(options).map_err(Error::from_redis)?;
             cache.subscribe(target, layout.cache_channel(), options.connect_timeout)
         } else {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -128,7 +128,7 @@ impl RedisSessions {
             .connection_timeout(options.connect_timeout)
             .response_timeout(options.response_timeout)
             .build()
-            .map_err(Error::from)?;
+            .map_err(Error::from_redis)?;
             let channels = layout.shards().iter().map(|s| s.cache_channel()).collect();
             cache::subscribe_sharded(&cache, client, channels, rx, options.connect_timeout)
         };

@@ -50,7 +50,9 @@ impl Durable {
         let mut pool = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
             pool.push(
-                Connection::single(target.clone(), config.clone(), bound + min.timeout).await?,
+                Connection::single(target.clone(), config.clone(), bound + min.timeout)
+                    .await
+                    .map_err(Error::from_redis)?,
             );
         }
         let durable = Durable {
@@ -64,7 +66,8 @@ impl Durable {
             // No sentinels to ask: the replicas the master reports now.
             let info: String = durable.pool[0]
                 .query(redis::cmd("INFO").arg("replication"))
-                .await?;
+                .await
+                .map_err(Error::from_redis)?;
             durable.promotable(connected_replicas(&info), false);
         }
         Ok(durable)

@@ -149,7 +149,10 @@ impl RedisStore {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         if let Target::Sentinel(sentinels) = &target {
-            sentinels.wait_for_master(SENTINEL_STARTUP_WAIT).await?;
+            sentinels
+                .wait_for_master(SENTINEL_STARTUP_WAIT)
+                .await
+                .map_err(Error::from_redis)?;
         }
         let durable = match min_replicas {
             Some(min) => Some(std::sync::Arc::new(
@@ -164,7 +167,9 @@ impl RedisStore {
             )),
             None => None,
         };
-        let con = Connection::single(target.clone(), config, timeouts.bound()).await?;
+        let con = Connection::single(target.clone(), config, timeouts.bound())
+            .await
+            .map_err(Error::from_redis)?;
         let mut store = Self::with_connection(con, None, layout, expire_keys);
         if let Target::Sentinel(sentinels) = &target {
             let mut connections = vec![store.con.clone()];
@@ -228,18 +233,28 @@ impl RedisStore {
                     .unwrap_or_else(|_| "(invalid seed)".to_string())
             })
             .collect();
-        let con = Connection::cluster(builder().build()?, seeds.clone(), timeouts.bound()).await?;
+        let con = Connection::cluster(
+            builder().build().map_err(Error::from_redis)?,
+            seeds.clone(),
+            timeouts.bound(),
+        )
+        .await
+        .map_err(Error::from_redis)?;
         // A second connection, so that only the calls that accept stale answers read from
         // replicas: the reads that come before a write (kill, killsoid, killall, the sweep)
         // must see the master's index.
         let reads = match read_from_replicas {
             true => Some(
                 Connection::cluster(
-                    builder().read_routing_strategy(replica_reads()).build()?,
+                    builder()
+                        .read_routing_strategy(replica_reads())
+                        .build()
+                        .map_err(Error::from_redis)?,
                     seeds.clone(),
                     timeouts.bound(),
                 )
-                .await?,
+                .await
+                .map_err(Error::from_redis)?,
             ),
             false => None,
         };
@@ -260,10 +275,12 @@ impl RedisStore {
                 for _ in 0..durable::CONNECTIONS {
                     let client = builder()
                         .response_timeout(timeouts.response + min.timeout)
-                        .build()?;
+                        .build()
+                        .map_err(Error::from_redis)?;
                     pool.push(
                         Connection::cluster(client, seeds.clone(), timeouts.bound() + min.timeout)
-                            .await?,
+                            .await
+                            .map_err(Error::from_redis)?,
                     );
                 }
                 Some(std::sync::Arc::new(durable::Durable::with_pool(min, pool)))
@@ -353,7 +370,8 @@ impl RedisStore {
         let found = self
             .con
             .first_key(&pattern, &skip, guard::SCAN_LIMIT)
-            .await?;
+            .await
+            .map_err(Error::from_redis)?;
         match found {
             None => Ok(()),
             Some(found) => Err(Error::LayoutLost {
@@ -368,7 +386,10 @@ impl RedisStore {
     /// NOSCRIPT round trip.
     async fn load_scripts(self) -> Result<Self> {
         for script in self.commands.scripts().each() {
-            self.con.load(script.script()).await?;
+            self.con
+                .load(script.script())
+                .await
+                .map_err(Error::from_redis)?;
         }
         Ok(self)
     }
@@ -384,10 +405,17 @@ impl RedisStore {
     async fn eval<T: FromRedisValue>(&self, call: ScriptCall<'_>) -> Result<T> {
         match self.con.query(call.cmd()).await {
             Err(err) if is_noscript(&err) => {
-                self.con.load(call.script().script()).await?;
-                Ok(self.con.query(call.cmd()).await?)
+                self.con
+                    .load(call.script().script())
+                    .await
+                    .map_err(Error::from_redis)?;
+                Ok(self
+                    .con
+                    .query(call.cmd())
+                    .await
+                    .map_err(Error::from_redis)?)
             }
-            other => Ok(other?),
+            other => Ok(other.map_err(Error::from_redis)?),
         }
     }
 
@@ -403,10 +431,12 @@ impl RedisStore {
         let pipe = durable.with_wait(call.cmd());
         let (value, acked): (T, u64) = match con.query_pipeline(&pipe).await {
             Err(err) if is_noscript(&err) => {
-                con.load(call.script().script()).await?;
-                con.query_pipeline(&pipe).await?
+                con.load(call.script().script())
+                    .await
+                    .map_err(Error::from_redis)?;
+                con.query_pipeline(&pipe).await.map_err(Error::from_redis)?
             }
-            other => other?,
+            other => other.map_err(Error::from_redis)?,
         };
         durable.confirmed(acked)?;
         Ok(value)
@@ -417,8 +447,11 @@ impl RedisStore {
     /// that answered (SCRIPT LOAD reaches only masters, and a replica may be the one asked).
     async fn eval_read<T: FromRedisValue>(&self, call: ScriptCall<'_>) -> Result<T> {
         match self.read_query(call.cmd()).await {
-            Err(err) if is_noscript(&err) => Ok(self.read_query(&call.with_source()).await?),
-            other => Ok(other?),
+            Err(err) if is_noscript(&err) => Ok(self
+                .read_query(&call.with_source())
+                .await
+                .map_err(Error::from_redis)?),
+            other => Ok(other.map_err(Error::from_redis)?),
         }
     }
 
@@ -460,7 +493,10 @@ impl RedisStore {
             self.eval_write::<i64>(cmd).await?;
         } else {
             let pipe = self.commands.create(shard, s, &token, now);
-            self.con.query_pipeline::<()>(&pipe).await?;
+            self.con
+                .query_pipeline::<()>(&pipe)
+                .await
+                .map_err(Error::from_redis)?;
         }
         Ok(token)
     }
@@ -502,7 +538,8 @@ impl RedisStore {
             let id: Option<String> = self
                 .con
                 .query(&self.commands.session_id(shard, app, token))
-                .await?;
+                .await
+                .map_err(Error::from_redis)?;
             let Some(id) = id else {
                 return Ok(false);
             };
@@ -530,7 +567,8 @@ impl RedisStore {
                 let mut tokens: Vec<String> = self
                     .con
                     .query(&self.commands.user_tokens(shard, app, id))
-                    .await?;
+                    .await
+                    .map_err(Error::from_redis)?;
                 tokens.retain(|t| Some(t.as_str()) != keep);
                 if tokens.is_empty() {
                     return Ok(total);
@@ -572,7 +610,8 @@ impl RedisStore {
                     let members: Vec<String> = self
                         .con
                         .query(&self.commands.app_members(shard, app, BATCH))
-                        .await?;
+                        .await
+                        .map_err(Error::from_redis)?;
                     self.commands
                         .killall_batch(shard, app, Members::Given(&members), BATCH)
                 } else {
@@ -594,7 +633,8 @@ impl RedisStore {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let count: u64 = self
                 .read_query(&self.commands.activity(shard, app, since))
-                .await?;
+                .await
+                .map_err(Error::from_redis)?;
             Ok::<u64, Error>(count)
         });
         Ok(each_shard(per_shard).await?.into_iter().sum())
@@ -614,7 +654,8 @@ impl RedisStore {
         for _ in 0..RETRIES {
             let tokens: Vec<String> = self
                 .read_query(&self.commands.user_tokens(shard, app, id))
-                .await?;
+                .await
+                .map_err(Error::from_redis)?;
             if tokens.is_empty() {
                 return Ok(Vec::new());
             }
@@ -638,7 +679,8 @@ impl RedisStore {
             }
             let members: Vec<String> = self
                 .read_query(&self.commands.active_members(shard, app, since))
-                .await?;
+                .await
+                .map_err(Error::from_redis)?;
             if members.is_empty() {
                 return Ok(Vec::new());
             }
@@ -663,7 +705,8 @@ impl RedisStore {
                     let members: Vec<String> = self
                         .con
                         .query(&self.commands.due_members(shard, now, BATCH))
-                        .await?;
+                        .await
+                        .map_err(Error::from_redis)?;
                     if members.is_empty() {
                         return Ok::<u64, Error>(total);
                     }
@@ -691,12 +734,16 @@ impl RedisStore {
     /// Takes the fleet-wide sweep lease for `ttl`; false when another process holds it.
     pub async fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
         let cmd = self.commands.sweep_lease(ttl.as_millis() as u64);
-        let taken: Option<String> = self.con.query(&cmd).await?;
+        let taken: Option<String> = self.con.query(&cmd).await.map_err(Error::from_redis)?;
         Ok(taken.is_some())
     }
 
     pub async fn ping(&self) -> Result<String> {
-        Ok(self.con.query(&redis::cmd("PING")).await?)
+        Ok(self
+            .con
+            .query(&redis::cmd("PING"))
+            .await
+            .map_err(Error::from_redis)?)
     }
 
     /// Each node the store depends on and whether it answers within `within`; on a
@@ -782,10 +829,12 @@ fn devices(reply: redis::Value) -> Result<Option<Vec<(String, Record)>>> {
         return Ok(None);
     }
     let tokens: Vec<String> = redis::from_redis_value(items.pop().unwrap_or(redis::Value::Nil))
-        .map_err(redis::RedisError::from)?;
+        .map_err(redis::RedisError::from)
+        .map_err(Error::from_redis)?;
     let rows: Vec<Vec<Option<crate::session::FieldText>>> =
         redis::from_redis_value(items.pop().unwrap_or(redis::Value::Nil))
-            .map_err(redis::RedisError::from)?;
+            .map_err(redis::RedisError::from)
+            .map_err(Error::from_redis)?;
     let mut out = Vec::with_capacity(rows.len());
     for (token, row) in tokens.into_iter().zip(rows) {
         if let Some(record) = Record::from_fields(row)? {
