@@ -116,7 +116,7 @@ pub(crate) struct Config {
     pub store: RedisSessions,
     pub app: AppSource,
     pub cookie: CookieSettings,
-    pub ttl: Option<i64>,
+    pub ttl: Option<Duration>,
     pub no_resave: bool,
     pub proxies: crate::proxy::Proxies,
     pub proxy_header: crate::proxy::ProxyHeader,

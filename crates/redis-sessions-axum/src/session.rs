@@ -223,8 +223,7 @@ impl Shared {
             return Ok(());
         };
         self.config.rotated.insert(old, grace);
-        let ttl = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
-        let options = CreateOptions::default().ttl(ttl).no_resave(true);
+        let options = CreateOptions::default().ttl(grace).no_resave(true);
         self.config
             .store
             .create(&self.app, &rotated_id(old), ip, options)
@@ -251,9 +250,7 @@ impl Shared {
     fn ttl_options(&self, data: &Data) -> CreateOptions {
         let options = CreateOptions::default().no_resave(self.config.no_resave);
         match reserved::max_age(data) {
-            Some(Some(lifetime)) => {
-                options.ttl(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX))
-            }
+            Some(Some(lifetime)) => options.ttl(lifetime),
             _ => match self.config.ttl {
                 Some(ttl) => options.ttl(ttl),
                 None => options,
@@ -982,17 +979,17 @@ impl Session {
         Ok(self.store().soid(self.app_name(), &id).await?)
     }
 
-    /// The sessions of the whole app active in the last `delta_time` seconds (>= 10),
+    /// The sessions of the whole app active in the last `delta_time` (at least 10 s),
     /// most recent first: for admin pages. Visitor sessions are among them; leave them
     /// out with `.retain(|s| !is_visitor_id(&s.id))` (see [`is_visitor_id`](crate::is_visitor_id)).
-    pub async fn soapp(&self, delta_time: i64) -> Result<Vec<SessionInfo>, SessionError> {
+    pub async fn soapp(&self, delta_time: Duration) -> Result<Vec<SessionInfo>, SessionError> {
         Ok(self.store().soapp(self.app_name(), delta_time).await?)
     }
 
-    /// How many distinct users were active in the last `delta_time` seconds (>= 10).
+    /// How many distinct users were active in the last `delta_time` (at least 10 s).
     /// Every visitor session counts as a user of its own: with visitor sessions on, count
     /// the distinct non-visitor ids of [`soapp`](Self::soapp) for users only.
-    pub async fn activity(&self, delta_time: i64) -> Result<u64, SessionError> {
+    pub async fn activity(&self, delta_time: Duration) -> Result<u64, SessionError> {
         Ok(self.store().activity(self.app_name(), delta_time).await?)
     }
 

@@ -9,6 +9,7 @@ use axum::Router;
 use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
 use redis_sessions_axum::{Session, SessionError, SessionLayer};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use test_support::RedisServer;
 use tower::ServiceExt;
 
@@ -190,7 +191,7 @@ async fn values_are_exact_or_refused(store: &RedisSessions) {
 #[tokio::test]
 async fn values_are_exact_or_refused_on_redis() {
     let server = RedisServer::start();
-    let store = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let store = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .unwrap();
     values_are_exact_or_refused(&store).await;
@@ -227,7 +228,7 @@ async fn values_are_exact_or_refused_on_redis() {
 
 #[tokio::test]
 async fn values_are_exact_or_refused_in_memory() {
-    let store = RedisSessions::in_memory(Options::default().wipe(0));
+    let store = RedisSessions::in_memory(Options::default().wipe(Duration::ZERO));
     values_are_exact_or_refused(&store).await;
 }
 
@@ -247,7 +248,7 @@ fn gone(server: &RedisServer, token: &str) -> bool {
 #[tokio::test]
 async fn a_corrupt_session_never_locks_its_user_out() {
     let server = RedisServer::start();
-    let store = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let store = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .unwrap();
     let app = routes().layer(

@@ -89,7 +89,9 @@ impl Session {
     /// ```
     /// use redis_sessions::{CreateOptions, Session};
     /// let token = format!("{}Z{}", "a".repeat(55), "mhm5z1a8");
-    /// let options = CreateOptions::default().ttl(60).data(serde_json::json!({"cart": 2}));
+    /// let options = CreateOptions::default()
+    ///     .ttl(std::time::Duration::from_secs(60))
+    ///     .data(serde_json::json!({"cart": 2}));
     /// let session = Session::created(&token, "alice", "::1", &options);
     /// assert_eq!((session.r, session.w, session.ttl, session.idle), (1, 1, 60, 0));
     /// assert_eq!(session.get::<u32>("cart"), Some(2));

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::memory_store;
 use crate::node_json;
-use crate::options::{CreateOptions, Options};
+use crate::options::{whole_seconds, CreateOptions, Options};
 use crate::redis_store::{ConnectionStats, NodeStatus, RedisStore, Target, Timeouts};
 use crate::session::{NewSession, Session};
 use crate::sweeper;
@@ -20,6 +20,7 @@ use crate::validate;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// A session store: cheap to clone (all clones share connections, cache and sweeper).
@@ -100,8 +101,8 @@ impl RedisSessions {
             .await?
         };
         let cache = match options.cachetime {
-            0 => None,
-            seconds => Some(Self::start_cache(&options, seconds, &layout).await?),
+            Duration::ZERO => None,
+            ttl => Some(Self::start_cache(&options, ttl, &layout).await?),
         };
         Ok(Self::with_backend(Backend::Redis(store), &options, cache))
     }
@@ -111,10 +112,10 @@ impl RedisSessions {
     /// channel; on a cluster it SSUBSCRIBEs every shard's channel (see cache.rs).
     async fn start_cache(
         options: &Options,
-        seconds: u64,
+        ttl: Duration,
         layout: &Layout,
     ) -> Result<(Arc<cache::Cache>, JoinHandle<()>)> {
-        let cache = cache::Cache::new(std::time::Duration::from_secs(seconds), options.cachemax);
+        let cache = cache::Cache::new(ttl, options.cachemax);
         let subscriber = if options.cluster.is_empty() {
             let target = Target::of(options).map_err(Error::from_redis)?;
             cache.subscribe(target, layout.cache_channel(), options.connect_timeout)
@@ -328,18 +329,20 @@ impl RedisSessions {
         self.kill(app, &token).await
     }
 
-    /// How many distinct ids were active in the last `delta_time` seconds.
-    pub async fn activity(&self, app: &str, delta_time: i64) -> Result<u64> {
+    /// How many distinct ids were active in the last `delta_time` (at least 10 s; whole
+    /// seconds count).
+    pub async fn activity(&self, app: &str, delta_time: Duration) -> Result<u64> {
         validate::app(app)?;
-        let dt = validate::delta_time(delta_time)?;
+        let dt = validate::delta_time(whole_seconds(delta_time))?;
         let since = self.now().saturating_sub(dt);
         self.backend()?.activity(app, since).await
     }
 
-    /// The live sessions active in the last `delta_time` seconds, most recent first.
-    pub async fn soapp(&self, app: &str, delta_time: i64) -> Result<Vec<Session>> {
+    /// The live sessions active in the last `delta_time` (at least 10 s; whole seconds
+    /// count), most recent first.
+    pub async fn soapp(&self, app: &str, delta_time: Duration) -> Result<Vec<Session>> {
         validate::app(app)?;
-        let dt = validate::delta_time(delta_time)?;
+        let dt = validate::delta_time(whole_seconds(delta_time))?;
         let now = self.now();
         let records = self.backend()?.soapp(app, now.saturating_sub(dt)).await?;
         Ok(records
@@ -368,7 +371,7 @@ impl RedisSessions {
     }
 
     /// Kills every session whose time has come, now; returns how many. The background
-    /// sweeper calls this every `wipe` seconds; tests and cron-like setups may call it.
+    /// sweeper calls this every `wipe` interval; tests and cron-like setups may call it.
     pub async fn sweep(&self) -> Result<u64> {
         self.backend()?.sweep(self.now()).await
     }
@@ -402,7 +405,7 @@ impl RedisSessions {
     /// [`NodeStatus::replica`]) and whether it answers a PING within `within` (each step: a
     /// cluster's topology, then the PINGs in parallel); empty for the in-memory store.
     /// For readiness checks that must say *which* node is away.
-    pub async fn nodes(&self, within: std::time::Duration) -> Vec<NodeStatus> {
+    pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
         match &self.inner.backend {
             Backend::Redis(store) => store.nodes(within).await,
             Backend::Memory(_) => Vec::new(),

@@ -6,6 +6,7 @@ mod common;
 use common::Env;
 use redis_sessions::{device_handle, CreateOptions, Error, Session};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 const APP: &str = "testapp";
 
@@ -80,7 +81,8 @@ async fn validation_errors(env: &Env) {
         "Invalid ip format",
     );
     expect_err(
-        rs.create(APP, "u", "1", no().ttl(9)).await,
+        rs.create(APP, "u", "1", no().ttl(Duration::from_secs(9)))
+            .await,
         "invalidValue",
         "ttl must be a positive integer >= 10",
     );
@@ -101,17 +103,20 @@ async fn validation_errors(env: &Env) {
     );
     // The order of the checks: app before id before ip before ttl.
     expect_err(
-        rs.create("x", "", "", no().ttl(1)).await,
+        rs.create("x", "", "", no().ttl(Duration::from_secs(1)))
+            .await,
         "invalidFormat",
         "Invalid app format",
     );
     expect_err(
-        rs.create(APP, "", "", no().ttl(1)).await,
+        rs.create(APP, "", "", no().ttl(Duration::from_secs(1)))
+            .await,
         "missingParameter",
         "No id supplied",
     );
     expect_err(
-        rs.create(APP, "u", "", no().ttl(1)).await,
+        rs.create(APP, "u", "", no().ttl(Duration::from_secs(1)))
+            .await,
         "missingParameter",
         "No ip supplied",
     );
@@ -168,17 +173,17 @@ async fn validation_errors(env: &Env) {
         "Invalid token format",
     );
     expect_err(
-        rs.activity(APP, 9).await,
+        rs.activity(APP, Duration::from_secs(9)).await,
         "invalidValue",
         "deltaTime must be a positive integer >= 10",
     );
     expect_err(
-        rs.soapp(APP, -1).await,
+        rs.soapp(APP, Duration::from_millis(9_999)).await,
         "invalidValue",
         "deltaTime must be a positive integer >= 10",
     );
     expect_err(
-        rs.soapp("a b", 100).await,
+        rs.soapp("a b", Duration::from_secs(100)).await,
         "invalidFormat",
         "Invalid app format",
     );
@@ -247,7 +252,12 @@ async fn unknown_token_is_none(env: &Env) {
 async fn ttl_expiry(env: &Env) {
     let token = env
         .rs
-        .create(APP, "u", "1.2.3.4", CreateOptions::default().ttl(30))
+        .create(
+            APP,
+            "u",
+            "1.2.3.4",
+            CreateOptions::default().ttl(Duration::from_secs(30)),
+        )
         .await
         .expect("create");
     env.clock.advance(30);
@@ -262,7 +272,13 @@ async fn ttl_expiry(env: &Env) {
         .expect("set")
         .is_none());
     assert_eq!(env.rs.sweep().await.expect("sweep"), 1);
-    assert_eq!(env.rs.activity(APP, 1000).await.expect("activity"), 0);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(1000))
+            .await
+            .expect("activity"),
+        0
+    );
     if let Some(mut con) = env.raw() {
         let size: u64 = redis::cmd("DBSIZE").query(&mut con).expect("DBSIZE");
         assert_eq!(
@@ -275,12 +291,22 @@ async fn ttl_expiry(env: &Env) {
 async fn sweep_spares_live_sessions(env: &Env) {
     let short = env
         .rs
-        .create(APP, "a", "1", CreateOptions::default().ttl(10))
+        .create(
+            APP,
+            "a",
+            "1",
+            CreateOptions::default().ttl(Duration::from_secs(10)),
+        )
         .await
         .expect("create");
     let long = env
         .rs
-        .create(APP, "b", "1", CreateOptions::default().ttl(100))
+        .create(
+            APP,
+            "b",
+            "1",
+            CreateOptions::default().ttl(Duration::from_secs(100)),
+        )
         .await
         .expect("create");
     env.clock.advance(20);
@@ -296,7 +322,9 @@ async fn sweep_spares_live_sessions(env: &Env) {
 }
 
 async fn no_resave_ends_at_a_fixed_time(env: &Env) {
-    let opts = CreateOptions::default().ttl(60).no_resave(true);
+    let opts = CreateOptions::default()
+        .ttl(Duration::from_secs(60))
+        .no_resave(true);
     let token = env.rs.create(APP, "nr", "1", opts).await.expect("create");
     let s = get(env, &token).await.expect("live");
     assert!(s.no_resave);
@@ -322,7 +350,9 @@ async fn no_resave_ends_at_a_fixed_time(env: &Env) {
 }
 
 async fn no_resave_set_replies_stored_w(env: &Env) {
-    let opts = CreateOptions::default().ttl(60).no_resave(true);
+    let opts = CreateOptions::default()
+        .ttl(Duration::from_secs(60))
+        .no_resave(true);
     let token = env.rs.create(APP, "nr", "1", opts).await.expect("create");
     env.clock.advance(3);
     let s = env
@@ -472,13 +502,22 @@ async fn kill_and_indexes(env: &Env) {
     let t1 = create(env, "alice").await;
     let t2 = create(env, "alice").await;
     let t3 = create(env, "bob").await;
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 2);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        2
+    );
     assert_eq!(env.rs.soid(APP, "alice").await.expect("soid").len(), 2);
     assert!(env.rs.kill(APP, &t1).await.expect("kill"));
     assert!(!env.rs.kill(APP, &t1).await.expect("kill"));
     assert!(get(env, &t1).await.is_none());
     assert_eq!(
-        env.rs.activity(APP, 600).await.expect("activity"),
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
         2,
         "alice still has a session"
     );
@@ -488,18 +527,32 @@ async fn kill_and_indexes(env: &Env) {
     assert!(env.rs.kill(APP, &t2).await.expect("kill"));
     assert_eq!(get(env, &t3).await.expect("live").r, before + 1);
     assert_eq!(
-        env.rs.activity(APP, 600).await.expect("activity"),
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
         1,
         "alice left _users"
     );
     assert!(env.rs.kill(APP, &t3).await.expect("kill"));
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 0);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        0
+    );
 }
 
 async fn kill_of_a_dead_session_tidies_and_says_zero(env: &Env) {
     let token = env
         .rs
-        .create(APP, "x", "1", CreateOptions::default().ttl(10))
+        .create(
+            APP,
+            "x",
+            "1",
+            CreateOptions::default().ttl(Duration::from_secs(10)),
+        )
         .await
         .expect("create");
     env.clock.advance(11);
@@ -519,7 +572,13 @@ async fn killsoid_logs_out_everywhere(env: &Env) {
     assert!(get(env, &a1).await.is_none() && get(env, &a2).await.is_none());
     assert!(get(env, &b).await.is_some());
     assert_eq!(env.rs.killsoid(APP, "alice").await.expect("killsoid"), 0);
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 1);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        1
+    );
     assert!(env.rs.soid(APP, "alice").await.expect("soid").is_empty());
 }
 
@@ -578,14 +637,26 @@ async fn devices_by_handle(env: &Env) {
     let left = env.rs.soid(APP, "alice").await.expect("soid");
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].handle.as_deref(), Some(device_handle(&a1).as_str()));
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 2);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        2
+    );
     // Keeping a token that is not alice's keeps nothing of hers.
     assert_eq!(
         env.rs.killsoid_keep(APP, "alice", &b).await.expect("keep"),
         1
     );
     assert!(get(env, &a1).await.is_none() && get(env, &b).await.is_some());
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 1);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        1
+    );
 }
 
 async fn killall_ends_an_app(env: &Env) {
@@ -598,8 +669,19 @@ async fn killall_ends_an_app(env: &Env) {
         .await
         .expect("create");
     assert_eq!(env.rs.killall(APP).await.expect("killall"), 5);
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 0);
-    assert!(env.rs.soapp(APP, 600).await.expect("soapp").is_empty());
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        0
+    );
+    assert!(env
+        .rs
+        .soapp(APP, Duration::from_secs(600))
+        .await
+        .expect("soapp")
+        .is_empty());
     assert_eq!(env.rs.killall(APP).await.expect("killall"), 0);
     assert!(
         env.rs.get("otherapp", &other).await.expect("get").is_some(),
@@ -615,7 +697,7 @@ async fn soapp_most_recent_first(env: &Env) {
     let _t3 = create(env, "u3").await;
     let ids: Vec<String> = env
         .rs
-        .soapp(APP, 100)
+        .soapp(APP, Duration::from_secs(100))
         .await
         .expect("soapp")
         .into_iter()
@@ -626,7 +708,7 @@ async fn soapp_most_recent_first(env: &Env) {
     get(env, &t1).await.expect("live");
     let ids: Vec<String> = env
         .rs
-        .soapp(APP, 100)
+        .soapp(APP, Duration::from_secs(100))
         .await
         .expect("soapp")
         .into_iter()
@@ -635,7 +717,7 @@ async fn soapp_most_recent_first(env: &Env) {
     assert_eq!(ids, ["u1", "u3", "u2"]);
     let ids: Vec<String> = env
         .rs
-        .soapp(APP, 10)
+        .soapp(APP, Duration::from_secs(10))
         .await
         .expect("soapp")
         .into_iter()
@@ -645,14 +727,20 @@ async fn soapp_most_recent_first(env: &Env) {
     env.clock.advance(1);
     let ids: Vec<String> = env
         .rs
-        .soapp(APP, 10)
+        .soapp(APP, Duration::from_secs(10))
         .await
         .expect("soapp")
         .into_iter()
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, ["u1", "u3"], "only sessions active in the window");
-    assert_eq!(env.rs.activity(APP, 10).await.expect("activity"), 2);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(10))
+            .await
+            .expect("activity"),
+        2
+    );
 }
 
 async fn special_ids(env: &Env) {
@@ -674,7 +762,13 @@ async fn special_ids(env: &Env) {
             .await
             .expect("set");
     }
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 6);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        6
+    );
     assert_eq!(env.rs.killsoid(APP, "a:b:c").await.expect("killsoid"), 1);
     env.clock.advance(7201);
     assert_eq!(
@@ -682,7 +776,13 @@ async fn special_ids(env: &Env) {
         5,
         "the sweep splits ids with ':' right"
     );
-    assert_eq!(env.rs.activity(APP, 10_000).await.expect("activity"), 0);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(10_000))
+            .await
+            .expect("activity"),
+        0
+    );
 }
 
 async fn bulk_1000_sessions(env: &Env) {
@@ -703,21 +803,45 @@ async fn bulk_1000_sessions(env: &Env) {
     let gets = tokens.iter().map(|t| env.rs.get(APP, t));
     let sessions = futures_util::future::join_all(gets).await;
     assert!(sessions.iter().all(|s| matches!(s, Ok(Some(_)))));
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 250);
-    assert_eq!(env.rs.soapp(APP, 600).await.expect("soapp").len(), 1000);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        250
+    );
+    assert_eq!(
+        env.rs
+            .soapp(APP, Duration::from_secs(600))
+            .await
+            .expect("soapp")
+            .len(),
+        1000
+    );
     assert_eq!(env.rs.soid(APP, "user7").await.expect("soid").len(), 4);
     // killall works in batches of 1000: make it take two.
     for i in 0..500 {
         create(env, &format!("late{i}")).await;
     }
     assert_eq!(env.rs.killall(APP).await.expect("killall"), 1500);
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 0);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        0
+    );
 }
 
 async fn bulk_sweep_in_batches(env: &Env) {
     for i in 0..2500 {
         env.rs
-            .create(APP, &format!("u{i}"), "1", CreateOptions::default().ttl(10))
+            .create(
+                APP,
+                &format!("u{i}"),
+                "1",
+                CreateOptions::default().ttl(Duration::from_secs(10)),
+            )
             .await
             .expect("create");
     }

@@ -14,8 +14,8 @@ async fn cached_store(server: &RedisServer, cachetime: u64, cachemax: u64) -> Re
     RedisSessions::connect(
         Options::default()
             .url(server.url())
-            .wipe(0)
-            .cache(cachetime, cachemax),
+            .wipe(Duration::ZERO)
+            .cache(Duration::from_secs(cachetime), cachemax),
     )
     .await
     .expect("connect")
@@ -130,7 +130,7 @@ async fn a_write_in_another_process_invalidates() {
     let server = RedisServer::start();
     let reader = cached_store(&server, 60, 100).await;
     // The writer has no cache of its own: it publishes all the same (a fix over Node).
-    let writer = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let writer = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let token = writer
@@ -227,7 +227,7 @@ async fn node_and_rust_caches_invalidate_each_other() {
 async fn a_dropped_subscription_drops_the_cache_and_resubscribes() {
     let server = RedisServer::start();
     let rs = cached_store(&server, 60, 100).await;
-    let writer = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let writer = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let token = rs

@@ -58,7 +58,7 @@ fn options(cluster: &RedisCluster, namespace: &str) -> Options {
     Options::default()
         .cluster(cluster.urls())
         .namespace(namespace)
-        .wipe(0)
+        .wipe(Duration::ZERO)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,9 +88,10 @@ async fn a_stalled_master_loses_no_durable_write() {
     .expect("connect patient");
     // A process with the cache on, and a session of the master about to stall (shards
     // 0..20 of 60 live in its slots 0..5460), read once so that it is cached.
-    let cached = RedisSessions::connect(options(&cluster, "plain").cache(60, 1000))
-        .await
-        .expect("connect cached");
+    let cached =
+        RedisSessions::connect(options(&cluster, "plain").cache(Duration::from_secs(60), 1000))
+            .await
+            .expect("connect cached");
     let mut watched = None;
     for i in 0..100 {
         let token = plain

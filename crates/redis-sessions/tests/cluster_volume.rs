@@ -105,7 +105,7 @@ async fn slot_moves_at_volume() {
         Options::default()
             .cluster(cluster.urls())
             .key_layout(KeyLayout::Sharded { shards })
-            .wipe(0),
+            .wipe(Duration::ZERO),
     )
     .await
     .expect("connect");
@@ -158,7 +158,9 @@ async fn slot_moves_at_volume() {
     // The price of more shards: an app-wide call asks every shard.
     let timed = Instant::now();
     for _ in 0..20 {
-        rs.activity(APP, 3600).await.expect("activity");
+        rs.activity(APP, Duration::from_secs(3600))
+            .await
+            .expect("activity");
     }
     let activity_ms = timed.elapsed().as_secs_f64() * 1000.0 / 20.0;
     println!("app-wide calls over {shards} shards: activity {activity_ms:.1} ms");

@@ -14,7 +14,7 @@ async fn store(master: &RedisServer, replicas: u32, timeout: Duration) -> RedisS
     RedisSessions::connect(
         Options::default()
             .url(master.url())
-            .wipe(0)
+            .wipe(Duration::ZERO)
             .min_replicas(replicas, timeout),
     )
     .await
@@ -173,7 +173,7 @@ async fn a_cluster_waits_for_the_replicas_of_the_writing_master() {
     let one = RedisSessions::connect(
         Options::default()
             .cluster(cluster.urls())
-            .wipe(0)
+            .wipe(Duration::ZERO)
             .min_replicas(1, Duration::from_millis(500)),
     )
     .await
@@ -191,7 +191,7 @@ async fn a_cluster_waits_for_the_replicas_of_the_writing_master() {
     let two = RedisSessions::connect(
         Options::default()
             .cluster(cluster.urls())
-            .wipe(0)
+            .wipe(Duration::ZERO)
             .min_replicas(2, Duration::from_millis(200)),
     )
     .await

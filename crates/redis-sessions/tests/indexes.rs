@@ -6,6 +6,7 @@ mod common;
 
 use redis::Commands;
 use redis_sessions::{CreateOptions, KeyLayout, ManualClock, RedisSessions};
+use std::time::Duration;
 use test_support::RedisServer;
 
 const APP: &str = "idxapp";
@@ -37,7 +38,12 @@ async fn setup(layout: KeyLayout) -> Setup {
         .await
         .expect("connect");
     let token = rs
-        .create(APP, "u1", "1", CreateOptions::default().ttl(100))
+        .create(
+            APP,
+            "u1",
+            "1",
+            CreateOptions::default().ttl(Duration::from_secs(100)),
+        )
         .await
         .expect("create");
     let con = redis::Client::open(server.url())

@@ -22,11 +22,11 @@ const SCRATCH: &str = "scratch";
 /// and after the moves.
 const BRIEF: &str = "brief";
 const BRIEF_SESSIONS: usize = 300;
-const BRIEF_TTL: i64 = 10;
+const BRIEF_TTL: Duration = Duration::from_secs(10);
 /// Load tasks (16 measured too: 3 runs, 0 failed calls; 8 keeps CI's shared cores calm).
 const TASKS: usize = 8;
 const USERS_PER_TASK: usize = 12;
-const WINDOW: i64 = 3600;
+const WINDOW: Duration = Duration::from_secs(3600);
 
 /// One session as the model knows it.
 #[derive(Debug, Clone)]
@@ -420,13 +420,16 @@ async fn check_model(
         let found = match rs.soid(APP, &id).await {
             Ok(found) => found,
             Err(err) => {
-                let fresh =
-                    RedisSessions::connect(Options::default().cluster(urls.to_vec()).wipe(0))
-                        .await
-                        .expect("fresh connect");
+                let fresh = RedisSessions::connect(
+                    Options::default()
+                        .cluster(urls.to_vec())
+                        .wipe(Duration::ZERO),
+                )
+                .await
+                .expect("fresh connect");
                 let again = fresh.soid(APP, &id).await;
                 let other = rs.soid(APP, "user0").await;
-                let act = rs.activity(APP, 100).await;
+                let act = rs.activity(APP, Duration::from_secs(100)).await;
                 panic!("soid of {id} after the move: {err}; a fresh store: {:?}; the old store, user0: {:?}, activity {act:?}", again.map(|v| v.len()), other.map(|v| v.len()));
             }
         };
@@ -466,9 +469,13 @@ async fn check_model(
 async fn slots_move_under_a_mixed_load_and_the_model_holds() {
     let test_started = Instant::now();
     let cluster = RedisCluster::start(3, 0);
-    let rs = RedisSessions::connect(Options::default().cluster(cluster.urls()).wipe(0))
-        .await
-        .expect("connect");
+    let rs = RedisSessions::connect(
+        Options::default()
+            .cluster(cluster.urls())
+            .wipe(Duration::ZERO),
+    )
+    .await
+    .expect("connect");
     // Bulk sessions, so that a slot move has keys to carry and takes a while.
     for chunk in 0..20 {
         let creates = (0..200).map(|i| {
@@ -635,7 +642,7 @@ async fn slots_move_under_a_mixed_load_and_the_model_holds() {
     }
     // Every brief session has ended by now: a last sweep ends what is left, and nothing of
     // the app may remain (hashes, indexes, users' sets).
-    let due = (brief_created + Duration::from_secs(BRIEF_TTL as u64 + 2))
+    let due = (brief_created + BRIEF_TTL + Duration::from_secs(2))
         .saturating_duration_since(Instant::now());
     tokio::time::sleep(due).await;
     let last = rs.sweep().await.expect("a sweep after the moves");
@@ -660,7 +667,12 @@ async fn slots_move_under_a_mixed_load_and_the_model_holds() {
         swept as usize <= BRIEF_SESSIONS,
         "a session was swept twice"
     );
-    assert_eq!(rs.activity(BRIEF, 3600).await.expect("activity"), 0);
+    assert_eq!(
+        rs.activity(BRIEF, Duration::from_secs(3600))
+            .await
+            .expect("activity"),
+        0
+    );
     println!(
         "killsoid: {} succeeded, {} failed ({} of those changed nothing); test took {:.0?}",
         shared.killsoid_done.load(Ordering::SeqCst),

@@ -48,7 +48,7 @@ impl SessionClient for Library {
 fn options(set: &SentinelSet) -> Options {
     Options::default()
         .sentinel(set.addrs(), MASTER_NAME)
-        .wipe(0)
+        .wipe(Duration::ZERO)
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
 }
@@ -66,7 +66,7 @@ async fn failovers_are_followed_and_durable_writes_survive_them() {
         .expect("connect durable");
     // A third process with the cache on: its subscription must follow the master too,
     // or it would go on serving what it cached before a failover.
-    let cached = RedisSessions::connect(options(&set).cache(60, 100))
+    let cached = RedisSessions::connect(options(&set).cache(Duration::from_secs(60), 100))
         .await
         .expect("connect cached");
     let watched = plain

@@ -66,7 +66,7 @@ fn skipped(test: &str) -> bool {
 fn options(sentinels: Vec<String>) -> Options {
     Options::default()
         .sentinel(sentinels, MASTER_NAME)
-        .wipe(0)
+        .wipe(Duration::ZERO)
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
 }

@@ -51,7 +51,7 @@ impl SessionClient for Library {
 fn options(set: &SentinelSet) -> Options {
     Options::default()
         .sentinel(set.addrs(), MASTER_NAME)
-        .wipe(0)
+        .wipe(Duration::ZERO)
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
 }

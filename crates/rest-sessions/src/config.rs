@@ -390,8 +390,8 @@ impl Config {
     pub(crate) fn store_options(&self) -> Options {
         let mut options = Options::default()
             .namespace(self.namespace.clone())
-            .wipe(self.wipe)
-            .cache(self.cachetime, self.cachemax)
+            .wipe(Duration::from_secs(self.wipe))
+            .cache(Duration::from_secs(self.cachetime), self.cachemax)
             .refuse_writes_after_wipe(self.refuse_writes_after_wipe);
         let timeout = Duration::from_millis(self.min_replicas_timeout_ms);
         options = match self.min_replicas {
@@ -416,11 +416,12 @@ impl Config {
         } else if let Some(url) = &self.redis_url {
             options = options.url(url.clone());
         } else {
+            let (default_host, default_port) = options.get_host_port();
             let host = self
                 .redis_host
                 .clone()
-                .unwrap_or_else(|| options.host().to_owned());
-            let port = self.redis_port.unwrap_or(options.port());
+                .unwrap_or_else(|| default_host.to_owned());
+            let port = self.redis_port.unwrap_or(default_port);
             options = options.host_port(host, port);
         }
         options
@@ -458,10 +459,11 @@ impl Config {
             Some(url) => redact_url(url),
             None => {
                 let defaults = Options::default();
+                let (host, port) = defaults.get_host_port();
                 format!(
                     "{}:{}",
-                    self.redis_host.as_deref().unwrap_or(defaults.host()),
-                    self.redis_port.unwrap_or(defaults.port())
+                    self.redis_host.as_deref().unwrap_or(host),
+                    self.redis_port.unwrap_or(port)
                 )
             }
         }
@@ -558,7 +560,7 @@ mod tests {
         .expect("valid flags");
         assert_eq!(c.redis_cluster.len(), 2);
         assert!(c.redis_explicit());
-        assert_eq!(c.store_options().cluster_nodes().len(), 2);
+        assert_eq!(c.store_options().get_cluster().len(), 2);
     }
 
     #[test]
@@ -573,8 +575,8 @@ mod tests {
         .expect("valid flags");
         assert!(c.redis_explicit());
         let options = c.store_options();
-        assert_eq!(options.sentinels().len(), 2);
-        assert_eq!(options.sentinel_master(), "sessions");
+        let (sentinels, master) = options.get_sentinel();
+        assert_eq!((sentinels.len(), master), (2, "sessions"));
         assert!(Config::try_parse_from([
             "rest-sessions",
             "--sentinels",
@@ -588,7 +590,7 @@ mod tests {
     #[test]
     fn durable_writes_parse() {
         let c = Config::try_parse_from(["rest-sessions"]).expect("defaults");
-        assert_eq!(c.store_options().durable_writes(), None);
+        assert_eq!(c.store_options().get_min_replicas(), None);
         let c = Config::try_parse_from([
             "rest-sessions",
             "--min-replicas",
@@ -598,7 +600,7 @@ mod tests {
         ])
         .expect("valid flags");
         assert_eq!(
-            c.store_options().durable_writes(),
+            c.store_options().get_min_replicas(),
             Some(redis_sessions::MinReplicas::new(
                 1,
                 Duration::from_millis(250)
@@ -607,7 +609,7 @@ mod tests {
         let c = Config::try_parse_from(["rest-sessions", "--min-replicas", "all"])
             .expect("valid flags");
         assert_eq!(
-            c.store_options().durable_writes(),
+            c.store_options().get_min_replicas(),
             Some(redis_sessions::MinReplicas::all(Duration::from_millis(500)))
         );
         assert!(Config::try_parse_from(["rest-sessions", "--min-replicas", "most"]).is_err());

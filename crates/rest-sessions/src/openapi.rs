@@ -250,7 +250,8 @@ mod tests {
         }
         RUNTIME.with(|runtime| {
             runtime.block_on(async {
-                let store = RedisSessions::in_memory(Options::default().wipe(0));
+                let store =
+                    RedisSessions::in_memory(Options::default().wipe(std::time::Duration::ZERO));
                 let result = match what {
                     "app" => store.get(value, TOKEN).await.map(drop),
                     "token" => store.get("app", value).await.map(drop),

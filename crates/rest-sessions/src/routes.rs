@@ -59,6 +59,14 @@ fn integer(value: &str) -> i64 {
     value.parse().unwrap_or(0)
 }
 
+/// A query parameter in seconds (`ttl`, `dt`) as the library's `Duration`: the REST
+/// contract counts in seconds, the Rust API in `Duration`s. What is not a count of
+/// seconds (negative, not an integer) becomes zero, which the library refuses with the
+/// contract's message, as the Node server does.
+fn seconds(value: &str) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::try_from(integer(value)).unwrap_or(0))
+}
+
 /// The body as JSON, or None when it is empty; anything that is not JSON becomes
 /// [`NOT_AN_OBJECT`].
 fn json_body(body: &[u8]) -> Option<Value> {
@@ -216,7 +224,7 @@ pub async fn create(
     let mut options =
         CreateOptions::default().no_resave(params.get("no_resave").is_some_and(|v| v == "true"));
     if let Some(ttl) = params.get("ttl") {
-        options = options.ttl(integer(ttl));
+        options = options.ttl(seconds(ttl));
     }
     match json_body(&body) {
         // `{}` stores no data, as the original did.
@@ -280,7 +288,9 @@ pub async fn activity(
     RawQuery(raw): RawQuery,
 ) -> Reply<ActivityReply> {
     let app = path?.one();
-    let dt = query(raw.as_deref()).get("dt").map_or(0, |v| integer(v));
+    let dt = query(raw.as_deref())
+        .get("dt")
+        .map_or(std::time::Duration::ZERO, |v| seconds(v));
     let activity = store_call(state.store.activity(&app, dt)).await?;
     Ok(NodeJson(ActivityReply { activity }))
 }
@@ -297,7 +307,9 @@ pub async fn soapp(
     RawQuery(raw): RawQuery,
 ) -> Reply<SessionsReply> {
     let app = path?.one();
-    let dt = query(raw.as_deref()).get("dt").map_or(0, |v| integer(v));
+    let dt = query(raw.as_deref())
+        .get("dt")
+        .map_or(std::time::Duration::ZERO, |v| seconds(v));
     let sessions = store_call(state.store.soapp(&app, dt)).await?;
     Ok(NodeJson(SessionsReply { sessions }))
 }
@@ -412,6 +424,8 @@ mod tests {
         assert_eq!(integer("abc"), 0);
         assert_eq!(integer("3.5"), 0);
         assert_eq!(integer("99999999999999999999"), 0);
+        assert_eq!(seconds("30"), std::time::Duration::from_secs(30));
+        assert_eq!(seconds("-30"), std::time::Duration::ZERO);
     }
 
     #[test]
