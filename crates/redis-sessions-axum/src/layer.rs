@@ -387,6 +387,7 @@ impl SessionLayer {
     }
 
     /// The store behind the layer, e.g. for admin pages that list every session.
+    #[must_use]
     pub fn store(&self) -> &RedisSessions {
         &self.config.store
     }

@@ -984,7 +984,7 @@ async fn structured_values_round_trip_and_node_reads_the_session() {
     let stored = session["d"]["cart"].as_str().expect("a string for Node");
     let list: Vec<Item> = serde_json::from_str(
         stored
-            .strip_prefix(redis_sessions_axum::JSON_MARKER)
+            .strip_prefix(redis_sessions::value::JSON_MARKER)
             .unwrap(),
     )
     .unwrap();

@@ -210,7 +210,9 @@ async fn values_are_exact_or_refused_on_redis() {
         .expect("node reads the session");
     let session: serde_json::Value = serde_json::from_str(&reply).unwrap();
     let uid = session["d"]["uid"].as_str().expect("a string for Node");
-    let digits = uid.strip_prefix(redis_sessions_axum::JSON_MARKER).unwrap();
+    let digits = uid
+        .strip_prefix(redis_sessions::value::JSON_MARKER)
+        .unwrap();
     assert_eq!(digits.parse::<u64>().unwrap(), 1234567890123456789);
     assert_eq!(session["d"]["max_u64"], "$json:18446744073709551615");
     let set = format!(

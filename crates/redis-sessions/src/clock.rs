@@ -40,11 +40,13 @@ pub struct ManualClock(Arc<AtomicI64>);
 
 impl ManualClock {
     /// A clock standing at `now`.
+    #[must_use]
     pub fn new(now: i64) -> Self {
         ManualClock(Arc::new(AtomicI64::new(now)))
     }
 
     /// A clock standing at the system time, to be moved from there.
+    #[must_use]
     pub fn starting_now() -> Self {
         Self::new(SystemClock.now())
     }

@@ -21,6 +21,7 @@ pub const HANDLE_LEN: usize = 32;
 /// assert_eq!(handle, redis_sessions::device_handle(&token), "the same in every process");
 /// assert!(!handle.contains(&token));
 /// ```
+#[must_use]
 pub fn device_handle(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     let mut out = String::with_capacity(HANDLE_LEN);

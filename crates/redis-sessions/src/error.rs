@@ -83,10 +83,24 @@ pub enum Error {
     /// The store was shut down with `quit()`.
     #[error("the session store was closed")]
     Closed,
+    /// A typed read ([`Session::get`](crate::Session::get), [`value::read`](crate::value::read))
+    /// found a value of another type than asked (a string read as a number, a list read as
+    /// a struct): a mistake of the program, reported rather than read as absent. Names the
+    /// key and the types, never the value.
+    #[error("session value `{key}` is {found}, which does not read as {expected}")]
+    WrongType {
+        /// The key that was read.
+        key: String,
+        /// What is stored: "a string", "a number", "a list", …
+        found: &'static str,
+        /// The Rust type asked for.
+        expected: &'static str,
+    },
 }
 
 impl Error {
     /// The error's name as in the contract, so that REST replies and logs match the Node module.
+    #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
             Error::MissingParameter(_) => "missingParameter",
@@ -101,11 +115,13 @@ impl Error {
             Error::NotReplicated { .. } => "notReplicated",
             Error::TooLarge(_) => "dataTooLarge",
             Error::Closed => "closed",
+            Error::WrongType { .. } => "wrongType",
         }
     }
 
     /// What kind of failure this is: what a caller can do about it, and the one HTTP
     /// status every HTTP front (rest-sessions, the axum middleware) answers it with.
+    #[must_use]
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::MissingParameter(_) | Error::InvalidFormat(_) | Error::InvalidValue(_) => {
@@ -114,7 +130,7 @@ impl Error {
             Error::Unavailable(_) | Error::Contended(_) => ErrorKind::Unavailable,
             Error::NotReplicated { .. } => ErrorKind::Unconfirmed,
             Error::Redis(e) if e.is_transient() => ErrorKind::Backend,
-            Error::Redis(_) | Error::Closed => ErrorKind::Server,
+            Error::Redis(_) | Error::Closed | Error::WrongType { .. } => ErrorKind::Server,
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::TooLarge(_) => ErrorKind::TooLarge,
             Error::LayoutMismatch { .. } | Error::LayoutLost { .. } => ErrorKind::Misconfigured,
@@ -152,7 +168,8 @@ pub enum ErrorKind {
     Misconfigured,
     /// Redis refused the command for a reason retrying does not change (WRONGTYPE: a key
     /// of the namespace holds another type, written by a foreign program; a script error),
-    /// or the store was closed with `quit()`: an operator or the program must act.
+    /// the store was closed with `quit()`, or a typed read asked for another type than the
+    /// value's ([`Error::WrongType`]): an operator or the program must act.
     Server,
 }
 
@@ -160,6 +177,7 @@ impl ErrorKind {
     /// The HTTP status of this kind — the single mapping both HTTP crates use, so that they
     /// cannot drift apart: 400 for input, 503 for what is worth retrying (`Retry-After`
     /// material), 500 for what is not. A plain `u16`, so the library needs no HTTP crate.
+    #[must_use]
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::Input => 400,
@@ -170,6 +188,7 @@ impl ErrorKind {
     }
 
     /// True for the kinds worth retrying later (the 503s).
+    #[must_use]
     pub fn is_retryable(self) -> bool {
         self.http_status() == 503
     }
@@ -214,11 +233,13 @@ pub struct BackendError(pub(crate) redis::RedisError);
 
 impl BackendError {
     /// The error code Redis answered with (`READONLY`, `LOADING`, `WRONGTYPE`, …), if any.
+    #[must_use]
     pub fn code(&self) -> Option<&str> {
         self.0.code()
     }
 
     /// True when the call ran out of time (the server may still have applied a write).
+    #[must_use]
     pub fn is_timeout(&self) -> bool {
         self.0.is_timeout()
     }
@@ -229,6 +250,7 @@ impl BackendError {
     /// lost): worth retrying later. False for what retrying does not change: a command
     /// Redis refuses (`WRONGTYPE`, a script error `ERR …`), a reply the store cannot read,
     /// failed authentication, a configuration the client refuses.
+    #[must_use]
     pub fn is_transient(&self) -> bool {
         use redis::ErrorKind as K;
         match self.0.kind() {
@@ -456,6 +478,11 @@ mod tests {
                 "a sentinel is host:port",
             ))),
             Error::Closed,
+            Error::WrongType {
+                key: "cart".into(),
+                found: "a list",
+                expected: "u32",
+            },
         ];
         assert_kind(ErrorKind::Server, false, errors);
     }

@@ -38,6 +38,7 @@ pub struct Migration {
 
 impl Migration {
     /// Routes by creation time around `cutover_ms` (ms since the epoch).
+    #[must_use]
     pub fn new(old: RedisSessions, new: RedisSessions, cutover_ms: u64) -> Self {
         Migration {
             old,
@@ -47,6 +48,7 @@ impl Migration {
     }
 
     /// The store that holds `token`'s session.
+    #[must_use]
     pub fn store_for(&self, token: &str) -> &RedisSessions {
         match token_created_ms(token) {
             Some(created) if created < self.cutover_ms => &self.old,

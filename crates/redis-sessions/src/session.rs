@@ -67,17 +67,24 @@ pub struct Session {
 }
 
 impl Session {
-    /// Reads one data value as a typed value, so callers need not handle `serde_json::Value`.
+    /// Reads one data value as `T`, by the library's one value encoding (see
+    /// [`value`](crate::value)): `Ok(None)` when the key is absent, structured values
+    /// (stored as [`JSON_MARKER`](crate::value::JSON_MARKER) text) decoded.
     ///
     /// ```
     /// # let session: redis_sessions::Session = serde_json::from_str(
-    /// #   r#"{"id":"u","r":1,"w":1,"ttl":60,"idle":0,"ip":"::1","d":{"visits":3}}"#).unwrap();
-    /// let visits: Option<u32> = session.get("visits");
+    /// #   r#"{"id":"u","r":1,"w":1,"ttl":60,"idle":0,"ip":"::1","d":{"visits":3,"tags":"$json:[\"a\"]"}}"#).unwrap();
+    /// let visits: Option<u32> = session.get("visits")?;
     /// assert_eq!(visits, Some(3));
+    /// assert_eq!(session.get::<Vec<String>>("tags")?, Some(vec!["a".to_string()]));
+    /// assert!(session.get::<String>("visits").is_err(), "a number is no string");
+    /// # Ok::<(), redis_sessions::Error>(())
     /// ```
-    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let value = self.d.as_ref()?.get(key)?;
-        serde_json::from_value(value.clone()).ok()
+    ///
+    /// # Errors
+    /// [`Error::WrongType`] when the value does not read as `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        crate::value::read(self.d.as_ref().and_then(|d| d.get(key)), key)
     }
 
     /// The session that [`create`](crate::store::RedisSessions::create) has just made of `id`,
@@ -94,7 +101,7 @@ impl Session {
     ///     .data(serde_json::json!({"cart": 2}));
     /// let session = Session::created(&token, "alice", "::1", &options);
     /// assert_eq!((session.r, session.w, session.ttl, session.idle), (1, 1, 60, 0));
-    /// assert_eq!(session.get::<u32>("cart"), Some(2));
+    /// assert_eq!(session.get::<u32>("cart").unwrap(), Some(2));
     /// assert_eq!(session.handle, Some(redis_sessions::device_handle(&token)));
     /// ```
     pub fn created(token: &str, id: &str, ip: &str, options: &CreateOptions) -> Session {

@@ -144,6 +144,7 @@ impl RedisSessions {
     /// and single-process servers. Sessions are lost when the process ends. Must be called
     /// inside a tokio runtime when `wipe` is on. `cachetime` is ignored: the store is
     /// already in memory.
+    #[must_use]
     pub fn in_memory(options: Options) -> Self {
         Self::with_backend(
             Backend::Memory(memory_store::MemoryStore::new()),
@@ -251,15 +252,21 @@ impl RedisSessions {
         Ok(record?.and_then(|r| r.into_session(now)))
     }
 
-    /// [`set`](Self::set) with any serializable value, e.g. a struct of scalar fields.
-    pub async fn set_typed<T: Serialize>(
+    /// [`set`](Self::set) of a serializable struct or map, each field stored by the
+    /// library's one value encoding (see [`value`](crate::value)): scalars as themselves,
+    /// lists, maps, structs and integers past ±(2⁵³−1) as
+    /// [`JSON_MARKER`](crate::value::JSON_MARKER) text, so they read back exactly with
+    /// [`Session::get`]; a `None` field removes its key.
+    ///
+    /// # Errors
+    /// `invalidValue` when `d` is not a struct or map, or holds NaN or an infinity.
+    pub async fn set_typed<T: Serialize + ?Sized>(
         &self,
         app: &str,
         token: &str,
         d: &T,
     ) -> Result<Option<Session>> {
-        let d = serde_json::to_value(d)
-            .map_err(|_| Error::InvalidValue("d must be an object".into()))?;
+        let d = crate::value::encode_fields(d)?;
         self.set(app, token, &d).await
     }
 
@@ -386,11 +393,13 @@ impl RedisSessions {
     }
 
     /// The cache's counters, or None when the cache is off.
+    #[must_use]
     pub fn cache_stats(&self) -> Option<CacheStats> {
         self.inner.cache.as_ref().map(|c| c.stats())
     }
 
     /// How many sessions the cache holds now (0 when it is off).
+    #[must_use]
     pub fn cache_len(&self) -> u64 {
         self.inner.cache.as_ref().map_or(0, |c| c.len())
     }
@@ -415,6 +424,7 @@ impl RedisSessions {
     /// What the connection watchdog counted (timeouts, dropped connections, checks and
     /// stuck connections replaced), or None for the in-memory store. The same counts go
     /// to the `metrics` facade under the names in [`metric_names`](crate::metric_names).
+    #[must_use]
     pub fn connection_stats(&self) -> Option<ConnectionStats> {
         match &self.inner.backend {
             Backend::Redis(store) => Some(store.connection_stats()),
@@ -433,6 +443,7 @@ impl RedisSessions {
     }
 
     /// True when this store keeps sessions in process memory rather than Redis.
+    #[must_use]
     pub fn is_in_memory(&self) -> bool {
         matches!(self.inner.backend, Backend::Memory(_))
     }

@@ -489,7 +489,7 @@ async fn numbers_keep_their_precision(env: &Env) {
         .await
         .expect("set");
     let s = get(env, &token).await.expect("live");
-    assert_eq!(s.get::<String>("missing"), None);
+    assert_eq!(s.get::<String>("missing").expect("a typed read"), None);
     let d = s.d.expect("d");
     // Numbers are doubles, as in the Node module: integers past 2^53 round as in JavaScript.
     assert_eq!(d["big"], json!(12345678901234568u64));
@@ -873,13 +873,23 @@ async fn concurrent_sets_lose_nothing(env: &Env) {
     assert_eq!(s.w, 51);
 }
 
+/// Typed values go through the library's one encoding (redis_sessions::value), the one
+/// the axum middleware uses: nested values and integers past 2^53 are stored as `$json:`
+/// text and read back exactly; a mismatch is an error, not a `None`.
 async fn typed_data(env: &Env) {
     #[derive(serde::Serialize)]
     struct Prefs {
         theme: &'static str,
         visits: u32,
+        cart: Vec<&'static str>,
+        uid: u64,
+        gone: Option<u8>,
     }
     let token = create(env, "typed").await;
+    env.rs
+        .set(APP, &token, &json!({"gone": 1}))
+        .await
+        .expect("set");
     env.rs
         .set_typed(
             APP,
@@ -887,13 +897,61 @@ async fn typed_data(env: &Env) {
             &Prefs {
                 theme: "dark",
                 visits: 3,
+                cart: vec!["tea", "cup"],
+                uid: u64::MAX,
+                gone: None,
             },
         )
         .await
-        .expect("set");
+        .expect("set_typed");
     let s = get(env, &token).await.expect("live");
-    assert_eq!(s.get::<String>("theme").as_deref(), Some("dark"));
-    assert_eq!(s.get::<u32>("visits"), Some(3));
+    // The stored form, as Node and REST clients read it: flat scalars and marked text.
+    let d = s.d.clone().expect("data");
+    assert_eq!(d["cart"], json!("$json:[\"tea\",\"cup\"]"));
+    assert_eq!(d["uid"], json!("$json:18446744073709551615"));
+    assert!(
+        !d.contains_key("gone"),
+        "a None field removes its key: {d:?}"
+    );
+    assert_eq!(
+        s.get::<String>("theme").expect("a typed read").as_deref(),
+        Some("dark")
+    );
+    assert_eq!(s.get::<u32>("visits").expect("a typed read"), Some(3));
+    assert_eq!(
+        s.get::<Vec<String>>("cart").expect("a typed read"),
+        Some(vec!["tea".to_owned(), "cup".to_owned()])
+    );
+    assert_eq!(s.get::<u64>("uid").expect("a typed read"), Some(u64::MAX));
+    assert_eq!(s.get::<u8>("gone").expect("absent"), None);
+    match s.get::<u32>("theme") {
+        Err(err @ Error::WrongType { .. }) => {
+            assert_eq!(err.name(), "wrongType");
+            assert!(!err.kind().is_retryable());
+            assert!(
+                !err.to_string().contains("dark"),
+                "no data in errors: {err}"
+            );
+        }
+        other => panic!("a string read as a number: {other:?}"),
+    }
+    // Refused before any store call: NaN would be written as null (a silent delete).
+    expect_err(
+        env.rs
+            .set_typed(
+                APP,
+                &token,
+                &std::collections::BTreeMap::from([("ratio", f64::NAN)]),
+            )
+            .await,
+        "invalidValue",
+        "NaN is not a number JSON can hold (NaN and infinities are refused)",
+    );
+    expect_err(
+        env.rs.set_typed(APP, &token, &vec![1, 2]).await,
+        "invalidValue",
+        "d must be an object",
+    );
 }
 
 async fn ping_and_quit(env: &Env) {

@@ -73,7 +73,7 @@ async fn own_writes_are_read_back() {
     rs.set(APP, &token, &json!({"a": 1})).await.expect("set");
     let s = rs.get(APP, &token).await.expect("get").expect("live");
     assert_eq!(s.w, 2, "set flushed the entry");
-    assert_eq!(s.get::<i64>("a"), Some(1));
+    assert_eq!(s.get::<i64>("a").expect("a typed read"), Some(1));
     rs.kill(APP, &token).await.expect("kill");
     assert!(
         rs.get(APP, &token).await.expect("get").is_none(),
@@ -147,7 +147,7 @@ async fn a_write_in_another_process_invalidates() {
             .get(APP, &token)
             .await
             .expect("get")
-            .and_then(|s| s.get::<String>("x"))
+            .and_then(|s| s.get::<String>("x").expect("a typed read"))
             .as_deref()
             == Some("new")
     })
@@ -200,7 +200,7 @@ async fn node_and_rust_caches_invalidate_each_other() {
         rs.get(APP, &token)
             .await
             .expect("get")
-            .and_then(|s| s.get::<String>("by"))
+            .and_then(|s| s.get::<String>("by").expect("a typed read"))
             .as_deref()
             == Some("node")
     })
@@ -263,7 +263,7 @@ async fn a_dropped_subscription_drops_the_cache_and_resubscribes() {
         rs.get(APP, &token)
             .await
             .expect("get")
-            .and_then(|s| s.get::<bool>("after"))
+            .and_then(|s| s.get::<bool>("after").expect("a typed read"))
             == Some(true)
     })
     .await;

@@ -365,7 +365,9 @@ async fn shard_channels_invalidate_caches_and_follow_their_slots() {
         );
     }
     let seen = |n: i64| {
-        move |s: Option<redis_sessions::Session>| s.and_then(|s| s.get::<i64>("n")) == Some(n)
+        move |s: Option<redis_sessions::Session>| {
+            s.and_then(|s| s.get::<i64>("n").expect("a typed read")) == Some(n)
+        }
     };
     for t in &tokens {
         assert!(b.get(APP, t).await.expect("get").is_some(), "cached in b");

@@ -79,7 +79,7 @@ async fn scripts_flushed_on_the_master_are_loaded_again() {
         .await
         .expect("set after SCRIPT FLUSH")
         .expect("live");
-    assert_eq!(session.get::<i64>("a"), Some(1));
+    assert_eq!(session.get::<i64>("a").expect("a typed read"), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -53,7 +53,11 @@ impl User {
     fn reconcile(&mut self, found: &[Session]) -> Result<(), String> {
         let labels: Vec<String> = found
             .iter()
-            .map(|s| s.get::<String>("k").unwrap_or_default())
+            .map(|s| {
+                s.get::<String>("k")
+                    .expect("a typed read")
+                    .unwrap_or_default()
+            })
             .collect();
         let set: BTreeSet<&String> = labels.iter().collect();
         if set.len() != labels.len() {
@@ -61,7 +65,7 @@ impl User {
         }
         for (label, session) in labels.iter().zip(found) {
             if let Some(known) = self.sessions.iter_mut().find(|s| &s.label == label) {
-                let n = session.get::<u64>("n");
+                let n = session.get::<u64>("n").expect("a typed read");
                 match known.n {
                     Some(expected) if n != Some(expected) => {
                         return Err(format!(
@@ -77,7 +81,7 @@ impl User {
                 self.sessions.push(Sess {
                     label: label.clone(),
                     token: None,
-                    n: session.get::<u64>("n"),
+                    n: session.get::<u64>("n").expect("a typed read"),
                 });
             } else {
                 return Err(format!("{}: soid shows unknown session {label}", self.id));
@@ -240,7 +244,7 @@ async fn user_step(shared: &Shared, user: &mut User, step: u64, seq: &mut u64) {
                         shared.violation(format!("{}: get of {} found nothing", user.id, s.label))
                     }
                     Some(found) => {
-                        let n = found.get::<u64>("n");
+                        let n = found.get::<u64>("n").expect("a typed read");
                         if s.n.is_some() && n != s.n {
                             shared.violation(format!(
                                 "{}: get of {} read n {n:?}, expected {:?}",
@@ -280,10 +284,9 @@ async fn user_step(shared: &Shared, user: &mut User, step: u64, seq: &mut u64) {
                 Err(_) => {
                     let found = shared.soid_settled(&user.id).await;
                     let label = user.sessions[i].label.clone();
-                    if !found
-                        .iter()
-                        .any(|s| s.get::<String>("k").as_deref() == Some(&label))
-                    {
+                    if !found.iter().any(|s| {
+                        s.get::<String>("k").expect("a typed read").as_deref() == Some(&label)
+                    }) {
                         user.sessions.remove(i);
                     }
                 }
@@ -444,10 +447,11 @@ async fn check_model(
         for (token, n) in tokens {
             match rs.get(APP, &token).await.expect("get after the move") {
                 None => wrong.push(format!("{id}: an acknowledged session is gone")),
-                Some(s) if n.is_some() && s.get::<u64>("n") != n => wrong.push(format!(
-                    "{id}: acknowledged n {n:?} lost, read {:?}",
-                    s.get::<u64>("n")
-                )),
+                Some(s) if n.is_some() && s.get::<u64>("n").expect("a typed read") != n => wrong
+                    .push(format!(
+                        "{id}: acknowledged n {n:?} lost, read {:?}",
+                        s.get::<u64>("n").expect("a typed read")
+                    )),
                 Some(_) => {}
             }
         }

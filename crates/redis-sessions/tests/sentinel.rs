@@ -39,7 +39,9 @@ impl SessionClient for Library {
 
     async fn get(&self, token: String) -> Result<Option<(String, Option<i64>)>, ()> {
         match self.0.get(APP, &token).await {
-            Ok(session) => Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n")))),
+            Ok(session) => {
+                Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n").expect("a typed read"))))
+            }
             Err(_) => Err(()),
         }
     }
@@ -89,7 +91,8 @@ async fn failovers_are_followed_and_durable_writes_survive_them() {
         let asked = Instant::now();
         loop {
             let seen = cached.get(APP, &watched).await.ok().flatten();
-            if seen.and_then(|s| s.get::<i64>("round")) == Some(round as i64) {
+            if seen.and_then(|s| s.get::<i64>("round").expect("a typed read")) == Some(round as i64)
+            {
                 break;
             }
             assert!(
