@@ -98,6 +98,9 @@
 //! - Tokens and session data never reach logs; errors name keys and types only.
 
 #![warn(missing_docs)]
+// `pub` only for what the crate exports: an item visible only inside says so
+// (`pub(crate)`), so the public API is what the code declares public.
+#![warn(unreachable_pub)]
 
 mod config;
 mod cookie;

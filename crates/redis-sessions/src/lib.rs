@@ -46,6 +46,9 @@
 //! back exactly. [`RedisSessions::set`] stays the contract's `set`: scalars only.
 
 #![warn(missing_docs)]
+// `pub` only for what the crate exports: an item visible only inside says so
+// (`pub(crate)`), so the public API is what the code declares public.
+#![warn(unreachable_pub)]
 
 // The crate's map. Every import points down this list's layers, never back up (checked by
 // scripts/import-cycles.py):

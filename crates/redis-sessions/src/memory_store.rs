@@ -78,7 +78,7 @@ pub(crate) struct MemoryStore {
 }
 
 impl MemoryStore {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -88,7 +88,7 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
+    pub(crate) fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
         let token = crate::token::generate(crate::clock::now_millis(), None);
         let token = token.as_str();
         let mut st = self.lock();
@@ -120,7 +120,7 @@ impl MemoryStore {
         Ok(token.to_owned())
     }
 
-    pub fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
+    pub(crate) fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
         let mut st = self.lock();
         let key = (app.to_owned(), token.to_owned());
         let Some(record) = st.hashes.get_mut(&key).filter(|r| r.is_live(now)) else {
@@ -132,7 +132,7 @@ impl MemoryStore {
         Ok(Some(before))
     }
 
-    pub fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
+    pub(crate) fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
         let mut st = self.lock();
         let key = (app.to_owned(), token.to_owned());
         let Some(record) = st.hashes.get_mut(&key).filter(|r| r.is_live(now)) else {
@@ -150,7 +150,7 @@ impl MemoryStore {
         Ok(Some(reply))
     }
 
-    pub fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
+    pub(crate) fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
         let mut st = self.lock();
         let Some(record) = st.hashes.get(&(app.to_owned(), token.to_owned())) else {
             return Ok(false);
@@ -161,7 +161,7 @@ impl MemoryStore {
         Ok(live)
     }
 
-    pub fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
+    pub(crate) fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
         let mut st = self.lock();
         let tokens: Vec<String> = st
             .apps
@@ -182,7 +182,7 @@ impl MemoryStore {
     }
 
     /// Every session of an app (in memory there is no server to hold up: no batches).
-    pub fn killall(&self, app: &str) -> Result<u64> {
+    pub(crate) fn killall(&self, app: &str) -> Result<u64> {
         let mut st = self.lock();
         let members: Vec<(String, String)> = match st.apps.get(app) {
             Some(a) => a.sessions.order.iter().map(|(_, m)| m.clone()).collect(),
@@ -195,12 +195,12 @@ impl MemoryStore {
         Ok(members.len() as u64)
     }
 
-    pub fn activity(&self, app: &str, since: i64) -> Result<u64> {
+    pub(crate) fn activity(&self, app: &str, since: i64) -> Result<u64> {
         let st = self.lock();
         Ok(st.apps.get(app).map_or(0, |a| a.users.since(since).count()) as u64)
     }
 
-    pub fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
+    pub(crate) fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
         let st = self.lock();
         let Some(tokens) = st.apps.get(app).and_then(|a| a.user_tokens.get(id)) else {
             return Ok(Vec::new());
@@ -214,7 +214,7 @@ impl MemoryStore {
             .collect())
     }
 
-    pub fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
+    pub(crate) fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
         let st = self.lock();
         let Some(index) = st.apps.get(app) else {
             return Ok(Vec::new());
@@ -227,7 +227,7 @@ impl MemoryStore {
             .collect())
     }
 
-    pub fn sweep(&self, now: i64) -> Result<u64> {
+    pub(crate) fn sweep(&self, now: i64) -> Result<u64> {
         let mut st = self.lock();
         let due: Vec<(String, String, String)> = st
             .expiries
@@ -242,7 +242,7 @@ impl MemoryStore {
         Ok(due.len() as u64)
     }
 
-    pub fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
+    pub(crate) fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
         let mut st = self.lock();
         let now = std::time::Instant::now();
         if st.sweep_lease_until.is_some_and(|until| until > now) {
@@ -252,13 +252,13 @@ impl MemoryStore {
         Ok(true)
     }
 
-    pub fn ping(&self) -> Result<String> {
+    pub(crate) fn ping(&self) -> Result<String> {
         Ok("PONG".to_owned())
     }
 
     /// Every stored item, for tests that check nothing is left behind.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         let st = self.lock();
         st.hashes.is_empty() && st.apps.is_empty() && st.expiries.len() == 0
     }

@@ -168,17 +168,17 @@ pub(crate) struct Record {
 
 impl Record {
     /// Seconds since the last activity.
-    pub fn idle(&self, now: i64) -> i64 {
+    pub(crate) fn idle(&self, now: i64) -> i64 {
         now - self.la
     }
 
     /// A session is dead once it has been idle for longer than its ttl.
-    pub fn is_live(&self, now: i64) -> bool {
+    pub(crate) fn is_live(&self, now: i64) -> bool {
         self.ttl >= self.idle(now)
     }
 
     /// The reply for this record at `now`, or None when it is dead.
-    pub fn into_session(self, now: i64) -> Option<Session> {
+    pub(crate) fn into_session(self, now: i64) -> Option<Session> {
         let idle = self.idle(now);
         if self.ttl < idle {
             return None;
@@ -204,7 +204,7 @@ impl Record {
 
     /// Builds a record from the hash's values in the order of [`FIELDS`], as the scripts'
     /// `read_fields` (an HMGET of that list) returns them.
-    pub fn from_fields(fields: Vec<Option<FieldText>>) -> Result<Option<Record>> {
+    pub(crate) fn from_fields(fields: Vec<Option<FieldText>>) -> Result<Option<Record>> {
         let mut values: [Option<String>; FIELDS.len()] = Default::default();
         for (slot, value) in values.iter_mut().zip(fields) {
             *slot = value.map(|v| v.0);
@@ -240,7 +240,7 @@ impl Record {
 
     /// The record, or the corruptSession error when its data is unreadable: what a call
     /// that returns one session answers.
-    pub fn readable(self) -> Result<Record> {
+    pub(crate) fn readable(self) -> Result<Record> {
         if self.corrupt {
             Err(Error::Corrupt("field d is not a JSON object".into()))
         } else {

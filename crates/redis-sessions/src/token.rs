@@ -12,7 +12,7 @@ const RANDOM_LEN: usize = 55;
 
 /// A new, unguessable token. In the cluster layout its first two characters name its
 /// shard (`marker`); the other 53 random characters still carry over 300 bits.
-pub fn generate(now_ms: u64, marker: Option<[u8; 2]>) -> String {
+pub(crate) fn generate(now_ms: u64, marker: Option<[u8; 2]>) -> String {
     let mut rng = rand::rng();
     let mut token = String::with_capacity(64);
     let random_len = match marker {

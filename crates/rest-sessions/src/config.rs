@@ -7,17 +7,17 @@ use redis_sessions::Options;
 use std::time::Duration;
 
 /// One megabyte: the default limit of a request body, as the spec asks.
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Default of `RS_HEADER_TIMEOUT`, in seconds.
-pub const DEFAULT_HEADER_TIMEOUT: &str = "10";
+pub(crate) const DEFAULT_HEADER_TIMEOUT: &str = "10";
 /// Default of `RS_IDLE_TIMEOUT`, in seconds: above the 60 s idle timeout of common reverse
 /// proxies' upstream pools would race them; at it, the proxy and the server agree.
-pub const DEFAULT_IDLE_TIMEOUT: &str = "60";
+pub(crate) const DEFAULT_IDLE_TIMEOUT: &str = "60";
 /// Default of `RS_BODY_TIMEOUT`, in seconds.
-pub const DEFAULT_BODY_TIMEOUT: &str = "10";
+pub(crate) const DEFAULT_BODY_TIMEOUT: &str = "10";
 /// Default of `RS_MAX_CONNECTIONS`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// The default memory budget for request bytes in flight, in bodies of the largest size:
 /// 32 MiB with the default 1 MB limit. Requests of this API are small (a session's data);
@@ -25,10 +25,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// times its size (hyper's read buffers, the collected chunks), so RSS stays within the
 /// budget plus 64 MB (measured: 2000 unfinished 1 MB bodies with a 64 MiB budget peaked at
 /// 107-130 MB, too close to that line).
-pub const BUDGET_BODIES: usize = 32;
+pub(crate) const BUDGET_BODIES: usize = 32;
 
 /// The smallest default memory budget (with a small body limit), room for many heads.
-pub const MIN_DEFAULT_BUDGET: usize = 16 * 1024 * 1024;
+pub(crate) const MIN_DEFAULT_BUDGET: usize = 16 * 1024 * 1024;
 
 /// Where sessions live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -480,7 +480,7 @@ pub enum MinReplicasSetting {
 }
 
 /// `all` or a number of replicas.
-pub fn parse_min_replicas(text: &str) -> Result<MinReplicasSetting, String> {
+pub(crate) fn parse_min_replicas(text: &str) -> Result<MinReplicasSetting, String> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("all") {
         return Ok(MinReplicasSetting::All);
@@ -492,7 +492,7 @@ pub fn parse_min_replicas(text: &str) -> Result<MinReplicasSetting, String> {
 
 /// Seconds, possibly fractional (`0.5`), more than zero and at most a day: a timeout of
 /// zero would close every connection, and none is meant to be longer.
-pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .trim()
         .parse()
@@ -506,7 +506,7 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 }
 
 /// A Redis URL with its user info removed, so a password never reaches a log.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return "<redis url>".to_string();
     };

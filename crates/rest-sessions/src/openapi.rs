@@ -28,7 +28,7 @@ use utoipa::{Modify, OpenApi};
         (status = 503, description = "The server is at its connection limit \
             (`tooManyConnections`) or its memory budget for requests (`overloaded`)",
             body = ErrorBody)))]
-pub async fn serve() -> Response {
+pub(crate) async fn serve() -> Response {
     Json(document()).into_response()
 }
 
@@ -210,10 +210,10 @@ impl Modify for ParserErrors {
         (name = "operations", description = "Liveness, readiness, metrics, this document")
     )
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// The document, built once per call (cheap; requested rarely).
-pub fn document() -> utoipa::openapi::OpenApi {
+pub(crate) fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 

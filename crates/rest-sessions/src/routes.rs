@@ -90,7 +90,7 @@ fn json_body(body: &[u8]) -> Option<Value> {
             example = "PONG"),
         (status = 503, description = "The store did not answer within 2 s (`redisUnavailable`), \
             or the server is at its connection limit (`tooManyConnections`)", body = ErrorBody)))]
-pub async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+pub(crate) async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     store_call(state.store.ping()).await?;
     Ok("PONG")
 }
@@ -105,7 +105,10 @@ pub async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiErro
             cluster) is unreachable, or the server is at its connection limit \
             (`tooManyConnections`). `message` and `unreachable` only for callers with the \
             bearer secret, or for all with `RS_HEALTH_DETAIL=true`", body = HealthUnavailable)))]
-pub async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+pub(crate) async fn health(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let detail = state.health_detail
         || state
             .auth_token
@@ -182,7 +185,7 @@ pub async fn health(State(state): State<AppState>, headers: axum::http::HeaderMa
         (status = 401, description = "Missing or wrong bearer secret (`unauthorized`)", body = ErrorBody),
         (status = 503, description = "The server is at its connection limit (`tooManyConnections`)",
             body = ErrorBody)))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(stats) = state.store.cache_stats() {
         crate::metrics::record_cache(stats);
     }
@@ -211,7 +214,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     responses(
         (status = 200, description = "Created", body = TokenReply),
         BodyErrors))]
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,
@@ -245,7 +248,7 @@ pub async fn create(
         (status = 200, description = "The session, or `{}` when none is live",
             body = MaybeSession),
         StoreErrors))]
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
 ) -> Reply<MaybeSession> {
@@ -263,7 +266,7 @@ pub async fn get(
         (status = 200, description = "The updated session, or `{}` when none is live",
             body = MaybeSession),
         BodyErrors))]
-pub async fn set(
+pub(crate) async fn set(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
     body: Result<TimedBody, ApiError>,
@@ -282,7 +285,7 @@ pub async fn set(
     responses(
         (status = 200, description = "Active ids", body = ActivityReply),
         StoreErrors))]
-pub async fn activity(
+pub(crate) async fn activity(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,
@@ -301,7 +304,7 @@ pub async fn activity(
     responses(
         (status = 200, description = "Sessions", body = SessionsReply),
         StoreErrors))]
-pub async fn soapp(
+pub(crate) async fn soapp(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,
@@ -320,7 +323,7 @@ pub async fn soapp(
     responses(
         (status = 200, description = "Sessions", body = SessionsReply),
         StoreErrors))]
-pub async fn soid(
+pub(crate) async fn soid(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
 ) -> Reply<SessionsReply> {
@@ -335,7 +338,7 @@ pub async fn soid(
     responses(
         (status = 200, description = "1 when a live session was removed, else 0", body = KillReply),
         StoreErrors))]
-pub async fn kill(
+pub(crate) async fn kill(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
@@ -351,7 +354,7 @@ pub async fn kill(
     responses(
         (status = 200, description = "Sessions removed", body = KillReply),
         StoreErrors))]
-pub async fn killsoid(
+pub(crate) async fn killsoid(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,
@@ -371,7 +374,7 @@ pub async fn killsoid(
     responses(
         (status = 200, description = "Sessions removed (0 or 1)", body = KillReply),
         StoreErrors))]
-pub async fn killdevice(
+pub(crate) async fn killdevice(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
@@ -386,7 +389,7 @@ pub async fn killdevice(
     responses(
         (status = 200, description = "Sessions removed", body = KillReply),
         StoreErrors))]
-pub async fn killall(
+pub(crate) async fn killall(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
@@ -396,12 +399,12 @@ pub async fn killall(
 }
 
 /// Fallback for paths no route has: a JSON 404.
-pub async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
 /// Fallback for a known path with the wrong method: a JSON 405.
-pub async fn method_not_allowed() -> ApiError {
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 

@@ -39,7 +39,7 @@ pub(crate) struct Durable {
 impl Durable {
     /// Opens the pool's connections. Their call bound has room for the WAIT on top of the
     /// write, so a slow replica ends in [`Error::NotReplicated`], not in a timeout.
-    pub async fn open(
+    pub(super) async fn open(
         target: super::target::Target,
         config: ConnectionManagerConfig,
         response: Duration,
@@ -77,7 +77,7 @@ impl Durable {
     /// `switched`): with `all`, writes wait for all of them from now on; else, when `n` is
     /// more than asked for, warns (log + `durable_uncovered_replicas` gauge) that an
     /// acknowledged write may be lost if one that did not confirm it is promoted.
-    pub fn promotable(&self, n: u32, switched: bool) {
+    pub(super) fn promotable(&self, n: u32, switched: bool) {
         if self.min.all {
             let old = self.wanted.swap(n.max(1), Ordering::AcqRel);
             if old != n.max(1) || switched {
@@ -108,7 +108,7 @@ impl Durable {
     /// pipeline, which the cluster client routes to the slot of the write (WAIT has no
     /// key) and sends again whole, ASKING included, when the slot has moved: the WAIT
     /// always runs on the node that ran the write.
-    pub fn with_pool(min: MinReplicas, pool: Vec<Connection>) -> Self {
+    pub(super) fn with_pool(min: MinReplicas, pool: Vec<Connection>) -> Self {
         Durable {
             wanted: AtomicU32::new(min.replicas.max(1)),
             uncovered: AtomicU32::new(0),
@@ -119,18 +119,18 @@ impl Durable {
     }
 
     /// The next connection of the pool, in turn.
-    pub fn connection(&self) -> &Connection {
+    pub(super) fn connection(&self) -> &Connection {
         let at = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
         &self.pool[at]
     }
 
     /// The pool's connections (for the Sentinel watcher).
-    pub fn connections(&self) -> &[Connection] {
+    pub(super) fn connections(&self) -> &[Connection] {
         &self.pool
     }
 
     /// `cmd` followed by its WAIT, as one request.
-    pub fn with_wait(&self, cmd: &Cmd) -> Pipeline {
+    pub(super) fn with_wait(&self, cmd: &Cmd) -> Pipeline {
         let mut pipe = redis::pipe();
         pipe.add_command(cmd.clone())
             .cmd("WAIT")
@@ -140,7 +140,7 @@ impl Durable {
     }
 
     /// Fails the call unless enough replicas confirmed.
-    pub fn confirmed(&self, acked: u64) -> Result<()> {
+    pub(super) fn confirmed(&self, acked: u64) -> Result<()> {
         let wanted = self.wanted.load(Ordering::Acquire);
         if acked >= u64::from(wanted) {
             return Ok(());

@@ -132,7 +132,7 @@ impl Timeouts {
 impl RedisStore {
     /// A store on one Redis server (or the master Sentinel names); with `min_replicas`,
     /// writes wait for replicas.
-    pub async fn connect(
+    pub(crate) async fn connect(
         target: Target,
         layout: Layout,
         expire_keys: bool,
@@ -202,7 +202,7 @@ impl RedisStore {
     /// A store on a Redis Cluster, from a list of seed nodes.
     /// With `read_from_replicas`, soid, soapp and activity go to replicas; with
     /// `min_replicas`, writes wait for the replicas of the master that ran them.
-    pub async fn connect_cluster(
+    pub(crate) async fn connect_cluster(
         nodes: &[String],
         layout: Layout,
         expire_keys: bool,
@@ -478,7 +478,7 @@ impl RedisStore {
 
     /// Creates the session and returns its token (in the cluster layout the token names
     /// the shard of the id).
-    pub async fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
+    pub(crate) async fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
         self.writable()?;
         let index = self.layout().shard_for_id(s.id);
         let token = crate::token::generate(
@@ -501,7 +501,7 @@ impl RedisStore {
         Ok(token)
     }
 
-    pub async fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
+    pub(crate) async fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
         let Some(shard) = self.layout().shard_for_token(token) else {
             return Ok(None);
         };
@@ -512,7 +512,13 @@ impl RedisStore {
         })
     }
 
-    pub async fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
+    pub(crate) async fn set(
+        &self,
+        app: &str,
+        token: &str,
+        d: &Data,
+        now: i64,
+    ) -> Result<Option<Record>> {
         let Some(shard) = self.layout().shard_for_token(token) else {
             return Ok(None);
         };
@@ -525,7 +531,7 @@ impl RedisStore {
 
     /// Node layout: one round trip. Cluster layout: the hash's id is read first, so the
     /// script can declare the id's `us:` set.
-    pub async fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
+    pub(crate) async fn kill(&self, app: &str, token: &str, now: i64) -> Result<bool> {
         let Some(shard) = self.layout().shard_for_token(token) else {
             return Ok(false);
         };
@@ -556,7 +562,7 @@ impl RedisStore {
     /// only when it holds no token the read missed, so a call that fails changes nothing.
     /// Atomic for up to [`BATCH`] sessions of one id; more go in several scripts.
     /// Every session of one id but `keep` (a token), in bounded batches.
-    pub async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
+    pub(crate) async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
         let shard = &self.layout().shards()[self.layout().shard_for_id(id)];
         let mut total = 0;
         let mut retries = 0;
@@ -602,7 +608,7 @@ impl RedisStore {
     }
 
     /// Every session of an app, shard by shard in parallel, in bounded batches.
-    pub async fn killall(&self, app: &str) -> Result<u64> {
+    pub(crate) async fn killall(&self, app: &str) -> Result<u64> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let mut total = 0;
             loop {
@@ -629,7 +635,7 @@ impl RedisStore {
     }
 
     /// Distinct ids active since `since`: each id lives in one shard, so shards add up.
-    pub async fn activity(&self, app: &str, since: i64) -> Result<u64> {
+    pub(crate) async fn activity(&self, app: &str, since: i64) -> Result<u64> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let count: u64 = self
                 .read_query(&self.commands.activity(shard, app, since))
@@ -644,7 +650,7 @@ impl RedisStore {
     /// token the read missed.
     /// The sessions of one id with their tokens (which never leave the library: they
     /// become device handles).
-    pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
+    pub(crate) async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
         let shard = &self.layout().shards()[self.layout().shard_for_id(id)];
         if !self.layout().is_clustered() {
             let cmd = self.commands.soid(shard, app, id, Members::Read);
@@ -671,7 +677,7 @@ impl RedisStore {
     /// Sessions active since `since`, most recent first (merged across shards). Cluster
     /// layout: each shard's members are read first; a session added after that read is
     /// not listed, one killed after it is left out.
-    pub async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
+    pub(crate) async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             if !self.layout().is_clustered() {
                 let cmd = self.commands.soapp(shard, app, since, Members::Read);
@@ -697,7 +703,7 @@ impl RedisStore {
     }
 
     /// Kills every session whose time has come, shard by shard, in bounded batches.
-    pub async fn sweep(&self, now: i64) -> Result<u64> {
+    pub(crate) async fn sweep(&self, now: i64) -> Result<u64> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let mut total = 0;
             loop {
@@ -732,13 +738,13 @@ impl RedisStore {
     }
 
     /// Takes the fleet-wide sweep lease for `ttl`; false when another process holds it.
-    pub async fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
+    pub(crate) async fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
         let cmd = self.commands.sweep_lease(ttl.as_millis() as u64);
         let taken: Option<String> = self.con.query(&cmd).await.map_err(Error::from_redis)?;
         Ok(taken.is_some())
     }
 
-    pub async fn ping(&self) -> Result<String> {
+    pub(crate) async fn ping(&self) -> Result<String> {
         Ok(self
             .con
             .query(&redis::cmd("PING"))
@@ -749,7 +755,7 @@ impl RedisStore {
     /// Each node the store depends on and whether it answers within `within`; on a
     /// cluster with replica reads, the replicas too (marked `replica`); a master whose data
     /// vanished (not acknowledged yet) is reported with that reason.
-    pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
+    pub(crate) async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
         let mut nodes = self
             .con
             .nodes(within, self.replica_deadline.is_some())
@@ -780,7 +786,7 @@ impl RedisStore {
     }
 
     /// What the connection watchdog has counted.
-    pub fn connection_stats(&self) -> ConnectionStats {
+    pub(crate) fn connection_stats(&self) -> ConnectionStats {
         self.con.stats()
     }
 }
