@@ -745,11 +745,10 @@ impl RedisStore {
     }
 
     pub(crate) async fn ping(&self) -> Result<String> {
-        Ok(self
-            .con
+        self.con
             .query(&redis::cmd("PING"))
             .await
-            .map_err(Error::from_redis)?)
+            .map_err(Error::from_redis)
     }
 
     /// Each node the store depends on and whether it answers within `within`; on a
