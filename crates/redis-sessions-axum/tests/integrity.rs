@@ -177,6 +177,36 @@ async fn values_are_exact_or_refused(store: &RedisSessions) {
     );
     assert_eq!(d["safe"], serde_json::json!(9007199254740991u64));
 
+    // One encoding for both crates: the library reads what the middleware stored, the
+    // middleware reads what the library's set_typed stored, and a mismatch is the same
+    // error in both.
+    let session = store.get(APP, &token).await.unwrap().unwrap();
+    assert_eq!(session.get::<Ids>("ids").unwrap(), Some(IDS));
+    assert_eq!(session.get::<u64>("max_u64").unwrap(), Some(u64::MAX));
+    assert_eq!(session.get::<i64>("min_i64").unwrap(), Some(i64::MIN));
+    assert!(matches!(
+        session.get::<String>("ids"),
+        Err(redis_sessions::Error::WrongType { .. })
+    ));
+    store
+        .set_typed(
+            APP,
+            &token,
+            &std::collections::BTreeMap::from([("ids", &IDS)]),
+        )
+        .await
+        .unwrap();
+    store
+        .set_typed(APP, &token, &serde_json::json!({"uid": u64::MAX - 1}))
+        .await
+        .unwrap();
+    let r = send(&app, "GET", "/read", Some(&token)).await;
+    assert!(
+        r.body.starts_with(&format!("{} ", u64::MAX - 1)) && r.body.ends_with(" true"),
+        "{}",
+        r.body
+    );
+
     let before = store.get(APP, &token).await.unwrap().unwrap();
     for which in ["nan", "inf", "-inf"] {
         let r = send(&app, "POST", &format!("/bad/{which}"), Some(&token)).await;
