@@ -438,13 +438,20 @@ mod debug_tests {
     fn debug_shows_no_password() {
         let options = Options::default()
             .url("redis://user:s3cret@db.example:6380/2")
+            .cluster([
+                "redis://:n0desecret@node1:7000",
+                "rediss://u:p4ss@node2:7001/",
+            ])
             .sentinel_password("t0psecret");
         let shown = format!("{options:?}");
+        for secret in ["s3cret", "t0psecret", "n0desecret", "p4ss"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("db.example:6380/2"), "{shown}");
         assert!(
-            !shown.contains("s3cret") && !shown.contains("t0psecret"),
+            shown.contains("node1:7000") && shown.contains("node2:7001/"),
             "{shown}"
         );
-        assert!(shown.contains("db.example:6380/2"), "{shown}");
         assert_eq!(
             redact_url("redis://127.0.0.1:6379/"),
             "redis://127.0.0.1:6379/"

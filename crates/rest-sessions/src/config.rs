@@ -545,6 +545,25 @@ mod tests {
         assert!(shown.contains("h:1/0"), "{shown}");
     }
 
+    /// The location the start-up log lines and errors name (`store: redis`, "cannot
+    /// connect to …") carries no password, for a URL or a cluster's seeds.
+    #[test]
+    fn logged_locations_show_no_password() {
+        let mut c = Config::try_parse_from(["rest-sessions"]).expect("flags");
+        c.redis_url = Some("redis://user:urlsecret@h:1/0".into());
+        assert_eq!(c.redis_location(), "redis://***@h:1/0");
+        c.redis_cluster = vec![
+            "redis://:seedsecret@n1:7000".into(),
+            "redis://n2:7001".into(),
+        ];
+        let location = c.redis_location();
+        assert!(!location.contains("seedsecret"), "{location}");
+        assert!(
+            location.contains("n1:7000") && location.contains("n2:7001"),
+            "{location}"
+        );
+    }
+
     #[test]
     fn flags_parse() {
         let c = Config::try_parse_from(["rest-sessions", "--store", "memory", "--port", "1"])
