@@ -35,7 +35,6 @@
 
 mod finite;
 
-use crate::data::Data;
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -122,12 +121,6 @@ pub fn decode(stored: &Value) -> Value {
         }
     }
     stored.clone()
-}
-
-/// Every value of `d` decoded: the data as typed reads see it.
-#[must_use]
-pub fn decode_all(d: &Data) -> Data {
-    d.iter().map(|(k, v)| (k.clone(), decode(v))).collect()
 }
 
 /// Reads the stored value of `key` (`stored`, None when absent) as `T`.
