@@ -15,7 +15,8 @@
 //! - a string that itself starts with the marker is stored the same way (the marker, then
 //!   the string as JSON text), so every string reads back exactly as it was written;
 //! - NaN and the infinities, which JSON cannot hold, are refused
-//!   ([`Error::InvalidValue`]: serde_json would write them as null, which removes the key);
+//!   ([`Error::InvalidValue`]: serde_json would write them as null, which removes the key),
+//!   and so are integers wider than 64 bits (`i128`/`u128` past the `i64`/`u64` range);
 //! - null (`None`, `()`) removes the key, as a null does in the store's `set`.
 //!
 //! Reading reverses this: a stored string that starts with the marker and whose rest is JSON
@@ -395,6 +396,11 @@ mod properties {
         );
         assert_eq!(round_trips(&i64::MAX), (i64::MAX, i64::MAX));
         assert!(encode(&f64::NAN).is_err());
+        assert!(matches!(encode(&u128::MAX), Err(Error::InvalidValue(_))));
+        assert_eq!(
+            encode(&u128::from(u64::MAX)).unwrap(),
+            Some(serde_json::json!("$json:18446744073709551615"))
+        );
         assert_eq!(encode(&Option::<f64>::None).unwrap(), None);
     }
 }
