@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of the current unix time in seconds.
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
@@ -32,7 +32,7 @@ impl Clock for SystemClock {
 /// ```
 /// use redis_sessions::{Clock, ManualClock};
 /// let clock = ManualClock::new(1_000);
-/// clock.advance(30);
+/// clock.advance(std::time::Duration::from_secs(30));
 /// assert_eq!(clock.now(), 1_030);
 /// ```
 #[derive(Debug, Clone)]
@@ -51,12 +51,14 @@ impl ManualClock {
         Self::new(SystemClock.now())
     }
 
-    /// Moves the clock forward (or back, with a negative value).
-    pub fn advance(&self, seconds: i64) {
+    /// Moves the clock forward by `by`, in whole seconds (the clock's unit, the stored
+    /// data's); [`set`](Self::set) moves it anywhere, back too.
+    pub fn advance(&self, by: Duration) {
+        let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
         self.0.fetch_add(seconds, Ordering::SeqCst);
     }
 
-    /// Sets the clock to `now`.
+    /// Sets the clock to `now` (unix seconds).
     pub fn set(&self, now: i64) {
         self.0.store(now, Ordering::SeqCst);
     }

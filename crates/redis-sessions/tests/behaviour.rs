@@ -213,14 +213,14 @@ async fn create_get_counts_reads(env: &Env) {
     assert!(s.d.is_none() && !s.no_resave);
     let s = get(env, &token).await.expect("live");
     assert_eq!(s.r, 2, "r is the count before this read");
-    env.clock.advance(5);
+    env.clock.advance(Duration::from_secs(5));
     let s = get(env, &token).await.expect("live");
     assert_eq!((s.r, s.idle), (3, 5));
     let s = get(env, &token).await.expect("live");
     assert_eq!(s.idle, 0, "a read with idle > 1 moves la");
-    env.clock.advance(1);
+    env.clock.advance(Duration::from_secs(1));
     assert_eq!(get(env, &token).await.map(|s| s.idle), Some(1));
-    env.clock.advance(1);
+    env.clock.advance(Duration::from_secs(1));
     assert_eq!(
         get(env, &token).await.map(|s| s.idle),
         Some(2),
@@ -260,10 +260,10 @@ async fn ttl_expiry(env: &Env) {
         )
         .await
         .expect("create");
-    env.clock.advance(30);
+    env.clock.advance(Duration::from_secs(30));
     let s = get(env, &token).await.expect("idle == ttl is still live");
     assert_eq!(s.ttl, 30);
-    env.clock.advance(31);
+    env.clock.advance(Duration::from_secs(31));
     assert!(get(env, &token).await.is_none(), "idle > ttl is dead");
     assert!(env
         .rs
@@ -309,14 +309,14 @@ async fn sweep_spares_live_sessions(env: &Env) {
         )
         .await
         .expect("create");
-    env.clock.advance(20);
+    env.clock.advance(Duration::from_secs(20));
     assert_eq!(env.rs.sweep().await.expect("sweep"), 1);
     assert!(get(env, &short).await.is_none());
     assert!(get(env, &long).await.is_some());
     // Reading refreshes the time of death.
-    env.clock.advance(90);
+    env.clock.advance(Duration::from_secs(90));
     assert!(get(env, &long).await.is_some());
-    env.clock.advance(90);
+    env.clock.advance(Duration::from_secs(90));
     assert_eq!(env.rs.sweep().await.expect("sweep"), 0);
     assert!(get(env, &long).await.is_some());
 }
@@ -330,21 +330,21 @@ async fn no_resave_ends_at_a_fixed_time(env: &Env) {
     assert!(s.no_resave);
     assert_eq!(s.ttl, 60);
     // Reads at idle 1, 2, 1, 5 … the end stays create + 60.
-    let mut elapsed = 0;
+    let mut elapsed: u64 = 0;
     for step in [1, 2, 1, 1, 5, 1, 10, 1, 2, 20] {
-        env.clock.advance(step);
+        env.clock.advance(Duration::from_secs(step));
         elapsed += step;
         let s = get(env, &token).await.expect("live");
-        assert_eq!(s.ttl, 60 - elapsed, "time left after {elapsed}s");
+        assert_eq!(s.ttl, 60 - elapsed as i64, "time left after {elapsed}s");
     }
     let v = serde_json::to_value(get(env, &token).await.expect("live")).expect("json");
     assert_eq!(v["no_resave"], json!(true));
-    env.clock.advance(60 - elapsed);
+    env.clock.advance(Duration::from_secs(60 - elapsed));
     assert!(
         get(env, &token).await.is_some(),
         "alive at exactly create + ttl"
     );
-    env.clock.advance(1);
+    env.clock.advance(Duration::from_secs(1));
     assert!(get(env, &token).await.is_none(), "dead one second later");
     assert_eq!(env.rs.sweep().await.expect("sweep"), 1);
 }
@@ -354,7 +354,7 @@ async fn no_resave_set_replies_stored_w(env: &Env) {
         .ttl(Duration::from_secs(60))
         .no_resave(true);
     let token = env.rs.create(APP, "nr", "1", opts).await.expect("create");
-    env.clock.advance(3);
+    env.clock.advance(Duration::from_secs(3));
     let s = env
         .rs
         .set(APP, &token, &json!({"a": 1}))
@@ -555,7 +555,7 @@ async fn kill_of_a_dead_session_tidies_and_says_zero(env: &Env) {
         )
         .await
         .expect("create");
-    env.clock.advance(11);
+    env.clock.advance(Duration::from_secs(11));
     assert!(!env.rs.kill(APP, &token).await.expect("kill"));
     assert_eq!(
         env.rs.sweep().await.expect("sweep"),
@@ -691,9 +691,9 @@ async fn killall_ends_an_app(env: &Env) {
 
 async fn soapp_most_recent_first(env: &Env) {
     let t1 = create(env, "u1").await;
-    env.clock.advance(5);
+    env.clock.advance(Duration::from_secs(5));
     let _t2 = create(env, "u2").await;
-    env.clock.advance(5);
+    env.clock.advance(Duration::from_secs(5));
     let _t3 = create(env, "u3").await;
     let ids: Vec<String> = env
         .rs
@@ -704,7 +704,7 @@ async fn soapp_most_recent_first(env: &Env) {
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, ["u3", "u2", "u1"]);
-    env.clock.advance(5);
+    env.clock.advance(Duration::from_secs(5));
     get(env, &t1).await.expect("live");
     let ids: Vec<String> = env
         .rs
@@ -724,7 +724,7 @@ async fn soapp_most_recent_first(env: &Env) {
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, ["u1", "u3", "u2"], "the window's start is inclusive");
-    env.clock.advance(1);
+    env.clock.advance(Duration::from_secs(1));
     let ids: Vec<String> = env
         .rs
         .soapp(APP, Duration::from_secs(10))
@@ -770,7 +770,7 @@ async fn special_ids(env: &Env) {
         6
     );
     assert_eq!(env.rs.killsoid(APP, "a:b:c").await.expect("killsoid"), 1);
-    env.clock.advance(7201);
+    env.clock.advance(Duration::from_secs(7201));
     assert_eq!(
         env.rs.sweep().await.expect("sweep"),
         5,
@@ -845,7 +845,7 @@ async fn bulk_sweep_in_batches(env: &Env) {
             .await
             .expect("create");
     }
-    env.clock.advance(11);
+    env.clock.advance(Duration::from_secs(11));
     assert_eq!(env.rs.sweep().await.expect("sweep"), 2500);
 }
 

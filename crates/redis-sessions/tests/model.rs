@@ -183,7 +183,7 @@ async fn run(rs: &RedisSessions, clock: &ManualClock, ops: &[Op]) {
                 assert_eq!(killed as usize, model.len());
                 model.clear();
             }
-            Op::Advance(seconds) => clock.advance(*seconds),
+            Op::Advance(seconds) => clock.advance(Duration::from_secs(seconds.unsigned_abs())),
             Op::Sweep => {
                 let swept = rs.sweep().await.expect("sweep");
                 let before = model.len();

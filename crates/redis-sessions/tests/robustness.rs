@@ -114,7 +114,7 @@ async fn background_sweep_runs_every_wipe_seconds() {
     )
     .await
     .expect("create");
-    clock.advance(50);
+    clock.advance(Duration::from_secs(50));
     // wipe 3 becomes 10 seconds, as in the Node module.
     tokio::time::sleep(Duration::from_secs(9)).await;
     assert_eq!(
@@ -138,7 +138,7 @@ async fn background_sweep_runs_every_wipe_seconds() {
     )
     .await
     .expect("create");
-    clock.advance(50);
+    clock.advance(Duration::from_secs(50));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         rs.killall(APP).await.expect("killall"),
@@ -170,7 +170,7 @@ async fn one_process_of_a_fleet_sweeps() {
         .await
         .expect("create");
     }
-    clock.advance(11);
+    clock.advance(Duration::from_secs(11));
     let mut con = redis::Client::open(server.url())
         .and_then(|c| c.get_connection())
         .expect("raw");
