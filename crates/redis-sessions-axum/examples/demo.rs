@@ -17,7 +17,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
-use redis_sessions_axum::{Session, SessionError, SessionInfoExt, SessionLayer, USER_AGENT_KEY};
+use redis_sessions_axum::{Session, SessionError, SessionLayer, USER_AGENT_KEY};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -380,7 +380,7 @@ async fn devices(session: Session) -> Result<Response, SessionError> {
             .map_or_else(|| "unknown browser".to_owned(), device_name);
         let signed_in = match d.created_ms {
             Some(ms) => Some(i64::try_from(ms / 1000).unwrap_or(now)),
-            None => d.info.value::<i64>(SIGNED_IN).ok().flatten(),
+            None => d.info.get::<i64>(SIGNED_IN).ok().flatten(),
         };
         let since = signed_in.map_or_else(
             || "signed in at an unknown time".to_owned(),

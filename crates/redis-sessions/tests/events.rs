@@ -21,7 +21,7 @@ struct Env {
 
 fn events_on(clock: &ManualClock, max_len: u64) -> Options {
     Options::default()
-        .wipe(0)
+        .wipe(std::time::Duration::ZERO)
         .clock(clock.clone())
         .events(EventOptions::max_len(max_len))
 }
@@ -118,7 +118,12 @@ async fn mixed_load_appears_exactly_once_in_order(env: &Env) {
         async move {
             let ttl = if i % 7 == 0 { 10 } else { 3600 };
             let token = rs
-                .create(app, &id, "10.0.0.1", CreateOptions::default().ttl(ttl))
+                .create(
+                    app,
+                    &id,
+                    "10.0.0.1",
+                    CreateOptions::default().ttl(std::time::Duration::from_secs(ttl as u64)),
+                )
                 .await
                 .expect("create");
             (app, id, token, ttl)
@@ -193,7 +198,7 @@ async fn mixed_load_appears_exactly_once_in_order(env: &Env) {
             .count()
     );
     // The short-lived sessions still alive die and are swept.
-    env.clock.advance(20);
+    env.clock.advance(std::time::Duration::from_secs(20));
     let swept = rs.sweep().await.expect("sweep");
     for (app, _, token, ttl) in &sessions {
         let entry = expected.get_mut(&device_handle(token)).expect("known");
@@ -472,13 +477,18 @@ async fn events_off_write_no_stream() {
     let rs = RedisSessions::connect(
         Options::default()
             .url(server.url())
-            .wipe(0)
+            .wipe(std::time::Duration::ZERO)
             .clock(clock.clone()),
     )
     .await
     .expect("connect");
     let a = rs
-        .create("app", "bob", "::1", CreateOptions::default().ttl(10))
+        .create(
+            "app",
+            "bob",
+            "::1",
+            CreateOptions::default().ttl(std::time::Duration::from_secs(10)),
+        )
         .await
         .expect("create");
     let b = rs
@@ -492,7 +502,7 @@ async fn events_off_write_no_stream() {
         .await
         .expect("device");
     rs.killsoid("app", "eve").await.expect("killsoid");
-    clock.advance(20);
+    clock.advance(std::time::Duration::from_secs(20));
     rs.sweep().await.expect("sweep");
     rs.create("app", "zed", "::1", CreateOptions::default())
         .await
@@ -506,7 +516,7 @@ async fn events_off_write_no_stream() {
         .await
         .expect("page");
     assert!(page.events.is_empty());
-    let memory = RedisSessions::in_memory(Options::default().wipe(0));
+    let memory = RedisSessions::in_memory(Options::default().wipe(std::time::Duration::ZERO));
     memory
         .create("app", "bob", "::1", CreateOptions::default())
         .await

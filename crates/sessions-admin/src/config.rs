@@ -62,10 +62,11 @@ impl Target {
             return url.clone();
         }
         let defaults = Options::default();
+        let (host, port) = defaults.get_host_port();
         format!(
             "redis://{}:{}/",
-            self.redis_host.as_deref().unwrap_or(defaults.host()),
-            self.redis_port.unwrap_or(defaults.port())
+            self.redis_host.as_deref().unwrap_or(host),
+            self.redis_port.unwrap_or(port)
         )
     }
 
@@ -76,8 +77,8 @@ impl Target {
         Options::default()
             .namespace(self.namespace.clone())
             .url(self.url())
-            .wipe(0)
-            .cache(0, 0)
+            .wipe(std::time::Duration::ZERO)
+            .cache(std::time::Duration::ZERO, 0)
     }
 }
 

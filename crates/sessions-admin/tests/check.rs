@@ -96,9 +96,14 @@ fn now() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_finds_every_kind_and_repair_mends_only_them() {
     let server = RedisServer::start();
-    let rs = RedisSessions::connect(Options::default().url(server.url()).namespace(NS).wipe(0))
-        .await
-        .expect("connect");
+    let rs = RedisSessions::connect(
+        Options::default()
+            .url(server.url())
+            .namespace(NS)
+            .wipe(std::time::Duration::ZERO),
+    )
+    .await
+    .expect("connect");
     let mut con = redis::Client::open(server.url())
         .and_then(|c| c.get_connection())
         .expect("raw connection");

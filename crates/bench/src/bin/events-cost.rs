@@ -69,7 +69,7 @@ async fn run(sessions: usize, events: bool) -> Run {
     let clock = ManualClock::starting_now();
     let mut options = Options::default()
         .url(server.url())
-        .wipe(0)
+        .wipe(std::time::Duration::ZERO)
         .clock(clock.clone());
     if events {
         options = options.events(EventOptions::max_len(10 * sessions as u64));
@@ -85,7 +85,7 @@ async fn run(sessions: usize, events: bool) -> Run {
                 APP,
                 &format!("user{}@example.com", i % 2000),
                 "192.168.10.20",
-                CreateOptions::default().ttl(ttl),
+                CreateOptions::default().ttl(std::time::Duration::from_secs(ttl as u64)),
             )
             .await
             .expect("create");
@@ -101,7 +101,7 @@ async fn run(sessions: usize, events: bool) -> Run {
         }
     }
     let kill = client_usec(&server) / f64::from(killed.max(1));
-    clock.advance(20);
+    clock.advance(std::time::Duration::from_secs(20));
     reset(&server);
     let swept = rs.sweep().await.expect("sweep");
     let sweep = client_usec(&server) / swept.max(1) as f64;
