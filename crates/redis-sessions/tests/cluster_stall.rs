@@ -150,12 +150,11 @@ async fn a_stalled_master_loses_no_durable_write() {
         );
     };
     let write_back = written - stalled_at;
-    // For 2.5 s after that write, the old master still frozen, the cached process must stop
-    // serving the old value within that window (one look at the masters a second, and a look
-    // that asks the frozen node first waits out its 1 s deadline); it must not
-    // serve the old value (it may fail meanwhile: its own connection may not have left the
-    // frozen master yet); then the stall ends (at STALL at the earliest), and it must read
-    // the new value.
+    // Within 2.5 s of that write, the old master still frozen, the cached process must stop
+    // serving the old value (one look at the masters a second, plus a look's 1 s deadline
+    // when it asks the frozen node first; it may fail meanwhile: its own connection may not
+    // have left the frozen master yet); then the stall ends (at STALL at the earliest), and
+    // it must read the new value.
     let mut stale_until = None;
     let mut fresh_after = None;
     while written.elapsed() < Duration::from_millis(2500) && fresh_after.is_none() {
