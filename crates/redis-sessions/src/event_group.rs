@@ -109,6 +109,24 @@ impl EventGroup {
         }
     }
 
+    /// Tells the group that `events` are still being handled: their time pending starts
+    /// again (XCLAIM … JUSTID to this member, one call per shard they lie in), so no other
+    /// member takes them over while a slow handler (a webhook retrying against a receiver
+    /// that is down) still works on them. Call it well within `claim_after`.
+    pub async fn keep(&self, events: &[Event]) -> Result<()> {
+        let store = redis_store(&self.rs)?;
+        let mut by_shard: std::collections::BTreeMap<usize, Vec<_>> = Default::default();
+        for event in events {
+            by_shard.entry(event.entry.0).or_default().push(event.entry.1);
+        }
+        for (shard, ids) in by_shard {
+            store
+                .keep(&self.app, &self.group, &self.consumer, shard, &ids)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Marks `event` handled: it leaves the group's pending list and no member gets it
     /// again.
     pub async fn ack(&self, event: &Event) -> Result<()> {

@@ -176,6 +176,29 @@ impl RedisStore {
         Ok(each_shard(per_shard).await?.into_iter().flatten().collect())
     }
 
+    /// Restarts the idle time of entries pending with `consumer` (XCLAIM with min-idle 0
+    /// and JUSTID: no entry is read or sent back), so no other member claims them.
+    pub async fn keep(
+        &self,
+        app: &str,
+        group: &str,
+        consumer: &str,
+        shard: usize,
+        ids: &[EntryId],
+    ) -> Result<()> {
+        let Some(shard) = self.layout().shards().get(shard) else {
+            return Ok(());
+        };
+        let mut cmd = redis::cmd("XCLAIM");
+        cmd.arg(shard.app_events(app)).arg(group).arg(consumer).arg(0);
+        for (ms, seq) in ids {
+            cmd.arg(format!("{ms}-{seq}"));
+        }
+        cmd.arg("JUSTID");
+        self.con.query::<redis::Value>(&cmd).await?;
+        Ok(())
+    }
+
     /// Acknowledges an entry of `group` (XACK): it is handled and leaves the pending list.
     pub async fn ack(&self, app: &str, group: &str, shard: usize, id: EntryId) -> Result<()> {
         let Some(shard) = self.layout().shards().get(shard) else {
