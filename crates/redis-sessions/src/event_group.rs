@@ -117,7 +117,10 @@ impl EventGroup {
         let store = redis_store(&self.rs)?;
         let mut by_shard: std::collections::BTreeMap<usize, Vec<_>> = Default::default();
         for event in events {
-            by_shard.entry(event.entry.0).or_default().push(event.entry.1);
+            by_shard
+                .entry(event.entry.0)
+                .or_default()
+                .push(event.entry.1);
         }
         for (shard, ids) in by_shard {
             store

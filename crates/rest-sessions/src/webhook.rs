@@ -62,7 +62,11 @@ pub struct WebhookSettings {
     pub apps: Vec<String>,
 
     /// The secret deliveries are signed with (HMAC-SHA256, header `RS-Signature`).
-    #[arg(long = "webhook-secret", env = "RS_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long = "webhook-secret",
+        env = "RS_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     pub secret: Option<String>,
 
     /// Most events in one POST.
@@ -97,7 +101,11 @@ pub struct WebhookSettings {
     pub consumer: Option<String>,
 
     /// Most apps RS_WEBHOOK_URL delivers (each polls Redis while idle).
-    #[arg(long = "webhook-max-apps", env = "RS_WEBHOOK_MAX_APPS", default_value_t = 100)]
+    #[arg(
+        long = "webhook-max-apps",
+        env = "RS_WEBHOOK_MAX_APPS",
+        default_value_t = 100
+    )]
     pub max_apps: usize,
 }
 
@@ -458,7 +466,12 @@ async fn deliver_batch(
         let failure = match target.post(&headers, body.clone(), timeout).await {
             Ok(status) if status.is_success() => return true,
             Ok(status) => {
-                tracing::warn!(app, status = status.as_u16(), attempt, "webhooks: receiver refused a delivery");
+                tracing::warn!(
+                    app,
+                    status = status.as_u16(),
+                    attempt,
+                    "webhooks: receiver refused a delivery"
+                );
                 "status"
             }
             Err(err) => {
@@ -499,7 +512,10 @@ mod tests {
         for attempt in 1..40 {
             let base = (100u64 << (attempt - 1).min(30)).min(1000);
             let d = backoff(&settings, attempt).as_millis() as u64;
-            assert!(d <= base && d >= base - base / 2, "{attempt}: {d} vs {base}");
+            assert!(
+                d <= base && d >= base - base / 2,
+                "{attempt}: {d} vs {base}"
+            );
         }
         let spread: HashSet<_> = (0..50).map(|_| backoff(&settings, 5)).collect();
         assert!(spread.len() > 1, "jitter varies the delay");

@@ -214,6 +214,9 @@ mod tests {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
         #[cfg(feature = "tls")]
-        assert_eq!(Target::parse("https://example.com/h").expect("https").port, 443);
+        assert_eq!(
+            Target::parse("https://example.com/h").expect("https").port,
+            443
+        );
     }
 }

@@ -12,7 +12,10 @@ pub const HEADER: &str = "rs-signature";
 
 /// The header value for `body` sent at `unix_seconds`.
 pub fn signature(secret: &[u8], unix_seconds: u64, body: &[u8]) -> String {
-    format!("t={unix_seconds},v1={}", hex(&mac(secret, unix_seconds, body)))
+    format!(
+        "t={unix_seconds},v1={}",
+        hex(&mac(secret, unix_seconds, body))
+    )
 }
 
 /// HMAC-SHA256 of `"{t}.{body}"`.

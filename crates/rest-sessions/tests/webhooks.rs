@@ -220,7 +220,10 @@ async fn a_receiver_down_then_back_gets_every_event() {
         expected.insert(format!("\"created\"/null/\"u{i}\""));
     }
     assert!(
-        until(Duration::from_secs(10), || got.kinds().is_superset(&expected)).await,
+        until(Duration::from_secs(10), || got
+            .kinds()
+            .is_superset(&expected))
+        .await,
         "delivered while the receiver is up"
     );
 
@@ -236,34 +239,57 @@ async fn a_receiver_down_then_back_gets_every_event() {
     }
     tokio::time::sleep(down_for().saturating_sub(outage.elapsed())).await;
     let during = metrics(&server).await;
-    let failed = metric_sum(&during, "rest_sessions_webhook_attempts_failed_total", &[
-        "app=\"shop\"",
-        "reason=\"connect\"",
-    ]);
+    let failed = metric_sum(
+        &during,
+        "rest_sessions_webhook_attempts_failed_total",
+        &["app=\"shop\"", "reason=\"connect\""],
+    );
     assert!(failed >= 2.0, "failed attempts counted: {failed}");
-    let lag = metric_sum(&during, "rest_sessions_webhook_lag_seconds", &["app=\"shop\""]);
-    assert!(lag >= 1.0, "the lag grows while the receiver is down: {lag}");
+    let lag = metric_sum(
+        &during,
+        "rest_sessions_webhook_lag_seconds",
+        &["app=\"shop\""],
+    );
+    assert!(
+        lag >= 1.0,
+        "the lag grows while the receiver is down: {lag}"
+    );
 
     let back = Instant::now();
     let receiver = Receiver::start(port, &got).await;
     assert!(
-        until(Duration::from_secs(15), || got.kinds().is_superset(&expected)).await,
+        until(Duration::from_secs(15), || got
+            .kinds()
+            .is_superset(&expected))
+        .await,
         "every event delivered after the outage: missing {:?}",
         expected.difference(&got.kinds()).collect::<Vec<_>>()
     );
     let caught_up = back.elapsed();
-    assert_eq!(got.bad.load(Ordering::SeqCst), 0, "every signature verifies");
+    assert_eq!(
+        got.bad.load(Ordering::SeqCst),
+        0,
+        "every signature verifies"
+    );
     let counts = got.counts();
     assert_eq!(counts.len(), expected.len(), "no other event");
     assert!(counts.values().all(|&n| n == 1), "no duplicate: {counts:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = metrics(&server).await;
     assert_eq!(
-        metric_sum(&after, "rest_sessions_webhook_events_delivered_total", &["app=\"shop\""]),
+        metric_sum(
+            &after,
+            "rest_sessions_webhook_events_delivered_total",
+            &["app=\"shop\""]
+        ),
         60.0
     );
     assert_eq!(
-        metric_sum(&after, "rest_sessions_webhook_lag_seconds", &["app=\"shop\""]),
+        metric_sum(
+            &after,
+            "rest_sessions_webhook_lag_seconds",
+            &["app=\"shop\""]
+        ),
         0.0,
         "caught up"
     );
@@ -297,7 +323,10 @@ async fn a_server_killed_mid_delivery_loses_nothing() {
         ..Got::default()
     };
     let receiver = Receiver::start(port, &got).await;
-    let mut env = webhook_env("RS_WEBHOOK_URLS", &format!("shop=http://127.0.0.1:{port}/hook"));
+    let mut env = webhook_env(
+        "RS_WEBHOOK_URLS",
+        &format!("shop=http://127.0.0.1:{port}/hook"),
+    );
     env.extend([
         ("RS_WEBHOOK_BATCH", "5".to_owned()),
         ("RS_WEBHOOK_CLAIM_AFTER", "2".to_owned()),
@@ -357,7 +386,11 @@ async fn two_servers_deliver_each_event_once() {
     let mut shares = Vec::new();
     for server in &servers {
         let text = metrics(server).await;
-        shares.push(metric_sum(&text, "rest_sessions_webhook_events_delivered_total", &[]));
+        shares.push(metric_sum(
+            &text,
+            "rest_sessions_webhook_events_delivered_total",
+            &[],
+        ));
     }
     assert_eq!(shares.iter().sum::<f64>(), 120.0, "{shares:?}");
     assert!(shares.iter().all(|&n| n > 0.0), "both deliver: {shares:?}");
@@ -404,11 +437,19 @@ async fn the_python_receiver_example_verifies_deliveries() {
 
     // A genuine signature over another body is refused; the genuine body is accepted.
     let body = br#"{"app":"shop","events":[]}"#;
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(format!("{t}.").as_bytes());
     mac.update(body);
-    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let signature = format!("t={t},v1={hex}");
     let send = |body: &'static [u8], signature: String| {
         let http = http.clone();
@@ -424,9 +465,32 @@ async fn the_python_receiver_example_verifies_deliveries() {
                 .as_u16()
         }
     };
-    assert_eq!(send(br#"{"app":"shop","events":[{}]}"#, signature.clone()).await, 400);
+    assert_eq!(
+        send(br#"{"app":"shop","events":[{}]}"#, signature.clone()).await,
+        400
+    );
     assert_eq!(send(body, signature.replacen("t=", "t=9", 1)).await, 400);
     assert_eq!(send(body, signature).await, 204);
+    // The OpenAPI document describes the delivery a receiver gets.
+    let doc: Value = http
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("JSON");
+    let hook = &doc["webhooks"]["sessionEvents"]["post"];
+    assert_eq!(
+        hook["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/WebhookDelivery"
+    );
+    assert_eq!(hook["parameters"][0]["name"], "RS-Signature");
+    let event = &doc["components"]["schemas"]["WebhookEvent"]["properties"];
+    assert!(
+        event["event_id"].is_object() && event["at_ms"].is_object(),
+        "{event}"
+    );
     let _ = python.kill();
     let _ = python.wait();
     let _ = std::fs::remove_file(&output);

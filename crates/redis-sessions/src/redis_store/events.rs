@@ -190,7 +190,10 @@ impl RedisStore {
             return Ok(());
         };
         let mut cmd = redis::cmd("XCLAIM");
-        cmd.arg(shard.app_events(app)).arg(group).arg(consumer).arg(0);
+        cmd.arg(shard.app_events(app))
+            .arg(group)
+            .arg(consumer)
+            .arg(0);
         for (ms, seq) in ids {
             cmd.arg(format!("{ms}-{seq}"));
         }
