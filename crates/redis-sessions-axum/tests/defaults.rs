@@ -662,7 +662,7 @@ async fn rotation_writes_ended_rotated_and_created() {
         let seen: Vec<(EventType, Option<EndReason>, String)> = page
             .events
             .iter()
-            .filter(|e| !e.id.starts_with("visitor:rotated:"))
+            .filter(|e| !e.id.starts_with(redis_sessions_axum::ROTATED_PREFIX))
             .map(|e| (e.kind, e.reason, e.device.clone()))
             .collect();
         let (v, f, s) = (
