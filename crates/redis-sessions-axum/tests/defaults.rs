@@ -636,14 +636,9 @@ async fn rotation_writes_ended_rotated_and_created() {
     let server = RedisServer::start();
     let events = EventOptions::max_len(1000);
     let stores = [
-        RedisSessions::connect(
-            Options::default()
-                .url(server.url())
-                .wipe(0)
-                .events(events.clone()),
-        )
-        .await
-        .unwrap(),
+        RedisSessions::connect(Options::default().url(server.url()).wipe(0).events(events))
+            .await
+            .unwrap(),
         RedisSessions::in_memory(Options::default().wipe(0).events(events)),
     ];
     for store in stores {

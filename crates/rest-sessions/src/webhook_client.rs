@@ -19,6 +19,7 @@ pub enum PostError {
     #[error("cannot connect: {0}")]
     Connect(std::io::Error),
     /// The TLS handshake failed (certificate, protocol).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))] // no https without the feature
     #[error("TLS: {0}")]
     Tls(std::io::Error),
     /// The HTTP exchange failed (connection closed, malformed reply).
@@ -126,7 +127,9 @@ impl Target {
         if self.tls {
             #[cfg(feature = "tls")]
             {
-                let stream = tls::connect(&self.host, tcp).await?;
+                let stream = tls::connect(&self.host, tcp)
+                    .await
+                    .map_err(PostError::Tls)?;
                 return send(TokioIo::new(stream), request).await;
             }
         }
@@ -158,7 +161,7 @@ where
 
 #[cfg(feature = "tls")]
 mod tls {
-    use super::PostError;
+    use std::io;
     use std::sync::{Arc, OnceLock};
     use tokio::net::TcpStream;
     use tokio_rustls::rustls::{self, pki_types::ServerName};
@@ -166,7 +169,7 @@ mod tls {
 
     /// The client configuration: the webpki roots, ring (the provider the Redis client
     /// uses), built once.
-    fn connector() -> Result<TlsConnector, PostError> {
+    fn connector() -> io::Result<TlsConnector> {
         static CONFIG: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
         let config = CONFIG.get_or_init(|| {
             let roots = rustls::RootCertStore {
@@ -184,19 +187,13 @@ mod tls {
         config
             .clone()
             .map(TlsConnector::from)
-            .ok_or_else(|| PostError::Tls(std::io::Error::other("no TLS configuration")))
+            .ok_or_else(|| io::Error::other("no TLS configuration"))
     }
 
-    pub(super) async fn connect(
-        host: &str,
-        tcp: TcpStream,
-    ) -> Result<TlsStream<TcpStream>, PostError> {
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|e| PostError::Tls(std::io::Error::other(e)))?;
-        connector()?
-            .connect(name, tcp)
-            .await
-            .map_err(PostError::Tls)
+    /// The TLS session over `tcp` with `host`, its certificate checked against the roots.
+    pub(super) async fn connect(host: &str, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        let name = ServerName::try_from(host.to_owned()).map_err(io::Error::other)?;
+        connector()?.connect(name, tcp).await
     }
 }
 

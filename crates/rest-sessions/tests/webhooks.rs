@@ -65,11 +65,14 @@ fn verify(header: &str, body: &[u8]) -> bool {
     expected == v1
 }
 
+/// A delivery as received: its signature header and its body.
+type Delivery = (String, Vec<u8>);
+
 /// What a test receiver got: each verified delivery (signature header, body), and how
 /// many failed verification.
 #[derive(Clone, Default)]
 struct Got {
-    deliveries: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    deliveries: Arc<Mutex<Vec<Delivery>>>,
     bad: Arc<AtomicUsize>,
     delay: Duration,
 }
@@ -494,4 +497,68 @@ async fn the_python_receiver_example_verifies_deliveries() {
     let _ = python.kill();
     let _ = python.wait();
     let _ = std::fs::remove_file(&output);
+}
+
+/// An `https://` receiver that does not speak TLS: attempts fail as `tls` and nothing is
+/// acknowledged; and settings that cannot work are refused at start.
+#[tokio::test(flavor = "multi_thread")]
+async fn https_failures_and_refused_settings() {
+    let redis = RedisServer::start();
+    let port = free_port();
+    let got = Got::default();
+    let receiver = Receiver::start(port, &got).await;
+    let url = format!("https://127.0.0.1:{port}/hook");
+    let server = start(&redis, &webhook_env("RS_WEBHOOK_URL", &url));
+    create(&client(), &server, "shop", "t0").await;
+    let failed_tls = || async {
+        let text = metrics(&server).await;
+        metric_sum(
+            &text,
+            "rest_sessions_webhook_attempts_failed_total",
+            &["reason=\"tls\""],
+        )
+    };
+    let started = Instant::now();
+    while failed_tls().await < 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a TLS failure counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(got.events().is_empty(), "nothing delivered in clear");
+    receiver.stop().await;
+
+    let port = redis.port().to_string();
+    for (env, why) in [
+        (vec![("RS_WEBHOOK_URL", "http://127.0.0.1:1/")], "no events"),
+        (
+            vec![
+                ("RS_EVENTS", "true"),
+                ("RS_WEBHOOK_URL", "http://127.0.0.1:1/"),
+            ],
+            "no secret",
+        ),
+        (
+            vec![
+                ("RS_EVENTS", "true"),
+                ("RS_WEBHOOK_SECRET", "s"),
+                ("RS_WEBHOOK_URLS", "shop"),
+            ],
+            "no url",
+        ),
+        (
+            vec![
+                ("RS_EVENTS", "true"),
+                ("RS_WEBHOOK_SECRET", "s"),
+                ("RS_WEBHOOK_URL", "ftp://x/"),
+            ],
+            "a scheme",
+        ),
+    ] {
+        let mut cmd = common::command(free_port());
+        cmd.env("RS_REDISPORT", &port).envs(env);
+        let status = cmd.status().expect("run");
+        assert_eq!(status.code(), Some(1), "refused at start: {why}");
+    }
 }
