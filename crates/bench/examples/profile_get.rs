@@ -1,6 +1,7 @@
 //! Runs only our concurrent gets, for a profiler: `perf record` this binary.
 //! `profile_get [connections]` spreads the gets over that many stores (connections).
 use redis_sessions::{CreateOptions, Options, RedisSessions};
+use std::time::Duration;
 use std::time::Instant;
 use test_support::RedisServer;
 
@@ -14,7 +15,7 @@ async fn main() {
     let mut stores = Vec::new();
     for _ in 0..connections {
         stores.push(
-            RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+            RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
                 .await
                 .expect("connect"),
         );

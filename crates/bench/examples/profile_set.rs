@@ -2,12 +2,13 @@
 //! how much of set's cost is the merge.
 use redis_sessions::{CreateOptions, Options, RedisSessions};
 use serde_json::json;
+use std::time::Duration;
 use test_support::RedisServer;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let server = RedisServer::start();
-    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     for keys in [0usize, 1, 10, 30] {

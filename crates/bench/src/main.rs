@@ -15,6 +15,7 @@ use redis_info::Cost;
 use redis_sessions::{CreateOptions, KeyLayout, Options, RedisSessions};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::time::Duration;
 use std::time::Instant;
 use test_support::node::NodePeer;
 use test_support::RedisServer;
@@ -94,7 +95,7 @@ struct Report {
 fn bench_options(options: Options) -> Options {
     options
         .response_timeout(std::time::Duration::from_secs(30))
-        .wipe(0)
+        .wipe(Duration::ZERO)
 }
 
 // One client thread, as the Node module has: on a 2-core machine the other core is Redis'.
@@ -370,8 +371,8 @@ async fn cached_gets(server: &RedisServer, total: usize) -> f64 {
     let rs = RedisSessions::connect(
         Options::default()
             .url(server.url())
-            .wipe(0)
-            .cache(600, 100_000),
+            .wipe(Duration::ZERO)
+            .cache(Duration::from_secs(600), 100_000),
     )
     .await
     .expect("connect");

@@ -151,7 +151,7 @@ async fn one_call(rs: &RedisSessions, tokens: &[String], op: Op, i: usize) -> Op
                 APP,
                 &format!("user{}", i % 1000),
                 "127.0.0.1",
-                CreateOptions::default().ttl(7200),
+                CreateOptions::default().ttl(Duration::from_secs(7200)),
             )
             .await
             .map_err(first_error)

@@ -24,7 +24,7 @@ use futures_util::StreamExt;
 use redis_sessions_axum::redis_sessions::{
     device_handle, EndReason, EventOptions, EventType, EventsFrom, Options, RedisSessions,
 };
-use redis_sessions_axum::{Session, SessionError, SessionInfoExt, SessionLayer, USER_AGENT_KEY};
+use redis_sessions_axum::{Session, SessionError, SessionLayer, USER_AGENT_KEY};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::fmt::Write;
@@ -417,7 +417,7 @@ async fn devices(session: Session) -> Result<Response, SessionError> {
             .map_or_else(|| "unknown browser".to_owned(), device_name);
         let signed_in = match d.created_ms {
             Some(ms) => Some(i64::try_from(ms / 1000).unwrap_or(now)),
-            None => d.info.value::<i64>(SIGNED_IN).ok().flatten(),
+            None => d.info.get::<i64>(SIGNED_IN).ok().flatten(),
         };
         let since = signed_in.map_or_else(
             || "signed in at an unknown time".to_owned(),

@@ -95,7 +95,7 @@ pub(crate) struct ReportedOnce {
 
 impl ReportedOnce {
     /// True the first time it is called for `flag`.
-    pub fn first(flag: &AtomicBool) -> bool {
+    pub(crate) fn first(flag: &AtomicBool) -> bool {
         !flag.swap(true, Ordering::Relaxed)
     }
 }
@@ -116,7 +116,7 @@ pub(crate) struct Config {
     pub store: RedisSessions,
     pub app: AppSource,
     pub cookie: CookieSettings,
-    pub ttl: Option<i64>,
+    pub ttl: Option<Duration>,
     pub no_resave: bool,
     pub proxies: crate::proxy::Proxies,
     pub proxy_header: crate::proxy::ProxyHeader,
@@ -148,7 +148,7 @@ const MAX_REMEMBERED_ROTATIONS: usize = 100_000;
 
 impl RecentRotations {
     /// Remembers that `token` was replaced, for `grace`.
-    pub fn insert(&self, token: &str, grace: Duration) {
+    pub(crate) fn insert(&self, token: &str, grace: Duration) {
         let now = std::time::Instant::now();
         let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
         if handles.len() >= MAX_REMEMBERED_ROTATIONS {
@@ -160,7 +160,7 @@ impl RecentRotations {
     }
 
     /// True when this process replaced `token` within `grace`.
-    pub fn contains(&self, token: &str, grace: Duration) -> bool {
+    pub(crate) fn contains(&self, token: &str, grace: Duration) -> bool {
         let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
         handles
             .get(&redis_sessions::device_handle(token))

@@ -34,7 +34,7 @@ pub struct Device {
     /// The user agent the app stored under [`USER_AGENT_KEY`], if any.
     pub user_agent: Option<String>,
     /// The whole record (counts, ttl, data): read values with
-    /// [`SessionInfoExt::value`](crate::SessionInfoExt::value).
+    /// [`SessionInfo::get`](redis_sessions::Session::get).
     pub info: SessionInfo,
 }
 

@@ -33,16 +33,6 @@ pub enum SessionError {
         /// serde's reason.
         reason: String,
     },
-    /// [`Session::get`](crate::Session::get) found a value of another type than asked.
-    #[error("session value `{key}` is {found}, which does not read as {expected}")]
-    WrongType {
-        /// The key that was read.
-        key: String,
-        /// What is stored: "a string", "a number", "a list", …
-        found: &'static str,
-        /// The Rust type asked for.
-        expected: &'static str,
-    },
     /// The request carried a token that a concurrent request replaced (a login,
     /// [`upgrade`](crate::Session::upgrade) or [`rotate`](crate::Session::rotate)) while
     /// this one was on its way or running: nothing of this request was saved and its
@@ -77,6 +67,7 @@ impl SessionError {
     /// ([`ErrorKind::http_status`], the same as `rest-sessions`), 401 for
     /// [`NotAuthenticated`](Self::NotAuthenticated), 409 for [`Rotated`](Self::Rotated),
     /// 500 for the rest.
+    #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
             SessionError::Store(e) => StatusCode::from_u16(e.kind().http_status())

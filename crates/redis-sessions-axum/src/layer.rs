@@ -34,10 +34,11 @@ pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(60);
 ///     .secure(true)
 ///     .same_site(SameSite::Strict)
 ///     .max_age(std::time::Duration::from_secs(30 * 24 * 3600))
-///     .ttl(30 * 24 * 3600);
+///     .ttl(std::time::Duration::from_secs(30 * 24 * 3600));
 /// # let _ = layer; }
 /// ```
 #[derive(Clone)]
+#[must_use]
 pub struct SessionLayer {
     config: Arc<Config>,
 }
@@ -194,15 +195,17 @@ impl SessionLayer {
         self.edit(|c| c.cookie.max_age = max_age)
     }
 
-    /// Seconds of inactivity after which a session dies in the store (default 7200).
+    /// The inactivity after which a session dies in the store (default 7200 s). Whole
+    /// seconds count (the store keeps ttls in seconds).
     ///
     /// # Panics
-    /// When `seconds` < 10, which the store refuses.
-    pub fn ttl(self, seconds: i64) -> Self {
+    /// When `ttl` is shorter than 10 s, which the store refuses.
+    pub fn ttl(self, ttl: Duration) -> Self {
+        let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         if let Err(err) = redis_sessions::validate::ttl(Some(seconds)) {
-            panic!("session ttl {seconds}: {err}");
+            panic!("session ttl {ttl:?}: {err}");
         }
-        self.edit(|c| c.ttl = Some(seconds))
+        self.edit(|c| c.ttl = Some(ttl))
     }
 
     /// Makes sessions end at login time + ttl however active they are: the ttl becomes
@@ -384,6 +387,7 @@ impl SessionLayer {
     }
 
     /// The store behind the layer, e.g. for admin pages that list every session.
+    #[must_use]
     pub fn store(&self) -> &RedisSessions {
         &self.config.store
     }

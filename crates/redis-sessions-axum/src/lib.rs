@@ -48,10 +48,13 @@
 //!
 //! # Values
 //! Any `Serialize` value can be stored and read back with [`Session::get`], which reports a
-//! value of another type as [`SessionError::WrongType`]. The stored data stays the flat
-//! object of strings, numbers and booleans that the Node.js module and the REST server
-//! read: scalars are stored as themselves, lists, maps and structs as a string
-//! [`JSON_MARKER`] + their JSON text (the rules are in its documentation). Every integer
+//! value of another type as [`redis_sessions::Error::WrongType`] (in
+//! [`SessionError::Store`]). Values are stored by the library's one encoding,
+//! [`redis_sessions::value`] (its rules are there), so the library, the REST server's
+//! clients and this middleware read the same data alike: the stored data stays the flat
+//! object of strings, numbers and booleans that the Node.js module reads; scalars are
+//! stored as themselves, lists, maps and structs as a string
+//! [`JSON_MARKER`](redis_sessions::value::JSON_MARKER) + their JSON text. Every integer
 //! comes back exactly (those a JavaScript double cannot carry are stored as marked decimal
 //! text); NaN and infinities are refused at [`Session::insert`]. A session whose stored
 //! data is corrupt is no session for the request, and login, logout and
@@ -95,6 +98,9 @@
 //! - Tokens and session data never reach logs; errors name keys and types only.
 
 #![warn(missing_docs)]
+// `pub` only for what the crate exports: an item visible only inside says so
+// (`pub(crate)`), so the public API is what the code declares public.
+#![warn(unreachable_pub)]
 
 mod config;
 mod cookie;
@@ -106,7 +112,6 @@ mod request;
 mod reserved;
 mod service;
 mod session;
-mod value;
 mod visitor;
 
 pub use config::{CookieSecure, SameSite};
@@ -118,7 +123,6 @@ pub use request::Tls;
 pub use reserved::RESERVED_PREFIX;
 pub use service::SessionService;
 pub use session::{Carry, Session, SessionInfo};
-pub use value::{SessionInfoExt, JSON_MARKER};
 pub use visitor::{is_visitor_id, ROTATED_PREFIX, VISITOR_PREFIX};
 
 /// The session library, re-exported so that apps need one dependency and one version:

@@ -3,12 +3,12 @@
 use crate::config::Config;
 use crate::error::SessionError;
 use crate::visitor::{is_visitor_id, new_visitor_id, rotated_id};
-use crate::{cookie, request, reserved, value};
+use crate::{cookie, request, reserved};
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::header::SET_COOKIE;
 use http::request::Parts;
-use redis_sessions::{CreateOptions, Data};
+use redis_sessions::{value, CreateOptions, Data};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -223,8 +223,7 @@ impl Shared {
             return Ok(());
         };
         self.config.rotated.insert(old, grace);
-        let ttl = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
-        let options = CreateOptions::default().ttl(ttl).no_resave(true);
+        let options = CreateOptions::default().ttl(grace).no_resave(true);
         self.config
             .store
             .create(&self.app, &rotated_id(old), ip, options)
@@ -251,9 +250,7 @@ impl Shared {
     fn ttl_options(&self, data: &Data) -> CreateOptions {
         let options = CreateOptions::default().no_resave(self.config.no_resave);
         match reserved::max_age(data) {
-            Some(Some(lifetime)) => {
-                options.ttl(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX))
-            }
+            Some(Some(lifetime)) => options.ttl(lifetime),
             _ => match self.config.ttl {
                 Some(ttl) => options.ttl(ttl),
                 None => options,
@@ -627,22 +624,26 @@ impl Session {
 
     /// The session's token (64 characters), for API clients that send it back as
     /// `Authorization: Bearer`; None without a session.
+    #[must_use]
     pub fn token(&self) -> Option<String> {
         self.state().live_token()
     }
 
     /// The app this session belongs to (fixed, or computed for this request).
+    #[must_use]
     pub fn app(&self) -> &str {
         self.app_name()
     }
 
     /// True when the request belongs to a logged-in user's live session (not a visitor's).
+    #[must_use]
     pub fn is_authenticated(&self) -> bool {
         self.state().is_user()
     }
 
     /// True when the request belongs to a visitor session
     /// ([`SessionLayer::visitors`](crate::SessionLayer::visitors)).
+    #[must_use]
     pub fn is_visitor(&self) -> bool {
         let st = self.state();
         st.meta.is_some() && !st.is_user()
@@ -650,6 +651,7 @@ impl Session {
 
     /// The user id of the session, as given to [`upgrade`](Self::upgrade); None for a
     /// visitor, with or without a visitor session.
+    #[must_use]
     pub fn id(&self) -> Option<String> {
         let st = self.state();
         st.meta
@@ -659,42 +661,49 @@ impl Session {
     }
 
     /// How many times the session had been read before this request.
+    #[must_use]
     pub fn r(&self) -> Option<u64> {
         self.state().meta.as_ref().map(|m| m.r)
     }
 
     /// How many times the session's data has been written.
+    #[must_use]
     pub fn w(&self) -> Option<u64> {
         self.state().meta.as_ref().map(|m| m.w)
     }
 
     /// Seconds between the previous request of this session and this one.
+    #[must_use]
     pub fn idle(&self) -> Option<i64> {
         self.state().meta.as_ref().map(|m| m.idle)
     }
 
     /// The session's lifetime in seconds (the idle timeout; the time left for a
     /// `no_resave` session).
+    #[must_use]
     pub fn ttl(&self) -> Option<i64> {
         self.state().meta.as_ref().map(|m| m.ttl)
     }
 
     /// The client address stored when the session was created.
+    #[must_use]
     pub fn ip(&self) -> Option<String> {
         self.state().meta.as_ref().map(|m| m.ip.clone())
     }
 
-    /// Reads one value as `T`: `Ok(None)` when the key is absent, and
-    /// [`SessionError::WrongType`] when the value does not read as `T` (a string read as a
-    /// number, a list read as a struct), so a mistake is an error rather than a silent
-    /// `None`.
+    /// Reads one value as `T` by the library's value encoding
+    /// ([`redis_sessions::value`]): `Ok(None)` when the key is absent, and
+    /// [`redis_sessions::Error::WrongType`] (in [`SessionError::Store`]) when the value does
+    /// not read as `T` (a string read as a number, a list read as a struct), so a mistake is
+    /// an error rather than a silent `None`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         let stored = self.state().data.get(key).cloned();
-        value::read(stored.as_ref(), key)
+        Ok(value::read(stored.as_ref(), key)?)
     }
 
     /// All the data as the handler sees it now (pending changes included), structured
     /// values decoded.
+    #[must_use]
     pub fn data(&self) -> Data {
         let st = self.state();
         st.data
@@ -704,16 +713,17 @@ impl Session {
             .collect()
     }
 
-    /// Sets a value of any serde type, written after the handler. Strings, numbers and
-    /// booleans are stored as themselves; lists, maps and structs as JSON text behind
-    /// [`JSON_MARKER`](crate::JSON_MARKER), so the stored data stays the flat object that
-    /// Node.js services and the REST server read. `None` (JSON null) removes the key.
-    /// Setting the value a key already has is not a change.
+    /// Sets a value of any serde type, written after the handler, stored by the library's
+    /// value encoding ([`redis_sessions::value`]): strings, numbers and booleans as
+    /// themselves; lists, maps and structs as JSON text behind
+    /// [`JSON_MARKER`](redis_sessions::value::JSON_MARKER), so the stored data stays the
+    /// flat object that Node.js services and the REST server read. `None` (JSON null)
+    /// removes the key. Setting the value a key already has is not a change.
     ///
     /// Every value reads back exactly: integers a JavaScript double cannot hold (past
-    /// ±(2⁵³−1), e.g. `u64::MAX`) are stored as marked decimal text (see
-    /// [`JSON_MARKER`](crate::JSON_MARKER)); a value holding NaN or an infinity, which JSON
-    /// cannot represent, is refused with [`SessionError::Encode`] and nothing changes.
+    /// ±(2⁵³−1), e.g. `u64::MAX`) are stored as marked decimal text; a value holding NaN or
+    /// an infinity, which JSON cannot represent, is refused with [`SessionError::Encode`]
+    /// and nothing changes.
     pub fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
         if reserved::is_reserved(key) {
             return Err(SessionError::Encode {
@@ -724,15 +734,11 @@ impl Session {
                 ),
             });
         }
-        value::check_finite(&value).map_err(|reason| SessionError::Encode {
-            key: key.to_owned(),
-            reason,
-        })?;
-        let value = serde_json::to_value(value).map_err(|e| SessionError::Encode {
+        let encoded = value::encode(&value).map_err(|e| SessionError::Encode {
             key: key.to_owned(),
             reason: e.to_string(),
         })?;
-        let Some(stored) = value::encode(value) else {
+        let Some(stored) = encoded else {
             self.remove(key);
             return Ok(());
         };
@@ -978,24 +984,24 @@ impl Session {
     /// the store's records: each with its device handle, none with its token
     /// ([`devices`](Self::devices) is the same list shaped for a "my devices" page). Read
     /// their data with
-    /// [`SessionInfoExt::value`](crate::SessionInfoExt::value), which decodes structured
+    /// [`SessionInfo::get`](redis_sessions::Session::get), which decodes structured
     /// values as [`get`](Self::get) does.
     pub async fn soid(&self) -> Result<Vec<SessionInfo>, SessionError> {
         let id = self.id().ok_or(SessionError::NotAuthenticated)?;
         Ok(self.store().soid(self.app_name(), &id).await?)
     }
 
-    /// The sessions of the whole app active in the last `delta_time` seconds (>= 10),
+    /// The sessions of the whole app active in the last `delta_time` (at least 10 s),
     /// most recent first: for admin pages. Visitor sessions are among them; leave them
     /// out with `.retain(|s| !is_visitor_id(&s.id))` (see [`is_visitor_id`](crate::is_visitor_id)).
-    pub async fn soapp(&self, delta_time: i64) -> Result<Vec<SessionInfo>, SessionError> {
+    pub async fn soapp(&self, delta_time: Duration) -> Result<Vec<SessionInfo>, SessionError> {
         Ok(self.store().soapp(self.app_name(), delta_time).await?)
     }
 
-    /// How many distinct users were active in the last `delta_time` seconds (>= 10).
+    /// How many distinct users were active in the last `delta_time` (at least 10 s).
     /// Every visitor session counts as a user of its own: with visitor sessions on, count
     /// the distinct non-visitor ids of [`soapp`](Self::soapp) for users only.
-    pub async fn activity(&self, delta_time: i64) -> Result<u64, SessionError> {
+    pub async fn activity(&self, delta_time: Duration) -> Result<u64, SessionError> {
         Ok(self.store().activity(self.app_name(), delta_time).await?)
     }
 

@@ -25,6 +25,7 @@ pub(crate) fn rotated_id(token: &str) -> String {
 
 /// True for the user id of a visitor session: to leave visitors out of `soapp`,
 /// `sessions.retain(|s| !is_visitor_id(&s.id))`.
+#[must_use]
 pub fn is_visitor_id(id: &str) -> bool {
     id.starts_with(VISITOR_PREFIX)
 }

@@ -164,13 +164,13 @@ async fn log_in(app: &Router, user: &str, token: Option<&str>) -> String {
 }
 
 async fn redis_store(server: &RedisServer) -> RedisSessions {
-    RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .unwrap()
 }
 
 fn memory_store() -> RedisSessions {
-    RedisSessions::in_memory(Options::default().wipe(0))
+    RedisSessions::in_memory(Options::default().wipe(Duration::ZERO))
 }
 
 /// A request in flight during a rotation, and requests sent with the old token after it:
@@ -271,7 +271,7 @@ async fn rotation_is_safe_under_concurrency(store: RedisSessions) {
 
     // The mark names no token and is a visitor id, left out of filtered listings.
     let marks: Vec<_> = store
-        .soapp(APP, 60)
+        .soapp(APP, Duration::from_secs(60))
         .await
         .unwrap()
         .into_iter()
@@ -636,10 +636,19 @@ async fn rotation_writes_ended_rotated_and_created() {
     let server = RedisServer::start();
     let events = EventOptions::max_len(1000);
     let stores = [
-        RedisSessions::connect(Options::default().url(server.url()).wipe(0).events(events))
-            .await
-            .unwrap(),
-        RedisSessions::in_memory(Options::default().wipe(0).events(events)),
+        RedisSessions::connect(
+            Options::default()
+                .url(server.url())
+                .wipe(std::time::Duration::ZERO)
+                .events(events),
+        )
+        .await
+        .unwrap(),
+        RedisSessions::in_memory(
+            Options::default()
+                .wipe(std::time::Duration::ZERO)
+                .events(events),
+        ),
     ];
     for store in stores {
         let layer = SessionLayer::new(store.clone(), APP).visitors(true);

@@ -20,7 +20,7 @@ use tower::ServiceExt;
 const APP: &str = "myapp";
 
 async fn store(server: &RedisServer) -> RedisSessions {
-    RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect to the test redis-server")
 }
@@ -289,7 +289,7 @@ async fn upgrade_sets_a_cookie_with_the_configured_attributes() {
     assert_eq!(session.ttl, 7200);
 
     // The session ttl reaches the store.
-    let app = routes().layer(SessionLayer::new(store.clone(), APP).ttl(60));
+    let app = routes().layer(SessionLayer::new(store.clone(), APP).ttl(Duration::from_secs(60)));
     let token = log_in(&app, "carol", None).await;
     assert_eq!(store.get(APP, &token).await.unwrap().unwrap().ttl, 60);
 }
@@ -711,7 +711,7 @@ async fn an_app_name_that_cannot_be_derived_is_reported_once_and_spares_other_ro
 async fn a_broken_redis_gives_503_not_a_panic() {
     let server = Arc::new(Mutex::new(RedisServer::start()));
     let url = server.lock().unwrap().url();
-    let store = RedisSessions::connect(Options::default().url(url).wipe(0))
+    let store = RedisSessions::connect(Options::default().url(url).wipe(Duration::ZERO))
         .await
         .unwrap();
     // A handler that changes data and then breaks Redis: the write after it fails.
@@ -791,7 +791,7 @@ async fn the_extractor_without_the_layer_says_what_to_do() {
 
 #[tokio::test]
 async fn the_embedded_store_behaves_the_same() {
-    let store = RedisSessions::in_memory(Options::default().wipe(0));
+    let store = RedisSessions::in_memory(Options::default().wipe(Duration::ZERO));
     let app = routes().layer(SessionLayer::new(store, APP));
     let token = log_in(&app, "alice", None).await;
     assert_eq!(send(&app, "POST", "/inc", Some(&token)).await.body, "1");
@@ -985,7 +985,7 @@ async fn structured_values_round_trip_and_node_reads_the_session() {
     let stored = session["d"]["cart"].as_str().expect("a string for Node");
     let list: Vec<Item> = serde_json::from_str(
         stored
-            .strip_prefix(redis_sessions_axum::JSON_MARKER)
+            .strip_prefix(redis_sessions::value::JSON_MARKER)
             .unwrap(),
     )
     .unwrap();
@@ -1059,7 +1059,7 @@ async fn visitor_sessions_keep_a_cart_through_login() {
     );
     assert!(record.id.starts_with(redis_sessions_axum::VISITOR_PREFIX));
     // Visitor sessions are sessions of the app: listed by soapp, where they can be left out.
-    let mut listed = store.soapp(APP, 60).await.unwrap();
+    let mut listed = store.soapp(APP, Duration::from_secs(60)).await.unwrap();
     assert_eq!(listed.len(), 1);
     listed.retain(|s| !redis_sessions_axum::is_visitor_id(&s.id));
     assert!(listed.is_empty());
@@ -1266,7 +1266,7 @@ async fn a_missing_peer_address_is_explained_once() {
 #[tokio::test]
 async fn opting_out_of_secure_is_logged_when_the_layer_is_built() {
     let logs = Logs::capture();
-    let store = RedisSessions::in_memory(Options::default().wipe(0));
+    let store = RedisSessions::in_memory(Options::default().wipe(Duration::ZERO));
     let app = routes().layer(SessionLayer::new(store, APP).secure(false));
     let r = send(&app, "POST", "/login/alice", None).await;
     assert!(!r.set_cookie().unwrap().contains("Secure"));
@@ -1304,7 +1304,7 @@ async fn the_middleware_serves_a_migrating_store() {
         .unwrap()
         .expect("in the old store");
     assert_eq!(
-        stored.get::<u64>("visits"),
+        stored.get::<u64>("visits").expect("typed read"),
         Some(1),
         "the write went to the old Redis"
     );

@@ -9,6 +9,7 @@ use axum::Router;
 use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
 use redis_sessions_axum::{Session, SessionError, SessionLayer};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use test_support::RedisServer;
 use tower::ServiceExt;
 
@@ -176,6 +177,36 @@ async fn values_are_exact_or_refused(store: &RedisSessions) {
     );
     assert_eq!(d["safe"], serde_json::json!(9007199254740991u64));
 
+    // One encoding for both crates: the library reads what the middleware stored, the
+    // middleware reads what the library's set_typed stored, and a mismatch is the same
+    // error in both.
+    let session = store.get(APP, &token).await.unwrap().unwrap();
+    assert_eq!(session.get::<Ids>("ids").unwrap(), Some(IDS));
+    assert_eq!(session.get::<u64>("max_u64").unwrap(), Some(u64::MAX));
+    assert_eq!(session.get::<i64>("min_i64").unwrap(), Some(i64::MIN));
+    assert!(matches!(
+        session.get::<String>("ids"),
+        Err(redis_sessions::Error::WrongType { .. })
+    ));
+    store
+        .set_typed(
+            APP,
+            &token,
+            &std::collections::BTreeMap::from([("ids", &IDS)]),
+        )
+        .await
+        .unwrap();
+    store
+        .set_typed(APP, &token, &serde_json::json!({"uid": u64::MAX - 1}))
+        .await
+        .unwrap();
+    let r = send(&app, "GET", "/read", Some(&token)).await;
+    assert!(
+        r.body.starts_with(&format!("{} ", u64::MAX - 1)) && r.body.ends_with(" true"),
+        "{}",
+        r.body
+    );
+
     let before = store.get(APP, &token).await.unwrap().unwrap();
     for which in ["nan", "inf", "-inf"] {
         let r = send(&app, "POST", &format!("/bad/{which}"), Some(&token)).await;
@@ -190,7 +221,7 @@ async fn values_are_exact_or_refused(store: &RedisSessions) {
 #[tokio::test]
 async fn values_are_exact_or_refused_on_redis() {
     let server = RedisServer::start();
-    let store = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let store = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .unwrap();
     values_are_exact_or_refused(&store).await;
@@ -209,7 +240,9 @@ async fn values_are_exact_or_refused_on_redis() {
         .expect("node reads the session");
     let session: serde_json::Value = serde_json::from_str(&reply).unwrap();
     let uid = session["d"]["uid"].as_str().expect("a string for Node");
-    let digits = uid.strip_prefix(redis_sessions_axum::JSON_MARKER).unwrap();
+    let digits = uid
+        .strip_prefix(redis_sessions::value::JSON_MARKER)
+        .unwrap();
     assert_eq!(digits.parse::<u64>().unwrap(), 1234567890123456789);
     assert_eq!(session["d"]["max_u64"], "$json:18446744073709551615");
     let set = format!(
@@ -227,7 +260,7 @@ async fn values_are_exact_or_refused_on_redis() {
 
 #[tokio::test]
 async fn values_are_exact_or_refused_in_memory() {
-    let store = RedisSessions::in_memory(Options::default().wipe(0));
+    let store = RedisSessions::in_memory(Options::default().wipe(Duration::ZERO));
     values_are_exact_or_refused(&store).await;
 }
 
@@ -247,7 +280,7 @@ fn gone(server: &RedisServer, token: &str) -> bool {
 #[tokio::test]
 async fn a_corrupt_session_never_locks_its_user_out() {
     let server = RedisServer::start();
-    let store = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let store = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .unwrap();
     let app = routes().layer(

@@ -29,56 +29,68 @@ macro_rules! dispatch {
 
 impl Backend {
     /// Creates the session; returns its token.
-    pub async fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
+    pub(crate) async fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
         dispatch!(self.create(s, now))
     }
-    pub async fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
+    pub(crate) async fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
         dispatch!(self.get(app, token, now))
     }
-    pub async fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
+    pub(crate) async fn set(
+        &self,
+        app: &str,
+        token: &str,
+        d: &Data,
+        now: i64,
+    ) -> Result<Option<Record>> {
         dispatch!(self.set(app, token, d, now))
     }
     /// Kills the session; `reason` is what its ended event says (events on).
-    pub async fn kill(&self, app: &str, token: &str, now: i64, reason: EndReason) -> Result<bool> {
+    pub(crate) async fn kill(
+        &self,
+        app: &str,
+        token: &str,
+        now: i64,
+        reason: EndReason,
+    ) -> Result<bool> {
         dispatch!(self.kill(app, token, now, reason))
     }
-    pub async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
+    pub(crate) async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
         dispatch!(self.killsoid(app, id, keep))
     }
-    pub async fn killall(&self, app: &str) -> Result<u64> {
+    pub(crate) async fn killall(&self, app: &str) -> Result<u64> {
         dispatch!(self.killall(app))
     }
-    pub async fn activity(&self, app: &str, since: i64) -> Result<u64> {
+    pub(crate) async fn activity(&self, app: &str, since: i64) -> Result<u64> {
         dispatch!(self.activity(app, since))
     }
-    pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
+    pub(crate) async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
         dispatch!(self.soid(app, id))
     }
-    pub async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
+    pub(crate) async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
         dispatch!(self.soapp(app, since))
     }
-    pub async fn sweep(&self, now: i64) -> Result<u64> {
+    pub(crate) async fn sweep(&self, now: i64) -> Result<u64> {
         dispatch!(self.sweep(now))
     }
-    pub async fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
+    pub(crate) async fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
         dispatch!(self.try_sweep_lease(ttl))
     }
-    pub async fn ping(&self) -> Result<String> {
+    pub(crate) async fn ping(&self) -> Result<String> {
         dispatch!(self.ping())
     }
     /// How many event streams an app has (one per shard).
-    pub fn event_shards(&self) -> usize {
+    pub(crate) fn event_shards(&self) -> usize {
         match self {
             Backend::Redis(store) => store.event_shards(),
             Backend::Memory(_) => 1,
         }
     }
     /// The last event id of each shard's stream of `app` (see events.rs).
-    pub async fn events_tail(&self, app: &str) -> Result<Vec<EntryId>> {
+    pub(crate) async fn events_tail(&self, app: &str) -> Result<Vec<EntryId>> {
         dispatch!(self.events_tail(app))
     }
     /// Up to `count` events per shard after `cursor`.
-    pub async fn read_events(
+    pub(crate) async fn read_events(
         &self,
         app: &str,
         cursor: &Cursor,

@@ -56,7 +56,7 @@ pub(crate) struct Lookup {
 }
 
 impl Cache {
-    pub fn new(ttl: Duration, max: u64) -> Arc<Self> {
+    pub(crate) fn new(ttl: Duration, max: u64) -> Arc<Self> {
         Arc::new(Cache {
             entries: moka::sync::Cache::builder()
                 .max_capacity(max)
@@ -74,7 +74,7 @@ impl Cache {
     }
 
     /// The cached reply, or what is needed to store the reply about to be fetched.
-    pub fn lookup(&self, app: &str, token: &str) -> Result<Session, Lookup> {
+    pub(crate) fn lookup(&self, app: &str, token: &str) -> Result<Session, Lookup> {
         let key = crate::layout::Layout::cache_message(app, token);
         let epoch = self.epoch.load(Ordering::SeqCst);
         if self.subscribed.load(Ordering::SeqCst) {
@@ -88,7 +88,7 @@ impl Cache {
     }
 
     /// Stores a fetched reply unless an invalidation (or outage) happened meanwhile.
-    pub fn store(&self, lookup: Lookup, session: &Session) {
+    pub(crate) fn store(&self, lookup: Lookup, session: &Session) {
         if self.subscribed.load(Ordering::SeqCst)
             && self.epoch.load(Ordering::SeqCst) == lookup.epoch
         {
@@ -97,13 +97,13 @@ impl Cache {
     }
 
     /// Drops one entry (`{app}:{token}`).
-    pub fn invalidate(&self, key: &str) {
+    pub(crate) fn invalidate(&self, key: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.entries.invalidate(key);
     }
 
     /// Drops every entry of one id in an app (killsoid: the tokens are not known here).
-    pub fn invalidate_id(&self, app: &str, id: &str) {
+    pub(crate) fn invalidate_id(&self, app: &str, id: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("{app}:");
         let id = id.to_owned();
@@ -114,7 +114,7 @@ impl Cache {
     }
 
     /// Drops every entry of an app (killall).
-    pub fn invalidate_app(&self, app: &str) {
+    pub(crate) fn invalidate_app(&self, app: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("{app}:");
         let _ = self
@@ -151,7 +151,7 @@ impl Cache {
         self.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn stats(&self) -> CacheStats {
+    pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
@@ -161,19 +161,19 @@ impl Cache {
     }
 
     /// True while invalidations are being received.
-    pub fn is_subscribed(&self) -> bool {
+    pub(crate) fn is_subscribed(&self) -> bool {
         self.subscribed.load(Ordering::SeqCst)
     }
 
     /// Number of cached sessions (after pending maintenance).
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.entries.run_pending_tasks();
         self.entries.entry_count()
     }
 
     /// Starts the subscriber task: subscribe, apply invalidations, and on any interruption
     /// drop everything and subscribe again — under Sentinel, on the master named then.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         self: &Arc<Self>,
         target: crate::redis_store::Target,
         channel: String,

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of the current unix time in seconds.
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
@@ -32,7 +32,7 @@ impl Clock for SystemClock {
 /// ```
 /// use redis_sessions::{Clock, ManualClock};
 /// let clock = ManualClock::new(1_000);
-/// clock.advance(30);
+/// clock.advance(std::time::Duration::from_secs(30));
 /// assert_eq!(clock.now(), 1_030);
 /// ```
 #[derive(Debug, Clone)]
@@ -40,21 +40,25 @@ pub struct ManualClock(Arc<AtomicI64>);
 
 impl ManualClock {
     /// A clock standing at `now`.
+    #[must_use]
     pub fn new(now: i64) -> Self {
         ManualClock(Arc::new(AtomicI64::new(now)))
     }
 
     /// A clock standing at the system time, to be moved from there.
+    #[must_use]
     pub fn starting_now() -> Self {
         Self::new(SystemClock.now())
     }
 
-    /// Moves the clock forward (or back, with a negative value).
-    pub fn advance(&self, seconds: i64) {
+    /// Moves the clock forward by `by`, in whole seconds (the clock's unit, the stored
+    /// data's); [`set`](Self::set) moves it anywhere, back too.
+    pub fn advance(&self, by: Duration) {
+        let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
         self.0.fetch_add(seconds, Ordering::SeqCst);
     }
 
-    /// Sets the clock to `now`.
+    /// Sets the clock to `now` (unix seconds).
     pub fn set(&self, now: i64) {
         self.0.store(now, Ordering::SeqCst);
     }

@@ -25,6 +25,7 @@ pub const HANDLE_LEN: usize = 32;
 /// assert_eq!(handle, redis_sessions::device_handle(&token), "the same in every process");
 /// assert!(!handle.contains(&token));
 /// ```
+#[must_use]
 pub fn device_handle(token: &str) -> String {
     let mut hex = sha1_smol::Sha1::from(token.as_bytes()).digest().to_string();
     hex.truncate(HANDLE_LEN);

@@ -83,10 +83,24 @@ pub enum Error {
     /// The store was shut down with `quit()`.
     #[error("the session store was closed")]
     Closed,
+    /// A typed read ([`Session::get`](crate::Session::get), [`value::read`](crate::value::read))
+    /// found a value of another type than asked (a string read as a number, a list read as
+    /// a struct): a mistake of the program, reported rather than read as absent. Names the
+    /// key and the types, never the value.
+    #[error("session value `{key}` is {found}, which does not read as {expected}")]
+    WrongType {
+        /// The key that was read.
+        key: String,
+        /// What is stored: "a string", "a number", "a list", …
+        found: &'static str,
+        /// The Rust type asked for.
+        expected: &'static str,
+    },
 }
 
 impl Error {
     /// The error's name as in the contract, so that REST replies and logs match the Node module.
+    #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
             Error::MissingParameter(_) => "missingParameter",
@@ -101,11 +115,13 @@ impl Error {
             Error::NotReplicated { .. } => "notReplicated",
             Error::TooLarge(_) => "dataTooLarge",
             Error::Closed => "closed",
+            Error::WrongType { .. } => "wrongType",
         }
     }
 
     /// What kind of failure this is: what a caller can do about it, and the one HTTP
     /// status every HTTP front (rest-sessions, the axum middleware) answers it with.
+    #[must_use]
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::MissingParameter(_) | Error::InvalidFormat(_) | Error::InvalidValue(_) => {
@@ -114,7 +130,7 @@ impl Error {
             Error::Unavailable(_) | Error::Contended(_) => ErrorKind::Unavailable,
             Error::NotReplicated { .. } => ErrorKind::Unconfirmed,
             Error::Redis(e) if e.is_transient() => ErrorKind::Backend,
-            Error::Redis(_) | Error::Closed => ErrorKind::Server,
+            Error::Redis(_) | Error::Closed | Error::WrongType { .. } => ErrorKind::Server,
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::TooLarge(_) => ErrorKind::TooLarge,
             Error::LayoutMismatch { .. } | Error::LayoutLost { .. } => ErrorKind::Misconfigured,
@@ -152,7 +168,8 @@ pub enum ErrorKind {
     Misconfigured,
     /// Redis refused the command for a reason retrying does not change (WRONGTYPE: a key
     /// of the namespace holds another type, written by a foreign program; a script error),
-    /// or the store was closed with `quit()`: an operator or the program must act.
+    /// the store was closed with `quit()`, or a typed read asked for another type than the
+    /// value's ([`Error::WrongType`]): an operator or the program must act.
     Server,
 }
 
@@ -160,6 +177,7 @@ impl ErrorKind {
     /// The HTTP status of this kind — the single mapping both HTTP crates use, so that they
     /// cannot drift apart: 400 for input, 503 for what is worth retrying (`Retry-After`
     /// material), 500 for what is not. A plain `u16`, so the library needs no HTTP crate.
+    #[must_use]
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::Input => 400,
@@ -170,13 +188,17 @@ impl ErrorKind {
     }
 
     /// True for the kinds worth retrying later (the 503s).
+    #[must_use]
     pub fn is_retryable(self) -> bool {
         self.http_status() == 503
     }
 }
 
-impl From<redis::RedisError> for Error {
-    fn from(err: redis::RedisError) -> Self {
+impl Error {
+    /// The error of a failed Redis call. Crate-private, not a `From` impl: a trait impl
+    /// would put the client's type in this crate's public API, and an upgrade of the
+    /// client would then be a breaking change.
+    pub(crate) fn from_redis(err: redis::RedisError) -> Self {
         // Connection-level failures mean "try again later", not "your request is wrong";
         // callers (the REST server) answer 503 for them.
         if err.is_io_error()
@@ -211,39 +233,63 @@ pub struct BackendError(pub(crate) redis::RedisError);
 
 impl BackendError {
     /// The error code Redis answered with (`READONLY`, `LOADING`, `WRONGTYPE`, …), if any.
+    #[must_use]
     pub fn code(&self) -> Option<&str> {
         self.0.code()
     }
 
     /// True when the call ran out of time (the server may still have applied a write).
+    #[must_use]
     pub fn is_timeout(&self) -> bool {
         self.0.is_timeout()
     }
 
     /// True for the answers a server gives in a passing state (loading, a failover, out of
-    /// memory, busy, a moving slot) and for connection failures: worth retrying later.
+    /// memory, busy, a moving slot), for connection failures, and for the client's own
+    /// failures to find a node (a Sentinel naming no master yet, a cluster connection
+    /// lost): worth retrying later. False for what retrying does not change: a command
+    /// Redis refuses (`WRONGTYPE`, a script error `ERR …`), a reply the store cannot read,
+    /// failed authentication, a configuration the client refuses.
+    #[must_use]
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.code(),
-            None | Some(
-                "LOADING"
-                    | "READONLY"
-                    | "MASTERDOWN"
-                    | "OOM"
-                    | "BUSY"
-                    | "TRYAGAIN"
-                    | "CLUSTERDOWN"
-                    | "MOVED"
-                    | "ASK"
-                    | "NOREPLICAS"
-                    | "NOSCRIPT"
-                    | "NOTREPLICATED"
-                    | "UNAVAILABLE"
-            )
-        ) || self.0.is_io_error()
-            || self.0.is_timeout()
-            || self.0.is_connection_dropped()
-            || self.0.is_connection_refusal()
+        use redis::ErrorKind as K;
+        match self.0.kind() {
+            K::Io
+            | K::Client
+            | K::ClusterConnectionNotFound
+            | K::MasterNameNotFoundBySentinel
+            | K::NoValidReplicasFoundBySentinel
+            | K::EmptySentinelList => true,
+            K::Parse
+            | K::AuthenticationFailed
+            | K::UnexpectedReturnType
+            | K::InvalidClientConfig
+            | K::RESP3NotSupported => {
+                self.0.is_timeout()
+                    || self.0.is_connection_dropped()
+                    || self.0.is_connection_refusal()
+            }
+            // Server answers, by their code (the client's `Extension` kind holds the codes
+            // it has no kind for: WRONGTYPE, OOM, BUSY, NOREPLICAS, …).
+            _ => matches!(
+                self.code(),
+                Some(
+                    "LOADING"
+                        | "READONLY"
+                        | "MASTERDOWN"
+                        | "OOM"
+                        | "BUSY"
+                        | "TRYAGAIN"
+                        | "CLUSTERDOWN"
+                        | "MOVED"
+                        | "ASK"
+                        | "NOREPLICAS"
+                        | "NOSCRIPT"
+                        | "NOTREPLICATED"
+                        | "UNAVAILABLE"
+                )
+            ),
+        }
     }
 }
 
@@ -318,6 +364,183 @@ mod tests {
             assert_eq!(error.kind().http_status(), status, "{error:?}");
             assert_eq!(error.kind().is_retryable(), status == 503, "{error:?}");
         }
+    }
+
+    /// The error a Redis reply of `line` (`-CODE message`) makes, as the store sees it.
+    fn answered(line: &str) -> Error {
+        let reply = redis::parse_redis_value(format!("-{line}\r\n").as_bytes())
+            .expect("an error reply parses");
+        match reply.extract_error() {
+            Err(err) => Error::from_redis(err),
+            Ok(other) => panic!("not an error reply: {other:?}"),
+        }
+    }
+
+    fn io(kind: std::io::ErrorKind) -> Error {
+        Error::from_redis(redis::RedisError::from(std::io::Error::new(kind, "x")))
+    }
+
+    /// Asserts the kind of every error in `errors`, and the retryability that goes with it.
+    fn assert_kind(kind: ErrorKind, retryable: bool, errors: Vec<Error>) {
+        assert_eq!(kind.is_retryable(), retryable, "{kind:?}");
+        for error in errors {
+            assert_eq!(error.kind(), kind, "{error:?}");
+            assert_eq!(error.kind().is_retryable(), retryable, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn input_errors_are_not_retryable() {
+        assert_kind(
+            ErrorKind::Input,
+            false,
+            vec![
+                Error::MissingParameter("No app supplied".into()),
+                Error::InvalidFormat("Invalid token format".into()),
+                Error::InvalidValue("ttl must be a positive integer >= 10".into()),
+            ],
+        );
+    }
+
+    #[test]
+    fn connection_failures_are_unavailable_and_retryable() {
+        use std::io::ErrorKind as Io;
+        assert_kind(
+            ErrorKind::Unavailable,
+            true,
+            vec![
+                io(Io::TimedOut),
+                io(Io::ConnectionRefused),
+                io(Io::ConnectionReset),
+                io(Io::BrokenPipe),
+                io(Io::UnexpectedEof),
+                Error::Contended("alice".into()),
+            ],
+        );
+    }
+
+    #[test]
+    fn unconfirmed_writes_are_retryable() {
+        assert_kind(
+            ErrorKind::Unconfirmed,
+            true,
+            vec![Error::NotReplicated {
+                acked: 0,
+                wanted: 1,
+            }],
+        );
+    }
+
+    #[test]
+    fn passing_server_states_are_backend_and_retryable() {
+        let mut errors: Vec<Error> = [
+            "LOADING Redis is loading the dataset in memory",
+            "READONLY You can't write against a read only replica.",
+            "MASTERDOWN Link with MASTER is down",
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "BUSY Redis is busy running a script.",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+            "NOREPLICAS Not enough good replicas to write.",
+            "NOSCRIPT No matching script.",
+        ]
+        .into_iter()
+        .map(answered)
+        .collect();
+        // The client's own failures to find a node, while a failover runs.
+        errors.push(Error::from_redis(redis::RedisError::from((
+            redis::ErrorKind::MasterNameNotFoundBySentinel,
+            "no master",
+        ))));
+        errors.push(Error::from_redis(redis::RedisError::from((
+            redis::ErrorKind::ClusterConnectionNotFound,
+            "no connection",
+        ))));
+        assert_kind(ErrorKind::Backend, true, errors);
+    }
+
+    #[test]
+    fn refused_commands_and_a_closed_store_are_server_errors_not_retryable() {
+        let errors = vec![
+            answered("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            answered("ERR user_script:1: Script attempted to access nonexistent global variable 'x' script: 1a2b, on @user_script:1."),
+            answered("NOPERM this user has no permissions to run the 'evalsha' command"),
+            Error::from_redis(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "not a string",
+            ))),
+            Error::from_redis(redis::RedisError::from((
+                redis::ErrorKind::AuthenticationFailed,
+                "WRONGPASS",
+            ))),
+            Error::from_redis(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a sentinel is host:port",
+            ))),
+            Error::Closed,
+            Error::WrongType {
+                key: "cart".into(),
+                found: "a list",
+                expected: "u32",
+            },
+        ];
+        assert_kind(ErrorKind::Server, false, errors);
+    }
+
+    #[test]
+    fn corrupt_data_is_not_retryable() {
+        assert_kind(
+            ErrorKind::Corrupt,
+            false,
+            vec![
+                answered("CORRUPT stored d is not a JSON object script: ab12, on @user_script:7."),
+                Error::Corrupt("field r is not a number".into()),
+            ],
+        );
+        assert_eq!(
+            answered("CORRUPT stored d is not a JSON object script: ab12, on @user_script:7.")
+                .to_string(),
+            "corrupt session data: stored d is not a JSON object"
+        );
+    }
+
+    #[test]
+    fn data_past_the_bounds_is_too_large_not_retryable() {
+        assert_kind(
+            ErrorKind::TooLarge,
+            false,
+            vec![
+                answered(
+                    "TOOLARGE the stored data is over 65536 bytes script: ab, on @user_script:3.",
+                ),
+                Error::TooLarge("over".into()),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_layout_conflict_is_misconfigured_not_retryable() {
+        let record = |shards| crate::layout::LayoutRecord {
+            kind: "sharded".into(),
+            shards,
+            version: 1,
+        };
+        assert_kind(
+            ErrorKind::Misconfigured,
+            false,
+            vec![
+                Error::LayoutMismatch {
+                    namespace: "rs".into(),
+                    stored: record(60),
+                    asked: record(12),
+                },
+                Error::LayoutLost {
+                    namespace: "rs".into(),
+                    record: "rs:{layout}".into(),
+                    found: "rs:{s0}:app:x".into(),
+                },
+            ],
+        );
     }
 
     #[test]

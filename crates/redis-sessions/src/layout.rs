@@ -36,72 +36,72 @@ const SLOTS: u32 = 16384;
 const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// Most shards a cluster layout may have (two token characters encode the shard).
-pub const MAX_SHARDS: u16 = 61 * 61;
+pub(crate) const MAX_SHARDS: u16 = 61 * 61;
 
 /// The key names of one shard: `{ns}:` in the Node layout, `{ns}:{tag}:` in the cluster one.
 #[derive(Debug, Clone)]
-pub struct Shard {
+pub(crate) struct Shard {
     prefix: String,
 }
 
 impl Shard {
     /// The prefix every key of this shard starts with.
-    pub fn prefix(&self) -> &str {
+    pub(crate) fn prefix(&self) -> &str {
         &self.prefix
     }
 
     /// `…{app}:` — prefix of an app's session hashes.
-    pub fn app_prefix(&self, app: &str) -> String {
+    pub(crate) fn app_prefix(&self, app: &str) -> String {
         format!("{}{app}:", self.prefix)
     }
 
     /// `…{app}:{token}`
-    pub fn session(&self, app: &str, token: &str) -> String {
+    pub(crate) fn session(&self, app: &str, token: &str) -> String {
         format!("{}{app}:{token}", self.prefix)
     }
 
     /// `…{app}:_sessions`
-    pub fn app_sessions(&self, app: &str) -> String {
+    pub(crate) fn app_sessions(&self, app: &str) -> String {
         format!("{}{app}:_sessions", self.prefix)
     }
 
     /// `…{app}:_users`
-    pub fn app_users(&self, app: &str) -> String {
+    pub(crate) fn app_users(&self, app: &str) -> String {
         format!("{}{app}:_users", self.prefix)
     }
 
     /// `…{app}:us:` — prefix of the per-id token sets.
-    pub fn user_sessions_prefix(&self, app: &str) -> String {
+    pub(crate) fn user_sessions_prefix(&self, app: &str) -> String {
         format!("{}{app}:us:", self.prefix)
     }
 
     /// `…{app}:us:{id}`
-    pub fn user_sessions(&self, app: &str, id: &str) -> String {
+    pub(crate) fn user_sessions(&self, app: &str, id: &str) -> String {
         format!("{}{app}:us:{id}", self.prefix)
     }
 
     /// `…{app}:_events` — the stream of the lifecycle events of the app's sessions in
     /// this shard (only when events are on).
-    pub fn app_events(&self, app: &str) -> String {
+    pub(crate) fn app_events(&self, app: &str) -> String {
         format!("{}{app}:_events", self.prefix)
     }
 
     /// `…SESSIONS` — every session of the shard, by time of death.
-    pub fn expiries(&self) -> String {
+    pub(crate) fn expiries(&self) -> String {
         format!("{}SESSIONS", self.prefix)
     }
 
     /// `{ns}:{tag}:cache` — the shard's channel of cache invalidations (cluster layout):
     /// its hash tag puts it in the shard's slot, so an SPUBLISH reaches only the shard's
     /// master and replicas.
-    pub fn cache_channel(&self) -> String {
+    pub(crate) fn cache_channel(&self) -> String {
         format!("{}cache", self.prefix)
     }
 }
 
 /// The version of the key format recorded with the layout; it changes only when a release
 /// lays keys out differently, so that processes of two formats never share a namespace.
-pub const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 1;
 
 /// What the layout record (`{ns}:{layout}`) holds: the layout a namespace was written with,
 /// as [`Error::LayoutMismatch`](crate::Error::LayoutMismatch) reports it.
@@ -132,7 +132,7 @@ impl std::fmt::Display for LayoutRecord {
 
 /// The key names of one namespace.
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub(crate) struct Layout {
     namespace: String,
     shards: Vec<Shard>,
     clustered: bool,
@@ -141,7 +141,7 @@ pub struct Layout {
 impl Layout {
     /// The layout `options` ask for: the one chosen, else the Node-compatible one on a
     /// single Redis and the sharded one ([`DEFAULT_SHARDS`]) on a cluster.
-    pub fn of(options: &Options) -> Self {
+    pub(crate) fn of(options: &Options) -> Self {
         let chosen = options.key_layout.unwrap_or(if options.cluster.is_empty() {
             KeyLayout::Node
         } else {
@@ -156,7 +156,7 @@ impl Layout {
     }
 
     /// The Node-compatible layout under namespace `ns`: one shard, prefix `{ns}:`.
-    pub fn node(namespace: &str) -> Self {
+    pub(crate) fn node(namespace: &str) -> Self {
         Layout {
             namespace: namespace.to_owned(),
             shards: vec![Shard {
@@ -168,7 +168,7 @@ impl Layout {
 
     /// The cluster layout under namespace `ns` with `shards` shards (clamped to
     /// 1..=[`MAX_SHARDS`]).
-    pub fn cluster(namespace: &str, shards: u16) -> Self {
+    pub(crate) fn cluster(namespace: &str, shards: u16) -> Self {
         let count = u32::from(shards.clamp(1, MAX_SHARDS));
         let shards = (0..count)
             .map(|k| Shard {
@@ -183,17 +183,17 @@ impl Layout {
     }
 
     /// True for the cluster layout.
-    pub fn is_clustered(&self) -> bool {
+    pub(crate) fn is_clustered(&self) -> bool {
         self.clustered
     }
 
     /// Every shard (one in the Node layout).
-    pub fn shards(&self) -> &[Shard] {
+    pub(crate) fn shards(&self) -> &[Shard] {
         &self.shards
     }
 
     /// The shard holding the sessions of `id`.
-    pub fn shard_for_id(&self, id: &str) -> usize {
+    pub(crate) fn shard_for_id(&self, id: &str) -> usize {
         if self.shards.len() == 1 {
             return 0;
         }
@@ -201,7 +201,7 @@ impl Layout {
     }
 
     /// The shard a token names, or None when it names none (then no such session exists).
-    pub fn shard_for_token(&self, token: &str) -> Option<&Shard> {
+    pub(crate) fn shard_for_token(&self, token: &str) -> Option<&Shard> {
         if !self.clustered {
             return self.shards.first();
         }
@@ -212,14 +212,14 @@ impl Layout {
     }
 
     /// The two characters that start a token of shard `index` (cluster layout only).
-    pub fn token_marker(&self, index: usize) -> Option<[u8; 2]> {
+    pub(crate) fn token_marker(&self, index: usize) -> Option<[u8; 2]> {
         self.clustered
             .then(|| [TOKEN_ALPHABET[index / 61 % 61], TOKEN_ALPHABET[index % 61]])
     }
 
     /// `{ns}:cache` — the pub/sub channel of cache invalidations of the Node layout (the
     /// Node module's).
-    pub fn cache_channel(&self) -> String {
+    pub(crate) fn cache_channel(&self) -> String {
         format!("{}:cache", self.namespace)
     }
 
@@ -227,7 +227,7 @@ impl Layout {
     /// character (see lua/lib/announce.lua): `P{ns}:cache` in the Node layout, where Node
     /// processes listen; `S{ns}:{tag}:cache` (SPUBLISH) in the cluster layout, because a
     /// plain PUBLISH on a cluster is copied to every node over the cluster bus.
-    pub fn invalidation_spec(&self, shard: &Shard) -> String {
+    pub(crate) fn invalidation_spec(&self, shard: &Shard) -> String {
         if self.clustered {
             format!("S{}", shard.cache_channel())
         } else {
@@ -237,12 +237,12 @@ impl Layout {
 
     /// `{ns}:{layout}` — the record of the layout the namespace was written with. The hash
     /// tag gives it one fixed slot whatever the shard count; Node processes never read it.
-    pub fn record_key(&self) -> String {
+    pub(crate) fn record_key(&self) -> String {
         format!("{}:{{layout}}", self.namespace)
     }
 
     /// What this layout records (and expects to find recorded).
-    pub fn record(&self) -> LayoutRecord {
+    pub(crate) fn record(&self) -> LayoutRecord {
         LayoutRecord {
             kind: if self.clustered { "sharded" } else { "node" }.to_owned(),
             shards: self.shards.len() as u16,
@@ -251,28 +251,28 @@ impl Layout {
     }
 
     /// The namespace.
-    pub fn namespace(&self) -> &str {
+    pub(crate) fn namespace(&self) -> &str {
         &self.namespace
     }
 
     /// `{ns}:SESSIONS:sweeper` — a short lease so that one process of a fleet sweeps at a time.
     /// Not part of the Node layout; Node processes never read it.
-    pub fn sweep_lease(&self) -> String {
+    pub(crate) fn sweep_lease(&self) -> String {
         format!("{}:SESSIONS:sweeper", self.namespace)
     }
 
     /// `{token}:{id}` — member of `_sessions`.
-    pub fn session_member(token: &str, id: &str) -> String {
+    pub(crate) fn session_member(token: &str, id: &str) -> String {
         format!("{token}:{id}")
     }
 
     /// `{app}:{token}:{id}` — member of `SESSIONS`.
-    pub fn expiry_member(app: &str, token: &str, id: &str) -> String {
+    pub(crate) fn expiry_member(app: &str, token: &str, id: &str) -> String {
         format!("{app}:{token}:{id}")
     }
 
     /// `{app}:{token}` — cache key and invalidation message.
-    pub fn cache_message(app: &str, token: &str) -> String {
+    pub(crate) fn cache_message(app: &str, token: &str) -> String {
         format!("{app}:{token}")
     }
 }

@@ -19,7 +19,7 @@
 //!     .await?;
 //! rs.set("myapp", &token, &json!({ "theme": "dark" })).await?;
 //! let session = rs.get("myapp", &token).await?.expect("live session");
-//! assert_eq!(session.get::<String>("theme").as_deref(), Some("dark"));
+//! assert_eq!(session.get::<String>("theme")?.as_deref(), Some("dark"));
 //! rs.kill("myapp", &token).await?;
 //! # Ok(()) }
 //! ```
@@ -35,7 +35,20 @@
 //! # Ok(()) }
 //! ```
 
+//! # Values
+//!
+//! The stored data is the flat object of strings, numbers and booleans that the Node.js
+//! module and the REST server read. Typed values go through one encoding, owned by the
+//! [`value`] module and used by every crate of the project: [`Session::get`] reads a value
+//! as any `serde` type (`Ok(None)` when absent, [`Error::WrongType`] on a mismatch),
+//! [`RedisSessions::set_typed`] writes a struct or map, storing lists, maps, structs and
+//! integers a JavaScript double cannot carry as [`value::JSON_MARKER`] text that reads
+//! back exactly. [`RedisSessions::set`] stays the contract's `set`: scalars only.
+
 #![warn(missing_docs)]
+// `pub` only for what the crate exports: an item visible only inside says so
+// (`pub(crate)`), so the public API is what the code declares public.
+#![warn(unreachable_pub)]
 
 // The crate's map. Every import points down this list's layers, never back up (checked by
 // scripts/import-cycles.py):
@@ -46,8 +59,8 @@
 // - the backends: `backend` (the dispatcher), `redis_store` (scripts, connection, Sentinel,
 //   durable writes) and `memory_store`, with `cache` and `sweeper` beside them, over
 // - the contract: `session` (Session, Record, NewSession), `data`, `validate`, `error`,
-//   `options`, `layout` (every key name), `token`, `device`, `node_json`, `clock`,
-//   `events` (the event types and positions).
+//   `options`, `layout` (every key name), `token`, `device`, `node_json`, `value` (typed
+//   values), `clock`, `events` (the event types and positions).
 mod backend;
 /// The benchmark's hooks (`bench` feature, off by default): not part of the API.
 #[cfg(feature = "bench")]
@@ -61,6 +74,7 @@ mod error;
 mod event_group;
 mod event_stream;
 mod events;
+pub mod keys;
 mod layout;
 pub mod limits;
 mod memory_store;
@@ -74,6 +88,7 @@ mod store;
 mod sweeper;
 mod token;
 pub mod validate;
+pub mod value;
 
 pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -111,12 +111,12 @@ pub(crate) struct MemoryStore {
 
 impl MemoryStore {
     #[cfg(test)]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// An embedded store that writes lifecycle events (`Some(max_len)` kept per app).
-    pub fn with_events(events: Option<u64>) -> Self {
+    pub(crate) fn with_events(events: Option<u64>) -> Self {
         let store = Self::default();
         store.lock().events = events.map(|max_len| Events {
             max_len,
@@ -126,7 +126,7 @@ impl MemoryStore {
     }
 
     /// The id of the last event of `app` ((0, 0) when none): the position "now".
-    pub fn events_tail(&self, app: &str) -> Result<Vec<EntryId>> {
+    pub(crate) fn events_tail(&self, app: &str) -> Result<Vec<EntryId>> {
         let st = self.lock();
         let last = st
             .events
@@ -138,7 +138,12 @@ impl MemoryStore {
     }
 
     /// Up to `count` events of `app` after `cursor`.
-    pub fn read_events(&self, app: &str, cursor: &Cursor, count: usize) -> Result<Vec<Entry>> {
+    pub(crate) fn read_events(
+        &self,
+        app: &str,
+        cursor: &Cursor,
+        count: usize,
+    ) -> Result<Vec<Entry>> {
         let st = self.lock();
         let after = cursor.ids.first().copied().unwrap_or((0, 0));
         let Some(stream) = st.events.as_ref().and_then(|e| e.streams.get(app)) else {
@@ -158,7 +163,7 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
+    pub(crate) fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
         let token = crate::token::generate(crate::clock::now_millis(), None);
         let token = token.as_str();
         let mut st = self.lock();
@@ -194,7 +199,7 @@ impl MemoryStore {
         Ok(token.to_owned())
     }
 
-    pub fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
+    pub(crate) fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
         let mut st = self.lock();
         let key = (app.to_owned(), token.to_owned());
         let Some(record) = st.hashes.get_mut(&key).filter(|r| r.is_live(now)) else {
@@ -206,7 +211,7 @@ impl MemoryStore {
         Ok(Some(before))
     }
 
-    pub fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
+    pub(crate) fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
         let mut st = self.lock();
         let key = (app.to_owned(), token.to_owned());
         let Some(record) = st.hashes.get_mut(&key).filter(|r| r.is_live(now)) else {
@@ -224,7 +229,7 @@ impl MemoryStore {
         Ok(Some(reply))
     }
 
-    pub fn kill(&self, app: &str, token: &str, now: i64, reason: EndReason) -> Result<bool> {
+    pub(crate) fn kill(&self, app: &str, token: &str, now: i64, reason: EndReason) -> Result<bool> {
         let mut st = self.lock();
         let Some(record) = st.hashes.get(&(app.to_owned(), token.to_owned())) else {
             return Ok(false);
@@ -235,7 +240,7 @@ impl MemoryStore {
         Ok(live)
     }
 
-    pub fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
+    pub(crate) fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
         let mut st = self.lock();
         let tokens: Vec<String> = st
             .apps
@@ -262,7 +267,7 @@ impl MemoryStore {
     }
 
     /// Every session of an app (in memory there is no server to hold up: no batches).
-    pub fn killall(&self, app: &str) -> Result<u64> {
+    pub(crate) fn killall(&self, app: &str) -> Result<u64> {
         let mut st = self.lock();
         let members: Vec<(String, String)> = match st.apps.get(app) {
             Some(a) => a.sessions.order.iter().map(|(_, m)| m.clone()).collect(),
@@ -275,12 +280,12 @@ impl MemoryStore {
         Ok(members.len() as u64)
     }
 
-    pub fn activity(&self, app: &str, since: i64) -> Result<u64> {
+    pub(crate) fn activity(&self, app: &str, since: i64) -> Result<u64> {
         let st = self.lock();
         Ok(st.apps.get(app).map_or(0, |a| a.users.since(since).count()) as u64)
     }
 
-    pub fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
+    pub(crate) fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
         let st = self.lock();
         let Some(tokens) = st.apps.get(app).and_then(|a| a.user_tokens.get(id)) else {
             return Ok(Vec::new());
@@ -294,7 +299,7 @@ impl MemoryStore {
             .collect())
     }
 
-    pub fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
+    pub(crate) fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
         let st = self.lock();
         let Some(index) = st.apps.get(app) else {
             return Ok(Vec::new());
@@ -307,7 +312,7 @@ impl MemoryStore {
             .collect())
     }
 
-    pub fn sweep(&self, now: i64) -> Result<u64> {
+    pub(crate) fn sweep(&self, now: i64) -> Result<u64> {
         let mut st = self.lock();
         let due: Vec<(String, String, String)> = st
             .expiries
@@ -322,7 +327,7 @@ impl MemoryStore {
         Ok(due.len() as u64)
     }
 
-    pub fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
+    pub(crate) fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
         let mut st = self.lock();
         let now = std::time::Instant::now();
         if st.sweep_lease_until.is_some_and(|until| until > now) {
@@ -332,13 +337,13 @@ impl MemoryStore {
         Ok(true)
     }
 
-    pub fn ping(&self) -> Result<String> {
+    pub(crate) fn ping(&self) -> Result<String> {
         Ok("PONG".to_owned())
     }
 
     /// Every stored item, for tests that check nothing is left behind.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         let st = self.lock();
         st.hashes.is_empty() && st.apps.is_empty() && st.expiries.len() == 0
     }

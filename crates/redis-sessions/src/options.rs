@@ -60,12 +60,13 @@ pub enum KeyLayout {
 /// let options = redis_sessions::Options::default()
 ///     .url("redis://:secret@127.0.0.1:6379/0")
 ///     .namespace("rs")
-///     .wipe(600)
+///     .wipe(Duration::from_secs(600))
 ///     .response_timeout(Duration::from_millis(500));
-/// assert_eq!(options.host(), "127.0.0.1", "the URL, when given, wins over host and port");
+/// assert_eq!(options.get_host_port(), ("127.0.0.1", 6379), "the URL, when given, wins");
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
+#[must_use]
 pub struct Options {
     /// A `redis://` (or, with the `tls` feature, `rediss://`) URL; when set it wins over
     /// `host` and `port`, and carries the password and database.
@@ -94,10 +95,12 @@ pub struct Options {
     /// Prefix of every key, default `rs`; Node and Rust processes that share sessions use
     /// the same one.
     pub(crate) namespace: String,
-    /// Seconds between sweeps of expired sessions; 0 disables, 1..9 become 10. Default 600.
-    pub(crate) wipe: u64,
-    /// Seconds a `get` reply may be served from the in-process cache; 0 (default) = no cache.
-    pub(crate) cachetime: u64,
+    /// Time between sweeps of expired sessions; zero disables, less than 10 s becomes
+    /// 10 s. Default 600 s.
+    pub(crate) wipe: Duration,
+    /// How long a `get` reply may be served from the in-process cache; zero (default) = no
+    /// cache.
+    pub(crate) cachetime: Duration,
     /// Most sessions held in the cache, default 5000.
     pub(crate) cachemax: u64,
     /// Give each session hash a Redis key TTL at its end of life, so Redis frees dead
@@ -173,6 +176,13 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
+/// The whole seconds of `d`, as the contract counts ttls and time windows (a fraction
+/// dropped; past `i64::MAX` seconds, `i64::MAX`): the one place a Rust `Duration` becomes
+/// the seconds the session hash and the Node module use.
+pub(crate) fn whole_seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
 /// How many replicas must confirm a write before it is acknowledged, and how long to wait
 /// for them: what makes an acknowledged session survive the loss of the master — as long
 /// as the replica promoted has it. Sentinel may promote any replica it lists, so only a
@@ -198,6 +208,7 @@ pub struct MinReplicas {
 
 impl MinReplicas {
     /// `replicas` replicas within `timeout`; what [`Options::min_replicas`] sets.
+    #[must_use]
     pub fn new(replicas: u32, timeout: Duration) -> Self {
         MinReplicas {
             replicas,
@@ -215,6 +226,7 @@ impl MinReplicas {
     /// `SENTINEL RESET` — the price of writes that survive any promotion. On a cluster
     /// the same holds of a replica gone for good until it is removed with
     /// `CLUSTER FORGET` (`redis-cli --cluster del-node`).
+    #[must_use]
     pub fn all(timeout: Duration) -> Self {
         MinReplicas {
             replicas: 1,
@@ -231,8 +243,8 @@ impl Default for Options {
             host: "127.0.0.1".into(),
             port: 6379,
             namespace: "rs".into(),
-            wipe: 600,
-            cachetime: 0,
+            wipe: Duration::from_secs(600),
+            cachetime: Duration::ZERO,
             cachemax: 5000,
             expire_keys: None,
             cluster: Vec::new(),
@@ -270,16 +282,16 @@ impl Options {
         self.namespace = namespace.into();
         self
     }
-    /// Sets the seconds between sweeps of expired sessions (default 600); 0 disables,
-    /// 1..9 become 10, as in the Node module.
-    pub fn wipe(mut self, seconds: u64) -> Self {
-        self.wipe = seconds;
+    /// Sets the time between sweeps of expired sessions (default 600 s); zero disables,
+    /// less than 10 s becomes 10 s, as in the Node module (whose `wipe` is in seconds).
+    pub fn wipe(mut self, every: Duration) -> Self {
+        self.wipe = every;
         self
     }
-    /// Turns the in-process cache on: a `get` reply may be served for `seconds`, at most
-    /// `max` sessions held (default: off, `0` seconds; 5000 sessions).
-    pub fn cache(mut self, seconds: u64, max: u64) -> Self {
-        self.cachetime = seconds;
+    /// Turns the in-process cache on: a `get` reply may be served for `ttl`, at most
+    /// `max` sessions held (default: off, a zero `ttl`; 5000 sessions).
+    pub fn cache(mut self, ttl: Duration, max: u64) -> Self {
+        self.cachetime = ttl;
         self.cachemax = max;
         self
     }
@@ -369,31 +381,44 @@ impl Options {
         self
     }
 
-    /// The Redis host in use when no `url` is given (default `127.0.0.1`): what a server
-    /// names in its messages.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-    /// The Redis port in use when no `url` is given (default 6379).
-    pub fn port(&self) -> u16 {
-        self.port
+    // The getters are named `get_` + their setter's name (as sqlx's connect options do):
+    // Rust has no overloading, and a reader looks a value up by the setter that set it.
+
+    /// The Redis host and port set by [`host_port`](Self::host_port), in use when no `url`
+    /// is given (default `127.0.0.1:6379`): what a server names in its messages.
+    #[must_use]
+    pub fn get_host_port(&self) -> (&str, u16) {
+        (&self.host, self.port)
     }
     /// The cluster's seed nodes set by [`cluster`](Self::cluster); empty without a cluster.
-    pub fn cluster_nodes(&self) -> &[String] {
+    #[must_use]
+    pub fn get_cluster(&self) -> &[String] {
         &self.cluster
     }
-    /// The sentinels set by [`sentinel`](Self::sentinel); empty without Sentinel.
-    pub fn sentinels(&self) -> &[String] {
-        &self.sentinels
+    /// The sentinels and the master's name set by [`sentinel`](Self::sentinel): no
+    /// sentinels without Sentinel, master `mymaster` by default.
+    #[must_use]
+    pub fn get_sentinel(&self) -> (&[String], &str) {
+        (&self.sentinels, &self.sentinel_master)
     }
-    /// The master's name in the sentinels' configuration (default `mymaster`).
-    pub fn sentinel_master(&self) -> &str {
-        &self.sentinel_master
-    }
-    /// The durable-write requirement set by [`min_replicas`](Self::min_replicas), or None
-    /// when writes do not wait for replicas (the default).
-    pub fn durable_writes(&self) -> Option<MinReplicas> {
+    /// The durable-write requirement set by [`min_replicas`](Self::min_replicas) or
+    /// [`min_replicas_all`](Self::min_replicas_all), or None when writes do not wait for
+    /// replicas (the default).
+    #[must_use]
+    pub fn get_min_replicas(&self) -> Option<MinReplicas> {
         self.min_replicas
+    }
+    /// The time between sweeps set by [`wipe`](Self::wipe) (default 600 s), as given:
+    /// zero when sweeping is off.
+    #[must_use]
+    pub fn get_wipe(&self) -> Duration {
+        self.wipe
+    }
+    /// The cache's lifetime and size set by [`cache`](Self::cache): a zero lifetime when
+    /// the cache is off (the default).
+    #[must_use]
+    pub fn get_cache(&self) -> (Duration, u64) {
+        (self.cachetime, self.cachemax)
     }
 
     /// Turns session lifecycle events on (off by default): every create and every end of a
@@ -415,10 +440,7 @@ impl Options {
 
     /// The sweep interval after the Node module's rules, or None when sweeping is off.
     pub(crate) fn wipe_interval(&self) -> Option<Duration> {
-        match self.wipe {
-            0 => None,
-            w => Some(Duration::from_secs(w.max(10))),
-        }
+        (!self.wipe.is_zero()).then(|| self.wipe.max(Duration::from_secs(10)))
     }
 }
 
@@ -426,17 +448,20 @@ impl Options {
 /// with its setters from `CreateOptions::default()` (no data, ttl 7200 s, resaved on use).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
+#[must_use]
 pub struct CreateOptions {
+    /// Whole seconds, as the session hash stores them.
     pub(crate) ttl: Option<i64>,
     pub(crate) data: Option<serde_json::Value>,
     pub(crate) no_resave: bool,
 }
 
 impl CreateOptions {
-    /// Sets the seconds of inactivity after which the session dies: at least 10, default
-    /// [`DEFAULT_TTL`](crate::DEFAULT_TTL) (create fails with `invalidValue` below 10).
-    pub fn ttl(mut self, seconds: i64) -> Self {
-        self.ttl = Some(seconds);
+    /// Sets the inactivity after which the session dies: at least 10 s, default
+    /// [`DEFAULT_TTL`](crate::DEFAULT_TTL) seconds (create fails with `invalidValue` below
+    /// 10 s). Whole seconds count (the stored ttl is in seconds): a fraction is dropped.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(whole_seconds(ttl));
         self
     }
     /// Sets the initial data: a JSON object of scalar values (null values are dropped).
@@ -459,13 +484,20 @@ mod debug_tests {
     fn debug_shows_no_password() {
         let options = Options::default()
             .url("redis://user:s3cret@db.example:6380/2")
+            .cluster([
+                "redis://:n0desecret@node1:7000",
+                "rediss://u:p4ss@node2:7001/",
+            ])
             .sentinel_password("t0psecret");
         let shown = format!("{options:?}");
+        for secret in ["s3cret", "t0psecret", "n0desecret", "p4ss"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("db.example:6380/2"), "{shown}");
         assert!(
-            !shown.contains("s3cret") && !shown.contains("t0psecret"),
+            shown.contains("node1:7000") && shown.contains("node2:7001/"),
             "{shown}"
         );
-        assert!(shown.contains("db.example:6380/2"), "{shown}");
         assert_eq!(
             redact_url("redis://127.0.0.1:6379/"),
             "redis://127.0.0.1:6379/"

@@ -67,17 +67,24 @@ pub struct Session {
 }
 
 impl Session {
-    /// Reads one data value as a typed value, so callers need not handle `serde_json::Value`.
+    /// Reads one data value as `T`, by the library's one value encoding (see
+    /// [`value`](crate::value)): `Ok(None)` when the key is absent, structured values
+    /// (stored as [`JSON_MARKER`](crate::value::JSON_MARKER) text) decoded.
     ///
     /// ```
     /// # let session: redis_sessions::Session = serde_json::from_str(
-    /// #   r#"{"id":"u","r":1,"w":1,"ttl":60,"idle":0,"ip":"::1","d":{"visits":3}}"#).unwrap();
-    /// let visits: Option<u32> = session.get("visits");
+    /// #   r#"{"id":"u","r":1,"w":1,"ttl":60,"idle":0,"ip":"::1","d":{"visits":3,"tags":"$json:[\"a\"]"}}"#).unwrap();
+    /// let visits: Option<u32> = session.get("visits")?;
     /// assert_eq!(visits, Some(3));
+    /// assert_eq!(session.get::<Vec<String>>("tags")?, Some(vec!["a".to_string()]));
+    /// assert!(session.get::<String>("visits").is_err(), "a number is no string");
+    /// # Ok::<(), redis_sessions::Error>(())
     /// ```
-    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let value = self.d.as_ref()?.get(key)?;
-        serde_json::from_value(value.clone()).ok()
+    ///
+    /// # Errors
+    /// [`Error::WrongType`] when the value does not read as `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        crate::value::read(self.d.as_ref().and_then(|d| d.get(key)), key)
     }
 
     /// The session that [`create`](crate::store::RedisSessions::create) has just made of `id`,
@@ -89,10 +96,12 @@ impl Session {
     /// ```
     /// use redis_sessions::{CreateOptions, Session};
     /// let token = format!("{}Z{}", "a".repeat(55), "mhm5z1a8");
-    /// let options = CreateOptions::default().ttl(60).data(serde_json::json!({"cart": 2}));
+    /// let options = CreateOptions::default()
+    ///     .ttl(std::time::Duration::from_secs(60))
+    ///     .data(serde_json::json!({"cart": 2}));
     /// let session = Session::created(&token, "alice", "::1", &options);
     /// assert_eq!((session.r, session.w, session.ttl, session.idle), (1, 1, 60, 0));
-    /// assert_eq!(session.get::<u32>("cart"), Some(2));
+    /// assert_eq!(session.get::<u32>("cart").unwrap(), Some(2));
     /// assert_eq!(session.handle, Some(redis_sessions::device_handle(&token)));
     /// ```
     pub fn created(token: &str, id: &str, ip: &str, options: &CreateOptions) -> Session {
@@ -159,17 +168,17 @@ pub(crate) struct Record {
 
 impl Record {
     /// Seconds since the last activity.
-    pub fn idle(&self, now: i64) -> i64 {
+    pub(crate) fn idle(&self, now: i64) -> i64 {
         now - self.la
     }
 
     /// A session is dead once it has been idle for longer than its ttl.
-    pub fn is_live(&self, now: i64) -> bool {
+    pub(crate) fn is_live(&self, now: i64) -> bool {
         self.ttl >= self.idle(now)
     }
 
     /// The reply for this record at `now`, or None when it is dead.
-    pub fn into_session(self, now: i64) -> Option<Session> {
+    pub(crate) fn into_session(self, now: i64) -> Option<Session> {
         let idle = self.idle(now);
         if self.ttl < idle {
             return None;
@@ -195,7 +204,7 @@ impl Record {
 
     /// Builds a record from the hash's values in the order of [`FIELDS`], as the scripts'
     /// `read_fields` (an HMGET of that list) returns them.
-    pub fn from_fields(fields: Vec<Option<FieldText>>) -> Result<Option<Record>> {
+    pub(crate) fn from_fields(fields: Vec<Option<FieldText>>) -> Result<Option<Record>> {
         let mut values: [Option<String>; FIELDS.len()] = Default::default();
         for (slot, value) in values.iter_mut().zip(fields) {
             *slot = value.map(|v| v.0);
@@ -231,7 +240,7 @@ impl Record {
 
     /// The record, or the corruptSession error when its data is unreadable: what a call
     /// that returns one session answers.
-    pub fn readable(self) -> Result<Record> {
+    pub(crate) fn readable(self) -> Result<Record> {
         if self.corrupt {
             Err(Error::Corrupt("field d is not a JSON object".into()))
         } else {

@@ -14,7 +14,7 @@ use crate::layout::Layout;
 use crate::memory_store;
 use crate::migration::{merge_by_activity, Migrating};
 use crate::node_json;
-use crate::options::{CreateOptions, Options};
+use crate::options::{whole_seconds, CreateOptions, Options};
 use crate::redis_store::{ConnectionStats, NodeStatus, RedisStore, Target, Timeouts};
 use crate::session::{NewSession, Session};
 use crate::sweeper;
@@ -23,6 +23,7 @@ use crate::validate;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// A session store: cheap to clone (all clones share connections, cache and sweeper).
@@ -85,7 +86,7 @@ impl RedisSessions {
             ));
         }
         let store = if options.cluster.is_empty() {
-            let target = Target::of(&options).map_err(Error::from)?;
+            let target = Target::of(&options).map_err(Error::from_redis)?;
             RedisStore::connect(
                 target,
                 layout.clone(),
@@ -109,8 +110,8 @@ impl RedisSessions {
             .await?
         };
         let cache = match options.cachetime {
-            0 => None,
-            seconds => Some(Self::start_cache(&options, seconds, &layout).await?),
+            Duration::ZERO => None,
+            ttl => Some(Self::start_cache(&options, ttl, &layout).await?),
         };
         Ok(Self::with_backend(Backend::Redis(store), &options, cache))
     }
@@ -120,12 +121,12 @@ impl RedisSessions {
     /// channel; on a cluster it SSUBSCRIBEs every shard's channel (see cache.rs).
     async fn start_cache(
         options: &Options,
-        seconds: u64,
+        ttl: Duration,
         layout: &Layout,
     ) -> Result<(Arc<cache::Cache>, JoinHandle<()>)> {
-        let cache = cache::Cache::new(std::time::Duration::from_secs(seconds), options.cachemax);
+        let cache = cache::Cache::new(ttl, options.cachemax);
         let subscriber = if options.cluster.is_empty() {
-            let target = Target::of(options).map_err(Error::from)?;
+            let target = Target::of(options).map_err(Error::from_redis)?;
             cache.subscribe(target, layout.cache_channel(), options.connect_timeout)
         } else {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -137,7 +138,7 @@ impl RedisSessions {
             .connection_timeout(options.connect_timeout)
             .response_timeout(options.response_timeout)
             .build()
-            .map_err(Error::from)?;
+            .map_err(Error::from_redis)?;
             let channels = layout.shards().iter().map(|s| s.cache_channel()).collect();
             cache::subscribe_sharded(&cache, client, channels, rx, options.connect_timeout)
         };
@@ -152,6 +153,7 @@ impl RedisSessions {
     /// and single-process servers. Sessions are lost when the process ends. Must be called
     /// inside a tokio runtime when `wipe` is on. `cachetime` is ignored: the store is
     /// already in memory.
+    #[must_use]
     pub fn in_memory(options: Options) -> Self {
         Self::with_backend(
             Backend::Memory(memory_store::MemoryStore::with_events(
@@ -330,15 +332,21 @@ impl RedisSessions {
         Ok(record?.and_then(|r| r.into_session(now)))
     }
 
-    /// [`set`](Self::set) with any serializable value, e.g. a struct of scalar fields.
-    pub async fn set_typed<T: Serialize>(
+    /// [`set`](Self::set) of a serializable struct or map, each field stored by the
+    /// library's one value encoding (see [`value`](crate::value)): scalars as themselves,
+    /// lists, maps, structs and integers past ±(2⁵³−1) as
+    /// [`JSON_MARKER`](crate::value::JSON_MARKER) text, so they read back exactly with
+    /// [`Session::get`]; a `None` field removes its key.
+    ///
+    /// # Errors
+    /// `invalidValue` when `d` is not a struct or map, or holds NaN or an infinity.
+    pub async fn set_typed<T: Serialize + ?Sized>(
         &self,
         app: &str,
         token: &str,
         d: &T,
     ) -> Result<Option<Session>> {
-        let d = serde_json::to_value(d)
-            .map_err(|_| Error::InvalidValue("d must be an object".into()))?;
+        let d = crate::value::encode_fields(d)?;
         self.set(app, token, &d).await
     }
 
@@ -458,11 +466,12 @@ impl RedisSessions {
         self.kill_for(app, &token, EndReason::Device).await
     }
 
-    /// How many distinct ids were active in the last `delta_time` seconds.
+    /// How many distinct ids were active in the last `delta_time` (at least 10 s; whole
+    /// seconds count).
     ///
     /// A migrating store adds its two stores' counts: a user active in both within the
     /// window counts twice (see [`migrating`](Self::migrating)).
-    pub async fn activity(&self, app: &str, delta_time: i64) -> Result<u64> {
+    pub async fn activity(&self, app: &str, delta_time: Duration) -> Result<u64> {
         if let Some(m) = self.migration()? {
             let [new, old] = m.both();
             let (a, b) = tokio::join!(
@@ -472,13 +481,14 @@ impl RedisSessions {
             return Ok(a? + b?);
         }
         validate::app(app)?;
-        let dt = validate::delta_time(delta_time)?;
+        let dt = validate::delta_time(whole_seconds(delta_time))?;
         let since = self.now().saturating_sub(dt);
         self.backend()?.activity(app, since).await
     }
 
-    /// The live sessions active in the last `delta_time` seconds, most recent first.
-    pub async fn soapp(&self, app: &str, delta_time: i64) -> Result<Vec<Session>> {
+    /// The live sessions active in the last `delta_time` (at least 10 s; whole seconds
+    /// count), most recent first.
+    pub async fn soapp(&self, app: &str, delta_time: Duration) -> Result<Vec<Session>> {
         if let Some(m) = self.migration()? {
             let [new, old] = m.both();
             let (a, b) = tokio::join!(
@@ -488,7 +498,7 @@ impl RedisSessions {
             return Ok(merge_by_activity(a?, b?));
         }
         validate::app(app)?;
-        let dt = validate::delta_time(delta_time)?;
+        let dt = validate::delta_time(whole_seconds(delta_time))?;
         let now = self.now();
         let records = self.backend()?.soapp(app, now.saturating_sub(dt)).await?;
         Ok(records
@@ -522,7 +532,7 @@ impl RedisSessions {
     }
 
     /// Kills every session whose time has come, now; returns how many. The background
-    /// sweeper calls this every `wipe` seconds; tests and cron-like setups may call it.
+    /// sweeper calls this every `wipe` interval; tests and cron-like setups may call it.
     pub async fn sweep(&self) -> Result<u64> {
         if let Some(m) = self.migration()? {
             let [new, old] = m.both();
@@ -544,6 +554,7 @@ impl RedisSessions {
     /// The cache's counters, or None when the cache is off.
     ///
     /// A migrating store adds its two stores' counters.
+    #[must_use]
     pub fn cache_stats(&self) -> Option<CacheStats> {
         if let Some(m) = &self.inner.migrating {
             let [new, old] = m.both();
@@ -561,6 +572,7 @@ impl RedisSessions {
     }
 
     /// How many sessions the cache holds now (0 when it is off).
+    #[must_use]
     pub fn cache_len(&self) -> u64 {
         if let Some(m) = &self.inner.migrating {
             return m.both().iter().map(|s| s.cache_len()).sum();
@@ -586,7 +598,7 @@ impl RedisSessions {
     /// For readiness checks that must say *which* node is away.
     ///
     /// A migrating store lists the nodes of both stores (each once).
-    pub async fn nodes(&self, within: std::time::Duration) -> Vec<NodeStatus> {
+    pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
         if let Some(m) = &self.inner.migrating {
             let [new, old] = m.both();
             let (mut a, b) = tokio::join!(Box::pin(new.nodes(within)), Box::pin(old.nodes(within)));
@@ -611,6 +623,7 @@ impl RedisSessions {
     /// to the `metrics` facade under the names in [`metric_names`](crate::metric_names).
     ///
     /// A migrating store adds its two stores' counts.
+    #[must_use]
     pub fn connection_stats(&self) -> Option<ConnectionStats> {
         if let Some(m) = &self.inner.migrating {
             let [new, old] = m.both();
@@ -648,6 +661,7 @@ impl RedisSessions {
     /// True when this store keeps sessions in process memory rather than Redis.
     ///
     /// (For a migrating store: whether its new store does.)
+    #[must_use]
     pub fn is_in_memory(&self) -> bool {
         matches!(self.inner.backend, Backend::Memory(_))
     }

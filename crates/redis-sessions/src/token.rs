@@ -12,7 +12,7 @@ const RANDOM_LEN: usize = 55;
 
 /// A new, unguessable token. In the cluster layout its first two characters name its
 /// shard (`marker`); the other 53 random characters still carry over 300 bits.
-pub fn generate(now_ms: u64, marker: Option<[u8; 2]>) -> String {
+pub(crate) fn generate(now_ms: u64, marker: Option<[u8; 2]>) -> String {
     let mut rng = rand::rng();
     let mut token = String::with_capacity(64);
     let random_len = match marker {
@@ -35,6 +35,7 @@ pub fn generate(now_ms: u64, marker: Option<[u8; 2]>) -> String {
 
 /// When a token was created, in milliseconds since the epoch (its part after the `Z`), or
 /// None for a text that is not a token of this format.
+#[must_use]
 pub fn token_created_ms(token: &str) -> Option<u64> {
     let (_, time) = token.split_once('Z')?;
     u64::from_str_radix(time, 36).ok()

@@ -7,6 +7,7 @@ mod common;
 use common::Env;
 use redis_sessions::{device_handle, CreateOptions, Error, Session};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 const APP: &str = "testapp";
 
@@ -82,7 +83,8 @@ async fn validation_errors(env: &Env) {
         "Invalid ip format",
     );
     expect_err(
-        rs.create(APP, "u", "1", no().ttl(9)).await,
+        rs.create(APP, "u", "1", no().ttl(Duration::from_secs(9)))
+            .await,
         "invalidValue",
         "ttl must be a positive integer >= 10",
     );
@@ -103,17 +105,20 @@ async fn validation_errors(env: &Env) {
     );
     // The order of the checks: app before id before ip before ttl.
     expect_err(
-        rs.create("x", "", "", no().ttl(1)).await,
+        rs.create("x", "", "", no().ttl(Duration::from_secs(1)))
+            .await,
         "invalidFormat",
         "Invalid app format",
     );
     expect_err(
-        rs.create(APP, "", "", no().ttl(1)).await,
+        rs.create(APP, "", "", no().ttl(Duration::from_secs(1)))
+            .await,
         "missingParameter",
         "No id supplied",
     );
     expect_err(
-        rs.create(APP, "u", "", no().ttl(1)).await,
+        rs.create(APP, "u", "", no().ttl(Duration::from_secs(1)))
+            .await,
         "missingParameter",
         "No ip supplied",
     );
@@ -170,17 +175,17 @@ async fn validation_errors(env: &Env) {
         "Invalid token format",
     );
     expect_err(
-        rs.activity(APP, 9).await,
+        rs.activity(APP, Duration::from_secs(9)).await,
         "invalidValue",
         "deltaTime must be a positive integer >= 10",
     );
     expect_err(
-        rs.soapp(APP, -1).await,
+        rs.soapp(APP, Duration::from_millis(9_999)).await,
         "invalidValue",
         "deltaTime must be a positive integer >= 10",
     );
     expect_err(
-        rs.soapp("a b", 100).await,
+        rs.soapp("a b", Duration::from_secs(100)).await,
         "invalidFormat",
         "Invalid app format",
     );
@@ -211,14 +216,14 @@ async fn create_get_counts_reads(env: &Env) {
     assert!(s.d.is_none() && !s.no_resave);
     let s = get(env, &token).await.expect("live");
     assert_eq!(s.r, 2, "r is the count before this read");
-    env.clock.advance(5);
+    env.clock.advance(Duration::from_secs(5));
     let s = get(env, &token).await.expect("live");
     assert_eq!((s.r, s.idle), (3, 5));
     let s = get(env, &token).await.expect("live");
     assert_eq!(s.idle, 0, "a read with idle > 1 moves la");
-    env.clock.advance(1);
+    env.clock.advance(Duration::from_secs(1));
     assert_eq!(get(env, &token).await.map(|s| s.idle), Some(1));
-    env.clock.advance(1);
+    env.clock.advance(Duration::from_secs(1));
     assert_eq!(
         get(env, &token).await.map(|s| s.idle),
         Some(2),
@@ -251,13 +256,18 @@ async fn unknown_token_is_none(env: &Env) {
 async fn ttl_expiry(env: &Env) {
     let token = env
         .rs
-        .create(APP, "u", "1.2.3.4", CreateOptions::default().ttl(30))
+        .create(
+            APP,
+            "u",
+            "1.2.3.4",
+            CreateOptions::default().ttl(Duration::from_secs(30)),
+        )
         .await
         .expect("create");
-    env.clock.advance(30);
+    env.clock.advance(Duration::from_secs(30));
     let s = get(env, &token).await.expect("idle == ttl is still live");
     assert_eq!(s.ttl, 30);
-    env.clock.advance(31);
+    env.clock.advance(Duration::from_secs(31));
     assert!(get(env, &token).await.is_none(), "idle > ttl is dead");
     assert!(env
         .rs
@@ -266,7 +276,13 @@ async fn ttl_expiry(env: &Env) {
         .expect("set")
         .is_none());
     assert_eq!(env.rs.sweep().await.expect("sweep"), 1);
-    assert_eq!(env.rs.activity(APP, 1000).await.expect("activity"), 0);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(1000))
+            .await
+            .expect("activity"),
+        0
+    );
     if let Some(mut con) = env.raw() {
         let size: u64 = redis::cmd("DBSIZE").query(&mut con).expect("DBSIZE");
         assert_eq!(
@@ -280,58 +296,72 @@ async fn ttl_expiry(env: &Env) {
 async fn sweep_spares_live_sessions(env: &Env) {
     let short = env
         .rs
-        .create(APP, "a", "1", CreateOptions::default().ttl(10))
+        .create(
+            APP,
+            "a",
+            "1",
+            CreateOptions::default().ttl(Duration::from_secs(10)),
+        )
         .await
         .expect("create");
     let long = env
         .rs
-        .create(APP, "b", "1", CreateOptions::default().ttl(100))
+        .create(
+            APP,
+            "b",
+            "1",
+            CreateOptions::default().ttl(Duration::from_secs(100)),
+        )
         .await
         .expect("create");
-    env.clock.advance(20);
+    env.clock.advance(Duration::from_secs(20));
     assert_eq!(env.rs.sweep().await.expect("sweep"), 1);
     assert!(get(env, &short).await.is_none());
     assert!(get(env, &long).await.is_some());
     // Reading refreshes the time of death.
-    env.clock.advance(90);
+    env.clock.advance(Duration::from_secs(90));
     assert!(get(env, &long).await.is_some());
-    env.clock.advance(90);
+    env.clock.advance(Duration::from_secs(90));
     assert_eq!(env.rs.sweep().await.expect("sweep"), 0);
     assert!(get(env, &long).await.is_some());
 }
 
 /// Contract: docs/spec/redis-sessions.md#operations
 async fn no_resave_ends_at_a_fixed_time(env: &Env) {
-    let opts = CreateOptions::default().ttl(60).no_resave(true);
+    let opts = CreateOptions::default()
+        .ttl(Duration::from_secs(60))
+        .no_resave(true);
     let token = env.rs.create(APP, "nr", "1", opts).await.expect("create");
     let s = get(env, &token).await.expect("live");
     assert!(s.no_resave);
     assert_eq!(s.ttl, 60);
     // Reads at idle 1, 2, 1, 5 … the end stays create + 60.
-    let mut elapsed = 0;
+    let mut elapsed: u64 = 0;
     for step in [1, 2, 1, 1, 5, 1, 10, 1, 2, 20] {
-        env.clock.advance(step);
+        env.clock.advance(Duration::from_secs(step));
         elapsed += step;
         let s = get(env, &token).await.expect("live");
-        assert_eq!(s.ttl, 60 - elapsed, "time left after {elapsed}s");
+        assert_eq!(s.ttl, 60 - elapsed as i64, "time left after {elapsed}s");
     }
     let v = serde_json::to_value(get(env, &token).await.expect("live")).expect("json");
     assert_eq!(v["no_resave"], json!(true));
-    env.clock.advance(60 - elapsed);
+    env.clock.advance(Duration::from_secs(60 - elapsed));
     assert!(
         get(env, &token).await.is_some(),
         "alive at exactly create + ttl"
     );
-    env.clock.advance(1);
+    env.clock.advance(Duration::from_secs(1));
     assert!(get(env, &token).await.is_none(), "dead one second later");
     assert_eq!(env.rs.sweep().await.expect("sweep"), 1);
 }
 
 /// Contract: docs/spec/redis-sessions.md#operations
 async fn no_resave_set_replies_stored_w(env: &Env) {
-    let opts = CreateOptions::default().ttl(60).no_resave(true);
+    let opts = CreateOptions::default()
+        .ttl(Duration::from_secs(60))
+        .no_resave(true);
     let token = env.rs.create(APP, "nr", "1", opts).await.expect("create");
-    env.clock.advance(3);
+    env.clock.advance(Duration::from_secs(3));
     let s = env
         .rs
         .set(APP, &token, &json!({"a": 1}))
@@ -467,7 +497,7 @@ async fn numbers_keep_their_precision(env: &Env) {
         .await
         .expect("set");
     let s = get(env, &token).await.expect("live");
-    assert_eq!(s.get::<String>("missing"), None);
+    assert_eq!(s.get::<String>("missing").expect("a typed read"), None);
     let d = s.d.expect("d");
     // Numbers are doubles, as in the Node module: integers past 2^53 round as in JavaScript.
     assert_eq!(d["big"], json!(12345678901234568u64));
@@ -481,13 +511,22 @@ async fn kill_and_indexes(env: &Env) {
     let t1 = create(env, "alice").await;
     let t2 = create(env, "alice").await;
     let t3 = create(env, "bob").await;
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 2);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        2
+    );
     assert_eq!(env.rs.soid(APP, "alice").await.expect("soid").len(), 2);
     assert!(env.rs.kill(APP, &t1).await.expect("kill"));
     assert!(!env.rs.kill(APP, &t1).await.expect("kill"));
     assert!(get(env, &t1).await.is_none());
     assert_eq!(
-        env.rs.activity(APP, 600).await.expect("activity"),
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
         2,
         "alice still has a session"
     );
@@ -497,21 +536,35 @@ async fn kill_and_indexes(env: &Env) {
     assert!(env.rs.kill(APP, &t2).await.expect("kill"));
     assert_eq!(get(env, &t3).await.expect("live").r, before + 1);
     assert_eq!(
-        env.rs.activity(APP, 600).await.expect("activity"),
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
         1,
         "alice left _users"
     );
     assert!(env.rs.kill(APP, &t3).await.expect("kill"));
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 0);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        0
+    );
 }
 
 async fn kill_of_a_dead_session_tidies_and_says_zero(env: &Env) {
     let token = env
         .rs
-        .create(APP, "x", "1", CreateOptions::default().ttl(10))
+        .create(
+            APP,
+            "x",
+            "1",
+            CreateOptions::default().ttl(Duration::from_secs(10)),
+        )
         .await
         .expect("create");
-    env.clock.advance(11);
+    env.clock.advance(Duration::from_secs(11));
     assert!(!env.rs.kill(APP, &token).await.expect("kill"));
     assert_eq!(
         env.rs.sweep().await.expect("sweep"),
@@ -529,7 +582,13 @@ async fn killsoid_logs_out_everywhere(env: &Env) {
     assert!(get(env, &a1).await.is_none() && get(env, &a2).await.is_none());
     assert!(get(env, &b).await.is_some());
     assert_eq!(env.rs.killsoid(APP, "alice").await.expect("killsoid"), 0);
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 1);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        1
+    );
     assert!(env.rs.soid(APP, "alice").await.expect("soid").is_empty());
 }
 
@@ -588,14 +647,26 @@ async fn devices_by_handle(env: &Env) {
     let left = env.rs.soid(APP, "alice").await.expect("soid");
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].handle.as_deref(), Some(device_handle(&a1).as_str()));
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 2);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        2
+    );
     // Keeping a token that is not alice's keeps nothing of hers.
     assert_eq!(
         env.rs.killsoid_keep(APP, "alice", &b).await.expect("keep"),
         1
     );
     assert!(get(env, &a1).await.is_none() && get(env, &b).await.is_some());
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 1);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        1
+    );
 }
 
 /// Contract: docs/spec/redis-sessions.md#operations
@@ -609,8 +680,19 @@ async fn killall_ends_an_app(env: &Env) {
         .await
         .expect("create");
     assert_eq!(env.rs.killall(APP).await.expect("killall"), 5);
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 0);
-    assert!(env.rs.soapp(APP, 600).await.expect("soapp").is_empty());
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        0
+    );
+    assert!(env
+        .rs
+        .soapp(APP, Duration::from_secs(600))
+        .await
+        .expect("soapp")
+        .is_empty());
     assert_eq!(env.rs.killall(APP).await.expect("killall"), 0);
     assert!(
         env.rs.get("otherapp", &other).await.expect("get").is_some(),
@@ -621,24 +703,24 @@ async fn killall_ends_an_app(env: &Env) {
 /// Contract: docs/spec/redis-sessions.md#operations
 async fn soapp_most_recent_first(env: &Env) {
     let t1 = create(env, "u1").await;
-    env.clock.advance(5);
+    env.clock.advance(Duration::from_secs(5));
     let _t2 = create(env, "u2").await;
-    env.clock.advance(5);
+    env.clock.advance(Duration::from_secs(5));
     let _t3 = create(env, "u3").await;
     let ids: Vec<String> = env
         .rs
-        .soapp(APP, 100)
+        .soapp(APP, Duration::from_secs(100))
         .await
         .expect("soapp")
         .into_iter()
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, ["u3", "u2", "u1"]);
-    env.clock.advance(5);
+    env.clock.advance(Duration::from_secs(5));
     get(env, &t1).await.expect("live");
     let ids: Vec<String> = env
         .rs
-        .soapp(APP, 100)
+        .soapp(APP, Duration::from_secs(100))
         .await
         .expect("soapp")
         .into_iter()
@@ -647,24 +729,30 @@ async fn soapp_most_recent_first(env: &Env) {
     assert_eq!(ids, ["u1", "u3", "u2"]);
     let ids: Vec<String> = env
         .rs
-        .soapp(APP, 10)
+        .soapp(APP, Duration::from_secs(10))
         .await
         .expect("soapp")
         .into_iter()
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, ["u1", "u3", "u2"], "the window's start is inclusive");
-    env.clock.advance(1);
+    env.clock.advance(Duration::from_secs(1));
     let ids: Vec<String> = env
         .rs
-        .soapp(APP, 10)
+        .soapp(APP, Duration::from_secs(10))
         .await
         .expect("soapp")
         .into_iter()
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, ["u1", "u3"], "only sessions active in the window");
-    assert_eq!(env.rs.activity(APP, 10).await.expect("activity"), 2);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(10))
+            .await
+            .expect("activity"),
+        2
+    );
 }
 
 /// Contract: docs/spec/redis-sessions.md#key-layout
@@ -687,15 +775,27 @@ async fn special_ids(env: &Env) {
             .await
             .expect("set");
     }
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 6);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        6
+    );
     assert_eq!(env.rs.killsoid(APP, "a:b:c").await.expect("killsoid"), 1);
-    env.clock.advance(7201);
+    env.clock.advance(Duration::from_secs(7201));
     assert_eq!(
         env.rs.sweep().await.expect("sweep"),
         5,
         "the sweep splits ids with ':' right"
     );
-    assert_eq!(env.rs.activity(APP, 10_000).await.expect("activity"), 0);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(10_000))
+            .await
+            .expect("activity"),
+        0
+    );
 }
 
 async fn bulk_1000_sessions(env: &Env) {
@@ -716,26 +816,50 @@ async fn bulk_1000_sessions(env: &Env) {
     let gets = tokens.iter().map(|t| env.rs.get(APP, t));
     let sessions = futures_util::future::join_all(gets).await;
     assert!(sessions.iter().all(|s| matches!(s, Ok(Some(_)))));
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 250);
-    assert_eq!(env.rs.soapp(APP, 600).await.expect("soapp").len(), 1000);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        250
+    );
+    assert_eq!(
+        env.rs
+            .soapp(APP, Duration::from_secs(600))
+            .await
+            .expect("soapp")
+            .len(),
+        1000
+    );
     assert_eq!(env.rs.soid(APP, "user7").await.expect("soid").len(), 4);
     // killall works in batches of 1000: make it take two.
     for i in 0..500 {
         create(env, &format!("late{i}")).await;
     }
     assert_eq!(env.rs.killall(APP).await.expect("killall"), 1500);
-    assert_eq!(env.rs.activity(APP, 600).await.expect("activity"), 0);
+    assert_eq!(
+        env.rs
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        0
+    );
 }
 
 /// Contract: docs/spec/redis-sessions.md#expiry-sweep
 async fn bulk_sweep_in_batches(env: &Env) {
     for i in 0..2500 {
         env.rs
-            .create(APP, &format!("u{i}"), "1", CreateOptions::default().ttl(10))
+            .create(
+                APP,
+                &format!("u{i}"),
+                "1",
+                CreateOptions::default().ttl(Duration::from_secs(10)),
+            )
             .await
             .expect("create");
     }
-    env.clock.advance(11);
+    env.clock.advance(Duration::from_secs(11));
     assert_eq!(env.rs.sweep().await.expect("sweep"), 2500);
 }
 
@@ -764,13 +888,23 @@ async fn concurrent_sets_lose_nothing(env: &Env) {
     assert_eq!(s.w, 51);
 }
 
+/// Typed values go through the library's one encoding (redis_sessions::value), the one
+/// the axum middleware uses: nested values and integers past 2^53 are stored as `$json:`
+/// text and read back exactly; a mismatch is an error, not a `None`.
 async fn typed_data(env: &Env) {
     #[derive(serde::Serialize)]
     struct Prefs {
         theme: &'static str,
         visits: u32,
+        cart: Vec<&'static str>,
+        uid: u64,
+        gone: Option<u8>,
     }
     let token = create(env, "typed").await;
+    env.rs
+        .set(APP, &token, &json!({"gone": 1}))
+        .await
+        .expect("set");
     env.rs
         .set_typed(
             APP,
@@ -778,13 +912,61 @@ async fn typed_data(env: &Env) {
             &Prefs {
                 theme: "dark",
                 visits: 3,
+                cart: vec!["tea", "cup"],
+                uid: u64::MAX,
+                gone: None,
             },
         )
         .await
-        .expect("set");
+        .expect("set_typed");
     let s = get(env, &token).await.expect("live");
-    assert_eq!(s.get::<String>("theme").as_deref(), Some("dark"));
-    assert_eq!(s.get::<u32>("visits"), Some(3));
+    // The stored form, as Node and REST clients read it: flat scalars and marked text.
+    let d = s.d.clone().expect("data");
+    assert_eq!(d["cart"], json!("$json:[\"tea\",\"cup\"]"));
+    assert_eq!(d["uid"], json!("$json:18446744073709551615"));
+    assert!(
+        !d.contains_key("gone"),
+        "a None field removes its key: {d:?}"
+    );
+    assert_eq!(
+        s.get::<String>("theme").expect("a typed read").as_deref(),
+        Some("dark")
+    );
+    assert_eq!(s.get::<u32>("visits").expect("a typed read"), Some(3));
+    assert_eq!(
+        s.get::<Vec<String>>("cart").expect("a typed read"),
+        Some(vec!["tea".to_owned(), "cup".to_owned()])
+    );
+    assert_eq!(s.get::<u64>("uid").expect("a typed read"), Some(u64::MAX));
+    assert_eq!(s.get::<u8>("gone").expect("absent"), None);
+    match s.get::<u32>("theme") {
+        Err(err @ Error::WrongType { .. }) => {
+            assert_eq!(err.name(), "wrongType");
+            assert!(!err.kind().is_retryable());
+            assert!(
+                !err.to_string().contains("dark"),
+                "no data in errors: {err}"
+            );
+        }
+        other => panic!("a string read as a number: {other:?}"),
+    }
+    // Refused before any store call: NaN would be written as null (a silent delete).
+    expect_err(
+        env.rs
+            .set_typed(
+                APP,
+                &token,
+                &std::collections::BTreeMap::from([("ratio", f64::NAN)]),
+            )
+            .await,
+        "invalidValue",
+        "NaN is not a number JSON can hold (NaN and infinities are refused)",
+    );
+    expect_err(
+        env.rs.set_typed(APP, &token, &vec![1, 2]).await,
+        "invalidValue",
+        "d must be an object",
+    );
 }
 
 /// Contract: docs/spec/redis-sessions.md#operations

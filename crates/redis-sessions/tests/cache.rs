@@ -14,8 +14,8 @@ async fn cached_store(server: &RedisServer, cachetime: u64, cachemax: u64) -> Re
     RedisSessions::connect(
         Options::default()
             .url(server.url())
-            .wipe(0)
-            .cache(cachetime, cachemax),
+            .wipe(Duration::ZERO)
+            .cache(Duration::from_secs(cachetime), cachemax),
     )
     .await
     .expect("connect")
@@ -73,7 +73,7 @@ async fn own_writes_are_read_back() {
     rs.set(APP, &token, &json!({"a": 1})).await.expect("set");
     let s = rs.get(APP, &token).await.expect("get").expect("live");
     assert_eq!(s.w, 2, "set flushed the entry");
-    assert_eq!(s.get::<i64>("a"), Some(1));
+    assert_eq!(s.get::<i64>("a").expect("a typed read"), Some(1));
     rs.kill(APP, &token).await.expect("kill");
     assert!(
         rs.get(APP, &token).await.expect("get").is_none(),
@@ -130,7 +130,7 @@ async fn a_write_in_another_process_invalidates() {
     let server = RedisServer::start();
     let reader = cached_store(&server, 60, 100).await;
     // The writer has no cache of its own: it publishes all the same (a fix over Node).
-    let writer = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let writer = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let token = writer
@@ -147,7 +147,7 @@ async fn a_write_in_another_process_invalidates() {
             .get(APP, &token)
             .await
             .expect("get")
-            .and_then(|s| s.get::<String>("x"))
+            .and_then(|s| s.get::<String>("x").expect("a typed read"))
             .as_deref()
             == Some("new")
     })
@@ -200,7 +200,7 @@ async fn node_and_rust_caches_invalidate_each_other() {
         rs.get(APP, &token)
             .await
             .expect("get")
-            .and_then(|s| s.get::<String>("by"))
+            .and_then(|s| s.get::<String>("by").expect("a typed read"))
             .as_deref()
             == Some("node")
     })
@@ -227,7 +227,7 @@ async fn node_and_rust_caches_invalidate_each_other() {
 async fn a_dropped_subscription_drops_the_cache_and_resubscribes() {
     let server = RedisServer::start();
     let rs = cached_store(&server, 60, 100).await;
-    let writer = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let writer = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let token = rs
@@ -263,7 +263,7 @@ async fn a_dropped_subscription_drops_the_cache_and_resubscribes() {
         rs.get(APP, &token)
             .await
             .expect("get")
-            .and_then(|s| s.get::<bool>("after"))
+            .and_then(|s| s.get::<bool>("after").expect("a typed read"))
             == Some(true)
     })
     .await;

@@ -12,9 +12,13 @@ use test_support::RedisServer;
 const APP: &str = "bigapp";
 
 async fn store(cluster: &RedisCluster) -> RedisSessions {
-    RedisSessions::connect(Options::default().cluster(cluster.urls()).wipe(0))
-        .await
-        .expect("connect to the cluster")
+    RedisSessions::connect(
+        Options::default()
+            .cluster(cluster.urls())
+            .wipe(Duration::ZERO),
+    )
+    .await
+    .expect("connect to the cluster")
 }
 
 fn info_field(node: &RedisServer, section: &str, field: &str) -> u64 {
@@ -97,10 +101,26 @@ async fn one_app_spreads_over_every_master() {
     );
     assert_even("EVALSHA calls per master of a mixed workload", &calls);
     // Fan-out operations combine the shards.
-    assert_eq!(rs.activity(APP, 600).await.expect("activity"), 6_667);
-    assert_eq!(rs.soapp(APP, 600).await.expect("soapp").len(), 6_667);
+    assert_eq!(
+        rs.activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        6_667
+    );
+    assert_eq!(
+        rs.soapp(APP, Duration::from_secs(600))
+            .await
+            .expect("soapp")
+            .len(),
+        6_667
+    );
     assert_eq!(rs.killall(APP).await.expect("killall"), 6_667);
-    assert_eq!(rs.activity(APP, 600).await.expect("activity"), 0);
+    assert_eq!(
+        rs.activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        0
+    );
 }
 
 /// A bounded load of creates and gets that records what was acknowledged.
@@ -273,7 +293,7 @@ async fn resharding_under_load_loses_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_moves_onto_the_cluster_without_logging_anybody_out() {
     let single = RedisServer::start();
-    let old = RedisSessions::connect(Options::default().url(single.url()).wipe(0))
+    let old = RedisSessions::connect(Options::default().url(single.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let before = old

@@ -14,7 +14,7 @@ fn sharded(cluster: &RedisCluster, shards: u16) -> Options {
     Options::default()
         .cluster(cluster.urls())
         .key_layout(KeyLayout::Sharded { shards })
-        .wipe(0)
+        .wipe(Duration::ZERO)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,7 +122,13 @@ async fn a_deleted_layout_record_is_never_overwritten_and_comes_back() {
     for token in &tokens {
         assert!(running.get(APP, token).await.expect("get").is_some());
     }
-    assert_eq!(running.activity(APP, 600).await.expect("activity"), 200);
+    assert_eq!(
+        running
+            .activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        200
+    );
     // An empty namespace still takes its record at first use.
     RedisSessions::connect(sharded(&cluster, 61).namespace("fresh"))
         .await
@@ -133,7 +139,7 @@ async fn a_deleted_layout_record_is_never_overwritten_and_comes_back() {
 #[tokio::test]
 async fn one_redis_refuses_a_layout_other_than_the_recorded_one() {
     let server = RedisServer::start();
-    let node = Options::default().url(server.url()).wipe(0);
+    let node = Options::default().url(server.url()).wipe(Duration::ZERO);
     RedisSessions::connect(node.clone())
         .await
         .expect("node layout recorded");
@@ -185,8 +191,19 @@ async fn reads_per_role(
     for i in 0..rounds {
         let id = format!("user{}", i % 50);
         assert_eq!(rs.soid(APP, &id).await.expect("soid").len(), 2);
-        assert_eq!(rs.soapp(APP, 3600).await.expect("soapp").len(), 100);
-        assert_eq!(rs.activity(APP, 3600).await.expect("activity"), 50);
+        assert_eq!(
+            rs.soapp(APP, Duration::from_secs(3600))
+                .await
+                .expect("soapp")
+                .len(),
+            100
+        );
+        assert_eq!(
+            rs.activity(APP, Duration::from_secs(3600))
+                .await
+                .expect("activity"),
+            50
+        );
     }
     let mut on = ((0, 0), (0, 0));
     for node in &cluster.nodes {
@@ -292,7 +309,7 @@ async fn reads_from_replicas_take_soid_soapp_and_activity_off_the_masters() {
     }
     let asked = Instant::now();
     let active = replicas
-        .activity(APP, 600)
+        .activity(APP, Duration::from_secs(600))
         .await
         .expect("activity while the replicas are stalled");
     let activity_took = asked.elapsed();
@@ -336,7 +353,7 @@ async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Durati
 #[tokio::test(flavor = "multi_thread")]
 async fn shard_channels_invalidate_caches_and_follow_their_slots() {
     let cluster = RedisCluster::start(3, 0);
-    let cached = |cluster: &RedisCluster| sharded(cluster, 60).cache(60, 1000);
+    let cached = |cluster: &RedisCluster| sharded(cluster, 60).cache(Duration::from_secs(60), 1000);
     let a = RedisSessions::connect(cached(&cluster)).await.expect("a");
     let b = RedisSessions::connect(cached(&cluster)).await.expect("b");
     let mut tokens = Vec::new();
@@ -348,7 +365,9 @@ async fn shard_channels_invalidate_caches_and_follow_their_slots() {
         );
     }
     let seen = |n: i64| {
-        move |s: Option<redis_sessions::Session>| s.and_then(|s| s.get::<i64>("n")) == Some(n)
+        move |s: Option<redis_sessions::Session>| {
+            s.and_then(|s| s.get::<i64>("n").expect("a typed read")) == Some(n)
+        }
     };
     for t in &tokens {
         assert!(b.get(APP, t).await.expect("get").is_some(), "cached in b");

@@ -39,7 +39,9 @@ impl SessionClient for Library {
 
     async fn get(&self, token: String) -> Result<Option<(String, Option<i64>)>, ()> {
         match self.0.get(APP, &token).await {
-            Ok(session) => Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n")))),
+            Ok(session) => {
+                Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n").expect("a typed read"))))
+            }
             Err(_) => Err(()),
         }
     }
@@ -58,7 +60,7 @@ fn options(cluster: &RedisCluster, namespace: &str) -> Options {
     Options::default()
         .cluster(cluster.urls())
         .namespace(namespace)
-        .wipe(0)
+        .wipe(Duration::ZERO)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,9 +90,10 @@ async fn a_stalled_master_loses_no_durable_write() {
     .expect("connect patient");
     // A process with the cache on, and a session of the master about to stall (shards
     // 0..20 of 60 live in its slots 0..5460), read once so that it is cached.
-    let cached = RedisSessions::connect(options(&cluster, "plain").cache(60, 1000))
-        .await
-        .expect("connect cached");
+    let cached =
+        RedisSessions::connect(options(&cluster, "plain").cache(Duration::from_secs(60), 1000))
+            .await
+            .expect("connect cached");
     let mut watched = None;
     for i in 0..100 {
         let token = plain
@@ -110,7 +113,7 @@ async fn a_stalled_master_loses_no_durable_write() {
         .expect("set")
         .expect("live");
     let seen = cached.get(APP, &watched).await.expect("get").expect("live");
-    assert_eq!(seen.get::<i64>("n"), Some(1));
+    assert_eq!(seen.get::<i64>("n").expect("a typed read"), Some(1));
     let (plain, durable, patient) = (Library(plain), Library(durable), Library(patient));
     let plain_load = Load::start(&plain, "p", WORKERS, Duration::from_millis(2));
     let durable_load = Load::start(&durable, "d", WORKERS, Duration::from_millis(2));
@@ -155,7 +158,9 @@ async fn a_stalled_master_loses_no_durable_write() {
     let mut fresh_after = None;
     while written.elapsed() < Duration::from_millis(1500) && fresh_after.is_none() {
         match cached.get(APP, &watched).await {
-            Ok(Some(s)) if s.get::<i64>("n") == Some(2) => fresh_after = Some(written.elapsed()),
+            Ok(Some(s)) if s.get::<i64>("n").expect("a typed read") == Some(2) => {
+                fresh_after = Some(written.elapsed())
+            }
             Ok(Some(_)) => stale_until = Some(written.elapsed()),
             _ => {}
         }
@@ -168,7 +173,7 @@ async fn a_stalled_master_loses_no_durable_write() {
         Some(after) => after,
         None => loop {
             if let Ok(Some(s)) = cached.get(APP, &watched).await {
-                if s.get::<i64>("n") == Some(2) {
+                if s.get::<i64>("n").expect("a typed read") == Some(2) {
                     break written.elapsed();
                 }
             }

@@ -55,7 +55,9 @@ impl SessionClient for Library {
 
     async fn get(&self, token: String) -> Result<Option<(String, Option<i64>)>, ()> {
         match self.0.get(LOAD_APP, &token).await {
-            Ok(session) => Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n")))),
+            Ok(session) => {
+                Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n").expect("a typed read"))))
+            }
             Err(_) => Err(()),
         }
     }
@@ -144,7 +146,7 @@ async fn volume_run(sessions: u64, shards: u16, moves: &[Move]) {
         Options::default()
             .cluster(cluster.urls())
             .key_layout(KeyLayout::Sharded { shards })
-            .wipe(0),
+            .wipe(Duration::ZERO),
     )
     .await
     .expect("connect");
@@ -197,7 +199,9 @@ async fn volume_run(sessions: u64, shards: u16, moves: &[Move]) {
     // The price of more shards: an app-wide call asks every shard.
     let timed = Instant::now();
     for _ in 0..20 {
-        rs.activity(APP, 3600).await.expect("activity");
+        rs.activity(APP, Duration::from_secs(3600))
+            .await
+            .expect("activity");
     }
     let activity_ms = timed.elapsed().as_secs_f64() * 1000.0 / 20.0;
     println!("app-wide calls over {shards} shards: activity {activity_ms:.1} ms");

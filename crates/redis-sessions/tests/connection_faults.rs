@@ -71,7 +71,7 @@ async fn session(rs: &RedisSessions, id: &str) -> String {
 async fn a_silent_connection_is_replaced() {
     let redis = RedisServer::start();
     let proxy = TcpProxy::start(redis.port());
-    let rs = RedisSessions::connect(Options::default().url(proxy.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(proxy.url()).wipe(Duration::ZERO))
         .await
         .expect("connect through the proxy");
     let token = session(&rs, "u1").await;
@@ -103,7 +103,7 @@ async fn a_silent_connection_is_replaced() {
 async fn a_silent_cluster_connection_is_replaced() {
     let cluster = RedisCluster::start(3, 0);
     let (proxies, seeds) = proxy_cluster(&cluster);
-    let rs = RedisSessions::connect(Options::default().cluster(seeds).wipe(0))
+    let rs = RedisSessions::connect(Options::default().cluster(seeds).wipe(Duration::ZERO))
         .await
         .expect("connect through the proxies");
     let token = session(&rs, "u1").await;
@@ -124,7 +124,13 @@ async fn a_silent_cluster_connection_is_replaced() {
     let reopened: usize = proxies.iter().map(TcpProxy::accepted).sum();
     assert!(reopened > opened, "new connections through the proxies");
     // Every shard answers through the new connection (soapp asks all of them).
-    assert_eq!(rs.soapp(APP, 600).await.expect("soapp").len(), 1);
+    assert_eq!(
+        rs.soapp(APP, Duration::from_secs(600))
+            .await
+            .expect("soapp")
+            .len(),
+        1
+    );
 }
 
 /// A Redis that is down is not "stuck": the checks find no fresh connection either,
@@ -132,7 +138,7 @@ async fn a_silent_cluster_connection_is_replaced() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_redis_is_waited_for_not_replaced() {
     let mut redis = RedisServer::start();
-    let rs = RedisSessions::connect(Options::default().url(redis.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(redis.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let token = session(&rs, "u1").await;
@@ -173,7 +179,7 @@ async fn a_stopped_redis_is_waited_for_not_replaced() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_redis_is_waited_for_not_replaced() {
     let redis = RedisServer::start();
-    let rs = RedisSessions::connect(Options::default().url(redis.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(redis.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let token = session(&rs, "u1").await;
@@ -196,7 +202,7 @@ async fn a_paused_redis_is_waited_for_not_replaced() {
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_connections_reconnect() {
     let redis = RedisServer::start();
-    let rs = RedisSessions::connect(Options::default().url(redis.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(redis.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let token = session(&rs, "u1").await;
@@ -306,9 +312,13 @@ impl Load {
 async fn cluster_serves_again_after_each_reshard_rebalance_and_client_kill() {
     let test_started = Instant::now();
     let cluster = Arc::new(RedisCluster::start(3, 0));
-    let rs = RedisSessions::connect(Options::default().cluster(cluster.urls()).wipe(0))
-        .await
-        .expect("connect to the cluster");
+    let rs = RedisSessions::connect(
+        Options::default()
+            .cluster(cluster.urls())
+            .wipe(Duration::ZERO),
+    )
+    .await
+    .expect("connect to the cluster");
     let load = Load::start(&rs, 50).await;
     load.until_clean_second(Duration::from_secs(10)).await;
     for round in 0..3 {

@@ -14,7 +14,7 @@ async fn store(master: &RedisServer, replicas: u32, timeout: Duration) -> RedisS
     RedisSessions::connect(
         Options::default()
             .url(master.url())
-            .wipe(0)
+            .wipe(Duration::ZERO)
             .min_replicas(replicas, timeout),
     )
     .await
@@ -79,7 +79,7 @@ async fn scripts_flushed_on_the_master_are_loaded_again() {
         .await
         .expect("set after SCRIPT FLUSH")
         .expect("live");
-    assert_eq!(session.get::<i64>("a"), Some(1));
+    assert_eq!(session.get::<i64>("a").expect("a typed read"), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -173,7 +173,7 @@ async fn a_cluster_waits_for_the_replicas_of_the_writing_master() {
     let one = RedisSessions::connect(
         Options::default()
             .cluster(cluster.urls())
-            .wipe(0)
+            .wipe(Duration::ZERO)
             .min_replicas(1, Duration::from_millis(500)),
     )
     .await
@@ -191,7 +191,7 @@ async fn a_cluster_waits_for_the_replicas_of_the_writing_master() {
     let two = RedisSessions::connect(
         Options::default()
             .cluster(cluster.urls())
-            .wipe(0)
+            .wipe(Duration::ZERO)
             .min_replicas(2, Duration::from_millis(200)),
     )
     .await
@@ -276,7 +276,7 @@ async fn all_on_a_cluster_waits_for_every_replica_of_the_writing_master() {
     let rs = RedisSessions::connect(
         Options::default()
             .cluster(cluster.urls())
-            .wipe(0)
+            .wipe(std::time::Duration::ZERO)
             .min_replicas_all(Duration::from_millis(300)),
     )
     .await

@@ -21,7 +21,7 @@ struct Env {
 
 fn events_on(clock: &ManualClock, max_len: u64) -> Options {
     Options::default()
-        .wipe(0)
+        .wipe(std::time::Duration::ZERO)
         .clock(clock.clone())
         .events(EventOptions::max_len(max_len))
 }
@@ -118,7 +118,12 @@ async fn mixed_load_appears_exactly_once_in_order(env: &Env) {
         async move {
             let ttl = if i % 7 == 0 { 10 } else { 3600 };
             let token = rs
-                .create(app, &id, "10.0.0.1", CreateOptions::default().ttl(ttl))
+                .create(
+                    app,
+                    &id,
+                    "10.0.0.1",
+                    CreateOptions::default().ttl(std::time::Duration::from_secs(ttl as u64)),
+                )
                 .await
                 .expect("create");
             (app, id, token, ttl)
@@ -193,7 +198,7 @@ async fn mixed_load_appears_exactly_once_in_order(env: &Env) {
             .count()
     );
     // The short-lived sessions still alive die and are swept.
-    env.clock.advance(20);
+    env.clock.advance(std::time::Duration::from_secs(20));
     let swept = rs.sweep().await.expect("sweep");
     for (app, _, token, ttl) in &sessions {
         let entry = expected.get_mut(&device_handle(token)).expect("known");
@@ -529,13 +534,18 @@ async fn events_off_write_no_stream() {
     let rs = RedisSessions::connect(
         Options::default()
             .url(server.url())
-            .wipe(0)
+            .wipe(std::time::Duration::ZERO)
             .clock(clock.clone()),
     )
     .await
     .expect("connect");
     let a = rs
-        .create("app", "bob", "::1", CreateOptions::default().ttl(10))
+        .create(
+            "app",
+            "bob",
+            "::1",
+            CreateOptions::default().ttl(std::time::Duration::from_secs(10)),
+        )
         .await
         .expect("create");
     let b = rs
@@ -549,7 +559,7 @@ async fn events_off_write_no_stream() {
         .await
         .expect("device");
     rs.killsoid("app", "eve").await.expect("killsoid");
-    clock.advance(20);
+    clock.advance(std::time::Duration::from_secs(20));
     rs.sweep().await.expect("sweep");
     rs.create("app", "zed", "::1", CreateOptions::default())
         .await
@@ -563,7 +573,7 @@ async fn events_off_write_no_stream() {
         .await
         .expect("page");
     assert!(page.events.is_empty());
-    let memory = RedisSessions::in_memory(Options::default().wipe(0));
+    let memory = RedisSessions::in_memory(Options::default().wipe(std::time::Duration::ZERO));
     memory
         .create("app", "bob", "::1", CreateOptions::default())
         .await
@@ -573,84 +583,4 @@ async fn events_off_write_no_stream() {
         .await
         .expect("page");
     assert!(page.events.is_empty());
-}
-
-/// Redis CPU per create, kill and swept session with events off and on, side by side: the
-/// `usec` Redis's command statistics count (INFO commandstats), which the other processes
-/// of a busy machine do not disturb. Run by hand:
-/// `cargo test -p redis-sessions --test events events_cost -- --ignored --nocapture`.
-#[tokio::test]
-#[ignore]
-async fn events_cost() {
-    const N: usize = 20_000;
-    let mut rows = Vec::new();
-    for on in [false, true] {
-        let server = RedisServer::start();
-        let clock = ManualClock::starting_now();
-        let mut options = Options::default()
-            .url(server.url())
-            .wipe(0)
-            .clock(clock.clone());
-        if on {
-            options = options.events(EventOptions::default());
-        }
-        let rs = RedisSessions::connect(options).await.expect("connect");
-        let usec = || -> f64 {
-            let stats = server.command(&["INFO", "commandstats"]).expect("INFO");
-            // Only the calls the client sends: a script's or a MULTI's inner commands are
-            // counted in its own time and again under their names.
-            stats
-                .lines()
-                .filter(|l| {
-                    ["cmdstat_evalsha:", "cmdstat_exec:", "cmdstat_multi:"]
-                        .iter()
-                        .any(|c| l.starts_with(c))
-                })
-                .filter_map(|l| l.split("usec=").nth(1))
-                .filter_map(|v| v.split(',').next()?.parse::<f64>().ok())
-                .sum()
-        };
-        let reset = || {
-            server.command(&["CONFIG", "RESETSTAT"]).expect("RESETSTAT");
-        };
-        let mut tokens = Vec::with_capacity(N);
-        reset();
-        for i in 0..N {
-            let ttl = if i % 2 == 0 { 10 } else { 3600 };
-            let token = rs
-                .create(
-                    "app",
-                    &format!("user{}@example.com", i % 2000),
-                    "192.168.10.20",
-                    CreateOptions::default().ttl(ttl),
-                )
-                .await
-                .expect("create");
-            tokens.push((token, ttl));
-        }
-        let create = usec() / N as f64;
-        reset();
-        let mut killed = 0;
-        for (token, ttl) in &tokens {
-            if *ttl == 3600 {
-                rs.kill("app", token).await.expect("kill");
-                killed += 1;
-            }
-        }
-        let kill = usec() / killed as f64;
-        clock.advance(20);
-        reset();
-        let swept = rs.sweep().await.expect("sweep");
-        let sweep = usec() / swept as f64;
-        assert_eq!(swept as usize, N - killed);
-        rows.push((on, create, kill, sweep));
-    }
-    eprintln!("Redis CPU (µs per session, INFO commandstats), {N} creates:");
-    eprintln!("events | create | kill | sweep (per session)");
-    for (on, create, kill, sweep) in rows {
-        eprintln!(
-            "{:6} | {create:6.2} | {kill:5.2} | {sweep:5.2}",
-            if on { "on" } else { "off" }
-        );
-    }
 }

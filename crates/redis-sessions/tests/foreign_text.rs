@@ -9,6 +9,7 @@ mod hostile;
 mod node_fleet;
 
 use node_fleet::Fleet;
+use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::strategy::{Strategy, ValueTree};
@@ -225,9 +226,14 @@ async fn foreign_text_is_merged_as_node_merges_it_or_refused_and_kept() {
     let mut f = Fleet::start().await;
     let mut runner = TestRunner::default();
     let token =
-        f.rs.create(APP, "user", "127.0.0.1", CreateOptions::default().ttl(3600))
-            .await
-            .expect("create");
+        f.rs.create(
+            APP,
+            "user",
+            "127.0.0.1",
+            CreateOptions::default().ttl(Duration::from_secs(3600)),
+        )
+        .await
+        .expect("create");
     let (mut merged, mut refused, mut refused_by_both) = (0, 0, 0);
     for _ in 0..CASES {
         let text = sample(&mut runner, &foreign_text());
@@ -282,9 +288,14 @@ async fn foreign_text_is_merged_as_node_merges_it_or_refused_and_kept() {
 async fn reported_foreign_texts() {
     let mut f = Fleet::start().await;
     let token =
-        f.rs.create(APP, "user", "127.0.0.1", CreateOptions::default().ttl(3600))
-            .await
-            .expect("create");
+        f.rs.create(
+            APP,
+            "user",
+            "127.0.0.1",
+            CreateOptions::default().ttl(Duration::from_secs(3600)),
+        )
+        .await
+        .expect("create");
     let cases: &[(&str, Value, Option<&str>)] = &[
         ("{\"a\":1}\n", json!({"c": 3}), Some(r#"{"a":1,"c":3}"#)),
         ("{} ", json!({"c": 3}), Some(r#"{"c":3}"#)),
@@ -340,8 +351,8 @@ async fn lone_surrogates_written_by_node_round_trip() {
     let cached = RedisSessions::connect(
         Options::default()
             .url(f.server.url())
-            .wipe(0)
-            .cache(30, 1000),
+            .wipe(Duration::ZERO)
+            .cache(Duration::from_secs(30), 1000),
     )
     .await
     .expect("connect");
@@ -381,7 +392,10 @@ async fn lone_surrogates_written_by_node_round_trip() {
         redis_sessions::node_json::to_string(&Value::Object(listed[0].d.clone().expect("d"))),
         String::from_utf8_lossy(&stored)
     );
-    let app = f.rs.soapp(APP, 3600).await.expect("soapp");
+    let app =
+        f.rs.soapp(APP, Duration::from_secs(3600))
+            .await
+            .expect("soapp");
     assert!(app.iter().any(|s| s.id == "surrogates" && s.d.is_some()));
     // Our set keeps them, and a value we read back and write again is Node's text again.
     let name = listed[0]
@@ -428,7 +442,9 @@ async fn a_corrupt_session_does_not_break_the_listings() {
                     APP,
                     "lister",
                     "127.0.0.1",
-                    CreateOptions::default().ttl(3600).data(json!({"ok": true})),
+                    CreateOptions::default()
+                        .ttl(Duration::from_secs(3600))
+                        .data(json!({"ok": true})),
                 )
                 .await
                 .expect("create");
@@ -455,7 +471,10 @@ async fn a_corrupt_session_does_not_break_the_listings() {
                 .count(),
             2
         );
-        let app = rs.soapp(APP, 3600).await.expect("soapp lists the others");
+        let app = rs
+            .soapp(APP, Duration::from_secs(3600))
+            .await
+            .expect("soapp lists the others");
         assert_eq!(app.iter().filter(|s| s.id == "lister").count(), 3);
         assert_eq!(app.iter().filter(|s| s.corrupt).count(), 1);
         // Bytes that are not UTF-8 (a foreign writer's) read as Node's client reads them.

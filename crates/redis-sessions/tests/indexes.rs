@@ -6,6 +6,7 @@ mod common;
 
 use redis::Commands;
 use redis_sessions::{CreateOptions, KeyLayout, ManualClock, RedisSessions};
+use std::time::Duration;
 use test_support::RedisServer;
 
 const APP: &str = "idxapp";
@@ -37,7 +38,12 @@ async fn setup(layout: KeyLayout) -> Setup {
         .await
         .expect("connect");
     let token = rs
-        .create(APP, "u1", "1", CreateOptions::default().ttl(100))
+        .create(
+            APP,
+            "u1",
+            "1",
+            CreateOptions::default().ttl(Duration::from_secs(100)),
+        )
         .await
         .expect("create");
     let con = redis::Client::open(server.url())
@@ -75,7 +81,7 @@ async fn node_layout_moves_every_index_on_each_later_second() {
 
     // Idle 1: the indexes move, `la` does not (as in the Node module); twice in that
     // second counts two reads and moves nothing more.
-    clock.advance(1);
+    clock.advance(Duration::from_secs(1));
     for r in [1, 2] {
         let s = rs.get(APP, &token).await.expect("get").expect("live");
         assert_eq!((s.r, s.idle), (r, 1));
@@ -83,12 +89,12 @@ async fn node_layout_moves_every_index_on_each_later_second() {
         assert_eq!(indexes(con), (Some(t0 + 1), Some(t0 + 1), Some(t0 + 101)));
     }
     // Idle > 1: `la` and every index move.
-    clock.advance(4);
+    clock.advance(Duration::from_secs(4));
     assert!(rs.get(APP, &token).await.expect("get").is_some());
     assert_eq!(la(con, &hash), t0 + 5);
     assert_eq!(indexes(con), (Some(t0 + 5), Some(t0 + 5), Some(t0 + 105)));
     // A set moves them as a get does.
-    clock.advance(3);
+    clock.advance(Duration::from_secs(3));
     assert!(rs
         .set(APP, &token, &serde_json::json!({"a": 1}))
         .await
@@ -112,7 +118,7 @@ async fn sharded_layout_leaves_the_expiry_index_to_the_sweep() {
     assert_eq!(score(con, &expiries, &expiry), Some(t0 + 100));
 
     // A read in a later second moves `la` and `_sessions`, not SESSIONS.
-    clock.advance(50);
+    clock.advance(Duration::from_secs(50));
     assert!(rs.get(APP, &token).await.expect("get").is_some());
     assert_eq!(la(con, &hash), t0 + 50);
     assert_eq!(score(con, &sessions, &format!("{token}:u1")), Some(t0 + 50));
@@ -120,7 +126,7 @@ async fn sharded_layout_leaves_the_expiry_index_to_the_sweep() {
 
     // Due by the index, alive by its hash: the sweep spares it and moves its member to
     // the second it dies (la + ttl + 1).
-    clock.advance(60);
+    clock.advance(Duration::from_secs(60));
     assert_eq!(rs.sweep().await.expect("sweep"), 0);
     assert_eq!(score(con, &expiries, &expiry), Some(t0 + 151));
     let s = rs.get(APP, &token).await.expect("get").expect("still live");
@@ -128,7 +134,7 @@ async fn sharded_layout_leaves_the_expiry_index_to_the_sweep() {
 
     // Unread since that read (la = t0 + 110): dead at la + ttl + 1, then swept with every
     // index entry.
-    clock.advance(101);
+    clock.advance(Duration::from_secs(101));
     assert!(rs.get(APP, &token).await.expect("get").is_none());
     assert_eq!(rs.sweep().await.expect("sweep"), 1);
     assert_eq!(score(con, &expiries, &expiry), None);

@@ -8,6 +8,7 @@ use redis::Commands;
 use redis_sessions::{CreateOptions, Options, RedisSessions};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::time::Duration;
 use test_support::node::NodePeer;
 use test_support::RedisServer;
 
@@ -23,7 +24,7 @@ struct Fleet {
 
 async fn fleet() -> Fleet {
     let server = RedisServer::start();
-    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let node = NodePeer::start(&format!(
@@ -95,7 +96,7 @@ async fn node_creates_rust_reads_and_writes() {
 async fn rust_creates_node_reads_and_kills_follow() {
     let mut f = fleet().await;
     let opts = CreateOptions::default()
-        .ttl(600)
+        .ttl(Duration::from_secs(600))
         .data(json!({"cart": 3, "name": "김철수"}));
     let token =
         f.rs.create(APP, "rustuser", "::1", opts)
@@ -140,7 +141,12 @@ async fn activity_soid_soapp_agree() {
                 .expect("create"),
         );
     }
-    assert_eq!(f.rs.activity(APP, 600).await.expect("activity"), 3);
+    assert_eq!(
+        f.rs.activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        3
+    );
     assert_eq!(
         f.node("activity", json!({"app": APP, "deltaTime": 600})),
         json!({"activity": 3})
@@ -151,7 +157,13 @@ async fn activity_soid_soapp_agree() {
     assert_eq!(theirs["sessions"].as_array().map(Vec::len), Some(3));
     let theirs_app = f.node("soapp", json!({"app": APP, "deltaTime": 600}));
     assert_eq!(theirs_app["sessions"].as_array().map(Vec::len), Some(5));
-    assert_eq!(f.rs.soapp(APP, 600).await.expect("soapp").len(), 5);
+    assert_eq!(
+        f.rs.soapp(APP, Duration::from_secs(600))
+            .await
+            .expect("soapp")
+            .len(),
+        5
+    );
     // Rust's killsoid → Node sees the id gone; Node's killall → Rust sees the app empty.
     assert_eq!(f.rs.killsoid(APP, "u0").await.expect("killsoid"), 3);
     assert_eq!(
@@ -163,7 +175,12 @@ async fn activity_soid_soapp_agree() {
         json!({"activity": 2})
     );
     assert_eq!(f.node("killall", json!({"app": APP})), json!({"kill": 2}));
-    assert_eq!(f.rs.activity(APP, 600).await.expect("activity"), 0);
+    assert_eq!(
+        f.rs.activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        0
+    );
     common::assert_consistent(&mut f.raw(), "rs");
 }
 
@@ -193,7 +210,9 @@ async fn the_layout_is_byte_compatible() {
             APP,
             "same:id",
             "127.0.0.1",
-            CreateOptions::default().ttl(300).data(d.clone()),
+            CreateOptions::default()
+                .ttl(Duration::from_secs(300))
+                .data(d.clone()),
         )
         .await
         .expect("create");
@@ -284,7 +303,7 @@ async fn node_writes_no_events_and_the_rust_sweep_reports_node_sessions() {
     let rs = RedisSessions::connect(
         Options::default()
             .url(f.server.url())
-            .wipe(0)
+            .wipe(std::time::Duration::ZERO)
             .clock(clock.clone())
             .events(EventOptions::default()),
     )
@@ -311,7 +330,7 @@ async fn node_writes_no_events_and_the_rust_sweep_reports_node_sessions() {
         page.events.is_empty(),
         "Node's create and kill wrote no event"
     );
-    clock.advance(20);
+    clock.advance(std::time::Duration::from_secs(20));
     assert_eq!(rs.sweep().await.expect("sweep"), 1);
     let page = rs
         .events_page(APP, &EventsFrom::Start, 100)

@@ -13,6 +13,7 @@ use redis_sessions::{CreateOptions, Options, RedisSessions};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 use test_support::node::NodePeer;
 use test_support::RedisServer;
@@ -80,7 +81,7 @@ async fn a_set_at_the_bounds_holds_redis_briefly_and_others_are_served() {
         .arg(10_000)
         .exec(&mut con)
         .expect("config");
-    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let token = rs
@@ -89,7 +90,7 @@ async fn a_set_at_the_bounds_holds_redis_briefly_and_others_are_served() {
             "u",
             "127.0.0.1",
             CreateOptions::default()
-                .ttl(3600)
+                .ttl(Duration::from_secs(3600))
                 .data(Value::Object(data(MAX_KEYS - 1))),
         )
         .await
@@ -157,10 +158,10 @@ async fn calls_over_the_bounds_are_refused_before_redis_runs_anything() {
         .exec(&mut con)
         .expect("config");
     for rs in [
-        RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+        RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
             .await
             .expect("connect"),
-        RedisSessions::in_memory(Options::default().wipe(0)),
+        RedisSessions::in_memory(Options::default().wipe(Duration::ZERO)),
     ] {
         let too_many = Value::Object(data(MAX_KEYS + 1));
         let too_long = json!({"a": "x".repeat(MAX_DATA_BYTES)});
@@ -226,7 +227,7 @@ async fn calls_over_the_bounds_are_refused_before_redis_runs_anything() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_node_stored_past_the_bounds_is_read_but_not_merged() {
     let server = RedisServer::start();
-    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let mut node = NodePeer::start(&format!(

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use redis_sessions::{CreateOptions, Options, RedisSessions};
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
+use std::time::Duration;
 use test_support::RedisServer;
 
 const APP: &str = "mergeapp";
@@ -89,7 +90,7 @@ proptest! {
     ) {
         let server = redis_server();
         runtime().block_on(async {
-            let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+            let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
                 .await
                 .expect("connect");
             let raw = redis::Client::open(server.url()).and_then(|c| c.get_connection()).expect("raw");
@@ -103,7 +104,7 @@ proptest! {
         sets in prop::collection::vec(hostile::data(true), 1..6),
     ) {
         runtime().block_on(async {
-            let rs = RedisSessions::in_memory(Options::default().wipe(0));
+            let rs = RedisSessions::in_memory(Options::default().wipe(Duration::ZERO));
             run(&rs, None, &create, &sets).await;
         });
     }
@@ -130,7 +131,7 @@ async fn reported_cases() {
             .iter()
             .map(|s| serde_json::from_str(s).expect("case"))
             .collect();
-        let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+        let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
             .await
             .expect("connect");
         let raw = redis::Client::open(server.url())
@@ -138,7 +139,7 @@ async fn reported_cases() {
             .expect("raw");
         run(&rs, Some(raw), &create, &sets).await;
         run(
-            &RedisSessions::in_memory(Options::default().wipe(0)),
+            &RedisSessions::in_memory(Options::default().wipe(Duration::ZERO)),
             None,
             &create,
             &sets,
@@ -151,7 +152,7 @@ async fn reported_cases() {
 #[tokio::test]
 async fn unreadable_stored_text_is_reported_and_kept() {
     let server = redis_server();
-    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let mut raw = redis::Client::open(server.url())

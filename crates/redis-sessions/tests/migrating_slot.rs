@@ -65,9 +65,13 @@ fn migrate(from: &RedisServer, to: &RedisServer, keys: &[String]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killsoid_on_a_half_moved_slot_changes_nothing_then_succeeds() {
     let cluster = RedisCluster::start(3, 0);
-    let rs = RedisSessions::connect(Options::default().cluster(cluster.urls()).wipe(0))
-        .await
-        .expect("connect");
+    let rs = RedisSessions::connect(
+        Options::default()
+            .cluster(cluster.urls())
+            .wipe(Duration::ZERO),
+    )
+    .await
+    .expect("connect");
     let victim = "victim";
     let mut tokens = Vec::new();
     for ip in ["1", "2", "3"] {
@@ -149,5 +153,10 @@ async fn a_killsoid_on_a_half_moved_slot_changes_nothing_then_succeeds() {
     for t in &tokens {
         assert!(rs.get(APP, t).await.expect("get").is_none());
     }
-    assert_eq!(rs.activity(APP, 600).await.expect("activity"), 0);
+    assert_eq!(
+        rs.activity(APP, Duration::from_secs(600))
+            .await
+            .expect("activity"),
+        0
+    );
 }

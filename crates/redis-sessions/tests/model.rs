@@ -9,6 +9,7 @@ use redis_sessions::{Clock, CreateOptions, ManualClock, Options, RedisSessions};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 use test_support::RedisServer;
 
 const APP: &str = "propapp";
@@ -91,7 +92,7 @@ async fn run(rs: &RedisSessions, clock: &ManualClock, ops: &[Op]) {
                         APP,
                         USERS[*user],
                         "1.2.3.4",
-                        CreateOptions::default().ttl(*ttl),
+                        CreateOptions::default().ttl(Duration::from_secs(ttl.unsigned_abs())),
                     )
                     .await
                     .expect("create");
@@ -182,7 +183,7 @@ async fn run(rs: &RedisSessions, clock: &ManualClock, ops: &[Op]) {
                 assert_eq!(killed as usize, model.len());
                 model.clear();
             }
-            Op::Advance(seconds) => clock.advance(*seconds),
+            Op::Advance(seconds) => clock.advance(Duration::from_secs(seconds.unsigned_abs())),
             Op::Sweep => {
                 let swept = rs.sweep().await.expect("sweep");
                 let before = model.len();
@@ -194,7 +195,9 @@ async fn run(rs: &RedisSessions, clock: &ManualClock, ops: &[Op]) {
         let since = clock.now() - 10;
         let expected = users.values().filter(|&&t| t >= since).count() as u64;
         assert_eq!(
-            rs.activity(APP, 10).await.expect("activity"),
+            rs.activity(APP, Duration::from_secs(10))
+                .await
+                .expect("activity"),
             expected,
             "activity"
         );
@@ -215,7 +218,7 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
             let clock = ManualClock::starting_now();
-            let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0).clock(clock.clone()))
+            let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO).clock(clock.clone()))
                 .await
                 .expect("connect");
             let _ = server.command(&["FLUSHALL"]);
@@ -230,7 +233,7 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
             let clock = ManualClock::starting_now();
-            let rs = RedisSessions::in_memory(Options::default().wipe(0).clock(clock.clone()));
+            let rs = RedisSessions::in_memory(Options::default().wipe(Duration::ZERO).clock(clock.clone()));
             run(&rs, &clock, &ops).await;
         });
     }

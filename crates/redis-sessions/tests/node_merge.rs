@@ -6,6 +6,7 @@ mod hostile;
 mod node_fleet;
 
 use node_fleet::Fleet;
+use std::time::Duration;
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
@@ -50,7 +51,7 @@ impl Fleet {
                     "user",
                     "127.0.0.1",
                     CreateOptions::default()
-                        .ttl(3600)
+                        .ttl(Duration::from_secs(3600))
                         .data(Value::Object(d.clone())),
                 )
                 .await

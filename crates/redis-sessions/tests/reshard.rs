@@ -22,11 +22,11 @@ const SCRATCH: &str = "scratch";
 /// and after the moves.
 const BRIEF: &str = "brief";
 const BRIEF_SESSIONS: usize = 300;
-const BRIEF_TTL: i64 = 10;
+const BRIEF_TTL: Duration = Duration::from_secs(10);
 /// Load tasks (16 measured too: 3 runs, 0 failed calls; 8 keeps CI's shared cores calm).
 const TASKS: usize = 8;
 const USERS_PER_TASK: usize = 12;
-const WINDOW: i64 = 3600;
+const WINDOW: Duration = Duration::from_secs(3600);
 
 /// One session as the model knows it.
 #[derive(Debug, Clone)]
@@ -53,7 +53,11 @@ impl User {
     fn reconcile(&mut self, found: &[Session]) -> Result<(), String> {
         let labels: Vec<String> = found
             .iter()
-            .map(|s| s.get::<String>("k").unwrap_or_default())
+            .map(|s| {
+                s.get::<String>("k")
+                    .expect("a typed read")
+                    .unwrap_or_default()
+            })
             .collect();
         let set: BTreeSet<&String> = labels.iter().collect();
         if set.len() != labels.len() {
@@ -61,7 +65,7 @@ impl User {
         }
         for (label, session) in labels.iter().zip(found) {
             if let Some(known) = self.sessions.iter_mut().find(|s| &s.label == label) {
-                let n = session.get::<u64>("n");
+                let n = session.get::<u64>("n").expect("a typed read");
                 match known.n {
                     Some(expected) if n != Some(expected) => {
                         return Err(format!(
@@ -77,7 +81,7 @@ impl User {
                 self.sessions.push(Sess {
                     label: label.clone(),
                     token: None,
-                    n: session.get::<u64>("n"),
+                    n: session.get::<u64>("n").expect("a typed read"),
                 });
             } else {
                 return Err(format!("{}: soid shows unknown session {label}", self.id));
@@ -240,7 +244,7 @@ async fn user_step(shared: &Shared, user: &mut User, step: u64, seq: &mut u64) {
                         shared.violation(format!("{}: get of {} found nothing", user.id, s.label))
                     }
                     Some(found) => {
-                        let n = found.get::<u64>("n");
+                        let n = found.get::<u64>("n").expect("a typed read");
                         if s.n.is_some() && n != s.n {
                             shared.violation(format!(
                                 "{}: get of {} read n {n:?}, expected {:?}",
@@ -280,10 +284,9 @@ async fn user_step(shared: &Shared, user: &mut User, step: u64, seq: &mut u64) {
                 Err(_) => {
                     let found = shared.soid_settled(&user.id).await;
                     let label = user.sessions[i].label.clone();
-                    if !found
-                        .iter()
-                        .any(|s| s.get::<String>("k").as_deref() == Some(&label))
-                    {
+                    if !found.iter().any(|s| {
+                        s.get::<String>("k").expect("a typed read").as_deref() == Some(&label)
+                    }) {
                         user.sessions.remove(i);
                     }
                 }
@@ -420,13 +423,16 @@ async fn check_model(
         let found = match rs.soid(APP, &id).await {
             Ok(found) => found,
             Err(err) => {
-                let fresh =
-                    RedisSessions::connect(Options::default().cluster(urls.to_vec()).wipe(0))
-                        .await
-                        .expect("fresh connect");
+                let fresh = RedisSessions::connect(
+                    Options::default()
+                        .cluster(urls.to_vec())
+                        .wipe(Duration::ZERO),
+                )
+                .await
+                .expect("fresh connect");
                 let again = fresh.soid(APP, &id).await;
                 let other = rs.soid(APP, "user0").await;
-                let act = rs.activity(APP, 100).await;
+                let act = rs.activity(APP, Duration::from_secs(100)).await;
                 panic!("soid of {id} after the move: {err}; a fresh store: {:?}; the old store, user0: {:?}, activity {act:?}", again.map(|v| v.len()), other.map(|v| v.len()));
             }
         };
@@ -441,10 +447,11 @@ async fn check_model(
         for (token, n) in tokens {
             match rs.get(APP, &token).await.expect("get after the move") {
                 None => wrong.push(format!("{id}: an acknowledged session is gone")),
-                Some(s) if n.is_some() && s.get::<u64>("n") != n => wrong.push(format!(
-                    "{id}: acknowledged n {n:?} lost, read {:?}",
-                    s.get::<u64>("n")
-                )),
+                Some(s) if n.is_some() && s.get::<u64>("n").expect("a typed read") != n => wrong
+                    .push(format!(
+                        "{id}: acknowledged n {n:?} lost, read {:?}",
+                        s.get::<u64>("n").expect("a typed read")
+                    )),
                 Some(_) => {}
             }
         }
@@ -466,9 +473,13 @@ async fn check_model(
 async fn slots_move_under_a_mixed_load_and_the_model_holds() {
     let test_started = Instant::now();
     let cluster = RedisCluster::start(3, 0);
-    let rs = RedisSessions::connect(Options::default().cluster(cluster.urls()).wipe(0))
-        .await
-        .expect("connect");
+    let rs = RedisSessions::connect(
+        Options::default()
+            .cluster(cluster.urls())
+            .wipe(Duration::ZERO),
+    )
+    .await
+    .expect("connect");
     // Bulk sessions, so that a slot move has keys to carry and takes a while.
     for chunk in 0..20 {
         let creates = (0..200).map(|i| {
@@ -635,7 +646,7 @@ async fn slots_move_under_a_mixed_load_and_the_model_holds() {
     }
     // Every brief session has ended by now: a last sweep ends what is left, and nothing of
     // the app may remain (hashes, indexes, users' sets).
-    let due = (brief_created + Duration::from_secs(BRIEF_TTL as u64 + 2))
+    let due = (brief_created + BRIEF_TTL + Duration::from_secs(2))
         .saturating_duration_since(Instant::now());
     tokio::time::sleep(due).await;
     let last = rs.sweep().await.expect("a sweep after the moves");
@@ -660,7 +671,12 @@ async fn slots_move_under_a_mixed_load_and_the_model_holds() {
         swept as usize <= BRIEF_SESSIONS,
         "a session was swept twice"
     );
-    assert_eq!(rs.activity(BRIEF, 3600).await.expect("activity"), 0);
+    assert_eq!(
+        rs.activity(BRIEF, Duration::from_secs(3600))
+            .await
+            .expect("activity"),
+        0
+    );
     println!(
         "killsoid: {} succeeded, {} failed ({} of those changed nothing); test took {:.0?}",
         shared.killsoid_done.load(Ordering::SeqCst),

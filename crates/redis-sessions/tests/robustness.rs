@@ -12,7 +12,7 @@ const APP: &str = "robustapp";
 #[tokio::test(flavor = "multi_thread")]
 async fn fails_fast_while_redis_is_down_and_recovers_by_itself() {
     let mut server = RedisServer::start();
-    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let token = rs
@@ -57,8 +57,12 @@ async fn fails_fast_while_redis_is_down_and_recovers_by_itself() {
 async fn connect_fails_when_redis_is_unreachable() {
     let port = test_support::free_port();
     let started = Instant::now();
-    let result =
-        RedisSessions::connect(Options::default().host_port("127.0.0.1", port).wipe(0)).await;
+    let result = RedisSessions::connect(
+        Options::default()
+            .host_port("127.0.0.1", port)
+            .wipe(Duration::ZERO),
+    )
+    .await;
     assert!(
         matches!(result, Err(Error::Unavailable(_))),
         "got {result:?}"
@@ -69,7 +73,7 @@ async fn connect_fails_when_redis_is_unreachable() {
 #[tokio::test(flavor = "multi_thread")]
 async fn script_flush_is_survived() {
     let server = RedisServer::start();
-    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let token = rs
@@ -89,14 +93,28 @@ async fn script_flush_is_survived() {
 #[tokio::test(start_paused = true)]
 async fn background_sweep_runs_every_wipe_seconds() {
     let clock = ManualClock::starting_now();
-    let rs = RedisSessions::in_memory(Options::default().wipe(3).clock(clock.clone()));
-    rs.create(APP, "u", "1", CreateOptions::default().ttl(10))
-        .await
-        .expect("create");
-    rs.create(APP, "v", "1", CreateOptions::default().ttl(100))
-        .await
-        .expect("create");
-    clock.advance(50);
+    let rs = RedisSessions::in_memory(
+        Options::default()
+            .wipe(Duration::from_secs(3))
+            .clock(clock.clone()),
+    );
+    rs.create(
+        APP,
+        "u",
+        "1",
+        CreateOptions::default().ttl(Duration::from_secs(10)),
+    )
+    .await
+    .expect("create");
+    rs.create(
+        APP,
+        "v",
+        "1",
+        CreateOptions::default().ttl(Duration::from_secs(100)),
+    )
+    .await
+    .expect("create");
+    clock.advance(Duration::from_secs(50));
     // wipe 3 becomes 10 seconds, as in the Node module.
     tokio::time::sleep(Duration::from_secs(9)).await;
     assert_eq!(
@@ -104,13 +122,23 @@ async fn background_sweep_runs_every_wipe_seconds() {
         2,
         "not swept before 10 s"
     );
-    rs.create(APP, "u", "1", CreateOptions::default().ttl(10))
-        .await
-        .expect("create");
-    rs.create(APP, "v", "1", CreateOptions::default().ttl(100))
-        .await
-        .expect("create");
-    clock.advance(50);
+    rs.create(
+        APP,
+        "u",
+        "1",
+        CreateOptions::default().ttl(Duration::from_secs(10)),
+    )
+    .await
+    .expect("create");
+    rs.create(
+        APP,
+        "v",
+        "1",
+        CreateOptions::default().ttl(Duration::from_secs(100)),
+    )
+    .await
+    .expect("create");
+    clock.advance(Duration::from_secs(50));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         rs.killall(APP).await.expect("killall"),
@@ -126,18 +154,23 @@ async fn one_process_of_a_fleet_sweeps() {
     let clock = ManualClock::starting_now();
     let options = Options::default()
         .url(server.url())
-        .wipe(10)
+        .wipe(Duration::from_secs(10))
         .clock(clock.clone());
     let a = RedisSessions::connect(options.clone())
         .await
         .expect("connect");
     let _b = RedisSessions::connect(options).await.expect("connect");
     for i in 0..20 {
-        a.create(APP, &format!("u{i}"), "1", CreateOptions::default().ttl(10))
-            .await
-            .expect("create");
+        a.create(
+            APP,
+            &format!("u{i}"),
+            "1",
+            CreateOptions::default().ttl(Duration::from_secs(10)),
+        )
+        .await
+        .expect("create");
     }
-    clock.advance(11);
+    clock.advance(Duration::from_secs(11));
     let mut con = redis::Client::open(server.url())
         .and_then(|c| c.get_connection())
         .expect("raw");
@@ -164,13 +197,18 @@ async fn expire_keys_lets_redis_free_dead_sessions() {
     let rs = RedisSessions::connect(
         Options::default()
             .url(server.url())
-            .wipe(0)
+            .wipe(Duration::ZERO)
             .expire_keys(true),
     )
     .await
     .expect("connect");
     let token = rs
-        .create(APP, "u", "1", CreateOptions::default().ttl(60))
+        .create(
+            APP,
+            "u",
+            "1",
+            CreateOptions::default().ttl(Duration::from_secs(60)),
+        )
         .await
         .expect("create");
     let mut con = redis::Client::open(server.url())
@@ -182,11 +220,16 @@ async fn expire_keys_lets_redis_free_dead_sessions() {
         "key TTL follows the session ttl: {ttl}"
     );
     // Off by default: no key TTL in the Node-compatible layout.
-    let plain = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let plain = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let token = plain
-        .create(APP, "u", "1", CreateOptions::default().ttl(60))
+        .create(
+            APP,
+            "u",
+            "1",
+            CreateOptions::default().ttl(Duration::from_secs(60)),
+        )
         .await
         .expect("create");
     let ttl: i64 = con.ttl(format!("rs:{APP}:{token}")).expect("TTL");

@@ -39,7 +39,9 @@ impl SessionClient for Library {
 
     async fn get(&self, token: String) -> Result<Option<(String, Option<i64>)>, ()> {
         match self.0.get(APP, &token).await {
-            Ok(session) => Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n")))),
+            Ok(session) => {
+                Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n").expect("a typed read"))))
+            }
             Err(_) => Err(()),
         }
     }
@@ -48,7 +50,7 @@ impl SessionClient for Library {
 fn options(set: &SentinelSet) -> Options {
     Options::default()
         .sentinel(set.addrs(), MASTER_NAME)
-        .wipe(0)
+        .wipe(Duration::ZERO)
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
 }
@@ -66,7 +68,7 @@ async fn failovers_are_followed_and_durable_writes_survive_them() {
         .expect("connect durable");
     // A third process with the cache on: its subscription must follow the master too,
     // or it would go on serving what it cached before a failover.
-    let cached = RedisSessions::connect(options(&set).cache(60, 100))
+    let cached = RedisSessions::connect(options(&set).cache(Duration::from_secs(60), 100))
         .await
         .expect("connect cached");
     let watched = plain
@@ -89,7 +91,8 @@ async fn failovers_are_followed_and_durable_writes_survive_them() {
         let asked = Instant::now();
         loop {
             let seen = cached.get(APP, &watched).await.ok().flatten();
-            if seen.and_then(|s| s.get::<i64>("round")) == Some(round as i64) {
+            if seen.and_then(|s| s.get::<i64>("round").expect("a typed read")) == Some(round as i64)
+            {
                 break;
             }
             assert!(

@@ -46,7 +46,9 @@ impl SessionClient for Library {
 
     async fn get(&self, token: String) -> Result<Option<(String, Option<i64>)>, ()> {
         match self.0.get(APP, &token).await {
-            Ok(session) => Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n")))),
+            Ok(session) => {
+                Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n").expect("a typed read"))))
+            }
             Err(_) => Err(()),
         }
     }
@@ -66,7 +68,7 @@ fn skipped(test: &str) -> bool {
 fn options(sentinels: Vec<String>) -> Options {
     Options::default()
         .sentinel(sentinels, MASTER_NAME)
-        .wipe(0)
+        .wipe(Duration::ZERO)
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
 }

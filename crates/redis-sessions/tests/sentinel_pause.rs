@@ -42,7 +42,9 @@ impl SessionClient for Library {
 
     async fn get(&self, token: String) -> Result<Option<(String, Option<i64>)>, ()> {
         match self.0.get(APP, &token).await {
-            Ok(session) => Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n")))),
+            Ok(session) => {
+                Ok(session.map(|s| (s.id.clone(), s.get::<i64>("n").expect("a typed read"))))
+            }
             Err(_) => Err(()),
         }
     }
@@ -51,7 +53,7 @@ impl SessionClient for Library {
 fn options(set: &SentinelSet) -> Options {
     Options::default()
         .sentinel(set.addrs(), MASTER_NAME)
-        .wipe(0)
+        .wipe(Duration::ZERO)
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
 }

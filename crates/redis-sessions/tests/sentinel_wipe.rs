@@ -15,7 +15,7 @@ const APP: &str = "wipe";
 fn options(set: &SentinelSet) -> Options {
     Options::default()
         .sentinel(set.addrs(), MASTER_NAME)
-        .wipe(0)
+        .wipe(Duration::ZERO)
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
 }

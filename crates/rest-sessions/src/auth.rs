@@ -11,11 +11,11 @@ use axum::response::{IntoResponse, Response};
 
 /// Routes open without the secret: liveness probes and the API description, which reveal
 /// nothing about sessions.
-pub const PUBLIC_PATHS: [&str; 3] = ["/ping", "/health", "/openapi.json"];
+pub(crate) const PUBLIC_PATHS: [&str; 3] = ["/ping", "/health", "/openapi.json"];
 
 /// Middleware: lets a request through when no secret is configured, when its path is
 /// public, or when it carries `Authorization: Bearer <secret>`; answers 401 otherwise.
-pub async fn require_token(
+pub(crate) async fn require_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
@@ -34,7 +34,7 @@ pub async fn require_token(
 }
 
 /// True when `headers` carry `Authorization: Bearer <secret>`.
-pub fn presents_secret(headers: &axum::http::HeaderMap, secret: &str) -> bool {
+pub(crate) fn presents_secret(headers: &axum::http::HeaderMap, secret: &str) -> bool {
     headers
         .get(AUTHORIZATION)
         .and_then(|value| bearer(value.as_bytes()))
@@ -53,7 +53,7 @@ fn bearer(header: &[u8]) -> Option<&[u8]> {
 
 /// Compares two byte strings in time that depends only on their lengths, not on where
 /// they differ, so the secret cannot be guessed byte by byte from response times.
-pub fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
     let len = given.len().max(secret.len());
     let mut diff = u8::from(given.len() != secret.len());
     for i in 0..len {

@@ -8,20 +8,20 @@ use redis_sessions::Options;
 use std::time::Duration;
 
 /// One megabyte: the default limit of a request body, as the spec asks.
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Default of `RS_HEADER_TIMEOUT`, in seconds.
-pub const DEFAULT_HEADER_TIMEOUT: &str = "10";
+pub(crate) const DEFAULT_HEADER_TIMEOUT: &str = "10";
 /// Default of `RS_IDLE_TIMEOUT`, in seconds: above the 60 s idle timeout of common reverse
 /// proxies' upstream pools would race them; at it, the proxy and the server agree.
-pub const DEFAULT_IDLE_TIMEOUT: &str = "60";
+pub(crate) const DEFAULT_IDLE_TIMEOUT: &str = "60";
 /// Default of `RS_BODY_TIMEOUT`, in seconds.
-pub const DEFAULT_BODY_TIMEOUT: &str = "10";
+pub(crate) const DEFAULT_BODY_TIMEOUT: &str = "10";
 /// Default of `RS_EVENTS_MAX_STREAMS`: 100 idle streams cost one Redis about 1000 small
 /// XRANGEs a second.
-pub const DEFAULT_EVENTS_MAX_STREAMS: usize = 100;
+pub(crate) const DEFAULT_EVENTS_MAX_STREAMS: usize = 100;
 /// Default of `RS_MAX_CONNECTIONS`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// The default memory budget for request bytes in flight, in bodies of the largest size:
 /// 32 MiB with the default 1 MB limit. Requests of this API are small (a session's data);
@@ -29,10 +29,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// times its size (hyper's read buffers, the collected chunks), so RSS stays within the
 /// budget plus 64 MB (measured: 2000 unfinished 1 MB bodies with a 64 MiB budget peaked at
 /// 107-130 MB, too close to that line).
-pub const BUDGET_BODIES: usize = 32;
+pub(crate) const BUDGET_BODIES: usize = 32;
 
 /// The smallest default memory budget (with a small body limit), room for many heads.
-pub const MIN_DEFAULT_BUDGET: usize = 16 * 1024 * 1024;
+pub(crate) const MIN_DEFAULT_BUDGET: usize = 16 * 1024 * 1024;
 
 /// Where sessions live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -433,8 +433,8 @@ impl Config {
     pub(crate) fn store_options(&self) -> Options {
         let mut options = Options::default()
             .namespace(self.namespace.clone())
-            .wipe(self.wipe)
-            .cache(self.cachetime, self.cachemax)
+            .wipe(Duration::from_secs(self.wipe))
+            .cache(Duration::from_secs(self.cachetime), self.cachemax)
             .refuse_writes_after_wipe(self.refuse_writes_after_wipe);
         if self.events {
             options = options.events(redis_sessions::EventOptions::max_len(self.events_maxlen));
@@ -462,11 +462,12 @@ impl Config {
         } else if let Some(url) = &self.redis_url {
             options = options.url(url.clone());
         } else {
+            let (default_host, default_port) = options.get_host_port();
             let host = self
                 .redis_host
                 .clone()
-                .unwrap_or_else(|| options.host().to_owned());
-            let port = self.redis_port.unwrap_or(options.port());
+                .unwrap_or_else(|| default_host.to_owned());
+            let port = self.redis_port.unwrap_or(default_port);
             options = options.host_port(host, port);
         }
         options
@@ -504,10 +505,11 @@ impl Config {
             Some(url) => redact_url(url),
             None => {
                 let defaults = Options::default();
+                let (host, port) = defaults.get_host_port();
                 format!(
                     "{}:{}",
-                    self.redis_host.as_deref().unwrap_or(defaults.host()),
-                    self.redis_port.unwrap_or(defaults.port())
+                    self.redis_host.as_deref().unwrap_or(host),
+                    self.redis_port.unwrap_or(port)
                 )
             }
         }
@@ -525,7 +527,7 @@ pub enum MinReplicasSetting {
 }
 
 /// `all` or a number of replicas.
-pub fn parse_min_replicas(text: &str) -> Result<MinReplicasSetting, String> {
+pub(crate) fn parse_min_replicas(text: &str) -> Result<MinReplicasSetting, String> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("all") {
         return Ok(MinReplicasSetting::All);
@@ -537,7 +539,7 @@ pub fn parse_min_replicas(text: &str) -> Result<MinReplicasSetting, String> {
 
 /// Seconds, possibly fractional (`0.5`), more than zero and at most a day: a timeout of
 /// zero would close every connection, and none is meant to be longer.
-pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .trim()
         .parse()
@@ -577,6 +579,25 @@ mod tests {
         assert!(shown.contains("h:1/0"), "{shown}");
     }
 
+    /// The location the start-up log lines and errors name (`store: redis`, "cannot
+    /// connect to …") carries no password, for a URL or a cluster's seeds.
+    #[test]
+    fn logged_locations_show_no_password() {
+        let mut c = Config::try_parse_from(["rest-sessions"]).expect("flags");
+        c.redis_url = Some("redis://user:urlsecret@h:1/0".into());
+        assert_eq!(c.redis_location(), "redis://***@h:1/0");
+        c.redis_cluster = vec![
+            "redis://:seedsecret@n1:7000".into(),
+            "redis://n2:7001".into(),
+        ];
+        let location = c.redis_location();
+        assert!(!location.contains("seedsecret"), "{location}");
+        assert!(
+            location.contains("n1:7000") && location.contains("n2:7001"),
+            "{location}"
+        );
+    }
+
     #[test]
     fn flags_parse() {
         let c = Config::try_parse_from(["rest-sessions", "--store", "memory", "--port", "1"])
@@ -592,7 +613,7 @@ mod tests {
         .expect("valid flags");
         assert_eq!(c.redis_cluster.len(), 2);
         assert!(c.redis_explicit());
-        assert_eq!(c.store_options().cluster_nodes().len(), 2);
+        assert_eq!(c.store_options().get_cluster().len(), 2);
     }
 
     #[test]
@@ -607,8 +628,8 @@ mod tests {
         .expect("valid flags");
         assert!(c.redis_explicit());
         let options = c.store_options();
-        assert_eq!(options.sentinels().len(), 2);
-        assert_eq!(options.sentinel_master(), "sessions");
+        let (sentinels, master) = options.get_sentinel();
+        assert_eq!((sentinels.len(), master), (2, "sessions"));
         assert!(Config::try_parse_from([
             "rest-sessions",
             "--sentinels",
@@ -622,7 +643,7 @@ mod tests {
     #[test]
     fn durable_writes_parse() {
         let c = Config::try_parse_from(["rest-sessions"]).expect("defaults");
-        assert_eq!(c.store_options().durable_writes(), None);
+        assert_eq!(c.store_options().get_min_replicas(), None);
         let c = Config::try_parse_from([
             "rest-sessions",
             "--min-replicas",
@@ -632,7 +653,7 @@ mod tests {
         ])
         .expect("valid flags");
         assert_eq!(
-            c.store_options().durable_writes(),
+            c.store_options().get_min_replicas(),
             Some(redis_sessions::MinReplicas::new(
                 1,
                 Duration::from_millis(250)
@@ -641,7 +662,7 @@ mod tests {
         let c = Config::try_parse_from(["rest-sessions", "--min-replicas", "all"])
             .expect("valid flags");
         assert_eq!(
-            c.store_options().durable_writes(),
+            c.store_options().get_min_replicas(),
             Some(redis_sessions::MinReplicas::all(Duration::from_millis(500)))
         );
         assert!(Config::try_parse_from(["rest-sessions", "--min-replicas", "most"]).is_err());

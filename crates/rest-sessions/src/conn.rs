@@ -19,7 +19,7 @@ use tokio::time::{Instant, Sleep};
 
 /// Why a connection was closed by this wrapper; the label of the metric that counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
+pub(crate) enum Expiry {
     /// The request head did not arrive within the header timeout.
     Header,
     /// No new request within the idle timeout.
@@ -35,7 +35,7 @@ pub enum Expiry {
 
 impl Expiry {
     /// The metric label and log word.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Expiry::Header => "header_timeout",
             Expiry::Idle => "idle_timeout",
@@ -47,7 +47,7 @@ impl Expiry {
 }
 
 /// The reply to a request refused over the memory budget.
-pub const OVERLOADED_REPLY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+pub(crate) const OVERLOADED_REPLY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\n\
 retry-after: 1\r\n\
 connection: close\r\n\
@@ -90,7 +90,7 @@ content-length: 85\r\n\
 /// The JSON reply that stands for hyper's own reply `head` to a request it could not
 /// parse, if `head` is one: a 400, 414 or 431 with an empty body. The service never
 /// answers an error without a body, so such a reply can only be hyper's.
-pub fn parse_error_reply(head: &[u8]) -> Option<&'static [u8]> {
+pub(crate) fn parse_error_reply(head: &[u8]) -> Option<&'static [u8]> {
     let (_, reply) = PARSE_ERROR_REPLIES
         .iter()
         .find(|(status, _)| head.starts_with(status))?;
@@ -108,7 +108,7 @@ pub fn parse_error_reply(head: &[u8]) -> Option<&'static [u8]> {
 /// read once its connection was evicted, answers `503 overloaded` to a new request over
 /// the memory budget, and gives hyper's parse-error replies JSON bodies.
 #[derive(Debug)]
-pub struct Guarded<T> {
+pub(crate) struct Guarded<T> {
     io: T,
     activity: Activity,
     idle: Duration,
@@ -123,7 +123,7 @@ pub struct Guarded<T> {
 
 impl<T> Guarded<T> {
     /// Wraps `io`; `on_expiry` is called once when a rule closes the connection.
-    pub fn new(io: T, activity: Activity, on_expiry: fn(Expiry)) -> Self {
+    pub(crate) fn new(io: T, activity: Activity, on_expiry: fn(Expiry)) -> Self {
         let timeouts = activity.overload().settings().timeouts;
         let far = Instant::now() + timeouts.header.max(timeouts.idle);
         Guarded {

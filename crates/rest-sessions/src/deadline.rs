@@ -11,10 +11,10 @@ use std::time::Duration;
 
 /// The longest a store call may take. The library gives up on Redis after 1 s to connect
 /// and 1 s to answer; this bounds everything else.
-pub const REQUEST_DEADLINE: Duration = Duration::from_millis(1800);
+pub(crate) const REQUEST_DEADLINE: Duration = Duration::from_millis(1800);
 
 /// Runs a store call under [`REQUEST_DEADLINE`]: past it, `503 redisUnavailable`.
-pub async fn store_call<T>(
+pub(crate) async fn store_call<T>(
     call: impl Future<Output = redis_sessions::Result<T>>,
 ) -> Result<T, ApiError> {
     match tokio::time::timeout(REQUEST_DEADLINE, call).await {

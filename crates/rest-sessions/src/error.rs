@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 /// The JSON body of every error reply.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// A stable name to match on: `missingParameter`, `invalidFormat`, `invalidValue`,
     /// `redisUnavailable`, `notFound`, `requestTimeout`, …
     pub error: Cow<'static, str>,
@@ -21,11 +21,11 @@ pub struct ErrorBody {
 /// The error name of a reply, kept in the response's extensions so the metrics layer can
 /// count errors by name without parsing bodies.
 #[derive(Debug, Clone, Copy)]
-pub struct ErrorName(pub &'static str);
+pub(crate) struct ErrorName(pub &'static str);
 
 /// Why a request failed.
 #[derive(Debug)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The session library refused the input or could not reach its store.
     Store(redis_sessions::Error),
     /// The request body was larger than the configured limit.
@@ -57,13 +57,13 @@ pub enum ApiError {
 }
 
 /// The reply to a request refused over the memory budget.
-pub fn overloaded() -> Response {
+pub(crate) fn overloaded() -> Response {
     ApiError::Overloaded.into_response()
 }
 
 impl ApiError {
     /// The HTTP status of this error.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             // The library's one mapping, shared with the axum middleware: 400 input, 503
             // unreachable/closed/Redis answering with an error (LOADING, READONLY, OOM…),
@@ -85,7 +85,7 @@ impl ApiError {
     }
 
     /// The error's name in the reply.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             ApiError::Store(e) if e.kind() == ErrorKind::Unavailable => "redisUnavailable",
             ApiError::Store(e) => e.name(),

@@ -45,11 +45,11 @@ const STREAM_PAGE: usize = 256;
 /// How often an idle event stream sends a comment: proxies close upstream connections
 /// silent for 60 s (nginx's `proxy_read_timeout`), and a client learns its connection is
 /// still alive.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The JSON page of events.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EventsReply {
+pub(crate) struct EventsReply {
     /// The events after the position asked for, oldest first (none when there are no
     /// new ones).
     pub events: Vec<Event>,
@@ -109,7 +109,7 @@ fn count(value: Option<&String>) -> Result<usize, ApiError> {
         (status = 404, description = "Events are off on this server (`eventsOff`: start it \
             with `RS_EVENTS=true`)", body = crate::error::ErrorBody),
         StoreErrors))]
-pub async fn events(
+pub(crate) async fn events(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,

@@ -16,21 +16,21 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 /// that are not UTF-8): a line break, which every path rule of the contract (app, token,
 /// id; docs/spec/redis-sessions.md#inputs-and-errors) rejects as malformed. The library then reports it in the contract's order and with
 /// its message (`Invalid id format`), like any other malformed value.
-pub const BADLY_ENCODED: &str = "\n";
+pub(crate) const BADLY_ENCODED: &str = "\n";
 
 /// The route's path parameters in the order of the route template, each percent-decoded
 /// strictly.
 #[derive(Debug)]
-pub struct PathParams(pub Vec<String>);
+pub(crate) struct PathParams(pub Vec<String>);
 
 impl PathParams {
     /// The first parameter (the app).
-    pub fn one(self) -> String {
+    pub(crate) fn one(self) -> String {
         self.0.into_iter().next().unwrap_or_default()
     }
 
     /// The first three parameters (app, id, handle).
-    pub fn three(self) -> (String, String, String) {
+    pub(crate) fn three(self) -> (String, String, String) {
         let mut params = self.0.into_iter();
         let first = params.next().unwrap_or_default();
         let second = params.next().unwrap_or_default();
@@ -38,7 +38,7 @@ impl PathParams {
     }
 
     /// The first two parameters (app, then token or id).
-    pub fn two(self) -> (String, String) {
+    pub(crate) fn two(self) -> (String, String) {
         let mut params = self.0.into_iter();
         let first = params.next().unwrap_or_default();
         (first, params.next().unwrap_or_default())
@@ -67,7 +67,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
 
 /// Percent-decodes `raw`, or None when an escape is not `%` and two hex digits or the
 /// decoded bytes are not UTF-8.
-pub fn decode_strict(raw: &str) -> Option<String> {
+pub(crate) fn decode_strict(raw: &str) -> Option<String> {
     fn hex(digit: Option<&u8>) -> Option<u8> {
         (*digit? as char).to_digit(16).map(|d| d as u8)
     }
@@ -91,7 +91,7 @@ pub fn decode_strict(raw: &str) -> Option<String> {
 /// The timeout covers the whole body. tower-http's `RequestBodyTimeoutLayer` restarts its
 /// timer at every frame, so a client sending a byte a second would never time out.
 #[derive(Debug)]
-pub struct TimedBody(pub Bytes);
+pub(crate) struct TimedBody(pub Bytes);
 
 impl FromRequest<AppState> for TimedBody {
     type Rejection = ApiError;

@@ -26,6 +26,9 @@
 //! ```
 
 #![warn(missing_docs)]
+// `pub` only for what the crate exports: an item visible only inside says so
+// (`pub(crate)`), so the public API is what the code declares public.
+#![warn(unreachable_pub)]
 
 mod auth;
 mod config;

@@ -9,36 +9,36 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Requests answered, by `method`, `route` and `status`.
-pub const REQUESTS: &str = "rest_sessions_http_requests_total";
+pub(crate) const REQUESTS: &str = "rest_sessions_http_requests_total";
 /// Seconds from request to response, by `method` and `route`.
-pub const LATENCY: &str = "rest_sessions_http_request_duration_seconds";
+pub(crate) const LATENCY: &str = "rest_sessions_http_request_duration_seconds";
 /// Error replies (status >= 400), by `route`, `status` and `error` name.
-pub const ERRORS: &str = "rest_sessions_http_errors_total";
+pub(crate) const ERRORS: &str = "rest_sessions_http_errors_total";
 
 /// The in-process cache's counters (present when the cache is on), by `kind`: `hits`,
 /// `misses`, `invalidations` (messages received) and `flushes` (whole cache dropped after
 /// an interrupted subscription).
-pub const CACHE: &str = "rest_sessions_cache_events_total";
+pub(crate) const CACHE: &str = "rest_sessions_cache_events_total";
 
 /// Connections open now.
-pub const CONNECTIONS_OPEN: &str = "rest_sessions_connections_open";
+pub(crate) const CONNECTIONS_OPEN: &str = "rest_sessions_connections_open";
 /// Connections answered `503 tooManyConnections` (or closed) at once, by `reason`:
 /// `max_connections` (every slot taken, none could be freed), `address_connections`,
 /// `address_unfinished` (the client address holds its share).
-pub const CONNECTIONS_REFUSED: &str = "rest_sessions_connections_refused_total";
+pub(crate) const CONNECTIONS_REFUSED: &str = "rest_sessions_connections_refused_total";
 /// Connections closed to admit a new one at the bound, by `rule`: `oldest_idle`,
 /// `oldest_unfinished`.
-pub const CONNECTIONS_EVICTED: &str = "rest_sessions_connections_evicted_total";
+pub(crate) const CONNECTIONS_EVICTED: &str = "rest_sessions_connections_evicted_total";
 /// Requests refused before their bytes were read, by `reason`: `memory` (the request
 /// bytes in flight are at the budget).
-pub const REQUESTS_REFUSED: &str = "rest_sessions_requests_refused_total";
+pub(crate) const REQUESTS_REFUSED: &str = "rest_sessions_requests_refused_total";
 /// Request bytes held now: unparsed heads and the reserved bodies of requests served.
-pub const REQUEST_BYTES: &str = "rest_sessions_request_bytes_in_flight";
+pub(crate) const REQUEST_BYTES: &str = "rest_sessions_request_bytes_in_flight";
 /// Requests hyper could not parse, answered with a JSON 400, 414 or 431, by `status`.
-pub const UNPARSED: &str = "rest_sessions_unparsed_requests_total";
+pub(crate) const UNPARSED: &str = "rest_sessions_unparsed_requests_total";
 /// Connections closed by a deadline, by `reason`: `header_timeout`, `idle_timeout`,
 /// `send_timeout`.
-pub const CONNECTIONS_EXPIRED: &str = "rest_sessions_connections_expired_total";
+pub(crate) const CONNECTIONS_EXPIRED: &str = "rest_sessions_connections_expired_total";
 
 /// Latency buckets in seconds: sub-millisecond Redis round trips up to the 1.8 s deadline.
 const BUCKETS: [f64; 12] = [
@@ -49,7 +49,7 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder once and returns its handle (the same
 /// handle on later calls), or None when another recorder was installed first.
-pub fn install() -> Option<PrometheusHandle> {
+pub(crate) fn install() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
@@ -122,7 +122,7 @@ fn describe_store() {
 
 /// Runs the recorder's periodic upkeep (draining histogram buckets) in the background, as
 /// the exporter requires when it has no HTTP listener of its own. Needs a tokio runtime.
-pub fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -133,7 +133,7 @@ pub fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
 }
 
 /// Publishes the cache's counters, read from the store when `/metrics` is scraped.
-pub fn record_cache(stats: redis_sessions::CacheStats) {
+pub(crate) fn record_cache(stats: redis_sessions::CacheStats) {
     for (kind, value) in [
         ("hits", stats.hits),
         ("misses", stats.misses),
@@ -145,7 +145,7 @@ pub fn record_cache(stats: redis_sessions::CacheStats) {
 }
 
 /// Counts one answered request.
-pub fn record(
+pub(crate) fn record(
     method: &'static str,
     route: &str,
     status: u16,
@@ -170,37 +170,37 @@ pub fn record(
 }
 
 /// Counts a connection taken into service.
-pub fn connection_opened() {
+pub(crate) fn connection_opened() {
     metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
 }
 
 /// Counts a served connection that closed.
-pub fn connection_ended() {
+pub(crate) fn connection_ended() {
     metrics::gauge!(CONNECTIONS_OPEN).decrement(1.0);
 }
 
 /// Counts a connection refused at once, and why.
-pub fn connection_refused(reason: &'static str) {
+pub(crate) fn connection_refused(reason: &'static str) {
     metrics::counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
 }
 
 /// Counts a connection closed to admit another, and by which rule.
-pub fn connection_evicted(rule: &'static str) {
+pub(crate) fn connection_evicted(rule: &'static str) {
     metrics::counter!(CONNECTIONS_EVICTED, "rule" => rule).increment(1);
 }
 
 /// Counts a request refused before its bytes were read.
-pub fn request_refused(reason: &'static str) {
+pub(crate) fn request_refused(reason: &'static str) {
     metrics::counter!(REQUESTS_REFUSED, "reason" => reason).increment(1);
 }
 
 /// Publishes the request bytes in flight (read when `/metrics` is scraped).
-pub fn record_request_bytes(bytes: usize) {
+pub(crate) fn record_request_bytes(bytes: usize) {
     metrics::gauge!(REQUEST_BYTES).set(bytes as f64);
 }
 
 /// Counts a request hyper could not parse; `status` is the reply's three digits.
-pub fn parse_error(status: &[u8]) {
+pub(crate) fn parse_error(status: &[u8]) {
     let status = match status {
         b"414" => "414",
         b"431" => "431",
@@ -210,6 +210,6 @@ pub fn parse_error(status: &[u8]) {
 }
 
 /// Counts a connection closed by a deadline.
-pub fn connection_closed(reason: &'static str) {
+pub(crate) fn connection_closed(reason: &'static str) {
     metrics::counter!(CONNECTIONS_EXPIRED, "reason" => reason).increment(1);
 }

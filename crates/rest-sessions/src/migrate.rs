@@ -137,8 +137,8 @@ impl MigrateFrom {
                     .clone()
                     .unwrap_or_else(|| main_namespace.to_owned()),
             )
-            .wipe(wipe)
-            .cache(cachetime, cachemax);
+            .wipe(std::time::Duration::from_secs(wipe))
+            .cache(std::time::Duration::from_secs(cachetime), cachemax);
         if !self.from_cluster.is_empty() {
             options = options.cluster(self.from_cluster.clone()).key_layout(
                 redis_sessions::KeyLayout::Sharded {
@@ -225,7 +225,7 @@ pub(crate) async fn open(
 }
 
 /// `RS_MIGRATE_CUTOVER`: ms since the epoch, or an RFC 3339 date-time.
-pub fn parse_cutover(text: &str) -> Result<SystemTime, String> {
+pub(crate) fn parse_cutover(text: &str) -> Result<SystemTime, String> {
     let text = text.trim();
     if let Ok(ms) = text.parse::<u64>() {
         return Ok(UNIX_EPOCH + Duration::from_millis(ms));
@@ -308,7 +308,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// An instant as RFC 3339 in UTC with ms (`2026-12-01T00:00:00.000Z`), for `/health` and logs.
-pub fn rfc3339(at: SystemTime) -> String {
+pub(crate) fn rfc3339(at: SystemTime) -> String {
     let ms = at
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -400,7 +400,7 @@ mod tests {
             .options("rs", 600, (0, 0))
             .expect("valid")
             .expect("on");
-        assert!(old.cluster_nodes().is_empty());
+        assert!(old.get_cluster().is_empty());
         assert!(format!("{old:?}").contains("old:6379"), "{old:?}");
         let c = parse(&[
             "--migrate-cutover",
@@ -417,9 +417,9 @@ mod tests {
             .options("rs2", 600, (0, 0))
             .expect("valid")
             .expect("on");
-        assert_eq!(old.cluster_nodes().len(), 2);
+        assert_eq!(old.get_cluster().len(), 2);
         assert!(
-            old.durable_writes().is_none(),
+            old.get_min_replicas().is_none(),
             "durable writes stay with the new store"
         );
         // Half a migration is a configuration error, both ways round.

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// A JSON reply in the bytes Node's `JSON.stringify` writes.
-pub struct NodeJson<T>(pub T);
+pub(crate) struct NodeJson<T>(pub T);
 
 impl<T: Serialize> IntoResponse for NodeJson<T> {
     fn into_response(self) -> Response {

@@ -10,10 +10,10 @@ use axum::response::Response;
 use std::time::Instant;
 
 /// The route label of requests that matched no route.
-pub const UNMATCHED: &str = "unmatched";
+pub(crate) const UNMATCHED: &str = "unmatched";
 
 /// Middleware: logs and counts each request once answered.
-pub async fn observe(request: Request, next: Next) -> Response {
+pub(crate) async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
     let route = request
@@ -55,7 +55,7 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// axum's `/{app}/get/{token}` written as the original's `/:app/get/:token`.
-pub fn route_template(axum_path: &str) -> String {
+pub(crate) fn route_template(axum_path: &str) -> String {
     axum_path.replace('{', ":").replace('}', "")
 }
 

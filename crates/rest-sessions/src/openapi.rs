@@ -30,7 +30,7 @@ use utoipa::{Modify, OpenApi};
         (status = 503, description = "The server is at its connection limit \
             (`tooManyConnections`) or its memory budget for requests (`overloaded`)",
             body = ErrorBody)))]
-pub async fn serve(State(state): State<AppState>) -> Response {
+pub(crate) async fn serve(State(state): State<AppState>) -> Response {
     let mut document = document();
     pin_event_shards(&mut document, state.event_shards);
     Json(document).into_response()
@@ -336,10 +336,10 @@ impl Modify for ParserErrors {
         (name = "operations", description = "Liveness, readiness, metrics, this document")
     )
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// The document, built once per call (cheap; requested rarely).
-pub fn document() -> utoipa::openapi::OpenApi {
+pub(crate) fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
@@ -413,7 +413,8 @@ mod tests {
         }
         RUNTIME.with(|runtime| {
             runtime.block_on(async {
-                let store = RedisSessions::in_memory(Options::default().wipe(0));
+                let store =
+                    RedisSessions::in_memory(Options::default().wipe(std::time::Duration::ZERO));
                 let result = match what {
                     "app" => store.get(value, TOKEN).await.map(drop),
                     "token" => store.get("app", value).await.map(drop),

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 /// The connection deadlines (see the crate README's "Limits and timeouts").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     /// From the connection's opening, or from the first byte of a later request, until the
     /// request head (request line and headers) is complete.
     pub header: Duration,
@@ -37,7 +37,7 @@ pub struct Timeouts {
 /// a client that just connected is still sending its head (over a slow link, for a few
 /// hundred milliseconds), and closing the newest would let a flood of new connections
 /// push out every client before it could send anything.
-pub const EVICT_HEAD_AFTER: Duration = Duration::from_millis(500);
+pub(crate) const EVICT_HEAD_AFTER: Duration = Duration::from_millis(500);
 
 /// The fraction of the bound past which deadlines start to shrink.
 const PRESSURE_STARTS: f64 = 0.5;
@@ -51,7 +51,7 @@ const FLOOR: Duration = Duration::from_secs(2);
 
 /// The settings of overload protection.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Most connections served at once.
     pub max_connections: usize,
     /// Most connections of one client address (0: no cap).
@@ -67,7 +67,7 @@ pub struct Settings {
 
 /// Why a new connection is refused (the `reason` label of the refusal counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Every slot is taken and none may be freed.
     MaxConnections,
     /// Its address holds its share of connections.
@@ -78,7 +78,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Refusal::MaxConnections => "max_connections",
             Refusal::AddressConnections => "address_connections",
@@ -89,7 +89,7 @@ impl Refusal {
 
 /// Why a connection was closed to admit another (the `rule` label of the eviction counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Eviction {
+pub(crate) enum Eviction {
     /// It was the oldest idle keep-alive connection.
     OldestIdle,
     /// It was the oldest unfinished request head.
@@ -101,7 +101,7 @@ pub enum Eviction {
 
 impl Eviction {
     /// The metric label and log word.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Eviction::OldestIdle => "oldest_idle",
             Eviction::OldestUnfinished => "oldest_unfinished",
@@ -112,7 +112,7 @@ impl Eviction {
 
 /// Where a connection is between requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Just opened: the first request head is due within the header timeout.
     Opened,
     /// Waiting for the next request on a kept-alive connection.
@@ -260,7 +260,7 @@ impl Table {
 /// The connection table and the byte budget, shared by the accept loop and every
 /// connection.
 #[derive(Debug)]
-pub struct Overload {
+pub(crate) struct Overload {
     settings: Settings,
     table: Mutex<Table>,
     bytes: AtomicUsize,
@@ -270,7 +270,7 @@ pub struct Overload {
 
 impl Overload {
     /// An empty table.
-    pub fn new(settings: Settings) -> Arc<Self> {
+    pub(crate) fn new(settings: Settings) -> Arc<Self> {
         Arc::new(Overload {
             settings,
             table: Mutex::new(Table::default()),
@@ -280,7 +280,7 @@ impl Overload {
     }
 
     /// The settings in force.
-    pub fn settings(&self) -> &Settings {
+    pub(crate) fn settings(&self) -> &Settings {
         &self.settings
     }
 
@@ -290,19 +290,19 @@ impl Overload {
     }
 
     /// Request bytes held now (heads being read and reserved bodies).
-    pub fn bytes_in_flight(&self) -> usize {
+    pub(crate) fn bytes_in_flight(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
     }
 
     /// Bytes that may still be taken in before the budget is spent.
-    pub fn room(&self) -> usize {
+    pub(crate) fn room(&self) -> usize {
         self.settings
             .memory_budget
             .saturating_sub(self.bytes_in_flight())
     }
 
     /// True when no more request bytes may be taken in.
-    pub fn over_budget(&self) -> bool {
+    pub(crate) fn over_budget(&self) -> bool {
         self.bytes_in_flight() >= self.settings.memory_budget
     }
 
@@ -328,7 +328,7 @@ impl Overload {
     /// budget is gone (checked every [`RETURN_EVERY`]). glibc keeps what its per-thread
     /// arenas freed: without this, RSS stayed 2 GB high after 2000 unfinished 1 MB bodies
     /// closed.
-    pub fn spawn_memory_return(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn_memory_return(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RETURN_EVERY);
             loop {
@@ -398,7 +398,7 @@ impl Overload {
     /// `configured`, shortened as the table fills: unchanged up to half the bound, then
     /// linearly down to a tenth of it at the bound (never below two seconds unless
     /// configured lower).
-    pub fn shrink(&self, configured: Duration) -> Duration {
+    pub(crate) fn shrink(&self, configured: Duration) -> Duration {
         let open = self.lock().open;
         shrink(configured, open, self.settings.max_connections)
     }
@@ -406,7 +406,10 @@ impl Overload {
     /// Admits a new connection from `addr`, closing an idle or stalled one when the bound
     /// is reached; or says why it is refused. The evicted connection's slot is freed at
     /// once (its socket closes a moment later, within the descriptors kept in reserve).
-    pub fn admit(self: &Arc<Self>, addr: IpAddr) -> Result<(Activity, Option<Eviction>), Refusal> {
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        addr: IpAddr,
+    ) -> Result<(Activity, Option<Eviction>), Refusal> {
         let now = Instant::now();
         let mut evicted = None;
         let mut to_wake = None;
@@ -471,7 +474,7 @@ impl Overload {
 
     /// Connections holding a slot now.
     #[cfg(test)]
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.lock().open
     }
 }
@@ -490,7 +493,7 @@ fn return_memory_to_the_system() {
 }
 
 /// `configured` shortened for `open` connections of `max` (see [`Overload::shrink`]).
-pub fn shrink(configured: Duration, open: usize, max: usize) -> Duration {
+pub(crate) fn shrink(configured: Duration, open: usize, max: usize) -> Duration {
     let used = open as f64 / max.max(1) as f64;
     if used <= PRESSURE_STARTS {
         return configured;
@@ -525,11 +528,11 @@ impl Drop for Handle {
 /// Marks a response whose body outlives its handler (an event stream): the service does
 /// not end the request when the handler returns; the body's [`FinishOnDrop`] does.
 #[derive(Debug, Clone, Copy)]
-pub struct LongLived;
+pub(crate) struct LongLived;
 
 /// Ends the request of a [`LongLived`] response when dropped (with the response's body).
 #[derive(Debug)]
-pub struct FinishOnDrop(Activity);
+pub(crate) struct FinishOnDrop(Activity);
 
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
@@ -539,7 +542,7 @@ impl Drop for FinishOnDrop {
 
 /// What a read of the socket may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gate {
+pub(crate) enum Gate {
     /// Read as usual.
     Open,
     /// The connection was closed to admit another: fail the read.
@@ -552,7 +555,7 @@ pub enum Gate {
 /// they report when a request starts and ends and the bytes of heads. Cheap to clone; the
 /// slot is freed when the last clone is dropped.
 #[derive(Debug, Clone)]
-pub struct Activity(Arc<Handle>);
+pub(crate) struct Activity(Arc<Handle>);
 
 impl Activity {
     fn with<R>(&self, f: impl FnOnce(&mut Table, u64) -> R) -> R {
@@ -561,13 +564,13 @@ impl Activity {
     }
 
     /// The table this connection is in.
-    pub fn overload(&self) -> &Arc<Overload> {
+    pub(crate) fn overload(&self) -> &Arc<Overload> {
         &self.0.overload
     }
 
     /// The request head was parsed and handed to the service: its bytes are no longer
     /// an unparsed head.
-    pub fn request_started(&self) {
+    pub(crate) fn request_started(&self) {
         let released = self.with(|table, id| {
             table.enter(id, Phase::Busy, Instant::now());
             table
@@ -581,7 +584,7 @@ impl Activity {
     /// Reserves the body's bytes of the request being served, closing the connections
     /// whose unfinished requests hold the oldest bytes when they do not fit; false when
     /// they still do not (nothing reserved: the request is to be refused unread).
-    pub fn reserve_body(&self, bytes: usize) -> bool {
+    pub(crate) fn reserve_body(&self, bytes: usize) -> bool {
         if bytes == 0 {
             return true;
         }
@@ -607,13 +610,13 @@ impl Activity {
 
     /// The body of the request being served was read (or failed): its bytes no longer
     /// wait on the client, so they are not taken back for another request.
-    pub fn body_done(&self) {
+    pub(crate) fn body_done(&self) {
         self.with(|table, id| table.body_read(id));
     }
 
     /// The service answered: the body's reservation is returned and the connection waits
     /// for its next request.
-    pub fn request_finished(&self) {
+    pub(crate) fn request_finished(&self) {
         let (released, reader) = self.with(|table, id| {
             table.body_read(id);
             table.enter(id, Phase::Idle, Instant::now());
@@ -632,13 +635,13 @@ impl Activity {
     /// closed as idle (by the idle deadline or to admit a newcomer), and it counts as an
     /// unfinished request of its address. The service must then leave the end of the
     /// request to the guard (see [`LongLived`]).
-    pub fn long_lived(&self) -> FinishOnDrop {
+    pub(crate) fn long_lived(&self) -> FinishOnDrop {
         FinishOnDrop(self.clone())
     }
 
     /// How many bytes a read may take in: all it likes while a request is served (its
     /// body was reserved), else what is left of the budget.
-    pub fn head_room(&self) -> usize {
+    pub(crate) fn head_room(&self) -> usize {
         if self.with(|table, id| table.conns.get(&id).map(|c| c.phase)) == Some(Phase::Busy) {
             return usize::MAX;
         }
@@ -646,7 +649,7 @@ impl Activity {
     }
 
     /// `n` bytes arrived on the socket: outside a request they are part of a head.
-    pub fn bytes_arrived(&self, n: usize) {
+    pub(crate) fn bytes_arrived(&self, n: usize) {
         let counted = self.with(|table, id| {
             let phase = table.conns.get(&id).map(|c| c.phase);
             if phase == Some(Phase::Idle) {
@@ -669,7 +672,7 @@ impl Activity {
 
     /// Whether a read may proceed. Over the budget, a new request first takes back the
     /// oldest bytes held by unfinished requests; more of a head already started is refused.
-    pub fn gate(&self) -> Gate {
+    pub(crate) fn gate(&self) -> Gate {
         let overload = &self.0.overload;
         let mut wake = Vec::new();
         let gate = self.with(|table, id| match table.conns.get(&id) {
@@ -694,7 +697,7 @@ impl Activity {
     /// Registers the waiting reader and returns when its read must give up, and whether
     /// that is the header deadline (false: the idle one); None while a request is served.
     /// The deadline is the configured one shrunk by the load at this moment.
-    pub fn wait_for_bytes(&self, waker: &Waker) -> Option<(Instant, bool)> {
+    pub(crate) fn wait_for_bytes(&self, waker: &Waker) -> Option<(Instant, bool)> {
         let overload = &self.0.overload;
         let timeouts = overload.settings.timeouts;
         let max = overload.settings.max_connections;

@@ -2,7 +2,7 @@
 //! (the main store's settings in config.rs, the old store's in migrate.rs).
 
 /// A Redis URL with its user info removed, so a password never reaches a log.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return "<redis url>".to_string();
     };

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 /// The reply of `create`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TokenReply {
+pub(crate) struct TokenReply {
     /// The new session's token: 64 characters.
     pub token: String,
 }
@@ -16,7 +16,7 @@ pub struct TokenReply {
 /// and `set`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-pub enum MaybeSession {
+pub(crate) enum MaybeSession {
     /// The live session.
     Live(Session),
     /// No live session: serialized as `{}`.
@@ -27,7 +27,7 @@ pub enum MaybeSession {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)] // for the schema: `{}` has no keys at all
 #[schema(as = NoSession)]
-pub struct Empty {}
+pub(crate) struct Empty {}
 
 impl From<Option<Session>> for MaybeSession {
     fn from(session: Option<Session>) -> Self {
@@ -40,7 +40,7 @@ impl From<Option<Session>> for MaybeSession {
 
 /// The reply of `activity`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ActivityReply {
+pub(crate) struct ActivityReply {
     /// Distinct ids active in the window.
     pub activity: u64,
 }
@@ -49,14 +49,14 @@ pub struct ActivityReply {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)] // for the schema: `sessions` is the only key
 #[schema(as = Sessions)]
-pub struct SessionsReply {
+pub(crate) struct SessionsReply {
     /// Live sessions, most recently active first.
     pub sessions: Vec<Session>,
 }
 
 /// The reply of `kill`, `killsoid` and `killall`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct KillReply {
+pub(crate) struct KillReply {
     /// How many sessions were removed.
     pub kill: u64,
 }
@@ -72,7 +72,7 @@ impl From<bool> for KillReply {
 
 /// The reply of `/health`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct HealthReply {
+pub(crate) struct HealthReply {
     /// `ok` or `unavailable`.
     pub status: &'static str,
     /// `redis` or `memory`.
@@ -92,7 +92,7 @@ pub struct HealthReply {
 
 /// What `/health` says of a migration in progress.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MigrationState {
+pub(crate) struct MigrationState {
     /// The cut-over instant (`RS_MIGRATE_CUTOVER`), RFC 3339 in UTC.
     pub cutover: String,
     /// The same instant in ms since the epoch.
@@ -105,7 +105,7 @@ pub struct MigrationState {
 
 /// A Redis node that did not answer `/health`'s PING.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UnreachableNode {
+pub(crate) struct UnreachableNode {
     /// `host:port`.
     pub node: String,
     /// What the client said.

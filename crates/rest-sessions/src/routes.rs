@@ -60,6 +60,14 @@ fn integer(value: &str) -> i64 {
     value.parse().unwrap_or(0)
 }
 
+/// A query parameter in seconds (`ttl`, `dt`) as the library's `Duration`: the REST
+/// contract counts in seconds, the Rust API in `Duration`s. What is not a count of
+/// seconds (negative, not an integer) becomes zero, which the library refuses with the
+/// contract's message, as the Node server does.
+fn seconds(value: &str) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::try_from(integer(value)).unwrap_or(0))
+}
+
 /// The body as JSON, or None when it is empty; anything that is not JSON becomes
 /// [`NOT_AN_OBJECT`].
 fn json_body(body: &[u8]) -> Option<Value> {
@@ -83,7 +91,7 @@ fn json_body(body: &[u8]) -> Option<Value> {
             example = "PONG"),
         (status = 503, description = "The store did not answer within 2 s (`redisUnavailable`), \
             or the server is at its connection limit (`tooManyConnections`)", body = ErrorBody)))]
-pub async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+pub(crate) async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     store_call(state.store.ping()).await?;
     Ok("PONG")
 }
@@ -98,7 +106,10 @@ pub async fn ping(State(state): State<AppState>) -> Result<&'static str, ApiErro
             cluster) is unreachable, or the server is at its connection limit \
             (`tooManyConnections`). `message` and `unreachable` only for callers with the \
             bearer secret, or for all with `RS_HEALTH_DETAIL=true`", body = HealthUnavailable)))]
-pub async fn health(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+pub(crate) async fn health(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let detail = state.health_detail
         || state
             .auth_token
@@ -183,7 +194,7 @@ pub async fn health(State(state): State<AppState>, headers: axum::http::HeaderMa
         (status = 401, description = "Missing or wrong bearer secret (`unauthorized`)", body = ErrorBody),
         (status = 503, description = "The server is at its connection limit (`tooManyConnections`)",
             body = ErrorBody)))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(stats) = state.store.cache_stats() {
         crate::metrics::record_cache(stats);
     }
@@ -212,7 +223,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     responses(
         (status = 200, description = "Created", body = TokenReply),
         BodyErrors))]
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,
@@ -228,7 +239,7 @@ pub async fn create(
     let mut options =
         CreateOptions::default().no_resave(params.get("no_resave").is_some_and(|v| v == "true"));
     if let Some(ttl) = params.get("ttl") {
-        options = options.ttl(integer(ttl));
+        options = options.ttl(seconds(ttl));
     }
     match json_body(&body) {
         // `{}` stores no data, as the original did.
@@ -249,7 +260,7 @@ pub async fn create(
         (status = 200, description = "The session, or `{}` when none is live",
             body = MaybeSession),
         StoreErrors))]
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
 ) -> Reply<MaybeSession> {
@@ -267,7 +278,7 @@ pub async fn get(
         (status = 200, description = "The updated session, or `{}` when none is live",
             body = MaybeSession),
         BodyErrors))]
-pub async fn set(
+pub(crate) async fn set(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
     body: Result<TimedBody, ApiError>,
@@ -286,13 +297,15 @@ pub async fn set(
     responses(
         (status = 200, description = "Active ids", body = ActivityReply),
         StoreErrors))]
-pub async fn activity(
+pub(crate) async fn activity(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,
 ) -> Reply<ActivityReply> {
     let app = path?.one();
-    let dt = query(raw.as_deref()).get("dt").map_or(0, |v| integer(v));
+    let dt = query(raw.as_deref())
+        .get("dt")
+        .map_or(std::time::Duration::ZERO, |v| seconds(v));
     let activity = store_call(state.store.activity(&app, dt)).await?;
     Ok(NodeJson(ActivityReply { activity }))
 }
@@ -303,13 +316,15 @@ pub async fn activity(
     responses(
         (status = 200, description = "Sessions", body = SessionsReply),
         StoreErrors))]
-pub async fn soapp(
+pub(crate) async fn soapp(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,
 ) -> Reply<SessionsReply> {
     let app = path?.one();
-    let dt = query(raw.as_deref()).get("dt").map_or(0, |v| integer(v));
+    let dt = query(raw.as_deref())
+        .get("dt")
+        .map_or(std::time::Duration::ZERO, |v| seconds(v));
     let sessions = store_call(state.store.soapp(&app, dt)).await?;
     Ok(NodeJson(SessionsReply { sessions }))
 }
@@ -320,7 +335,7 @@ pub async fn soapp(
     responses(
         (status = 200, description = "Sessions", body = SessionsReply),
         StoreErrors))]
-pub async fn soid(
+pub(crate) async fn soid(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
 ) -> Reply<SessionsReply> {
@@ -335,7 +350,7 @@ pub async fn soid(
     responses(
         (status = 200, description = "1 when a live session was removed, else 0", body = KillReply),
         StoreErrors))]
-pub async fn kill(
+pub(crate) async fn kill(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
@@ -351,7 +366,7 @@ pub async fn kill(
     responses(
         (status = 200, description = "Sessions removed", body = KillReply),
         StoreErrors))]
-pub async fn killsoid(
+pub(crate) async fn killsoid(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
     RawQuery(raw): RawQuery,
@@ -371,7 +386,7 @@ pub async fn killsoid(
     responses(
         (status = 200, description = "Sessions removed (0 or 1)", body = KillReply),
         StoreErrors))]
-pub async fn killdevice(
+pub(crate) async fn killdevice(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
@@ -386,7 +401,7 @@ pub async fn killdevice(
     responses(
         (status = 200, description = "Sessions removed", body = KillReply),
         StoreErrors))]
-pub async fn killall(
+pub(crate) async fn killall(
     State(state): State<AppState>,
     path: Result<PathParams, ApiError>,
 ) -> Reply<KillReply> {
@@ -396,12 +411,12 @@ pub async fn killall(
 }
 
 /// Fallback for paths no route has: a JSON 404.
-pub async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
 /// Fallback for a known path with the wrong method: a JSON 405.
-pub async fn method_not_allowed() -> ApiError {
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
@@ -424,6 +439,8 @@ mod tests {
         assert_eq!(integer("abc"), 0);
         assert_eq!(integer("3.5"), 0);
         assert_eq!(integer("99999999999999999999"), 0);
+        assert_eq!(seconds("30"), std::time::Duration::from_secs(30));
+        assert_eq!(seconds("-30"), std::time::Duration::ZERO);
     }
 
     #[test]

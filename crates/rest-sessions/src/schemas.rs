@@ -25,7 +25,7 @@ fn scalar() -> Schema {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-pub struct AppParam {
+pub(crate) struct AppParam {
     /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
     #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
     app: String,
@@ -35,7 +35,7 @@ pub struct AppParam {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-pub struct AppTokenParams {
+pub(crate) struct AppTokenParams {
     /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
     #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
     app: String,
@@ -48,7 +48,7 @@ pub struct AppTokenParams {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-pub struct AppIdParams {
+pub(crate) struct AppIdParams {
     /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
     #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
     app: String,
@@ -66,7 +66,7 @@ pub struct AppIdParams {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-pub struct AppIdHandleParams {
+pub(crate) struct AppIdHandleParams {
     /// App name: 3-20 of `A-Z a-z 0-9 _ -`.
     #[param(pattern = "^[A-Za-z0-9_-]{3,20}$", min_length = 3, max_length = 20)]
     app: String,
@@ -86,7 +86,7 @@ pub struct AppIdHandleParams {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct KeepQuery {
+pub(crate) struct KeepQuery {
     /// The token of a session to keep ("sign out all other devices"): 64 letters and digits.
     #[param(pattern = "^[A-Za-z0-9]{64}$", min_length = 64, max_length = 64)]
     keep: Option<String>,
@@ -96,7 +96,7 @@ pub struct KeepQuery {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct CreateQuery {
+pub(crate) struct CreateQuery {
     /// The client's address: 1-39 characters, no line breaks.
     #[param(
         pattern = "^[^\\n\\r\\u2028\\u2029]{1,39}$",
@@ -116,7 +116,7 @@ pub struct CreateQuery {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct WindowQuery {
+pub(crate) struct WindowQuery {
     /// Window in seconds.
     #[param(minimum = 10)]
     dt: i64,
@@ -126,7 +126,7 @@ pub struct WindowQuery {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct EventsQuery {
+pub(crate) struct EventsQuery {
     /// The position to read after: an event's `cursor` (or `next` of a page); empty for
     /// the oldest event retained. One Redis: `ms-seq`; a cluster: `shard:ms-seq` for each
     /// shard read, joined by `,`. A shard past the namespace's shards is a 400.
@@ -156,7 +156,7 @@ fn data_schema(min_properties: usize) -> Schema {
 }
 
 /// The body of `create`: optional data (`{}` or no body: none).
-pub struct CreateBody;
+pub(crate) struct CreateBody;
 
 impl PartialSchema for CreateBody {
     fn schema() -> RefOr<Schema> {
@@ -167,7 +167,7 @@ impl PartialSchema for CreateBody {
 impl ToSchema for CreateBody {}
 
 /// The body of `set`: the keys to change, at least one.
-pub struct SetBody;
+pub(crate) struct SetBody;
 
 impl PartialSchema for SetBody {
     fn schema() -> RefOr<Schema> {
@@ -183,7 +183,7 @@ impl ToSchema for SetBody {}
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
-pub enum HealthUnavailable {
+pub(crate) enum HealthUnavailable {
     /// The store does not answer.
     Store(HealthReply),
     /// `tooManyConnections`.
@@ -193,7 +193,7 @@ pub enum HealthUnavailable {
 /// The error replies of a route that reads the store but takes no body.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
-pub enum StoreErrors {
+pub(crate) enum StoreErrors {
     /// A broken input rule (`missingParameter`, `invalidFormat`, `invalidValue`), including
     /// a path segment whose percent-encoding is invalid.
     #[response(status = 400)]
@@ -217,7 +217,7 @@ pub enum StoreErrors {
 /// The error replies of a route that takes a body: [`StoreErrors`] and the body's own.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
-pub enum BodyErrors {
+pub(crate) enum BodyErrors {
     /// A broken input rule (`missingParameter`, `invalidFormat`, `invalidValue`), including
     /// a body that is not a JSON object and a badly encoded path segment.
     #[response(status = 400)]

@@ -23,11 +23,11 @@ use tower::ServiceExt;
 
 /// File descriptors kept out of the connection bound: the listener, Redis connections,
 /// the refusals in flight, logs. The bound is capped at the open-files limit minus this.
-pub const FD_RESERVE: u64 = 128;
+pub(crate) const FD_RESERVE: u64 = 128;
 
 /// Connections over the bound that may be answered at once; past that they are closed
 /// without a reply (still at once, never left waiting).
-pub const REFUSAL_SLOTS: usize = 32;
+pub(crate) const REFUSAL_SLOTS: usize = 32;
 
 /// How long a refused connection is kept to read what its client sends (so the reply is
 /// not lost to a reset) before it is closed.
@@ -58,11 +58,11 @@ content-length: 123\r\n\
 /// Connections the kernel may queue before they are accepted. The usual 128 drops the
 /// connections of a burst (their clients retry after a second); the kernel caps it at
 /// `net.core.somaxconn`.
-pub const LISTEN_BACKLOG: u32 = 4096;
+pub(crate) const LISTEN_BACKLOG: u32 = 4096;
 
 /// Binds `host:port` with [`LISTEN_BACKLOG`] (the first address `host` resolves to that
 /// can be bound).
-pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
     let mut last = None;
     for addr in tokio::net::lookup_host((host, port)).await? {
         let socket = if addr.is_ipv4() {
@@ -91,7 +91,7 @@ pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
 /// Raises the open-files soft limit to the hard limit and returns the soft limit in force
 /// (None where it cannot be read). A server that keeps the usual soft limit of 1024 would
 /// refuse connections long before the machine runs short.
-pub fn raise_open_files_limit() -> Option<u64> {
+pub(crate) fn raise_open_files_limit() -> Option<u64> {
     #[cfg(unix)]
     {
         match rlimit::increase_nofile_limit(u64::MAX) {
@@ -112,7 +112,7 @@ pub fn raise_open_files_limit() -> Option<u64> {
 
 /// The connection bound in force: the configured one, capped so that the connections and
 /// [`FD_RESERVE`] fit within the open-files limit.
-pub fn effective_max_connections(configured: usize, open_files: Option<u64>) -> usize {
+pub(crate) fn effective_max_connections(configured: usize, open_files: Option<u64>) -> usize {
     let Some(open_files) = open_files else {
         return configured;
     };
@@ -151,7 +151,7 @@ fn body_reservation(request: &hyper::Request<Incoming>, body_limit: usize) -> us
 /// by the load when the request started, and the connection's entry, told when the body
 /// has been read (its bytes then no longer wait on the client).
 #[derive(Debug, Clone)]
-pub struct BodyContext {
+pub(crate) struct BodyContext {
     /// How long the client has to send the body.
     pub deadline: Duration,
     /// The connection's entry in the table.
@@ -160,7 +160,7 @@ pub struct BodyContext {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open connections
 /// finish their requests (the caller bounds how long).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     overload: Arc<Overload>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// What every handler needs; cheap to clone (the store and secrets are shared).
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The session store (Redis or in memory).
     pub store: RedisSessions,
     /// Which store it is, for `/health`.

@@ -28,20 +28,20 @@ use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
 /// The consumer group every server's webhook deliveries share.
-pub const GROUP: &str = "rest-sessions-webhooks";
+pub(crate) const GROUP: &str = "rest-sessions-webhooks";
 
 /// Events delivered, by `app`.
-pub const DELIVERED: &str = "rest_sessions_webhook_events_delivered_total";
+pub(crate) const DELIVERED: &str = "rest_sessions_webhook_events_delivered_total";
 /// Failed delivery attempts, by `app` and `reason` (`status`, `connect`, `tls`, `http`,
 /// `timeout`).
-pub const FAILED: &str = "rest_sessions_webhook_attempts_failed_total";
+pub(crate) const FAILED: &str = "rest_sessions_webhook_attempts_failed_total";
 /// Seconds since the oldest event not yet delivered was written, by `app` (0 when caught
 /// up).
-pub const LAG: &str = "rest_sessions_webhook_lag_seconds";
+pub(crate) const LAG: &str = "rest_sessions_webhook_lag_seconds";
 
 /// The webhook settings (`RS_WEBHOOK_*`).
 #[derive(Clone, Default, clap::Args)]
-pub struct WebhookSettings {
+pub(crate) struct WebhookSettings {
     /// Receiver of the events of every app: each app is delivered from the first create
     /// this server serves for it (and those in RS_WEBHOOK_APPS from the start).
     #[arg(long = "webhook-url", env = "RS_WEBHOOK_URL", hide_env_values = true)]
@@ -129,7 +129,7 @@ impl std::fmt::Debug for WebhookSettings {
 
 impl WebhookSettings {
     /// True when some receiver is configured.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.url.is_some() || !self.urls.is_empty()
     }
 }
@@ -138,7 +138,7 @@ impl WebhookSettings {
 /// `event_id` (unique in the app, the same on a redelivery: drop what you have seen) in
 /// place of the cursor.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookEvent {
+pub(crate) struct WebhookEvent {
     /// The event's name, `shard:ms-seq`: the same each time it is delivered again.
     pub event_id: String,
     /// `created` or `ended`.
@@ -163,7 +163,7 @@ pub struct WebhookEvent {
 /// The body of each webhook POST: one app's events, oldest first per stream (per shard
 /// on a cluster), at most `RS_WEBHOOK_BATCH` of them.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookDelivery {
+pub(crate) struct WebhookDelivery {
     /// The app of every event in it.
     pub app: String,
     /// The events (1 to `RS_WEBHOOK_BATCH`).
@@ -203,7 +203,7 @@ struct Shared {
 
 /// The running webhook deliveries: one task per app.
 #[derive(Clone)]
-pub struct Webhooks {
+pub(crate) struct Webhooks {
     shared: Arc<Shared>,
 }
 
@@ -211,7 +211,7 @@ impl Webhooks {
     /// Checks the settings and starts a task for each app known now (RS_WEBHOOK_URLS,
     /// RS_WEBHOOK_APPS). `port` names this server in the group when RS_WEBHOOK_CONSUMER
     /// does not.
-    pub fn start(
+    pub(crate) fn start(
         store: RedisSessions,
         settings: &WebhookSettings,
         events: bool,
@@ -285,7 +285,7 @@ impl Webhooks {
 
     /// Notes that `app` has sessions (a create was served): with RS_WEBHOOK_URL its
     /// delivery starts now, if it has not and the app bound allows.
-    pub fn saw(&self, app: &str) {
+    pub(crate) fn saw(&self, app: &str) {
         let Some(target) = self.shared.all.clone() else {
             return;
         };
@@ -322,7 +322,7 @@ impl Webhooks {
 
     /// Waits for the tasks to end after the stop signal: a POST in flight finishes (within
     /// RS_WEBHOOK_TIMEOUT) and is acknowledged; nothing new is taken.
-    pub async fn finish(&self, within: Duration) {
+    pub(crate) async fn finish(&self, within: Duration) {
         let tasks = std::mem::take(&mut self.lock().1);
         let all = futures_util::future::join_all(tasks);
         if tokio::time::timeout(within, all).await.is_err() {

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 
 /// Why an attempt failed before the receiver answered.
 #[derive(Debug, thiserror::Error)]
-pub enum PostError {
+pub(crate) enum PostError {
     /// No TCP connection (refused, unreachable, DNS).
     #[error("cannot connect: {0}")]
     Connect(std::io::Error),
@@ -32,7 +32,7 @@ pub enum PostError {
 
 impl PostError {
     /// The metric label of the failure.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             PostError::Connect(_) => "connect",
             PostError::Tls(_) => "tls",
@@ -44,7 +44,7 @@ impl PostError {
 
 /// A parsed receiver URL.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     uri: Uri,
     host: String,
     port: u16,
@@ -53,7 +53,7 @@ pub struct Target {
 
 impl Target {
     /// Parses `http://host[:port]/path` or `https://…` (with the `tls` feature).
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub(crate) fn parse(url: &str) -> Result<Self, String> {
         let uri: Uri = url
             .parse()
             .map_err(|_| format!("not a URL: {}", crate::redact::redact_url(url)))?;
@@ -79,7 +79,7 @@ impl Target {
     }
 
     /// POSTs `body` as JSON with `headers`; the receiver's status, or why there was none.
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         headers: &[(&str, String)],
         body: Bytes,

@@ -8,10 +8,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// The header that carries the signature.
-pub const HEADER: &str = "rs-signature";
+pub(crate) const HEADER: &str = "rs-signature";
 
 /// The header value for `body` sent at `unix_seconds`.
-pub fn signature(secret: &[u8], unix_seconds: u64, body: &[u8]) -> String {
+pub(crate) fn signature(secret: &[u8], unix_seconds: u64, body: &[u8]) -> String {
     format!(
         "t={unix_seconds},v1={}",
         hex(&mac(secret, unix_seconds, body))

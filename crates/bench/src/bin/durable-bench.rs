@@ -128,7 +128,7 @@ async fn main() {
     let base = || {
         Options::default()
             .url(master.url())
-            .wipe(0)
+            .wipe(Duration::ZERO)
             .response_timeout(Duration::from_secs(10))
     };
     let off = RedisSessions::connect(base()).await.expect("connect");

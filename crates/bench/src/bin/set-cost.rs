@@ -20,6 +20,7 @@ use redis_sessions::{CreateOptions, Options, RedisSessions};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 use test_support::node::NodePeer;
 use test_support::RedisServer;
@@ -118,7 +119,7 @@ async fn main() {
     let server = RedisServer::start();
     let _ = server.command(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
     let _ = server.command(&["CONFIG", "SET", "slowlog-max-len", "100000"]);
-    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+    let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
         .await
         .expect("connect");
     let mut node = NodePeer::start(&format!(
@@ -147,7 +148,7 @@ async fn main() {
                 "u",
                 "127.0.0.1",
                 CreateOptions::default()
-                    .ttl(3600)
+                    .ttl(Duration::from_secs(3600))
                     .data(Value::Object(d.clone())),
             )
             .await
@@ -221,7 +222,7 @@ async fn main() {
             "u",
             "127.0.0.1",
             CreateOptions::default()
-                .ttl(3600)
+                .ttl(Duration::from_secs(3600))
                 .data(Value::Object(data(n))),
         )
         .await

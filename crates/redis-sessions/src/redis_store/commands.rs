@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// Builds the commands of one namespace's operations.
 #[derive(Debug, Clone)]
-pub struct Commands {
+pub(crate) struct Commands {
     layout: Layout,
     scripts: Arc<Scripts>,
     expire_keys: bool,

@@ -162,7 +162,7 @@ struct Counters {
 impl Connection {
     /// A connection to one Redis server (or the master Sentinel names): reconnects by
     /// itself when the socket closes.
-    pub async fn single(
+    pub(crate) async fn single(
         target: Target,
         config: ConnectionManagerConfig,
         bound: Duration,
@@ -179,7 +179,7 @@ impl Connection {
     }
 
     /// A connection to a Redis Cluster through `client`, whose seeds are `seeds`.
-    pub async fn cluster(
+    pub(crate) async fn cluster(
         client: ClusterClient,
         seeds: Vec<String>,
         bound: Duration,
@@ -224,7 +224,7 @@ impl Connection {
 
     /// Sends one command, within the call bound (on a cluster, again while its slot
     /// moves: see [`moving`]).
-    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+    pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
         let deadline = Instant::now() + self.inner.bound;
         let mut attempt = 0;
         loop {
@@ -239,7 +239,10 @@ impl Connection {
 
     /// Sends a pipeline (a MULTI/EXEC, or a write and its WAIT), within the call bound (on
     /// a cluster, again while its slot moves: see [`moving`]).
-    pub async fn query_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+    pub(crate) async fn query_pipeline<T: FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+    ) -> RedisResult<T> {
         let deadline = Instant::now() + self.inner.bound;
         let mut attempt = 0;
         loop {
@@ -293,7 +296,7 @@ impl Connection {
     }
 
     /// SCRIPT LOAD (on every master, in a cluster).
-    pub async fn load(&self, script: &Script) -> RedisResult<String> {
+    pub(crate) async fn load(&self, script: &Script) -> RedisResult<String> {
         let mut con = self.handle();
         let result = self.bounded(script.load_async(&mut con)).await;
         self.observe(result)
@@ -301,7 +304,7 @@ impl Connection {
 
     /// Each node the store depends on (the server, or every master that serves slots)
     /// and whether it answers a PING through this connection within `within`.
-    pub async fn nodes(&self, within: Duration, with_replicas: bool) -> Vec<NodeStatus> {
+    pub(crate) async fn nodes(&self, within: Duration, with_replicas: bool) -> Vec<NodeStatus> {
         match self.handle() {
             Handle::Single(mut con) => {
                 let ping = redis::cmd("PING");
@@ -411,7 +414,7 @@ impl Connection {
     /// master of the cluster (SCAN, a batch at a time), or None when there is none; fails
     /// when the scan does not end within `within`. Used only when a namespace has no layout
     /// record (first use, or a record that vanished), to tell whether it holds sessions.
-    pub async fn first_key(
+    pub(crate) async fn first_key(
         &self,
         pattern: &str,
         skip: &[String],
@@ -522,23 +525,23 @@ impl Connection {
     /// Asks the sentinels who the master is now (a sentinel announced a switch): at once,
     /// even while an earlier question runs — its answer may predate the announcement, and
     /// being older it cannot undo this one's switch.
-    pub fn follow_now(&self) {
+    pub(crate) fn follow_now(&self) {
         self.start_follow(true);
     }
 
     /// Asks the sentinels who the master is, unless a question runs or started within
     /// [`FOLLOW_INTERVAL`] (the watcher's re-confirmation while calls fail and after).
-    pub fn follow_soon(&self) {
+    pub(crate) fn follow_soon(&self) {
         self.start_follow(false);
     }
 
     /// True when a call failed within `within` (Sentinel only).
-    pub fn failed_within(&self, within: Duration) -> bool {
+    pub(crate) fn failed_within(&self, within: Duration) -> bool {
         lock(&self.inner.last_failure).is_some_and(|at| at.elapsed() < within)
     }
 
     /// `host:port` of the server in use (under Sentinel, the master followed).
-    pub fn master(&self) -> Option<String> {
+    pub(crate) fn master(&self) -> Option<String> {
         self.inner.seeds().first().cloned()
     }
 
@@ -566,7 +569,7 @@ impl Connection {
     }
 
     /// What the watchdog has counted so far.
-    pub fn stats(&self) -> ConnectionStats {
+    pub(crate) fn stats(&self) -> ConnectionStats {
         let s = &self.inner.stats;
         ConnectionStats {
             timeouts: s.timeouts.load(Ordering::Relaxed),

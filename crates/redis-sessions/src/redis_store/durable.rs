@@ -53,7 +53,7 @@ pub(crate) struct Durable {
 impl Durable {
     /// Opens the pool's connections. Their call bound has room for the WAIT on top of the
     /// write, so a slow replica ends in [`Error::NotReplicated`], not in a timeout.
-    pub async fn open(
+    pub(super) async fn open(
         target: super::target::Target,
         config: ConnectionManagerConfig,
         response: Duration,
@@ -64,7 +64,9 @@ impl Durable {
         let mut pool = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
             pool.push(
-                Connection::single(target.clone(), config.clone(), bound + min.timeout).await?,
+                Connection::single(target.clone(), config.clone(), bound + min.timeout)
+                    .await
+                    .map_err(Error::from_redis)?,
             );
         }
         let durable = Durable {
@@ -80,7 +82,8 @@ impl Durable {
             // No sentinels to ask: the replicas the master reports now.
             let info: String = durable.pool[0]
                 .query(redis::cmd("INFO").arg("replication"))
-                .await?;
+                .await
+                .map_err(Error::from_redis)?;
             durable.promotable(connected_replicas(&info), false);
         }
         Ok(durable)
@@ -90,7 +93,7 @@ impl Durable {
     /// `switched`): with `all`, writes wait for all of them from now on; else, when `n` is
     /// more than asked for, warns (log + `durable_uncovered_replicas` gauge) that an
     /// acknowledged write may be lost if one that did not confirm it is promoted.
-    pub fn promotable(&self, n: u32, switched: bool) {
+    pub(super) fn promotable(&self, n: u32, switched: bool) {
         if self.min.all {
             let old = self.wanted.swap(n.max(1), Ordering::AcqRel);
             if old != n.max(1) || switched {
@@ -124,7 +127,7 @@ impl Durable {
     ///
     /// With `all`, each write waits for every replica of the master of its slot, as
     /// `CLUSTER NODES` lists them (read now, then every [`TOPOLOGY_REFRESH`]).
-    pub async fn with_pool(min: MinReplicas, pool: Vec<Connection>) -> Result<Self> {
+    pub(super) async fn with_pool(min: MinReplicas, pool: Vec<Connection>) -> Result<Self> {
         let mut durable = Durable {
             wanted: AtomicU32::new(min.replicas.max(1)),
             uncovered: AtomicU32::new(0),
@@ -154,19 +157,19 @@ impl Durable {
     }
 
     /// The next connection of the pool, in turn.
-    pub fn connection(&self) -> &Connection {
+    pub(super) fn connection(&self) -> &Connection {
         let at = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
         &self.pool[at]
     }
 
     /// The pool's connections (for the Sentinel watcher).
-    pub fn connections(&self) -> &[Connection] {
+    pub(super) fn connections(&self) -> &[Connection] {
         &self.pool
     }
 
     /// `cmd` (a script call: its first key names its slot) followed by its WAIT, as one
     /// request, and the replicas that WAIT asks for.
-    pub fn with_wait(&self, cmd: &Cmd) -> (Pipeline, u32) {
+    pub(super) fn with_wait(&self, cmd: &Cmd) -> (Pipeline, u32) {
         let wanted = match &self.slots {
             Some(slots) => slots.wanted(first_key(cmd).map_or(0, key_slot)),
             None => self.wanted.load(Ordering::Acquire),
@@ -180,7 +183,7 @@ impl Durable {
     }
 
     /// Fails the call unless the `wanted` replicas its WAIT asked for confirmed.
-    pub fn confirmed(&self, acked: u64, wanted: u32) -> Result<()> {
+    pub(super) fn confirmed(&self, acked: u64, wanted: u32) -> Result<()> {
         if acked >= u64::from(wanted) {
             return Ok(());
         }
@@ -199,7 +202,9 @@ fn first_key(cmd: &Cmd) -> Option<&[u8]> {
 
 /// `CLUSTER NODES` as some node of the cluster sees it.
 async fn cluster_nodes(con: &Connection) -> Result<String> {
-    Ok(con.query(redis::cmd("CLUSTER").arg("NODES")).await?)
+    con.query(redis::cmd("CLUSTER").arg("NODES"))
+        .await
+        .map_err(Error::from_redis)
 }
 
 /// Reads the replica counts again every [`TOPOLOGY_REFRESH`]; a failed read keeps the last

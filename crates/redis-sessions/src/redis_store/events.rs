@@ -27,13 +27,13 @@ fn entries(shard: usize, raw: RawEntries) -> Vec<Entry> {
 
 impl RedisStore {
     /// How many event streams an app has: one per shard.
-    pub fn event_shards(&self) -> usize {
+    pub(crate) fn event_shards(&self) -> usize {
         self.layout().shards().len()
     }
 
     /// The id of the last entry of each shard's stream of `app`, (0, 0) when empty: the
     /// position "now".
-    pub async fn events_tail(&self, app: &str) -> Result<Vec<EntryId>> {
+    pub(crate) async fn events_tail(&self, app: &str) -> Result<Vec<EntryId>> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let mut cmd = redis::cmd("XREVRANGE");
             cmd.arg(shard.app_events(app))
@@ -41,7 +41,7 @@ impl RedisStore {
                 .arg("-")
                 .arg("COUNT")
                 .arg(1);
-            let raw: RawEntries = self.con.query(&cmd).await?;
+            let raw: RawEntries = self.con.query(&cmd).await.map_err(Error::from_redis)?;
             Ok::<EntryId, Error>(
                 raw.first()
                     .and_then(|(id, _)| parse_entry_id(id))
@@ -52,7 +52,7 @@ impl RedisStore {
     }
 
     /// Up to `count` entries of each shard's stream after `cursor`, shard by shard.
-    pub async fn read_events(
+    pub(crate) async fn read_events(
         &self,
         app: &str,
         cursor: &Cursor,
@@ -73,7 +73,7 @@ impl RedisStore {
                     cmd.arg(format!("({ms}-{seq}"));
                 }
                 cmd.arg("+").arg("COUNT").arg(count);
-                let raw: RawEntries = self.con.query(&cmd).await?;
+                let raw: RawEntries = self.con.query(&cmd).await.map_err(Error::from_redis)?;
                 Ok::<Vec<Entry>, Error>(entries(index, raw))
             });
         Ok(each_shard(per_shard).await?.into_iter().flatten().collect())
@@ -82,7 +82,12 @@ impl RedisStore {
     /// Creates the consumer group `group` on every shard's stream of `app` (and the
     /// streams, when absent), starting at `from_start` (every retained event) or at the
     /// end; a group that exists is left as it is.
-    pub async fn create_group(&self, app: &str, group: &str, from_start: bool) -> Result<()> {
+    pub(crate) async fn create_group(
+        &self,
+        app: &str,
+        group: &str,
+        from_start: bool,
+    ) -> Result<()> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let mut cmd = redis::cmd("XGROUP");
             cmd.arg("CREATE")
@@ -93,14 +98,14 @@ impl RedisStore {
             match self.con.query::<()>(&cmd).await {
                 Ok(()) => Ok(()),
                 Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
-                Err(err) => Err(Error::from(err)),
+                Err(err) => Err(Error::from_redis(err)),
             }
         });
         each_shard(per_shard).await.map(|_| ())
     }
 
     /// New entries for `consumer` of `group` (XREADGROUP `>`), up to `count` per shard.
-    pub async fn read_group(
+    pub(crate) async fn read_group(
         &self,
         app: &str,
         group: &str,
@@ -123,7 +128,8 @@ impl RedisStore {
                         .arg(shard.app_events(app))
                         .arg(">");
                     // [[key, entries]] or nil when there is nothing new.
-                    let reply: Option<Vec<(String, RawEntries)>> = self.con.query(&cmd).await?;
+                    let reply: Option<Vec<(String, RawEntries)>> =
+                        self.con.query(&cmd).await.map_err(Error::from_redis)?;
                     Ok::<Vec<Entry>, Error>(
                         reply
                             .into_iter()
@@ -137,7 +143,7 @@ impl RedisStore {
 
     /// Takes over entries of `group` that another consumer read but has not acknowledged
     /// for `min_idle_ms` (it died or hangs): XAUTOCLAIM, up to `count` per shard.
-    pub async fn claim_stale(
+    pub(crate) async fn claim_stale(
         &self,
         app: &str,
         group: &str,
@@ -160,13 +166,15 @@ impl RedisStore {
                         .arg("COUNT")
                         .arg(count);
                     // [next start, entries, deleted ids] (Redis 7; two items on 6.2).
-                    let reply: redis::Value = self.con.query(&cmd).await?;
+                    let reply: redis::Value =
+                        self.con.query(&cmd).await.map_err(Error::from_redis)?;
                     let raw = match reply {
                         redis::Value::Array(items) if items.len() >= 2 => {
                             // An entry trimmed away meanwhile comes back as nil: skipped.
                             let claimed: Vec<Option<(String, Vec<String>)>> =
                                 redis::from_redis_value(items[1].clone())
-                                    .map_err(redis::RedisError::from)?;
+                                    .map_err(redis::RedisError::from)
+                                    .map_err(Error::from_redis)?;
                             claimed.into_iter().flatten().collect()
                         }
                         _ => Vec::new(),
@@ -178,7 +186,7 @@ impl RedisStore {
 
     /// Restarts the idle time of entries pending with `consumer` (XCLAIM with min-idle 0
     /// and JUSTID: no entry is read or sent back), so no other member claims them.
-    pub async fn keep(
+    pub(crate) async fn keep(
         &self,
         app: &str,
         group: &str,
@@ -198,12 +206,21 @@ impl RedisStore {
             cmd.arg(format!("{ms}-{seq}"));
         }
         cmd.arg("JUSTID");
-        self.con.query::<redis::Value>(&cmd).await?;
+        self.con
+            .query::<redis::Value>(&cmd)
+            .await
+            .map_err(Error::from_redis)?;
         Ok(())
     }
 
     /// Acknowledges an entry of `group` (XACK): it is handled and leaves the pending list.
-    pub async fn ack(&self, app: &str, group: &str, shard: usize, id: EntryId) -> Result<()> {
+    pub(crate) async fn ack(
+        &self,
+        app: &str,
+        group: &str,
+        shard: usize,
+        id: EntryId,
+    ) -> Result<()> {
         let Some(shard) = self.layout().shards().get(shard) else {
             return Ok(());
         };
@@ -211,7 +228,10 @@ impl RedisStore {
         cmd.arg(shard.app_events(app))
             .arg(group)
             .arg(format!("{}-{}", id.0, id.1));
-        self.con.query::<u64>(&cmd).await?;
+        self.con
+            .query::<u64>(&cmd)
+            .await
+            .map_err(Error::from_redis)?;
         Ok(())
     }
 }

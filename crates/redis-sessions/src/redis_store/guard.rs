@@ -11,7 +11,7 @@
 use super::commands::Commands;
 use super::tasks::AbortOnDrop;
 use super::Connection;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::layout::LayoutRecord;
 use crate::metric_names::{LAYOUT_CONFLICTS, LAYOUT_RESTORED};
 use std::time::Duration;
@@ -29,7 +29,7 @@ pub(crate) async fn read(con: &Connection, commands: &Commands) -> Result<Option
     let mut cmd = redis::cmd("HMGET");
     cmd.arg(&key).arg("kind").arg("shards").arg("version");
     let (kind, shards, version): (Option<String>, Option<u16>, Option<u32>) =
-        con.query(&cmd).await?;
+        con.query(&cmd).await.map_err(Error::from_redis)?;
     Ok(kind.map(|kind| LayoutRecord {
         kind,
         shards: shards.unwrap_or(0),
@@ -71,8 +71,10 @@ async fn check(con: &Connection, commands: &Commands) {
         Ok(None) => {
             let call = commands.layout_record();
             // EVAL with the source: the script writes only when the record is still absent.
-            let restored: Result<(String, Option<u16>, Option<u32>)> =
-                con.query(&call.with_source()).await.map_err(Into::into);
+            let restored: Result<(String, Option<u16>, Option<u32>)> = con
+                .query(&call.with_source())
+                .await
+                .map_err(Error::from_redis);
             match restored {
                 Ok(_) => {
                     metrics::counter!(LAYOUT_RESTORED).increment(1);

@@ -135,7 +135,7 @@ impl Timeouts {
 impl RedisStore {
     /// A store on one Redis server (or the master Sentinel names); with `min_replicas`,
     /// writes wait for replicas.
-    pub async fn connect(
+    pub(crate) async fn connect(
         target: Target,
         layout: Layout,
         expire_keys: bool,
@@ -153,7 +153,10 @@ impl RedisStore {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         if let Target::Sentinel(sentinels) = &target {
-            sentinels.wait_for_master(SENTINEL_STARTUP_WAIT).await?;
+            sentinels
+                .wait_for_master(SENTINEL_STARTUP_WAIT)
+                .await
+                .map_err(Error::from_redis)?;
         }
         let durable = match min_replicas {
             Some(min) => Some(std::sync::Arc::new(
@@ -168,7 +171,9 @@ impl RedisStore {
             )),
             None => None,
         };
-        let con = Connection::single(target.clone(), config, timeouts.bound()).await?;
+        let con = Connection::single(target.clone(), config, timeouts.bound())
+            .await
+            .map_err(Error::from_redis)?;
         let mut store = Self::with_connection(con, None, layout, expire_keys, events);
         if let Target::Sentinel(sentinels) = &target {
             let mut connections = vec![store.con.clone()];
@@ -201,7 +206,7 @@ impl RedisStore {
     /// A store on a Redis Cluster, from a list of seed nodes.
     /// With `read_from_replicas`, soid, soapp and activity go to replicas; with
     /// `min_replicas`, writes wait for the replicas of the master that ran them.
-    pub async fn connect_cluster(
+    pub(crate) async fn connect_cluster(
         nodes: &[String],
         layout: Layout,
         expire_keys: bool,
@@ -233,18 +238,28 @@ impl RedisStore {
                     .unwrap_or_else(|_| "(invalid seed)".to_string())
             })
             .collect();
-        let con = Connection::cluster(builder().build()?, seeds.clone(), timeouts.bound()).await?;
+        let con = Connection::cluster(
+            builder().build().map_err(Error::from_redis)?,
+            seeds.clone(),
+            timeouts.bound(),
+        )
+        .await
+        .map_err(Error::from_redis)?;
         // A second connection, so that only the calls that accept stale answers read from
         // replicas: the reads that come before a write (kill, killsoid, killall, the sweep)
         // must see the master's index.
         let reads = match read_from_replicas {
             true => Some(
                 Connection::cluster(
-                    builder().read_routing_strategy(replica_reads()).build()?,
+                    builder()
+                        .read_routing_strategy(replica_reads())
+                        .build()
+                        .map_err(Error::from_redis)?,
                     seeds.clone(),
                     timeouts.bound(),
                 )
-                .await?,
+                .await
+                .map_err(Error::from_redis)?,
             ),
             false => None,
         };
@@ -257,10 +272,12 @@ impl RedisStore {
                 for _ in 0..durable::CONNECTIONS {
                     let client = builder()
                         .response_timeout(timeouts.response + min.timeout)
-                        .build()?;
+                        .build()
+                        .map_err(Error::from_redis)?;
                     pool.push(
                         Connection::cluster(client, seeds.clone(), timeouts.bound() + min.timeout)
-                            .await?,
+                            .await
+                            .map_err(Error::from_redis)?,
                     );
                 }
                 Some(std::sync::Arc::new(
@@ -353,7 +370,8 @@ impl RedisStore {
         let found = self
             .con
             .first_key(&pattern, &skip, guard::SCAN_LIMIT)
-            .await?;
+            .await
+            .map_err(Error::from_redis)?;
         match found {
             None => Ok(()),
             Some(found) => Err(Error::LayoutLost {
@@ -368,7 +386,10 @@ impl RedisStore {
     /// NOSCRIPT round trip.
     async fn load_scripts(self) -> Result<Self> {
         for script in self.commands.scripts().each() {
-            self.con.load(script.script()).await?;
+            self.con
+                .load(script.script())
+                .await
+                .map_err(Error::from_redis)?;
         }
         Ok(self)
     }
@@ -384,10 +405,17 @@ impl RedisStore {
     async fn eval<T: FromRedisValue>(&self, call: ScriptCall<'_>) -> Result<T> {
         match self.con.query(call.cmd()).await {
             Err(err) if is_noscript(&err) => {
-                self.con.load(call.script().script()).await?;
-                Ok(self.con.query(call.cmd()).await?)
+                self.con
+                    .load(call.script().script())
+                    .await
+                    .map_err(Error::from_redis)?;
+                Ok(self
+                    .con
+                    .query(call.cmd())
+                    .await
+                    .map_err(Error::from_redis)?)
             }
-            other => Ok(other?),
+            other => Ok(other.map_err(Error::from_redis)?),
         }
     }
 
@@ -403,10 +431,12 @@ impl RedisStore {
         let (pipe, wanted) = durable.with_wait(call.cmd());
         let (value, acked): (T, u64) = match con.query_pipeline(&pipe).await {
             Err(err) if is_noscript(&err) => {
-                con.load(call.script().script()).await?;
-                con.query_pipeline(&pipe).await?
+                con.load(call.script().script())
+                    .await
+                    .map_err(Error::from_redis)?;
+                con.query_pipeline(&pipe).await.map_err(Error::from_redis)?
             }
-            other => other?,
+            other => other.map_err(Error::from_redis)?,
         };
         durable.confirmed(acked, wanted)?;
         Ok(value)
@@ -417,8 +447,11 @@ impl RedisStore {
     /// that answered (SCRIPT LOAD reaches only masters, and a replica may be the one asked).
     async fn eval_read<T: FromRedisValue>(&self, call: ScriptCall<'_>) -> Result<T> {
         match self.read_query(call.cmd()).await {
-            Err(err) if is_noscript(&err) => Ok(self.read_query(&call.with_source()).await?),
-            other => Ok(other?),
+            Err(err) if is_noscript(&err) => Ok(self
+                .read_query(&call.with_source())
+                .await
+                .map_err(Error::from_redis)?),
+            other => Ok(other.map_err(Error::from_redis)?),
         }
     }
 
@@ -445,7 +478,7 @@ impl RedisStore {
 
     /// Creates the session and returns its token (in the cluster layout the token names
     /// the shard of the id).
-    pub async fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
+    pub(crate) async fn create(&self, s: &NewSession<'_>, now: i64) -> Result<String> {
         self.writable()?;
         let index = self.layout().shard_for_id(s.id);
         let token = crate::token::generate(
@@ -460,12 +493,15 @@ impl RedisStore {
             self.eval_write::<i64>(cmd).await?;
         } else {
             let pipe = self.commands.create(shard, s, &token, now);
-            self.con.query_pipeline::<()>(&pipe).await?;
+            self.con
+                .query_pipeline::<()>(&pipe)
+                .await
+                .map_err(Error::from_redis)?;
         }
         Ok(token)
     }
 
-    pub async fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
+    pub(crate) async fn get(&self, app: &str, token: &str, now: i64) -> Result<Option<Record>> {
         let Some(shard) = self.layout().shard_for_token(token) else {
             return Ok(None);
         };
@@ -476,7 +512,13 @@ impl RedisStore {
         })
     }
 
-    pub async fn set(&self, app: &str, token: &str, d: &Data, now: i64) -> Result<Option<Record>> {
+    pub(crate) async fn set(
+        &self,
+        app: &str,
+        token: &str,
+        d: &Data,
+        now: i64,
+    ) -> Result<Option<Record>> {
         let Some(shard) = self.layout().shard_for_token(token) else {
             return Ok(None);
         };
@@ -489,7 +531,13 @@ impl RedisStore {
 
     /// Node layout: one round trip. Cluster layout: the hash's id is read first, so the
     /// script can declare the id's `us:` set. `reason`: what its ended event says.
-    pub async fn kill(&self, app: &str, token: &str, now: i64, reason: EndReason) -> Result<bool> {
+    pub(crate) async fn kill(
+        &self,
+        app: &str,
+        token: &str,
+        now: i64,
+        reason: EndReason,
+    ) -> Result<bool> {
         let reason = reason.as_str();
         let Some(shard) = self.layout().shard_for_token(token) else {
             return Ok(false);
@@ -503,7 +551,8 @@ impl RedisStore {
             let id: Option<String> = self
                 .con
                 .query(&self.commands.session_id(shard, app, token))
-                .await?;
+                .await
+                .map_err(Error::from_redis)?;
             let Some(id) = id else {
                 return Ok(false);
             };
@@ -522,7 +571,7 @@ impl RedisStore {
     /// only when it holds no token the read missed, so a call that fails changes nothing.
     /// Atomic for up to [`BATCH`] sessions of one id; more go in several scripts.
     /// Every session of one id but `keep` (a token), in bounded batches.
-    pub async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
+    pub(crate) async fn killsoid(&self, app: &str, id: &str, keep: Option<&str>) -> Result<u64> {
         let shard = &self.layout().shards()[self.layout().shard_for_id(id)];
         let mut total = 0;
         let mut retries = 0;
@@ -533,7 +582,8 @@ impl RedisStore {
                 let mut tokens: Vec<String> = self
                     .con
                     .query(&self.commands.user_tokens(shard, app, id))
-                    .await?;
+                    .await
+                    .map_err(Error::from_redis)?;
                 tokens.retain(|t| Some(t.as_str()) != keep);
                 if tokens.is_empty() {
                     return Ok(total);
@@ -567,7 +617,7 @@ impl RedisStore {
     }
 
     /// Every session of an app, shard by shard in parallel, in bounded batches.
-    pub async fn killall(&self, app: &str) -> Result<u64> {
+    pub(crate) async fn killall(&self, app: &str) -> Result<u64> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let mut total = 0;
             loop {
@@ -575,7 +625,8 @@ impl RedisStore {
                     let members: Vec<String> = self
                         .con
                         .query(&self.commands.app_members(shard, app, BATCH))
-                        .await?;
+                        .await
+                        .map_err(Error::from_redis)?;
                     self.commands
                         .killall_batch(shard, app, Members::Given(&members), BATCH)
                 } else {
@@ -593,11 +644,12 @@ impl RedisStore {
     }
 
     /// Distinct ids active since `since`: each id lives in one shard, so shards add up.
-    pub async fn activity(&self, app: &str, since: i64) -> Result<u64> {
+    pub(crate) async fn activity(&self, app: &str, since: i64) -> Result<u64> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let count: u64 = self
                 .read_query(&self.commands.activity(shard, app, since))
-                .await?;
+                .await
+                .map_err(Error::from_redis)?;
             Ok::<u64, Error>(count)
         });
         Ok(each_shard(per_shard).await?.into_iter().sum())
@@ -607,7 +659,7 @@ impl RedisStore {
     /// token the read missed.
     /// The sessions of one id with their tokens (which never leave the library: they
     /// become device handles).
-    pub async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
+    pub(crate) async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
         let shard = &self.layout().shards()[self.layout().shard_for_id(id)];
         if !self.layout().is_clustered() {
             let cmd = self.commands.soid(shard, app, id, Members::Read);
@@ -617,7 +669,8 @@ impl RedisStore {
         for _ in 0..RETRIES {
             let tokens: Vec<String> = self
                 .read_query(&self.commands.user_tokens(shard, app, id))
-                .await?;
+                .await
+                .map_err(Error::from_redis)?;
             if tokens.is_empty() {
                 return Ok(Vec::new());
             }
@@ -633,7 +686,7 @@ impl RedisStore {
     /// Sessions active since `since`, most recent first (merged across shards). Cluster
     /// layout: each shard's members are read first; a session added after that read is
     /// not listed, one killed after it is left out.
-    pub async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
+    pub(crate) async fn soapp(&self, app: &str, since: i64) -> Result<Vec<Record>> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             if !self.layout().is_clustered() {
                 let cmd = self.commands.soapp(shard, app, since, Members::Read);
@@ -641,7 +694,8 @@ impl RedisStore {
             }
             let members: Vec<String> = self
                 .read_query(&self.commands.active_members(shard, app, since))
-                .await?;
+                .await
+                .map_err(Error::from_redis)?;
             if members.is_empty() {
                 return Ok(Vec::new());
             }
@@ -658,7 +712,7 @@ impl RedisStore {
     }
 
     /// Kills every session whose time has come, shard by shard, in bounded batches.
-    pub async fn sweep(&self, now: i64) -> Result<u64> {
+    pub(crate) async fn sweep(&self, now: i64) -> Result<u64> {
         let per_shard = self.layout().shards().iter().map(|shard| async move {
             let mut total = 0;
             loop {
@@ -666,7 +720,8 @@ impl RedisStore {
                     let members: Vec<String> = self
                         .con
                         .query(&self.commands.due_members(shard, now, BATCH))
-                        .await?;
+                        .await
+                        .map_err(Error::from_redis)?;
                     if members.is_empty() {
                         return Ok::<u64, Error>(total);
                     }
@@ -692,20 +747,23 @@ impl RedisStore {
     }
 
     /// Takes the fleet-wide sweep lease for `ttl`; false when another process holds it.
-    pub async fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
+    pub(crate) async fn try_sweep_lease(&self, ttl: Duration) -> Result<bool> {
         let cmd = self.commands.sweep_lease(ttl.as_millis() as u64);
-        let taken: Option<String> = self.con.query(&cmd).await?;
+        let taken: Option<String> = self.con.query(&cmd).await.map_err(Error::from_redis)?;
         Ok(taken.is_some())
     }
 
-    pub async fn ping(&self) -> Result<String> {
-        Ok(self.con.query(&redis::cmd("PING")).await?)
+    pub(crate) async fn ping(&self) -> Result<String> {
+        self.con
+            .query(&redis::cmd("PING"))
+            .await
+            .map_err(Error::from_redis)
     }
 
     /// Each node the store depends on and whether it answers within `within`; on a
     /// cluster with replica reads, the replicas too (marked `replica`); a master whose data
     /// vanished (not acknowledged yet) is reported with that reason.
-    pub async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
+    pub(crate) async fn nodes(&self, within: Duration) -> Vec<NodeStatus> {
         let mut nodes = self
             .con
             .nodes(within, self.replica_deadline.is_some())
@@ -736,7 +794,7 @@ impl RedisStore {
     }
 
     /// What the connection watchdog has counted.
-    pub fn connection_stats(&self) -> ConnectionStats {
+    pub(crate) fn connection_stats(&self) -> ConnectionStats {
         self.con.stats()
     }
 }
@@ -785,10 +843,12 @@ fn devices(reply: redis::Value) -> Result<Option<Vec<(String, Record)>>> {
         return Ok(None);
     }
     let tokens: Vec<String> = redis::from_redis_value(items.pop().unwrap_or(redis::Value::Nil))
-        .map_err(redis::RedisError::from)?;
+        .map_err(redis::RedisError::from)
+        .map_err(Error::from_redis)?;
     let rows: Vec<Vec<Option<crate::session::FieldText>>> =
         redis::from_redis_value(items.pop().unwrap_or(redis::Value::Nil))
-            .map_err(redis::RedisError::from)?;
+            .map_err(redis::RedisError::from)
+            .map_err(Error::from_redis)?;
     let mut out = Vec::with_capacity(rows.len());
     for (token, row) in tokens.into_iter().zip(rows) {
         if let Some(record) = Record::from_fields(row)? {

@@ -19,14 +19,14 @@ pub(crate) struct SlotReplicas {
 
 impl SlotReplicas {
     /// Every slot waits for 1 until the first [`update`](Self::update).
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         SlotReplicas {
             wanted: (0..SLOTS).map(|_| AtomicU16::new(1)).collect(),
         }
     }
 
     /// Replicas a write of `slot` waits for.
-    pub fn wanted(&self, slot: u16) -> u32 {
+    pub(super) fn wanted(&self, slot: u16) -> u32 {
         self.wanted
             .get(usize::from(slot))
             .map_or(1, |w| u32::from(w.load(Ordering::Relaxed)))
@@ -34,7 +34,7 @@ impl SlotReplicas {
 
     /// Takes in a `CLUSTER NODES` answer; returns the least and most counts now in use
     /// (for the log line), or None when the answer names no slot (then nothing changes).
-    pub fn update(&self, nodes: &str) -> Option<(u16, u16)> {
+    pub(super) fn update(&self, nodes: &str) -> Option<(u16, u16)> {
         let counts = per_slot(nodes)?;
         for (slot, n) in counts.iter().enumerate() {
             self.wanted[slot].store(*n, Ordering::Relaxed);

@@ -99,18 +99,18 @@ impl LuaScript {
     }
 
     /// The script as redis-rs loads it.
-    pub fn script(&self) -> &Script {
+    pub(crate) fn script(&self) -> &Script {
         &self.script
     }
 
     /// The full source.
-    pub fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         &self.source
     }
 
     /// `{verb} sha numkeys keys…` (EVALSHA, or EVALSHA_RO for a read-only script that a
     /// replica may answer): the call of this script, to which the caller adds arguments.
-    pub fn call(&self, verb: &str, keys: &[&str]) -> ScriptCall<'_> {
+    pub(crate) fn call(&self, verb: &str, keys: &[&str]) -> ScriptCall<'_> {
         // Room for the keys and the usual arguments, so building the command does not regrow.
         let mut cmd = Cmd::with_capacity(2 + keys.len() + 8, 512);
         cmd.arg(verb).arg(self.script.get_hash()).arg(keys.len());
@@ -131,30 +131,30 @@ pub(crate) struct ScriptCall<'a> {
 
 impl<'a> ScriptCall<'a> {
     /// Adds an argument (after the keys).
-    pub fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+    pub(crate) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
         self.cmd.arg(arg);
         self
     }
 
     /// The script this call runs.
-    pub fn script(&self) -> &'a LuaScript {
+    pub(crate) fn script(&self) -> &'a LuaScript {
         self.script
     }
 
     /// The EVALSHA command.
-    pub fn cmd(&self) -> &Cmd {
+    pub(crate) fn cmd(&self) -> &Cmd {
         &self.cmd
     }
 
     /// The EVALSHA command alone (the benchmark sends it raw, after its own SCRIPT LOAD).
     #[cfg(feature = "bench")]
-    pub fn into_cmd(self) -> Cmd {
+    pub(crate) fn into_cmd(self) -> Cmd {
         self.cmd
     }
 
     /// The same call as EVAL/EVAL_RO with the script's source: run, and cached, on a node
     /// that has not loaded it (SCRIPT LOAD reaches only masters; a replica may answer).
-    pub fn with_source(&self) -> Cmd {
+    pub(crate) fn with_source(&self) -> Cmd {
         let mut args = self.cmd.args_iter().filter_map(|arg| match arg {
             redis::Arg::Simple(bytes) => Some(bytes),
             _ => None,
@@ -192,7 +192,7 @@ pub(crate) struct Scripts {
 impl Scripts {
     /// The scripts of a store; `events`: the event streams' retention when lifecycle
     /// events are on (create and the kills then write them, and carry the EMIT helper).
-    pub fn new(events: Option<u64>) -> Self {
+    pub(crate) fn new(events: Option<u64>) -> Self {
         let load = |helpers: &[&str], body: &str| LuaScript::new(helpers, body, events);
         let emit = if events.is_some() { EMIT } else { "" };
         Scripts {
@@ -225,7 +225,7 @@ impl Scripts {
     }
 
     /// Every script.
-    pub fn each(&self) -> [&LuaScript; 10] {
+    pub(crate) fn each(&self) -> [&LuaScript; 10] {
         [
             &self.create,
             &self.get,

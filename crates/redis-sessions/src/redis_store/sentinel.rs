@@ -62,7 +62,7 @@ struct Named {
 impl Sentinels {
     /// The sentinels at `addrs` (connection infos, with their password set) for the
     /// master `name`, reached with the settings of `master`.
-    pub fn new(
+    pub(crate) fn new(
         addrs: Vec<ConnectionInfo>,
         name: &str,
         master: ConnectionInfo,
@@ -87,7 +87,7 @@ impl Sentinels {
 
     /// A client of the master, once the sentinels name one that answers `ROLE` as a
     /// master; else an error that says what the sentinels answered.
-    pub async fn master(&self) -> RedisResult<Client> {
+    pub(crate) async fn master(&self) -> RedisResult<Client> {
         let (host, port) = self.named().await?;
         let changes = self.changes.load(Ordering::Acquire);
         let client = self.client_of(host.clone(), port)?;
@@ -123,7 +123,7 @@ impl Sentinels {
 
     /// `host:port` of the master the sentinels name now (not checked with ROLE), or None
     /// when none answers.
-    pub async fn named_addr(&self) -> Option<String> {
+    pub(crate) async fn named_addr(&self) -> Option<String> {
         let (host, port) = self.named().await.ok()?;
         Some(ConnectionAddr::Tcp(host, port).to_string())
     }
@@ -158,7 +158,7 @@ impl Sentinels {
     /// last error after that. A new question starts every [`STARTUP_ASK_EVERY`] without
     /// waiting for the earlier ones: during a failover the master named first does not
     /// answer, and its ROLE would hold a lone question for its whole timeout.
-    pub async fn wait_for_master(&self, limit: Duration) -> RedisResult<()> {
+    pub(crate) async fn wait_for_master(&self, limit: Duration) -> RedisResult<()> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut running = FuturesUnordered::new();
         let mut next = tokio::time::Instant::now();
@@ -185,7 +185,7 @@ impl Sentinels {
     }
 
     /// Records a `+switch-master` announcement of `host:port`.
-    pub fn announce(&self, host: String, port: u16) {
+    pub(crate) fn announce(&self, host: String, port: u16) {
         let epoch = self.epoch.load(Ordering::Acquire);
         *lock(&self.announced) = Some((host, port, epoch));
         self.changes.fetch_add(1, Ordering::AcqRel);
@@ -194,7 +194,7 @@ impl Sentinels {
     /// How many replicas of the master the sentinels could promote (those they list
     /// with a priority above 0, up or not: a replica down now may be back and promoted
     /// later), the most any answering sentinel lists; None when none answers.
-    pub async fn promotable_replicas(&self) -> Option<u32> {
+    pub(crate) async fn promotable_replicas(&self) -> Option<u32> {
         let mut cmd = redis::cmd("SENTINEL");
         cmd.arg("REPLICAS").arg(&self.name);
         let (answers, _) = self.ask_all::<Vec<HashMap<String, String>>>(&cmd).await;

@@ -22,7 +22,7 @@ pub(crate) enum Target {
 impl Target {
     /// Where a single-server store of `options` connects: the master the sentinels name,
     /// when sentinels are given, else the server of the URL, or of host and port.
-    pub fn of(options: &Options) -> RedisResult<Self> {
+    pub(crate) fn of(options: &Options) -> RedisResult<Self> {
         if options.sentinels.is_empty() {
             return Ok(Target::Server(Box::new(match &options.url {
                 Some(url) => Client::open(url.as_str())?,
@@ -46,7 +46,7 @@ impl Target {
     /// master is reached with the user, password, database and TLS of `master_auth` (a URL
     /// whose host is not used), the sentinels with `sentinel_password`; each question (to
     /// the sentinels, then ROLE to the master) takes at most `timeout`.
-    pub fn sentinel(
+    pub(crate) fn sentinel(
         sentinels: &[String],
         master: &str,
         master_auth: Option<redis::ConnectionInfo>,
@@ -76,7 +76,7 @@ impl Target {
 
     /// A client of the server to use now: for Sentinel, the master the sentinels name
     /// (checked with ROLE to be a master), or an error while none is.
-    pub async fn client(&self) -> RedisResult<Client> {
+    pub(crate) async fn client(&self) -> RedisResult<Client> {
         match self {
             Target::Server(client) => Ok(Client::clone(client)),
             Target::Sentinel(sentinels) => sentinels.master().await,
@@ -85,7 +85,7 @@ impl Target {
 
     /// True when the server may change under the store (Sentinel): errors that mean "not
     /// the master any more" then make the store ask again.
-    pub fn follows(&self) -> bool {
+    pub(crate) fn follows(&self) -> bool {
         matches!(self, Target::Sentinel(_))
     }
 }

@@ -31,7 +31,7 @@ pub(crate) struct WipeState {
 
 impl WipeState {
     /// The reason of a wipe not acknowledged yet.
-    pub fn reason(&self) -> Option<String> {
+    pub(super) fn reason(&self) -> Option<String> {
         self.reason
             .read()
             .unwrap_or_else(|e| e.into_inner())

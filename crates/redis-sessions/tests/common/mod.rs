@@ -5,6 +5,7 @@
 use redis::Commands;
 use redis_sessions::{ManualClock, Options, RedisSessions};
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 use test_support::RedisServer;
 
 pub const NS: &str = "rs";
@@ -46,7 +47,7 @@ impl Env {
             Options::default()
                 .cluster(cluster.urls())
                 .namespace(ns)
-                .wipe(0)
+                .wipe(Duration::ZERO)
                 .clock(clock.clone()),
         )
         .await
@@ -60,7 +61,8 @@ impl Env {
 
     pub fn memory() -> Env {
         let clock = ManualClock::starting_now();
-        let rs = RedisSessions::in_memory(Options::default().wipe(0).clock(clock.clone()));
+        let rs =
+            RedisSessions::in_memory(Options::default().wipe(Duration::ZERO).clock(clock.clone()));
         Env {
             rs,
             clock,
@@ -94,7 +96,7 @@ impl Env {
 pub fn options(server: &RedisServer, clock: &ManualClock) -> Options {
     Options::default()
         .url(server.url())
-        .wipe(0)
+        .wipe(Duration::ZERO)
         .clock(clock.clone())
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use redis_sessions::{Options, RedisSessions};
+use std::time::Duration;
 use test_support::node::NodePeer;
 use test_support::RedisServer;
 
@@ -18,7 +19,7 @@ impl Fleet {
     /// Starts the server, the Node peer (namespace `rs`, no sweep) and our store.
     pub async fn start() -> Fleet {
         let server = RedisServer::start();
-        let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(0))
+        let rs = RedisSessions::connect(Options::default().url(server.url()).wipe(Duration::ZERO))
             .await
             .expect("connect");
         let node = NodePeer::start(&format!(

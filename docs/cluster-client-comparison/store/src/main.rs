@@ -11,7 +11,7 @@ async fn main() {
     let conc: u64 = std::env::var("CONC").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
     let base: u16 = std::env::var("BASE").ok().and_then(|s| s.parse().ok()).unwrap_or(7100);
     let seeds: Vec<String> = (0..3).map(|i| format!("redis://127.0.0.1:{}", base + i)).collect();
-    let rs = RedisSessions::connect(Options::default().cluster(seeds).wipe(0)).await.unwrap();
+    let rs = RedisSessions::connect(Options::default().cluster(seeds).wipe(Duration::ZERO)).await.unwrap();
     let ok = Arc::new(AtomicU64::new(0)); let err = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
     for w in 0..conc {

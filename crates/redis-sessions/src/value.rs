@@ -1,62 +1,90 @@
-//! How a value of any serde type is kept in a session whose stored data must stay a flat
-//! object of strings, numbers and booleans (the layout the Node.js module and the REST
-//! server read).
+//! The one encoding of typed values in a session's data, used by
+//! [`Session::get`](crate::Session::get), [`RedisSessions::set_typed`](crate::RedisSessions::set_typed)
+//! and the axum middleware alike, so the same data reads the same through every crate.
 //!
-//! - A string, number or boolean is stored as itself, so other languages read it as is,
-//!   except the numbers a JavaScript double cannot carry exactly: integers beyond ±(2⁵³−1)
-//!   (`Number.MAX_SAFE_INTEGER`) and `-0.0` are stored as [`JSON_MARKER`] + their decimal
-//!   text, e.g. `"$json:18446744073709551615"`, so they read back exactly.
-//! - A list, a map or a struct is stored as a **string**: [`JSON_MARKER`] followed by its
-//!   JSON text, e.g. `{"cart":"$json:[\"apple\",\"pear\"]"}`. Node reads it as a string;
-//!   `JSON.parse(v.slice(6))` gives the value back.
-//! - A string that itself starts with the marker is stored the same way (the marker, then
-//!   the string as JSON text), so every string reads back exactly as it was written.
-//! - `None` / `()` (JSON null) removes the key, as a null does in the store's `set`.
+//! The stored data stays the flat object of strings, numbers and booleans that the Node.js
+//! module and the REST server read and write:
+//! - a string, number or boolean is stored as itself (numbers as doubles, as in Node),
+//!   except a number a JavaScript double cannot carry exactly: an integer beyond
+//!   ±(2⁵³−1) (`Number.MAX_SAFE_INTEGER`: `u64::MAX`, `i64::MIN`, database ids…) or `-0.0`
+//!   is stored as [`JSON_MARKER`] followed by its decimal text, e.g.
+//!   `{"uid":"$json:1234567890123456789"}`, and reads back exactly; Node reads it as a
+//!   string (`BigInt(v.slice(6))` gives the exact integer);
+//! - a list, a map or a struct is stored as a **string**: [`JSON_MARKER`] followed by its
+//!   JSON text, e.g. `{"cart":"$json:[\"apple\",\"pear\"]"}`;
+//! - a string that itself starts with the marker is stored the same way (the marker, then
+//!   the string as JSON text), so every string reads back exactly as it was written;
+//! - NaN and the infinities, which JSON cannot hold, are refused
+//!   ([`Error::InvalidValue`]: serde_json would write them as null, which removes the key),
+//!   and so are integers wider than 64 bits (`i128`/`u128` past the `i64`/`u64` range);
+//! - null (`None`, `()`) removes the key, as a null does in the store's `set`.
 //!
 //! Reading reverses this: a stored string that starts with the marker and whose rest is JSON
-//! text is that JSON value; every other stored value is itself.
+//! text is that JSON value; every other stored value is itself. A value that does not read
+//! as the type asked for is [`Error::WrongType`] (never a silent `None`). The marker is
+//! rare in ordinary text and readable in `redis-cli`; a Node.js service that shares the
+//! sessions decodes a value with `v.startsWith("$json:") ? JSON.parse(v.slice(6)) : v`.
+//!
+//! ```
+//! use redis_sessions::value;
+//! let stored = value::encode(&vec!["apple", "pear"]).unwrap();
+//! assert_eq!(stored, Some(serde_json::json!("$json:[\"apple\",\"pear\"]")));
+//! let cart: Option<Vec<String>> = value::read(stored.as_ref(), "cart").unwrap();
+//! assert_eq!(cart.unwrap(), ["apple", "pear"]);
+//! assert!(value::read::<u32>(stored.as_ref(), "cart").is_err(), "a list is no number");
+//! ```
 
 mod finite;
 
-use crate::error::SessionError;
+use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-/// The prefix that marks a stored string as the JSON text of a structured value.
-///
-/// How [`Session::insert`](crate::Session::insert) stores a value, so the stored data
-/// stays a flat object of strings, numbers and booleans for the Node.js module and the
-/// REST server:
-/// - a string, number or boolean is stored as itself (numbers as doubles, as in Node);
-/// - except a number a JavaScript double cannot carry exactly: an integer beyond
-///   ±(2⁵³−1) (`Number.MAX_SAFE_INTEGER`: `u64::MAX`, `i64::MIN`, database ids…) or `-0.0`
-///   is stored as this marker followed by its decimal text, e.g.
-///   `{"uid":"$json:1234567890123456789"}`, and reads back exactly; Node reads it as a
-///   string (`BigInt(v.slice(6))` gives the exact integer);
-/// - NaN and the infinities, which JSON cannot hold, are refused by
-///   [`Session::insert`](crate::Session::insert) ([`SessionError::Encode`]);
-/// - a list, a map or a struct is stored as a string: this marker followed by its JSON
-///   text, e.g. `{"cart":"$json:[\"apple\",\"pear\"]"}`;
-/// - a string that itself starts with the marker is stored the same way (the marker, then
-///   the string as JSON text), so every string reads back exactly as it was written;
-/// - null (`None`, `()`) removes the key.
-///
-/// Reading reverses this: a stored string that starts with the marker and whose rest is
-/// JSON text is that JSON value; every other stored value is itself. The marker is rare in
-/// ordinary text and readable in `redis-cli`; a Node.js service that shares the sessions
-/// decodes a value with `v.startsWith("$json:") ? JSON.parse(v.slice(6)) : v`.
+/// The prefix that marks a stored string as the JSON text of a value that is not a plain
+/// scalar (see the [module](self) for the rules): `$json:`.
 pub const JSON_MARKER: &str = "$json:";
 
-/// The stored form of `value` (already serialized by serde), or None for null (remove).
-pub(crate) fn encode(value: Value) -> Option<Value> {
+/// The stored form of `value`, or None for null (a `set` of it removes the key).
+///
+/// # Errors
+/// [`Error::InvalidValue`] for a value holding NaN or an infinity anywhere, or one serde
+/// cannot write as JSON (a map whose keys are not strings).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Option<Value>> {
+    value
+        .serialize(finite::Check)
+        .map_err(|finite::NonFinite(reason)| Error::InvalidValue(reason.into()))?;
+    let value =
+        serde_json::to_value(value).map_err(|e| Error::InvalidValue(e.to_string().into()))?;
+    Ok(stored_form(value))
+}
+
+/// The stored form of a value serde already wrote.
+fn stored_form(value: Value) -> Option<Value> {
     match value {
         Value::Null => None,
         Value::String(s) if s.starts_with(JSON_MARKER) => Some(marked(&Value::String(s))),
         value @ (Value::Array(_) | Value::Object(_)) => Some(marked(&value)),
         Value::Number(n) if !double_exact(&n) => Some(marked(&Value::Number(n))),
         // Kept as later reads will return it (numbers are doubles, as in Node).
-        scalar => Some(redis_sessions::node_json::node_value(&scalar)),
+        scalar => Some(crate::node_json::node_value(&scalar)),
+    }
+}
+
+/// The stored form of every field of `d` (a serde struct or map), null fields kept as
+/// null (a `set` removes those keys): what [`set_typed`](crate::RedisSessions::set_typed)
+/// writes.
+pub(crate) fn encode_fields<T: Serialize + ?Sized>(d: &T) -> Result<Value> {
+    d.serialize(finite::Check)
+        .map_err(|finite::NonFinite(reason)| Error::InvalidValue(reason.into()))?;
+    match serde_json::to_value(d) {
+        Ok(Value::Object(fields)) => Ok(Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k, stored_form(v).unwrap_or(Value::Null)))
+                .collect(),
+        )),
+        _ => Err(Error::InvalidValue("d must be an object".into())),
     }
 }
 
@@ -78,21 +106,14 @@ fn double_exact(n: &serde_json::Number) -> bool {
     }
 }
 
-/// Refuses a value holding NaN or an infinity anywhere (serde_json would write it as
-/// null, which silently removes the key or changes the struct).
-pub(crate) fn check_finite<T: Serialize + ?Sized>(value: &T) -> Result<(), String> {
-    value
-        .serialize(finite::Check)
-        .map_err(|finite::NonFinite(reason)| reason)
-}
-
 fn marked(value: &Value) -> Value {
     // Plain serde_json text: exact for every number, since it stays text inside a string.
     Value::String(format!("{JSON_MARKER}{value}"))
 }
 
-/// The value a stored value stands for.
-pub(crate) fn decode(stored: &Value) -> Value {
+/// The value a stored value stands for: a marked string's JSON value, else the value itself.
+#[must_use]
+pub fn decode(stored: &Value) -> Value {
     if let Value::String(s) = stored {
         if let Some(text) = s.strip_prefix(JSON_MARKER) {
             if let Ok(value) = serde_json::from_str(text) {
@@ -103,11 +124,12 @@ pub(crate) fn decode(stored: &Value) -> Value {
     stored.clone()
 }
 
-/// Reads the stored value of `key` (None when absent) as `T`, decoding structured values.
-pub(crate) fn read<T: DeserializeOwned>(
-    stored: Option<&Value>,
-    key: &str,
-) -> Result<Option<T>, SessionError> {
+/// Reads the stored value of `key` (`stored`, None when absent) as `T`.
+///
+/// # Errors
+/// [`Error::WrongType`] when the value does not read as `T` (a string read as a number, a
+/// list read as a struct). The error names the key and the types, never the value.
+pub fn read<T: DeserializeOwned>(stored: Option<&Value>, key: &str) -> Result<Option<T>> {
     let Some(stored) = stored else {
         return Ok(None);
     };
@@ -116,37 +138,15 @@ pub(crate) fn read<T: DeserializeOwned>(
     // serde's message is not kept: it may quote the stored value.
     serde_json::from_value(value)
         .map(Some)
-        .map_err(|_| SessionError::WrongType {
+        .map_err(|_| Error::WrongType {
             key: key.to_owned(),
             found,
             expected: std::any::type_name::<T>(),
         })
 }
 
-/// Typed reads of the data of a [`SessionInfo`](crate::SessionInfo) (the records that
-/// `soid` and `soapp` list), with the same rules as [`Session::get`](crate::Session::get):
-/// structured values decoded, a type mismatch an error.
-///
-/// ```
-/// use redis_sessions_axum::{SessionInfo, SessionInfoExt};
-/// # let info: SessionInfo = serde_json::from_str(
-/// #   r#"{"id":"u","r":1,"w":1,"ttl":60,"idle":0,"ip":"::1","d":{"tags":"$json:[\"a\",\"b\"]"}}"#).unwrap();
-/// let tags: Option<Vec<String>> = info.value("tags").unwrap();
-/// assert_eq!(tags, Some(vec!["a".to_string(), "b".to_string()]));
-/// ```
-pub trait SessionInfoExt {
-    /// The value of `key` as `T`: `Ok(None)` when absent, `Err(WrongType)` on a mismatch.
-    fn value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError>;
-}
-
-impl SessionInfoExt for redis_sessions::Session {
-    fn value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        read(self.d.as_ref().and_then(|d| d.get(key)), key)
-    }
-}
-
 /// The JSON kind of a value, for error messages that must not quote session data.
-pub(crate) fn kind(value: &Value) -> &'static str {
+fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -163,21 +163,21 @@ mod tests {
     use serde_json::json;
 
     fn round_trip(value: Value) -> Value {
-        decode(&encode(value).expect("not null"))
+        decode(&encode(&value).unwrap().expect("not null"))
     }
 
     #[test]
     fn scalars_are_stored_as_themselves() {
-        assert_eq!(encode(json!("plain")), Some(json!("plain")));
-        assert_eq!(encode(json!(3)), Some(json!(3)));
-        assert_eq!(encode(json!(true)), Some(json!(true)));
-        assert_eq!(encode(Value::Null), None);
+        assert_eq!(encode(&json!("plain")).unwrap(), Some(json!("plain")));
+        assert_eq!(encode(&json!(3)).unwrap(), Some(json!(3)));
+        assert_eq!(encode(&json!(true)).unwrap(), Some(json!(true)));
+        assert_eq!(encode(&Value::Null).unwrap(), None);
     }
 
     #[test]
     fn structured_values_are_marked_json_text() {
         let cart = json!([{"sku": "apple", "n": 2}, {"sku": "pear", "n": 1}]);
-        let stored = encode(cart.clone()).unwrap();
+        let stored = encode(&cart).unwrap().unwrap();
         assert_eq!(
             stored,
             json!("$json:[{\"sku\":\"apple\",\"n\":2},{\"sku\":\"pear\",\"n\":1}]")
@@ -211,8 +211,8 @@ mod properties {
     /// request sees (the library applies Node's rules to every number and writes the text
     /// with `node_json`).
     fn through_the_store(stored: Value) -> Value {
-        let node = redis_sessions::node_json::node_value(&stored);
-        let text = redis_sessions::node_json::to_string(&serde_json::json!({ "k": node }));
+        let node = crate::node_json::node_value(&stored);
+        let text = crate::node_json::to_string(&serde_json::json!({ "k": node }));
         let back: Value = serde_json::from_str(&text).expect("valid JSON text");
         back["k"].clone()
     }
@@ -223,8 +223,7 @@ mod properties {
     where
         T: Serialize + DeserializeOwned,
     {
-        check_finite(value).expect("finite");
-        let stored = encode(serde_json::to_value(value).unwrap()).expect("not null");
+        let stored = encode(value).expect("finite").expect("not null");
         let same: T = read(Some(&stored), "k").unwrap().unwrap();
         let later: T = read(Some(&through_the_store(stored)), "k")
             .unwrap()
@@ -350,8 +349,8 @@ mod properties {
         /// a string (the marked text), never a number Node would round.
         #[test]
         fn the_stored_form_is_one_node_keeps(n in extreme_i64(), u in extreme_u64()) {
-            for stored in [encode(serde_json::json!(n)), encode(serde_json::json!(u))] {
-                let stored = stored.expect("not null");
+            for stored in [encode(&n), encode(&u)] {
+                let stored = stored.expect("finite").expect("not null");
                 match &stored {
                     Value::Number(num) => prop_assert!(double_exact(num)),
                     Value::String(s) => prop_assert!(s.starts_with(JSON_MARKER)),
@@ -367,36 +366,41 @@ mod properties {
             at in 0usize..4,
         ) {
             let refused = match at {
-                0 => check_finite(&bad),
-                1 => check_finite(&vec![1.0, bad]),
-                2 => check_finite(&Some(std::collections::BTreeMap::from([("x", bad)]))),
-                _ => check_finite(&(1u8, "s", [bad as f32])),
+                0 => encode(&bad),
+                1 => encode(&vec![1.0, bad]),
+                2 => encode(&Some(std::collections::BTreeMap::from([("x", bad)]))),
+                _ => encode(&(1u8, "s", [bad as f32])),
             };
-            prop_assert!(refused.is_err());
+            prop_assert!(matches!(refused, Err(Error::InvalidValue(_))), "{refused:?}");
         }
     }
 
     #[test]
     fn the_issue_cases() {
         assert_eq!(
-            encode(serde_json::json!(1234567890123456789u64)),
+            encode(&1234567890123456789u64).unwrap(),
             Some(serde_json::json!("$json:1234567890123456789"))
         );
         assert_eq!(
-            encode(serde_json::json!(u64::MAX)),
+            encode(&u64::MAX).unwrap(),
             Some(serde_json::json!("$json:18446744073709551615"))
         );
         assert_eq!(
-            encode(serde_json::json!(i64::MIN)),
+            encode(&i64::MIN).unwrap(),
             Some(serde_json::json!("$json:-9223372036854775808"))
         );
         // Safe integers stay numbers, as Node keeps them.
         assert_eq!(
-            encode(serde_json::json!(9007199254740991u64)),
+            encode(&9007199254740991u64).unwrap(),
             Some(serde_json::json!(9007199254740991u64))
         );
         assert_eq!(round_trips(&i64::MAX), (i64::MAX, i64::MAX));
-        assert!(check_finite(&f64::NAN).is_err());
-        assert!(check_finite(&Option::<f64>::None).is_ok());
+        assert!(encode(&f64::NAN).is_err());
+        assert!(matches!(encode(&u128::MAX), Err(Error::InvalidValue(_))));
+        assert_eq!(
+            encode(&u128::from(u64::MAX)).unwrap(),
+            Some(serde_json::json!("$json:18446744073709551615"))
+        );
+        assert_eq!(encode(&Option::<f64>::None).unwrap(), None);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! serde_json turns a non-finite float into `null` without a word, and a null removes a
 //! session key (or makes a struct unreadable). Walking the value once with this serializer
-//! lets [`Session::insert`](crate::Session::insert) refuse it instead.
+//! lets [`encode`](super::encode) refuse it instead.
 
 use serde::ser::{self, Serialize};
 use std::fmt;

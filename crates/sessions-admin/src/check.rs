@@ -1,0 +1,300 @@
+//! `check`: compares every session hash of the namespace (or one app) with the four
+//! indexes, and every index entry with the hashes, in bounded read-only steps. The
+//! findings go to `repair` or to the report.
+
+use crate::error::{AdminError, Result};
+use crate::findings::{Finding, Kind};
+use crate::scan::{self, KeyKind, BATCH};
+use crate::scripts;
+use redis::aio::MultiplexedConnection;
+use redis_sessions::keys::{ShardKeys, TOKEN_LEN};
+use std::collections::{BTreeSet, HashSet};
+
+/// What the check walks and when it runs.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// The namespace's (single) shard.
+    pub shard: ShardKeys,
+    /// Only this app, or every app.
+    pub app: Option<String>,
+    /// Now, in seconds since the epoch (the store's clock: the client's).
+    pub now: i64,
+    /// Seconds a session may stay past its end before it is a finding.
+    pub grace: i64,
+}
+
+/// What a check found, and how much it read.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The findings, without duplicates (a SCAN may return a key twice).
+    pub findings: BTreeSet<Finding>,
+    /// The apps seen.
+    pub apps: BTreeSet<String>,
+    /// Session hashes read.
+    pub sessions: u64,
+    /// Index entries read.
+    pub index_entries: u64,
+    /// Round trips made.
+    pub steps: u64,
+}
+
+/// Runs the check over `scope` on `con`.
+pub async fn run(con: &mut MultiplexedConnection, scope: &Scope) -> Result<Outcome> {
+    let mut out = Outcome::default();
+    let prefix = scope.shard.prefix().to_owned();
+    let pattern = match &scope.app {
+        Some(app) => format!("{}{}:*", scan::glob_escape(&prefix), scan::glob_escape(app)),
+        None => format!("{}*", scan::glob_escape(&prefix)),
+    };
+    if let Some(app) = &scope.app {
+        out.apps.insert(app.clone());
+    }
+    // Index keys are walked after the key scan, each once (SCAN may repeat a key).
+    let mut indexes: BTreeSet<(String, String, Option<String>)> = BTreeSet::new();
+    let mut batch: Vec<(String, String)> = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let (next, keys) = scan::scan_keys(con, cursor, &pattern).await?;
+        out.steps += 1;
+        for key in keys {
+            match scan::classify(&prefix, &key) {
+                KeyKind::Session { app, token } => {
+                    out.apps.insert(app.clone());
+                    batch.push((app, token));
+                    if batch.len() >= BATCH {
+                        check_sessions(con, scope, &mut batch, &mut out).await?;
+                    }
+                }
+                KeyKind::AppSessions { app } => {
+                    out.apps.insert(app.clone());
+                    indexes.insert(("ZSCAN".into(), app, None));
+                }
+                KeyKind::AppUsers { app } => {
+                    out.apps.insert(app.clone());
+                    indexes.insert(("ZSCAN-users".into(), app, None));
+                }
+                KeyKind::UserSet { app, id } => {
+                    out.apps.insert(app.clone());
+                    indexes.insert(("SSCAN".into(), app, Some(id)));
+                }
+                KeyKind::Other => {}
+            }
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    check_sessions(con, scope, &mut batch, &mut out).await?;
+    for (walk, app, id) in indexes {
+        match (walk.as_str(), id) {
+            ("ZSCAN", _) => {
+                let key = scope.shard.app_sessions(&app);
+                check_index(con, scope, &key, "ZSCAN", 's', &app, "", &mut out).await?;
+            }
+            ("ZSCAN-users", _) => {
+                let key = scope.shard.app_users(&app);
+                check_index(con, scope, &key, "ZSCAN", 'r', &app, "", &mut out).await?;
+            }
+            (_, Some(id)) => {
+                let key = scope.shard.user_sessions(&app, &id);
+                check_index(con, scope, &key, "SSCAN", 'u', &app, &id, &mut out).await?;
+            }
+            _ => {}
+        }
+    }
+    let expiries = scope.shard.expiries();
+    check_index(con, scope, &expiries, "ZSCAN", 'e', "", "", &mut out).await?;
+    Ok(out)
+}
+
+/// Checks the session hashes of `batch` (grouped by app: one script per app) and empties it.
+async fn check_sessions(
+    con: &mut MultiplexedConnection,
+    scope: &Scope,
+    batch: &mut Vec<(String, String)>,
+    out: &mut Outcome,
+) -> Result<()> {
+    batch.sort();
+    let mut rest = batch.as_slice();
+    while let Some((app, _)) = rest.first() {
+        let same = rest.iter().take_while(|(a, _)| a == app).count();
+        let (group, tail) = rest.split_at(same);
+        rest = tail;
+        let mut invocation = scripts::CHECK_SESSIONS.prepare_invoke();
+        invocation.arg(scope.shard.prefix()).arg(app);
+        for (_, token) in group {
+            invocation.key(scope.shard.session(app, token));
+        }
+        for (_, token) in group {
+            invocation.arg(token);
+        }
+        let rows: Vec<Vec<Option<String>>> = invocation.invoke_async(con).await?;
+        out.steps += 1;
+        if rows.len() != group.len() {
+            return Err(AdminError::Reply(format!(
+                "check_sessions gave {} rows for {} keys",
+                rows.len(),
+                group.len()
+            )));
+        }
+        for ((app, token), row) in group.iter().zip(rows) {
+            judge_session(scope, app, token, &row, out);
+        }
+    }
+    batch.clear();
+    Ok(())
+}
+
+/// The findings of one session hash from its row (see check_sessions.lua).
+fn judge_session(scope: &Scope, app: &str, token: &str, row: &[Option<String>], out: &mut Outcome) {
+    let field = |i: usize| row.get(i).cloned().flatten();
+    if field(0).as_deref() != Some("hash") {
+        // A key shaped like a session's that is no hash: not the store's, left alone.
+        return;
+    }
+    out.sessions += 1;
+    let mut found = |kind: Kind, id: Option<String>, data: Option<String>| {
+        out.findings.insert(Finding {
+            kind,
+            app: app.to_owned(),
+            token: token.to_owned(),
+            id,
+            member: None,
+            data,
+        });
+    };
+    let id = field(1);
+    let la = field(2).and_then(|t| t.parse::<i64>().ok());
+    let ttl = field(3).and_then(|t| t.parse::<i64>().ok());
+    let (Some(id), Some(la), Some(ttl)) = (id.clone(), la, ttl) else {
+        found(Kind::CorruptHash, id, None);
+        return;
+    };
+    if let Some(d) = field(4) {
+        let is_object = redis_sessions::node_json::parse(&d, true)
+            .map(|v| v.is_object())
+            .unwrap_or(false);
+        if !is_object {
+            found(Kind::CorruptData, Some(id), Some(d));
+            return;
+        }
+    }
+    let dies = la.saturating_add(ttl);
+    if dies < scope.now.saturating_sub(scope.grace) {
+        found(Kind::Expired, Some(id), None);
+        return;
+    }
+    if field(5).as_deref() != Some("1") {
+        found(Kind::MissingFromSessions, Some(id.clone()), None);
+    }
+    if field(6).as_deref() != Some("1") {
+        found(Kind::MissingFromUsers, Some(id.clone()), None);
+    }
+    if field(7).as_deref() != Some("1") {
+        found(Kind::MissingFromUserSet, Some(id.clone()), None);
+    }
+    match field(8).and_then(|s| s.parse::<f64>().ok()) {
+        None => found(Kind::MissingFromExpiries, Some(id), None),
+        // A touch may leave the score one second past la + ttl (see mend_session.lua).
+        Some(score) if score < dies as f64 || score > (dies + 1) as f64 => {
+            found(Kind::ExpiryMismatch, Some(id), None)
+        }
+        Some(_) => {}
+    }
+}
+
+/// Walks one index key with `command` (ZSCAN/SSCAN) and checks its members in batches;
+/// `index` is check_members.lua's letter.
+#[allow(clippy::too_many_arguments)]
+async fn check_index(
+    con: &mut MultiplexedConnection,
+    scope: &Scope,
+    key: &str,
+    command: &str,
+    index: char,
+    app: &str,
+    id: &str,
+    out: &mut Outcome,
+) -> Result<()> {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut cursor = 0;
+    loop {
+        let (next, members) = scan::scan_members(con, command, key, cursor).await?;
+        out.steps += 1;
+        let members: Vec<String> = members
+            .into_iter()
+            .filter(|m| seen.insert(m.clone()))
+            .filter(|m| match (&scope.app, index) {
+                // SESSIONS holds every app's members.
+                (Some(only), 'e') => m.split_once(':').is_some_and(|(a, _)| a == only),
+                _ => true,
+            })
+            .collect();
+        if !members.is_empty() {
+            let oks: Vec<i64> = scripts::CHECK_MEMBERS
+                .prepare_invoke()
+                .arg(scope.shard.prefix())
+                .arg(index.to_string())
+                .arg(app)
+                .arg(id)
+                .arg(&members)
+                .invoke_async(con)
+                .await?;
+            out.steps += 1;
+            out.index_entries += members.len() as u64;
+            for (member, ok) in members.into_iter().zip(oks) {
+                if ok != 1 {
+                    out.findings.insert(orphan(index, app, id, member));
+                }
+            }
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    Ok(())
+}
+
+/// The finding of an index member of `index` that names no session.
+fn orphan(index: char, app: &str, id: &str, member: String) -> Finding {
+    let token_of = |m: &str| m.get(..TOKEN_LEN).unwrap_or(m).to_owned();
+    let (kind, app, token, id) = match index {
+        's' => (
+            Kind::OrphanSessionsMember,
+            app.to_owned(),
+            token_of(&member),
+            member.get(TOKEN_LEN + 1..).map(str::to_owned),
+        ),
+        'e' => {
+            let (member_app, rest) = member.split_once(':').unwrap_or(("", &member));
+            (
+                Kind::OrphanExpiryMember,
+                member_app.to_owned(),
+                token_of(rest),
+                rest.get(TOKEN_LEN + 1..).map(str::to_owned),
+            )
+        }
+        'u' => (
+            Kind::StaleUserSetMember,
+            app.to_owned(),
+            member.clone(),
+            Some(id.to_owned()),
+        ),
+        _ => (
+            Kind::OrphanUser,
+            app.to_owned(),
+            String::new(),
+            Some(member.clone()),
+        ),
+    };
+    Finding {
+        kind,
+        app,
+        token,
+        id,
+        member: Some(member),
+        data: None,
+    }
+}
