@@ -11,8 +11,9 @@
 //! Each app is delivered by its own task, so delivery never holds a request: a receiver
 //! that is down costs the task its retries (exponential backoff with jitter, capped), and
 //! the task keeps its events claimed meanwhile ([`redis_sessions::EventGroup::keep`]), so
-//! no other member delivers them too. Memory is bounded by what one take of the group
-//! holds (at most 128 events per shard) and one batch's body.
+//! no other member delivers them too. A member takes one batch per shard at a time
+//! (`RS_WEBHOOK_BATCH`), so the fleet shares the work and no member holds events it is not
+//! posting; memory is bounded by that take and one batch's body.
 
 use crate::webhook_client::{PostError, Target};
 use crate::webhook_sign;
@@ -391,7 +392,9 @@ async fn deliver_app(shared: Arc<Shared>, app: String, target: Arc<Target>) {
     metrics::gauge!(LAG, "app" => app.clone()).set(0.0);
     loop {
         let taken = tokio::select! {
-            taken = group.next() => taken,
+            // One batch per shard at a time: the fleet's members share the work, and a
+            // member holds no more events than it is posting.
+            taken = group.next_up_to(usize::from(settings.batch)) => taken,
             _ = stopped(&mut stop) => return,
         };
         let taken = match taken {
@@ -405,17 +408,31 @@ async fn deliver_app(shared: Arc<Shared>, app: String, target: Arc<Target>) {
             }
         };
         let mut rest: &[Event] = &taken;
+        // A take is delivered batch by batch; against a slow receiver that can outlast
+        // RS_WEBHOOK_CLAIM_AFTER, and another member would then claim (and post again) the
+        // events still waiting here. So what is left of the take is kept claimed.
+        let mut kept_at = tokio::time::Instant::now();
         while !rest.is_empty() {
             let (batch, after) = rest.split_at(rest.len().min(usize::from(settings.batch)));
             metrics::gauge!(LAG, "app" => app.clone()).set(age_s(rest));
-            if !deliver_batch(&shared, &group, &app, &target, batch, rest, &mut stop).await {
+            keep_if_due(&group, &app, rest, keep_every(settings), &mut kept_at).await;
+            if !deliver_batch(
+                &shared,
+                &group,
+                &app,
+                &target,
+                batch,
+                rest,
+                &mut kept_at,
+                &mut stop,
+            )
+            .await
+            {
                 return;
             }
-            for event in batch {
-                if let Err(err) = group.ack(event).await {
-                    // Left pending: delivered once more after RS_WEBHOOK_CLAIM_AFTER.
-                    tracing::warn!(app = %app, error = %err, "webhooks: cannot acknowledge");
-                }
+            if let Err(err) = group.ack_all(batch).await {
+                // Left pending: delivered once more after RS_WEBHOOK_CLAIM_AFTER.
+                tracing::warn!(app = %app, error = %err, "webhooks: cannot acknowledge");
             }
             metrics::counter!(DELIVERED, "app" => app.clone()).increment(batch.len() as u64);
             rest = after;
@@ -424,9 +441,33 @@ async fn deliver_app(shared: Arc<Shared>, app: String, target: Arc<Target>) {
     }
 }
 
+/// How often a member tells the group it still works on its events: three times per
+/// `RS_WEBHOOK_CLAIM_AFTER`, so that one late call does not let another member claim them.
+fn keep_every(settings: &WebhookSettings) -> Duration {
+    Duration::from_secs(settings.claim_after_s) / 3
+}
+
+/// Keeps `pending` claimed when `kept_at` is [`keep_every`] old.
+async fn keep_if_due(
+    group: &EventGroup,
+    app: &str,
+    pending: &[Event],
+    every: Duration,
+    kept_at: &mut tokio::time::Instant,
+) {
+    if kept_at.elapsed() < every {
+        return;
+    }
+    if let Err(err) = group.keep(pending).await {
+        tracing::warn!(app, error = %err, "webhooks: cannot keep the events claimed");
+    }
+    *kept_at = tokio::time::Instant::now();
+}
+
 /// POSTs `batch` until the receiver answers 2xx (true), or the stop signal comes while
 /// waiting to retry (false: the batch stays pending). `pending` (the batch and what
 /// follows it in this take) is kept claimed while retrying.
+#[allow(clippy::too_many_arguments)] // the delivery's state, passed down from its loop
 async fn deliver_batch(
     shared: &Shared,
     group: &EventGroup,
@@ -434,6 +475,7 @@ async fn deliver_batch(
     target: &Target,
     batch: &[Event],
     pending: &[Event],
+    kept_at: &mut tokio::time::Instant,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
     let settings = &shared.settings;
@@ -443,8 +485,6 @@ async fn deliver_batch(
         Err(_) => return false,
     };
     let timeout = Duration::from_secs(settings.timeout_s);
-    let keep_every = Duration::from_secs(settings.claim_after_s) / 3;
-    let mut kept_at = tokio::time::Instant::now();
     let mut attempt: u32 = 0;
     loop {
         if *stop.borrow() {
@@ -481,12 +521,7 @@ async fn deliver_batch(
         };
         metrics::counter!(FAILED, "app" => app.to_owned(), "reason" => failure).increment(1);
         metrics::gauge!(LAG, "app" => app.to_owned()).set(age_s(pending));
-        if kept_at.elapsed() >= keep_every {
-            if let Err(err) = group.keep(pending).await {
-                tracing::warn!(app, error = %err, "webhooks: cannot keep the events claimed");
-            }
-            kept_at = tokio::time::Instant::now();
-        }
+        keep_if_due(group, app, pending, keep_every(settings), kept_at).await;
         tokio::select! {
             _ = tokio::time::sleep(backoff(settings, attempt)) => {}
             _ = stopped(stop) => return false,

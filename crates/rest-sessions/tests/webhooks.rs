@@ -401,6 +401,103 @@ async fn two_servers_deliver_each_event_once() {
     receiver.stop().await;
 }
 
+/// How many events `consumer` of the webhooks' group holds unacknowledged on the `shop`
+/// stream (XPENDING's extended form: one entry per event; the reply's raw text starts
+/// with `*<count>`).
+fn pending(redis: &RedisServer, consumer: &str) -> usize {
+    redis
+        .command(&[
+            "XPENDING",
+            "rs:shop:_events",
+            "rest-sessions-webhooks",
+            "-",
+            "+",
+            "1000",
+            consumer,
+        ])
+        .ok()
+        .and_then(|reply| reply.strip_prefix('*')?.lines().next()?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A fleet of three servers sharing the consumer group, one SIGKILLed mid-delivery and not
+/// restarted: the two left take over its unacknowledged events once they have been pending
+/// `RS_WEBHOOK_CLAIM_AFTER`, so every event is delivered at least once; only the batch the
+/// dead server had in flight may come twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_servers_one_killed_deliver_every_event() {
+    let redis = RedisServer::start();
+    let port = free_port();
+    // A slow receiver: each server holds its batch unacknowledged for 300 ms per POST.
+    let got = Got {
+        delay: Duration::from_millis(300),
+        ..Got::default()
+    };
+    let receiver = Receiver::start(port, &got).await;
+    let mut base = webhook_env("RS_WEBHOOK_URL", &format!("http://127.0.0.1:{port}/hook"));
+    base.extend([
+        ("RS_WEBHOOK_BATCH", "5".to_owned()),
+        ("RS_WEBHOOK_CLAIM_AFTER", "2".to_owned()),
+    ]);
+    let with = |name: &str| {
+        let mut env = base.clone();
+        env.push(("RS_WEBHOOK_CONSUMER", name.to_owned()));
+        env
+    };
+    let mut servers = vec![
+        start(&redis, &with("a")),
+        start(&redis, &with("b")),
+        start(&redis, &with("c")),
+    ];
+    let http = client();
+    const EVENTS: usize = 150;
+    for i in 0..EVENTS {
+        create(&http, &servers[i % 3], "shop", &format!("g{i}")).await;
+    }
+    assert!(until(Duration::from_secs(20), || got.events().len() >= 30).await);
+    // The kill lands while server c holds events it read but has not acknowledged.
+    let pending_of_c = || pending(&redis, "c");
+    assert!(
+        until(Duration::from_secs(10), || pending_of_c() > 0).await,
+        "server c never held a batch"
+    );
+    let killed = servers.pop().expect("three servers");
+    let delivered_by_killed = metric_sum(
+        &metrics(&killed).await,
+        "rest_sessions_webhook_events_delivered_total",
+        &[],
+    );
+    drop(killed); // SIGKILL, not restarted: its pending events must be claimed by a or b.
+    let held_at_kill = pending_of_c();
+    let at_kill = got.events().len();
+    assert!(
+        at_kill < EVENTS,
+        "killed mid-delivery ({at_kill} delivered)"
+    );
+    assert!(
+        until(Duration::from_secs(40), || got.counts().len() == EVENTS).await,
+        "every event after the kill: {} of {EVENTS}",
+        got.counts().len()
+    );
+    assert_eq!(got.bad.load(Ordering::SeqCst), 0);
+    let twice: usize = got.counts().values().map(|n| n - 1).sum();
+    assert!(
+        twice <= 5,
+        "at most the dead server's batch in flight repeats: {twice}"
+    );
+    assert!(
+        until(Duration::from_secs(5), || pending_of_c() == 0).await,
+        "the dead server's events were claimed and acknowledged"
+    );
+    println!(
+        "webhooks fleet of 3, one SIGKILLed holding {held_at_kill} events: {at_kill} delivered \
+         at the kill ({delivered_by_killed} by the killed server before), all {EVENTS} \
+         delivered after, {twice} twice"
+    );
+    drop(servers);
+    receiver.stop().await;
+}
+
 /// The Python receiver example (examples/webhook_receiver.py) as the receiver: it
 /// verifies and handles every event, and refuses a delivery whose body was changed.
 #[tokio::test(flavor = "multi_thread")]

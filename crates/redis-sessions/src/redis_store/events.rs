@@ -219,15 +219,16 @@ impl RedisStore {
         app: &str,
         group: &str,
         shard: usize,
-        id: EntryId,
+        ids: &[EntryId],
     ) -> Result<()> {
         let Some(shard) = self.layout().shards().get(shard) else {
             return Ok(());
         };
         let mut cmd = redis::cmd("XACK");
-        cmd.arg(shard.app_events(app))
-            .arg(group)
-            .arg(format!("{}-{}", id.0, id.1));
+        cmd.arg(shard.app_events(app)).arg(group);
+        for (ms, seq) in ids {
+            cmd.arg(format!("{ms}-{seq}"));
+        }
         self.con
             .query::<u64>(&cmd)
             .await
