@@ -1,6 +1,9 @@
 //! A small shop with logins kept by redis-sessions-axum: a cart that works before login
 //! and comes along at login, a visit counter, and a "my devices" page that signs out this
-//! device, one other device (by its handle, never its token), or all the others.
+//! device, one other device (by its handle, never its token), or all the others. Every
+//! page of a signed-in user listens to the store's lifecycle events (Server-Sent Events
+//! from `/events/me`) and says "a new device signed in" when the same user signs in
+//! elsewhere, and "this device was signed out" when another device signs it out.
 //!
 //! ```text
 //! cargo run -p redis-sessions-axum --example demo                  # embedded store
@@ -11,14 +14,19 @@
 //! Then open http://127.0.0.1:3000/ in two browsers (or a normal and a private window).
 //! The page uses no external assets: styles are inline.
 
-use axum::extract::Form;
+use axum::extract::{Extension, Form};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
+use futures_util::StreamExt;
+use redis_sessions_axum::redis_sessions::{
+    device_handle, EndReason, EventOptions, EventType, EventsFrom, Options, RedisSessions,
+};
 use redis_sessions_axum::{Session, SessionError, SessionLayer, USER_AGENT_KEY};
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 use std::fmt::Write;
 use std::net::SocketAddr;
 
@@ -45,6 +53,7 @@ struct Line {
 const SIGNED_IN: &str = "signed_in";
 
 /// The whole site, over `store`. Visitor sessions are on, so the cart works before login.
+/// The store should write lifecycle events ([`options`]) for the sign-in notices.
 pub fn app(store: RedisSessions) -> Router {
     Router::new()
         .route("/", get(home))
@@ -56,7 +65,14 @@ pub fn app(store: RedisSessions) -> Router {
         .route("/logout-device", post(logout_device))
         .route("/logout-others", post(logout_others))
         .route("/logout-everywhere", post(logout_everywhere))
+        .route("/events/me", get(my_events))
+        .layer(Extension(store.clone()))
         .layer(SessionLayer::new(store, APP).visitors(true))
+}
+
+/// The store's options: lifecycle events on (a sign-in elsewhere is an event to show).
+pub fn options() -> Options {
+    Options::default().events(EventOptions::default())
 }
 
 #[tokio::main]
@@ -78,14 +94,14 @@ async fn main() {
         }
     }
     let store = match &redis {
-        Some(url) => match RedisSessions::connect(Options::default().url(url)).await {
+        Some(url) => match RedisSessions::connect(options().url(url)).await {
             Ok(store) => store,
             Err(err) => {
                 eprintln!("cannot connect to {url}: {err}");
                 std::process::exit(1);
             }
         },
-        None => RedisSessions::in_memory(Options::default()),
+        None => RedisSessions::in_memory(options()),
     };
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
         Ok(listener) => listener,
@@ -145,6 +161,7 @@ form{display:inline}input{font:inherit;padding:.45rem .6rem;border:1px solid var
 .device{display:flex;flex-wrap:wrap;align-items:center;gap:.2rem .5rem}.device form{margin-left:auto}\
 .device.me{background:#f1f6ff;border-radius:8px;padding-left:.5rem}\
 .tag{display:inline-block;font-size:.75rem;background:var(--accent);color:#fff;border-radius:99px;padding:0 .5rem;margin-left:.4rem}\
+#notices{max-width:60rem;margin:1rem auto 0;padding:0 1.2rem;display:grid;gap:.5rem}#notices:empty{display:none}\
 .actions{display:flex;gap:.5rem;flex-wrap:wrap;margin-top:.8rem}\
 header .bar{flex-wrap:wrap}main>*{min-width:0}input{max-width:100%}\
 @media (max-width:40rem){main{grid-template-columns:1fr;margin-top:1rem}.device form{margin-left:0}}";
@@ -153,6 +170,24 @@ header .bar{flex-wrap:wrap}main>*{min-width:0}input{max-width:100%}\
 const LOGO: &str = "<svg width=\"20\" height=\"20\" viewBox=\"0 0 24 24\" aria-hidden=\"true\" \
      style=\"vertical-align:-4px\"><path fill=\"#2f6fed\" d=\"M3 8h14v5a6 6 0 0 1-6 6H9a6 6 0 0 1-6-6z\"/>\
      <path fill=\"none\" stroke=\"#2f6fed\" stroke-width=\"2\" d=\"M17 10h1.5a2.5 2.5 0 0 1 0 5H16\"/></svg>";
+
+/// A signed-in page's listener of `/events/me`: each event becomes a notice at the top.
+/// An EventSource reconnects by itself; it stops when this device is signed out.
+const NOTICES: &str = "<script>\
+     const notices = new EventSource('/events/me');\
+     function notice(text, id) {\
+       const n = document.createElement('div');\
+       n.className = 'flash notice'; n.id = id; n.textContent = text;\
+       document.getElementById('notices').append(n);\
+     }\
+     notices.addEventListener('signin', e => {\
+       const d = JSON.parse(e.data);\
+       notice('A new device signed in' + (d.ip ? ' from ' + d.ip : '') + '.', 'new-device');\
+     });\
+     notices.addEventListener('signedout', () => {\
+       notice('This device was signed out.', 'signed-out'); notices.close();\
+     });\
+     </script>";
 
 /// A whole page: the header (with the user, if any) and `body` in the main area.
 fn page(title: &str, user: Option<&str>, single: bool, body: &str) -> Html<String> {
@@ -169,9 +204,11 @@ fn page(title: &str, user: Option<&str>, single: bool, body: &str) -> Html<Strin
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{title} · Teashop sessions demo</title><style>{STYLE}</style></head><body>\
          <header><div class=\"bar\"><a class=\"brand\" href=\"/\">{LOGO} Teashop</a>{nav}</div></header>\
+         <div id=\"notices\" aria-live=\"polite\">{notices}</div>\
          <main class=\"{cls}\">{body}</main></body></html>",
         title = escape(title),
         cls = if single { "single" } else { "" },
+        notices = if user.is_some() { NOTICES } else { "" },
     ))
 }
 
@@ -454,6 +491,41 @@ async fn logout_device(
         return Ok(Redirect::to("/devices"));
     }
     Ok(Redirect::to("/")) // it was this device's handle
+}
+
+/// The events of the signed-in user that its open pages show, as Server-Sent Events:
+/// `signin` when the same user signs in on another device (a new session: its `created`
+/// event), `signedout` when this device's session ends other than by its own rotation.
+/// Read from the store's event stream from now on, filtered by user id; events carry a
+/// device handle, never a token.
+async fn my_events(session: Session, Extension(store): Extension<RedisSessions>) -> Response {
+    let (Some(user), Some(token)) = (session.id(), session.token()) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let own = device_handle(&token);
+    let events = store.events(APP, EventsFrom::Now).filter_map(move |event| {
+        // A read that failed (Redis restarting) is retried by the stream; skip it here.
+        let notice = event
+            .ok()
+            .filter(|e| e.id == user)
+            .and_then(|e| match (e.kind, e.reason) {
+                (EventType::Created, _) if e.device != own => Some(
+                    SseEvent::default()
+                        .event("signin")
+                        .data(serde_json::json!({ "ip": e.ip }).to_string()),
+                ),
+                (EventType::Ended, Some(reason))
+                    if e.device == own && reason != EndReason::Rotated =>
+                {
+                    Some(SseEvent::default().event("signedout").data(reason.as_str()))
+                }
+                _ => None,
+            });
+        std::future::ready(notice.map(Ok::<_, Infallible>))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// Signs this device out.

@@ -883,11 +883,14 @@ impl Session {
         let token = self.store().create(app, user_id, &ip, options).await?;
         if let Some(old) = old {
             // The mark first: a request with the old token that finds it dead also finds
-            // the mark, so it never clears the new cookie.
+            // the mark, so it never clears the new cookie. The old session ends as
+            // `rotated` (its event, with events on, says replaced, not logged out); the
+            // new one's `created` was written by the create above. Two calls, not one:
+            // on a cluster the two tokens lie in different slots.
             let replaced = match self.shared.mark_rotated(&old, &ip).await {
                 Ok(()) => self
                     .store()
-                    .kill(app, &old)
+                    .kill_rotated(app, &old)
                     .await
                     .map_err(SessionError::from),
                 Err(err) => Err(err),

@@ -758,3 +758,144 @@ mod defaults {
             .as_secs() as i64
     }
 }
+
+/// The demo's "a new device signed in": dana's page on the laptop, listening to
+/// `/events/me`, shows a notice when dana signs in on the phone (erin's page on the
+/// tablet does not), and "this device was signed out" when the phone signs it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_sign_in_shows_on_the_other_pages() {
+    program(
+        "CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    );
+    let driver = Driver::start();
+    let redis = RedisServer::start();
+    let store = RedisSessions::connect(demo::options().url(redis.url()))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!(
+        "http://127.0.0.1:{}/",
+        listener.local_addr().unwrap().port()
+    );
+    let service = demo::app(store.clone())
+        .layer(axum::middleware::from_fn(log_request))
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let server = tokio::spawn(async move { axum::serve(listener, service).await });
+    let profiles = std::env::temp_dir().join(format!("rsa-notice-{}", std::process::id()));
+    let laptop = driver.browser(&profiles.join("laptop")).await;
+    let phone = driver
+        .device(&profiles.join("phone"), Some(IPHONE_SAFARI), (390, 844))
+        .await;
+    let tablet = driver.browser(&profiles.join("tablet")).await;
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        notices(&laptop, &phone, &tablet, &base),
+    )
+    .await;
+    for browser in [laptop, phone, tablet] {
+        let _ = browser.close().await;
+    }
+    drop(driver);
+    server.abort();
+    let _ = std::fs::remove_dir_all(&profiles);
+    result.expect("the notice scenario took longer than 60 s");
+}
+
+/// Waits until the page's EventSource is open (its events from now on reach the page).
+async fn listening(browser: &Client) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = browser
+            .execute("return notices.readyState;", vec![])
+            .await
+            .unwrap();
+        if state == 1 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page's EventSource did not open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The texts of the notices shown on the page.
+async fn notice_texts(browser: &Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in browser
+        .find_all(Locator::Css("#notices .notice"))
+        .await
+        .unwrap()
+    {
+        out.push(n.text().await.unwrap());
+    }
+    out
+}
+
+async fn notices(laptop: &Client, phone: &Client, tablet: &Client, base: &str) {
+    log_in(laptop, base, "dana").await;
+    log_in(tablet, base, "erin").await;
+    listening(laptop).await;
+    listening(tablet).await;
+    assert!(notice_texts(laptop).await.is_empty(), "no notice before");
+
+    // dana signs in on the phone: the laptop's open page says so, within a second or so.
+    let signed_in = Instant::now();
+    log_in(phone, base, "dana").await;
+    let new_device = laptop
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("new-device"))
+        .await
+        .expect("the laptop shows the new sign-in");
+    let text = new_device.text().await.unwrap();
+    assert_eq!(text, "A new device signed in from 127.0.0.1.");
+    eprintln!(
+        "notice on the laptop {} ms after the phone's sign-in began",
+        signed_in.elapsed().as_millis()
+    );
+    screenshot(laptop, "notice-new-device").await;
+    // Another user's page hears nothing of dana, nor does the phone of its own sign-in.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(notice_texts(tablet).await.is_empty(), "erin sees no notice");
+    listening(phone).await;
+    assert!(
+        notice_texts(phone).await.is_empty(),
+        "no notice of its own sign-in"
+    );
+
+    // The phone signs the laptop out from "My devices": the laptop's page says so.
+    click(phone, "devices-link").await;
+    click_first(phone, "button.sign-out-device").await;
+    wait_text(phone, "device-count", "1").await;
+    let signed_out = laptop
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("signed-out"))
+        .await
+        .expect("the laptop shows it was signed out");
+    assert_eq!(
+        signed_out.text().await.unwrap(),
+        "This device was signed out."
+    );
+    assert_eq!(
+        notice_texts(laptop).await.len(),
+        2,
+        "{:?}",
+        notice_texts(laptop).await
+    );
+}
+
+async fn click_first(browser: &Client, css: &str) {
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}

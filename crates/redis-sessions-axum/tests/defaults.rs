@@ -624,3 +624,72 @@ async fn proxies_done_right() {
     });
     assert!(refused.is_err());
 }
+
+/// With events on, a login from a visitor's session and a rotation each write the new
+/// session's `created` and the replaced one's `ended` with reason `rotated` (not
+/// `killed`: a consumer tells "replaced" from "logged out"); a logout is `killed`.
+#[tokio::test]
+async fn rotation_writes_ended_rotated_and_created() {
+    use redis_sessions_axum::redis_sessions::{
+        device_handle, EndReason, EventOptions, EventType, EventsFrom,
+    };
+    let server = RedisServer::start();
+    let events = EventOptions::max_len(1000);
+    let stores = [
+        RedisSessions::connect(
+            Options::default()
+                .url(server.url())
+                .wipe(std::time::Duration::ZERO)
+                .events(events),
+        )
+        .await
+        .unwrap(),
+        RedisSessions::in_memory(
+            Options::default()
+                .wipe(std::time::Duration::ZERO)
+                .events(events),
+        ),
+    ];
+    for store in stores {
+        let layer = SessionLayer::new(store.clone(), APP).visitors(true);
+        let app = routes(&Gate::default()).layer(layer);
+        let visitor = send(&app, "POST", "/write/cart", None).await.cookie_token();
+        let first = log_in(&app, "carol", Some(&visitor)).await;
+        let second = send(&app, "POST", "/rotate", Some(&first))
+            .await
+            .cookie_token();
+        let page = store
+            .events_page(APP, &EventsFrom::Start, 100)
+            .await
+            .unwrap();
+        // The rotation marks (sessions of the middleware, ids under its prefix) aside.
+        let seen: Vec<(EventType, Option<EndReason>, String)> = page
+            .events
+            .iter()
+            .filter(|e| !e.id.starts_with(redis_sessions_axum::ROTATED_PREFIX))
+            .map(|e| (e.kind, e.reason, e.device.clone()))
+            .collect();
+        let (v, f, s) = (
+            device_handle(&visitor),
+            device_handle(&first),
+            device_handle(&second),
+        );
+        assert_eq!(
+            seen,
+            vec![
+                (EventType::Created, None, v.clone()),
+                (EventType::Created, None, f.clone()),
+                (EventType::Ended, Some(EndReason::Rotated), v),
+                (EventType::Created, None, s.clone()),
+                (EventType::Ended, Some(EndReason::Rotated), f),
+            ],
+            "in memory: {}",
+            store.is_in_memory()
+        );
+        let carol = page.events.iter().filter(|e| e.id == "carol").count();
+        assert_eq!(
+            carol, 3,
+            "the user's events carry their id, the visitor's its own"
+        );
+    }
+}

@@ -10,7 +10,7 @@
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::event_stream::POLL;
-use crate::events::{event_from_fields, Entry, Event};
+use crate::events::{event_from_fields, Entry, EntryId, Event};
 use crate::redis_store::RedisStore;
 use crate::store::RedisSessions;
 use crate::validate;
@@ -91,15 +91,23 @@ impl EventGroup {
     /// each with [`ack`](Self::ack) once handled. A handler that takes longer than
     /// `claim_after` may see its events handled a second time by another member.
     pub async fn next(&mut self) -> Result<Vec<Event>> {
+        self.next_up_to(TAKE).await
+    }
+
+    /// [`next`](Self::next), taking at most `count` events per shard (at least 1): a member
+    /// whose handler is slow takes no more than it can handle within `claim_after`, and
+    /// leaves the rest to the other members instead of holding them.
+    pub async fn next_up_to(&mut self, count: usize) -> Result<Vec<Event>> {
+        let count = count.max(1);
         let min_idle = self.claim_after.as_millis() as u64;
         loop {
             let store = redis_store(&self.rs)?;
             let mut taken = store
-                .claim_stale(&self.app, &self.group, &self.consumer, min_idle, TAKE)
+                .claim_stale(&self.app, &self.group, &self.consumer, min_idle, count)
                 .await?;
             if taken.is_empty() {
                 taken = store
-                    .read_group(&self.app, &self.group, &self.consumer, TAKE)
+                    .read_group(&self.app, &self.group, &self.consumer, count)
                     .await?;
             }
             if !taken.is_empty() {
@@ -109,12 +117,45 @@ impl EventGroup {
         }
     }
 
+    /// Tells the group that `events` are still being handled: their time pending starts
+    /// again (XCLAIM … JUSTID to this member, one call per shard they lie in), so no other
+    /// member takes them over while a slow handler (a webhook retrying against a receiver
+    /// that is down) still works on them. Call it well within `claim_after`.
+    pub async fn keep(&self, events: &[Event]) -> Result<()> {
+        let store = redis_store(&self.rs)?;
+        for (shard, ids) in by_shard(events) {
+            store
+                .keep(&self.app, &self.group, &self.consumer, shard, &ids)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Marks `event` handled: it leaves the group's pending list and no member gets it
     /// again.
     pub async fn ack(&self, event: &Event) -> Result<()> {
-        let (shard, id) = event.entry;
-        redis_store(&self.rs)?
-            .ack(&self.app, &self.group, shard, id)
-            .await
+        self.ack_all(std::slice::from_ref(event)).await
     }
+
+    /// Marks every one of `events` handled, with one XACK per shard they lie in rather
+    /// than one per event (a webhook batch is acknowledged at once).
+    pub async fn ack_all(&self, events: &[Event]) -> Result<()> {
+        let store = redis_store(&self.rs)?;
+        for (shard, ids) in by_shard(events) {
+            store.ack(&self.app, &self.group, shard, &ids).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The stream entries of `events`, grouped by the shard whose stream holds them.
+fn by_shard(events: &[Event]) -> std::collections::BTreeMap<usize, Vec<EntryId>> {
+    let mut by_shard: std::collections::BTreeMap<usize, Vec<EntryId>> = Default::default();
+    for event in events {
+        by_shard
+            .entry(event.entry.0)
+            .or_default()
+            .push(event.entry.1);
+    }
+    by_shard
 }

@@ -44,7 +44,8 @@ pub enum EndReason {
     All,
     /// Its time of death came and the sweep removed it.
     Expired,
-    /// The middleware replaced its token by a new one (not written yet).
+    /// Its token was replaced by a new one ([`RedisSessions::kill_rotated`](crate::RedisSessions::kill_rotated),
+    /// which redis-sessions-axum's login and rotation call).
     Rotated,
 }
 
@@ -105,6 +106,17 @@ pub struct Event {
     #[serde(skip)]
     #[cfg_attr(feature = "utoipa", schema(ignore))]
     pub(crate) entry: (usize, EntryId),
+}
+
+impl Event {
+    /// The event's own name, `shard:ms-seq` (its stream entry): unique among the events of
+    /// its app, and the same each time the event is read again. A consumer that may get an
+    /// event twice (a consumer group's redelivery, a webhook's retry) drops what it has
+    /// seen by it. Not a position to resume from: that is [`cursor`](Self::cursor).
+    pub fn entry_id(&self) -> String {
+        let (shard, (ms, seq)) = self.entry;
+        format!("{shard}:{ms}-{seq}")
+    }
 }
 
 /// A stream entry id: (ms, sequence), as Redis orders them.

@@ -356,6 +356,14 @@ impl RedisSessions {
         self.kill_for(app, token, EndReason::Killed).await
     }
 
+    /// [`kill`](Self::kill) of a session whose token was just replaced by a new one (a
+    /// login or privilege change that rotates the token, as redis-sessions-axum does):
+    /// the same one atomic call, its `ended` event saying `rotated` rather than `killed`,
+    /// so a consumer tells "replaced" from "logged out".
+    pub async fn kill_rotated(&self, app: &str, token: &str) -> Result<bool> {
+        self.kill_for(app, token, EndReason::Rotated).await
+    }
+
     /// kill, with the reason its ended event gives (events on).
     async fn kill_for(&self, app: &str, token: &str, reason: EndReason) -> Result<bool> {
         if let Some(m) = self.migration()? {

@@ -406,6 +406,63 @@ async fn consumer_group_of_three_with_one_dropped() {
     assert_eq!(summary[0], redis::Value::Int(0), "every event acknowledged");
 }
 
+/// A member that keeps its events (`keep`, as a webhook retrying does) holds them past
+/// `claim_after`: another member takes none; once it stops keeping them (it died), the
+/// other takes them over, each with the same `entry_id` (unique among them).
+async fn a_kept_event_is_not_taken_over(env: &Env) {
+    let rs = &env.rs;
+    let claim_after = Duration::from_millis(300);
+    let mut slow = rs
+        .event_group("app", "hooks", "slow", claim_after)
+        .await
+        .expect("join");
+    let mut other = rs
+        .event_group("app", "hooks", "other", claim_after)
+        .await
+        .expect("join");
+    for i in 0..40 {
+        rs.create("app", &format!("k{i}"), "::1", CreateOptions::default())
+            .await
+            .expect("create");
+    }
+    let mut held = Vec::new();
+    while held.len() < 40 {
+        held.extend(slow.next().await.expect("take"));
+    }
+    let ids: BTreeSet<String> = held.iter().map(|e| e.entry_id()).collect();
+    assert_eq!(ids.len(), 40, "entry ids are unique");
+    // Kept for four times claim_after: the other member gets nothing meanwhile.
+    let keeping = async {
+        for _ in 0..12 {
+            slow.keep(&held).await.expect("keep");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let taken = tokio::time::timeout(Duration::from_millis(1200), other.next());
+    let (_, taken) = tokio::join!(keeping, taken);
+    assert!(taken.is_err(), "taken over while kept: {taken:?}");
+    // No longer kept: taken over after claim_after, the same events by the same ids.
+    let mut over = BTreeSet::new();
+    while over.len() < 40 {
+        let events = tokio::time::timeout(Duration::from_secs(10), other.next())
+            .await
+            .expect("taken over in time")
+            .expect("next");
+        over.extend(events.iter().map(|e| e.entry_id()));
+    }
+    assert_eq!(over, ids);
+}
+
+#[tokio::test]
+async fn kept_events_redis() {
+    a_kept_event_is_not_taken_over(&redis(100_000).await).await;
+}
+
+#[tokio::test]
+async fn kept_events_cluster() {
+    a_kept_event_is_not_taken_over(&cluster(100_000).await).await;
+}
+
 fn raw(env: &Env) -> redis::Connection {
     let server = env.server.as_ref().expect("redis env");
     redis::Client::open(server.url())

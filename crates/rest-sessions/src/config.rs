@@ -316,6 +316,10 @@ pub struct Config {
     /// A migration in progress: the store sessions move out of (`RS_MIGRATE_*`).
     #[command(flatten)]
     pub(crate) migrate: crate::migrate::MigrateFrom,
+
+    /// Webhooks: the lifecycle events POSTed to receivers (`RS_WEBHOOK_*`).
+    #[command(flatten)]
+    pub(crate) webhook: crate::webhook::WebhookSettings,
 }
 
 /// Written by hand so that printing the configuration (a debug log, a panic message) shows
@@ -378,6 +382,7 @@ impl std::fmt::Debug for Config {
             .field("workers", &self.workers)
             .field("log_format", &self.log_format)
             .field("migrate", &self.migrate)
+            .field("webhook", &self.webhook)
             .finish()
     }
 }

@@ -49,6 +49,9 @@ mod routes;
 mod schemas;
 mod server;
 mod state;
+mod webhook;
+mod webhook_client;
+mod webhook_sign;
 
 pub use config::{Config, LogFormat, StoreKind};
 
@@ -294,6 +297,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             addr: addr.clone(),
             source,
         })?;
+    let local_port = listener.local_addr().map_or(config.port, |a| a.port());
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
     tracing::info!(
         addr = %local,
@@ -314,6 +318,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     );
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let webhooks = webhook::Webhooks::start(
+        store.clone(),
+        &config.webhook,
+        config.events,
+        local_port,
+        stop_rx.clone(),
+    )
+    .map_err(StartError::Config)?;
     let state = AppState {
         store: store.clone(),
         store_kind: config.store,
@@ -331,6 +343,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         },
         event_streams: Arc::new(tokio::sync::Semaphore::new(config.events_max_streams)),
         shutdown: stop_rx.clone(),
+        webhooks: webhooks.clone(),
     };
     let signal = async move {
         shutdown_signal().await;
@@ -356,6 +369,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         }
     };
 
+    if let Some(webhooks) = webhooks {
+        // A POST under way ends within its timeout; then its events are acknowledged.
+        webhooks
+            .finish(Duration::from_secs(config.webhook.timeout_s + 1))
+            .await;
+    }
     if let Some(task) = upkeep {
         task.abort();
     }

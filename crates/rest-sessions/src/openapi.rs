@@ -153,6 +153,77 @@ impl Modify for ExactSession {
     }
 }
 
+/// Documents the webhook deliveries (`RS_WEBHOOK_*`) in the document's `webhooks`
+/// (OpenAPI 3.1): the POST a receiver gets, its signature header and the answers it may
+/// give, so a receiver can be generated from the same document as a client.
+struct Webhooks;
+
+impl Modify for Webhooks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{
+            HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+        };
+        use utoipa::openapi::request_body::RequestBodyBuilder;
+        use utoipa::openapi::{
+            ContentBuilder, ObjectBuilder, PathsBuilder, Ref, Required, ResponseBuilder, Type,
+        };
+        let body = RequestBodyBuilder::new()
+            .description(Some(
+                "One app's lifecycle events (1 to `RS_WEBHOOK_BATCH`), oldest first per stream.",
+            ))
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("WebhookDelivery")))
+                    .build(),
+            )
+            .required(Some(Required::True))
+            .build();
+        let header = |name: &str, description: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+        };
+        let operation = OperationBuilder::new()
+            .tag("events")
+            .summary(Some(
+                "Session lifecycle events, POSTed to RS_WEBHOOK_URL(S)",
+            ))
+            .description(Some(
+                "Sent with `RS_WEBHOOK_URL` or `RS_WEBHOOK_URLS` set: at least once (an \
+                 event is acknowledged only after a 2xx; drop repeats by `event_id`), \
+                 retried with capped exponential backoff.",
+            ))
+            .parameter(header(
+                "RS-Signature",
+                "`t=<unix seconds>,v1=<hex>`: HMAC-SHA256 under RS_WEBHOOK_SECRET of \
+                 `\"{t}.{raw body}\"`; refuse a wrong MAC or a `t` far from now.",
+            ))
+            .parameter(header(
+                "RS-Delivery-Attempt",
+                "1 for the first attempt at this body, then 2, 3, …",
+            ))
+            .request_body(Some(body))
+            .response(
+                "2XX",
+                ResponseBuilder::new().description("Handled: the events are acknowledged"),
+            )
+            .response(
+                "default",
+                ResponseBuilder::new().description("Not handled: delivered again later"),
+            );
+        openapi.webhooks = Some(
+            PathsBuilder::new()
+                .path("sessionEvents", PathItem::new(HttpMethod::Post, operation))
+                .build(),
+        );
+    }
+}
+
 /// Documents on every operation the replies of the HTTP parser, which come before any
 /// route is chosen: `400 badRequest` (not well-formed HTTP/1.1), `414 uriTooLong`,
 /// `431 headersTooLarge`, each with the JSON error body.
@@ -247,14 +318,17 @@ impl Modify for ParserErrors {
         crate::events::EventsReply,
         redis_sessions::Event,
         redis_sessions::EventType,
-        redis_sessions::EndReason
+        redis_sessions::EndReason,
+        crate::webhook::WebhookDelivery,
+        crate::webhook::WebhookEvent
     )),
     modifiers(
         &BearerSecret,
         &OptionalCreateBody,
         &TokenLinks,
         &ExactSession,
-        &ParserErrors
+        &ParserErrors,
+        &Webhooks
     ),
     tags(
         (name = "sessions", description = "The redis-sessions contract"),

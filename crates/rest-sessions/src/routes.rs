@@ -230,6 +230,9 @@ pub(crate) async fn create(
     body: Result<TimedBody, ApiError>,
 ) -> Reply<TokenReply> {
     let (app, id) = path?.two();
+    if let Some(webhooks) = &state.webhooks {
+        webhooks.saw(&app);
+    }
     let TimedBody(body) = body?;
     let params = query(raw.as_deref());
     let ip = params.get("ip").map(String::as_str).unwrap_or("");

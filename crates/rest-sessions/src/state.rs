@@ -34,4 +34,6 @@ pub(crate) struct AppState {
     pub event_streams: Arc<tokio::sync::Semaphore>,
     /// Turns true at the shutdown signal: event streams end then, so the server drains.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The webhook deliveries (`RS_WEBHOOK_*`), told of each app a create names.
+    pub webhooks: Option<crate::webhook::Webhooks>,
 }

@@ -184,21 +184,51 @@ impl RedisStore {
         Ok(each_shard(per_shard).await?.into_iter().flatten().collect())
     }
 
+    /// Restarts the idle time of entries pending with `consumer` (XCLAIM with min-idle 0
+    /// and JUSTID: no entry is read or sent back), so no other member claims them.
+    pub(crate) async fn keep(
+        &self,
+        app: &str,
+        group: &str,
+        consumer: &str,
+        shard: usize,
+        ids: &[EntryId],
+    ) -> Result<()> {
+        let Some(shard) = self.layout().shards().get(shard) else {
+            return Ok(());
+        };
+        let mut cmd = redis::cmd("XCLAIM");
+        cmd.arg(shard.app_events(app))
+            .arg(group)
+            .arg(consumer)
+            .arg(0);
+        for (ms, seq) in ids {
+            cmd.arg(format!("{ms}-{seq}"));
+        }
+        cmd.arg("JUSTID");
+        self.con
+            .query::<redis::Value>(&cmd)
+            .await
+            .map_err(Error::from_redis)?;
+        Ok(())
+    }
+
     /// Acknowledges an entry of `group` (XACK): it is handled and leaves the pending list.
     pub(crate) async fn ack(
         &self,
         app: &str,
         group: &str,
         shard: usize,
-        id: EntryId,
+        ids: &[EntryId],
     ) -> Result<()> {
         let Some(shard) = self.layout().shards().get(shard) else {
             return Ok(());
         };
         let mut cmd = redis::cmd("XACK");
-        cmd.arg(shard.app_events(app))
-            .arg(group)
-            .arg(format!("{}-{}", id.0, id.1));
+        cmd.arg(shard.app_events(app)).arg(group);
+        for (ms, seq) in ids {
+            cmd.arg(format!("{ms}-{seq}"));
+        }
         self.con
             .query::<u64>(&cmd)
             .await

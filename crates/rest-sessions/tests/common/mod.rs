@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 pub use test_support::{free_port, RedisServer};
 
 /// Every variable the server reads: cleared so a developer's environment cannot leak in.
-const VARS: [&str; 40] = [
+const VARS: [&str; 51] = [
     "RS_WORKERS",
     "RS_REDIS_CLUSTER",
     "RS_SHARDS",
@@ -49,6 +49,17 @@ const VARS: [&str; 40] = [
     "RS_MIGRATE_FROM_NAMESPACE",
     "RS_MIGRATE_FROM_SHARDS",
     "RS_READ_FROM_REPLICAS",
+    "RS_WEBHOOK_URL",
+    "RS_WEBHOOK_URLS",
+    "RS_WEBHOOK_APPS",
+    "RS_WEBHOOK_SECRET",
+    "RS_WEBHOOK_BATCH",
+    "RS_WEBHOOK_TIMEOUT",
+    "RS_WEBHOOK_BACKOFF_MS",
+    "RS_WEBHOOK_BACKOFF_MAX_MS",
+    "RS_WEBHOOK_CLAIM_AFTER",
+    "RS_WEBHOOK_CONSUMER",
+    "RS_WEBHOOK_MAX_APPS",
     "RUST_LOG",
 ];
 
