@@ -98,26 +98,37 @@
     open.addEventListener("click", function () { openApp(app); });
     li.appendChild(el("h3")).appendChild(open);
     var dl = el("dl");
-    var sessions = stat(dl, "Sessions", "…", "sessions");
-    var users = stat(dl, "Users", "…", "users");
-    var active = WINDOWS.map(function (w) { return stat(dl, w[1], "…", "active-" + w[0]); });
+    stat(dl, "Sessions", "…", "sessions");
+    stat(dl, "Users", "…", "users");
+    WINDOWS.forEach(function (w) { stat(dl, w[1], "…", "active-" + w[0]); });
     li.appendChild(dl);
     $("apps").appendChild(li);
+    counts(li, app);
+    return li;
+  }
+
+  // An app's counts: every session (soapp over all time) and its distinct users, and the
+  // users active in each window (activity).
+  function counts(li, app) {
+    var cell = function (key) { return li.querySelector('[data-stat="' + key + '"]'); };
     api("GET", "/" + enc(app) + "/soapp?dt=" + ALL).then(function (body) {
       var list = body.sessions || [];
-      sessions.textContent = list.length;
+      cell("sessions").textContent = list.length;
       var ids = {};
       list.forEach(function (s) { ids[s.id] = true; });
-      users.textContent = Object.keys(ids).length;
+      cell("users").textContent = Object.keys(ids).length;
       li.sessions = list;
       if (current === app) chart(list);
-    }).catch(function (e) { sessions.textContent = users.textContent = "–"; li.title = e.message; });
-    WINDOWS.forEach(function (w, i) {
+    }).catch(function (e) { cell("sessions").textContent = cell("users").textContent = "–"; li.title = e.message; });
+    WINDOWS.forEach(function (w) {
       api("GET", "/" + enc(app) + "/activity?dt=" + w[0]).then(function (body) {
-        active[i].textContent = body.activity;
-      }).catch(function () { active[i].textContent = "–"; });
+        cell("active-" + w[0]).textContent = body.activity;
+      }).catch(function () { cell("active-" + w[0]).textContent = "–"; });
     });
-    return li;
+  }
+  function refresh() {
+    $("apps").querySelectorAll("li[data-app]").forEach(function (li) { counts(li, li.dataset.app); });
+    loadStore();
   }
 
   function openApp(app) {
@@ -240,6 +251,7 @@
         });
       });
       chain.then(function () {
+        refresh();
         return findUser(id);
       }).then(function () {
         $("user-status").textContent = done + " " + $("user-status").textContent;
@@ -342,6 +354,7 @@
     $("login-error").textContent = "";
     start();
   });
+  $("refresh").addEventListener("click", refresh);
   $("forget").addEventListener("click", function () { signOut("Token forgotten."); });
   $("open-form").addEventListener("submit", function (e) {
     e.preventDefault();
@@ -356,6 +369,7 @@
   $("kill-everywhere").addEventListener("click", function () {
     var id = this.dataset.id, app = current;
     api("DELETE", "/" + enc(app) + "/killsoid/" + enc(id)).then(function (body) {
+      refresh();
       return findUser(id).then(function () {
         $("user-status").textContent = "Signed out " + body.kill + " session(s) everywhere. " + $("user-status").textContent;
       });
