@@ -111,8 +111,7 @@ fn policy() -> HeaderValue {
 /// Standard base64 with padding (what CSP hashes are written in); a dozen lines rather
 /// than a crate for one use.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [
@@ -155,13 +154,18 @@ mod tests {
     fn policy_names_the_inline_script_and_nothing_external() {
         let console = Console::new(&[]);
         let csp = console.csp.to_str().unwrap_or_default().to_owned();
-        assert!(csp.starts_with("default-src 'none'; script-src 'sha256-"), "{csp}");
+        assert!(
+            csp.starts_with("default-src 'none'; script-src 'sha256-"),
+            "{csp}"
+        );
         assert!(!csp.contains("unsafe"), "{csp}");
         assert!(console.html.contains(SCRIPT) && console.html.contains(CSS));
         // The page loads nothing: no URL of another origin, no src/href attributes.
         // (The SVG namespace is a name, not a request.)
         let html = console.html.replace("\"http://www.w3.org/2000/svg\"", "");
-        for needle in ["http://", "https://", "//cdn", " src=", "<link", "@import", "url("] {
+        for needle in [
+            "http://", "https://", "//cdn", " src=", "<link", "@import", "url(",
+        ] {
             assert!(!html.contains(needle), "the page contains {needle:?}");
         }
     }

@@ -121,10 +121,7 @@ async fn console_page_has_a_strict_csp_and_loads_nothing_from_elsewhere() {
     ] {
         assert!(!page.contains(needle), "the page contains {needle:?}");
     }
-    assert!(
-        !page.contains(SECRET),
-        "the page never carries the secret"
-    );
+    assert!(!page.contains(SECRET), "the page never carries the secret");
 
     // ... and everything it shows is behind the token.
     let (status, _) = json(http.get(server.url("/console/apps")).send().await.unwrap()).await;
@@ -139,6 +136,12 @@ async fn console_page_has_a_strict_csp_and_loads_nothing_from_elsewhere() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(body, serde_json::json!({ "apps": ["shop", "blog"] }));
-    let (status, _) = json(http.get(server.url("/shop/soapp?dt=60")).send().await.unwrap()).await;
+    let (status, _) = json(
+        http.get(server.url("/shop/soapp?dt=60"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 401, "the routes the page uses still need the token");
 }

@@ -242,7 +242,10 @@ async fn fits_the_window(browser: &Client) -> (bool, String) {
         .unwrap();
     let page = sizes[0].as_u64().unwrap();
     let window = sizes[1].as_u64().unwrap();
-    (page <= window, format!("page {page} px in a {window} px window"))
+    (
+        page <= window,
+        format!("page {page} px in a {window} px window"),
+    )
 }
 
 fn repo_dir() -> PathBuf {
@@ -285,9 +288,18 @@ async fn the_console_in_a_real_browser() {
     );
     let http = rest();
     let alice = [
-        ("Firefox on Linux", sign_in(&http, &server, "shop", "alice", "Firefox on Linux").await),
-        ("Chrome on Windows", sign_in(&http, &server, "shop", "alice", "Chrome on Windows").await),
-        ("Safari on iPhone", sign_in(&http, &server, "shop", "alice", "Safari on iPhone").await),
+        (
+            "Firefox on Linux",
+            sign_in(&http, &server, "shop", "alice", "Firefox on Linux").await,
+        ),
+        (
+            "Chrome on Windows",
+            sign_in(&http, &server, "shop", "alice", "Chrome on Windows").await,
+        ),
+        (
+            "Safari on iPhone",
+            sign_in(&http, &server, "shop", "alice", "Safari on iPhone").await,
+        ),
     ];
     let bob = sign_in(&http, &server, "shop", "bob", "Edge on Windows").await;
     let carol = [
@@ -298,12 +310,26 @@ async fn the_console_in_a_real_browser() {
 
     let driver = Driver::start();
     let profiles = tempdir();
-    let browser = driver.browser(&profiles.join("desktop"), (1280, 1200)).await;
+    let browser = driver
+        .browser(&profiles.join("desktop"), (1280, 1200))
+        .await;
     browser.goto(&server.url("/console")).await.unwrap();
 
     // A wrong token is refused and the form asks again.
-    browser.find(Locator::Id("token")).await.unwrap().send_keys("wrong").await.unwrap();
-    browser.find(Locator::Css("#login-form button")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys("wrong")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#login-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for(
         &browser,
         "return document.getElementById('login-error').textContent;",
@@ -312,8 +338,20 @@ async fn the_console_in_a_real_browser() {
     .await;
 
     // The token: the apps and their counts.
-    browser.find(Locator::Id("token")).await.unwrap().send_keys(SECRET).await.unwrap();
-    browser.find(Locator::Css("#login-form button")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(SECRET)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#login-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for(&browser, &app_stat("shop", "sessions"), json!("6")).await;
     wait_for(&browser, &app_stat("shop", "users"), json!("3")).await;
     wait_for(&browser, &app_stat("shop", "active-300"), json!("3")).await;
@@ -323,7 +361,11 @@ async fn the_console_in_a_real_browser() {
         .execute("return sessionStorage.getItem('rs-console-token');", vec![])
         .await
         .unwrap();
-    assert_eq!(stored, json!(SECRET), "the token is kept in the tab's sessionStorage");
+    assert_eq!(
+        stored,
+        json!(SECRET),
+        "the token is kept in the tab's sessionStorage"
+    );
 
     // The app: its chart (six sessions active this hour: the rightmost bar is the tallest).
     browser
@@ -333,7 +375,12 @@ async fn the_console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    wait_for(&browser, "return document.querySelectorAll('#chart rect').length;", json!(24)).await;
+    wait_for(
+        &browser,
+        "return document.querySelectorAll('#chart rect').length;",
+        json!(24),
+    )
+    .await;
     wait_for(
         &browser,
         "var r = document.querySelectorAll('#chart rect'); return r[23].getAttribute('height') !== '0' \
@@ -343,8 +390,19 @@ async fn the_console_in_a_real_browser() {
     .await;
 
     // Events are on: start the live feed before the sign-out, to see it arrive.
-    wait_for(&browser, "return document.getElementById('events-toggle').hidden;", json!(false)).await;
-    browser.find(Locator::Id("events-toggle")).await.unwrap().click().await.unwrap();
+    wait_for(
+        &browser,
+        "return document.getElementById('events-toggle').hidden;",
+        json!(false),
+    )
+    .await;
+    browser
+        .find(Locator::Id("events-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for(
         &browser,
         "return document.getElementById('events-toggle').textContent;",
@@ -362,16 +420,34 @@ async fn the_console_in_a_real_browser() {
     .await;
 
     // Search alice: her three devices, with their user agents.
-    browser.find(Locator::Id("user-id")).await.unwrap().send_keys("alice").await.unwrap();
-    browser.find(Locator::Css("#user-form button")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Id("user-id"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#user-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for(&browser, DEVICES, json!(3)).await;
     let agents = listed_agents(&browser).await;
     let mut sorted = agents.clone();
     sorted.sort();
-    assert_eq!(sorted, ["Chrome on Windows", "Firefox on Linux", "Safari on iPhone"]);
+    assert_eq!(
+        sorted,
+        ["Chrome on Windows", "Firefox on Linux", "Safari on iPhone"]
+    );
 
     // Sign out the Chrome laptop.
-    let position = agents.iter().position(|a| a == "Chrome on Windows").unwrap();
+    let position = agents
+        .iter()
+        .position(|a| a == "Chrome on Windows")
+        .unwrap();
     let cards = browser.find_all(Locator::Css("#devices li")).await.unwrap();
     cards[position]
         .find(Locator::Css("button[data-action=\"kill-device\"]"))
@@ -387,14 +463,24 @@ async fn the_console_in_a_real_browser() {
     // Through the REST API: exactly that session ended.
     for (agent, token) in &alice {
         let expected = (*agent != "Chrome on Windows").then(|| "alice".to_owned());
-        assert_eq!(owner(&http, &server, "shop", token).await, expected, "{agent}");
+        assert_eq!(
+            owner(&http, &server, "shop", token).await,
+            expected,
+            "{agent}"
+        );
     }
-    assert_eq!(owner(&http, &server, "shop", &bob).await.as_deref(), Some("bob"));
+    assert_eq!(
+        owner(&http, &server, "shop", &bob).await.as_deref(),
+        Some("bob")
+    );
     for token in carol.iter().chain([&erin]) {
         assert!(owner(&http, &server, "shop", token).await.is_some());
     }
     let (_, soid) = common::json(
-        http.get(server.url("/shop/soid/alice")).send().await.unwrap(),
+        http.get(server.url("/shop/soid/alice"))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(soid["sessions"].as_array().map(Vec::len), Some(2), "{soid}");
@@ -408,7 +494,10 @@ async fn the_console_in_a_real_browser() {
     // The counts were refreshed after the sign-out: erin came, one session of alice went.
     wait_for(&browser, &app_stat("shop", "users"), json!("4")).await;
     wait_for(&browser, &app_stat("shop", "sessions"), json!("6")).await;
-    browser.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
+    browser
+        .execute("window.scrollTo(0, 0);", vec![])
+        .await
+        .unwrap();
     screenshot(&browser, "desktop").await;
     browser.close().await.unwrap();
 
@@ -425,7 +514,12 @@ async fn the_console_in_a_real_browser() {
     )
     .await;
     keys(&phone, &Key::Enter.to_string()).await;
-    wait_for(&phone, "return document.activeElement.id;", json!("app-title")).await;
+    wait_for(
+        &phone,
+        "return document.activeElement.id;",
+        json!("app-title"),
+    )
+    .await;
     keys(&phone, &Key::Tab.to_string()).await;
     assert_eq!(focused(&phone).await, "user-id");
     keys(&phone, &format!("bob{}", Key::Enter)).await;
@@ -446,13 +540,20 @@ async fn the_console_in_a_real_browser() {
     let (fits, sizes) = fits_the_window(&phone).await;
     assert!(fits, "the console fits a phone: {sizes}");
     assert_eq!(
-        phone.execute("return window.innerWidth;", vec![]).await.unwrap(),
+        phone
+            .execute("return window.innerWidth;", vec![])
+            .await
+            .unwrap(),
         json!(375)
     );
     screenshot(&phone, "phone").await;
     keys(&phone, &Key::Enter.to_string()).await;
     wait_for(&phone, DEVICES, json!(0)).await;
-    assert_eq!(owner(&http, &server, "shop", &bob).await, None, "bob's session ended");
+    assert_eq!(
+        owner(&http, &server, "shop", &bob).await,
+        None,
+        "bob's session ended"
+    );
     assert_eq!(
         owner(&http, &server, "shop", &carol[0]).await.as_deref(),
         Some("carol"),
