@@ -145,3 +145,31 @@ async fn console_page_has_a_strict_csp_and_loads_nothing_from_elsewhere() {
     .await;
     assert_eq!(status, 401, "the routes the page uses still need the token");
 }
+
+#[tokio::test]
+async fn health_lists_the_nodes_to_callers_with_the_secret() {
+    // The console's store panel reads this list (on a cluster: every master).
+    let redis = common::RedisServer::start();
+    let server = Server::with_redis(&redis, &[("RS_AUTH_TOKEN", SECRET)]);
+    let http = client();
+    let (status, body) = json(http.get(server.url("/health")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, body),
+        (200, serde_json::json!({"status": "ok", "store": "redis"})),
+        "no detail without the secret"
+    );
+    let (status, body) = json(
+        http.get(server.url("/health"))
+            .bearer_auth(SECRET)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["nodes"],
+        serde_json::json!([{ "node": format!("127.0.0.1:{}", redis.port()), "ok": true }]),
+        "{body}"
+    );
+}

@@ -357,6 +357,13 @@ async fn the_console_in_a_real_browser() {
     wait_for(&browser, &app_stat("shop", "active-300"), json!("3")).await;
     wait_for(&browser, &app_stat("shop", "active-86400"), json!("3")).await;
     wait_for(&browser, &app_stat("blog", "sessions"), json!("1")).await;
+    // The store's node, from /health's list (the secret shows it).
+    wait_for(
+        &browser,
+        "return Array.from(document.querySelectorAll('#nodes li')).map(li => li.textContent);",
+        json!([format!("master 127.0.0.1:{} — answers", redis.port())]),
+    )
+    .await;
     let stored = browser
         .execute("return sessionStorage.getItem('rs-console-token');", vec![])
         .await

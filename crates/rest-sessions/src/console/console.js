@@ -263,16 +263,26 @@
     }
   }
 
-  // The store's nodes from /health (with the token it names those that do not answer).
+  // The store's nodes from /health (with the token it lists each node, and on a cluster
+  // each master: where the sessions are spread, and which of them answers).
   function loadStore() {
     fetch("/health", { headers: { Authorization: "Bearer " + token() }, cache: "no-store" })
       .then(function (r) { return r.json(); })
       .then(function (h) {
+        var nodes = h.nodes || [];
+        var masters = nodes.filter(function (n) { return !n.replica; }).length;
         $("store-status").textContent = "Store: " + h.store + " — " + h.status +
-          (h.migration ? " (migration, cut-over " + h.migration.cutover + ")" : "");
+          (masters > 1 ? ", sessions spread over " + masters + " masters" : "") +
+          (h.message ? " (" + h.message + ")" : "") +
+          (h.migration ? "; migration, cut-over " + h.migration.cutover : "");
         $("nodes").textContent = "";
-        (h.unreachable || []).forEach(function (n) {
-          $("nodes").appendChild(el("li", (n.replica ? "replica " : "master ") + n.node + " does not answer: " + n.error));
+        var errors = {};
+        (h.unreachable || []).forEach(function (n) { errors[n.node] = n.error; });
+        nodes.forEach(function (n) {
+          var li = el("li", (n.replica ? "replica " : "master ") + n.node + " — " +
+            (n.ok ? "answers" : "does not answer" + (errors[n.node] ? ": " + errors[n.node] : "")));
+          li.dataset.node = n.node;
+          $("nodes").appendChild(li);
         });
       }).catch(function () { $("store-status").textContent = "Store: no answer"; });
   }
