@@ -117,64 +117,63 @@ pub(crate) async fn health(
             .is_some_and(|secret| crate::auth::presents_secret(&headers, secret));
     let store = state.store_kind.as_str();
     let check = async { tokio::join!(state.store.ping(), state.store.nodes(NODE_TIMEOUT)) };
-    let (message, note, unreachable, listed) =
-        match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
-            Ok((ping, nodes)) => {
-                let total = nodes.iter().filter(|n| !n.replica).count();
-                let replicas = nodes.len() - total;
-                let listed: Vec<HealthNode> = nodes
-                    .iter()
-                    .map(|n| HealthNode {
-                        node: n.node.clone(),
+    let (message, note, found) = match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
+        Ok((ping, nodes)) => {
+            let total = nodes.iter().filter(|n| !n.replica).count();
+            let replicas = nodes.len() - total;
+            let listed: Vec<HealthNode> = nodes
+                .iter()
+                .map(|n| HealthNode {
+                    node: n.node.clone(),
+                    replica: n.replica,
+                    ok: n.error.is_none(),
+                })
+                .collect();
+            let unreachable: Vec<UnreachableNode> = nodes
+                .into_iter()
+                .filter_map(|n| {
+                    n.error.map(|error| UnreachableNode {
+                        node: n.node,
+                        error,
                         replica: n.replica,
-                        ok: n.error.is_none(),
                     })
-                    .collect();
-                let unreachable: Vec<UnreachableNode> = nodes
-                    .into_iter()
-                    .filter_map(|n| {
-                        n.error.map(|error| UnreachableNode {
-                            node: n.node,
-                            error,
-                            replica: n.replica,
-                        })
-                    })
-                    .collect();
-                let masters_out = unreachable.iter().filter(|n| !n.replica).count();
-                let replicas_out = unreachable.len() - masters_out;
-                let message = match ping {
-                    Err(err) => Some(err.to_string()),
-                    Ok(_) if masters_out > 0 => {
-                        Some(format!("{masters_out} of {total} redis nodes unreachable"))
-                    }
-                    Ok(_) => None,
-                };
-                // Replicas that do not answer are reported without making the store
-                // unavailable: their reads go to the masters meanwhile.
-                let note = (message.is_none() && replicas_out > 0).then(|| {
-                    format!(
-                        "{replicas_out} of {replicas} replicas unreachable; their reads go to the \
+                })
+                .collect();
+            let masters_out = unreachable.iter().filter(|n| !n.replica).count();
+            let replicas_out = unreachable.len() - masters_out;
+            let message = match ping {
+                Err(err) => Some(err.to_string()),
+                Ok(_) if masters_out > 0 => {
+                    Some(format!("{masters_out} of {total} redis nodes unreachable"))
+                }
+                Ok(_) => None,
+            };
+            // Replicas that do not answer are reported without making the store
+            // unavailable: their reads go to the masters meanwhile.
+            let note = (message.is_none() && replicas_out > 0).then(|| {
+                format!(
+                    "{replicas_out} of {replicas} replicas unreachable; their reads go to the \
                      masters"
-                    )
-                });
-                (message, note, unreachable, listed)
-            }
-            Err(_) => (
-                Some("the store did not answer in time".to_string()),
-                None,
-                Vec::new(),
-                Vec::new(),
-            ),
-        };
+                )
+            });
+            (message, note, (unreachable, listed))
+        }
+        Err(_) => (
+            Some("the store did not answer in time".to_string()),
+            None,
+            (Vec::new(), Vec::new()),
+        ),
+    };
     let status = if message.is_none() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let (message, unreachable, listed) = if detail {
-        (message, unreachable, listed)
+    // The nodes' list (`listed`) is detail too: it says where Redis is.
+    let (message, (unreachable, listed)) = if detail {
+        (message, found)
     } else {
-        (None, Vec::new(), Vec::new())
+        (None, (Vec::new(), Vec::new()))
     };
     let reply = HealthReply {
         status: if status == StatusCode::OK {
