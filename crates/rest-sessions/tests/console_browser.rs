@@ -1,8 +1,8 @@
 //! The operator console (`RS_CONSOLE`) in headless Chromium, driven through chromedriver
 //! (WebDriver) by fantoccini, against the real binary and a real Redis: enter the token,
 //! see an app's counts, find a user's devices, sign out one device (and check through the
-//! REST API that exactly that session ended), the live event feed, one task done with the
-//! keyboard alone, and a phone's 375 px wide screen.
+//! REST API that exactly that session ended), all the others, or everywhere, the live
+//! event feed, one task done with the keyboard alone, and a phone's 375 px wide screen.
 //!
 //! Screenshots go to `target/browser-test/console-*.png`; with `UPDATE_SCREENSHOTS=1` also
 //! to `docs/console/` (the ones the README shows).
@@ -416,8 +416,14 @@ async fn the_console_in_a_real_browser() {
         json!("Stop the live feed"),
     )
     .await;
-    // The stream is open once the server has answered its headers; a create then shows.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stream has started once the server answered (the page then says so): a create
+    // from now on shows.
+    wait_for(
+        &browser,
+        "return document.getElementById('events-status').textContent;",
+        json!("Live: new events appear below."),
+    )
+    .await;
     let erin = sign_in(&http, &server, "shop", "erin", "Vivaldi on Linux").await;
     wait_for(
         &browser,
@@ -506,6 +512,77 @@ async fn the_console_in_a_real_browser() {
         .await
         .unwrap();
     screenshot(&browser, "desktop").await;
+
+    // "Sign out all others" on carol's Android phone: only it is left.
+    let field = browser.find(Locator::Id("user-id")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("carol").await.unwrap();
+    browser
+        .find(Locator::Css("#user-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, DEVICES, json!(2)).await;
+    let agents = listed_agents(&browser).await;
+    let keep = agents
+        .iter()
+        .position(|a| a == "Chrome on Android")
+        .unwrap();
+    let cards = browser.find_all(Locator::Css("#devices li")).await.unwrap();
+    cards[keep]
+        .find(Locator::Css("button[data-action=\"kill-others\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, DEVICES, json!(1)).await;
+    assert_eq!(listed_agents(&browser).await, ["Chrome on Android"]);
+    assert_eq!(
+        owner(&http, &server, "shop", &carol[0]).await.as_deref(),
+        Some("carol")
+    );
+    assert_eq!(owner(&http, &server, "shop", &carol[1]).await, None);
+
+    // "Sign out everywhere" for alice: her two remaining sessions end, nobody else's.
+    let field = browser.find(Locator::Id("user-id")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("alice").await.unwrap();
+    browser
+        .find(Locator::Css("#user-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, DEVICES, json!(2)).await;
+    browser
+        .find(Locator::Id("kill-everywhere"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, DEVICES, json!(0)).await;
+    wait_for(
+        &browser,
+        "return document.getElementById('user-status').textContent;",
+        json!("Signed out 2 session(s) everywhere. 0 devices signed in."),
+    )
+    .await;
+    for (agent, token) in &alice {
+        assert_eq!(owner(&http, &server, "shop", token).await, None, "{agent}");
+    }
+    assert_eq!(
+        owner(&http, &server, "shop", &bob).await.as_deref(),
+        Some("bob")
+    );
+    assert_eq!(
+        owner(&http, &server, "shop", &carol[0]).await.as_deref(),
+        Some("carol")
+    );
     browser.close().await.unwrap();
 
     // A phone, 375 px wide, keyboard only: the token, the first app, a user, sign out.

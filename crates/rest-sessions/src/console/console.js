@@ -308,12 +308,14 @@
     var controller = new AbortController();
     feed = controller;
     $("events-toggle").textContent = "Stop the live feed";
-    $("events-status").textContent = "Live: new events appear below.";
+    $("events-status").textContent = "Connecting…";
     fetch("/" + enc(app) + "/events", {
       headers: { Authorization: "Bearer " + token(), Accept: "text/event-stream" },
       cache: "no-store", signal: controller.signal
     }).then(function (r) {
       if (!r.ok || !r.body) throw new Error("HTTP " + r.status);
+      // The server fixed the stream's start before it answered: from here on no event is missed.
+      if (feed === controller) $("events-status").textContent = "Live: new events appear below.";
       var reader = r.body.getReader();
       var decoder = new TextDecoder();
       var buffer = "";
