@@ -156,6 +156,9 @@ while IFS=$'\t' read -r expected command page; do
     "RS_REDISURL=redis://:secret@redis.internal:6379/0 rest-sessions")
       serve_once "$port" /health '"status":"ok"' \
         "RS_PORT=$port ${command//redis.internal:6379/127.0.0.1:$secret_port}" ;;
+    'RS_AUTH_TOKEN=$(openssl rand -hex 32) RS_CONSOLE=true RS_CONSOLE_APPS=shop,blog RS_EVENTS=true rest-sessions')
+      # The console's page is public (it asks for the token): its title shows it is served.
+      serve_once "$port" /console "rest-sessions console" "RS_PORT=$port RS_REDISPORT=$redis_port $command" ;;
     "cargo run -p redis-sessions-axum --example demo" | \
     "cargo run -p redis-sessions-axum --example demo -- --redis redis://127.0.0.1:6379/")
       serve_once "$port" / "<" "PORT=$port $with_ports" ;;

@@ -9,9 +9,11 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Routes open without the secret: liveness probes and the API description, which reveal
-/// nothing about sessions.
-pub(crate) const PUBLIC_PATHS: [&str; 3] = ["/ping", "/health", "/openapi.json"];
+/// Routes open without the secret: liveness probes, the API description and the console's
+/// page (served only with `RS_CONSOLE`; it holds no data, and a browser's navigation
+/// cannot send the bearer header: the page asks for the secret and sends it itself),
+/// which reveal nothing about sessions.
+pub(crate) const PUBLIC_PATHS: [&str; 4] = ["/ping", "/health", "/openapi.json", "/console"];
 
 /// Middleware: lets a request through when no secret is configured, when its path is
 /// public, or when it carries `Authorization: Bearer <secret>`; answers 401 otherwise.

@@ -304,6 +304,18 @@ pub struct Config {
     )]
     pub events_max_streams: usize,
 
+    /// The operator console at `GET /console`: apps and their counts, a user's devices
+    /// and signing them out, the live event feed. Needs `RS_AUTH_TOKEN` (the page signs
+    /// users out, so it is never open without the secret); the server refuses to start
+    /// otherwise.
+    #[arg(long, env = "RS_CONSOLE", default_value_t = false)]
+    pub console: bool,
+
+    /// Apps the console lists, comma-separated (others can be opened by name). A list
+    /// from the settings, not a SCAN of Redis: listing apps then costs Redis nothing.
+    #[arg(long = "console-apps", env = "RS_CONSOLE_APPS", value_delimiter = ',')]
+    pub console_apps: Vec<String>,
+
     /// Worker threads [default: one per core]. On a small machine that also runs Redis,
     /// fewer workers than cores leave Redis its core (the benchmark uses 1 on 2 cores).
     #[arg(long, env = "RS_WORKERS")]
@@ -379,6 +391,8 @@ impl std::fmt::Debug for Config {
             .field("events", &self.events)
             .field("events_maxlen", &self.events_maxlen)
             .field("events_max_streams", &self.events_max_streams)
+            .field("console", &self.console)
+            .field("console_apps", &self.console_apps)
             .field("workers", &self.workers)
             .field("log_format", &self.log_format)
             .field("migrate", &self.migrate)

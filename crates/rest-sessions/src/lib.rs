@@ -33,6 +33,7 @@
 mod auth;
 mod config;
 mod conn;
+mod console;
 mod deadline;
 mod error;
 mod events;
@@ -77,7 +78,14 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 /// timeout are applied where a handler reads its body, the store deadline around each
 /// store call.)
 fn router(state: AppState) -> Router {
-    Router::new()
+    let mut routes = Router::new();
+    if let Some(console) = state.console.clone() {
+        let apps = console.clone();
+        routes = routes
+            .route("/console", get(move || async move { console.page() }))
+            .route("/console/apps", get(move || async move { apps.apps() }));
+    }
+    routes
         .route("/ping", get(routes::ping))
         .route("/health", get(routes::health))
         .route("/metrics", get(routes::metrics))
@@ -242,6 +250,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         Some(secret) => Some(Arc::<str>::from(secret)),
         None => None,
     };
+    if config.console && auth_token.is_none() {
+        return Err(StartError::Config(
+            "RS_CONSOLE=true needs RS_AUTH_TOKEN: the console lists users' devices and signs \
+             them out, so it is served only behind the shared secret; set RS_AUTH_TOKEN or \
+             turn the console off"
+                .into(),
+        ));
+    }
     if config.body_limit == 0 {
         return Err(StartError::Config(
             "RS_BODY_LIMIT must be at least 1".into(),
@@ -314,6 +330,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         events = config.events,
         events_maxlen = config.events.then_some(config.events_maxlen),
         events_max_streams = config.events.then_some(config.events_max_streams),
+        console = config.console,
         "rest-sessions listening"
     );
 
@@ -344,6 +361,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         event_streams: Arc::new(tokio::sync::Semaphore::new(config.events_max_streams)),
         shutdown: stop_rx.clone(),
         webhooks: webhooks.clone(),
+        console: config
+            .console
+            .then(|| Arc::new(console::Console::new(&config.console_apps))),
     };
     let signal = async move {
         shutdown_signal().await;

@@ -9,8 +9,8 @@
 
 use crate::error::ErrorBody;
 use crate::replies::{
-    ActivityReply, Empty, HealthReply, KillReply, MaybeSession, MigrationState, SessionsReply,
-    TokenReply, UnreachableNode,
+    ActivityReply, Empty, HealthNode, HealthReply, KillReply, MaybeSession, MigrationState,
+    SessionsReply, TokenReply, UnreachableNode,
 };
 use crate::schemas::HealthUnavailable;
 use crate::state::AppState;
@@ -313,6 +313,7 @@ impl Modify for ParserErrors {
         HealthReply,
         HealthUnavailable,
         UnreachableNode,
+        HealthNode,
         MigrationState,
         ErrorBody,
         crate::events::EventsReply,

@@ -84,6 +84,12 @@ pub(crate) struct HealthReply {
     /// replica reads the replicas); left out when every node answered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreachable: Vec<UnreachableNode>,
+    /// Every Redis node asked (the server, or on a cluster each master, and with replica
+    /// reads the replicas) and whether it answered: where the data lives, which the
+    /// console shows. Only for callers with the secret (or all with `RS_HEALTH_DETAIL`),
+    /// like `unreachable`; left out for the in-memory store.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<HealthNode>,
     /// A migration in progress (`RS_MIGRATE_*`: the nodes above are those of both
     /// stores); left out when the server runs one store.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,6 +107,18 @@ pub(crate) struct MigrationState {
     /// True once the cut-over has passed: new sessions go to the main store.
     #[serde(rename = "cutOver")]
     pub cut_over: bool,
+}
+
+/// A Redis node `/health` asked.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HealthNode {
+    /// `host:port`.
+    pub node: String,
+    /// True for a replica (listed on a cluster with replica reads).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replica: bool,
+    /// Whether it answered the PING.
+    pub ok: bool,
 }
 
 /// A Redis node that did not answer `/health`'s PING.

@@ -11,8 +11,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{PathParams, TimedBody};
 use crate::node_reply::NodeJson;
 use crate::replies::{
-    ActivityReply, HealthReply, KillReply, MaybeSession, MigrationState, SessionsReply, TokenReply,
-    UnreachableNode,
+    ActivityReply, HealthNode, HealthReply, KillReply, MaybeSession, MigrationState, SessionsReply,
+    TokenReply, UnreachableNode,
 };
 use crate::schemas::{
     AppIdHandleParams, AppIdParams, AppParam, AppTokenParams, BodyErrors, CreateBody, CreateQuery,
@@ -117,10 +117,18 @@ pub(crate) async fn health(
             .is_some_and(|secret| crate::auth::presents_secret(&headers, secret));
     let store = state.store_kind.as_str();
     let check = async { tokio::join!(state.store.ping(), state.store.nodes(NODE_TIMEOUT)) };
-    let (message, note, unreachable) = match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
+    let (message, note, found) = match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
         Ok((ping, nodes)) => {
             let total = nodes.iter().filter(|n| !n.replica).count();
             let replicas = nodes.len() - total;
+            let listed: Vec<HealthNode> = nodes
+                .iter()
+                .map(|n| HealthNode {
+                    node: n.node.clone(),
+                    replica: n.replica,
+                    ok: n.error.is_none(),
+                })
+                .collect();
             let unreachable: Vec<UnreachableNode> = nodes
                 .into_iter()
                 .filter_map(|n| {
@@ -148,12 +156,12 @@ pub(crate) async fn health(
                      masters"
                 )
             });
-            (message, note, unreachable)
+            (message, note, (unreachable, listed))
         }
         Err(_) => (
             Some("the store did not answer in time".to_string()),
             None,
-            Vec::new(),
+            (Vec::new(), Vec::new()),
         ),
     };
     let status = if message.is_none() {
@@ -161,10 +169,11 @@ pub(crate) async fn health(
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let (message, unreachable) = if detail {
-        (message, unreachable)
+    // The nodes' list (`listed`) is detail too: it says where Redis is.
+    let (message, (unreachable, listed)) = if detail {
+        (message, found)
     } else {
-        (None, Vec::new())
+        (None, (Vec::new(), Vec::new()))
     };
     let reply = HealthReply {
         status: if status == StatusCode::OK {
@@ -175,6 +184,7 @@ pub(crate) async fn health(
         store,
         message: message.or(note),
         unreachable,
+        nodes: listed,
         migration: state.store.migration_cutover_ms().map(|ms| {
             let at = std::time::UNIX_EPOCH + Duration::from_millis(ms);
             MigrationState {

@@ -36,4 +36,6 @@ pub(crate) struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The webhook deliveries (`RS_WEBHOOK_*`), told of each app a create names.
     pub webhooks: Option<crate::webhook::Webhooks>,
+    /// The operator console (`RS_CONSOLE`): its routes exist only when it is on.
+    pub console: Option<Arc<crate::console::Console>>,
 }

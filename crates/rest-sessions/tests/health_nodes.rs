@@ -45,9 +45,28 @@ async fn health_names_the_master_that_is_away_and_redis_logs_reach_the_log() {
 
     let (status, h) = json(http.get(format!("{base}/health")).send().await.unwrap()).await;
     assert_eq!(
-        (status, h),
-        (200, json!({"status": "ok", "store": "redis"}))
+        (status, &h["status"], &h["store"]),
+        (200, &json!("ok"), &json!("redis"))
     );
+    assert!(h.get("unreachable").is_none(), "{h}");
+    // Every master the sessions are spread over, each answering (what the console shows).
+    let mut listed: Vec<String> = h["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            assert_eq!(n["ok"], json!(true), "{n}");
+            n["node"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    listed.sort();
+    let mut masters: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port()))
+        .collect();
+    masters.sort();
+    assert_eq!(listed, masters);
 
     let away = format!("127.0.0.1:{}", cluster.nodes[1].port());
     cluster.nodes[1].stop();
@@ -83,6 +102,14 @@ async fn health_names_the_master_that_is_away_and_redis_logs_reach_the_log() {
         .collect();
     assert_eq!(names, vec![away.as_str()], "only the stopped master");
     assert!(unreachable[0]["error"].is_string());
+    let down: Vec<&str> = health["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["ok"] == json!(false))
+        .map(|n| n["node"].as_str().expect("node name"))
+        .collect();
+    assert_eq!(down, vec![away.as_str()], "the node list marks it too");
 
     let metrics = http
         .get(format!("{base}/metrics"))

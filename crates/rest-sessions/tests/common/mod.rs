@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 pub use test_support::{free_port, RedisServer};
 
 /// Every variable the server reads: cleared so a developer's environment cannot leak in.
-const VARS: [&str; 51] = [
+const VARS: [&str; 53] = [
+    "RS_CONSOLE",
+    "RS_CONSOLE_APPS",
     "RS_WORKERS",
     "RS_REDIS_CLUSTER",
     "RS_SHARDS",

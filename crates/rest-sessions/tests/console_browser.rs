@@ -1,0 +1,661 @@
+//! The operator console (`RS_CONSOLE`) in headless Chromium, driven through chromedriver
+//! (WebDriver) by fantoccini, against the real binary and a real Redis: enter the token,
+//! see an app's counts, find a user's devices, sign out one device (and check through the
+//! REST API that exactly that session ended), all the others, or everywhere, the live
+//! event feed, one task done with the keyboard alone, and a phone's 375 px wide screen.
+//!
+//! Screenshots go to `target/browser-test/console-*.png`; with `UPDATE_SCREENSHOTS=1` also
+//! to `docs/console/` (the ones the README shows).
+//!
+//! Needs the Debian packages `chromium` and `chromium-driver` (`chromedriver` and
+//! `chromium` on PATH, or the `CHROMEDRIVER` / `CHROMIUM` variables). Without them the test
+//! fails, on purpose, as redis-sessions-axum's browser test does: CI installs them, and a
+//! skipped browser test would hide breakage.
+
+mod common;
+
+use common::{RedisServer, Server};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "console-test-secret";
+
+/// A program on PATH (or in the environment variable `var`), or a failure that says what
+/// to install.
+fn program(var: &str, names: &[&str]) -> PathBuf {
+    if let Some(path) = std::env::var_os(var).map(PathBuf::from) {
+        if path.is_file() {
+            return path;
+        }
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        for name in names {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "the console's browser test needs {} on PATH (or {var} set): install the Debian \
+         packages `chromium` and `chromium-driver`",
+        names.join(" or ")
+    );
+}
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let binary = program("CHROMEDRIVER", &["chromedriver"]);
+        let port = common::free_port();
+        let child = Command::new(&binary)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A browser with a fresh profile in a window of `size` pixels; below 500 px wide (a
+    /// desktop window's minimum) a phone's screen is emulated, as Chrome's device mode does.
+    async fn browser(&self, profile: &Path, size: (u32, u32)) -> Client {
+        let chromium = program(
+            "CHROMIUM",
+            &["chromium", "chromium-browser", "google-chrome"],
+        );
+        let args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            &format!("--window-size={},{}", size.0, size.1),
+            &format!("--user-data-dir={}", profile.display()),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let mut options = json!({ "binary": chromium, "args": args });
+        if size.0 < 500 {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": size.0, "height": size.1, "pixelRatio": 2.0, "touch": true },
+            });
+        }
+        let Value::Object(capabilities) = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": options,
+        }) else {
+            unreachable!()
+        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver could not start chromium: {e}"))
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A REST client that presents the secret.
+fn rest() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {SECRET}")).unwrap();
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// Creates a session of `id` in `app` whose data names its browser (`ua`, as an app that
+/// stores the user agent does), and returns its token.
+async fn sign_in(http: &reqwest::Client, server: &Server, app: &str, id: &str, ua: &str) -> String {
+    let url = server.url(&format!("/{app}/create/{id}?ip=192.0.2.7&ttl=86400"));
+    let (status, body) = common::json(http.put(url).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let url = server.url(&format!("/{app}/set/{token}"));
+    let (status, body) = common::json(
+        http.post(url)
+            .body(json!({ "ua": ua }).to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    token
+}
+
+/// The id of the user a token's session belongs to, or None once it has ended.
+async fn owner(http: &reqwest::Client, server: &Server, app: &str, token: &str) -> Option<String> {
+    let url = server.url(&format!("/{app}/get/{token}"));
+    let (status, body) = common::json(http.get(url).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    body["id"].as_str().map(str::to_owned)
+}
+
+/// Waits until `script` (a function body returning a value) returns `expected`.
+async fn wait_for(browser: &Client, script: &str, expected: Value) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        if let Ok(value) = browser.execute(script, vec![]).await {
+            if value == expected {
+                return;
+            }
+            last = value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("`{script}` is {last}, not {expected}");
+}
+
+/// The text of the `data-stat` value `stat` in app `app`'s card.
+fn app_stat(app: &str, stat: &str) -> String {
+    format!(
+        "var li = document.querySelector('#apps li[data-app=\"{app}\"]'); \
+         var dd = li && li.querySelector('[data-stat=\"{stat}\"]'); return dd ? dd.textContent : null;"
+    )
+}
+
+const DEVICES: &str = "return document.querySelectorAll('#devices li').length;";
+
+/// The `ua` of each device the console lists, in order.
+async fn listed_agents(browser: &Client) -> Vec<String> {
+    let value = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#devices li h4')).map(h => h.textContent);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(value).unwrap()
+}
+
+/// Sends keys to whatever has the focus, as a keyboard does.
+async fn keys(browser: &Client, text: &str) {
+    browser
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+/// What has the focus: its id, else its aria-label, else its text.
+async fn focused(browser: &Client) -> String {
+    let value = browser
+        .execute(
+            "var e = document.activeElement; return e.id || e.getAttribute('aria-label') || e.textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+/// True when the page is no wider than the window (nothing cut off at phone width).
+async fn fits_the_window(browser: &Client) -> (bool, String) {
+    let sizes = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let page = sizes[0].as_u64().unwrap();
+    let window = sizes[1].as_u64().unwrap();
+    (
+        page <= window,
+        format!("page {page} px in a {window} px window"),
+    )
+}
+
+fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Saves a screenshot as `target/browser-test/console-{name}.png` (and in `docs/console/`
+/// with `UPDATE_SCREENSHOTS=1`).
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_dir().join("target"))
+        .join("browser-test");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join(format!("console-{name}.png")), &png).unwrap();
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        let docs = repo_dir().join("docs/console");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join(format!("{name}.png")), &png).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_real_browser() {
+    program(
+        "CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    );
+    let redis = RedisServer::start();
+    let server = Server::with_redis(
+        &redis,
+        &[
+            ("RS_AUTH_TOKEN", SECRET),
+            ("RS_CONSOLE", "true"),
+            ("RS_CONSOLE_APPS", "shop,blog"),
+            ("RS_EVENTS", "true"),
+        ],
+    );
+    let http = rest();
+    let alice = [
+        (
+            "Firefox on Linux",
+            sign_in(&http, &server, "shop", "alice", "Firefox on Linux").await,
+        ),
+        (
+            "Chrome on Windows",
+            sign_in(&http, &server, "shop", "alice", "Chrome on Windows").await,
+        ),
+        (
+            "Safari on iPhone",
+            sign_in(&http, &server, "shop", "alice", "Safari on iPhone").await,
+        ),
+    ];
+    let bob = sign_in(&http, &server, "shop", "bob", "Edge on Windows").await;
+    let carol = [
+        sign_in(&http, &server, "shop", "carol", "Chrome on Android").await,
+        sign_in(&http, &server, "shop", "carol", "Firefox on macOS").await,
+    ];
+    sign_in(&http, &server, "blog", "dave", "Safari on macOS").await;
+
+    let driver = Driver::start();
+    let profiles = tempdir();
+    let browser = driver
+        .browser(&profiles.join("desktop"), (1280, 1200))
+        .await;
+    browser.goto(&server.url("/console")).await.unwrap();
+
+    // A wrong token is refused and the form asks again.
+    browser
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys("wrong")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#login-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "return document.getElementById('login-error').textContent;",
+        json!("The server refused this token."),
+    )
+    .await;
+
+    // The token: the apps and their counts.
+    browser
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(SECRET)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#login-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, &app_stat("shop", "sessions"), json!("6")).await;
+    wait_for(&browser, &app_stat("shop", "users"), json!("3")).await;
+    wait_for(&browser, &app_stat("shop", "active-300"), json!("3")).await;
+    wait_for(&browser, &app_stat("shop", "active-86400"), json!("3")).await;
+    wait_for(&browser, &app_stat("blog", "sessions"), json!("1")).await;
+    // The store's node, from /health's list (the secret shows it).
+    wait_for(
+        &browser,
+        "return Array.from(document.querySelectorAll('#nodes li')).map(li => li.textContent);",
+        json!([format!("master 127.0.0.1:{} — answers", redis.port())]),
+    )
+    .await;
+    let stored = browser
+        .execute("return sessionStorage.getItem('rs-console-token');", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        json!(SECRET),
+        "the token is kept in the tab's sessionStorage"
+    );
+
+    // The app: its chart (six sessions active this hour: the rightmost bar is the tallest).
+    browser
+        .find(Locator::Css("#apps li[data-app=\"shop\"] h3 button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "return document.querySelectorAll('#chart rect').length;",
+        json!(24),
+    )
+    .await;
+    wait_for(
+        &browser,
+        "var r = document.querySelectorAll('#chart rect'); return r[23].getAttribute('height') !== '0' \
+         && r[0].getAttribute('height') === '0';",
+        json!(true),
+    )
+    .await;
+
+    // Events are on: start the live feed before the sign-out, to see it arrive.
+    wait_for(
+        &browser,
+        "return document.getElementById('events-toggle').hidden;",
+        json!(false),
+    )
+    .await;
+    browser
+        .find(Locator::Id("events-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "return document.getElementById('events-toggle').textContent;",
+        json!("Stop the live feed"),
+    )
+    .await;
+    // The stream has started once the server answered (the page then says so): a create
+    // from now on shows.
+    wait_for(
+        &browser,
+        "return document.getElementById('events-status').textContent;",
+        json!("Live: new events appear below."),
+    )
+    .await;
+    let erin = sign_in(&http, &server, "shop", "erin", "Vivaldi on Linux").await;
+    wait_for(
+        &browser,
+        "var li = document.querySelector('#events li'); return li ? /created.*user erin/.test(li.textContent) : false;",
+        json!(true),
+    )
+    .await;
+
+    // Search alice: her three devices, with their user agents.
+    browser
+        .find(Locator::Id("user-id"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#user-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, DEVICES, json!(3)).await;
+    let agents = listed_agents(&browser).await;
+    let mut sorted = agents.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["Chrome on Windows", "Firefox on Linux", "Safari on iPhone"]
+    );
+
+    // Sign out the Chrome laptop.
+    let position = agents
+        .iter()
+        .position(|a| a == "Chrome on Windows")
+        .unwrap();
+    let cards = browser.find_all(Locator::Css("#devices li")).await.unwrap();
+    cards[position]
+        .find(Locator::Css("button[data-action=\"kill-device\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, DEVICES, json!(2)).await;
+    let mut left = listed_agents(&browser).await;
+    left.sort();
+    assert_eq!(left, ["Firefox on Linux", "Safari on iPhone"]);
+    // Through the REST API: exactly that session ended.
+    for (agent, token) in &alice {
+        let expected = (*agent != "Chrome on Windows").then(|| "alice".to_owned());
+        assert_eq!(
+            owner(&http, &server, "shop", token).await,
+            expected,
+            "{agent}"
+        );
+    }
+    assert_eq!(
+        owner(&http, &server, "shop", &bob).await.as_deref(),
+        Some("bob")
+    );
+    for token in carol.iter().chain([&erin]) {
+        assert!(owner(&http, &server, "shop", token).await.is_some());
+    }
+    let (_, soid) = common::json(
+        http.get(server.url("/shop/soid/alice"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(soid["sessions"].as_array().map(Vec::len), Some(2), "{soid}");
+    // The feed shows the end, by the kill.
+    wait_for(
+        &browser,
+        "var li = document.querySelector('#events li'); return li ? /ended.*user alice/.test(li.textContent) : false;",
+        json!(true),
+    )
+    .await;
+    // The counts were refreshed after the sign-out: erin came, one session of alice went.
+    wait_for(&browser, &app_stat("shop", "users"), json!("4")).await;
+    wait_for(&browser, &app_stat("shop", "sessions"), json!("6")).await;
+    browser
+        .execute("window.scrollTo(0, 0);", vec![])
+        .await
+        .unwrap();
+    screenshot(&browser, "desktop").await;
+
+    // "Sign out all others" on carol's Android phone: only it is left.
+    let field = browser.find(Locator::Id("user-id")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("carol").await.unwrap();
+    browser
+        .find(Locator::Css("#user-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, DEVICES, json!(2)).await;
+    let agents = listed_agents(&browser).await;
+    let keep = agents
+        .iter()
+        .position(|a| a == "Chrome on Android")
+        .unwrap();
+    let cards = browser.find_all(Locator::Css("#devices li")).await.unwrap();
+    cards[keep]
+        .find(Locator::Css("button[data-action=\"kill-others\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, DEVICES, json!(1)).await;
+    assert_eq!(listed_agents(&browser).await, ["Chrome on Android"]);
+    assert_eq!(
+        owner(&http, &server, "shop", &carol[0]).await.as_deref(),
+        Some("carol")
+    );
+    assert_eq!(owner(&http, &server, "shop", &carol[1]).await, None);
+
+    // "Sign out everywhere" for alice: her two remaining sessions end, nobody else's.
+    let field = browser.find(Locator::Id("user-id")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("alice").await.unwrap();
+    browser
+        .find(Locator::Css("#user-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, DEVICES, json!(2)).await;
+    browser
+        .find(Locator::Id("kill-everywhere"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, DEVICES, json!(0)).await;
+    wait_for(
+        &browser,
+        "return document.getElementById('user-status').textContent;",
+        json!("Signed out 2 session(s) everywhere. 0 devices signed in."),
+    )
+    .await;
+    for (agent, token) in &alice {
+        assert_eq!(owner(&http, &server, "shop", token).await, None, "{agent}");
+    }
+    assert_eq!(
+        owner(&http, &server, "shop", &bob).await.as_deref(),
+        Some("bob")
+    );
+    assert_eq!(
+        owner(&http, &server, "shop", &carol[0]).await.as_deref(),
+        Some("carol")
+    );
+    browser.close().await.unwrap();
+
+    // A phone, 375 px wide, keyboard only: the token, the first app, a user, sign out.
+    let phone = driver.browser(&profiles.join("phone"), (375, 812)).await;
+    phone.goto(&server.url("/console")).await.unwrap();
+    wait_for(&phone, "return document.activeElement.id;", json!("token")).await;
+    keys(&phone, &format!("{SECRET}{}", Key::Enter)).await;
+    // The first app's button takes the focus once the apps are listed.
+    wait_for(
+        &phone,
+        "return document.activeElement.getAttribute('aria-label');",
+        json!("Open app shop"),
+    )
+    .await;
+    keys(&phone, &Key::Enter.to_string()).await;
+    wait_for(
+        &phone,
+        "return document.activeElement.id;",
+        json!("app-title"),
+    )
+    .await;
+    keys(&phone, &Key::Tab.to_string()).await;
+    assert_eq!(focused(&phone).await, "user-id");
+    keys(&phone, &format!("bob{}", Key::Enter)).await;
+    wait_for(&phone, DEVICES, json!(1)).await;
+    keys(&phone, &Key::Tab.to_string()).await;
+    keys(&phone, &Key::Tab.to_string()).await;
+    let label = focused(&phone).await;
+    assert!(label.starts_with("Sign out device "), "focus on {label:?}");
+    // The focus is visible where the keyboard put it.
+    let outline = phone
+        .execute(
+            "var s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outline, json!(["solid", "3px"]), "a visible focus ring");
+    let (fits, sizes) = fits_the_window(&phone).await;
+    assert!(fits, "the console fits a phone: {sizes}");
+    assert_eq!(
+        phone
+            .execute("return window.innerWidth;", vec![])
+            .await
+            .unwrap(),
+        json!(375)
+    );
+    screenshot(&phone, "phone").await;
+    keys(&phone, &Key::Enter.to_string()).await;
+    wait_for(&phone, DEVICES, json!(0)).await;
+    assert_eq!(
+        owner(&http, &server, "shop", &bob).await,
+        None,
+        "bob's session ended"
+    );
+    assert_eq!(
+        owner(&http, &server, "shop", &carol[0]).await.as_deref(),
+        Some("carol"),
+        "nobody else's"
+    );
+    let (fits, sizes) = fits_the_window(&phone).await;
+    assert!(fits, "still fits after the sign-out: {sizes}");
+    phone.close().await.unwrap();
+    drop(driver);
+    let _ = std::fs::remove_dir_all(&profiles);
+}
+
+/// A fresh directory for the browser profiles (an absolute path: chromedriver reads the
+/// browser's DevTools port from a file in it).
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("rest-sessions-console-profiles")
+        .join(format!("{}-{}", std::process::id(), common::free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
