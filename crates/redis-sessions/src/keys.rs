@@ -65,6 +65,17 @@ impl NamespaceKeys {
         self.layout.cache_channel()
     }
 
+    /// The channel writes to `shard` announce dropped sessions on (`{app}:{token}`): the
+    /// Node layout's `{ns}:cache` (PUBLISH, where Node processes listen), or the sharded
+    /// layout's `{ns}:{tag}:cache` (SPUBLISH: it reaches only the shard's own nodes).
+    pub fn cache_channel_of(&self, shard: &ShardKeys) -> String {
+        if self.layout.is_clustered() {
+            shard.0.cache_channel()
+        } else {
+            self.layout.cache_channel()
+        }
+    }
+
     /// `{token}:{id}`: a member of an app's `_sessions`.
     pub fn session_member(token: &str, id: &str) -> String {
         Layout::session_member(token, id)
