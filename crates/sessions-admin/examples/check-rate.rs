@@ -93,6 +93,38 @@ async fn fill(con: &mut MultiplexedConnection, n: u64, now: i64) -> redis::Redis
     Ok(())
 }
 
+/// A slow-log entry's command as it reads: the script's batch kind for EVALSHA (the first
+/// key's app or the index letter), the key for the SCAN family. A session key is shown
+/// without its token.
+fn describe(words: &[String]) -> String {
+    let short = |w: &String| match w.rsplit_once(':') {
+        Some((head, tail)) if tail.len() == redis_sessions::keys::TOKEN_LEN => format!("{head}:…"),
+        _ => w.chars().take(40).collect::<String>(),
+    };
+    match words.first().map(String::as_str) {
+        Some("EVALSHA") | Some("evalsha") => {
+            let keys: usize = words.get(2).and_then(|n| n.parse().ok()).unwrap_or(0);
+            if keys > 0 {
+                format!(
+                    "EVALSHA check_sessions, {keys} keys, first {}",
+                    words.get(3).map(short).unwrap_or_default()
+                )
+            } else {
+                format!(
+                    "EVALSHA check_members, index '{}'",
+                    words.get(4).map(short).unwrap_or_default()
+                )
+            }
+        }
+        _ => words
+            .iter()
+            .take(3)
+            .map(short)
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -203,29 +235,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .query_async(&mut con)
         .await?;
     // Each entry: id, time, duration (µs), arguments, ...
-    let mut longest = (0i64, String::new());
-    let mut over_1ms = 0;
-    for entry in &slow {
-        let redis::Value::Array(fields) = entry else {
-            continue;
-        };
-        let Some(redis::Value::Int(us)) = fields.get(2) else {
-            continue;
-        };
-        if *us > 1000 {
-            over_1ms += 1;
-        }
-        if *us > longest.0 {
-            let name = match fields.get(3) {
-                Some(redis::Value::Array(a)) => match a.first() {
-                    Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-                    _ => String::new(),
-                },
-                _ => String::new(),
+    let mut logged: Vec<(i64, String)> = slow
+        .iter()
+        .filter_map(|entry| {
+            let redis::Value::Array(fields) = entry else {
+                return None;
             };
-            longest = (*us, name);
-        }
-    }
+            let Some(redis::Value::Int(us)) = fields.get(2) else {
+                return None;
+            };
+            let words: Vec<String> = match fields.get(3) {
+                Some(redis::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|w| match w {
+                        redis::Value::BulkString(b) => {
+                            Some(String::from_utf8_lossy(b).into_owned())
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some((*us, describe(&words)))
+        })
+        .collect();
+    logged.sort_by(|a, b| b.0.cmp(&a.0));
+    let over = |ms: i64| logged.iter().filter(|(us, _)| *us > ms * 1000).count();
+    let longest = logged.first().cloned().unwrap_or((0, "none logged".into()));
     let stats: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(&mut con)
@@ -239,17 +275,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         outcome.findings.len()
     );
     println!(
-        "longest single command: {:.2} ms ({}); {} of {} logged commands (>= {} µs) over 1 ms",
+        "longest single command: {:.2} ms ({}); of {} steps {} took >= {} µs, {} over 1 ms, \
+         {} over 5 ms, {} over 20 ms",
         longest.0 as f64 / 1000.0,
-        if longest.1.is_empty() {
-            "none logged"
-        } else {
-            &longest.1
-        },
-        over_1ms,
-        slow.len(),
-        args.slowlog_us
+        longest.1,
+        outcome.steps,
+        logged.len(),
+        args.slowlog_us,
+        over(1),
+        over(5),
+        over(20),
     );
+    for (us, what) in logged.iter().take(5) {
+        println!("  {:.2} ms  {what}", *us as f64 / 1000.0);
+    }
     for line in stats.lines().filter(|l| {
         [
             "cmdstat_scan:",

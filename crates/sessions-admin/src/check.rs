@@ -4,7 +4,7 @@
 
 use crate::error::{AdminError, Result};
 use crate::findings::{Finding, Kind};
-use crate::scan::{self, KeyKind, BATCH};
+use crate::scan::{self, KeyKind, SESSION_BATCH};
 use crate::scripts;
 use redis::aio::MultiplexedConnection;
 use redis_sessions::keys::{ShardKeys, TOKEN_LEN};
@@ -80,7 +80,7 @@ pub async fn run(con: &mut MultiplexedConnection, scope: &Scope) -> Result<Outco
                 KeyKind::Session { app, token } => {
                     out.apps.insert(app.clone());
                     batch.push((shard, app, token));
-                    if batch.len() >= BATCH {
+                    if batch.len() >= SESSION_BATCH {
                         check_sessions(con, scope, &mut batch, &mut out).await?;
                     }
                 }

@@ -7,8 +7,9 @@
 use crate::config::Target;
 use crate::error::{AdminError, Result};
 use redis::aio::MultiplexedConnection;
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
+use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
 use redis_sessions::keys::{NamespaceKeys, ShardKeys};
+use std::time::Duration;
 
 /// One server holding shards of the namespace.
 pub struct Master {
@@ -70,9 +71,7 @@ pub async fn resolve(target: &Target) -> Result<Deployment> {
         ("sentinel", sentinel_master(target).await?)
     };
     let address = address_of(&info);
-    let con = redis::Client::open(info)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let con = connect(info).await?;
     Ok(Deployment {
         kind,
         masters: vec![Master {
@@ -83,6 +82,19 @@ pub async fn resolve(target: &Target) -> Result<Deployment> {
         }],
         keys,
     })
+}
+
+/// How long one reply may take. redis-rs gives up after 500 ms by default, which a busy
+/// server (or a slow link) exceeds now and then without anything being wrong; every step
+/// of this tool is small, so a reply later than this means trouble, reported as exit 2.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to the server `info` names.
+async fn connect(info: impl IntoConnectionInfo) -> Result<MultiplexedConnection> {
+    let config = AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
+    Ok(redis::Client::open(info)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?)
 }
 
 fn address_of(info: &ConnectionInfo) -> String {
@@ -121,9 +133,7 @@ async fn sentinel_master(target: &Target) -> Result<ConnectionInfo> {
             info = info.set_redis_settings(settings);
         }
         let asked = async {
-            let mut con = redis::Client::open(info)?
-                .get_multiplexed_async_connection()
-                .await?;
+            let mut con = connect(info).await?;
             let named: Option<(String, u16)> = redis::cmd("SENTINEL")
                 .arg("GET-MASTER-ADDR-BY-NAME")
                 .arg(&target.sentinel_master)
@@ -133,9 +143,7 @@ async fn sentinel_master(target: &Target) -> Result<ConnectionInfo> {
                 return Ok::<_, AdminError>(None);
             };
             let master = at(&base, &host, port)?;
-            let mut con = redis::Client::open(master.clone())?
-                .get_multiplexed_async_connection()
-                .await?;
+            let mut con = connect(master.clone()).await?;
             let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut con).await?;
             let is_master = matches!(role.first(), Some(Value::BulkString(b)) if b == b"master");
             Ok(is_master.then_some(master))
@@ -205,9 +213,7 @@ async fn cluster(target: &Target) -> Result<Deployment> {
                     "a cluster seed is redis://host:port".into(),
                 ));
             };
-            let mut con = redis::Client::open(base.clone())?
-                .get_multiplexed_async_connection()
-                .await?;
+            let mut con = connect(base.clone()).await?;
             let slots = cluster_slots(&mut con).await?;
             let mut pipe = redis::pipe();
             for shard in &shards {
@@ -232,9 +238,7 @@ async fn cluster(target: &Target) -> Result<Deployment> {
                 let port = port.parse::<u16>().map_err(|_| {
                     AdminError::Reply(format!("CLUSTER SLOTS: a bad address {owner}"))
                 })?;
-                let con = redis::Client::open(at(&base, host, port)?)?
-                    .get_multiplexed_async_connection()
-                    .await?;
+                let con = connect(at(&base, host, port)?).await?;
                 masters.push(Master {
                     address: owner.clone(),
                     con,
