@@ -259,7 +259,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some((*us, describe(&words)))
         })
         .collect();
-    logged.sort_by(|a, b| b.0.cmp(&a.0));
+    logged.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     let over = |ms: i64| logged.iter().filter(|(us, _)| *us > ms * 1000).count();
     let longest = logged.first().cloned().unwrap_or((0, "none logged".into()));
     let stats: String = redis::cmd("INFO")
