@@ -224,6 +224,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         app: None,
         now,
         grace: 900,
+        progress: None,
     };
     let started = Instant::now();
     let outcome = check::run(&mut con, &scope).await?;

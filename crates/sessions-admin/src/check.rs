@@ -9,6 +9,8 @@ use crate::scripts;
 use redis::aio::MultiplexedConnection;
 use redis_sessions::keys::{ShardKeys, TOKEN_LEN};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::Write;
+use std::time::{Duration, Instant};
 
 /// What the check walks and when it runs.
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub struct Scope {
     pub now: i64,
     /// Seconds a session may stay past its end before it is a finding.
     pub grace: i64,
+    /// Show progress on stderr under this label (the master's address), or not at all.
+    pub progress: Option<String>,
 }
 
 /// What a check found, and how much it read.
@@ -46,6 +50,7 @@ pub struct Outcome {
 /// Runs the check over `scope` on `con`.
 pub async fn run(con: &mut MultiplexedConnection, scope: &Scope) -> Result<Outcome> {
     let mut out = Outcome::default();
+    let mut progress = Progress::new(scope.progress.clone());
     let locate = Locator::new(scope);
     let pattern = match (&scope.app, scope.shards.as_slice()) {
         (Some(app), [one]) => format!(
@@ -99,6 +104,7 @@ pub async fn run(con: &mut MultiplexedConnection, scope: &Scope) -> Result<Outco
                 KeyKind::Other => {}
             }
         }
+        progress.show(&out, false);
         if next == 0 {
             break;
         }
@@ -125,12 +131,53 @@ pub async fn run(con: &mut MultiplexedConnection, scope: &Scope) -> Result<Outco
             }
             _ => {}
         }
+        progress.show(&out, false);
     }
     for (shard, keys) in scope.shards.iter().enumerate() {
         let index = Index::new(shard, 'e', "", "");
         check_index(con, scope, &keys.expiries(), "ZSCAN", &index, &mut out).await?;
     }
+    progress.show(&out, true);
     Ok(out)
+}
+
+/// A progress line on stderr, rewritten at most once a second (stdout stays the report).
+struct Progress {
+    label: Option<String>,
+    started: Instant,
+    shown: Instant,
+}
+
+impl Progress {
+    fn new(label: Option<String>) -> Self {
+        let now = Instant::now();
+        Progress {
+            label,
+            started: now,
+            shown: now,
+        }
+    }
+
+    fn show(&mut self, out: &Outcome, last: bool) {
+        let Some(label) = &self.label else {
+            return;
+        };
+        if !last && self.shown.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.shown = Instant::now();
+        let line = format!(
+            "\r{label}: {} sessions, {} index entries, {} steps, {:.0} s",
+            out.sessions,
+            out.index_entries,
+            out.steps,
+            self.started.elapsed().as_secs_f64()
+        );
+        let mut err = std::io::stderr().lock();
+        // Progress is a courtesy: a closed stderr must not fail the check.
+        let _ = err.write_all(line.as_bytes());
+        let _ = if last { writeln!(err) } else { err.flush() };
+    }
 }
 
 /// Which of the scope's shards a key belongs to, from its prefix.

@@ -21,7 +21,11 @@ pub async fn run(cli: &Cli) -> Result<i32> {
             repair,
             grace,
             examples,
-        } => check_command(cli, app.clone(), *repair, *grace, *examples).await,
+            progress,
+        } => {
+            let progress = progress.enabled();
+            check_command(cli, app.clone(), *repair, *grace, *examples, progress).await
+        }
         Command::Stats { app } => stats_command(cli, app.as_deref()).await,
         Command::User { app, id } => user_command(cli, app, id).await,
         Command::KillDevice { app, id, handle } => {
@@ -117,6 +121,7 @@ async fn check_command(
     repair: bool,
     grace: i64,
     examples: usize,
+    progress: bool,
 ) -> Result<i32> {
     let started = Instant::now();
     let deployment = deploy::resolve(&cli.target).await?;
@@ -136,6 +141,7 @@ async fn check_command(
             app: app.clone(),
             now,
             grace,
+            progress: progress.then(|| master.address.clone()),
         };
         let outcome = check::run(&mut con, &scope).await?;
         for finding in &outcome.findings {

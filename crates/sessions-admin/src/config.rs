@@ -147,6 +147,30 @@ impl Target {
     }
 }
 
+/// When `check` shows its progress on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum Progress {
+    /// When stderr is a terminal (not in scripts and pipes).
+    Auto,
+    /// Always (a line per second, then a final one).
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Progress {
+    /// Whether to show it here.
+    pub fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            Progress::Auto => std::io::stderr().is_terminal(),
+            Progress::Always => true,
+            Progress::Never => false,
+        }
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 #[non_exhaustive]
@@ -165,6 +189,9 @@ pub enum Command {
         /// Examples shown per kind of finding.
         #[arg(long, default_value_t = 5)]
         examples: usize,
+        /// A progress line on stderr: `auto` when stderr is a terminal, `always`, `never`.
+        #[arg(long, value_enum, default_value_t = Progress::Auto)]
+        progress: Progress,
     },
     /// Counts per app: sessions, users, users active lately, approximate memory.
     Stats {

@@ -22,6 +22,6 @@ pub mod scripts;
 pub mod stats;
 pub mod table;
 
-pub use config::{Cli, Command, Target};
+pub use config::{Cli, Command, Progress, Target};
 pub use error::{AdminError, Result};
 pub use exit::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};

@@ -179,6 +179,23 @@ async fn every_command_as_a_process() {
     let check = run(&env, &["--json", "check"], "");
     assert_eq!(check.code, 0, "{}", check.stdout);
     assert_eq!(check.json()["consistent"], true);
+    // Progress goes to stderr only (never in a pipe unless asked), the report to stdout.
+    assert!(check.stderr.is_empty(), "{}", check.stderr);
+    let shown = run(&env, &["--json", "check", "--progress", "always"], "");
+    assert_eq!(shown.code, 0);
+    assert_eq!(shown.json()["consistent"], true);
+    assert!(
+        shown.stderr.starts_with('\r') && shown.stderr.ends_with("s\n"),
+        "{:?}",
+        shown.stderr
+    );
+    assert!(
+        shown
+            .stderr
+            .contains(&format!("127.0.0.1:{}: ", server.port())),
+        "{:?}",
+        shown.stderr
+    );
 
     // layout: the record the library wrote, and none in an unused namespace.
     let layout = run(&env, &["--json", "layout"], "");
