@@ -58,6 +58,7 @@ if [ "$dry" = 0 ]; then
   cargo build --release -p rest-sessions 2>&1 | grep -v '^ *Compiling' || true
   cargo build -p redis-sessions-axum --example demo 2>&1 | grep -v '^ *Compiling' || true
   cargo build -p sessions-admin 2>&1 | grep -v '^ *Compiling' || true
+  cargo build --release -p sessions-admin --example check-rate 2>&1 | grep -v '^ *Compiling' || true
   export PATH="$PWD/target/release:$PATH"   # `rest-sessions`, as an installed binary
 fi
 
@@ -175,6 +176,8 @@ while IFS=$'\t' read -r expected command page; do
       run_bounded 300 "$command -- --keys 10,100 --reps 3" ;;
     "cargo run --release -p rs-bench --bin events-cost")
       run_bounded 300 "$command -- --sessions 200 --reps 1" ;;
+    "cargo run --release -p sessions-admin --example check-rate")
+      run_bounded 300 "$command -- --sessions 2000" ;;
     sessions-admin\ *)
       # Against the local Redis (empty namespace: every command must end 0 or 1, never 2).
       run_bounded 60 "RS_REDISPORT=$redis_port target/debug/$command; rc=\$?; [ \$rc -le 1 ]" ;;

@@ -65,6 +65,17 @@ impl NamespaceKeys {
         self.layout.cache_channel()
     }
 
+    /// The channel writes to `shard` announce dropped sessions on (`{app}:{token}`): the
+    /// Node layout's `{ns}:cache` (PUBLISH, where Node processes listen), or the sharded
+    /// layout's `{ns}:{tag}:cache` (SPUBLISH: it reaches only the shard's own nodes).
+    pub fn cache_channel_of(&self, shard: &ShardKeys) -> String {
+        if self.layout.is_clustered() {
+            shard.0.cache_channel()
+        } else {
+            self.layout.cache_channel()
+        }
+    }
+
     /// `{token}:{id}`: a member of an app's `_sessions`.
     pub fn session_member(token: &str, id: &str) -> String {
         Layout::session_member(token, id)
@@ -133,5 +144,29 @@ mod tests {
         assert_eq!(keys.record_key(), "rs:{layout}");
         assert_eq!(keys.cache_channel(), "rs:cache");
         assert_eq!(NamespaceKeys::expiry_member("a", "t", "i"), "a:t:i");
+        assert_eq!(keys.cache_channel_of(shard), "rs:cache");
+    }
+
+    #[test]
+    fn sharded_shards_announce_on_their_own_channel() {
+        let keys = NamespaceKeys::of(
+            &Options::default()
+                .namespace("rs")
+                .key_layout(crate::KeyLayout::Sharded { shards: 3 }),
+        );
+        assert!(keys.is_sharded());
+        let shards = keys.shards();
+        assert_eq!(shards.len(), 3);
+        for shard in &shards {
+            assert!(shard.prefix().starts_with("rs:{"), "{}", shard.prefix());
+            assert_eq!(
+                keys.cache_channel_of(shard),
+                format!("{}cache", shard.prefix())
+            );
+        }
+        assert_ne!(
+            keys.cache_channel_of(&shards[0]),
+            keys.cache_channel_of(&shards[1])
+        );
     }
 }

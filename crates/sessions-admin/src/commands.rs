@@ -6,9 +6,7 @@ use crate::config::{Cli, Command, Target};
 use crate::error::{AdminError, Result};
 use crate::exit::{EXIT_FINDINGS, EXIT_OK};
 use crate::findings::{Report, Tallies};
-use crate::{repair, stats, table};
-use redis::aio::MultiplexedConnection;
-use redis_sessions::keys::NamespaceKeys;
+use crate::{deploy, repair, stats, table};
 use redis_sessions::RedisSessions;
 use serde_json::json;
 use std::io::{BufRead, Write};
@@ -23,7 +21,11 @@ pub async fn run(cli: &Cli) -> Result<i32> {
             repair,
             grace,
             examples,
-        } => check_command(cli, app.clone(), *repair, *grace, *examples).await,
+            progress,
+        } => {
+            let progress = progress.enabled();
+            check_command(cli, app.clone(), *repair, *grace, *examples, progress).await
+        }
         Command::Stats { app } => stats_command(cli, app.as_deref()).await,
         Command::User { app, id } => user_command(cli, app, id).await,
         Command::KillDevice { app, id, handle } => {
@@ -80,12 +82,6 @@ pub async fn run(cli: &Cli) -> Result<i32> {
     }
 }
 
-/// A raw connection, for the check's and the stats' bounded reads and scripts.
-async fn raw(target: &Target) -> Result<MultiplexedConnection> {
-    let client = redis::Client::open(target.url())?;
-    Ok(client.get_multiplexed_async_connection().await?)
-}
-
 /// The library's store, for the commands that end sessions (so every index stays right).
 async fn store(target: &Target) -> Result<RedisSessions> {
     Ok(RedisSessions::connect(target.store_options()).await?)
@@ -125,49 +121,74 @@ async fn check_command(
     repair: bool,
     grace: i64,
     examples: usize,
+    progress: bool,
 ) -> Result<i32> {
     let started = Instant::now();
-    let keys = NamespaceKeys::node(&cli.target.namespace);
-    let Some(shard) = keys.shards().into_iter().next() else {
-        return Err(AdminError::Reply("a layout without shards".into()));
-    };
-    let mut con = raw(&cli.target).await?;
-    let scope = Scope {
-        shard: shard.clone(),
-        app,
-        now: now(),
-        grace,
-    };
-    let outcome = check::run(&mut con, &scope).await?;
+    let deployment = deploy::resolve(&cli.target).await?;
+    let now = now();
     let mut findings = Tallies::default();
-    for finding in &outcome.findings {
-        findings.add(
-            &serde_json::to_value(finding.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            finding.kind.describe(),
-            finding.example(),
-            examples,
-        );
+    let mut changes = Tallies::default();
+    let mut apps = std::collections::BTreeSet::new();
+    let (mut sessions, mut index_entries, mut steps, mut found) = (0, 0, 0, 0);
+    let mut masters = Vec::new();
+    // Each master checks (and mends) the shards it holds, one after the other: the load
+    // on each stays one small step at a time.
+    for master in &deployment.masters {
+        let mut con = master.con.clone();
+        let scope = Scope {
+            shards: master.shards.clone(),
+            namespace_prefix: format!("{}:", cli.target.namespace),
+            app: app.clone(),
+            now,
+            grace,
+            progress: progress.then(|| master.address.clone()),
+        };
+        let outcome = check::run(&mut con, &scope).await?;
+        for finding in &outcome.findings {
+            findings.add(
+                finding.kind.name(),
+                finding.kind.describe(),
+                finding.example(),
+                examples,
+            );
+        }
+        let listed: Vec<_> = outcome.findings.iter().cloned().collect();
+        if repair && !listed.is_empty() {
+            let made = repair::run(
+                &mut con,
+                &deployment.keys,
+                &scope.shards,
+                &listed,
+                now,
+                grace,
+                examples,
+            )
+            .await?;
+            changes.merge(made);
+        }
+        masters.push(json!({
+            "address": master.address,
+            "shards": master.shard_numbers.len(),
+            "sessions": outcome.sessions,
+            "findings": listed.len(),
+        }));
+        found += listed.len();
+        sessions += outcome.sessions;
+        index_entries += outcome.index_entries;
+        steps += outcome.steps;
+        apps.extend(outcome.apps);
     }
-    let listed: Vec<_> = outcome.findings.iter().cloned().collect();
-    let repairs = if repair {
-        let made =
-            repair::run(&mut con, &keys, &shard, &listed, scope.now, grace, examples).await?;
-        Some(made.into_vec())
-    } else {
-        None
-    };
     let report = Report {
         namespace: cli.target.namespace.clone(),
-        apps: outcome.apps.into_iter().collect(),
-        sessions: outcome.sessions,
-        index_entries: outcome.index_entries,
-        steps: outcome.steps,
-        consistent: listed.is_empty(),
+        deployment: deployment.kind.to_owned(),
+        masters,
+        apps: apps.into_iter().collect(),
+        sessions,
+        index_entries,
+        steps,
+        consistent: found == 0,
         findings: findings.into_vec(),
-        repairs,
+        repairs: repair.then(|| changes.into_vec()),
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
     let text = check_text(&report);
@@ -232,30 +253,59 @@ fn check_text(report: &Report) -> String {
 }
 
 async fn stats_command(cli: &Cli, app: Option<&str>) -> Result<i32> {
-    let keys = NamespaceKeys::node(&cli.target.namespace);
-    let Some(shard) = keys.shards().into_iter().next() else {
-        return Err(AdminError::Reply("a layout without shards".into()));
-    };
-    let mut con = raw(&cli.target).await?;
-    let apps = match app {
-        Some(app) => vec![app.to_owned()],
-        None => stats::apps(&mut con, &shard).await?,
-    };
+    let deployment = deploy::resolve(&cli.target).await?;
+    let namespace_prefix = format!("{}:", cli.target.namespace);
     let now = now();
-    let mut all = Vec::new();
-    for app in &apps {
-        all.push(stats::of_app(&mut con, &shard, app, now).await?);
+    let mut totals: std::collections::BTreeMap<String, stats::AppStats> = Default::default();
+    let mut by_master = Vec::new();
+    let mut by_shard = Vec::new();
+    for master in &deployment.masters {
+        let mut con = master.con.clone();
+        let apps = match app {
+            Some(app) => [app.to_owned()].into(),
+            None => stats::apps(&mut con, &master.shards, &namespace_prefix).await?,
+        };
+        let mut here = stats::AppStats::default();
+        for (shard, number) in master.shards.iter().zip(&master.shard_numbers) {
+            let mut in_shard = stats::AppStats::default();
+            for app in &apps {
+                let figures = stats::of_app(&mut con, shard, app, now).await?;
+                in_shard.add(&figures);
+                totals
+                    .entry(app.clone())
+                    .or_insert_with(|| stats::AppStats {
+                        app: app.clone(),
+                        ..Default::default()
+                    })
+                    .add(&figures);
+            }
+            by_shard.push(json!({
+                "shard": number,
+                "master": master.address,
+                "sessions": in_shard.sessions,
+                "users": in_shard.users,
+            }));
+            here.add(&in_shard);
+        }
+        by_master.push(json!({
+            "address": master.address,
+            "shards": master.shard_numbers.len(),
+            "sessions": here.sessions,
+            "users": here.users,
+            "memory_bytes": here.memory_bytes,
+        }));
     }
+    let all: Vec<stats::AppStats> = totals.into_values().collect();
     let rows: Vec<Vec<String>> = all
         .iter()
         .map(|s| {
             let mut row = vec![s.app.clone(), s.sessions.to_string(), s.users.to_string()];
             row.extend(s.users_active.iter().map(u64::to_string));
-            row.push(format!("{:.1} MB", s.memory_bytes as f64 / 1e6));
+            row.push(megabytes(s.memory_bytes));
             row
         })
         .collect();
-    let text = table::render(
+    let mut text = table::render(
         &[
             "APP",
             "SESSIONS",
@@ -267,7 +317,38 @@ async fn stats_command(cli: &Cli, app: Option<&str>) -> Result<i32> {
         ],
         &rows,
     );
-    emit(cli.json, json!({ "apps": all }), text)
+    if deployment.keys.is_sharded() {
+        let text_of = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let rows: Vec<Vec<String>> = by_master
+            .iter()
+            .map(|m| {
+                vec![
+                    text_of(&m["address"]),
+                    text_of(&m["shards"]),
+                    text_of(&m["sessions"]),
+                    text_of(&m["users"]),
+                    megabytes(m["memory_bytes"].as_u64().unwrap_or(0)),
+                ]
+            })
+            .collect();
+        text.push('\n');
+        text.push_str(&table::render(
+            &["MASTER", "SHARDS", "SESSIONS", "USERS", "MEMORY"],
+            &rows,
+        ));
+    }
+    let mut value = json!({ "deployment": deployment.kind, "apps": all, "masters": by_master });
+    if deployment.keys.is_sharded() {
+        value["shards"] = json!(by_shard);
+    }
+    emit(cli.json, value, text)
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 async fn user_command(cli: &Cli, app: &str, id: &str) -> Result<i32> {
@@ -319,8 +400,9 @@ async fn user_command(cli: &Cli, app: &str, id: &str) -> Result<i32> {
 }
 
 async fn layout_command(cli: &Cli) -> Result<i32> {
-    let keys = NamespaceKeys::node(&cli.target.namespace);
-    let mut con = raw(&cli.target).await?;
+    let deployment = deploy::resolve(&cli.target).await?;
+    let keys = &deployment.keys;
+    let mut con = deployment.con_for(&keys.record_key()).await?;
     let (kind, shards, version): (Option<String>, Option<u16>, Option<u32>) = redis::cmd("HMGET")
         .arg(keys.record_key())
         .arg("kind")
@@ -336,13 +418,25 @@ async fn layout_command(cli: &Cli) -> Result<i32> {
             version.unwrap_or(0)
         ),
         None => format!(
-            "namespace {}: no layout record (no Rust process has used it; Node-compatible)\n",
-            cli.target.namespace
+            "namespace {}: no layout record (no Rust process has used it{})\n",
+            cli.target.namespace,
+            if keys.is_sharded() {
+                ""
+            } else {
+                "; Node-compatible"
+            }
         ),
     };
     emit(
         cli.json,
-        json!({ "namespace": cli.target.namespace, "record_key": keys.record_key(), "kind": kind, "shards": shards, "version": version }),
+        json!({
+            "namespace": cli.target.namespace,
+            "deployment": deployment.kind,
+            "record_key": keys.record_key(),
+            "kind": kind,
+            "shards": shards,
+            "version": version,
+        }),
         text,
     )
 }

@@ -1,16 +1,18 @@
 //! The CLI's flags: the Redis and namespace settings take the environment variables of
-//! `rest-sessions` (`RS_REDISURL`, `RS_REDISHOST`, `RS_REDISPORT`, `RS_NAMESPACE`), so an
-//! operator points the tool at a deployment with the settings it already has.
+//! `rest-sessions` (`RS_REDISURL`, `RS_REDISHOST`, `RS_REDISPORT`, `RS_REDIS_CLUSTER`,
+//! `RS_SENTINELS`, `RS_SENTINEL_MASTER`, `RS_SENTINEL_PASSWORD`, `RS_SHARDS`,
+//! `RS_NAMESPACE`), so an operator points the tool at a deployment with the settings it
+//! already has.
 
 use clap::{Parser, Subcommand};
-use redis_sessions::Options;
+use redis_sessions::{KeyLayout, Options};
 
 /// Every setting and subcommand of `sessions-admin`.
 #[derive(Debug, Parser)]
 #[command(
     name = "sessions-admin",
     version,
-    about = "Inspect, check and repair a redis-sessions namespace (Node-compatible layout).",
+    about = "Inspect, check and repair a redis-sessions namespace (one Redis, Sentinel or a cluster).",
     after_help = "Exit codes: 0 done (check: consistent), 1 check found inconsistencies \
                   (mended with --repair), 2 error."
 )]
@@ -50,6 +52,50 @@ pub struct Target {
     #[arg(long = "redis-port", env = "RS_REDISPORT", global = true)]
     pub redis_port: Option<u16>,
 
+    /// Seed nodes of a Redis Cluster, comma-separated: the namespace then has the sharded
+    /// layout, each shard checked on the master that owns it.
+    #[arg(
+        long = "redis-cluster",
+        env = "RS_REDIS_CLUSTER",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
+    pub redis_cluster: Vec<String>,
+
+    /// Redis Sentinels, comma-separated `host:port`: the tool works on the master they
+    /// name (its password, database and TLS from RS_REDISURL when set).
+    #[arg(
+        long,
+        env = "RS_SENTINELS",
+        value_delimiter = ',',
+        conflicts_with = "redis_cluster",
+        global = true
+    )]
+    pub sentinels: Vec<String>,
+
+    /// The master's name in the sentinels' configuration.
+    #[arg(
+        long = "sentinel-master",
+        env = "RS_SENTINEL_MASTER",
+        default_value = "mymaster",
+        global = true
+    )]
+    pub sentinel_master: String,
+
+    /// The sentinels' own password, when they have one.
+    #[arg(
+        long = "sentinel-password",
+        env = "RS_SENTINEL_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub sentinel_password: Option<String>,
+
+    /// Shards of the sharded (cluster) layout, as rest-sessions was started with.
+    #[arg(long, env = "RS_SHARDS", default_value_t = redis_sessions::DEFAULT_SHARDS, global = true)]
+    pub shards: u16,
+
     /// Prefix of every key of the namespace.
     #[arg(long, env = "RS_NAMESPACE", default_value = "rs", global = true)]
     pub namespace: String,
@@ -71,14 +117,57 @@ impl Target {
     }
 
     /// Store options for the commands that go through the library (so the indexes stay
-    /// right): no sweep and no cache, since a one-shot tool must not sweep a fleet's
-    /// namespace or serve stale reads.
+    /// right), for the deployment rest-sessions would use with these settings: no sweep
+    /// and no cache, since a one-shot tool must not sweep a fleet's namespace or serve
+    /// stale reads.
     pub fn store_options(&self) -> Options {
-        Options::default()
+        let options = Options::default()
             .namespace(self.namespace.clone())
-            .url(self.url())
             .wipe(std::time::Duration::ZERO)
-            .cache(std::time::Duration::ZERO, 0)
+            .cache(std::time::Duration::ZERO, 0);
+        if !self.redis_cluster.is_empty() {
+            options
+                .cluster(self.redis_cluster.clone())
+                .key_layout(KeyLayout::Sharded {
+                    shards: self.shards,
+                })
+        } else if !self.sentinels.is_empty() {
+            let mut options =
+                options.sentinel(self.sentinels.clone(), self.sentinel_master.clone());
+            if let Some(url) = &self.redis_url {
+                options = options.url(url.clone());
+            }
+            if let Some(password) = &self.sentinel_password {
+                options = options.sentinel_password(password.clone());
+            }
+            options
+        } else {
+            options.url(self.url())
+        }
+    }
+}
+
+/// When `check` shows its progress on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum Progress {
+    /// When stderr is a terminal (not in scripts and pipes).
+    Auto,
+    /// Always (a line per second, then a final one).
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Progress {
+    /// Whether to show it here.
+    pub fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            Progress::Auto => std::io::stderr().is_terminal(),
+            Progress::Always => true,
+            Progress::Never => false,
+        }
     }
 }
 
@@ -100,6 +189,9 @@ pub enum Command {
         /// Examples shown per kind of finding.
         #[arg(long, default_value_t = 5)]
         examples: usize,
+        /// A progress line on stderr: `auto` when stderr is a terminal, `always`, `never`.
+        #[arg(long, value_enum, default_value_t = Progress::Auto)]
+        progress: Progress,
     },
     /// Counts per app: sessions, users, users active lately, approximate memory.
     Stats {

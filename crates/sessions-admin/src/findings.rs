@@ -39,6 +39,24 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Its name in reports (`orphan_sessions_member`, ...), as serde writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::OrphanSessionsMember => "orphan_sessions_member",
+            Kind::OrphanExpiryMember => "orphan_expiry_member",
+            Kind::StaleUserSetMember => "stale_user_set_member",
+            Kind::OrphanUser => "orphan_user",
+            Kind::MissingFromSessions => "missing_from_sessions",
+            Kind::MissingFromUsers => "missing_from_users",
+            Kind::MissingFromUserSet => "missing_from_user_set",
+            Kind::MissingFromExpiries => "missing_from_expiries",
+            Kind::ExpiryMismatch => "expiry_mismatch",
+            Kind::Expired => "expired",
+            Kind::CorruptData => "corrupt_data",
+            Kind::CorruptHash => "corrupt_hash",
+        }
+    }
+
     /// What the kind means, for the table.
     pub fn describe(self) -> &'static str {
         match self {
@@ -75,6 +93,8 @@ impl Kind {
 pub struct Finding {
     /// What is wrong.
     pub kind: Kind,
+    /// The index of its shard among those checked on one server (see check::Scope).
+    pub shard: usize,
     /// The app.
     pub app: String,
     /// The session's token (empty for an orphan `_users` id).
@@ -161,6 +181,24 @@ impl Tallies {
         }
     }
 
+    /// Adds `other`'s counts and examples (another master's), keeping at most as many
+    /// examples as either kept.
+    pub fn merge(&mut self, other: Tallies) {
+        for (name, theirs) in other.by_name {
+            match self.by_name.get_mut(&name) {
+                None => {
+                    self.by_name.insert(name, theirs);
+                }
+                Some(mine) => {
+                    let limit = mine.examples.len().max(theirs.examples.len());
+                    mine.count += theirs.count;
+                    mine.examples.extend(theirs.examples);
+                    mine.examples.truncate(limit);
+                }
+            }
+        }
+    }
+
     /// The tallies, in name order.
     pub fn into_vec(self) -> Vec<Tally> {
         self.by_name.into_values().collect()
@@ -172,6 +210,10 @@ impl Tallies {
 pub struct Report {
     /// The namespace checked.
     pub namespace: String,
+    /// `single`, `sentinel` or `cluster`.
+    pub deployment: String,
+    /// Per master: its address, shard count, sessions read and findings.
+    pub masters: Vec<serde_json::Value>,
     /// The apps checked.
     pub apps: Vec<String>,
     /// Session hashes read.

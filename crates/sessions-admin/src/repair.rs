@@ -32,7 +32,7 @@ fn describe(change: &str) -> &'static str {
 pub async fn run(
     con: &mut MultiplexedConnection,
     keys: &NamespaceKeys,
-    shard: &ShardKeys,
+    shards: &[ShardKeys],
     findings: &[Finding],
     now: i64,
     grace: i64,
@@ -40,17 +40,19 @@ pub async fn run(
 ) -> Result<Tallies> {
     let mut changes = Tallies::default();
     // The session-side findings of one session are mended by one script.
-    let mut sessions: BTreeMap<(&str, &str), Option<&Finding>> = BTreeMap::new();
+    let mut sessions: BTreeMap<(usize, &str, &str), Option<&Finding>> = BTreeMap::new();
     for finding in findings.iter().filter(|f| f.kind.is_session_side()) {
         let corrupt = sessions
-            .entry((finding.app.as_str(), finding.token.as_str()))
+            .entry((finding.shard, finding.app.as_str(), finding.token.as_str()))
             .or_default();
         if finding.kind == Kind::CorruptData {
             *corrupt = Some(finding);
         }
     }
-    let channel = keys.cache_channel();
-    for ((app, token), corrupt) in sessions {
+    for ((shard, app, token), corrupt) in sessions {
+        let Some(shard) = shards.get(shard) else {
+            continue;
+        };
         let data = corrupt.and_then(|f| f.data.as_deref());
         let made: Vec<String> = scripts::MEND_SESSION
             .key(shard.session(app, token))
@@ -62,7 +64,7 @@ pub async fn run(
             .arg(app)
             .arg(token)
             .arg(shard.user_sessions_prefix(app))
-            .arg(&channel)
+            .arg(announce_spec(keys, shard))
             .arg(if data.is_some() { "1" } else { "0" })
             .arg(data.unwrap_or(""))
             .invoke_async(con)
@@ -78,6 +80,9 @@ pub async fn run(
         }
     }
     for finding in findings.iter().filter(|f| !f.kind.is_session_side()) {
+        let Some(shard) = shards.get(finding.shard) else {
+            continue;
+        };
         let id = finding.id.as_deref().unwrap_or("");
         let member = finding.member.as_deref().unwrap_or("");
         let app = finding.app.as_str();
@@ -130,4 +135,12 @@ pub async fn run(
         }
     }
     Ok(changes)
+}
+
+/// The cache channel of `shard` with the command that reaches its listeners first (see
+/// mend_session.lua): PUBLISH for the Node layout's channel, where Node processes listen;
+/// SPUBLISH for a shard of the sharded layout, as the library announces its own writes.
+fn announce_spec(keys: &NamespaceKeys, shard: &ShardKeys) -> String {
+    let command = if keys.is_sharded() { 'S' } else { 'P' };
+    format!("{command}{}", keys.cache_channel_of(shard))
 }

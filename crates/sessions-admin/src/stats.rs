@@ -15,8 +15,8 @@ pub const WINDOWS: [(&str, i64); 3] = [("5m", 300), ("1h", 3600), ("24h", 86_400
 /// Session hashes sampled for the memory estimate.
 const SAMPLE: usize = 20;
 
-/// One app's figures.
-#[derive(Debug, Clone, Serialize)]
+/// One app's figures (of one shard, or summed over every shard).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct AppStats {
     /// The app.
     pub app: String,
@@ -32,16 +32,24 @@ pub struct AppStats {
     pub memory_bytes: u64,
 }
 
-/// The apps of the namespace: those with a `_sessions` index (one SCAN walk).
-pub async fn apps(con: &mut MultiplexedConnection, shard: &ShardKeys) -> Result<Vec<String>> {
-    let pattern = format!("{}*:_sessions", scan::glob_escape(shard.prefix()));
+/// The apps of the shards `shards` of one server: those with a `_sessions` index (one
+/// SCAN walk of the server, `namespace_prefix` being what every key of the namespace
+/// starts with).
+pub async fn apps(
+    con: &mut MultiplexedConnection,
+    shards: &[ShardKeys],
+    namespace_prefix: &str,
+) -> Result<BTreeSet<String>> {
+    let pattern = format!("{}*:_sessions", scan::glob_escape(namespace_prefix));
     let mut apps = BTreeSet::new();
     let mut cursor = 0;
     loop {
         let (next, keys) = scan::scan_keys(con, cursor, &pattern).await?;
         for key in keys {
-            if let scan::KeyKind::AppSessions { app } = scan::classify(shard.prefix(), &key) {
-                apps.insert(app);
+            for shard in shards.iter().filter(|s| key.starts_with(s.prefix())) {
+                if let scan::KeyKind::AppSessions { app } = scan::classify(shard.prefix(), &key) {
+                    apps.insert(app);
+                }
             }
         }
         if next == 0 {
@@ -49,7 +57,7 @@ pub async fn apps(con: &mut MultiplexedConnection, shard: &ShardKeys) -> Result<
         }
         cursor = next;
     }
-    Ok(apps.into_iter().collect())
+    Ok(apps)
 }
 
 /// The figures of `app` at `now`.
@@ -114,4 +122,23 @@ pub async fn of_app(
         users_active: (5..8).map(count).collect(),
         memory_bytes: memory,
     })
+}
+
+impl AppStats {
+    /// Adds `other`'s figures (another shard's of the same app): a user's sessions all
+    /// live in one shard, so the sums of users are exact too.
+    pub fn add(&mut self, other: &AppStats) {
+        self.sessions += other.sessions;
+        self.users += other.users;
+        for (mine, theirs) in [
+            (&mut self.sessions_active, &other.sessions_active),
+            (&mut self.users_active, &other.users_active),
+        ] {
+            mine.resize(theirs.len().max(mine.len()), 0);
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                *m += t;
+            }
+        }
+        self.memory_bytes += other.memory_bytes;
+    }
 }

@@ -3,8 +3,8 @@
 -- concurrent writer changed or ended since the check is judged as it is now.
 -- KEYS[1] the hash, KEYS[2] the app's _sessions, KEYS[3] _users, KEYS[4] SESSIONS;
 -- ARGV[1] now, ARGV[2] grace (s), ARGV[3] app, ARGV[4] token, ARGV[5] the prefix of the
--- us:{id} sets, ARGV[6] the cache channel, ARGV[7] '1' when the check found `d` corrupt,
--- ARGV[8] that `d` text (removed only while it is still the same). Returns what changed.
+-- us:{id} sets, ARGV[6] the cache channel with its command first ('P' PUBLISH, 'S'
+-- SPUBLISH), ARGV[7] '1' when the check found `d` corrupt, ARGV[8] that `d` text (removed only while it is still the same). Returns what changed.
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then
   return {}
 end
@@ -31,7 +31,8 @@ if why then
       redis.call('ZREM', KEYS[3], id)
     end
   end
-  redis.call('PUBLISH', ARGV[6], app .. ':' .. token)
+  local command = string.sub(ARGV[6], 1, 1) == 'S' and 'SPUBLISH' or 'PUBLISH'
+  redis.call(command, string.sub(ARGV[6], 2), app .. ':' .. token)
   return {why}
 end
 local changes = {}
