@@ -104,6 +104,12 @@ cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=
 cargo test --workspace --doc --no-fail-fast 2>&1 | tee -a "$log" || status=$?
 # The publishable crates package and build from their packages (the dependents against the
 # library's package, through cargo's temporary registry: none is published yet).
+# Cargo extracts those packages once per version (registry/src/-<hash>/, the temporary
+# registry's): a second run on the same machine would verify against the first run's
+# sources, so they are dropped first.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+rm -rf "$cargo_home"/registry/src/-*/{redis-sessions,redis-sessions-axum,rest-sessions}-[0-9]* \
+  "$cargo_home"/registry/cache/-*/{redis-sessions,redis-sessions-axum,rest-sessions}-[0-9]*.crate
 cargo package -p redis-sessions -p redis-sessions-axum -p rest-sessions --allow-dirty 2>&1 \
   | grep -v '^ *Compiling' || status=1
 # The same suites on Valkey 8 (only these targets: the rest does not depend on the server).
