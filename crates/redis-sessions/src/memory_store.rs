@@ -78,10 +78,12 @@ struct State {
 type Fields = Vec<(String, String)>;
 
 /// The event streams of the embedded store: per app, the entries in order, trimmed to
-/// `max_len` (exactly; Redis keeps about that many).
+/// `max_len` and, with an age, to `max_age_ms` (exactly; Redis keeps about that).
 #[derive(Debug, Default)]
 struct Events {
     max_len: u64,
+    /// 0: by count only.
+    max_age_ms: u64,
     streams: HashMap<String, VecDeque<(EntryId, Fields)>>,
     /// The last id given: ids grow as Redis's do (ms of the clock, then a sequence).
     last: EntryId,
@@ -100,6 +102,12 @@ impl Events {
         while stream.len() as u64 > self.max_len {
             stream.pop_front();
         }
+        if self.max_age_ms > 0 {
+            let oldest = ms.saturating_sub(self.max_age_ms);
+            while stream.front().is_some_and(|(id, _)| id.0 < oldest) {
+                stream.pop_front();
+            }
+        }
     }
 }
 
@@ -115,11 +123,12 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// An embedded store that writes lifecycle events (`Some(max_len)` kept per app).
-    pub(crate) fn with_events(events: Option<u64>) -> Self {
+    /// An embedded store that writes lifecycle events (kept per app as `events` say).
+    pub(crate) fn with_events(events: Option<crate::options::EventOptions>) -> Self {
         let store = Self::default();
-        store.lock().events = events.map(|max_len| Events {
-            max_len,
+        store.lock().events = events.map(|events| Events {
+            max_len: events.max_len,
+            max_age_ms: events.max_age_ms(),
             ..Events::default()
         });
         store

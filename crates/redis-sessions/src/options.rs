@@ -19,14 +19,33 @@ pub struct EventOptions {
     /// Events kept per stream, about (`XADD … MAXLEN ~ n`: Redis trims whole stream nodes,
     /// which costs almost nothing per write, so a stream holds up to a node more).
     pub max_len: u64,
+    /// Events older than this are dropped too, about (`XTRIM … MINID ~`, whole nodes
+    /// again): retention by age beside retention by count. None: by count only.
+    pub max_age: Option<Duration>,
 }
 
 impl EventOptions {
-    /// Keep about `max_len` events per stream (at least 1).
+    /// Keep about `max_len` events per stream (at least 1), whatever their age.
+    #[must_use]
     pub fn max_len(max_len: u64) -> Self {
         EventOptions {
             max_len: max_len.max(1),
+            max_age: None,
         }
+    }
+
+    /// Also drop events older than `max_age` (at least 1 ms): an audit trail kept for,
+    /// say, 30 days however busy the app. Each event then costs Redis one XTRIM more.
+    #[must_use]
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// `max_age` in ms, or 0 when events are kept by count only.
+    pub(crate) fn max_age_ms(&self) -> u64 {
+        self.max_age
+            .map_or(0, |age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
     }
 }
 

@@ -94,7 +94,7 @@ impl RedisSessions {
                 timeouts,
                 options.min_replicas,
                 options.refuse_writes_after_wipe,
-                options.events.map(|e| e.max_len),
+                options.events,
             )
             .await?
         } else {
@@ -105,7 +105,7 @@ impl RedisSessions {
                 timeouts,
                 options.read_from_replicas,
                 options.min_replicas,
-                options.events.map(|e| e.max_len),
+                options.events,
             )
             .await?
         };
@@ -156,9 +156,7 @@ impl RedisSessions {
     #[must_use]
     pub fn in_memory(options: Options) -> Self {
         Self::with_backend(
-            Backend::Memory(memory_store::MemoryStore::with_events(
-                options.events.map(|e| e.max_len),
-            )),
+            Backend::Memory(memory_store::MemoryStore::with_events(options.events)),
             &options,
             None,
         )

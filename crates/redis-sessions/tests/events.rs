@@ -470,6 +470,69 @@ fn raw(env: &Env) -> redis::Connection {
         .expect("raw connection")
 }
 
+/// Retention by age: events older than `max_age` go at the next event (exactly in memory;
+/// on Redis whole stream nodes, so at most the node holding the new event is left), whether
+/// it is written by a script (kill) or by create's MULTI; what is left reads from the start.
+#[tokio::test]
+async fn retention_by_age_drops_old_events() {
+    let server = RedisServer::start();
+    let on = |clock: &ManualClock| {
+        Options::default()
+            .wipe(Duration::ZERO)
+            .clock(clock.clone())
+            .events(EventOptions::max_len(100_000).max_age(Duration::from_millis(1500)))
+    };
+    let clock = ManualClock::starting_now();
+    let redis = RedisSessions::connect(on(&clock).url(server.url()))
+        .await
+        .expect("connect");
+    let memory = RedisSessions::in_memory(on(&clock));
+    const OLD: usize = 250;
+    for (name, rs, node_slack) in [("redis", &redis, 100), ("memory", &memory, 0)] {
+        for (app, by_create) in [("bykill", false), ("bycreate", true)] {
+            let mut old = Vec::new();
+            for i in 0..OLD {
+                let token = rs
+                    .create(
+                        app,
+                        &format!("old{i}"),
+                        "10.0.0.1",
+                        CreateOptions::default(),
+                    )
+                    .await
+                    .expect("create");
+                old.push(token);
+            }
+            tokio::time::sleep(Duration::from_millis(2000)).await;
+            if by_create {
+                rs.create(app, "new", "10.0.0.1", CreateOptions::default())
+                    .await
+                    .expect("create");
+            } else {
+                assert!(rs.kill(app, &old[0]).await.expect("kill"));
+            }
+            let kept = rs
+                .events_page(app, &EventsFrom::Start, 1000)
+                .await
+                .expect("page")
+                .events;
+            assert!(
+                !kept.is_empty() && kept.len() <= 1 + node_slack && kept.len() < OLD,
+                "{name}/{app}: events older than the age are gone ({} of {} kept)",
+                kept.len(),
+                OLD + 1
+            );
+            let newest = kept.last().expect("the new event");
+            if by_create {
+                assert_eq!(newest.id, "new", "{name}/{app}");
+            } else {
+                assert_eq!(newest.reason, Some(EndReason::Killed), "{name}/{app}");
+            }
+            println!("{name}/{app}: {} of {} events kept", kept.len(), OLD + 1);
+        }
+    }
+}
+
 /// `MAXLEN ~` keeps the stream near its retention; and the memory per event.
 #[tokio::test]
 async fn retention_trims_and_memory_per_event() {

@@ -294,6 +294,15 @@ pub struct Config {
     )]
     pub events_maxlen: u64,
 
+    /// Events older than this many seconds are dropped too (`XTRIM … MINID ~`, one more
+    /// command per event); 0: kept by count only.
+    #[arg(
+        long = "events-max-age",
+        env = "RS_EVENTS_MAX_AGE",
+        default_value_t = 0
+    )]
+    pub events_max_age: u64,
+
     /// Most `GET /{app}/events` Server-Sent Events streams served at once: each asks Redis
     /// for new events every 100 ms (once per shard on a cluster), so they are bounded by
     /// Redis CPU, not by connections. Over it: `503 tooManyStreams`.
@@ -390,6 +399,7 @@ impl std::fmt::Debug for Config {
             )
             .field("events", &self.events)
             .field("events_maxlen", &self.events_maxlen)
+            .field("events_max_age", &self.events_max_age)
             .field("events_max_streams", &self.events_max_streams)
             .field("console", &self.console)
             .field("console_apps", &self.console_apps)
@@ -451,7 +461,11 @@ impl Config {
             .cache(Duration::from_secs(self.cachetime), self.cachemax)
             .refuse_writes_after_wipe(self.refuse_writes_after_wipe);
         if self.events {
-            options = options.events(redis_sessions::EventOptions::max_len(self.events_maxlen));
+            let mut events = redis_sessions::EventOptions::max_len(self.events_maxlen);
+            if self.events_max_age > 0 {
+                events = events.max_age(Duration::from_secs(self.events_max_age));
+            }
+            options = options.events(events);
         }
         let timeout = Duration::from_millis(self.min_replicas_timeout_ms);
         options = match self.min_replicas {
@@ -724,6 +738,9 @@ mod tests {
             .expect("valid flags");
         assert!(format!("{:?}", c.store_options()).contains("max_len: 500"));
         assert!(Config::try_parse_from(["rest-sessions", "--events-maxlen", "0"]).is_err());
+        let c = Config::try_parse_from(["rest-sessions", "--events", "--events-max-age", "86400"])
+            .expect("parse");
+        assert!(format!("{:?}", c.store_options()).contains("max_age: Some(86400s)"));
     }
 
     #[test]

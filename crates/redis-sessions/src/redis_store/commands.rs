@@ -16,7 +16,7 @@ pub(crate) struct Commands {
     scripts: Arc<Scripts>,
     expire_keys: bool,
     /// The event streams' retention (`MAXLEN ~`) when lifecycle events are on.
-    events: Option<u64>,
+    events: Option<crate::options::EventOptions>,
 }
 
 /// `EVALSHA sha numkeys keys…` of `script` — arguments follow.
@@ -78,7 +78,7 @@ impl Commands {
 
     /// The same commands with lifecycle events on (`Some(max_len)`) or off: the scripts
     /// are built again with their event lines in or out (see scripts.rs).
-    pub(crate) fn with_events(mut self, events: Option<u64>) -> Self {
+    pub(crate) fn with_events(mut self, events: Option<crate::options::EventOptions>) -> Self {
         self.events = events;
         self.scripts = Arc::new(Scripts::new(events));
         self
@@ -215,13 +215,13 @@ impl Commands {
         if self.expire_keys {
             pipe.expire(&hash, s.ttl.saturating_add(1)).ignore();
         }
-        if let Some(max_len) = self.events {
+        if let Some(events) = self.events {
             // The event in the same MULTI as the change (see lua/lib/emit.lua for the fields).
             pipe.cmd("XADD")
                 .arg(l.app_events(s.app))
                 .arg("MAXLEN")
                 .arg("~")
-                .arg(max_len)
+                .arg(events.max_len)
                 .arg("*")
                 .arg("type")
                 .arg("created")
@@ -236,6 +236,18 @@ impl Commands {
                 .arg("ttl")
                 .arg(s.ttl)
                 .ignore();
+            if events.max_age.is_some() {
+                // Entry ids are Redis's clock; a MULTI cannot read it (the scripts use
+                // TIME), so the cut-off comes from this machine's clock: a skew of seconds
+                // against a retention of hours or days.
+                let oldest = crate::clock::now_millis().saturating_sub(events.max_age_ms());
+                pipe.cmd("XTRIM")
+                    .arg(l.app_events(s.app))
+                    .arg("MINID")
+                    .arg("~")
+                    .arg(oldest)
+                    .ignore();
+            }
         }
         pipe
     }

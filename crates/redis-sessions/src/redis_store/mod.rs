@@ -142,7 +142,7 @@ impl RedisStore {
         timeouts: Timeouts,
         min_replicas: Option<crate::options::MinReplicas>,
         refuse_writes_after_wipe: bool,
-        events: Option<u64>,
+        events: Option<crate::options::EventOptions>,
     ) -> Result<Self> {
         tls::install_crypto_provider();
         let config = ConnectionManagerConfig::new()
@@ -213,7 +213,7 @@ impl RedisStore {
         timeouts: Timeouts,
         read_from_replicas: bool,
         min_replicas: Option<crate::options::MinReplicas>,
-        events: Option<u64>,
+        events: Option<crate::options::EventOptions>,
     ) -> Result<Self> {
         tls::install_crypto_provider();
         let builder = || {
@@ -299,7 +299,7 @@ impl RedisStore {
         reads: Option<Connection>,
         layout: Layout,
         expire_keys: bool,
-        events: Option<u64>,
+        events: Option<crate::options::EventOptions>,
     ) -> Self {
         RedisStore {
             reads: reads.unwrap_or_else(|| con.clone()),

@@ -20,15 +20,17 @@ const KILL_SESSIONS: &str = include_str!("lua/lib/kill_sessions.lua");
 const TOUCH: &str = include_str!("lua/lib/touch.lua");
 const READ_LIVE: &str = include_str!("lua/lib/read_live.lua");
 const MERGE: &str = include_str!("lua/lib/merge.lua");
+use crate::options::EventOptions;
+
 const EMIT: &str = include_str!("lua/lib/emit.lua");
 
 /// Turns a script's event lines on or off (see lua/lib/emit.lua). A line whose code starts
 /// with `--E ` is a comment, and stays one when events are off, so the scripts of a store
 /// without events are the code they were (no argument, no branch: events off cost
-/// nothing). With events on (`Some(max_len)`), the marker goes and `EVENTS_MAXLEN` becomes
+/// nothing). With events on, the marker goes and `EVENTS_MAXLEN` / `EVENTS_MAXAGE_MS` become
 /// the stream's retention as a literal: the store's scripts are loaded once, with it in.
-fn with_events(source: &str, events: Option<u64>) -> String {
-    let Some(max_len) = events else {
+fn with_events(source: &str, events: Option<EventOptions>) -> String {
+    let Some(events) = events else {
         return source.to_owned();
     };
     let mut out = String::with_capacity(source.len() + 64);
@@ -42,7 +44,8 @@ fn with_events(source: &str, events: Option<u64>) -> String {
             None => out.push_str(line),
         }
     }
-    out.replace("EVENTS_MAXLEN", &max_len.to_string())
+    out.replace("EVENTS_MAXLEN", &events.max_len.to_string())
+        .replace("EVENTS_MAXAGE_MS", &events.max_age_ms().to_string())
 }
 
 /// Writes the field list into a script's source: `F_ALL` becomes the quoted names of
@@ -88,7 +91,7 @@ pub(crate) struct LuaScript {
 impl LuaScript {
     /// The helpers, then the body: one script, with its event lines on when `events`
     /// (the streams' retention) is given.
-    fn new(helpers: &[&str], body: &str, events: Option<u64>) -> Self {
+    fn new(helpers: &[&str], body: &str, events: Option<EventOptions>) -> Self {
         let mut source = helpers.concat();
         source.push_str(body);
         let source = with_events(&expand_fields(&source), events);
@@ -192,7 +195,7 @@ pub(crate) struct Scripts {
 impl Scripts {
     /// The scripts of a store; `events`: the event streams' retention when lifecycle
     /// events are on (create and the kills then write them, and carry the EMIT helper).
-    pub(crate) fn new(events: Option<u64>) -> Self {
+    pub(crate) fn new(events: Option<EventOptions>) -> Self {
         let load = |helpers: &[&str], body: &str| LuaScript::new(helpers, body, events);
         let emit = if events.is_some() { EMIT } else { "" };
         Scripts {
@@ -274,7 +277,7 @@ mod tests {
     #[test]
     fn events_off_leave_the_scripts_as_they_were_and_on_add_the_stream_writes() {
         let off = Scripts::new(None);
-        let on = Scripts::new(Some(5000));
+        let on = Scripts::new(Some(EventOptions::max_len(5000)));
         for (off, on) in off.each().iter().zip(on.each()) {
             let code = |source: &str| -> String {
                 source
@@ -292,6 +295,7 @@ mod tests {
                 on.source()
             );
             assert!(!on.source().contains("EVENTS_MAXLEN"));
+            assert!(!on.source().contains("EVENTS_MAXAGE_MS"));
         }
         for script in [&on.create, &on.kill, &on.killsoid, &on.killall, &on.sweep] {
             assert!(script.source().contains("'MAXLEN', '~', 5000"));
