@@ -104,13 +104,18 @@ cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=
 cargo test --workspace --doc --no-fail-fast 2>&1 | tee -a "$log" || status=$?
 # The publishable crates package and build from their packages (the dependents against the
 # library's package, through cargo's temporary registry: none is published yet).
-# Cargo extracts those packages once per version (registry/src/-<hash>/, the temporary
-# registry's): a second run on the same machine would verify against the first run's
-# sources, so they are dropped first.
+# Cargo takes a registry package of a given version as immutable: its extracted sources
+# (registry/src/-<hash>/, the temporary registry's) and its build would be reused by a
+# second run on the same machine, which would then verify against the first run's code.
+# So the sources are dropped first, and the packages are built in a target directory of
+# their own whose only build of them is dropped too (its dependencies stay built).
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 rm -rf "$cargo_home"/registry/src/-*/{redis-sessions,redis-sessions-axum,rest-sessions}-[0-9]* \
   "$cargo_home"/registry/cache/-*/{redis-sessions,redis-sessions-axum,rest-sessions}-[0-9]*.crate
-cargo package -p redis-sessions -p redis-sessions-axum -p rest-sessions --allow-dirty 2>&1 \
+cargo clean --target-dir target/package-verify -p redis-sessions -p redis-sessions-axum \
+  -p rest-sessions >/dev/null 2>&1 || true
+cargo package -p redis-sessions -p redis-sessions-axum -p rest-sessions --allow-dirty \
+  --target-dir target/package-verify 2>&1 \
   | grep -v '^ *Compiling' || status=1
 # The same suites on Valkey 8 (only these targets: the rest does not depend on the server).
 echo "--- on Valkey: $("$VALKEY_BIN/valkey-server" --version)"
