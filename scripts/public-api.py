@@ -80,10 +80,16 @@ def listing(doc):
     return "\n".join(out) + "\n"
 
 
+def target_dir():
+    # Where `cargo doc` wrote: CARGO_TARGET_DIR when set (a clone built against a shared
+    # target), else the workspace's own target/.
+    return os.environ.get("CARGO_TARGET_DIR") or "target"
+
+
 def check(update):
     status = 0
     for crate in CRATES:
-        doc = os.path.join("target", "doc", crate)
+        doc = os.path.join(target_dir(), "doc", crate)
         if not os.path.exists(os.path.join(doc, "all.html")):
             print(f"public-api: {doc} missing; run `cargo doc --workspace --no-deps` first")
             return 1

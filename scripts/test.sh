@@ -5,6 +5,14 @@
 # test. Contributors without root or network: scripts/test-fast.sh (see CONTRIBUTING.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Disk is a limit of CI machines too (a full one failed a run): free space and the size of
+# the build are printed at the start, after the tests and at the end.
+disk() {
+  local target=${CARGO_TARGET_DIR:-target}
+  echo "--- disk ($1): $(df -h --output=avail "$PWD" | tail -1 | tr -d ' ') free," \
+    "build $(du -sh "$target" 2>/dev/null | cut -f1 || echo 0)"
+}
+disk start
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
@@ -102,21 +110,22 @@ gate public-api python3 scripts/public-api.py --check
 gate msrv scripts/msrv.sh
 cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
 cargo test --workspace --doc --no-fail-fast 2>&1 | tee -a "$log" || status=$?
+disk "after the tests"
 # The publishable crates package and build from their packages (the dependents against the
 # library's package, through cargo's temporary registry: none is published yet).
 # Cargo takes a registry package of a given version as immutable: its extracted sources
 # (registry/src/-<hash>/, the temporary registry's) and its build would be reused by a
 # second run on the same machine, which would then verify against the first run's code.
 # So the sources are dropped first, and the packages are built in a target directory of
-# their own whose only build of them is dropped too (its dependencies stay built).
+# their own, made afresh and dropped afterwards (a second copy of every dependency: disk).
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 rm -rf "$cargo_home"/registry/src/-*/{redis-sessions,redis-sessions-axum,rest-sessions}-[0-9]* \
   "$cargo_home"/registry/cache/-*/{redis-sessions,redis-sessions-axum,rest-sessions}-[0-9]*.crate
-cargo clean --target-dir target/package-verify -p redis-sessions -p redis-sessions-axum \
-  -p rest-sessions >/dev/null 2>&1 || true
+rm -rf target/package-verify
 cargo package -p redis-sessions -p redis-sessions-axum -p rest-sessions --allow-dirty \
   --target-dir target/package-verify 2>&1 \
   | grep -v '^ *Compiling' || status=1
+rm -rf target/package-verify
 # The same suites on Valkey 8 (only these targets: the rest does not depend on the server).
 echo "--- on Valkey: $("$VALKEY_BIN/valkey-server" --version)"
 RS_TEST_SERVER="$VALKEY_BIN/valkey-server" RS_TEST_CLI="$VALKEY_BIN/valkey-cli" \
@@ -133,6 +142,7 @@ if scripts/schemathesis.sh; then st_passed=1; else st_failed=1; status=1; fi
 rc_passed=0
 rc_failed=0
 if scripts/readme-commands.sh; then rc_passed=1; else rc_failed=1; status=1; fi
+disk end
 # One closing line for the whole run (cargo's last line is often a crate with no tests).
 awk -v sp="$((st_passed + rc_passed))" -v sf="$((st_failed + rc_failed))" \
   '/^test result:/ { p += $4; f += $6 }
