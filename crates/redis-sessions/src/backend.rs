@@ -2,6 +2,7 @@
 //! embedded in-process store. Both take validated input and implement the same semantics,
 //! and the same behaviour suite runs against both.
 
+use crate::app_stats::AppStats;
 use crate::data::Data;
 use crate::error::Result;
 use crate::events::{Cursor, EndReason, Entry, EntryId};
@@ -62,6 +63,10 @@ impl Backend {
     }
     pub(crate) async fn activity(&self, app: &str, since: i64) -> Result<u64> {
         dispatch!(self.activity(app, since))
+    }
+    /// An app's counts, each window starting at one of `since`.
+    pub(crate) async fn app_stats(&self, app: &str, since: &[i64]) -> Result<AppStats> {
+        dispatch!(self.app_stats(app, since))
     }
     pub(crate) async fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {
         dispatch!(self.soid(app, id))

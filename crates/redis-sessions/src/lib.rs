@@ -61,6 +61,7 @@
 // - the contract: `session` (Session, Record, NewSession), `data`, `validate`, `error`,
 //   `options`, `layout` (every key name), `token`, `device`, `node_json`, `value` (typed
 //   values), `clock`, `events` (the event types and positions).
+mod app_stats;
 mod backend;
 /// The benchmark's hooks (`bench` feature, off by default): not part of the API.
 #[cfg(feature = "bench")]
@@ -90,6 +91,7 @@ mod token;
 pub mod validate;
 pub mod value;
 
+pub use app_stats::{AppStats, ShardStats};
 pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use data::Data;

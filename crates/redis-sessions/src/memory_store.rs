@@ -3,6 +3,7 @@
 //! exactly — the same behaviour suite runs against both — but is not shared between
 //! processes and does not survive a restart.
 
+use crate::app_stats::AppStats;
 use crate::data::Data;
 use crate::error::Result;
 use crate::events::{entry_fields, Cursor, EndReason, Entry, EntryId};
@@ -292,6 +293,21 @@ impl MemoryStore {
     pub(crate) fn activity(&self, app: &str, since: i64) -> Result<u64> {
         let st = self.lock();
         Ok(st.apps.get(app).map_or(0, |a| a.users.since(since).count()) as u64)
+    }
+
+    /// The Redis store's counts, read from the same indexes (one shard, no node).
+    pub(crate) fn app_stats(&self, app: &str, since: &[i64]) -> Result<AppStats> {
+        let st = self.lock();
+        let mut counts = vec![0u64; 2 + 2 * since.len()];
+        if let Some(index) = st.apps.get(app) {
+            counts[0] = index.sessions.len() as u64;
+            counts[1] = index.users.len() as u64;
+            for (w, start) in since.iter().enumerate() {
+                counts[2 + w] = index.sessions.since(*start).count() as u64;
+                counts[2 + since.len() + w] = index.users.since(*start).count() as u64;
+            }
+        }
+        Ok(AppStats::of_shard(0, None, &counts, since.len()))
     }
 
     pub(crate) fn soid(&self, app: &str, id: &str) -> Result<Vec<(String, Record)>> {

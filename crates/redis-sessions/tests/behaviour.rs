@@ -969,6 +969,65 @@ async fn typed_data(env: &Env) {
     );
 }
 
+/// An app's figures come from its indexes and follow every change; on a cluster each
+/// shard names the master that holds it.
+async fn app_stats_follow_the_indexes(env: &Env) {
+    let windows = [Duration::from_secs(300), Duration::from_secs(3600)];
+    let stats = |env: &Env| {
+        let rs = env.rs.clone();
+        async move { rs.app_stats(APP, &windows).await.expect("app_stats") }
+    };
+    let empty = stats(env).await;
+    assert_eq!((empty.sessions, empty.users), (0, 0));
+    assert_eq!(empty.sessions_active, [0, 0]);
+    let a1 = create(env, "alice").await;
+    create(env, "alice").await;
+    let bob = create(env, "bob").await;
+    env.clock.advance(Duration::from_secs(400));
+    create(env, "carol").await;
+    assert!(get(env, &bob).await.is_some(), "a get marks bob active now");
+    let s = stats(env).await;
+    assert_eq!((s.sessions, s.users), (4, 3));
+    assert_eq!(
+        s.sessions_active,
+        [2, 4],
+        "carol's and bob's in the last 5 min"
+    );
+    assert_eq!(s.users_active, [2, 3]);
+    assert_eq!(
+        s.users_active[0],
+        env.rs.activity(APP, windows[0]).await.expect("activity"),
+        "users active is what activity answers"
+    );
+    assert_eq!(s.shards.iter().map(|x| x.sessions).sum::<u64>(), 4);
+    assert_eq!(s.shards.iter().map(|x| x.users).sum::<u64>(), 3);
+    if env.server.is_some() || env.rs.is_in_memory() {
+        assert_eq!(s.shards.len(), 1);
+        assert_eq!(s.shards[0].node, None);
+    } else {
+        assert!(s.shards.len() > 1, "the sharded layout");
+        let masters: std::collections::BTreeSet<&str> =
+            s.shards.iter().filter_map(|x| x.node.as_deref()).collect();
+        assert!(
+            s.shards.iter().all(|x| x.node.is_some()),
+            "every shard names its master: {:?}",
+            s.shards
+        );
+        assert_eq!(masters.len(), 3, "60 shards spread over the 3 masters");
+    }
+    assert!(env.rs.kill(APP, &a1).await.expect("kill"));
+    let s = stats(env).await;
+    assert_eq!((s.sessions, s.users), (3, 3));
+    assert_eq!(env.rs.killsoid(APP, "alice").await.expect("killsoid"), 1);
+    let s = stats(env).await;
+    assert_eq!((s.sessions, s.users), (2, 2));
+    expect_err(
+        env.rs.app_stats("ab", &windows).await,
+        "invalidFormat",
+        "Invalid app format",
+    );
+}
+
 /// Contract: docs/spec/redis-sessions.md#operations
 async fn ping_and_quit(env: &Env) {
     assert_eq!(env.rs.ping().await.expect("ping"), "PONG");
@@ -999,5 +1058,6 @@ both_stores!(
     bulk_sweep_in_batches,
     concurrent_sets_lose_nothing,
     typed_data,
+    app_stats_follow_the_indexes,
     ping_and_quit,
 );

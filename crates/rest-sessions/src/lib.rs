@@ -94,6 +94,7 @@ fn router(state: AppState) -> Router {
         .route("/{app}/get/{token}", get(routes::get))
         .route("/{app}/set/{token}", post(routes::set))
         .route("/{app}/activity", get(routes::activity))
+        .route("/{app}/stats", get(routes::stats))
         .route("/{app}/soapp", get(routes::soapp))
         .route("/{app}/soid/{id}", get(routes::soid))
         .route("/{app}/kill/{token}", delete(routes::kill))

@@ -10,7 +10,7 @@
 use crate::error::ErrorBody;
 use crate::replies::{
     ActivityReply, Empty, HealthNode, HealthReply, KillReply, MaybeSession, MigrationState,
-    SessionsReply, TokenReply, UnreachableNode,
+    SessionsReply, ShardReply, StatsReply, TokenReply, UnreachableNode,
 };
 use crate::schemas::HealthUnavailable;
 use crate::state::AppState;
@@ -294,6 +294,7 @@ impl Modify for ParserErrors {
         crate::routes::get,
         crate::routes::set,
         crate::routes::activity,
+        crate::routes::stats,
         crate::routes::soapp,
         crate::routes::soid,
         crate::routes::kill,
@@ -309,6 +310,8 @@ impl Modify for ParserErrors {
         SessionsReply,
         TokenReply,
         ActivityReply,
+        StatsReply,
+        ShardReply,
         KillReply,
         HealthReply,
         HealthUnavailable,

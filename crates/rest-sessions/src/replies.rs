@@ -45,6 +45,61 @@ pub(crate) struct ActivityReply {
     pub activity: u64,
 }
 
+/// The reply of `stats`: an app's figures from its indexes (see
+/// [`redis_sessions::AppStats`]), with the windows they were counted over.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StatsReply {
+    /// Live sessions (a session past its end counts until the sweep removes it).
+    pub sessions: u64,
+    /// Distinct ids with at least one session.
+    pub users: u64,
+    /// The windows counted, in seconds, in the order asked.
+    pub windows: Vec<u64>,
+    /// Sessions active within each window.
+    pub sessions_active: Vec<u64>,
+    /// Ids active within each window (what `activity` answers).
+    pub users_active: Vec<u64>,
+    /// Per shard of the layout (one in the Node layout), with the master that holds it
+    /// on a Redis Cluster.
+    pub shards: Vec<ShardReply>,
+}
+
+/// One shard's part of an app.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ShardReply {
+    /// The shard's number in the layout.
+    pub shard: usize,
+    /// `host:port` of the master holding it (Redis Cluster), else null.
+    pub node: Option<String>,
+    /// Its sessions of the app.
+    pub sessions: u64,
+    /// Its ids of the app.
+    pub users: u64,
+}
+
+impl StatsReply {
+    /// The library's figures, counted over `windows` (seconds).
+    pub(crate) fn new(windows: Vec<u64>, stats: redis_sessions::AppStats) -> Self {
+        StatsReply {
+            sessions: stats.sessions,
+            users: stats.users,
+            windows,
+            sessions_active: stats.sessions_active,
+            users_active: stats.users_active,
+            shards: stats
+                .shards
+                .into_iter()
+                .map(|s| ShardReply {
+                    shard: s.shard,
+                    node: s.node,
+                    sessions: s.sessions,
+                    users: s.users,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The reply of `soapp` and `soid`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)] // for the schema: `sessions` is the only key

@@ -12,11 +12,11 @@ use crate::extract::{PathParams, TimedBody};
 use crate::node_reply::NodeJson;
 use crate::replies::{
     ActivityReply, HealthNode, HealthReply, KillReply, MaybeSession, MigrationState, SessionsReply,
-    TokenReply, UnreachableNode,
+    StatsReply, TokenReply, UnreachableNode,
 };
 use crate::schemas::{
     AppIdHandleParams, AppIdParams, AppParam, AppTokenParams, BodyErrors, CreateBody, CreateQuery,
-    HealthUnavailable, KeepQuery, SetBody, StoreErrors, WindowQuery,
+    HealthUnavailable, KeepQuery, SetBody, StatsQuery, StoreErrors, WindowQuery,
 };
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
@@ -320,6 +320,57 @@ pub(crate) async fn activity(
     Ok(NodeJson(ActivityReply { activity }))
 }
 
+/// An app's figures, for dashboards and the console: sessions, users, how many of each
+/// were active within each window, and the spread over shards and masters. Read from the
+/// app's indexes alone (a few O(log n) counts per shard), so it costs the same on any app
+/// size, unlike counting a `soapp` listing.
+#[utoipa::path(get, path = "/{app}/stats", tag = "sessions",
+    params(AppParam, StatsQuery),
+    responses(
+        (status = 200, description = "The app's figures", body = StatsReply),
+        StoreErrors))]
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    path: Result<PathParams, ApiError>,
+    RawQuery(raw): RawQuery,
+) -> Reply<StatsReply> {
+    let app = path?.one();
+    let windows = match query(raw.as_deref()).get("windows") {
+        None => DEFAULT_WINDOWS.to_vec(),
+        Some(list) => windows(list).ok_or_else(|| {
+            ApiError::Store(redis_sessions::Error::InvalidValue(
+                format!(
+                    "windows must be 1 to {MAX_WINDOWS} whole numbers of seconds, comma-separated"
+                )
+                .into(),
+            ))
+        })?,
+    };
+    let durations: Vec<std::time::Duration> = windows
+        .iter()
+        .map(|s| std::time::Duration::from_secs(*s))
+        .collect();
+    let stats = store_call(state.store.app_stats(&app, &durations)).await?;
+    Ok(NodeJson(StatsReply::new(windows, stats)))
+}
+
+/// `stats`' windows when none are asked: 5 minutes, an hour, a day.
+const DEFAULT_WINDOWS: [u64; 3] = [300, 3600, 86_400];
+
+/// Most windows one `stats` call counts (each costs two counts per shard).
+const MAX_WINDOWS: usize = 32;
+
+/// `windows=300,3600`: whole seconds (at most ten years each), 1 to [`MAX_WINDOWS`] of
+/// them; None when the list is anything else.
+fn windows(list: &str) -> Option<Vec<u64>> {
+    const TEN_YEARS: u64 = 10 * 366 * 86_400;
+    let parsed: Option<Vec<u64>> = list
+        .split(',')
+        .map(|w| w.trim().parse::<u64>().ok().filter(|s| *s <= TEN_YEARS))
+        .collect();
+    parsed.filter(|w| (1..=MAX_WINDOWS).contains(&w.len()))
+}
+
 /// The live sessions active in the last `dt` seconds, most recent first.
 #[utoipa::path(get, path = "/{app}/soapp", tag = "sessions",
     params(AppParam, WindowQuery),
@@ -433,6 +484,25 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_windows_are_whole_seconds_and_bounded() {
+        assert_eq!(windows("300,3600"), Some(vec![300, 3600]));
+        assert_eq!(windows(" 0 "), Some(vec![0]));
+        for bad in [
+            "",
+            "1,",
+            "-5",
+            "1.5",
+            "x",
+            "99999999999999999999",
+            "400000000",
+        ] {
+            assert_eq!(windows(bad), None, "{bad:?}");
+        }
+        assert!(windows(&vec!["1"; MAX_WINDOWS].join(",")).is_some());
+        assert_eq!(windows(&vec!["1"; MAX_WINDOWS + 1].join(",")), None);
+    }
 
     #[test]
     fn query_first_wins_and_decodes() {

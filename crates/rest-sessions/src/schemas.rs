@@ -122,6 +122,17 @@ pub(crate) struct WindowQuery {
     dt: i64,
 }
 
+/// The query of `stats`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct StatsQuery {
+    /// Windows to count active sessions and ids over: whole seconds, comma-separated, at
+    /// most 32 [default: `300,3600,86400`].
+    #[param(example = "300,3600,86400")]
+    windows: Option<String>,
+}
+
 /// The query of `events`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]

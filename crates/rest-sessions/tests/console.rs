@@ -173,3 +173,49 @@ async fn health_lists_the_nodes_to_callers_with_the_secret() {
         "{body}"
     );
 }
+
+/// `/{app}/stats` counts from the indexes and follows kills; a bad window list is a 400
+/// with the contract's error shape.
+#[tokio::test]
+async fn stats_count_an_app_and_refuse_bad_windows() {
+    let server = Server::in_memory(&[]);
+    let http = client();
+    let mut tokens = Vec::new();
+    for id in ["ann", "ann", "bob"] {
+        tokens.push(common::create(&http, &server, "shop", id).await);
+    }
+    let stats = |query: &'static str| {
+        let request = http.get(server.url(&format!("/shop/stats{query}"))).send();
+        async move { json(request.await.unwrap()).await }
+    };
+    let (status, s) = stats("").await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(
+        (s["sessions"].as_u64(), s["users"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(s["users_active"], serde_json::json!([2, 2, 2]));
+    assert_eq!(s["shards"][0]["node"], serde_json::Value::Null);
+    let kill = http
+        .delete(server.url(&format!("/shop/kill/{}", tokens[2])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kill.status(), 200);
+    let (_, s) = stats("?windows=10,20").await;
+    assert_eq!(
+        (s["sessions"].as_u64(), s["users"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(s["windows"], serde_json::json!([10, 20]));
+    for bad in ["?windows=", "?windows=a", "?windows=-1", "?windows=1.5"] {
+        let (status, body) = stats(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"], "invalidValue", "{bad}: {body}");
+    }
+    let (status, body) = json(http.get(server.url("/ab/stats")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &serde_json::json!("invalidFormat"))
+    );
+}

@@ -159,3 +159,56 @@ async fn health_names_the_single_server_when_it_is_away() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `/{app}/stats` on a cluster: the counts of the app, and each of the 60 shards with the
+/// master that holds it (the console's spread over masters).
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_spread_an_app_over_the_masters() {
+    let cluster = RedisCluster::start(3, 0);
+    let log = std::env::temp_dir().join(format!("rs-stats-{}.log", std::process::id()));
+    let (mut child, port) = start_on_cluster(&cluster, &log);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = client();
+    for i in 0..90 {
+        let url = format!("{base}/app/create/user{}?ip=127.0.0.1&ttl=3600", i % 45);
+        assert_eq!(http.put(url).send().await.unwrap().status(), 200);
+    }
+    let (status, s) = json(http.get(format!("{base}/app/stats")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(
+        (&s["sessions"], &s["users"]),
+        (&json!(90), &json!(45)),
+        "{s}"
+    );
+    assert_eq!(s["windows"], json!([300, 3600, 86400]));
+    assert_eq!(s["sessions_active"], json!([90, 90, 90]));
+    assert_eq!(s["users_active"], json!([45, 45, 45]));
+    let shards = s["shards"].as_array().expect("shards");
+    assert_eq!(shards.len(), 60, "the sharded layout's 60 shards");
+    let masters: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port()))
+        .collect();
+    let mut per_master = std::collections::BTreeMap::<String, u64>::new();
+    for shard in shards {
+        let node = shard["node"]
+            .as_str()
+            .expect("every shard names its master");
+        assert!(masters.iter().any(|m| m == node), "{node} is no master");
+        *per_master.entry(node.to_owned()).or_default() += shard["sessions"].as_u64().unwrap();
+    }
+    assert_eq!(per_master.len(), 3, "{per_master:?}");
+    assert_eq!(per_master.values().sum::<u64>(), 90);
+    let (status, s) = json(
+        http.get(format!("{base}/app/stats?windows=60"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &s["sessions_active"]), (200, &json!([90])), "{s}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&log);
+}

@@ -446,6 +446,19 @@ impl Commands {
         with_members(cmd, tokens)
     }
 
+    /// An app's counts in one shard: sessions, users, and each active since each of `since`.
+    pub(crate) fn app_stats(&self, l: &Shard, app: &str, since: &[i64]) -> ScriptCall<'_> {
+        let (sessions, users) = (l.app_sessions(app), l.app_users(app));
+        let mut cmd = self
+            .scripts
+            .app_stats
+            .call(self.read_verb(), &[&sessions, &users]);
+        for start in since {
+            cmd.arg(*start);
+        }
+        cmd
+    }
+
     /// `ZREVRANGEBYSCORE _sessions +inf since` — soapp's first read in the cluster layout.
     pub(crate) fn active_members(&self, l: &Shard, app: &str, since: i64) -> Cmd {
         let mut cmd = redis::cmd("ZREVRANGEBYSCORE");

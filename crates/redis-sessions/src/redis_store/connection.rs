@@ -410,6 +410,21 @@ impl Connection {
         futures_util::future::join_all(pings).await
     }
 
+    /// The cluster's `CLUSTER NODES` answer, from a random master within `within`; None on
+    /// one server (or Sentinel), or when no master answered in time. For operators'
+    /// figures (which master holds which shard), never for routing: the client routes.
+    pub(crate) async fn cluster_topology(&self, within: Duration) -> Option<String> {
+        let Handle::Cluster(mut con) = self.handle() else {
+            return None;
+        };
+        let ask = con.route_command(
+            redis::cmd("CLUSTER").arg("NODES").clone(),
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+        );
+        let answer = within_time(within, ask).await.ok()?;
+        redis::from_redis_value::<String>(answer).ok()
+    }
+
     /// One key matching `pattern` other than those in `skip`, on the server or on any
     /// master of the cluster (SCAN, a batch at a time), or None when there is none; fails
     /// when the scan does not end within `within`. Used only when a namespace has no layout

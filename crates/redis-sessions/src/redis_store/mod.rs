@@ -24,11 +24,13 @@ mod replica_counts;
 mod scripts;
 mod sentinel;
 mod sentinel_watch;
+mod slot_owners;
 mod target;
 mod tasks;
 mod tls;
 mod wipe;
 
+use crate::app_stats::AppStats;
 use crate::data::Data;
 use crate::error::{Error, Result};
 use crate::events::EndReason;
@@ -653,6 +655,35 @@ impl RedisStore {
             Ok::<u64, Error>(count)
         });
         Ok(each_shard(per_shard).await?.into_iter().sum())
+    }
+
+    /// An app's counts per shard, each read in one script on the shard's indexes, with the
+    /// master that holds the shard on a cluster (from one topology read, bounded by
+    /// `TOPOLOGY_WITHIN`: the counts do not wait for a slow topology).
+    pub(crate) async fn app_stats(&self, app: &str, since: &[i64]) -> Result<AppStats> {
+        const TOPOLOGY_WITHIN: Duration = Duration::from_secs(2);
+        let topology = async {
+            if self.layout().is_clustered() {
+                self.con.cluster_topology(TOPOLOGY_WITHIN).await
+            } else {
+                None
+            }
+        };
+        let per_shard = self.layout().shards().iter().map(|shard| async move {
+            let counts: Vec<u64> = self
+                .eval_read(self.commands.app_stats(shard, app, since))
+                .await?;
+            Ok::<Vec<u64>, Error>(counts)
+        });
+        let (topology, counts) = tokio::join!(topology, each_shard(per_shard));
+        let mut stats = AppStats::default();
+        for (number, (shard, counts)) in self.layout().shards().iter().zip(counts?).enumerate() {
+            let node = topology
+                .as_deref()
+                .and_then(|nodes| slot_owners::owner_of_key(nodes, &shard.app_sessions(app)));
+            stats = stats.add(AppStats::of_shard(number, node, &counts, since.len()));
+        }
+        Ok(stats)
     }
 
     /// Cluster layout: the id's set is read first, and read again when the script finds a

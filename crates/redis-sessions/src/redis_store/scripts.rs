@@ -188,6 +188,8 @@ pub(crate) struct Scripts {
     pub sweep: LuaScript,
     pub soid: LuaScript,
     pub soapp: LuaScript,
+    /// An app's counts in one shard (read-only, indexes only).
+    pub app_stats: LuaScript,
     /// Writes the namespace's layout record on first use, returns what it holds.
     pub layout: LuaScript,
 }
@@ -223,12 +225,13 @@ impl Scripts {
             ),
             soid: load(&[], include_str!("lua/soid.lua")),
             soapp: load(&[], include_str!("lua/soapp.lua")),
+            app_stats: load(&[], include_str!("lua/app_stats.lua")),
             layout: load(&[], include_str!("lua/layout.lua")),
         }
     }
 
     /// Every script.
-    pub(crate) fn each(&self) -> [&LuaScript; 10] {
+    pub(crate) fn each(&self) -> [&LuaScript; 11] {
         [
             &self.create,
             &self.get,
@@ -239,6 +242,7 @@ impl Scripts {
             &self.sweep,
             &self.soid,
             &self.soapp,
+            &self.app_stats,
             &self.layout,
         ]
     }
