@@ -44,6 +44,40 @@ impl Driver {
     }
 }
 
+/// Clicks the element `css` selects.
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+/// Clicks the button of `action` on the `index`th device card.
+async fn click_device(browser: &Client, index: usize, action: &str) {
+    let cards = browser.find_all(Locator::Css("#devices li")).await.unwrap();
+    cards[index]
+        .find(Locator::Css(&format!("button[data-action=\"{action}\"]")))
+        .await
+        .unwrap_or_else(|e| panic!("{action} on device {index}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {action}: {e}"));
+}
+
+/// Types `text` into the field of id `id`.
+async fn fill(browser: &Client, id: &str, text: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("type into #{id}: {e}"));
+}
+
 /// A REST client that presents the secret.
 fn rest() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -227,20 +261,8 @@ async fn the_console_in_a_real_browser() {
     browser.goto(&server.url("/console")).await.unwrap();
 
     // A wrong token is refused and the form asks again.
-    browser
-        .find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys("wrong")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#login-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill(&browser, "token", "wrong").await;
+    click(&browser, "#login-form button").await;
     wait_for(
         &browser,
         "return document.getElementById('login-error').textContent;",
@@ -249,20 +271,8 @@ async fn the_console_in_a_real_browser() {
     .await;
 
     // The token: the apps and their counts.
-    browser
-        .find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(SECRET)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#login-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill(&browser, "token", SECRET).await;
+    click(&browser, "#login-form button").await;
     wait_for(&browser, &app_stat("shop", "sessions"), json!("6")).await;
     wait_for(&browser, &app_stat("shop", "users"), json!("3")).await;
     wait_for(&browser, &app_stat("shop", "active-300"), json!("3")).await;
@@ -286,17 +296,18 @@ async fn the_console_in_a_real_browser() {
     );
 
     // The app: its chart (six sessions active this hour: the rightmost bar is the tallest).
-    browser
-        .find(Locator::Css("#apps li[data-app=\"shop\"] h3 button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#apps li[data-app=\"shop\"] h3 button").await;
     wait_for(
         &browser,
         "return document.querySelectorAll('#chart rect').length;",
         json!(24),
+    )
+    .await;
+    // One server: no spread over masters to show.
+    wait_for(
+        &browser,
+        "return document.getElementById('spread').hidden && document.getElementById('spread-title').hidden;",
+        json!(true),
     )
     .await;
     wait_for(
@@ -314,13 +325,7 @@ async fn the_console_in_a_real_browser() {
         json!(false),
     )
     .await;
-    browser
-        .find(Locator::Id("events-toggle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#events-toggle").await;
     wait_for(
         &browser,
         "return document.getElementById('events-toggle').textContent;",
@@ -344,20 +349,8 @@ async fn the_console_in_a_real_browser() {
     .await;
 
     // Search alice: her three devices, with their user agents.
-    browser
-        .find(Locator::Id("user-id"))
-        .await
-        .unwrap()
-        .send_keys("alice")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#user-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill(&browser, "user-id", "alice").await;
+    click(&browser, "#user-form button").await;
     wait_for(&browser, DEVICES, json!(3)).await;
     let agents = listed_agents(&browser).await;
     let mut sorted = agents.clone();
@@ -372,14 +365,7 @@ async fn the_console_in_a_real_browser() {
         .iter()
         .position(|a| a == "Chrome on Windows")
         .unwrap();
-    let cards = browser.find_all(Locator::Css("#devices li")).await.unwrap();
-    cards[position]
-        .find(Locator::Css("button[data-action=\"kill-device\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_device(&browser, position, "kill-device").await;
     wait_for(&browser, DEVICES, json!(2)).await;
     let mut left = listed_agents(&browser).await;
     left.sort();
@@ -428,27 +414,14 @@ async fn the_console_in_a_real_browser() {
     let field = browser.find(Locator::Id("user-id")).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys("carol").await.unwrap();
-    browser
-        .find(Locator::Css("#user-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#user-form button").await;
     wait_for(&browser, DEVICES, json!(2)).await;
     let agents = listed_agents(&browser).await;
     let keep = agents
         .iter()
         .position(|a| a == "Chrome on Android")
         .unwrap();
-    let cards = browser.find_all(Locator::Css("#devices li")).await.unwrap();
-    cards[keep]
-        .find(Locator::Css("button[data-action=\"kill-others\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_device(&browser, keep, "kill-others").await;
     wait_for(&browser, DEVICES, json!(1)).await;
     assert_eq!(listed_agents(&browser).await, ["Chrome on Android"]);
     assert_eq!(
@@ -461,21 +434,9 @@ async fn the_console_in_a_real_browser() {
     let field = browser.find(Locator::Id("user-id")).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys("alice").await.unwrap();
-    browser
-        .find(Locator::Css("#user-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#user-form button").await;
     wait_for(&browser, DEVICES, json!(2)).await;
-    browser
-        .find(Locator::Id("kill-everywhere"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#kill-everywhere").await;
     wait_for(&browser, DEVICES, json!(0)).await;
     wait_for(
         &browser,
@@ -557,6 +518,86 @@ async fn the_console_in_a_real_browser() {
     let (fits, sizes) = fits_the_window(&phone).await;
     assert!(fits, "still fits after the sign-out: {sizes}");
     phone.close().await.unwrap();
+    drop(driver);
+    let _ = std::fs::remove_dir_all(&profiles);
+}
+
+/// On a Redis Cluster the app's view shows how its sessions spread over the masters (its
+/// shards grouped by the master that holds them), each master's share adding up to the
+/// app's sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_the_spread_over_a_clusters_masters() {
+    require_chromium();
+    let cluster = test_support::cluster::RedisCluster::start(3, 0);
+    let seeds = cluster.urls().join(",");
+    let server = Server::start(
+        &[
+            ("RS_AUTH_TOKEN", SECRET),
+            ("RS_CONSOLE", "true"),
+            ("RS_CONSOLE_APPS", "shop"),
+            ("RS_REDIS_CLUSTER", &seeds),
+        ],
+        &[],
+    );
+    let http = rest();
+    for i in 0..60 {
+        sign_in(
+            &http,
+            &server,
+            "shop",
+            &format!("user{}", i % 40),
+            "Firefox on Linux",
+        )
+        .await;
+    }
+    let driver = Driver::start();
+    let profiles = tempdir();
+    let browser = driver
+        .browser(&profiles.join("cluster"), (1280, 1000))
+        .await;
+    browser.goto(&server.url("/console")).await.unwrap();
+    fill(&browser, "token", SECRET).await;
+    click(&browser, "#login-form button").await;
+    wait_for(&browser, &app_stat("shop", "sessions"), json!("60")).await;
+    wait_for(&browser, &app_stat("shop", "users"), json!("40")).await;
+    click(&browser, "#apps li[data-app=\"shop\"] h3 button").await;
+    wait_for(
+        &browser,
+        "return document.querySelectorAll('#spread li').length;",
+        json!(3),
+    )
+    .await;
+    let spread = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#spread li')).map(li => [li.dataset.node, Number(li.dataset.sessions)]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let spread: Vec<(String, u64)> = serde_json::from_value(spread).unwrap();
+    let mut masters: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port()))
+        .collect();
+    masters.sort();
+    let listed: Vec<String> = spread.iter().map(|(node, _)| node.clone()).collect();
+    assert_eq!(listed, masters, "one line per master, in order");
+    assert_eq!(spread.iter().map(|(_, n)| n).sum::<u64>(), 60);
+    assert!(
+        spread.iter().all(|(_, n)| *n > 0),
+        "60 sessions over 60 shards reach every master: {spread:?}"
+    );
+    let visible = browser
+        .execute(
+            "return !document.getElementById('spread-title').hidden;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(visible, json!(true));
+    screenshot(&browser, "cluster").await;
+    browser.close().await.unwrap();
     drop(driver);
     let _ = std::fs::remove_dir_all(&profiles);
 }

@@ -4,10 +4,12 @@
 // ips and user agents are set by the apps' users.
 (function () {
   var KEY = "rs-console-token";
-  // soapp's window for "every session": sessions cannot idle longer than their ttl, and
-  // a ttl past ten years is not a session.
-  var ALL = 315360000;
   var WINDOWS = [[300, "Active 5 min"], [3600, "Active 1 h"], [86400, "Active 24 h"]];
+  // The windows /stats counts over: 5 min, then every hour up to 24 h (the chart's bars
+  // are the differences between consecutive hours). Counted from the app's indexes, so
+  // the cost is the same on an app of any size.
+  var STATS = [300];
+  for (var h = 1; h <= 24; h++) STATS.push(h * 3600);
   var $ = function (id) { return document.getElementById(id); };
   var current = null;
   var feed = null;
@@ -107,23 +109,22 @@
     return li;
   }
 
-  // An app's counts: every session (soapp over all time) and its distinct users, and the
-  // users active in each window (activity).
+  // An app's counts, from /stats: sessions, users, users active per window, and (kept
+  // for the app's view) the hourly activity and the spread over shards and masters.
   function counts(li, app) {
     var cell = function (key) { return li.querySelector('[data-stat="' + key + '"]'); };
-    api("GET", "/" + enc(app) + "/soapp?dt=" + ALL).then(function (body) {
-      var list = body.sessions || [];
-      cell("sessions").textContent = list.length;
-      var ids = {};
-      list.forEach(function (s) { ids[s.id] = true; });
-      cell("users").textContent = Object.keys(ids).length;
-      li.sessions = list;
-      if (current === app) chart(list);
-    }).catch(function (e) { cell("sessions").textContent = cell("users").textContent = "–"; li.title = e.message; });
-    WINDOWS.forEach(function (w) {
-      api("GET", "/" + enc(app) + "/activity?dt=" + w[0]).then(function (body) {
-        cell("active-" + w[0]).textContent = body.activity;
-      }).catch(function () { cell("active-" + w[0]).textContent = "–"; });
+    var keys = ["sessions", "users"].concat(WINDOWS.map(function (w) { return "active-" + w[0]; }));
+    return api("GET", "/" + enc(app) + "/stats?windows=" + STATS.join(",")).then(function (body) {
+      cell("sessions").textContent = body.sessions;
+      cell("users").textContent = body.users;
+      WINDOWS.forEach(function (w) {
+        cell("active-" + w[0]).textContent = body.users_active[STATS.indexOf(w[0])];
+      });
+      li.stats = body;
+      if (current === app) { chart(body); spread(body); }
+    }).catch(function (e) {
+      keys.forEach(function (k) { cell(k).textContent = "–"; });
+      li.title = e.message;
     });
   }
   function refresh() {
@@ -141,17 +142,17 @@
     $("user-status").textContent = "";
     $("kill-everywhere").hidden = true;
     $("events").textContent = "";
-    chart(li.sessions || []);
+    if (li.stats) { chart(li.stats); spread(li.stats); }
     $("app-title").focus();
     checkEvents(app);
   }
 
-  // Bars of the sessions by hour of last activity over the last 24 h, from soapp's idle
-  // times (the newest hour on the right).
-  function chart(sessions) {
+  // Bars of the sessions by hour of last activity over the last 24 h (the newest hour on
+  // the right): sessions active within h+1 hours less those active within h.
+  function chart(stats) {
     var bins = [];
-    for (var i = 0; i < 24; i++) bins.push(0);
-    sessions.forEach(function (s) { var h = Math.floor(s.idle / 3600); if (h >= 0 && h < 24) bins[23 - h]++; });
+    var within = function (hours) { return hours === 0 ? 0 : stats.sessions_active[STATS.indexOf(hours * 3600)] || 0; };
+    for (var i = 0; i < 24; i++) bins.push(within(24 - i) - within(23 - i));
     var max = Math.max.apply(null, bins.concat([1]));
     var NS = "http://www.w3.org/2000/svg";
     var svg = document.createElementNS(NS, "svg");
@@ -185,6 +186,32 @@
     svg.appendChild(label);
     $("chart").textContent = "";
     $("chart").appendChild(svg);
+  }
+
+  // Where the app's sessions live: per master on a Redis Cluster (its shards grouped by
+  // the master that holds them), else the one server.
+  function spread(stats) {
+    var by = {};
+    var order = [];
+    (stats.shards || []).forEach(function (s) {
+      var node = s.node || "";
+      if (!(node in by)) { by[node] = { sessions: 0, users: 0, shards: 0 }; order.push(node); }
+      by[node].sessions += s.sessions; by[node].users += s.users; by[node].shards += 1;
+    });
+    $("spread").textContent = "";
+    var clustered = order.some(function (n) { return n !== ""; });
+    $("spread-title").hidden = $("spread").hidden = !clustered;
+    if (!clustered) return;
+    order.sort();
+    order.forEach(function (node) {
+      var n = by[node];
+      var share = stats.sessions ? Math.round(100 * n.sessions / stats.sessions) : 0;
+      var li = el("li", (node || "master unknown") + " — " + n.sessions + " sessions (" + share +
+        " %), " + n.users + " users, " + n.shards + " shards");
+      li.dataset.node = node;
+      li.dataset.sessions = n.sessions;
+      $("spread").appendChild(li);
+    });
   }
 
   function findUser(id) {
