@@ -28,6 +28,27 @@ pub async fn run(cli: &Cli) -> Result<i32> {
         }
         Command::Stats { app } => stats_command(cli, app.as_deref()).await,
         Command::User { app, id } => user_command(cli, app, id).await,
+        Command::Kill { app, token } => {
+            let token = if token == "-" {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                line.trim().to_owned()
+            } else {
+                token.clone()
+            };
+            let rs = store(target).await?;
+            // The token is never printed: not even a bad one (it may be a near miss).
+            let ended = rs.kill(app, &token).await?;
+            emit(
+                cli.json,
+                json!({ "ended": u64::from(ended) }),
+                if ended {
+                    "signed out 1 session\n".to_owned()
+                } else {
+                    "no live session has that token\n".to_owned()
+                },
+            )
+        }
         Command::KillDevice { app, id, handle } => {
             let rs = store(target).await?;
             let ended = rs.kill_device(app, id, handle).await?;

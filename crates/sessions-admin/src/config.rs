@@ -205,6 +205,14 @@ pub enum Command {
         /// The user's id.
         id: String,
     },
+    /// Sign out one session by its token (one a user or an app reported). Give `-` to read
+    /// the token from stdin, which keeps it out of the process list and shell history.
+    Kill {
+        /// The app.
+        app: String,
+        /// The session's token, or `-` to read it from stdin.
+        token: String,
+    },
     /// Sign out one device of a user, named by its handle (from `user`).
     KillDevice {
         /// The app.

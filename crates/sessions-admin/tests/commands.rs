@@ -1,4 +1,4 @@
-//! Every command but `check` as a process against one Redis: `stats`, `user`,
+//! Every command but `check` as a process against one Redis: `stats`, `user`, `kill`,
 //! `kill-device`, `killsoid --keep`, `killall` (its prompt), `layout`; exit codes and the
 //! `--json` shapes, checked against what Redis holds afterwards, and a `check` after the
 //! sign-outs finds the indexes consistent.
@@ -130,6 +130,28 @@ async fn every_command_as_a_process() {
     let again = run(&env, &["kill-device", "shop", "alice", &h1], "");
     assert_eq!(again.code, 0);
     assert!(again.stdout.contains("no device"), "{}", again.stdout);
+
+    // kill: one session by its token, given as an argument or on stdin (`-`); the token
+    // is never printed, and an unknown one ends nothing.
+    let d1 = create(&rs, "shop", "dave", "10.0.0.6").await;
+    let d2 = create(&rs, "shop", "dave", "10.0.0.7").await;
+    let by_arg = run(&env, &["--json", "kill", "shop", &d1], "");
+    assert_eq!((by_arg.code, by_arg.json()), (0, json!({"ended": 1})));
+    let by_stdin = run(&env, &["kill", "shop", "-"], &format!("{d2}\n"));
+    assert_eq!(by_stdin.code, 0);
+    assert_eq!(by_stdin.stdout, "signed out 1 session\n");
+    for token in [&d1, &d2] {
+        let exists: bool = con.exists(format!("{NS}:shop:{token}")).expect("exists");
+        assert!(!exists, "the session is gone");
+    }
+    let dave: Vec<String> = con.smembers(format!("{NS}:shop:us:dave")).expect("smembers");
+    assert!(dave.is_empty(), "and out of the user's index");
+    let gone = run(&env, &["kill", "shop", &d1], "");
+    assert_eq!(gone.code, 0);
+    assert_eq!(gone.stdout, "no live session has that token\n");
+    let bad = run(&env, &["kill", "shop", "not-a-token"], "");
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(!bad.stderr.contains("not-a-token"), "{}", bad.stderr);
 
     // killsoid --keep: every other device of alice, the kept one untouched.
     let h3 = redis_sessions::device_handle(&a3);
