@@ -125,7 +125,7 @@ pub(crate) type EntryId = (u64, u64);
 /// An entry as a backend reads it: its shard, its id, its fields.
 pub(crate) type Entry = (usize, EntryId, Vec<(String, String)>);
 
-/// The fields of an event entry, in the order the scripts write them (lua/lib/emit.lua):
+/// The fields of an event entry, in the order the scripts write them (ops/lib/emit.lua):
 /// the embedded store keeps the same, so both stores' events are read by the same code.
 pub(crate) fn entry_fields(
     kind: &str,
@@ -154,7 +154,7 @@ pub(crate) fn parse_entry_id(text: &str) -> Option<EntryId> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
-/// The fields of a stream entry (see lua/lib/emit.lua) → the event, or None for an entry
+/// The fields of a stream entry (see ops/lib/emit.lua) → the event, or None for an entry
 /// of another shape (written by something else: skipped, not fatal).
 pub(crate) fn event_from_fields(
     app: &str,

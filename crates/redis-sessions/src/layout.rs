@@ -224,7 +224,7 @@ impl Layout {
     }
 
     /// The channel a write to `shard` announces itself on, with its command as the first
-    /// character (see lua/lib/announce.lua): `P{ns}:cache` in the Node layout, where Node
+    /// character (see ops/lib/announce.lua): `P{ns}:cache` in the Node layout, where Node
     /// processes listen; `S{ns}:{tag}:cache` (SPUBLISH) in the cluster layout, because a
     /// plain PUBLISH on a cluster is copied to every node over the cluster bus.
     pub(crate) fn invalidation_spec(&self, shard: &Shard) -> String {

@@ -46,7 +46,7 @@ mod tests {
     /// The Lua merge refuses at the same bounds.
     #[test]
     fn the_merge_script_uses_the_same_bounds() {
-        let merge = include_str!("redis_store/lua/lib/merge.lua");
+        let merge = include_str!("redis_store/ops/lib/merge.lua");
         assert!(merge.contains(&format!("count > {MAX_KEYS}")));
         assert!(merge.contains(&format!("> {MAX_DATA_BYTES}")));
         assert!(!merge.contains("65536 ") || MAX_DATA_BYTES == 65_536);

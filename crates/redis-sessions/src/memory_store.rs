@@ -374,7 +374,7 @@ impl MemoryStore {
     }
 }
 
-/// The refresh of a read or write, as in lua/lib/touch.lua.
+/// The refresh of a read or write, as in ops/lib/touch.lua.
 fn touch(st: &mut State, app: &str, token: &str, before: &Record, now: i64) {
     let idle = before.idle(now);
     if idle == 0 {
@@ -403,7 +403,7 @@ fn touch(st: &mut State, app: &str, token: &str, before: &Record, now: i64) {
 }
 
 /// Removes a session and its index entries, and with events on writes its end (as
-/// lua/lib/kill_sessions.lua does, also when the hash was already gone); true when its
+/// ops/lib/kill_sessions.lua does, also when the hash was already gone); true when its
 /// hash existed.
 fn kill_session(st: &mut State, app: &str, token: &str, id: &str, reason: EndReason) -> bool {
     let removed = st.hashes.remove(&(app.to_owned(), token.to_owned()));

@@ -1,4 +1,4 @@
-//! Reading the lifecycle event streams (the scripts write them: see lua/lib/emit.lua).
+//! Reading the lifecycle event streams (the scripts write them: see ops/lib/emit.lua).
 //!
 //! Reads never block: a blocking XREAD would hold the store's shared (multiplexed)
 //! connection, and on a cluster the streams of an app lie in every shard's slot, which one

@@ -10,21 +10,21 @@
 use crate::session::FIELDS;
 use redis::{Cmd, Script, ToRedisArgs};
 
-/// Shared helpers (see lua/lib/README.md); each script gets only the ones it names,
+/// Shared helpers (see ops/lib/README.md); each script gets only the ones it names,
 /// because every helper is a closure created again on every call of the script. Two are
 /// blocks rather than functions, for the same reason: READ_LIVE opens get and set,
 /// TOUCH ends them. Every
 /// script's field names and positions are written from [`FIELDS`] (see [`expand_fields`]).
-const ANNOUNCE: &str = include_str!("lua/lib/announce.lua");
-const KILL_SESSIONS: &str = include_str!("lua/lib/kill_sessions.lua");
-const TOUCH: &str = include_str!("lua/lib/touch.lua");
-const READ_LIVE: &str = include_str!("lua/lib/read_live.lua");
-const MERGE: &str = include_str!("lua/lib/merge.lua");
+const ANNOUNCE: &str = include_str!("ops/lib/announce.lua");
+const KILL_SESSIONS: &str = include_str!("ops/lib/kill_sessions.lua");
+const TOUCH: &str = include_str!("ops/lib/touch.lua");
+const READ_LIVE: &str = include_str!("ops/lib/read_live.lua");
+const MERGE: &str = include_str!("ops/lib/merge.lua");
 use crate::options::EventOptions;
 
-const EMIT: &str = include_str!("lua/lib/emit.lua");
+const EMIT: &str = include_str!("ops/lib/emit.lua");
 
-/// Turns a script's event lines on or off (see lua/lib/emit.lua). A line whose code starts
+/// Turns a script's event lines on or off (see ops/lib/emit.lua). A line whose code starts
 /// with `--E ` is a comment, and stays one when events are off, so the scripts of a store
 /// without events are the code they were (no argument, no branch: events off cost
 /// nothing). With events on, the marker goes and `EVENTS_MAXLEN` / `EVENTS_MAXAGE_MS` become
@@ -201,32 +201,32 @@ impl Scripts {
         let load = |helpers: &[&str], body: &str| LuaScript::new(helpers, body, events);
         let emit = if events.is_some() { EMIT } else { "" };
         Scripts {
-            create: load(&[emit], include_str!("lua/create.lua")),
-            get: load(&[READ_LIVE], &[include_str!("lua/get.lua"), TOUCH].concat()),
+            create: load(&[emit], include_str!("ops/create.lua")),
+            get: load(&[READ_LIVE], &[include_str!("ops/get.lua"), TOUCH].concat()),
             set: load(
                 &[MERGE, ANNOUNCE, READ_LIVE],
-                &[include_str!("lua/set.lua"), TOUCH].concat(),
+                &[include_str!("ops/set.lua"), TOUCH].concat(),
             ),
             kill: load(
                 &[ANNOUNCE, emit, KILL_SESSIONS],
-                include_str!("lua/kill.lua"),
+                include_str!("ops/kill.lua"),
             ),
             killsoid: load(
                 &[ANNOUNCE, emit, KILL_SESSIONS],
-                include_str!("lua/killsoid.lua"),
+                include_str!("ops/killsoid.lua"),
             ),
             killall: load(
                 &[ANNOUNCE, emit, KILL_SESSIONS],
-                include_str!("lua/killall.lua"),
+                include_str!("ops/killall.lua"),
             ),
             sweep: load(
                 &[ANNOUNCE, emit, KILL_SESSIONS],
-                include_str!("lua/sweep.lua"),
+                include_str!("ops/sweep.lua"),
             ),
-            soid: load(&[], include_str!("lua/soid.lua")),
-            soapp: load(&[], include_str!("lua/soapp.lua")),
-            app_stats: load(&[], include_str!("lua/app_stats.lua")),
-            layout: load(&[], include_str!("lua/layout.lua")),
+            soid: load(&[], include_str!("ops/soid.lua")),
+            soapp: load(&[], include_str!("ops/soapp.lua")),
+            app_stats: load(&[], include_str!("ops/app_stats.lua")),
+            layout: load(&[], include_str!("ops/layout.lua")),
         }
     }
 
@@ -322,5 +322,32 @@ mod tests {
             on.set.source(),
             "set is the same either way"
         );
+    }
+}
+#[cfg(test)]
+mod sha_dump {
+    #[test]
+    fn dump_script_shas() {
+        let events = crate::options::EventOptions::default();
+        for (label, scripts) in [
+            ("off", super::Scripts::new(None)),
+            ("on", super::Scripts::new(Some(events))),
+        ] {
+            for s in scripts.each() {
+                println!(
+                    "SHA {label} {} {}",
+                    s.script().get_hash(),
+                    s.source().lines().next().unwrap_or("")
+                );
+                let dir = std::env::var("SCRIPT_DUMP").unwrap_or_default();
+                if !dir.is_empty() {
+                    std::fs::write(
+                        format!("{dir}/{label}-{}.lua", s.script().get_hash()),
+                        s.source(),
+                    )
+                    .unwrap();
+                }
+            }
+        }
     }
 }
