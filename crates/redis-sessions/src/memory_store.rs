@@ -196,8 +196,8 @@ impl MemoryStore {
             (s.app.to_owned(), token.to_owned()),
             Record {
                 id: s.id.to_owned(),
-                r: 1,
-                w: 1,
+                r: crate::session::CREATED_COUNT,
+                w: crate::session::CREATED_COUNT,
                 ttl: s.ttl,
                 la: now,
                 ip: s.ip.to_owned(),

@@ -107,8 +107,8 @@ impl Session {
     pub fn created(token: &str, id: &str, ip: &str, options: &CreateOptions) -> Session {
         Session {
             id: id.to_owned(),
-            r: 1,
-            w: 1,
+            r: CREATED_COUNT,
+            w: CREATED_COUNT,
             ttl: options.ttl.unwrap_or(DEFAULT_TTL),
             idle: 0,
             ip: ip.to_owned(),
@@ -270,7 +270,35 @@ impl redis::FromRedisValue for FieldText {
 /// The fields of a session hash, in the order every script reads them (`read_fields`, which
 /// scripts.rs makes from this list) and [`Record::from_fields`] takes them: the one place
 /// the list is written. The Node module reads the same eight in the same order.
-pub(crate) const FIELDS: [&str; 8] = ["id", "r", "w", "ttl", "d", "la", "ip", "no_resave"];
+pub(crate) const FIELDS: [&str; 8] = [ID, R, W, TTL, D, LA, IP, NO_RESAVE];
+
+/// The session hash's field names (the Node module's), one constant each: Rust code names
+/// a field by these, Lua scripts by `FN_<NAME>` (scripts.rs writes the name in).
+pub(crate) const ID: &str = "id";
+/// Reads counted (see [`ID`]).
+pub(crate) const R: &str = "r";
+/// Writes counted.
+pub(crate) const W: &str = "w";
+/// Seconds the session lives past its last activity.
+pub(crate) const TTL: &str = "ttl";
+/// The data, as JSON text.
+pub(crate) const D: &str = "d";
+/// Last activity, Unix seconds.
+pub(crate) const LA: &str = "la";
+/// The ip given at create.
+pub(crate) const IP: &str = "ip";
+/// "1" when activity does not extend the session.
+pub(crate) const NO_RESAVE: &str = "no_resave";
+
+/// Reads and writes a new session starts with: the Node module counts its create as one
+/// of each. Both stores and [`Session::created`] start from it.
+pub(crate) const CREATED_COUNT: u64 = 1;
+
+/// How much longer a session hash's Redis key TTL runs than the session (with
+/// `expire_keys`): one second, because the session's end (`la + ttl`) is in whole seconds
+/// and a read in that last second still finds it alive. Written into the scripts as
+/// `KEY_TTL_MARGIN` (scripts.rs), and used by create's MULTI: the one place of the rule.
+pub(crate) const KEY_TTL_MARGIN: i64 = 1;
 
 /// The position of `name` in [`FIELDS`] (`FIELDS.len()` for a name not in it).
 pub(crate) const fn field(name: &str) -> usize {

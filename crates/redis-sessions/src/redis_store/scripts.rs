@@ -7,7 +7,7 @@
 //! loaded it. That answer is handled in one place, the store's `eval` methods
 //! (`RedisStore::eval`, `eval_write`, `eval_read` in mod.rs).
 
-use crate::session::FIELDS;
+use crate::session::{FIELDS, KEY_TTL_MARGIN};
 use redis::{Cmd, Script, ToRedisArgs};
 
 /// Shared helpers (see ops/lib/README.md); each script gets only the ones it names,
@@ -48,6 +48,39 @@ fn with_events(source: &str, events: Option<EventOptions>) -> String {
         .replace("EVENTS_MAXAGE_MS", &events.max_age_ms().to_string())
 }
 
+/// Puts the shared blocks where a script names them: a line `--@read_live …` becomes
+/// lib/read_live.lua, `--@touch …` lib/touch.lua. The script's own file thus shows where
+/// each block runs and, on that line, the locals the block defines or reads: blocks, not
+/// functions, because a function costs a closure per call (see lib/README.md).
+fn with_blocks(script: &str) -> String {
+    let mut out = String::with_capacity(script.len() + READ_LIVE.len() + TOUCH.len());
+    for line in script.split_inclusive('\n') {
+        if line.starts_with("--@read_live") {
+            out.push_str(READ_LIVE);
+        } else if line.starts_with("--@touch") {
+            out.push_str(TOUCH);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// Writes the rules kept in Rust into a script's source: `FN_<NAME>` becomes the quoted
+/// name of a field of [`FIELDS`] (`FN_TTL` → `'ttl'`), `KEY_TTL_MARGIN` the key TTL's
+/// margin ([`KEY_TTL_MARGIN`]). Literals, as for the field positions: the expanded script
+/// is the text it was when the rules were written in it by hand (same SHA, same cost).
+fn expand_rules(source: &str) -> String {
+    let mut out = source.replace("KEY_TTL_MARGIN", &KEY_TTL_MARGIN.to_string());
+    for name in FIELDS {
+        out = out.replace(
+            &format!("FN_{}", name.to_ascii_uppercase()),
+            &format!("'{name}'"),
+        );
+    }
+    out
+}
+
 /// Writes the field list into a script's source: `F_ALL` becomes the quoted names of
 /// [`FIELDS`] (the arguments of an HMGET), `F_<NAME>` the position of a field (`v[F_TTL]`
 /// becomes `v[4]`). Literals rather than Lua variables: a script's top runs on every call,
@@ -55,6 +88,8 @@ fn with_events(source: &str, events: Option<EventOptions>) -> String {
 /// cost get about 0.2 µs of Redis CPU per call). A name that is no field is left as it is
 /// (a test checks that no script has one).
 fn expand_fields(source: &str) -> String {
+    let source = expand_rules(source);
+    let source = source.as_str();
     let mut out = String::with_capacity(source.len() + 64);
     let mut rest = source;
     while let Some(at) = rest.find("F_") {
@@ -202,10 +237,10 @@ impl Scripts {
         let emit = if events.is_some() { EMIT } else { "" };
         Scripts {
             create: load(&[emit], include_str!("ops/create.lua")),
-            get: load(&[READ_LIVE], &[include_str!("ops/get.lua"), TOUCH].concat()),
+            get: load(&[], &with_blocks(include_str!("ops/get.lua"))),
             set: load(
-                &[MERGE, ANNOUNCE, READ_LIVE],
-                &[include_str!("ops/set.lua"), TOUCH].concat(),
+                &[MERGE, ANNOUNCE],
+                &with_blocks(include_str!("ops/set.lua")),
             ),
             kill: load(
                 &[ANNOUNCE, emit, KILL_SESSIONS],
@@ -260,6 +295,10 @@ mod tests {
         );
         // Not a field, or not a name of its own: left as written.
         assert_eq!(expand_fields("F_NOPE XF_TTL F_"), "F_NOPE XF_TTL F_");
+        assert_eq!(
+            expand_fields("HMGET(k, FN_ID, FN_NO_RESAVE) EXPIRE(k, ttl + KEY_TTL_MARGIN)"),
+            "HMGET(k, 'id', 'no_resave') EXPIRE(k, ttl + 1)"
+        );
     }
 
     #[test]
@@ -268,7 +307,9 @@ mod tests {
         for script in scripts.each() {
             let source = script.source();
             assert!(
-                !source.contains("F_"),
+                !source.contains("F_")
+                    && !source.contains("KEY_TTL_MARGIN")
+                    && !source.contains("--@"),
                 "a placeholder is left in:\n{source}"
             );
         }
@@ -322,32 +363,5 @@ mod tests {
             on.set.source(),
             "set is the same either way"
         );
-    }
-}
-#[cfg(test)]
-mod sha_dump {
-    #[test]
-    fn dump_script_shas() {
-        let events = crate::options::EventOptions::default();
-        for (label, scripts) in [
-            ("off", super::Scripts::new(None)),
-            ("on", super::Scripts::new(Some(events))),
-        ] {
-            for s in scripts.each() {
-                println!(
-                    "SHA {label} {} {}",
-                    s.script().get_hash(),
-                    s.source().lines().next().unwrap_or("")
-                );
-                let dir = std::env::var("SCRIPT_DUMP").unwrap_or_default();
-                if !dir.is_empty() {
-                    std::fs::write(
-                        format!("{dir}/{label}-{}.lua", s.script().get_hash()),
-                        s.source(),
-                    )
-                    .unwrap();
-                }
-            }
-        }
     }
 }

@@ -11,7 +11,7 @@ redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[2] .. ':' .. ARGV[3] .
 redis.call('SADD', KEYS[5], ARGV[3])
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 if ARGV[6] == '1' then
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]) + 1)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]) + KEY_TTL_MARGIN)
 end
 --E emit(KEYS[6], 'created', '', ARGV[4], ARGV[3], ARGV[14], ARGV[5])
 return 1

@@ -8,25 +8,25 @@ use crate::error::{Error, Result};
 use crate::layout::{Layout, Shard};
 use crate::redis_store::commands::{evalsha, Commands};
 use crate::redis_store::scripts::ScriptCall;
-use crate::session::NewSession;
+use crate::session::{self, NewSession};
 use redis::Pipeline;
 
 impl Commands {
     /// The fields of a new session's hash, in the order the Node module writes them.
     fn new_fields(s: &NewSession<'_>, now: i64) -> Vec<(&'static str, String)> {
         let mut fields = vec![
-            ("id", s.id.to_owned()),
-            ("r", "1".to_owned()),
-            ("w", "1".to_owned()),
-            ("ip", s.ip.to_owned()),
-            ("la", now.to_string()),
-            ("ttl", s.ttl.to_string()),
+            (session::ID, s.id.to_owned()),
+            (session::R, session::CREATED_COUNT.to_string()),
+            (session::W, session::CREATED_COUNT.to_string()),
+            (session::IP, s.ip.to_owned()),
+            (session::LA, now.to_string()),
+            (session::TTL, s.ttl.to_string()),
         ];
         if let Some(d) = &s.d {
-            fields.push(("d", crate::node_json::to_string(d)));
+            fields.push((session::D, crate::node_json::to_string(d)));
         }
         if s.no_resave {
-            fields.push(("no_resave", "1".to_owned()));
+            fields.push((session::NO_RESAVE, "1".to_owned()));
         }
         fields
     }
@@ -90,7 +90,8 @@ impl Commands {
             .hset_multiple(&hash, &fields)
             .ignore();
         if self.expire_keys {
-            pipe.expire(&hash, s.ttl.saturating_add(1)).ignore();
+            pipe.expire(&hash, s.ttl.saturating_add(session::KEY_TTL_MARGIN))
+                .ignore();
         }
         if let Some(events) = self.events {
             // The event in the same MULTI as the change (see ops/lib/emit.lua for the fields).

@@ -5,7 +5,7 @@
 -- else the id's set is named here (Node layout on one Redis: one round trip). With events
 -- on, ARGV[7] the reason (`killed`, or `device` for kill_device). Returns -1 when KEYS[5]
 -- is not the hash's id's set.
-local v = redis.call('HMGET', KEYS[1], 'id', 'ttl', 'la')
+local v = redis.call('HMGET', KEYS[1], FN_ID, FN_TTL, FN_LA)
 if not v[1] then
   return 0
 end

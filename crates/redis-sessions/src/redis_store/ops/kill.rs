@@ -65,7 +65,7 @@ impl Commands {
     /// `HGET hash id` — kill's first read in the cluster layout.
     pub(crate) fn session_id(&self, l: &Shard, app: &str, token: &str) -> Cmd {
         let mut cmd = redis::cmd("HGET");
-        cmd.arg(l.session(app, token)).arg("id");
+        cmd.arg(l.session(app, token)).arg(crate::session::ID);
         cmd
     }
 }

@@ -31,7 +31,7 @@ for _, m in ipairs(members) do
   local p = string.find(m, ':', 1, true)
   local dies
   if lazy and p and string.sub(m, p + 65, p + 65) == ':' then
-    local v = redis.call('HMGET', ARGV[3] .. string.sub(m, 1, p + 64), 'la', 'ttl')
+    local v = redis.call('HMGET', ARGV[3] .. string.sub(m, 1, p + 64), FN_LA, FN_TTL)
     local la, ttl = tonumber(v[1]), tonumber(v[2])
     if la and ttl and la + ttl >= now then
       dies = la + ttl + 1

@@ -13,16 +13,16 @@
 -- have a key TTL.
 local no_resave = v[F_NO_RESAVE] == '1'
 if idle > 1 then
-  fields[#fields + 1] = 'la'
+  fields[#fields + 1] = FN_LA
   fields[#fields + 1] = ARGV[1]
   if no_resave then
-    fields[#fields + 1] = 'ttl'
+    fields[#fields + 1] = FN_TTL
     fields[#fields + 1] = ttl - idle
   end
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if idle > 1 and not no_resave and string.byte(ARGV[4], 2) == 116 then
-  redis.call('EXPIRE', KEYS[1], ttl + 1)
+  redis.call('EXPIRE', KEYS[1], ttl + KEY_TTL_MARGIN)
 end
 if idle == 0 then
   return v
