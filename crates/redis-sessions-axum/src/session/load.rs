@@ -2,7 +2,7 @@
 //! once per request (ending one past the absolute timeout, taking one whose stored data
 //! cannot be read as none), and [`Session::reload`], which reads it again.
 
-use super::{now_ms, Handle, Session};
+use super::{now_ms, Handle, Session, State};
 use crate::error::SessionError;
 use crate::reserved;
 use axum::extract::FromRequestParts;
@@ -78,11 +78,7 @@ impl Session {
             return Err(SessionError::Rotated);
         }
         if !st.loaded {
-            match readable(found)? {
-                Ok(Some(session)) => st.apply(session),
-                Ok(None) => st.forget(),
-                Err(()) => st.unreadable(token),
-            }
+            take_found(&mut st, token, found)?;
         }
         Ok(())
     }
@@ -104,11 +100,7 @@ impl Session {
         let found = self.store().get(self.app_name(), &token).await;
         let mut st = self.state();
         if st.token.as_deref() == Some(token.as_str()) {
-            match readable(found)? {
-                Ok(Some(session)) => st.apply(session),
-                Ok(None) => st.forget(),
-                Err(()) => st.unreadable(token),
-            }
+            take_found(&mut st, token, found)?;
         }
         Ok(())
     }
@@ -132,6 +124,21 @@ fn readable(
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// Takes the store's answer for `token` into the request's state: its session, none (the
+/// session is gone), or one whose stored data cannot be read (see [`readable`]).
+fn take_found(
+    st: &mut State,
+    token: String,
+    found: redis_sessions::Result<Option<redis_sessions::Session>>,
+) -> Result<(), SessionError> {
+    match readable(found)? {
+        Ok(Some(session)) => st.apply(session),
+        Ok(None) => st.forget(),
+        Err(()) => st.unreadable(token),
+    }
+    Ok(())
 }
 
 /// True when `since_ms` (a login or token creation time) is longer than `limit` ago.
