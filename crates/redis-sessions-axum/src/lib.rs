@@ -122,7 +122,8 @@ pub use proxy::ProxyHeader;
 pub use request::Tls;
 pub use reserved::RESERVED_PREFIX;
 pub use service::SessionService;
-pub use session::{Carry, Session, SessionInfo};
+pub use session::login::Carry;
+pub use session::{Session, SessionInfo};
 pub use visitor::{is_visitor_id, ROTATED_PREFIX, VISITOR_PREFIX};
 
 /// The session library, re-exported so that apps need one dependency and one version:
