@@ -188,16 +188,8 @@ impl Connection {
     /// Sends one command, within the call bound (on a cluster, again while its slot
     /// moves: see [`moving`]).
     pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        let deadline = Instant::now() + self.inner.bound;
-        let mut attempt = 0;
-        loop {
-            let mut con = self.handle();
-            let left = deadline.saturating_duration_since(Instant::now());
-            let result = within_time(left, cmd.query_async(&mut con)).await;
-            if let Some(result) = self.settle(result, deadline, &mut attempt).await {
-                return result;
-            }
-        }
+        self.send(|mut con| async move { cmd.query_async(&mut con).await })
+            .await
     }
 
     /// Sends a pipeline (a MULTI/EXEC, or a write and its WAIT), within the call bound (on
@@ -206,12 +198,23 @@ impl Connection {
         &self,
         pipe: &Pipeline,
     ) -> RedisResult<T> {
+        self.send(|mut con| async move { pipe.query_async(&mut con).await })
+            .await
+    }
+
+    /// Sends one call (`call` sends it on the connection it is given) within the call
+    /// bound, on the connection in use at each attempt, until [`Self::settle`] takes its
+    /// result.
+    async fn send<T, F: Future<Output = RedisResult<T>>>(
+        &self,
+        call: impl Fn(Handle) -> F,
+    ) -> RedisResult<T> {
         let deadline = Instant::now() + self.inner.bound;
         let mut attempt = 0;
         loop {
-            let mut con = self.handle();
+            let con = self.handle();
             let left = deadline.saturating_duration_since(Instant::now());
-            let result = within_time(left, pipe.query_async(&mut con)).await;
+            let result = within_time(left, call(con)).await;
             if let Some(result) = self.settle(result, deadline, &mut attempt).await {
                 return result;
             }

@@ -63,13 +63,7 @@ impl Connection {
         with_replicas: bool,
     ) -> Vec<NodeStatus> {
         let ask = |routing: RoutingInfo| {
-            let mut con = con.clone();
-            Box::pin(async move {
-                let ask = con.route_command(redis::cmd("CLUSTER").arg("NODES").clone(), routing);
-                within_time(within, ask)
-                    .await
-                    .and_then(|v| redis::from_redis_value::<String>(v).map_err(RedisError::from))
-            })
+            Box::pin(within_time(within, ask_cluster_nodes(con.clone(), routing)))
         };
         let mut asks = Vec::new();
         for _ in 0..2 {
@@ -140,15 +134,14 @@ impl Connection {
     /// one server (or Sentinel), or when no master answered in time. For operators'
     /// figures (which master holds which shard), never for routing: the client routes.
     pub(crate) async fn cluster_topology(&self, within: Duration) -> Option<String> {
-        let Handle::Cluster(mut con) = self.handle() else {
+        let Handle::Cluster(con) = self.handle() else {
             return None;
         };
-        let ask = con.route_command(
-            redis::cmd("CLUSTER").arg("NODES").clone(),
+        let ask = ask_cluster_nodes(
+            con,
             RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
         );
-        let answer = within_time(within, ask).await.ok()?;
-        redis::from_redis_value::<String>(answer).ok()
+        within_time(within, ask).await.ok()
     }
 
     /// One key matching `pattern` other than those in `skip`, on the server or on any
@@ -164,14 +157,12 @@ impl Connection {
         let scan = async {
             let nodes: Vec<Option<(String, u16)>> = match self.handle() {
                 Handle::Single(_) => vec![None],
-                Handle::Cluster(mut con) => {
-                    let text: String = con
-                        .route_command(
-                            redis::cmd("CLUSTER").arg("NODES").clone(),
-                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
-                        )
-                        .await
-                        .and_then(|v| redis::from_redis_value(v).map_err(RedisError::from))?;
+                Handle::Cluster(con) => {
+                    let text = ask_cluster_nodes(
+                        con,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+                    )
+                    .await?;
                     masters(&text).into_iter().map(Some).collect()
                 }
             };
@@ -212,37 +203,44 @@ impl Connection {
     }
 }
 
+/// The `CLUSTER NODES` answer of the node `routing` names.
+async fn ask_cluster_nodes(
+    mut con: ClusterConnection,
+    routing: RoutingInfo,
+) -> RedisResult<String> {
+    let answer = con
+        .route_command(redis::cmd("CLUSTER").arg("NODES").clone(), routing)
+        .await?;
+    redis::from_redis_value(answer).map_err(RedisError::from)
+}
+
 /// `(host, port)` of every master that serves slots in a CLUSTER NODES reply. A failed
 /// master that still serves slots is listed (it is what makes them unreachable); one
 /// whose slots went to its replica is not.
 pub(crate) fn masters(cluster_nodes: &str) -> Vec<(String, u16)> {
-    cluster_nodes
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let flags = fields.get(2)?;
-            if !flags.split(',').any(|f| f == "master") || flags.contains("noaddr") {
-                return None;
-            }
-            // Fields 8.. are the slot ranges; a master without any serves nothing.
-            fields.get(8)?;
-            let addr = fields.get(1)?.split('@').next()?;
-            let (host, port) = addr.rsplit_once(':')?;
-            Some((host.to_string(), port.parse().ok()?))
-        })
-        .collect()
+    with_flag(cluster_nodes, "master", true)
 }
 
 /// `(host, port)` of every replica in a CLUSTER NODES reply (failing ones included: they
 /// are the ones to report).
 fn replicas(cluster_nodes: &str) -> Vec<(String, u16)> {
+    with_flag(cluster_nodes, "slave", false)
+}
+
+/// `(host, port)` of every node with an address in a CLUSTER NODES reply whose flags
+/// include `flag` (`master`, `slave`); with `serving_slots`, only those that serve slots.
+fn with_flag(cluster_nodes: &str, flag: &str, serving_slots: bool) -> Vec<(String, u16)> {
     cluster_nodes
         .lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let flags = fields.get(2)?;
-            if !flags.split(',').any(|f| f == "slave") || flags.contains("noaddr") {
+            if !flags.split(',').any(|f| f == flag) || flags.contains("noaddr") {
                 return None;
+            }
+            if serving_slots {
+                // Fields 8.. are the slot ranges; a master without any serves nothing.
+                fields.get(8)?;
             }
             let addr = fields.get(1)?.split('@').next()?;
             let (host, port) = addr.rsplit_once(':')?;
