@@ -34,8 +34,8 @@ mod wipe;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use commands::Commands;
-pub(crate) use connection::{masters, Connection};
-pub use connection::{ConnectionStats, NodeStatus};
+pub(crate) use connection::{nodes::masters, Connection};
+pub use connection::{nodes::NodeStatus, watchdog::ConnectionStats};
 use futures_util::{StreamExt, TryStreamExt};
 use redis::aio::ConnectionManagerConfig;
 use redis::FromRedisValue;
@@ -222,7 +222,8 @@ impl RedisStore {
                 .response_timeout(timeouts.response)
                 // A slot migration answers ASK/TRYAGAIN for some hundred ms, a failover takes
                 // a few seconds: retry through what fits in the call's time (and the store
-                // sends a call again while its slot moves, past this budget: see connection.rs).
+                // sends a call again while its slot moves, past this budget: see
+                // connection/mod.rs).
                 .retries(10)
                 .min_retry_wait(50)
                 .max_retry_wait(200)
