@@ -144,7 +144,9 @@ async fn every_command_as_a_process() {
         let exists: bool = con.exists(format!("{NS}:shop:{token}")).expect("exists");
         assert!(!exists, "the session is gone");
     }
-    let dave: Vec<String> = con.smembers(format!("{NS}:shop:us:dave")).expect("smembers");
+    let dave: Vec<String> = con
+        .smembers(format!("{NS}:shop:us:dave"))
+        .expect("smembers");
     assert!(dave.is_empty(), "and out of the user's index");
     let gone = run(&env, &["kill", "shop", &d1], "");
     assert_eq!(gone.code, 0);
