@@ -60,7 +60,8 @@
 //   durable writes) and `memory_store`, with `cache` and `sweeper` beside them, over
 // - the contract: `session` (Session, Record, NewSession), `data`, `validate`, `error`,
 //   `options`, `layout` (every key name), `token`, `device`, `node_json`, `value` (typed
-//   values), `clock`, `events` (the event types and positions).
+//   values), `clock`, `events` (the event types and positions);
+// - beside them, over `options` only: `cli_args` (the `clap` feature's flags).
 mod app_stats;
 mod backend;
 /// The benchmark's hooks (`bench` feature, off by default): not part of the API.
@@ -68,6 +69,9 @@ mod backend;
 #[doc(hidden)]
 pub mod bench_support;
 mod cache;
+// The flags and variables that say where a store is (`clap` feature, off by default).
+#[cfg(feature = "clap")]
+pub mod cli_args;
 mod clock;
 mod data;
 mod device;

@@ -4,6 +4,7 @@
 
 pub(crate) use crate::redact::redact_url;
 use clap::{Parser, ValueEnum};
+use redis_sessions::cli_args::StoreArgs;
 use redis_sessions::Options;
 use std::time::Duration;
 
@@ -86,67 +87,12 @@ pub struct Config {
     #[arg(long, env = "RS_STORE", value_enum, default_value_t = StoreKind::Redis)]
     pub store: StoreKind,
 
-    /// Redis host [default: 127.0.0.1].
-    #[arg(long = "redis-host", alias = "redishost", env = "RS_REDISHOST")]
-    pub redis_host: Option<String>,
-
-    /// Redis port [default: 6379].
-    #[arg(long = "redis-port", alias = "redisport", env = "RS_REDISPORT")]
-    pub redis_port: Option<u16>,
-
-    /// Redis URL (`redis://[:password@]host:port/db`); wins over host and port.
-    #[arg(
-        long = "redis-url",
-        alias = "redisurl",
-        env = "RS_REDISURL",
-        hide_env_values = true
-    )]
-    pub redis_url: Option<String>,
-
-    /// Seed nodes of a Redis Cluster, comma-separated (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`).
-    /// Sessions then use the sharded layout, spread over every master (not readable by
-    /// Node processes, which cannot run on a cluster).
-    #[arg(
-        long = "redis-cluster",
-        env = "RS_REDIS_CLUSTER",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    pub redis_cluster: Vec<String>,
-
-    /// Redis Sentinels, comma-separated `host:port` (`10.0.0.1:26379,10.0.0.2:26379`): the
-    /// server connects to the master they name for `RS_SENTINEL_MASTER` and follows it
-    /// across failovers without a restart. The master's password, database and TLS come
-    /// from `RS_REDISURL` when set (its host is not used).
-    #[arg(
-        long,
-        env = "RS_SENTINELS",
-        value_delimiter = ',',
-        conflicts_with = "redis_cluster"
-    )]
-    pub sentinels: Vec<String>,
-
-    /// The master's name in the sentinels' configuration.
-    #[arg(
-        long = "sentinel-master",
-        env = "RS_SENTINEL_MASTER",
-        default_value = "mymaster"
-    )]
-    pub sentinel_master: String,
-
-    /// The sentinels' own password, when they have one.
-    #[arg(
-        long = "sentinel-password",
-        env = "RS_SENTINEL_PASSWORD",
-        hide_env_values = true
-    )]
-    pub sentinel_password: Option<String>,
-
-    /// Shards of the sharded (cluster) layout. Recorded in Redis on first use: a server
-    /// started with another count refuses to start (changing it is a migration, see
-    /// crates/redis-sessions/CLUSTER.md).
-    #[arg(long, env = "RS_SHARDS", default_value_t = redis_sessions::DEFAULT_SHARDS)]
-    pub shards: u16,
+    /// Where Redis is and the namespace (`RS_REDISURL`, `RS_REDISHOST`, `RS_REDISPORT`,
+    /// `RS_REDIS_CLUSTER`, `RS_SENTINELS`, `RS_SENTINEL_MASTER`, `RS_SENTINEL_PASSWORD`,
+    /// `RS_SHARDS`, `RS_NAMESPACE`): declared once in the library, so sessions-admin and
+    /// other programs read them alike.
+    #[command(flatten)]
+    pub redis: StoreArgs,
 
     /// Send soid, soapp and activity to replicas (Redis Cluster only): takes their load
     /// off the masters, at the price of answers that may miss the last moments' writes.
@@ -190,10 +136,6 @@ pub struct Config {
         default_value_t = false
     )]
     pub refuse_writes_after_wipe: bool,
-
-    /// Prefix of every Redis key; processes that share sessions use the same one.
-    #[arg(long, env = "RS_NAMESPACE", default_value = "rs")]
-    pub namespace: String,
 
     /// Seconds between sweeps of expired sessions (0 = off, 1..9 become 10).
     #[arg(long, env = "RS_WIPE", default_value_t = 600)]
@@ -344,36 +286,18 @@ pub struct Config {
 }
 
 /// Written by hand so that printing the configuration (a debug log, a panic message) shows
-/// no secret: the bearer secret and the sentinels' password are redacted, Redis URLs lose
-/// their user info.
+/// no secret: the bearer secret is redacted, and so are the sentinels' password and the
+/// Redis URLs' user info (by `StoreArgs`'s own `Debug`).
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("port", &self.port)
             .field("host", &self.host)
             .field("store", &self.store)
-            .field("redis_host", &self.redis_host)
-            .field("redis_port", &self.redis_port)
-            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
-            .field(
-                "redis_cluster",
-                &self
-                    .redis_cluster
-                    .iter()
-                    .map(|u| redact_url(u))
-                    .collect::<Vec<_>>(),
-            )
-            .field("sentinels", &self.sentinels)
-            .field("sentinel_master", &self.sentinel_master)
-            .field(
-                "sentinel_password",
-                &self.sentinel_password.as_ref().map(|_| "<redacted>"),
-            )
-            .field("shards", &self.shards)
+            .field("redis", &self.redis)
             .field("read_from_replicas", &self.read_from_replicas)
             .field("min_replicas", &self.min_replicas)
             .field("min_replicas_timeout_ms", &self.min_replicas_timeout_ms)
-            .field("namespace", &self.namespace)
             .field("wipe", &self.wipe)
             .field("cachetime", &self.cachetime)
             .field("cachemax", &self.cachemax)
@@ -446,17 +370,20 @@ impl Config {
     /// True when the operator pointed the server at a Redis of their own choosing: then a
     /// failed connection is their configuration problem, not a missing local Redis.
     pub(crate) fn redis_explicit(&self) -> bool {
-        self.redis_host.is_some()
-            || self.redis_port.is_some()
-            || self.redis_url.is_some()
-            || !self.redis_cluster.is_empty()
-            || !self.sentinels.is_empty()
+        self.redis.redis_host.is_some()
+            || self.redis.redis_port.is_some()
+            || self.redis.redis_url.is_some()
+            || !self.redis.redis_cluster.is_empty()
+            || !self.redis.sentinels.is_empty()
     }
 
-    /// The library options these settings stand for.
+    /// The library options these settings stand for: the store's place and namespace
+    /// (`StoreArgs`, as every program reads them) with this server's sweep, cache, wipe
+    /// guard, events, durable writes and replica reads.
     pub(crate) fn store_options(&self) -> Options {
-        let mut options = Options::default()
-            .namespace(self.namespace.clone())
+        let mut options = self
+            .redis
+            .options()
             .wipe(Duration::from_secs(self.wipe))
             .cache(Duration::from_secs(self.cachetime), self.cachemax)
             .refuse_writes_after_wipe(self.refuse_writes_after_wipe);
@@ -472,31 +399,8 @@ impl Config {
             MinReplicasSetting::Count(n) => options.min_replicas(n, timeout),
             MinReplicasSetting::All => options.min_replicas_all(timeout),
         };
-        if !self.redis_cluster.is_empty() {
-            options = options
-                .cluster(self.redis_cluster.clone())
-                .key_layout(redis_sessions::KeyLayout::Sharded {
-                    shards: self.shards,
-                })
-                .read_from_replicas(self.read_from_replicas);
-        } else if !self.sentinels.is_empty() {
-            options = options.sentinel(self.sentinels.clone(), self.sentinel_master.clone());
-            if let Some(url) = &self.redis_url {
-                options = options.url(url.clone());
-            }
-            if let Some(password) = &self.sentinel_password {
-                options = options.sentinel_password(password.clone());
-            }
-        } else if let Some(url) = &self.redis_url {
-            options = options.url(url.clone());
-        } else {
-            let (default_host, default_port) = options.get_host_port();
-            let host = self
-                .redis_host
-                .clone()
-                .unwrap_or_else(|| default_host.to_owned());
-            let port = self.redis_port.unwrap_or(default_port);
-            options = options.host_port(host, port);
+        if !self.redis.redis_cluster.is_empty() {
+            options = options.read_from_replicas(self.read_from_replicas);
         }
         options
     }
@@ -504,9 +408,9 @@ impl Config {
     /// The settings that chose a cluster or the sentinels, for messages (None for one
     /// server: RS_REDISHOST/RS_REDISPORT/RS_REDISURL name it).
     pub(crate) fn redis_settings_in_use(&self) -> Option<&'static str> {
-        if !self.redis_cluster.is_empty() {
+        if !self.redis.redis_cluster.is_empty() {
             Some("RS_REDIS_CLUSTER (--redis-cluster)")
-        } else if !self.sentinels.is_empty() {
+        } else if !self.redis.sentinels.is_empty() {
             Some(
                 "RS_SENTINELS/RS_SENTINEL_MASTER (--sentinels/--sentinel-master; the master's \
                  password and TLS from RS_REDISURL)",
@@ -518,26 +422,31 @@ impl Config {
 
     /// Where Redis is, for messages: the URL without its password, or `host:port`.
     pub(crate) fn redis_location(&self) -> String {
-        if !self.redis_cluster.is_empty() {
-            let seeds: Vec<String> = self.redis_cluster.iter().map(|u| redact_url(u)).collect();
+        if !self.redis.redis_cluster.is_empty() {
+            let seeds: Vec<String> = self
+                .redis
+                .redis_cluster
+                .iter()
+                .map(|u| redact_url(u))
+                .collect();
             return format!("the cluster {}", seeds.join(","));
         }
-        if !self.sentinels.is_empty() {
+        if !self.redis.sentinels.is_empty() {
             return format!(
                 "the master {:?} of the sentinels {}",
-                self.sentinel_master,
-                self.sentinels.join(",")
+                self.redis.sentinel_master,
+                self.redis.sentinels.join(",")
             );
         }
-        match &self.redis_url {
+        match &self.redis.redis_url {
             Some(url) => redact_url(url),
             None => {
                 let defaults = Options::default();
                 let (host, port) = defaults.get_host_port();
                 format!(
                     "{}:{}",
-                    self.redis_host.as_deref().unwrap_or(host),
-                    self.redis_port.unwrap_or(port)
+                    self.redis.redis_host.as_deref().unwrap_or(host),
+                    self.redis.redis_port.unwrap_or(port)
                 )
             }
         }
@@ -597,8 +506,8 @@ mod tests {
     #[test]
     fn debug_shows_no_secret() {
         let mut c = Config::try_parse_from(["rest-sessions", "--store", "memory"]).expect("flags");
-        c.redis_url = Some("redis://:urlsecret@h:1/0".into());
-        c.sentinel_password = Some("sentinelsecret".into());
+        c.redis.redis_url = Some("redis://:urlsecret@h:1/0".into());
+        c.redis.sentinel_password = Some("sentinelsecret".into());
         c.auth_token = Some("bearersecret".into());
         let shown = format!("{c:?}");
         for secret in ["urlsecret", "sentinelsecret", "bearersecret"] {
@@ -612,9 +521,9 @@ mod tests {
     #[test]
     fn logged_locations_show_no_password() {
         let mut c = Config::try_parse_from(["rest-sessions"]).expect("flags");
-        c.redis_url = Some("redis://user:urlsecret@h:1/0".into());
+        c.redis.redis_url = Some("redis://user:urlsecret@h:1/0".into());
         assert_eq!(c.redis_location(), "redis://***@h:1/0");
-        c.redis_cluster = vec![
+        c.redis.redis_cluster = vec![
             "redis://:seedsecret@n1:7000".into(),
             "redis://n2:7001".into(),
         ];
@@ -623,6 +532,150 @@ mod tests {
         assert!(
             location.contains("n1:7000") && location.contains("n2:7001"),
             "{location}"
+        );
+    }
+
+    /// sessions-admin's store options for `args` (given after its subcommand, as its
+    /// global flags may be, and before it), beside this server's with the sweep and cache
+    /// sessions-admin turns off: both flatten the library's `StoreArgs`, so the same
+    /// settings reach the same store.
+    fn both_binaries(args: &[&str]) -> (StoreArgs, Options, Options) {
+        let server =
+            Config::try_parse_from(std::iter::once("rest-sessions").chain(args.iter().copied()))
+                .expect("rest-sessions flags");
+        let after = sessions_admin::Cli::try_parse_from(
+            ["sessions-admin", "layout"]
+                .into_iter()
+                .chain(args.iter().copied()),
+        )
+        .expect("sessions-admin flags after the subcommand");
+        let before = sessions_admin::Cli::try_parse_from(
+            std::iter::once("sessions-admin")
+                .chain(args.iter().copied())
+                .chain(["stats"]),
+        )
+        .expect("sessions-admin flags before the subcommand");
+        assert_eq!(server.redis, after.target.store, "{args:?}");
+        assert_eq!(server.redis, before.target.store, "{args:?}");
+        let admin = after.target.store_options();
+        let server_options = server
+            .store_options()
+            .wipe(Duration::ZERO)
+            .cache(Duration::ZERO, 0);
+        (server.redis, server_options, admin)
+    }
+
+    /// The cases of `same_settings_same_store_in_both_binaries`: every deployment kind,
+    /// each Redis setting, the original's spellings.
+    const SETTINGS: [&[&str]; 6] = [
+        &[],
+        &[
+            "--redis-host",
+            "db.internal",
+            "--redis-port",
+            "6380",
+            "--namespace",
+            "shop",
+        ],
+        &["--redishost", "db.internal", "--redisport", "6380"],
+        &[
+            "--redis-url",
+            "redis://:secret@db.internal:6380/2",
+            "--redis-host",
+            "unused",
+        ],
+        &[
+            "--redis-cluster",
+            "redis://n1:7000,redis://n2:7001",
+            "--shards",
+            "12",
+            "--namespace",
+            "c",
+        ],
+        &[
+            "--sentinels",
+            "s1:26379,s2:26379",
+            "--sentinel-master",
+            "sessions",
+            "--sentinel-password",
+            "spw",
+            "--redisurl",
+            "redis://:secret@unused:1/3",
+        ],
+    ];
+
+    #[test]
+    fn same_settings_same_store_in_both_binaries() {
+        for args in SETTINGS {
+            let (_, server, admin) = both_binaries(args);
+            // Options' Debug hides passwords: the getters and the parsed settings (compared
+            // in `both_binaries`) cover them.
+            assert_eq!(format!("{server:?}"), format!("{admin:?}"), "{args:?}");
+            assert_eq!(server.get_host_port(), admin.get_host_port());
+            assert_eq!(server.get_cluster(), admin.get_cluster());
+            assert_eq!(server.get_sentinel(), admin.get_sentinel());
+        }
+        let (store, options, _) = both_binaries(SETTINGS[4]);
+        assert_eq!(store.shards, 12);
+        assert!(format!("{options:?}").contains("Sharded { shards: 12 }"));
+        assert!(sessions_admin::Cli::try_parse_from([
+            "sessions-admin",
+            "layout",
+            "--sentinels",
+            "h:1",
+            "--redis-cluster",
+            "redis://h:2"
+        ])
+        .is_err());
+    }
+
+    /// The same through the environment: set in a child process of this test binary (the
+    /// environment is the whole process's, and other tests parse flags meanwhile).
+    #[test]
+    fn same_environment_same_store_in_both_binaries() {
+        const CHILD: &str = "REST_SESSIONS_CONFIG_TEST_CHILD";
+        let vars = [
+            ("RS_REDISURL", "redis://:secret@db.internal:6380/2"),
+            ("RS_REDISHOST", "unused"),
+            ("RS_REDISPORT", "1"),
+            ("RS_SENTINELS", "s1:26379,s2:26379"),
+            ("RS_SENTINEL_MASTER", "sessions"),
+            ("RS_SENTINEL_PASSWORD", "spw"),
+            ("RS_SHARDS", "12"),
+            ("RS_NAMESPACE", "shop"),
+        ];
+        if std::env::var_os(CHILD).is_some() {
+            let (store, server, admin) = both_binaries(&[]);
+            assert_eq!(format!("{server:?}"), format!("{admin:?}"));
+            for (var, value) in vars {
+                assert_eq!(std::env::var(var).as_deref(), Ok(value), "{var}");
+            }
+            assert_eq!(store.redis_url.as_deref(), Some(vars[0].1));
+            assert_eq!(store.sentinel_password.as_deref(), Some("spw"));
+            assert_eq!((store.shards, store.namespace.as_str()), (12, "shop"));
+            assert_eq!(server.get_sentinel().1, "sessions");
+            return;
+        }
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        child
+            .args([
+                "--exact",
+                "config::tests::same_environment_same_store_in_both_binaries",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1");
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with("RS_") {
+                child.env_remove(var);
+            }
+        }
+        child.envs(vars);
+        let output = child.output().expect("run the child test");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
         );
     }
 
@@ -639,7 +692,7 @@ mod tests {
             "redis://127.0.0.1:7000,redis://127.0.0.1:7001",
         ])
         .expect("valid flags");
-        assert_eq!(c.redis_cluster.len(), 2);
+        assert_eq!(c.redis.redis_cluster.len(), 2);
         assert!(c.redis_explicit());
         assert_eq!(c.store_options().get_cluster().len(), 2);
     }

@@ -184,7 +184,7 @@ async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
     let old = config
         .migrate
         .options(
-            &config.namespace,
+            &config.redis.namespace,
             config.wipe,
             (config.cachetime, config.cachemax),
         )
@@ -193,7 +193,7 @@ async fn open_store(config: &Config) -> Result<RedisSessions, StartError> {
     let connected = tokio::time::timeout(CONNECT_DEADLINE, RedisSessions::connect(options)).await;
     let reason = match connected {
         Ok(Ok(store)) => {
-            tracing::info!(redis = %location, namespace = %config.namespace, "store: redis");
+            tracing::info!(redis = %location, namespace = %config.redis.namespace, "store: redis");
             return match (old, config.migrate.cutover) {
                 (Some(old), Some(cutover)) => {
                     migrate::open(&config.migrate, old, store, cutover, CONNECT_DEADLINE)
@@ -354,10 +354,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         health_detail: config.health_detail,
         overload: overload.clone(),
         events: config.events,
-        event_shards: if config.redis_cluster.is_empty() {
+        event_shards: if config.redis.redis_cluster.is_empty() {
             1
         } else {
-            config.shards
+            config.redis.shards
         },
         event_streams: Arc::new(tokio::sync::Semaphore::new(config.events_max_streams)),
         shutdown: stop_rx.clone(),

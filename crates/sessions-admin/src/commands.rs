@@ -158,7 +158,7 @@ async fn check_command(
         let mut con = master.con.clone();
         let scope = Scope {
             shards: master.shards.clone(),
-            namespace_prefix: format!("{}:", cli.target.namespace),
+            namespace_prefix: format!("{}:", cli.target.store.namespace),
             app: app.clone(),
             now,
             grace,
@@ -200,7 +200,7 @@ async fn check_command(
         apps.extend(outcome.apps);
     }
     let report = Report {
-        namespace: cli.target.namespace.clone(),
+        namespace: cli.target.store.namespace.clone(),
         deployment: deployment.kind.to_owned(),
         masters,
         apps: apps.into_iter().collect(),
@@ -275,7 +275,7 @@ fn check_text(report: &Report) -> String {
 
 async fn stats_command(cli: &Cli, app: Option<&str>) -> Result<i32> {
     let deployment = deploy::resolve(&cli.target).await?;
-    let namespace_prefix = format!("{}:", cli.target.namespace);
+    let namespace_prefix = format!("{}:", cli.target.store.namespace);
     let now = now();
     let mut totals: std::collections::BTreeMap<String, stats::AppStats> = Default::default();
     let mut by_master = Vec::new();
@@ -434,13 +434,13 @@ async fn layout_command(cli: &Cli) -> Result<i32> {
     let text = match &kind {
         Some(kind) => format!(
             "namespace {}: {kind} layout, {} shard(s), version {}\n",
-            cli.target.namespace,
+            cli.target.store.namespace,
             shards.unwrap_or(0),
             version.unwrap_or(0)
         ),
         None => format!(
             "namespace {}: no layout record (no Rust process has used it{})\n",
-            cli.target.namespace,
+            cli.target.store.namespace,
             if keys.is_sharded() {
                 ""
             } else {
@@ -451,7 +451,7 @@ async fn layout_command(cli: &Cli) -> Result<i32> {
     emit(
         cli.json,
         json!({
-            "namespace": cli.target.namespace,
+            "namespace": cli.target.store.namespace,
             "deployment": deployment.kind,
             "record_key": keys.record_key(),
             "kind": kind,

@@ -1,11 +1,11 @@
-//! The CLI's flags: the Redis and namespace settings take the environment variables of
-//! `rest-sessions` (`RS_REDISURL`, `RS_REDISHOST`, `RS_REDISPORT`, `RS_REDIS_CLUSTER`,
-//! `RS_SENTINELS`, `RS_SENTINEL_MASTER`, `RS_SENTINEL_PASSWORD`, `RS_SHARDS`,
-//! `RS_NAMESPACE`), so an operator points the tool at a deployment with the settings it
-//! already has.
+//! The CLI's flags: the Redis and namespace settings are rest-sessions' own (`RS_REDISURL`,
+//! `RS_REDISHOST`, `RS_REDISPORT`, `RS_REDIS_CLUSTER`, `RS_SENTINELS`, `RS_SENTINEL_MASTER`,
+//! `RS_SENTINEL_PASSWORD`, `RS_SHARDS`, `RS_NAMESPACE`: the library's `StoreArgs`, which both
+//! flatten), so an operator points the tool at a deployment with the settings it already has.
 
 use clap::{Parser, Subcommand};
-use redis_sessions::{KeyLayout, Options};
+use redis_sessions::cli_args::StoreArgs;
+use redis_sessions::Options;
 
 /// Every setting and subcommand of `sessions-admin`.
 #[derive(Debug, Parser)]
@@ -31,88 +31,30 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Where the namespace lives; the same variables as rest-sessions.
+/// Where the namespace lives: the settings rest-sessions reads, declared once in the
+/// library (`redis_sessions::cli_args::StoreArgs`), so the tool and the servers cannot
+/// drift apart. Its flags are global: they go before or after the subcommand.
 #[derive(Debug, Clone, clap::Args)]
 #[non_exhaustive]
 pub struct Target {
-    /// Redis URL (`redis://[:password@]host:port/db`); wins over host and port.
-    #[arg(
-        long = "redis-url",
-        env = "RS_REDISURL",
-        hide_env_values = true,
-        global = true
-    )]
-    pub redis_url: Option<String>,
-
-    /// Redis host [default: 127.0.0.1].
-    #[arg(long = "redis-host", env = "RS_REDISHOST", global = true)]
-    pub redis_host: Option<String>,
-
-    /// Redis port [default: 6379].
-    #[arg(long = "redis-port", env = "RS_REDISPORT", global = true)]
-    pub redis_port: Option<u16>,
-
-    /// Seed nodes of a Redis Cluster, comma-separated: the namespace then has the sharded
-    /// layout, each shard checked on the master that owns it.
-    #[arg(
-        long = "redis-cluster",
-        env = "RS_REDIS_CLUSTER",
-        value_delimiter = ',',
-        hide_env_values = true,
-        global = true
-    )]
-    pub redis_cluster: Vec<String>,
-
-    /// Redis Sentinels, comma-separated `host:port`: the tool works on the master they
-    /// name (its password, database and TLS from RS_REDISURL when set).
-    #[arg(
-        long,
-        env = "RS_SENTINELS",
-        value_delimiter = ',',
-        conflicts_with = "redis_cluster",
-        global = true
-    )]
-    pub sentinels: Vec<String>,
-
-    /// The master's name in the sentinels' configuration.
-    #[arg(
-        long = "sentinel-master",
-        env = "RS_SENTINEL_MASTER",
-        default_value = "mymaster",
-        global = true
-    )]
-    pub sentinel_master: String,
-
-    /// The sentinels' own password, when they have one.
-    #[arg(
-        long = "sentinel-password",
-        env = "RS_SENTINEL_PASSWORD",
-        hide_env_values = true,
-        global = true
-    )]
-    pub sentinel_password: Option<String>,
-
-    /// Shards of the sharded (cluster) layout, as rest-sessions was started with.
-    #[arg(long, env = "RS_SHARDS", default_value_t = redis_sessions::DEFAULT_SHARDS, global = true)]
-    pub shards: u16,
-
-    /// Prefix of every key of the namespace.
-    #[arg(long, env = "RS_NAMESPACE", default_value = "rs", global = true)]
-    pub namespace: String,
+    /// Where Redis is, and the namespace.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 impl Target {
-    /// The URL of the one Redis server these settings name.
+    /// The URL of the one Redis server these settings name (the tool's own connection to
+    /// it, for the commands that read keys directly).
     pub fn url(&self) -> String {
-        if let Some(url) = &self.redis_url {
+        if let Some(url) = &self.store.redis_url {
             return url.clone();
         }
         let defaults = Options::default();
         let (host, port) = defaults.get_host_port();
         format!(
             "redis://{}:{}/",
-            self.redis_host.as_deref().unwrap_or(host),
-            self.redis_port.unwrap_or(port)
+            self.store.redis_host.as_deref().unwrap_or(host),
+            self.store.redis_port.unwrap_or(port)
         )
     }
 
@@ -121,29 +63,10 @@ impl Target {
     /// and no cache, since a one-shot tool must not sweep a fleet's namespace or serve
     /// stale reads.
     pub fn store_options(&self) -> Options {
-        let options = Options::default()
-            .namespace(self.namespace.clone())
+        self.store
+            .options()
             .wipe(std::time::Duration::ZERO)
-            .cache(std::time::Duration::ZERO, 0);
-        if !self.redis_cluster.is_empty() {
-            options
-                .cluster(self.redis_cluster.clone())
-                .key_layout(KeyLayout::Sharded {
-                    shards: self.shards,
-                })
-        } else if !self.sentinels.is_empty() {
-            let mut options =
-                options.sentinel(self.sentinels.clone(), self.sentinel_master.clone());
-            if let Some(url) = &self.redis_url {
-                options = options.url(url.clone());
-            }
-            if let Some(password) = &self.sentinel_password {
-                options = options.sentinel_password(password.clone());
-            }
-            options
-        } else {
-            options.url(self.url())
-        }
+            .cache(std::time::Duration::ZERO, 0)
     }
 }
 

@@ -61,11 +61,11 @@ impl Deployment {
 
 /// Connects to the deployment `target` names.
 pub async fn resolve(target: &Target) -> Result<Deployment> {
-    if !target.redis_cluster.is_empty() {
+    if !target.store.redis_cluster.is_empty() {
         return cluster(target).await;
     }
-    let keys = NamespaceKeys::node(&target.namespace);
-    let (kind, info) = if target.sentinels.is_empty() {
+    let keys = NamespaceKeys::node(&target.store.namespace);
+    let (kind, info) = if target.store.sentinels.is_empty() {
         ("single", target.url().into_connection_info()?)
     } else {
         ("sentinel", sentinel_master(target).await?)
@@ -113,12 +113,12 @@ fn at(base: &ConnectionInfo, host: &str, port: u16) -> Result<ConnectionInfo> {
 /// The master the sentinels name, asked of each sentinel in turn until one answers with
 /// a server that says it is a master (a sentinel may lag behind a failover).
 async fn sentinel_master(target: &Target) -> Result<ConnectionInfo> {
-    let base = match &target.redis_url {
+    let base = match &target.store.redis_url {
         Some(url) => url.as_str().into_connection_info()?,
         None => "redis://127.0.0.1:6379/".into_connection_info()?,
     };
     let mut last = String::from("no sentinel given");
-    for sentinel in &target.sentinels {
+    for sentinel in &target.store.sentinels {
         let Some((host, port)) = sentinel
             .rsplit_once(':')
             .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_owned(), p)))
@@ -128,7 +128,7 @@ async fn sentinel_master(target: &Target) -> Result<ConnectionInfo> {
             )));
         };
         let mut info = ConnectionAddr::Tcp(host, port).into_connection_info()?;
-        if let Some(password) = &target.sentinel_password {
+        if let Some(password) = &target.store.sentinel_password {
             let settings = info.redis_settings().clone().set_password(password);
             info = info.set_redis_settings(settings);
         }
@@ -136,7 +136,7 @@ async fn sentinel_master(target: &Target) -> Result<ConnectionInfo> {
             let mut con = connect(info).await?;
             let named: Option<(String, u16)> = redis::cmd("SENTINEL")
                 .arg("GET-MASTER-ADDR-BY-NAME")
-                .arg(&target.sentinel_master)
+                .arg(&target.store.sentinel_master)
                 .query_async(&mut con)
                 .await?;
             let Some((host, port)) = named else {
@@ -150,7 +150,12 @@ async fn sentinel_master(target: &Target) -> Result<ConnectionInfo> {
         };
         match asked.await {
             Ok(Some(master)) => return Ok(master),
-            Ok(None) => last = format!("{sentinel} names no master {:?}", target.sentinel_master),
+            Ok(None) => {
+                last = format!(
+                    "{sentinel} names no master {:?}",
+                    target.store.sentinel_master
+                )
+            }
             Err(e) => last = format!("{sentinel}: {e}"),
         }
     }
@@ -205,7 +210,7 @@ async fn cluster(target: &Target) -> Result<Deployment> {
     let keys = redis_sessions::keys::NamespaceKeys::of(&target.store_options());
     let shards = keys.shards();
     let mut last = String::from("no seed given");
-    for seed in &target.redis_cluster {
+    for seed in &target.store.redis_cluster {
         let found = async {
             let base = seed.as_str().into_connection_info()?;
             let ConnectionAddr::Tcp(seed_host, _) = base.addr().clone() else {
