@@ -129,7 +129,10 @@ pub(crate) struct WindowQuery {
 pub(crate) struct StatsQuery {
     /// Windows to count active sessions and ids over: whole seconds, comma-separated, at
     /// most 32 [default: `300,3600,86400`].
-    #[param(example = "300,3600,86400")]
+    #[param(
+        example = "300,3600,86400",
+        pattern = r"^[0-9]{1,19}(,[0-9]{1,19}){0,31}$"
+    )]
     windows: Option<String>,
 }
 
