@@ -575,12 +575,7 @@ async fn the_console_shows_the_spread_over_a_clusters_masters() {
         .await
         .unwrap();
     let spread: Vec<(String, u64)> = serde_json::from_value(spread).unwrap();
-    let mut masters: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port()))
-        .collect();
-    masters.sort();
+    let masters = cluster.master_addresses();
     let listed: Vec<String> = spread.iter().map(|(node, _)| node.clone()).collect();
     assert_eq!(listed, masters, "one line per master, in order");
     assert_eq!(spread.iter().map(|(_, n)| n).sum::<u64>(), 60);

@@ -60,12 +60,7 @@ async fn health_names_the_master_that_is_away_and_redis_logs_reach_the_log() {
         })
         .collect();
     listed.sort();
-    let mut masters: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port()))
-        .collect();
-    masters.sort();
+    let masters = cluster.master_addresses();
     assert_eq!(listed, masters);
 
     let away = format!("127.0.0.1:{}", cluster.nodes[1].port());
@@ -185,11 +180,7 @@ async fn stats_spread_an_app_over_the_masters() {
     assert_eq!(s["users_active"], json!([45, 45, 45]));
     let shards = s["shards"].as_array().expect("shards");
     assert_eq!(shards.len(), 60, "the sharded layout's 60 shards");
-    let masters: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port()))
-        .collect();
+    let masters = cluster.master_addresses();
     let mut per_master = std::collections::BTreeMap::<String, u64>::new();
     for shard in shards {
         let node = shard["node"]

@@ -115,6 +115,18 @@ impl RedisCluster {
         self.nodes.iter().map(|n| n.url()).collect()
     }
 
+    /// `127.0.0.1:{port}` of the masters as created, sorted: how the servers under test
+    /// name a node (in `/health`, in an app's spread over masters).
+    pub fn master_addresses(&self) -> Vec<String> {
+        let mut addresses: Vec<String> = self
+            .masters()
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        addresses.sort();
+        addresses
+    }
+
     /// The nodes that are masters now (by INFO replication), in `nodes` order.
     pub fn current_masters(&self) -> Vec<&RedisServer> {
         self.nodes
