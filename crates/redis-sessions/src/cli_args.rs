@@ -102,6 +102,8 @@ pub struct StoreArgs {
         env = "RS_SENTINELS",
         value_delimiter = ',',
         conflicts_with = "redis_cluster",
+        // A sentinel may be given as a URL with a password: not shown by `--help`.
+        hide_env_values = true,
         global = true
     )]
     pub sentinels: Vec<String>,

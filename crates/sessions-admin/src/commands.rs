@@ -387,6 +387,7 @@ async fn user_command(cli: &Cli, app: &str, id: &str) -> Result<i32> {
                 "idle_s": s.idle,
                 "ttl_s": s.ttl,
                 "ip": s.ip,
+                "user_agent": user_agent(&s),
                 "no_resave": s.no_resave,
             })
         })
@@ -405,12 +406,20 @@ async fn user_command(cli: &Cli, app: &str, id: &str) -> Result<i32> {
                 text(d, "last_active"),
                 table::ago(d["idle_s"].as_i64().unwrap_or(0)),
                 text(d, "ip"),
+                printable(&text(d, "user_agent"), AGENT_WIDTH),
             ]
         })
         .collect();
     let mut out = format!("{} device(s) of {id} in {app}\n", devices.len());
     out.push_str(&table::render(
-        &["HANDLE", "CREATED (UTC)", "LAST ACTIVE (UTC)", "IDLE", "IP"],
+        &[
+            "HANDLE",
+            "CREATED (UTC)",
+            "LAST ACTIVE (UTC)",
+            "IDLE",
+            "IP",
+            "USER AGENT",
+        ],
         &rows,
     ));
     emit(
@@ -418,6 +427,32 @@ async fn user_command(cli: &Cli, app: &str, id: &str) -> Result<i32> {
         json!({ "app": app, "id": id, "devices": devices }),
         out,
     )
+}
+
+/// The widest user agent the `user` table shows (the JSON has it whole).
+const AGENT_WIDTH: usize = 60;
+
+/// A device's user agent, when the app keeps one in the session's data: under `ua`,
+/// `userAgent`, `user_agent` or `agent` (the names the console reads too).
+fn user_agent(session: &redis_sessions::Session) -> Option<String> {
+    ["ua", "userAgent", "user_agent", "agent"]
+        .iter()
+        .find_map(|key| session.get::<String>(key).ok().flatten())
+}
+
+/// Text a user chose (a user agent), made safe for an operator's terminal: control
+/// characters — an escape sequence could rewrite the screen — show as `?`, and at most
+/// `max` characters are kept (`…` marks a cut).
+fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
 }
 
 async fn layout_command(cli: &Cli) -> Result<i32> {
@@ -460,4 +495,17 @@ async fn layout_command(cli: &Cli) -> Result<i32> {
         }),
         text,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn user_text_is_made_printable() {
+        assert_eq!(printable("Firefox on Linux", 60), "Firefox on Linux");
+        assert_eq!(printable("a\u{1b}[2Jb\n\u{7}", 60), "a?[2Jb??");
+        assert_eq!(printable("abcdef", 3), "abc…");
+        assert_eq!(printable("", 3), "");
+    }
 }

@@ -118,6 +118,24 @@ async fn every_command_as_a_process() {
     for token in [&a1, &a2, &a3, &b1, &c1] {
         assert!(!text.contains(token.as_str()) && !user.stdout.contains(token.as_str()));
     }
+    // A user agent the app keeps in the session's data: shown, with the escape sequence a
+    // hostile client put in it made harmless in the table (the JSON has it as stored).
+    let agent = "Firefox\u{1b}[2J on Linux";
+    let erin = rs
+        .create(
+            "shop",
+            "erin",
+            "10.0.0.9",
+            CreateOptions::default().data(json!({ "ua": agent })),
+        )
+        .await
+        .expect("create");
+    let shown = run(&env, &["user", "shop", "erin"], "").stdout;
+    assert!(shown.contains("Firefox?[2J on Linux"), "{shown}");
+    assert!(!shown.contains('\u{1b}'), "no escape reaches the terminal");
+    let erin_json = run(&env, &["--json", "user", "shop", "erin"], "").json();
+    assert_eq!(erin_json["devices"][0]["user_agent"], json!(agent));
+    assert!(rs.kill("shop", &erin).await.expect("kill"));
     let nobody = run(&env, &["--json", "user", "shop", "nobody"], "").json();
     assert_eq!(nobody["devices"], json!([]));
 
