@@ -3,8 +3,10 @@
 //! check finds each kind, the repair leaves the namespace consistent (a second check finds
 //! nothing) and leaves every healthy session exactly as it was. The CLI runs as a process.
 
+mod common;
+
 use redis::Commands;
-use redis_sessions::{CreateOptions, Options, RedisSessions};
+use redis_sessions::{CreateOptions, RedisSessions};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -96,17 +98,7 @@ fn now() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_finds_every_kind_and_repair_mends_only_them() {
     let server = RedisServer::start();
-    let rs = RedisSessions::connect(
-        Options::default()
-            .url(server.url())
-            .namespace(NS)
-            .wipe(std::time::Duration::ZERO),
-    )
-    .await
-    .expect("connect");
-    let mut con = redis::Client::open(server.url())
-        .and_then(|c| c.get_connection())
-        .expect("raw connection");
+    let (rs, mut con) = common::store_and_raw(&server.url(), NS).await;
 
     // Healthy sessions in two apps, some of users that also own broken ones.
     let mut healthy = Vec::new();

@@ -7,7 +7,7 @@ mod common;
 
 use common::{now, run, single};
 use redis::Commands;
-use redis_sessions::{CreateOptions, Options, RedisSessions};
+use redis_sessions::{CreateOptions, RedisSessions};
 use serde_json::json;
 use test_support::RedisServer;
 
@@ -23,17 +23,7 @@ async fn create(rs: &RedisSessions, app: &str, id: &str, ip: &str) -> String {
 async fn every_command_as_a_process() {
     let server = RedisServer::start();
     let env = single(server.url(), NS);
-    let rs = RedisSessions::connect(
-        Options::default()
-            .url(server.url())
-            .namespace(NS)
-            .wipe(std::time::Duration::ZERO),
-    )
-    .await
-    .expect("connect");
-    let mut con = redis::Client::open(server.url())
-        .and_then(|c| c.get_connection())
-        .expect("raw connection");
+    let (rs, mut con) = common::store_and_raw(&server.url(), NS).await;
 
     let a1 = create(&rs, "shop", "alice", "10.0.0.1").await;
     let a2 = create(&rs, "shop", "alice", "10.0.0.2").await;

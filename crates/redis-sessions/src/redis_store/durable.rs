@@ -16,8 +16,9 @@
 //! key's slot (replica_counts.rs), read from `CLUSTER NODES` at start and every
 //! [`TOPOLOGY_REFRESH`] after.
 
+use super::cluster_nodes::key_slot;
 use super::connection::Connection;
-use super::replica_counts::{key_slot, SlotReplicas};
+use super::replica_counts::SlotReplicas;
 use super::tasks::AbortOnDrop;
 use crate::error::{Error, Result};
 use crate::options::MinReplicas;

@@ -15,6 +15,7 @@
 //! [`RETRIES`] times); killall, soapp and the sweep act on the members still there. create,
 //! get, set and activity stay one round trip in both layouts.
 
+mod cluster_nodes;
 pub(crate) mod commands;
 mod connection;
 mod durable;
@@ -25,7 +26,6 @@ mod replica_counts;
 mod scripts;
 mod sentinel;
 mod sentinel_watch;
-mod slot_owners;
 mod target;
 mod tasks;
 mod tls;

@@ -7,10 +7,8 @@
 //! but not one configured never to take over (`nofailover`). A master without a replica
 //! still waits for one, as on one server: an `all` write needs a copy somewhere else.
 
+use super::cluster_nodes::{self, SLOTS};
 use std::sync::atomic::{AtomicU16, Ordering};
-
-/// Hash slots of a Redis Cluster.
-const SLOTS: usize = 16384;
 
 /// Replicas to wait for, per hash slot.
 pub(crate) struct SlotReplicas {
@@ -49,33 +47,19 @@ impl SlotReplicas {
 /// Per slot, the replicas of its master (at least 1); None when no line owns a slot.
 fn per_slot(nodes: &str) -> Option<Vec<u16>> {
     let mut replicas: std::collections::HashMap<&str, u16> = Default::default();
-    let mut masters: Vec<(&str, Vec<&str>)> = Vec::new();
-    for line in nodes.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(id), Some(flags), Some(master)) = (fields.first(), fields.get(2), fields.get(3))
-        else {
-            continue;
-        };
-        let flags: Vec<&str> = flags.split(',').collect();
-        if flags.contains(&"handshake") || flags.contains(&"noaddr") {
-            continue;
-        }
-        if flags.contains(&"slave") && !flags.contains(&"nofailover") {
-            *replicas.entry(master).or_default() += 1;
-        } else if flags.contains(&"master") {
-            masters.push((id, fields.get(8..).unwrap_or_default().to_vec()));
+    let mut masters = Vec::new();
+    for node in cluster_nodes::lines(nodes).filter(|n| !n.has("handshake")) {
+        if node.has("slave") && !node.has("nofailover") {
+            *replicas.entry(node.master).or_default() += 1;
+        } else if node.has("master") {
+            masters.push(node);
         }
     }
     let mut counts = vec![1u16; SLOTS];
     let mut any = false;
-    for (id, ranges) in masters {
-        let n = replicas.get(id).copied().unwrap_or(0).max(1);
-        // `[slot->-id]` / `[slot-<-id]`: a slot being moved, listed besides its range.
-        for range in ranges.iter().filter(|r| !r.starts_with('[')) {
-            let (low, high) = range.split_once('-').unwrap_or((range, range));
-            let (Ok(low), Ok(high)) = (low.parse::<usize>(), high.parse::<usize>()) else {
-                continue;
-            };
+    for master in masters {
+        let n = replicas.get(master.id).copied().unwrap_or(0).max(1);
+        for (low, high) in master.ranges() {
             for slot in counts.iter_mut().take(high.min(SLOTS - 1) + 1).skip(low) {
                 *slot = n;
                 any = true;
@@ -83,18 +67,6 @@ fn per_slot(nodes: &str) -> Option<Vec<u16>> {
         }
     }
     any.then_some(counts)
-}
-
-/// The hash slot of a key, as Redis computes it: the part between the first `{` and the
-/// next `}` when it is not empty, else the whole key.
-pub(crate) fn key_slot(key: &[u8]) -> u16 {
-    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
-        let rest = &key[open + 1..];
-        let close = rest.iter().position(|&b| b == b'}')?;
-        (close > 0).then(|| &rest[..close])
-    });
-    let hashed = tagged.unwrap_or(key);
-    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS as u16
 }
 
 #[cfg(test)]
@@ -131,16 +103,5 @@ r5 :0@0 slave,noaddr c1 0 0 3 disconnected
             2,
             "an answer without slots changes nothing"
         );
-    }
-
-    #[test]
-    fn slots_are_those_of_redis() {
-        // CLUSTER KEYSLOT answers of Redis 7.
-        assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-        assert_eq!(key_slot(b"{}foo"), 9500, "an empty tag: the whole key");
-        assert_eq!(key_slot(b"foo{}{bar}"), 8363);
-        assert_eq!(key_slot(b"a{b}c"), 3300);
-        assert_eq!(key_slot(b"b"), 3300);
     }
 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use redis_sessions::{Options, RedisSessions};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -85,4 +86,21 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The library's store on the one Redis at `url`, in the namespace the tests check (no
+/// wipe guard), and a plain connection to break the namespace by hand.
+pub async fn store_and_raw(url: &str, namespace: &str) -> (RedisSessions, redis::Connection) {
+    let rs = RedisSessions::connect(
+        Options::default()
+            .url(url)
+            .namespace(namespace)
+            .wipe(std::time::Duration::ZERO),
+    )
+    .await
+    .expect("connect");
+    let con = redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .expect("raw connection");
+    (rs, con)
 }

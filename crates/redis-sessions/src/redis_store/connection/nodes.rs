@@ -8,6 +8,7 @@
 //! operators and the layout check, not the store's operations.
 
 use super::{within_time, Connection, Handle};
+use crate::redis_store::cluster_nodes;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{RedisError, RedisResult, Value};
@@ -230,22 +231,9 @@ fn replicas(cluster_nodes: &str) -> Vec<(String, u16)> {
 /// `(host, port)` of every node with an address in a CLUSTER NODES reply whose flags
 /// include `flag` (`master`, `slave`); with `serving_slots`, only those that serve slots.
 fn with_flag(cluster_nodes: &str, flag: &str, serving_slots: bool) -> Vec<(String, u16)> {
-    cluster_nodes
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let flags = fields.get(2)?;
-            if !flags.split(',').any(|f| f == flag) || flags.contains("noaddr") {
-                return None;
-            }
-            if serving_slots {
-                // Fields 8.. are the slot ranges; a master without any serves nothing.
-                fields.get(8)?;
-            }
-            let addr = fields.get(1)?.split('@').next()?;
-            let (host, port) = addr.rsplit_once(':')?;
-            Some((host.to_string(), port.parse().ok()?))
-        })
+    cluster_nodes::lines(cluster_nodes)
+        .filter(|n| n.has(flag) && (!serving_slots || n.serves_slots()))
+        .filter_map(|n| n.host_port())
         .collect()
 }
 

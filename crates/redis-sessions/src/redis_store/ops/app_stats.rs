@@ -1,7 +1,7 @@
 //! app_stats: an app's counts per shard from its indexes alone (app_stats.lua: ZCARD and
 //! ZCOUNT), with the master holding each shard on a cluster.
 
-use super::super::{each_shard, slot_owners, RedisStore};
+use super::super::{cluster_nodes, each_shard, RedisStore};
 use crate::app_stats::AppStats;
 use crate::error::{Error, Result};
 use crate::layout::Shard;
@@ -48,7 +48,7 @@ impl RedisStore {
         for (number, (shard, counts)) in self.layout().shards().iter().zip(counts?).enumerate() {
             let node = topology
                 .as_deref()
-                .and_then(|nodes| slot_owners::owner_of_key(nodes, &shard.app_sessions(app)));
+                .and_then(|nodes| cluster_nodes::owner_of_key(nodes, &shard.app_sessions(app)));
             stats = stats.add(AppStats::of_shard(number, node, &counts, since.len()));
         }
         Ok(stats)
